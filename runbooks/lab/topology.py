@@ -1,0 +1,116 @@
+"""The lab topology from inventory/lab.yml, validated."""
+
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from runbooks.core.errors import InputError
+from runbooks.lab.paths import topology_file
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Addressing(_Model):
+    management: ipaddress.IPv4Network
+    management_gateway: ipaddress.IPv4Address
+    loopbacks: ipaddress.IPv4Network
+    p2p: ipaddress.IPv4Network
+    office: ipaddress.IPv4Network
+
+    def all_prefixes(self) -> list[ipaddress.IPv4Network]:
+        return [self.management, self.loopbacks, self.p2p, self.office]
+
+
+class Site(_Model):
+    name: str
+    slug: str
+
+
+class Rack(_Model):
+    name: str
+    u_height: int = 42
+
+
+class Device(_Model):
+    name: str
+    role: str
+    rack: str
+    position: int
+    status: Literal["active", "planned"]
+    mgmt: ipaddress.IPv4Address
+    loopback: ipaddress.IPv4Address
+    asn: int
+
+
+class Link(_Model):
+    a: str
+    b: str
+    subnet: ipaddress.IPv4Network
+
+    def ends(self) -> tuple[tuple[str, str], tuple[str, str]]:
+        a_dev, a_if = self.a.split(":", 1)
+        b_dev, b_if = self.b.split(":", 1)
+        return (a_dev, a_if), (b_dev, b_if)
+
+    def addresses(self) -> tuple[ipaddress.IPv4Interface, ipaddress.IPv4Interface]:
+        first, second = list(self.subnet)[:2]
+        plen = self.subnet.prefixlen
+        return (
+            ipaddress.IPv4Interface(f"{first}/{plen}"),
+            ipaddress.IPv4Interface(f"{second}/{plen}"),
+        )
+
+
+class Host(_Model):
+    name: str
+    role: str
+    mgmt: ipaddress.IPv4Address
+    rack: str | None = None
+    position: int | None = None
+    postgresql: int | None = None
+
+
+class User(_Model):
+    username: str
+    role: Literal["operator", "reviewer", "approver", "supervisor"]
+    groups: list[str]
+
+
+class Topology(_Model):
+    addressing: Addressing
+    site: Site
+    racks: list[Rack]
+    devices: list[Device]
+    links: list[Link]
+    hosts: list[Host]
+    users: list[User]
+
+    def device(self, name: str) -> Device:
+        for dev in self.devices:
+            if dev.name == name:
+                return dev
+        raise InputError(f"no lab device named {name!r}", device=name)
+
+
+def load(path: Path | None = None) -> Topology:
+    """Read and validate the topology; a bad file is an InputError naming the problem."""
+    path = path or topology_file()
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise InputError(f"cannot read lab topology {path}: {exc.strerror}", path=str(path)) from exc
+    except yaml.YAMLError as exc:
+        raise InputError(f"lab topology {path} is not valid YAML: {exc}", path=str(path)) from exc
+    try:
+        return Topology.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise InputError(f"lab topology {path}: {where}: {first['msg']}", path=str(path)) from exc
