@@ -83,6 +83,80 @@ class User(_Model):
     groups: list[str]
 
 
+class InterfaceTemplate(_Model):
+    name: str
+    type: str = "1000base-t"
+    mgmt_only: bool = False
+
+
+class PortRange(_Model):
+    """Numbered front ports, e.g. swp1..swp8."""
+
+    prefix: str
+    count: int
+    type: str = "10gbase-x-sfpp"
+
+    def names(self) -> list[str]:
+        return [f"{self.prefix}{n}" for n in range(1, self.count + 1)]
+
+
+class Manufacturer(_Model):
+    name: str
+    slug: str
+
+
+class DeviceType(_Model):
+    model: str
+    slug: str
+    manufacturer: str
+    u_height: int = 1
+    interfaces: list[InterfaceTemplate] = []
+    ports: PortRange | None = None
+
+    def interface_templates(self) -> list[InterfaceTemplate]:
+        if self.ports is None:
+            return list(self.interfaces)
+        kind = self.ports.type
+        front = [InterfaceTemplate(name=n, type=kind) for n in self.ports.names()]
+        return [*self.interfaces, *front]
+
+
+class Platform(_Model):
+    name: str
+    slug: str
+    config_template: str | None = None
+
+
+class Role(_Model):
+    name: str
+    slug: str
+    color: str
+    device_type: str
+    platform: str
+
+
+class ConfigTemplate(_Model):
+    name: str
+    file: str
+    description: str = ""
+
+
+class NetBoxCatalog(_Model):
+    """NetBox-only data: what the devices and hosts are (types, roles, platforms, templates)."""
+
+    manufacturers: list[Manufacturer]
+    device_types: list[DeviceType]
+    platforms: list[Platform]
+    roles: list[Role]
+    config_templates: list[ConfigTemplate] = []
+
+    def role(self, slug: str) -> Role:
+        for role in self.roles:
+            if role.slug == slug:
+                return role
+        raise InputError(f"lab topology: no NetBox role {slug!r} in netbox.roles", role=slug)
+
+
 class Topology(_Model):
     addressing: Addressing
     site: Site
@@ -91,6 +165,7 @@ class Topology(_Model):
     links: list[Link]
     hosts: list[Host]
     users: list[User]
+    netbox: NetBoxCatalog | None = None
 
     def device(self, name: str) -> Device:
         for dev in self.devices:
@@ -105,7 +180,9 @@ def load(path: Path | None = None) -> Topology:
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except OSError as exc:
-        raise InputError(f"cannot read lab topology {path}: {exc.strerror}", path=str(path)) from exc
+        raise InputError(
+            f"cannot read lab topology {path}: {exc.strerror}", path=str(path)
+        ) from exc
     except yaml.YAMLError as exc:
         raise InputError(f"lab topology {path} is not valid YAML: {exc}", path=str(path)) from exc
     try:
