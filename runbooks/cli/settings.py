@@ -1,0 +1,67 @@
+"""Where the CLI keeps things and who is acting: from options and the environment."""
+
+from __future__ import annotations
+
+import getpass
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from runbooks.core import secrets
+from runbooks.core.store import RecordStore
+
+
+def default_store() -> Path:
+    if env := os.environ.get("RUNBOOKS_STORE"):
+        return Path(env)
+    base = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
+    return base / "runbooks" / "records.sqlite3"
+
+
+def current_actor() -> str:
+    """Until identity comes from the NetBox token owner, the OS user (or RUNBOOKS_ACTOR)."""
+    return os.environ.get("RUNBOOKS_ACTOR") or getpass.getuser()
+
+
+@dataclass
+class Settings:
+    store_path: Path
+    verbose: bool = False
+    _store: RecordStore | None = None
+
+    def store(self) -> RecordStore:
+        if self._store is None:
+            self._store = RecordStore(self.store_path)
+            setup_logging(self.store_path.parent / "runbook.log", self.verbose)
+        return self._store
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+
+
+class _FileHandler(logging.FileHandler):
+    """The CLI's own handler (recognised so logging is set up once per process)."""
+
+
+def setup_logging(logfile: Path, verbose: bool) -> None:
+    """Log to a file beside the store (and to stderr with -v), secrets masked on every handler."""
+    secrets.register_environment()
+    root = logging.getLogger()
+    if any(isinstance(h, _FileHandler) for h in root.handlers):
+        return
+    root.setLevel(logging.INFO)
+    fmt = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        handler: logging.Handler = _FileHandler(logfile, encoding="utf-8")
+        handler.setFormatter(fmt)
+        root.addHandler(handler)
+    except OSError:
+        pass
+    if verbose:
+        handler = logging.StreamHandler()
+        handler.setFormatter(fmt)
+        root.addHandler(handler)
+    secrets.install_log_masking(root)

@@ -1,0 +1,92 @@
+"""The run context handed to every step: mode, identity, gateways, confirmations."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Protocol, TypeVar
+
+from runbooks.core.errors import InputError
+from runbooks.core.gateway import Gateway, Mode
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel
+
+    from runbooks.core.runbook import Runbook
+
+G = TypeVar("G", bound=Gateway)
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Confirmation:
+    """A person's answer to a manual step: who, when, what they confirmed."""
+
+    confirmed: bool
+    actor: str
+    at: datetime
+    note: str = ""
+
+
+class Confirmer(Protocol):
+    def __call__(self, step_title: str, instruction: str, actor: str) -> Confirmation: ...
+
+
+def refuse_all(step_title: str, instruction: str, actor: str) -> Confirmation:
+    """Non-interactive default: nobody is there to confirm."""
+    return Confirmation(False, actor, datetime.now(UTC), "no one confirmed (non-interactive)")
+
+
+def confirm_all(note: str = "confirmed with --yes") -> Confirmer:
+    def confirmer(step_title: str, instruction: str, actor: str) -> Confirmation:
+        return Confirmation(True, actor, datetime.now(UTC), note)
+
+    return confirmer
+
+
+@dataclass
+class RunContext:
+    """What a step sees. ``mode`` is PLAN while planning: gateways then refuse writes."""
+
+    mode: Mode
+    run_id: str
+    actor: str
+    runbook: Runbook
+    confirmer: Confirmer = refuse_all
+    gateway_factories: dict[type[Gateway], Callable[[RunContext, str], Gateway]] = field(
+        default_factory=dict
+    )
+    _gateways: dict[tuple[type[Gateway], str], Gateway] = field(default_factory=dict)
+
+    @property
+    def planning(self) -> bool:
+        return self.mode is Mode.PLAN
+
+    @property
+    def params(self) -> BaseModel:
+        return self.runbook.params
+
+    def gateway(self, kind: type[G], key: str = "") -> G:
+        """One gateway per (kind, key) per run: connections are reused, never re-opened."""
+        cached = self._gateways.get((kind, key))
+        if cached is None:
+            factory = self.gateway_factories.get(kind, kind.open)
+            cached = factory(self, key)
+            if cached.mode is not self.mode:
+                raise InputError(
+                    f"gateway {kind.__name__} built for {cached.mode}, run is {self.mode}"
+                )
+            self._gateways[(kind, key)] = cached
+        if not isinstance(cached, kind):
+            raise TypeError(f"factory for {kind.__name__} built a {type(cached).__name__}")
+        return cached
+
+    def close(self) -> None:
+        for gw in self._gateways.values():
+            try:
+                gw.close()
+            except Exception:
+                log.exception("closing %s failed", type(gw).__name__)
+        self._gateways.clear()

@@ -1,0 +1,506 @@
+"""The engine: plan a runbook in dry-run, run it with a record, roll back, resume.
+
+Every state change of a run is an entry in the record store, written *before* the
+engine moves on, so a run killed at any point can be continued from its record:
+completed steps are not applied again, and a step that was in flight is verified
+before it is retried.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets as _random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from runbooks.core import secrets
+from runbooks.core.context import Confirmer, RunContext, refuse_all
+from runbooks.core.errors import (
+    ApprovalError,
+    DryRunViolation,
+    InputError,
+    RunbookError,
+    VerificationError,
+)
+from runbooks.core.gateway import Gateway, Mode
+from runbooks.core.plan import Plan, PlannedStep
+from runbooks.core.results import Diff, RunResult, RunStatus, Status, StepResult
+from runbooks.core.runbook import Runbook
+from runbooks.core.steps import ChangeStep, CheckStep, ManualStep, Step, WaitStep
+from runbooks.core.store import Entry, RecordStore
+
+log = logging.getLogger(__name__)
+
+GatewayFactories = dict[type[Gateway], Callable[[RunContext, str], Gateway]]
+
+
+class Listener(Protocol):
+    """Progress hooks (the CLI shows them live). They must not raise."""
+
+    def step_started(self, step: Step, title: str, targets: tuple[str, ...]) -> None: ...
+    def step_finished(self, result: StepResult) -> None: ...
+    def undo_finished(self, step: Step, ok: bool, error: str | None) -> None: ...
+
+
+class _Silent:
+    def step_started(self, step: Step, title: str, targets: tuple[str, ...]) -> None:
+        pass
+
+    def step_finished(self, result: StepResult) -> None:
+        pass
+
+    def undo_finished(self, step: Step, ok: bool, error: str | None) -> None:
+        pass
+
+
+def new_run_id() -> str:
+    return datetime.now(UTC).strftime("%Y%m%d-%H%M%S-") + _random.token_hex(3)
+
+
+def params_record(runbook: Runbook) -> dict[str, Any]:
+    """Parameters as recorded: JSON-safe, SecretStr fields masked by pydantic and by us."""
+    return dict(secrets.mask(runbook.params.model_dump(mode="json")))
+
+
+@dataclass
+class _RunState:
+    """What the record says about a run; rebuilt from entries on resume."""
+
+    done: set[str] = field(default_factory=set)
+    completed: list[tuple[ChangeStep, list[Diff]]] = field(default_factory=list)
+    undone: set[str] = field(default_factory=set)
+    in_flight: Entry | None = None
+    failed: bool = False
+    results: list[StepResult] = field(default_factory=list)
+
+
+class Engine:
+    def __init__(
+        self,
+        store: RecordStore,
+        actor: str,
+        *,
+        confirmer: Confirmer = refuse_all,
+        gateway_factories: GatewayFactories | None = None,
+        listener: Listener | None = None,
+    ) -> None:
+        self.store = store
+        self.actor = actor
+        self.confirmer = confirmer
+        self.gateway_factories = gateway_factories or {}
+        self.listener: Listener = listener or _Silent()
+
+    def _context(self, runbook: Runbook, mode: Mode, run_id: str) -> RunContext:
+        secrets.register_model(runbook.params)
+        return RunContext(
+            mode, run_id, self.actor, runbook, self.confirmer, dict(self.gateway_factories)
+        )
+
+    # ---------------------------------------------------------------- plan
+    def plan(self, runbook: Runbook) -> Plan:
+        """Run every step in dry-run. Gateways refuse writes; nothing is recorded."""
+        ctx = self._context(runbook, Mode.PLAN, "plan")
+        planned: list[PlannedStep] = []
+        refusal: str | None = None
+        try:
+            for step in runbook.steps():
+                if refusal is not None:
+                    planned.append(self._planned(runbook, step, Status.SKIPPED))
+                    continue
+                self.listener.step_started(
+                    step, step.resolve_title(runbook), step.resolve_targets(runbook)
+                )
+                try:
+                    item = self._plan_step(runbook, step, ctx)
+                except DryRunViolation:
+                    raise
+                except RunbookError as exc:
+                    refusal = f"{step.resolve_title(runbook)}: {exc}"
+                    item = self._planned(runbook, step, Status.REFUSED, error=str(exc))
+                except Exception as exc:
+                    raise RunbookError(
+                        f"step {step.name} failed while planning: {type(exc).__name__}: {exc}",
+                        step=step.name,
+                    ) from exc
+                planned.append(item)
+                self.listener.step_finished(
+                    StepResult(
+                        item.step,
+                        item.title,
+                        item.kind,
+                        item.status,
+                        item.targets,
+                        bool(item.diffs),
+                        item.diffs,
+                        item.evidence,
+                        item.error,
+                    )
+                )
+        finally:
+            ctx.close()
+        return Plan(
+            runbook.name,
+            runbook.instruction,
+            params_record(runbook),
+            tuple(planned),
+            datetime.now(UTC),
+            self.actor,
+            refusal,
+        )
+
+    def _planned(
+        self,
+        runbook: Runbook,
+        step: Step,
+        status: Status,
+        *,
+        diffs: tuple[Diff, ...] = (),
+        evidence: dict[str, Any] | None = None,
+        error: str | None = None,
+    ) -> PlannedStep:
+        return PlannedStep(
+            step.name,
+            step.resolve_title(runbook),
+            step.kind,
+            status,
+            step.resolve_targets(runbook),
+            step.duration.total_seconds(),
+            not isinstance(step, ChangeStep) or step.reversible,
+            tuple(
+                secrets.mask(d.to_dict()) and Diff.from_dict(secrets.mask(d.to_dict()))
+                for d in diffs
+            ),
+            dict(secrets.mask(evidence or {})),
+            error,
+        )
+
+    def _plan_step(self, runbook: Runbook, step: Step, ctx: RunContext) -> PlannedStep:
+        if isinstance(step, ChangeStep):
+            diffs = tuple(step.plan(runbook, ctx))
+            status = Status.PLANNED if diffs else Status.NO_CHANGE
+            return self._planned(runbook, step, status, diffs=diffs)
+        if isinstance(step, ManualStep):
+            text = str(step.func(runbook, ctx))
+            return self._planned(runbook, step, Status.PLANNED, evidence={"instruction": text})
+        if isinstance(step, WaitStep):
+            return self._planned(
+                runbook, step, Status.PLANNED, evidence={"timeout_s": step.timeout.total_seconds()}
+            )
+        evidence = step.func(runbook, ctx)
+        return self._planned(runbook, step, Status.OK, evidence=_as_evidence(evidence))
+
+    # ---------------------------------------------------------------- run
+    def run(
+        self,
+        runbook: Runbook,
+        *,
+        plan_hash: str | None = None,
+        run_id: str | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> RunResult:
+        """Execute the steps, recording each; roll back completed changes on failure."""
+        run_id = run_id or new_run_id()
+        self._append(
+            run_id,
+            "run.started",
+            {
+                "runbook": runbook.name,
+                "instruction": runbook.instruction,
+                "params": params_record(runbook),
+                "targets": list(runbook.targets()),
+                "steps": [s.name for s in runbook.steps()],
+                "plan_hash": plan_hash,
+                **(extra or {}),
+            },
+        )
+        return self._continue(runbook, run_id, _RunState())
+
+    def resume(
+        self, run_id: str, runbook_factory: Callable[[dict[str, Any]], Runbook]
+    ) -> RunResult:
+        """Continue a run that was killed, from its record."""
+        entries = self.store.entries(run_id)
+        if not entries or entries[0].kind != "run.started":
+            raise InputError(f"no run {run_id!r} to resume")
+        finished = [e for e in entries if e.kind == "run.finished"]
+        if finished:
+            status = finished[-1].payload.get("status")
+            raise InputError(f"run {run_id} already finished ({status}); nothing to resume")
+        runbook = runbook_factory(entries[0].payload)
+        state = self._replay(runbook, entries)
+        self._append(
+            run_id,
+            "run.resumed",
+            {
+                "in_flight": state.in_flight.step if state.in_flight else None,
+                "done": sorted(state.done),
+            },
+        )
+        return self._continue(runbook, run_id, state)
+
+    def _replay(self, runbook: Runbook, entries: list[Entry]) -> _RunState:
+        steps = {s.name: s for s in runbook.steps()}
+        state = _RunState()
+        open_entry: Entry | None = None
+        for entry in entries:
+            if entry.kind == "step.started":
+                open_entry = entry
+            elif entry.kind in ("step.finished", "step.failed") and entry.step:
+                open_entry = None
+                if entry.kind == "step.failed":
+                    state.failed = True
+                    continue
+                state.done.add(entry.step)
+                step = steps.get(entry.step)
+                if isinstance(step, ChangeStep) and entry.payload.get("changed"):
+                    diffs = [Diff.from_dict(d) for d in entry.payload.get("undo_diffs", [])]
+                    state.completed.append((step, diffs))
+            elif entry.kind in ("undo.finished", "undo.skipped") and entry.step:
+                state.undone.add(entry.step)
+        state.in_flight = open_entry
+        return state
+
+    def _continue(self, runbook: Runbook, run_id: str, state: _RunState) -> RunResult:
+        ctx = self._context(runbook, Mode.RUN, run_id)
+        results = list(state.results)
+        try:
+            if state.failed:  # killed during rollback: finish it
+                return self._rollback(ctx, state, results, "resumed an interrupted rollback")
+            for step in runbook.steps():
+                if step.name in state.done:
+                    continue
+                in_flight = (
+                    state.in_flight
+                    if (state.in_flight and state.in_flight.step == step.name)
+                    else None
+                )
+                try:
+                    result = self._execute(runbook, step, ctx, state, in_flight)
+                except Exception as exc:
+                    error = _describe(exc)
+                    self._append(run_id, "step.failed", {"error": error}, step=step.name)
+                    failed = StepResult(
+                        step.name,
+                        step.resolve_title(runbook),
+                        step.kind,
+                        Status.FAILED,
+                        step.resolve_targets(runbook),
+                        error=error,
+                    )
+                    results.append(failed)
+                    self._notify_finished(runbook, ctx, failed)
+                    log.warning("step %s failed: %s", step.name, error)
+                    return self._rollback(ctx, state, results, error)
+                results.append(result)
+                state.done.add(step.name)
+                self._notify_finished(runbook, ctx, result)
+            self._append(run_id, "run.finished", {"status": str(RunStatus.SUCCEEDED)})
+            return RunResult(run_id, runbook.name, RunStatus.SUCCEEDED, tuple(results))
+        finally:
+            ctx.close()
+
+    def _notify_finished(self, runbook: Runbook, ctx: RunContext, result: StepResult) -> None:
+        self.listener.step_finished(result)
+        try:
+            runbook.on_step_finished(ctx, result)
+        except Exception:
+            log.exception("on_step_finished hook of %s failed", runbook.name)
+
+    def _execute(
+        self,
+        runbook: Runbook,
+        step: Step,
+        ctx: RunContext,
+        state: _RunState,
+        in_flight: Entry | None,
+    ) -> StepResult:
+        title, targets = step.resolve_title(runbook), step.resolve_targets(runbook)
+        self.listener.step_started(step, title, targets)
+        started = datetime.now(UTC)
+        evidence: dict[str, Any] = {}
+        diffs: list[Diff] = []
+        undo_diffs: list[Diff] = []
+        status = Status.OK
+        resumed = None
+        if isinstance(step, ChangeStep):
+            if in_flight is not None:
+                undo_diffs = [Diff.from_dict(d) for d in in_flight.payload.get("diffs", [])]
+                if self._in_place(runbook, step, ctx, undo_diffs):
+                    resumed = "verified in place after interruption; not applied again"
+                    diffs = undo_diffs
+                else:
+                    resumed = "not in place after interruption; applied again"
+            if resumed is None or resumed.startswith("not"):
+                diffs = step.plan(runbook, ctx)
+                undo_diffs = undo_diffs or diffs
+                self._append(
+                    ctx.run_id,
+                    "step.started",
+                    {
+                        "kind": str(step.kind),
+                        "title": title,
+                        "targets": list(targets),
+                        "diffs": [d.to_dict() for d in undo_diffs],
+                        "retry": in_flight is not None,
+                    },
+                    step=step.name,
+                )
+                if diffs:
+                    if step.apply_func is None:
+                        raise RunbookError(f"change step {step.name} has no apply function")
+                    evidence = _as_evidence(step.apply_func(runbook, ctx, diffs))
+                    if not self._in_place(runbook, step, ctx, diffs):
+                        raise VerificationError(
+                            f"{title}: the change is not in place after applying"
+                        )
+            status = Status.CHANGED if diffs else Status.NO_CHANGE
+            if diffs:
+                state.completed.append((step, undo_diffs))
+        else:
+            self._append(
+                ctx.run_id,
+                "step.started",
+                {
+                    "kind": str(step.kind),
+                    "title": title,
+                    "targets": list(targets),
+                },
+                step=step.name,
+            )
+            evidence = self._execute_other(runbook, step, ctx, title)
+        result = StepResult(
+            step.name,
+            title,
+            step.kind,
+            status,
+            targets,
+            bool(diffs),
+            tuple(diffs),
+            evidence,
+            None,
+            started,
+            datetime.now(UTC),
+            self.actor,
+        )
+        payload = result.to_dict()
+        payload["undo_diffs"] = [d.to_dict() for d in undo_diffs]
+        if resumed:
+            payload["resumed"] = resumed
+        self._append(ctx.run_id, "step.finished", payload, step=step.name)
+        return result
+
+    def _in_place(
+        self, runbook: Runbook, step: ChangeStep, ctx: RunContext, diffs: list[Diff]
+    ) -> bool:
+        if step.verify_func is not None:
+            return bool(step.verify_func(runbook, ctx, diffs))
+        return not step.plan(runbook, ctx)
+
+    def _execute_other(
+        self, runbook: Runbook, step: Step, ctx: RunContext, title: str
+    ) -> dict[str, Any]:
+        if isinstance(step, ManualStep):
+            instruction = str(step.func(runbook, ctx))
+            answer = self.confirmer(title, instruction, self.actor)
+            evidence = {
+                "instruction": instruction,
+                "confirmed": answer.confirmed,
+                "confirmed_by": answer.actor,
+                "confirmed_at": answer.at.isoformat(),
+                "note": answer.note,
+            }
+            self._append(
+                ctx.run_id, "manual.answered", evidence, step=step.name, actor=answer.actor
+            )
+            if not answer.confirmed:
+                raise ApprovalError(f"{title}: not confirmed ({answer.note or 'declined'})")
+            return evidence
+        if isinstance(step, WaitStep):
+            deadline = time.monotonic() + step.timeout.total_seconds()
+            polls = 0
+            while True:
+                polls += 1
+                value = step.func(runbook, ctx)
+                if value:
+                    return {**_as_evidence(value), "polls": polls}
+                if time.monotonic() >= deadline:
+                    raise VerificationError(
+                        f"{title}: still not true after {step.timeout.total_seconds():g} s"
+                    )
+                time.sleep(step.interval.total_seconds())
+        assert isinstance(step, CheckStep)
+        return _as_evidence(step.func(runbook, ctx))
+
+    # ---------------------------------------------------------------- rollback
+    def _rollback(
+        self, ctx: RunContext, state: _RunState, results: list[StepResult], error: str
+    ) -> RunResult:
+        runbook, run_id = ctx.runbook, ctx.run_id
+        failed_undo = False
+        for step, diffs in reversed(state.completed):
+            if step.name in state.undone:
+                continue
+            if step.undo_func is None:
+                self._append(
+                    run_id, "undo.skipped", {"reason": "step is not reversible"}, step=step.name
+                )
+                failed_undo = True
+                self.listener.undo_finished(step, False, "not reversible")
+                continue
+            self._append(
+                run_id, "undo.started", {"diffs": [d.to_dict() for d in diffs]}, step=step.name
+            )
+            try:
+                step.undo_func(runbook, ctx, diffs)
+            except Exception as exc:
+                failed_undo = True
+                self._append(run_id, "undo.failed", {"error": _describe(exc)}, step=step.name)
+                self.listener.undo_finished(step, False, _describe(exc))
+                log.error("undo of %s failed: %s", step.name, _describe(exc))
+                continue
+            self._append(run_id, "undo.finished", {}, step=step.name)
+            state.undone.add(step.name)
+            self.listener.undo_finished(step, True, None)
+            results.append(
+                StepResult(
+                    step.name,
+                    step.resolve_title(runbook),
+                    step.kind,
+                    Status.UNDONE,
+                    step.resolve_targets(runbook),
+                    True,
+                    tuple(diffs),
+                    actor=self.actor,
+                )
+            )
+        status = RunStatus.ROLLBACK_FAILED if failed_undo else RunStatus.ROLLED_BACK
+        self._append(run_id, "run.finished", {"status": str(status), "error": error})
+        return RunResult(run_id, runbook.name, status, tuple(results), error)
+
+    def _append(
+        self,
+        run_id: str,
+        kind: str,
+        payload: dict[str, Any],
+        *,
+        step: str | None = None,
+        actor: str | None = None,
+    ) -> Entry:
+        return self.store.append(run_id, kind, payload, actor=actor or self.actor, step=step)
+
+
+def _as_evidence(value: Any) -> dict[str, Any]:
+    if value is None or value is True:
+        return {}
+    if isinstance(value, dict):
+        return value
+    return {"result": value}
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, RunbookError):
+        return f"{type(exc).__name__}: {exc}"
+    return f"{type(exc).__name__}: {exc}"

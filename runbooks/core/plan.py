@@ -1,0 +1,89 @@
+"""A plan: every step's intent, computed in dry-run, with a content hash approvals bind to."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from runbooks.core.results import Diff, Status, StepKind
+from runbooks.core.store import canonical
+
+
+@dataclass(frozen=True)
+class PlannedStep:
+    step: str
+    title: str
+    kind: StepKind
+    status: Status
+    targets: tuple[str, ...] = ()
+    duration_s: float = 0.0
+    reversible: bool = True
+    diffs: tuple[Diff, ...] = ()
+    evidence: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+
+    def intent(self) -> dict[str, Any]:
+        """What the hash covers: the step and its diffs. Evidence (counters, uptimes) varies
+        from one read to the next and is shown to reviewers but not hashed."""
+        return {
+            "step": self.step,
+            "kind": str(self.kind),
+            "status": str(self.status),
+            "targets": list(self.targets),
+            "diffs": [d.to_dict() for d in self.diffs],
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            **self.intent(),
+            "title": self.title,
+            "duration_s": self.duration_s,
+            "reversible": self.reversible,
+            "evidence": self.evidence,
+            "error": self.error,
+        }
+
+
+@dataclass(frozen=True)
+class Plan:
+    runbook: str
+    instruction: str
+    params: dict[str, Any]
+    steps: tuple[PlannedStep, ...]
+    created: datetime
+    actor: str
+    refusal: str | None = None
+
+    @property
+    def changes(self) -> int:
+        return sum(len(s.diffs) for s in self.steps)
+
+    @property
+    def expected_duration_s(self) -> float:
+        return sum(s.duration_s for s in self.steps)
+
+    @property
+    def content_hash(self) -> str:
+        body = {
+            "runbook": self.runbook,
+            "params": self.params,
+            "refusal": self.refusal,
+            "steps": [s.intent() for s in self.steps],
+        }
+        return hashlib.sha256(canonical(body).encode()).hexdigest()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "runbook": self.runbook,
+            "instruction": self.instruction,
+            "params": self.params,
+            "actor": self.actor,
+            "created": self.created.isoformat(),
+            "refusal": self.refusal,
+            "changes": self.changes,
+            "expected_duration_s": self.expected_duration_s,
+            "hash": self.content_hash,
+            "steps": [s.to_dict() for s in self.steps],
+        }

@@ -1,0 +1,146 @@
+"""Step kinds and the decorators that turn runbook methods into steps.
+
+A runbook class body reads top to bottom as the work instruction::
+
+    @check("The device is planned in NetBox", targets="{device}")
+    def device_is_planned(self, ctx): ...
+
+    @change("Mark the device active in NetBox", targets="{device}")
+    def plan_device_active(self, ctx) -> list[Diff]: ...      # read-only: what would change
+
+    @plan_device_active.apply
+    def mark_device_active(self, ctx, diffs): ...             # the write
+
+    @plan_device_active.undo
+    def restore_device_status(self, ctx, diffs): ...          # back to each diff's ``before``
+
+A change step's plan function runs in plans and runs alike and must only read; the
+engine records its diffs *before* applying, so undo and resume work from the record.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from runbooks.core.results import Diff, StepKind
+
+if TYPE_CHECKING:
+    from runbooks.core.context import RunContext
+
+Targets = str | Sequence[str] | Callable[[Any], Sequence[str]] | None
+StepFunc = Callable[..., Any]
+
+
+@dataclass(eq=False)
+class Step:
+    """A step of a runbook. Identity is the object itself; ``name`` is its function name."""
+
+    func: StepFunc
+    title: str
+    kind: StepKind
+    targets: Targets = None
+    duration: timedelta = timedelta(seconds=30)
+
+    @property
+    def name(self) -> str:
+        return self.func.__name__
+
+    def resolve_targets(self, runbook: Any) -> tuple[str, ...]:
+        """Targets with the runbook's parameters filled in (``"{device}"`` -> ``"leaf3"``)."""
+        params = runbook.params.model_dump()
+        raw = self.targets
+        if raw is None:
+            return ()
+        if callable(raw):
+            return tuple(raw(runbook))
+        items = [raw] if isinstance(raw, str) else list(raw)
+        return tuple(str(item).format(**params) for item in items)
+
+    def resolve_title(self, runbook: Any) -> str:
+        try:
+            return self.title.format(**runbook.params.model_dump())
+        except (KeyError, IndexError, ValueError):
+            return self.title
+
+
+@dataclass(eq=False)
+class CheckStep(Step):
+    """Read-only; returns evidence (a dict) or raises VerificationError to refuse."""
+
+
+@dataclass(eq=False)
+class ManualStep(Step):
+    """Returns the instruction a person must confirm; the engine asks and records who and when."""
+
+
+@dataclass(eq=False)
+class WaitStep(Step):
+    """Returns a truthy value (or evidence) once its condition holds; polled until timeout."""
+
+    timeout: timedelta = timedelta(minutes=5)
+    interval: timedelta = timedelta(seconds=2)
+
+
+@dataclass(eq=False)
+class ChangeStep(Step):
+    """plan (read-only) -> diffs; apply(diffs); verify(diffs) -> bool; undo(diffs)."""
+
+    apply_func: StepFunc | None = None
+    undo_func: StepFunc | None = None
+    verify_func: StepFunc | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def apply(self, func: StepFunc) -> ChangeStep:
+        self.apply_func = func
+        return self
+
+    def undo(self, func: StepFunc) -> ChangeStep:
+        self.undo_func = func
+        return self
+
+    def verify(self, func: StepFunc) -> ChangeStep:
+        self.verify_func = func
+        return self
+
+    @property
+    def reversible(self) -> bool:
+        return self.undo_func is not None
+
+    def plan(self, runbook: Any, ctx: RunContext) -> list[Diff]:
+        result = self.func(runbook, ctx)
+        if result is None:
+            return []
+        if isinstance(result, Diff):
+            return [result]
+        return [d for d in result if not d.empty]
+
+
+def check(
+    title: str, *, targets: Targets = None, duration: timedelta = timedelta(seconds=30)
+) -> Callable[[StepFunc], CheckStep]:
+    return lambda f: CheckStep(f, title, StepKind.CHECK, targets, duration)
+
+
+def change(
+    title: str, *, targets: Targets = None, duration: timedelta = timedelta(minutes=1)
+) -> Callable[[StepFunc], ChangeStep]:
+    return lambda f: ChangeStep(f, title, StepKind.CHANGE, targets, duration)
+
+
+def manual(
+    title: str, *, targets: Targets = None, duration: timedelta = timedelta(minutes=10)
+) -> Callable[[StepFunc], ManualStep]:
+    return lambda f: ManualStep(f, title, StepKind.MANUAL, targets, duration)
+
+
+def wait(
+    title: str,
+    *,
+    targets: Targets = None,
+    timeout: timedelta = timedelta(minutes=5),
+    interval: timedelta = timedelta(seconds=2),
+) -> Callable[[StepFunc], WaitStep]:
+    return lambda f: WaitStep(f, title, StepKind.WAIT, targets, timeout, timeout, interval)
