@@ -1,0 +1,637 @@
+"""The lab's NetBox: a real NetBox 4.7.3 from PyPI, seeded from inventory/lab.yml.
+
+Layout (all names fixed so `lab status` and people can find them):
+
+- ``cache_dir()/netbox-<version>/venv``: NetBox's own virtualenv (kept across runs).
+- ``cache_dir()/netbox-<version>/migrated.sql.gz``: a dump of a freshly migrated, empty
+  database. The first migrate takes ~6 minutes; the dump restores in seconds.
+- ``state_dir()/netbox/``: NETBOX_ROOT (``conf/configuration.py``), the generated secret key,
+  token peppers and API tokens (mode 0600), the server's pid file and log.
+- PostgreSQL databases on 127.0.0.1:5432: ``runbooks_lab_netbox`` (live),
+  ``runbooks_lab_netbox_migrated`` (template: migrated, empty) and
+  ``runbooks_lab_netbox_seeded`` (template: the seeded lab). `reset()` recreates the live
+  database from the seeded template.
+- Redis on 127.0.0.1:6379, databases 10 (tasks) and 11 (cache).
+
+Public API: install, up, down, destroy, reset, serve, stop, status, credentials, render_configs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import hashlib
+import json
+import logging
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import requests
+
+from runbooks.core.errors import InputError, LabError
+from runbooks.lab import netbox_seed, paths, topology
+from runbooks.lab.status import ComponentStatus
+
+log = logging.getLogger(__name__)
+
+VERSION = "4.7.3"
+DB = "runbooks_lab_netbox"
+DB_MIGRATED = "runbooks_lab_netbox_migrated"
+DB_SEEDED = "runbooks_lab_netbox_seeded"
+PG_HOST, PG_PORT, PG_USER = "127.0.0.1", 5432, "postgres"
+REDIS_HOST, REDIS_PORT = "127.0.0.1", 6379
+REDIS_TASKS_DB, REDIS_CACHE_DB = 10, 11
+HOST = "127.0.0.1"  # never anything else: the lab must not listen beyond this machine
+ROLES = ("operator", "reviewer", "approver", "supervisor", "admin")
+
+
+# -- where things live ------------------------------------------------------------------------
+
+
+def port() -> int:
+    raw = os.environ.get("RUNBOOKS_NETBOX_PORT", "8765")
+    if not raw.isdigit() or not 1024 <= int(raw) <= 65535:
+        raise InputError(f"RUNBOOKS_NETBOX_PORT must be a port number 1024-65535, not {raw!r}")
+    return int(raw)
+
+
+def url() -> str:
+    return f"http://{HOST}:{port()}"
+
+
+def home() -> Path:
+    """Kept across runs: venv and migrated snapshot for this NetBox version."""
+    return paths.cache_dir() / f"netbox-{VERSION}"
+
+
+def venv() -> Path:
+    return home() / "venv"
+
+
+def snapshot() -> Path:
+    return home() / "migrated.sql.gz"
+
+
+def root() -> Path:
+    """NETBOX_ROOT, in the lab's state dir."""
+    return paths.state_dir() / "netbox"
+
+
+def _tokens_file() -> Path:
+    return root() / "tokens.json"
+
+
+def _seed_marker() -> Path:
+    return root() / "seeded.json"
+
+
+def _pid_file() -> Path:
+    return root() / "server.pid"
+
+
+def _log_file() -> Path:
+    return root() / "server.log"
+
+
+# -- small helpers ------------------------------------------------------------------------------
+
+
+def _run(
+    cmd: Sequence[str | os.PathLike[str]],
+    what: str,
+    *,
+    env: dict[str, str] | None = None,
+    stdin: bytes | None = None,
+    timeout: float = 120,
+) -> str:
+    """Run a command; on failure raise a LabError naming `what` and the command's last line."""
+    try:
+        proc = subprocess.run(
+            [str(c) for c in cmd],
+            input=stdin,
+            capture_output=True,
+            env=env,
+            timeout=timeout,
+            check=False,
+        )
+    except FileNotFoundError as exc:
+        raise LabError(f"{what}: {exc.filename} not found (run scripts/lab-deps.sh)") from exc
+    except subprocess.TimeoutExpired as exc:
+        raise LabError(f"{what}: no answer after {timeout:.0f} s") from exc
+    if proc.returncode != 0:
+        err = proc.stderr.decode(errors="replace").strip().splitlines()
+        last = err[-1] if err else f"exit status {proc.returncode}"
+        raise LabError(f"{what} failed: {last}", returncode=proc.returncode)
+    return proc.stdout.decode(errors="replace")
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Write a secret file atomically, readable by its owner only."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(text)
+    tmp.replace(path)
+
+
+def _secret(name: str, length: int = 60) -> str:
+    """A generated secret kept in NETBOX_ROOT (mode 0600); created once, reused afterwards."""
+    path = root() / name
+    if not path.exists():
+        _write_private(path, secrets.token_urlsafe(length)[:length])
+    return path.read_text(encoding="utf-8").strip()
+
+
+def _answers(host: str, port_: int) -> bool:
+    with contextlib.suppress(OSError), socket.create_connection((host, port_), timeout=1):
+        return True
+    return False
+
+
+# -- install ------------------------------------------------------------------------------------
+
+
+def find_python() -> Path:
+    """An interpreter >= 3.12 for NetBox: pyenv's 3.12/3.13 (not its shims), else the system's."""
+    candidates: list[Path] = []
+    pyenv_root = os.environ.get("PYENV_ROOT") or str(Path.home() / ".pyenv")
+    if shutil.which("pyenv"):
+        with contextlib.suppress(LabError):
+            pyenv_root = _run(["pyenv", "root"], "pyenv root").strip() or pyenv_root
+    for minor in ("12", "13"):
+        candidates += sorted(Path(pyenv_root, "versions").glob(f"3.{minor}.*/bin/python3.{minor}"))
+    candidates += [Path(f"/usr/bin/python3{v}") for v in (".12", ".13", "")]
+    for cand in candidates:
+        if not cand.is_file():
+            continue
+        with contextlib.suppress(LabError):
+            out = _run(
+                [cand, "-c", "import sys, venv; print(sys.version_info >= (3, 12))"],
+                f"probe {cand}",
+                timeout=20,
+            )
+            if out.strip() == "True":
+                return cand
+    raise LabError("NetBox needs Python >= 3.12 with venv; none found (pyenv 3.12/3.13 or system)")
+
+
+def install() -> None:
+    """NetBox in its own venv (once per version), and its configuration (every time)."""
+    netbox_bin = venv() / "bin" / "netbox"
+    if not netbox_bin.exists():
+        python = find_python()
+        log.info("installing NetBox %s with %s into %s (about 75 s)", VERSION, python, venv())
+        started = time.monotonic()
+        if venv().exists():
+            shutil.rmtree(venv())  # a half-made venv from an interrupted install
+        home().mkdir(parents=True, exist_ok=True)
+        _run([python, "-m", "venv", venv()], "creating NetBox's venv")
+        _run(
+            [venv() / "bin" / "pip", "install", "--quiet", "--disable-pip-version-check",
+             f"netbox=={VERSION}"],
+            f"pip install netbox=={VERSION}",
+            timeout=900,
+        )
+        log.info("NetBox installed in %.0f s", time.monotonic() - started)
+    write_configuration()
+
+
+def write_configuration() -> Path:
+    """NetBox's configuration.py. It holds no secret itself: it reads them from 0600 files."""
+    conf = root() / "conf" / "configuration.py"
+    root().mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.chmod(paths.state_dir(), 0o700)
+    _secret("secret_key", 60)
+    _secret("pepper", 60)
+    text = _CONFIGURATION.format(
+        root=str(root()),
+        db=DB,
+        pg_host=PG_HOST,
+        pg_port=PG_PORT,
+        pg_user=PG_USER,
+        redis_host=REDIS_HOST,
+        redis_port=REDIS_PORT,
+        tasks_db=REDIS_TASKS_DB,
+        cache_db=REDIS_CACHE_DB,
+    )
+    conf.parent.mkdir(parents=True, exist_ok=True)
+    if not conf.exists() or conf.read_text(encoding="utf-8") != text:
+        _write_private(conf, text)
+    return conf
+
+
+_CONFIGURATION = '''\
+# Written by runbooks.lab.netbox; regenerated on every `lab up`. Secrets live in 0600 files.
+from pathlib import Path
+
+_ROOT = Path({root!r})
+ALLOWED_HOSTS = ["127.0.0.1", "localhost"]
+DATABASES = {{
+    "default": {{
+        "NAME": {db!r},
+        "USER": {pg_user!r},
+        "PASSWORD": "",
+        "HOST": {pg_host!r},
+        "PORT": {pg_port},
+        "CONN_MAX_AGE": 300,
+        "CONN_HEALTH_CHECKS": True,
+    }}
+}}
+REDIS = {{
+    "tasks": {{"HOST": {redis_host!r}, "PORT": {redis_port}, "DATABASE": {tasks_db}}},
+    "caching": {{"HOST": {redis_host!r}, "PORT": {redis_port}, "DATABASE": {cache_db}}},
+}}
+SECRET_KEY = (_ROOT / "secret_key").read_text().strip()
+API_TOKEN_PEPPERS = {{1: (_ROOT / "pepper").read_text().strip()}}
+CENSUS_REPORTING_ENABLED = False
+RELEASE_CHECK_URL = None
+ISOLATED_DEPLOYMENT = True
+TIME_ZONE = "UTC"
+'''
+
+
+def _netbox_env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV"))}
+    env["NETBOX_ROOT"] = str(root())
+    env["PATH"] = f"{venv() / 'bin'}:{env.get('PATH', '/usr/bin:/bin')}"
+    return env
+
+
+def manage(*args: str, stdin: bytes | None = None, timeout: float = 120) -> str:
+    """Run one NetBox management command (`netbox migrate`, ...); each costs ~8 s of start-up."""
+    return _run(
+        [venv() / "bin" / "netbox", *args],
+        f"netbox {args[0]}",
+        env=_netbox_env(),
+        stdin=stdin,
+        timeout=timeout,
+    )
+
+
+# -- services: Redis and PostgreSQL (started only when not already answering) --------------------
+
+
+def _redis_pid_file() -> Path:
+    return root() / "redis.pid"
+
+
+def _pg_started_marker() -> Path:
+    return root() / "postgresql.started-by-lab"
+
+
+def ensure_services() -> None:
+    root().mkdir(parents=True, exist_ok=True, mode=0o700)
+    if not _answers(REDIS_HOST, REDIS_PORT):
+        log.info("starting Redis on %s:%d", REDIS_HOST, REDIS_PORT)
+        _run(["redis-server", "--daemonize", "yes", "--save", "", "--appendonly", "no",
+              "--bind", REDIS_HOST, "--port", str(REDIS_PORT),
+              "--pidfile", str(_redis_pid_file())], "starting redis-server")
+        _wait_for(lambda: _answers(REDIS_HOST, REDIS_PORT), 10, "Redis to answer")
+    if not _answers(PG_HOST, PG_PORT):
+        versions = sorted(p.name for p in Path("/etc/postgresql").glob("*"))
+        if not versions:
+            raise LabError("PostgreSQL is not installed (run scripts/lab-deps.sh)")
+        log.info("starting PostgreSQL %s cluster main", versions[-1])
+        _run(["pg_ctlcluster", "--skip-systemctl-redirect", versions[-1], "main", "start"],
+             "starting PostgreSQL", timeout=60)
+        _pg_started_marker().write_text(versions[-1], encoding="utf-8")
+        _wait_for(lambda: _answers(PG_HOST, PG_PORT), 20, "PostgreSQL to answer")
+
+
+def stop_services() -> None:
+    """Stop Redis and PostgreSQL only if this lab started them."""
+    pid = _read_pid(_redis_pid_file())
+    if pid is not None:
+        log.info("stopping the Redis this lab started (pid %d)", pid)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+        _redis_pid_file().unlink(missing_ok=True)
+    marker = _pg_started_marker()
+    if marker.exists():
+        version = marker.read_text(encoding="utf-8").strip()
+        log.info("stopping the PostgreSQL %s cluster this lab started", version)
+        _run(["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", "stop"],
+             "stopping PostgreSQL", timeout=60)
+        marker.unlink()
+
+
+def _flush_cache() -> None:
+    import redis
+
+    redis.Redis(host=REDIS_HOST, port=REDIS_PORT, db=REDIS_CACHE_DB, socket_timeout=5).flushdb()
+
+
+def _wait_for(check: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise LabError(f"waited {timeout:.0f} s for {what}")
+        time.sleep(0.2)
+
+
+# -- databases: migrate once, keep a snapshot and templates -------------------------------------
+
+
+def _psql(sql: str, *, db: str = "postgres", stdin: bytes | None = None,
+          timeout: float = 60) -> str:
+    """One SQL statement (or, with sql="", a script on stdin) as the postgres superuser."""
+    cmd = ["psql", "-h", PG_HOST, "-p", str(PG_PORT), "-U", PG_USER, "-d", db,
+           "-v", "ON_ERROR_STOP=1", "-qAtX"]
+    cmd += ["-c", sql] if sql else ["-f", "-"]
+    what = f"psql {sql[:60]}" if sql else f"restoring into {db}"
+    return _run(cmd, what, stdin=stdin, timeout=timeout).strip()
+
+
+def databases() -> set[str]:
+    """The lab's databases that exist (names are module constants, never user input)."""
+    out = _psql("SELECT datname FROM pg_database WHERE datname LIKE 'runbooks_lab_netbox%'")
+    return set(out.split())
+
+
+def _drop(name: str) -> None:
+    _psql(f'ALTER DATABASE "{name}" WITH IS_TEMPLATE false ALLOW_CONNECTIONS true')
+    _psql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _create_from(name: str, template: str) -> None:
+    _psql(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+
+
+def _freeze(name: str) -> None:
+    """Mark a database as a template nobody connects to (so CREATE ... TEMPLATE never waits)."""
+    _psql(f'ALTER DATABASE "{name}" WITH IS_TEMPLATE true ALLOW_CONNECTIONS false')
+
+
+def ensure_migrated() -> None:
+    """The migrated, empty template: from itself, the cached dump, or (once, ~6 min) a migrate."""
+    if DB_MIGRATED in databases():
+        return
+    if snapshot().exists():
+        started = time.monotonic()
+        _psql(f'CREATE DATABASE "{DB_MIGRATED}"')
+        _psql("", db=DB_MIGRATED, stdin=gzip.decompress(snapshot().read_bytes()), timeout=300)
+        _freeze(DB_MIGRATED)
+        log.info("restored the migrated NetBox %s snapshot in %.1f s",
+                 VERSION, time.monotonic() - started)
+        return
+    log.info("migrating a new NetBox %s database once (about 6 minutes; kept afterwards)", VERSION)
+    started = time.monotonic()
+    if DB in databases():
+        _drop(DB)
+    _psql(f'CREATE DATABASE "{DB}"')
+    manage("migrate", "--no-input", timeout=1800)
+    dump = _run(["pg_dump", "-h", PG_HOST, "-p", str(PG_PORT), "-U", PG_USER, "--no-owner", DB],
+                "pg_dump of the migrated database", timeout=300)
+    tmp = snapshot().with_suffix(".tmp")
+    tmp.write_bytes(gzip.compress(dump.encode()))
+    tmp.replace(snapshot())
+    _create_from(DB_MIGRATED, DB)
+    _freeze(DB_MIGRATED)
+    _drop(DB)
+    log.info("migrated in %.0f s; snapshot kept at %s", time.monotonic() - started, snapshot())
+
+
+def _spec_digest(spec: dict[str, object]) -> str:
+    blob = json.dumps({"netbox": VERSION, "spec": spec}, sort_keys=True).encode()
+    return hashlib.sha256(blob).hexdigest()
+
+
+def _seeded_is_current(digest: str) -> bool:
+    try:
+        marker = json.loads(_seed_marker().read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return bool(marker.get("digest") == digest and _tokens_file().exists())
+
+
+def ensure_seeded() -> None:
+    """The seeded template and a live database made from it; reseeds when lab.yml changed."""
+    spec = netbox_seed.build_spec(topology.load())
+    digest = _spec_digest(spec)
+    have = databases()
+    if DB_SEEDED in have and _seeded_is_current(digest):
+        if DB not in have:
+            _create_from(DB, DB_SEEDED)
+        return
+    stop()  # the live database is about to be replaced
+    ensure_migrated()
+    for name in (DB, DB_SEEDED):
+        if name in databases():
+            _drop(name)
+    _seed_marker().unlink(missing_ok=True)
+    _create_from(DB, DB_MIGRATED)
+    started = time.monotonic()
+    spec_file = root() / "seed-spec.json"
+    spec_file.write_text(json.dumps(spec), encoding="utf-8")
+    env = _netbox_env() | {"DJANGO_SETTINGS_MODULE": "netbox.settings"}
+    # -I: the seed file's directory (runbooks/lab, holding a netbox.py) must not be on sys.path
+    _run([venv() / "bin" / "python", "-I", netbox_seed.__file__, spec_file, _tokens_file()],
+         "seeding NetBox from lab.yml", env=env, timeout=300)
+    os.chmod(_tokens_file(), 0o600)
+    _create_from(DB_SEEDED, DB)
+    _freeze(DB_SEEDED)
+    _seed_marker().write_text(json.dumps({"digest": digest, "netbox": VERSION}), encoding="utf-8")
+    log.info("seeded NetBox from %s in %.1f s", paths.topology_file(), time.monotonic() - started)
+
+
+# -- the server: started by us, stopped by its recorded pid only --------------------------------
+
+
+def _read_pid(path: Path) -> int | None:
+    try:
+        raw = path.read_text(encoding="utf-8").split()
+        return int(raw[0]) if raw else None
+    except (OSError, ValueError):
+        return None
+
+
+def _start_time(pid: int) -> str | None:
+    """Field 22 of /proc/<pid>/stat: tells a recycled pid from the process we started."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text(encoding="utf-8")
+    except OSError:
+        return None
+    return stat.rsplit(")", 1)[1].split()[19]
+
+
+def _server_pid() -> int | None:
+    """The pid of the NetBox server this lab started, if it is still that process."""
+    try:
+        pid_s, started = _pid_file().read_text(encoding="utf-8").split()
+        pid = int(pid_s)
+    except (OSError, ValueError):
+        return None
+    return pid if _start_time(pid) == started else None
+
+
+def _api(path: str, role: str = "admin", *, method: str = "GET", timeout: float = 10,
+         body: object = None, accept: str = "application/json") -> requests.Response:
+    base, token = credentials(role)
+    headers = {"Authorization": f"Bearer {token}", "Accept": accept}
+    return requests.request(method, f"{base}{path}", headers=headers, json=body, timeout=timeout)
+
+
+def _serving() -> bool:
+    with contextlib.suppress(requests.RequestException, LabError):
+        resp = _api("/api/status/", timeout=3)
+        return resp.status_code == 200 and resp.headers.get("Content-Type", "").startswith(
+            "application/json"
+        )
+    return False
+
+
+def serve(timeout: float = 90) -> None:
+    """Run NetBox on 127.0.0.1:<port> (runserver: also serves the web UI's static files)."""
+    if _server_pid() is not None and _serving():
+        return
+    stop()
+    if _answers(HOST, port()):
+        raise LabError(
+            f"port {port()} on {HOST} is taken by another program; set RUNBOOKS_NETBOX_PORT"
+        )
+    started = time.monotonic()
+    with open(_log_file(), "ab") as logf:
+        proc = subprocess.Popen(
+            [venv() / "bin" / "netbox", "runserver", "--noreload", "--insecure",
+             f"{HOST}:{port()}"],
+            env=_netbox_env(),
+            stdin=subprocess.DEVNULL,
+            stdout=logf,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group: stop() signals exactly that group
+        )
+    _pid_file().write_text(f"{proc.pid} {_start_time(proc.pid)}", encoding="utf-8")
+    deadline = time.monotonic() + timeout
+    while not _serving():
+        if proc.poll() is not None:
+            tail = _log_file().read_text(errors="replace").strip().splitlines()[-1:]
+            raise LabError(f"NetBox exited at start-up: {tail[0] if tail else 'no output'}")
+        if time.monotonic() > deadline:
+            stop()
+            raise LabError(
+                f"NetBox did not answer on {url()} within {timeout:.0f} s; see {_log_file()}"
+            )
+        time.sleep(0.3)
+    log.info("NetBox serving on %s (pid %d) after %.1f s",
+             url(), proc.pid, time.monotonic() - started)
+
+
+def stop(timeout: float = 15) -> None:
+    """Stop the NetBox server this lab started (by its recorded pid and process group only)."""
+    pid = _server_pid()
+    _pid_file().unlink(missing_ok=True)
+    if pid is None:
+        return
+    log.info("stopping NetBox (pid %d)", pid)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while _start_time(pid) is not None and time.monotonic() < deadline:
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)
+        time.sleep(0.1)
+    if _start_time(pid) is not None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGKILL)
+
+
+# -- the public API -----------------------------------------------------------------------------
+
+
+def up() -> None:
+    """Install, start Redis/PostgreSQL if needed, seed once, serve. Idempotent; fast when kept."""
+    started = time.monotonic()
+    install()
+    ensure_services()
+    ensure_seeded()
+    serve()
+    log.info("NetBox lab up in %.1f s", time.monotonic() - started)
+
+
+def down() -> None:
+    """Stop every process this lab started; databases, tokens and the cache stay."""
+    stop()
+    stop_services()
+
+
+def destroy() -> None:
+    """`lab down`: stop, drop the lab's databases and remove its state. The cache stays."""
+    stop()
+    if _answers(PG_HOST, PG_PORT):
+        for name in databases():
+            _drop(name)
+    stop_services()
+    shutil.rmtree(root(), ignore_errors=True)
+
+
+def reset() -> None:
+    """Back to the seeded state in about a second; the running NetBox keeps serving."""
+    started = time.monotonic()
+    if DB_SEEDED not in databases():
+        raise LabError("NetBox lab is not seeded: run `runbook lab up` first")
+    _psql(f'DROP DATABASE IF EXISTS "{DB}" WITH (FORCE)')
+    _create_from(DB, DB_SEEDED)
+    _flush_cache()
+    log.info("NetBox reset to the seeded state in %.2f s", time.monotonic() - started)
+
+
+def status() -> list[ComponentStatus]:
+    """One line per NetBox-side component: Redis, PostgreSQL (+ databases), the NetBox server."""
+    redis_detail = f"{REDIS_HOST}:{REDIS_PORT} (db {REDIS_TASKS_DB} tasks, {REDIS_CACHE_DB} cache)"
+    result = [ComponentStatus("netbox-redis", _answers(REDIS_HOST, REDIS_PORT), redis_detail)]
+    if _answers(PG_HOST, PG_PORT):
+        have = databases()
+        names = ", ".join(
+            f"{n}{'' if n in have else ' (missing)'}" for n in (DB, DB_SEEDED, DB_MIGRATED)
+        )
+        snap = "snapshot kept" if snapshot().exists() else "no snapshot"
+        result.append(ComponentStatus("netbox-postgresql", DB in have and DB_SEEDED in have,
+                                      f"{PG_HOST}:{PG_PORT} {names}; {snap}"))
+    else:
+        result.append(
+            ComponentStatus("netbox-postgresql", False, f"{PG_HOST}:{PG_PORT} not answering")
+        )
+    pid = _server_pid()
+    if pid is None:
+        result.append(ComponentStatus("netbox", False, f"not running ({url()})"))
+    else:
+        ok = _serving()
+        result.append(ComponentStatus("netbox", ok, f"{VERSION} at {url()} (pid {pid})"
+                                      + ("" if ok else ", not answering")))
+    return result
+
+
+def credentials(role: str) -> tuple[str, str]:
+    """(NetBox URL, API token) of a lab person by role (operator, ...) or username; "admin" too."""
+    try:
+        tokens: dict[str, dict[str, str]] = json.loads(_tokens_file().read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise LabError("NetBox lab has no tokens yet: run `runbook lab up` first") from exc
+    for key, entry in tokens.items():
+        if role in (key, entry["username"]):
+            return url(), entry["token"]
+    raise InputError(f"no lab NetBox user for {role!r}; roles: {', '.join(sorted(tokens))}")
+
+
+def render_configs(platform: str = "frr") -> dict[str, str]:
+    """device name -> frr.conf rendered by NetBox (render-config, as the operator), every router."""
+    resp = _api(f"/api/dcim/devices/?platform={platform}&limit=0&fields=id,name", "operator")
+    if resp.status_code != 200:
+        raise LabError(f"NetBox refused the device list: HTTP {resp.status_code}")
+    configs: dict[str, str] = {}
+    for dev in resp.json()["results"]:
+        rendered = _api(f"/api/dcim/devices/{dev['id']}/render-config/", "operator",
+                        method="POST", body={}, accept="text/plain")
+        if rendered.status_code != 200:
+            raise LabError(f"NetBox could not render {dev['name']}: HTTP {rendered.status_code} "
+                           f"{rendered.text.strip()[:200]}")
+        configs[dev["name"]] = rendered.text
+    return configs

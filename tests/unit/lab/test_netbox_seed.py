@@ -1,0 +1,173 @@
+"""The NetBox seed spec and the FRR config template, without NetBox."""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+from typing import Any
+
+import jinja2
+import pytest
+from jinja2.sandbox import SandboxedEnvironment
+
+from runbooks.core.errors import InputError
+from runbooks.lab import netbox_seed, topology
+
+
+@pytest.fixture(scope="module")
+def spec() -> dict[str, Any]:
+    return netbox_seed.build_spec(topology.load())
+
+
+def _device(spec: dict[str, Any], name: str) -> dict[str, Any]:
+    return next(d for d in spec["devices"] if d["name"] == name)
+
+
+def test_planned_leaf_has_rack_position_and_reserved_addresses(spec):
+    leaf3 = _device(spec, "leaf3")
+    assert (leaf3["status"], leaf3["rack"], leaf3["position"]) == ("planned", "R01", 36)
+    assert {ip["status"] for ip in leaf3["ips"]} == {"reserved"}
+    assert {ip["interface"] for ip in leaf3["ips"]} == {"eth0", "lo", "swp1", "swp2"}
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "status"),
+    [
+        (["spine1", "swp1"], ["leaf1", "swp1"], "connected"),
+        (["spine2", "swp2"], ["leaf2", "swp2"], "connected"),
+        (["spine1", "swp3"], ["leaf3", "swp1"], "planned"),
+        (["spine2", "swp3"], ["leaf3", "swp2"], "planned"),
+    ],
+)
+def test_cable_status_follows_the_planned_device(spec, a, b, status):
+    assert {"a": a, "b": b, "status": status} in spec["cables"]
+
+
+def test_link_addresses_are_the_two_ends_of_the_31(spec):
+    spine1 = {ip["interface"]: ip for ip in _device(spec, "spine1")["ips"]}
+    leaf1 = {ip["interface"]: ip for ip in _device(spec, "leaf1")["ips"]}
+    assert spine1["swp1"]["address"] == "198.18.1.0/31"
+    assert leaf1["swp1"]["address"] == "198.18.1.1/31"
+    assert spine1["swp3"]["status"] == "reserved"  # the planned link to leaf3
+
+
+def test_every_device_has_a_primary_management_address_in_the_management_prefix(spec):
+    mgmt = ipaddress.ip_network(next(p["prefix"] for p in spec["prefixes"]
+                                     if p["description"] == "Lab management"))
+    for dev in spec["devices"]:
+        primary = [ip for ip in dev["ips"] if ip["primary"]]
+        assert len(primary) == 1, dev["name"]
+        assert primary[0]["interface"] == "eth0"
+        assert ipaddress.ip_interface(primary[0]["address"]).ip in mgmt
+
+
+def test_hosts_are_devices_and_the_pc_is_a_reserved_slot(spec):
+    names = {d["name"]: d for d in spec["devices"]}
+    assert names["db1"]["role"] == "database-server"
+    assert names["srv1"]["platform"] == "linux"
+    assert "pc1" not in names
+    assert spec["reserved_ips"] == [{
+        "address": "198.18.0.51/24", "dns_name": "pc1",
+        "description": "PC slot pc1: reserved for its install",
+    }]
+
+
+def test_routers_carry_their_asn_and_the_frr_platform(spec):
+    assert _device(spec, "spine1")["asn"] == 65001
+    assert _device(spec, "leaf3")["platform"] == "frr"
+    assert {p["slug"]: p["config_template"] for p in spec["platforms"]}["frr"] == "FRR"
+
+
+def test_people_and_groups(spec):
+    assert spec["groups"] == ["runbook-approvers", "runbook-operators",
+                              "runbook-reviewers", "runbook-supervisors"]
+    assert spec["operator_groups"] == ["runbook-operators"]
+    assert {u["role"] for u in spec["users"]} == {"operator", "reviewer", "approver", "supervisor"}
+
+
+def test_a_topology_without_the_netbox_catalogue_is_refused():
+    topo = topology.load().model_copy(update={"netbox": None})
+    with pytest.raises(InputError, match="netbox"):
+        netbox_seed.build_spec(topo)
+
+
+# -- the FRR template, rendered the way NetBox renders it (sandboxed Jinja2) --------------------
+
+
+@dataclass
+class _Rel:
+    items: list[Any]
+
+    def all(self) -> list[Any]:
+        return self.items
+
+
+@dataclass
+class _IP:
+    address: Any
+
+
+@dataclass
+class _Cable:
+    status: str
+
+
+@dataclass
+class _Iface:
+    name: str
+    addresses: list[str]
+    cable: _Cable | None = None
+    link_peers: list[Any] = field(default_factory=list)
+    description: str = ""
+    device: Any = None
+
+    @property
+    def ip_addresses(self) -> _Rel:
+        import netaddr
+
+        return _Rel([_IP(netaddr.IPNetwork(a)) for a in self.addresses])
+
+
+@dataclass
+class _Device:
+    name: str
+    asn: int
+    ifaces: list[_Iface]
+
+    @property
+    def interfaces(self) -> _Rel:
+        return _Rel(self.ifaces)
+
+    @property
+    def custom_field_data(self) -> dict[str, int]:
+        return {"bgp_asn": self.asn}
+
+
+def _render(device: _Device) -> str:
+    params: dict[str, Any] = {**netbox_seed.ENV_PARAMS, "undefined": jinja2.StrictUndefined}
+    env = SandboxedEnvironment(**params)
+    code = (netbox_seed.TEMPLATES / "frr.conf.j2").read_text()
+    return env.from_string(code).render(device=device)
+
+
+def test_frr_template_renders_interfaces_and_bgp_to_connected_peers_only():
+    pytest.importorskip("netaddr")
+    leaf1 = _Device("leaf1", 65101, [])
+    leaf1.ifaces = [_Iface("swp1", ["198.18.1.1/31"], device=leaf1)]
+    leaf3 = _Device("leaf3", 65103, [])
+    leaf3.ifaces = [_Iface("swp1", ["198.18.1.5/31"], device=leaf3)]
+    spine1 = _Device("spine1", 65001, [
+        _Iface("eth0", ["198.18.0.11/24"]),
+        _Iface("lo", ["198.18.255.1/32"]),
+        _Iface("swp1", ["198.18.1.0/31"], _Cable("connected"), leaf1.ifaces),
+        _Iface("swp3", ["198.18.1.4/31"], _Cable("planned"), leaf3.ifaces),
+        _Iface("swp4", []),
+    ])
+    text = _render(spine1)
+    assert "hostname spine1\n" in text
+    assert "interface swp1\n ip address 198.18.1.0/31\nexit\n" in text
+    assert "interface swp4" not in text
+    assert "router bgp 65001\n bgp router-id 198.18.255.1\n no bgp ebgp-requires-policy\n" in text
+    assert " neighbor 198.18.1.1 remote-as 65101\n" in text
+    assert "198.18.1.5" not in text  # planned cable: no session yet
+    assert "  network 198.18.255.1/32\n" in text
