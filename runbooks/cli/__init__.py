@@ -10,7 +10,6 @@ import sys
 from pathlib import Path
 from typing import Annotated, Any
 
-import click
 import typer
 import yaml
 from rich.markup import escape
@@ -268,22 +267,22 @@ _mount_subcommands()
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the app, turning every deliberate error into one line and an exit code."""
     try:
-        app(args=argv, prog_name="runbook", standalone_mode=False)
+        # without standalone mode, click returns typer.Exit's code instead of raising it
+        code = app(args=argv, prog_name="runbook", standalone_mode=False)
     except RunbookError as exc:
         output.fail(str(exc))
         return exc.exit_code
-    except click.exceptions.Exit as exc:
+    except typer.Exit as exc:
         return int(exc.exit_code or 0)
-    except click.UsageError as exc:
-        output.fail(exc.format_message().splitlines()[0])
-        return 2
-    except click.ClickException as exc:
-        output.fail(exc.format_message())
-        return exc.exit_code
-    except (click.exceptions.Abort, KeyboardInterrupt):
+    except (typer.Abort, KeyboardInterrupt):
         output.fail("interrupted")
         return 130
-    return 0
+    except typer.TyperException as exc:  # usage errors: unknown command, option, bad value
+        format_message = getattr(exc, "format_message", None)
+        message = format_message() if callable(format_message) else str(exc)
+        output.fail(str(message).strip().splitlines()[0])
+        return int(getattr(exc, "exit_code", 2))
+    return code if isinstance(code, int) else 0
 
 
 if __name__ == "__main__":

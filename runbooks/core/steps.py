@@ -113,9 +113,8 @@ class ChangeStep(Step):
         result = self.func(runbook, ctx)
         if result is None:
             return []
-        if isinstance(result, Diff):
-            return [result]
-        return [d for d in result if not d.empty]
+        diffs = [result] if isinstance(result, Diff) else list(result)
+        return [d for d in diffs if not d.empty]
 
 
 def check(

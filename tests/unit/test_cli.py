@@ -1,0 +1,100 @@
+"""The CLI: bad input is one clear line on stderr and exit code 2, never a traceback."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from runbooks.cli import main
+
+RUNBOOK = [sys.executable, "-m", "runbooks.cli"]
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*RUNBOOK, *args], capture_output=True, text=True, check=False)
+
+
+def assert_one_line_error(done: subprocess.CompletedProcess[str], fragment: str) -> None:
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith("runbook: error: ")
+    assert fragment in lines[0]
+    assert "Traceback" not in done.stderr
+
+
+def test_unknown_runbook(tmp_path: Path) -> None:
+    done = run_cli("--store", str(tmp_path / "s.sqlite3"), "run", "no-such-runbook")
+    assert_one_line_error(done, "unknown runbook 'no-such-runbook' (known: test-ledger)")
+
+
+def test_invalid_parameter(tmp_path: Path, workdir: Path) -> None:
+    done = run_cli(
+        "--store",
+        str(tmp_path / "s.sqlite3"),
+        "plan",
+        "test-ledger",
+        f"workdir={workdir}",
+        "version=two",
+    )
+    assert_one_line_error(done, "version: Input should be a valid integer")
+    done = run_cli("--store", str(tmp_path / "s.sqlite3"), "plan", "test-ledger", "novalue")
+    assert_one_line_error(done, "parameter 'novalue' is not name=value")
+
+
+def test_unreadable_store(tmp_path: Path, workdir: Path) -> None:
+    bogus = tmp_path / "bogus.sqlite3"
+    bogus.write_bytes(b"garbage" * 200)
+    done = run_cli("--store", str(bogus), "run", "test-ledger", f"workdir={workdir}", "--yes")
+    assert_one_line_error(done, "cannot open record store")
+    assert not (workdir / "config.txt").exists()
+
+
+def test_usage_errors_are_one_line_too(tmp_path: Path) -> None:
+    assert_one_line_error(run_cli("frobnicate"), "No such command")
+    assert_one_line_error(run_cli("records", "show", "--store-typo"), "No such option")
+
+
+def test_unknown_run_to_resume(store_path: Path) -> None:
+    done = run_cli("--store", str(store_path), "resume", "20990101")
+    assert_one_line_error(done, "no run '20990101'")
+
+
+def test_list_show_plan_run_and_records(
+    store_path: Path, workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    base = ["--store", str(store_path)]
+    assert main([*base, "list", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)[0]["name"] == "test-ledger"
+    assert main([*base, "show", "test-ledger"]) == 0
+    assert "Confirm the device is mounted and cabled" in capsys.readouterr().out
+    assert main([*base, "plan", "test-ledger", f"workdir={workdir}", "--json"]) == 0
+    planned = json.loads(capsys.readouterr().out)
+    assert planned["changes"] == 2 and len(planned["hash"]) == 64
+    assert main([*base, "run", "test-ledger", f"workdir={workdir}", "--yes", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["status"] == "succeeded"
+    assert main([*base, "records", "verify"]) == 0
+    assert "chain intact" in capsys.readouterr().out
+    assert main([*base, "records", "show", result["run_id"][:15]]) == 0
+    assert "run.finished" in capsys.readouterr().out
+    # a failed run exits 1 and says it rolled back
+    assert (
+        main(
+            [
+                *base,
+                "run",
+                "test-ledger",
+                f"workdir={workdir}",
+                "hostname=x",
+                "fail_at=plan_inventory",
+                "--yes",
+            ]
+        )
+        == 1
+    )
+    assert "rolled-back" in capsys.readouterr().out
