@@ -1,0 +1,206 @@
+"""Candidates, commit, commit-confirm and rollback for FRR, done with FRR's own tools.
+
+Files on the device, under ``Paths.state_dir`` (default /etc/frr/napalm):
+
+* ``candidate.conf``  the full candidate that frr-reload.py diffs and applies.
+* ``merge.conf``      the lines of a merge; ``candidate.conf`` = running + these lines,
+                      rebuilt at every compare and commit.
+* ``rollback.conf``   the running config saved just before the last commit.
+* ``pending``         exists while a commit waits for confirmation; holds the deadline,
+                      the message and the PID of the revert timer.
+* ``startup-before-commit.conf``, ``commits.log``, ``revert.log``.
+
+A commit with ``revert_in`` leaves frr.conf (startup) on the old configuration until it is
+confirmed, so a reboot inside the window also comes back on the old configuration.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+from napalm.base.exceptions import (
+    CommitConfirmException,
+    CommitError,
+    MergeConfigException,
+    NapalmException,
+    ReplaceConfigException,
+)
+
+from napalm_frr import parsers, shell
+
+log = logging.getLogger(__name__)
+
+Mode = Literal["replace", "merge"]
+Send = Callable[..., str]
+
+# frr-reload.py --reload runs vtysh many times; give it room beyond one show command.
+RELOAD_TIMEOUT = 120.0
+TIMER_START_WAIT = 5.0
+
+
+@dataclass(frozen=True)
+class Candidate:
+    mode: Mode
+    text: str
+
+
+class ConfigSession:
+    """The configuration half of the driver; ``send`` runs one command on the device."""
+
+    def __init__(self, send: Send, paths: shell.Paths, sudo: bool, timeout: float) -> None:
+        self._send = send
+        self.paths = paths
+        self.sudo = sudo
+        self.timeout = timeout
+        self.candidate: Candidate | None = None
+
+    # -- helpers ------------------------------------------------------------------
+
+    def _run(self, command: str, timeout: float | None = None) -> tuple[str, int]:
+        """Run a snippet as root, return (output, exit status)."""
+        output = self._send(shell.with_rc(shell.privileged(command, self.sudo)), timeout)
+        return parsers.split_rc(output)
+
+    def _error(self) -> type[NapalmException]:
+        if self.candidate and self.candidate.mode == "merge":
+            return MergeConfigException  # type: ignore[no-any-return]
+        return ReplaceConfigException  # type: ignore[no-any-return]
+
+    def _check_syntax(self, path: str, error: type[NapalmException]) -> None:
+        output, rc = self._run(f"{self.paths.vtysh} -C -f {shell.q(path)}")
+        problems = parsers.vtysh_errors(output)
+        if rc != 0 or problems:
+            raise error("FRR rejects the candidate:\n" + ("\n".join(problems) or output))
+
+    def _reload(self, path: str) -> tuple[str, int]:
+        return self._run(shell.frr_reload(self.paths, "reload", path), RELOAD_TIMEOUT)
+
+    def candidate_text(self) -> str:
+        return self.candidate.text if self.candidate else ""
+
+    # -- NAPALM operations ----------------------------------------------------------
+
+    def load(self, mode: Mode, text: str) -> None:
+        """Upload the candidate (or merge lines) and have vtysh dry-run its syntax."""
+        error = MergeConfigException if mode == "merge" else ReplaceConfigException
+        if not text.strip():
+            raise error("the candidate is empty")
+        target = self.paths.merge if mode == "merge" else self.paths.candidate
+        if not text.endswith("\n"):
+            text += "\n"
+        mkdir = f"mkdir -p {shell.q(self.paths.state_dir)} && "
+        output = self._send(shell.upload(target, text, self.sudo, prefix=mkdir), raw=True)
+        _, rc = parsers.split_rc(output)
+        if rc != 0:
+            raise error(f"could not write {target} on the device (exit {rc})")
+        self._check_syntax(target, error)
+        self.candidate = Candidate(mode, text)
+
+    def _prepare_candidate(self) -> None:
+        if self.candidate is None:
+            raise self._error()("no candidate loaded: call load_replace/merge_candidate")
+        if self.candidate.mode == "merge":
+            _, rc = self._run(shell.build_merge(self.paths))
+            if rc != 0:
+                raise MergeConfigException("could not build running + merge lines")
+
+    def compare(self) -> str:
+        """FRR's own diff (``frr-reload.py --test``) between running and the candidate."""
+        if self.candidate is None:
+            return ""
+        self._prepare_candidate()
+        output, rc = self._run(shell.frr_reload(self.paths, "test", self.paths.candidate))
+        if rc != 0:
+            # frr-reload still prints a diff against an empty config when it cannot
+            # parse the candidate: never show that as the answer.
+            raise self._error()(f"frr-reload.py --test failed (exit {rc}):\n{output}")
+        return parsers.parse_reload_diff(output)
+
+    def has_pending(self) -> bool:
+        output, _ = self._run(shell.pending_status(self.paths))
+        return "PENDING" in output
+
+    def commit(self, message: str = "", revert_in: int | None = None) -> None:
+        if self.has_pending():
+            raise CommitError("a commit is waiting for confirmation: confirm or roll back first")
+        if revert_in is not None and int(revert_in) <= 0:
+            raise CommitError("revert_in must be a positive number of seconds")
+        self._prepare_candidate()
+        paths = self.paths
+        self._check_syntax(paths.candidate, self._error())
+        save = (
+            f"{shell.save_running(paths, paths.rollback)} && "
+            f"cp -p {shell.q(paths.startup_config)} {shell.q(paths.startup_backup)}"
+        )
+        _, rc = self._run(save)
+        if rc != 0:
+            raise CommitError("could not save the running configuration before the commit")
+        output, rc = self._reload(paths.candidate)
+        problems = parsers.vtysh_errors(output)
+        if rc != 0 or problems:
+            restored, rrc = self._reload(paths.rollback)
+            state = "restored" if rrc == 0 else f"NOT restored (exit {rrc}): {restored}"
+            raise CommitError(
+                f"frr-reload.py --reload failed (exit {rc}); previous config {state}:\n{output}"
+            )
+        if revert_in is not None:
+            self._arm_revert_timer(int(revert_in), message)
+        self._log_commit(message, revert_in)
+        self.candidate = None
+
+    def _arm_revert_timer(self, seconds: int, message: str) -> None:
+        paths = self.paths
+        deadline = int(time.time()) + seconds
+        arm = (
+            # keep startup on the old config until confirmed (survives a reboot)
+            f"cp -p {shell.q(paths.startup_backup)} {shell.q(paths.startup_config)} && "
+            f"printf 'deadline=%s\\nmessage=%s\\n' {deadline} {shell.q(_one_line(message))}"
+            f" > {shell.q(paths.pending)} && {shell.start_revert_timer(paths, seconds)}"
+        )
+        _, rc = self._run(arm)
+        waited = 0.0
+        while rc == 0 and waited < TIMER_START_WAIT and not self.has_pending():
+            time.sleep(0.1)
+            waited += 0.1
+        if rc != 0 or not self.has_pending():
+            self._run(f"rm -f {shell.q(paths.pending)}")
+            self._reload(paths.rollback)
+            raise CommitError("could not start the revert timer; the commit was rolled back")
+        log.info("commit applied; reverts in %ss unless confirmed", seconds)
+
+    def _log_commit(self, message: str, revert_in: int | None) -> None:
+        line = f"printf '%s\\t%s\\t%s\\n' \"$(date -Is)\" {shell.q(str(revert_in or '-'))}"
+        line += f" {shell.q(_one_line(message))} >> {shell.q(self.paths.state('commits.log'))}"
+        self._run(line)
+
+    def confirm(self) -> None:
+        if not self.has_pending():
+            raise CommitConfirmException("no commit is waiting for confirmation")
+        _, rc = self._run(
+            f"{shell.cancel_revert_timer(self.paths)}; {shell.vtysh(self.paths, 'write memory')}"
+        )
+        if rc != 0:
+            raise CommitConfirmException(f"confirming failed (exit {rc})")
+
+    def discard(self) -> None:
+        self.candidate = None
+        self._run(f"rm -f {shell.q(self.paths.candidate)} {shell.q(self.paths.merge)}")
+
+    def rollback(self) -> None:
+        """Go back to the config saved before the last commit; cancels a pending revert."""
+        if self.has_pending():
+            self._run(shell.cancel_revert_timer(self.paths))
+        output, rc = self._run(f"test -s {shell.q(self.paths.rollback)}")
+        if rc != 0:
+            raise CommitError("nothing to roll back to: no commit was made through napalm-frr")
+        output, rc = self._reload(self.paths.rollback)
+        if rc != 0 or parsers.vtysh_errors(output):
+            raise CommitError(f"rollback failed (exit {rc}):\n{output}")
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())

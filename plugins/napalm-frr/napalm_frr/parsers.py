@@ -1,0 +1,364 @@
+"""Pure functions turning FRR/Linux command output into NAPALM's data shapes.
+
+Nothing here talks to a device: every function takes the text a command printed and
+returns plain data, so the whole module is tested with recorded output.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+from datetime import datetime
+from typing import Any
+
+from napalm.base import models
+from napalm.base.helpers import mac as normalise_mac
+
+from napalm_frr.errors import FRROutputError
+
+VENDOR = "FRRouting"
+UNKNOWN_ID = "0.0.0.0"  # noqa: S104 - FRR's "no router id yet", not a bind address
+
+# FRR's address-family keys in JSON -> NAPALM's names.
+AFI_NAMES = {
+    "ipv4Unicast": "ipv4",
+    "ipv6Unicast": "ipv6",
+    "ipv4Multicast": "ipv4 multicast",
+    "ipv6Multicast": "ipv6 multicast",
+    "ipv4Vpn": "vpnv4",
+    "ipv6Vpn": "vpnv6",
+    "l2VpnEvpn": "l2vpn evpn",
+    "ipv4Flowspec": "ipv4 flowspec",
+    "ipv6Flowspec": "ipv6 flowspec",
+}
+
+# lldpd capability names -> NAPALM's canonical ones (napalm.base.constants).
+LLDP_CAPABILITIES = {
+    "other": "other",
+    "repeater": "repeater",
+    "bridge": "bridge",
+    "wlan": "wlan-access-point",
+    "router": "router",
+    "telephone": "telephone",
+    "docsis": "docsis-cable-device",
+    "station": "station",
+}
+
+# FRR prints its interface timestamps in local time like this.
+FRR_TIME_FORMAT = "%Y/%m/%d %H:%M:%S"
+
+# Secrets that FRR keeps in clear text in its configuration.
+SANITIZE_FILTERS = {
+    r"^(\s*(?:enable )?password) \S+.*$": r"\1 <removed>",
+    r"^(\s*neighbor \S+ password) \S+.*$": r"\1 <removed>",
+    r"^(\s*ip ospf authentication-key) \S+.*$": r"\1 <removed>",
+    r"^(\s*ip ospf message-digest-key \d+ md5) \S+.*$": r"\1 <removed>",
+    r"^(\s*ipv6 ospf6 authentication key-id \d+ hash-algo \S+ key) \S+.*$": r"\1 <removed>",
+    r"^(\s*(?:isis|area-password|domain-password) \S*\s*(?:clear|md5)) \S+.*$": r"\1 <removed>",
+    r"^(\s*key-string) \S+.*$": r"\1 <removed>",
+    r"^(\s*agentx|\s*snmp community) \S+.*$": r"\1 <removed>",
+}
+
+
+def load_json(output: str, command: str) -> Any:
+    """Parse JSON printed by vtysh or lldpcli; raise FRROutputError with the text otherwise."""
+    start = min((i for i in (output.find("{"), output.find("[")) if i >= 0), default=-1)
+    if start < 0:
+        raise FRROutputError(f"{command!r} printed no JSON: {output.strip()[:300]!r}")
+    try:
+        return json.loads(output[start:])
+    except ValueError as exc:
+        raise FRROutputError(f"{command!r} printed invalid JSON: {exc}") from exc
+
+
+def parse_version(show_version: str) -> str:
+    """Return "FRRouting 8.4.4" from the first line of ``show version``.
+
+    >>> parse_version("FRRouting 8.4.4 (r1) on Linux(6.1.0).\\nCopyright 1996-2005")
+    'FRRouting 8.4.4'
+    """
+    match = re.search(r"FRRouting\s+(\S+)", show_version)
+    return f"{VENDOR} {match.group(1)}" if match else show_version.strip().split("\n")[0]
+
+
+def parse_facts(system: str, interfaces: dict[str, Any]) -> models.FactsDict:
+    """Build get_facts from the system probe (see ``shell.FACTS``) and ``show interface json``.
+
+    The probe prints one line each: hostname, /proc/uptime, DMI product name, DMI
+    serial, first line of ``show version``.
+    """
+    lines = (system.strip("\n").split("\n") + [""] * 5)[:5]
+    hostname, uptime, model, serial, version = (line.strip() for line in lines)
+    try:
+        uptime_s = float(uptime.split()[0])
+    except (ValueError, IndexError):
+        uptime_s = -1.0
+    return {
+        "hostname": hostname.split(".")[0],
+        "fqdn": hostname,
+        "vendor": VENDOR,
+        "model": model,
+        "serial_number": serial,
+        "os_version": parse_version(version),
+        "uptime": uptime_s,
+        "interface_list": sorted(interfaces),
+    }
+
+
+def _last_flapped(data: dict[str, Any], now: datetime | None) -> float:
+    stamps = []
+    for key in ("lastLinkUp", "lastLinkDown"):
+        try:
+            stamps.append(datetime.strptime(data[key].split(".")[0], FRR_TIME_FORMAT))
+        except (KeyError, ValueError):
+            continue
+    if not stamps or now is None:
+        return -1.0
+    return max((now - max(stamps)).total_seconds(), 0.0)
+
+
+def parse_device_time(line: str) -> datetime | None:
+    """Parse the device's ``date '+%Y/%m/%d %H:%M:%S'``; None if it is not a date."""
+    try:
+        return datetime.strptime(line.strip(), FRR_TIME_FORMAT)
+    except ValueError:
+        return None
+
+
+def parse_interfaces(
+    interfaces: dict[str, Any], now: datetime | None = None
+) -> dict[str, models.InterfaceDict]:
+    """get_interfaces from ``show interface json``; ``now`` is the device's local time.
+
+    Speeds are in Mbit/s as FRR reports them; last_flapped is -1.0 when FRR has seen no
+    link change since it started.
+    """
+    result: dict[str, models.InterfaceDict] = {}
+    for name, data in sorted(interfaces.items()):
+        hw = data.get("hardwareAddress", "")
+        try:
+            mac_address = normalise_mac(hw) if hw else ""
+        except Exception:  # an unusual link-layer address (tunnels, ...)
+            mac_address = hw
+        result[name] = {
+            "is_enabled": data.get("administrativeStatus") == "up",
+            "is_up": data.get("operationalStatus") == "up",
+            "description": data.get("description", ""),
+            "last_flapped": _last_flapped(data, now),
+            "mtu": int(data.get("mtu", 0)),
+            "speed": float(data.get("speed", 0) or 0),
+            "mac_address": mac_address,
+        }
+    return result
+
+
+def parse_interfaces_ip(interfaces: dict[str, Any]) -> dict[str, models.InterfacesIPDict]:
+    """get_interfaces_ip from ``show interface json`` (link-local IPv6 included)."""
+    result: dict[str, models.InterfacesIPDict] = {}
+    for name, data in sorted(interfaces.items()):
+        entry: models.InterfacesIPDict = {}
+        for item in data.get("ipAddresses", []):
+            try:
+                iface = ipaddress.ip_interface(item["address"])
+            except (KeyError, ValueError):
+                continue
+            family = "ipv4" if iface.version == 4 else "ipv6"
+            entry.setdefault(family, {})[str(iface.ip)] = {"prefix_length": iface.network.prefixlen}
+        if entry:
+            result[name] = entry
+    return result
+
+
+def _first(items: Any, key: str = "value", default: str = "") -> str:
+    """lldpd's json0 wraps every value in a list of {"value": ...} objects."""
+    if isinstance(items, list) and items and isinstance(items[0], dict):
+        return str(items[0].get(key, default))
+    return default
+
+
+def _lldp_interfaces(lldp: dict[str, Any]) -> list[dict[str, Any]]:
+    interfaces: list[dict[str, Any]] = []
+    for block in lldp.get("lldp", []):
+        interfaces.extend(block.get("interface", []))
+    return interfaces
+
+
+def _port_name(port: dict[str, Any]) -> str:
+    """The remote port as a person would name it.
+
+    lldpd on Linux sends the MAC as port ID and the interface name as PortDescr, so
+    the ID is used only when it is a name (``ifname``/``local``).
+    """
+    port_id = port.get("id", [{}])[0] if port.get("id") else {}
+    descr = _first(port.get("descr"))
+    if port_id.get("type") in ("ifname", "local") or not descr:
+        return str(port_id.get("value", descr))
+    return descr
+
+
+def parse_lldp_neighbors_detail(lldp: dict[str, Any]) -> models.LLDPNeighborsDetailDict:
+    """get_lldp_neighbors_detail from ``lldpcli -f json0 show neighbors details``.
+
+    json0 is lldpd's stable JSON (every value a list); plain ``-f json`` changes shape
+    with the number of neighbours.
+    """
+    result: models.LLDPNeighborsDetailDict = {}
+    for iface in _lldp_interfaces(lldp):
+        chassis = (iface.get("chassis") or [{}])[0]
+        port = (iface.get("port") or [{}])[0]
+        caps = chassis.get("capability", [])
+        capab = sorted(LLDP_CAPABILITIES.get(c.get("type", "").lower(), "other") for c in caps)
+        enabled = sorted(
+            LLDP_CAPABILITIES.get(c.get("type", "").lower(), "other")
+            for c in caps
+            if c.get("enabled")
+        )
+        result.setdefault(iface.get("name", ""), []).append(
+            {
+                "parent_interface": "",
+                "remote_port": _port_name(port),
+                "remote_port_description": _first(port.get("descr")),
+                "remote_chassis_id": _first(chassis.get("id")),
+                "remote_system_name": _first(chassis.get("name")),
+                "remote_system_description": _first(chassis.get("descr")),
+                "remote_system_capab": capab,
+                "remote_system_enable_capab": enabled,
+            }
+        )
+    return result
+
+
+def parse_lldp_neighbors(lldp: dict[str, Any]) -> dict[str, list[models.LLDPNeighborDict]]:
+    """get_lldp_neighbors: hostname and port of each neighbour, per local interface."""
+    return {
+        name: [{"hostname": n["remote_system_name"], "port": n["remote_port"]} for n in items]
+        for name, items in parse_lldp_neighbors_detail(lldp).items()
+    }
+
+
+def _peer_afs(
+    peer: dict[str, Any], summary_peers: dict[str, dict[str, Any]]
+) -> dict[str, models.BGPStateAddressFamilyDict]:
+    afs: dict[str, models.BGPStateAddressFamilyDict] = {}
+    for afi, info in peer.get("addressFamilyInfo", {}).items():
+        accepted = int(info.get("acceptedPrefixCounter", 0))
+        received = summary_peers.get(afi, {}).get("pfxRcd", accepted)
+        afs[AFI_NAMES.get(afi, afi)] = {
+            "received_prefixes": int(received),
+            "accepted_prefixes": accepted,
+            "sent_prefixes": int(info.get("sentPrefixCounter", 0)),
+        }
+    return afs
+
+
+def parse_bgp_neighbors(
+    summary: dict[str, Any], neighbors: dict[str, Any]
+) -> dict[str, models.BGPStateNeighborsPerVRFDict]:
+    """get_bgp_neighbors from ``show bgp vrf all summary json`` + ``... neighbors json``.
+
+    The default VRF is called ``global``. Peers are keyed as FRR names them: an address,
+    or the interface for BGP unnumbered (``neighbor eth1 interface``). uptime is the
+    time in the current state: since Established when up, since the last reset otherwise.
+    """
+    result: dict[str, models.BGPStateNeighborsPerVRFDict] = {}
+    for vrf in sorted(set(summary) | set(neighbors)):
+        afs = summary.get(vrf, {})
+        router_id = next(
+            (a["routerId"] for a in afs.values() if isinstance(a, dict) and "routerId" in a), ""
+        )
+        # per peer: {afi: summary entry}, for the received-prefix counts
+        per_peer: dict[str, dict[str, dict[str, Any]]] = {}
+        for afi, data in afs.items():
+            if isinstance(data, dict):
+                for name, entry in data.get("peers", {}).items():
+                    per_peer.setdefault(name, {})[afi] = entry
+        peers: dict[str, models.BGPStateNeighborDict] = {}
+        for name, peer in neighbors.get(vrf, {}).items():
+            if not isinstance(peer, dict) or "remoteAs" not in peer:
+                continue
+            up = peer.get("bgpState") == "Established"
+            uptime_ms = peer.get("bgpTimerUpMsec") if up else peer.get("lastResetTimerMsecs")
+            remote_id = peer.get("remoteRouterId", "")
+            peers[name] = {
+                "local_as": int(peer.get("localAs", 0)),
+                "remote_as": _as_number(peer.get("remoteAs", 0)),
+                "remote_id": "" if remote_id == UNKNOWN_ID else remote_id,
+                "is_up": up,
+                "is_enabled": not peer.get("adminShutDown", False),
+                "description": peer.get("nbrDesc", ""),
+                "uptime": int((uptime_ms or 0) // 1000),
+                "address_family": _peer_afs(peer, per_peer.get(name, {})),
+            }
+        result["global" if vrf == "default" else vrf] = {
+            "router_id": router_id,
+            "peers": peers,
+        }
+    return result
+
+
+def _as_number(value: Any) -> int:
+    """remoteAs is an int, or "external"/"internal" before an unnumbered peer comes up."""
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return 0
+
+
+_RELOAD_SECTION = re.compile(r"^(Lines To Delete|Lines To Add)\s*\n=+\s*$", re.M)
+
+
+def parse_reload_diff(output: str) -> str:
+    """Keep the ``Lines To Delete`` / ``Lines To Add`` sections of ``frr-reload.py --test``.
+
+    The text is FRR's own: under "Lines To Delete" the commands FRR will run to remove
+    running lines (``no ...``), under "Lines To Add" the lines it will add. Returns ""
+    when both are absent, i.e. nothing would change.
+    """
+    match = _RELOAD_SECTION.search(output)
+    if not match:
+        return ""
+    kept = [
+        line.rstrip()
+        for line in output[match.start() :].split("\n")
+        if not re.match(r"^\d{4}-\d\d-\d\d .*(INFO|WARNING|DEBUG)", line)
+    ]
+    return "\n".join(kept).strip()
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+_RC = re.compile(r"\n?__rc=(\d+)\s*$")
+
+
+def split_rc(output: str) -> tuple[str, int]:
+    """Split ``<output>__rc=<n>`` (see ``shell.with_rc``) into the text and the exit code.
+
+    >>> split_rc("hello\\n__rc=3")
+    ('hello', 3)
+    """
+    output = _ANSI.sub("", output)
+    match = _RC.search(output)
+    if not match:
+        raise FRROutputError(f"no exit status in output: {output.strip()[-300:]!r}")
+    return output[: match.start()].strip("\n"), int(match.group(1))
+
+
+_VTYSH_ERROR = re.compile(r"^.*% (Unknown command|Ambiguous command|Command incomplete).*$", re.M)
+
+
+def vtysh_errors(output: str) -> list[str]:
+    """The lines of vtysh output that report a rejected command (vtysh is otherwise silent).
+
+    >>> vtysh_errors("line 3: % Unknown command[25]:  bogus\\nok")
+    ['line 3: % Unknown command[25]:  bogus']
+    """
+    return [m.group(0).strip() for m in _VTYSH_ERROR.finditer(output)]
+
+
+def strip_running_header(config: str) -> str:
+    """Drop vtysh's "Building configuration..." banner, keep the configuration itself."""
+    lines = config.split("\n")
+    for i, line in enumerate(lines):
+        if line.startswith("Current configuration:"):
+            return "\n".join(lines[i + 1 :]).strip("\n") + "\n"
+    return config

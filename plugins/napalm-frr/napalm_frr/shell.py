@@ -1,0 +1,143 @@
+"""The shell commands the driver sends to an FRR box, as data and small pure builders.
+
+The device gives a POSIX shell (root, or a user with ``sudo -n``); FRR is reached through
+``vtysh`` and ``frr-reload.py``. Everything device-specific is a field of ``Paths`` so a
+box with other paths or sockets is a matter of optional_args, not code.
+"""
+
+from __future__ import annotations
+
+import base64
+import shlex
+from dataclasses import dataclass, field
+
+# Marker that names our revert timer in the process table (its $0), so a recycled PID
+# is never mistaken for it.
+TIMER_NAME = "napalm-frr-revert"
+HEREDOC_END = "__NAPALM_FRR_EOF__"
+
+
+@dataclass(frozen=True)
+class Paths:
+    """Where things are on the device; every field can be set through optional_args."""
+
+    vtysh: str = "vtysh"
+    frr_reload: str = "/usr/lib/frr/frr-reload.py"
+    lldpcli: str = "lldpcli"
+    startup_config: str = "/etc/frr/frr.conf"
+    # Per device and persistent: under /etc/frr because in namespace labs that is the
+    # device's own directory, and on a real box it survives a reboot.
+    state_dir: str = "/etc/frr/napalm"
+    reload_args: tuple[str, ...] = field(default_factory=tuple)
+
+    def state(self, name: str) -> str:
+        return f"{self.state_dir}/{name}"
+
+    @property
+    def candidate(self) -> str:
+        return self.state("candidate.conf")
+
+    @property
+    def merge(self) -> str:
+        return self.state("merge.conf")
+
+    @property
+    def rollback(self) -> str:
+        return self.state("rollback.conf")
+
+    @property
+    def pending(self) -> str:
+        return self.state("pending")
+
+    @property
+    def startup_backup(self) -> str:
+        return self.state("startup-before-commit.conf")
+
+
+q = shlex.quote
+
+
+def vtysh(paths: Paths, *commands: str) -> str:
+    """``vtysh -c 'cmd' [-c 'cmd' ...]``."""
+    return " ".join([paths.vtysh, *(f"-c {q(c)}" for c in commands)])
+
+
+def frr_reload(paths: Paths, mode: str, filename: str) -> str:
+    """``frr-reload.py --test|--reload FILE`` logging errors only (its INFO goes to stderr)."""
+    args = [paths.frr_reload, f"--{mode}", "--log-level", "error", *paths.reload_args, filename]
+    return " ".join(q(a) for a in args)
+
+
+def with_rc(command: str) -> str:
+    """Run ``command`` with stderr folded in and print its exit status last (``__rc=N``)."""
+    return f"{{ {command} ; }} 2>&1; echo __rc=$?"
+
+
+def privileged(command: str, sudo: bool) -> str:
+    """Run a shell snippet as root: as is when we log in as root, else via ``sudo -n sh -c``."""
+    return f"sudo -n sh -c {q(command)}" if sudo else command
+
+
+def upload(path: str, content: str, sudo: bool, prefix: str = "") -> str:
+    """A command that writes ``content`` to ``path`` atomically (temp file + rename).
+
+    The content travels base64-encoded in a here-document, so it needs no escaping and
+    the terminal never sees a line longer than 76 characters. ``prefix`` is a shell
+    snippet run first (e.g. ``mkdir -p dir && ``).
+    """
+    encoded = base64.encodebytes(content.encode()).decode()
+    tmp = f"{path}.tmp"
+    write = f"{prefix}umask 077 && base64 -d > {q(tmp)} && mv -f {q(tmp)} {q(path)}"
+    return f"{privileged(write, sudo)} <<'{HEREDOC_END}'; echo __rc=$?\n{encoded}{HEREDOC_END}"
+
+
+def save_running(paths: Paths, target: str) -> str:
+    """Write the running configuration (without vtysh's banner) to ``target``."""
+    return f"{vtysh(paths, 'show running-config no-header')} > {q(target)}"
+
+
+def build_merge(paths: Paths) -> str:
+    """candidate = current running config + the merge lines.
+
+    frr-reload.py folds repeated contexts (a second ``router bgp 65001``) into one, so
+    appending is a faithful "running + these lines". It is rebuilt at every compare and
+    commit so changes made on the box meanwhile are not undone.
+    """
+    running = vtysh(paths, "show running-config no-header")
+    return f"{{ {running} && cat {q(paths.merge)} ; }} > {q(paths.candidate)}"
+
+
+def start_revert_timer(paths: Paths, seconds: int) -> str:
+    """Start the on-device timer that restores ``rollback.conf`` unless confirmed.
+
+    ``setsid nohup`` detaches it from our SSH session so it outlives the connection and
+    our process. It writes its PID into the pending file first; confirm kills its
+    process group. When it fires it reloads the saved config, which frr-reload also
+    writes to frr.conf, and removes the pending file.
+    """
+    reload_cmd = frr_reload(paths, "reload", paths.rollback)
+    script = (
+        f"echo pid=$$ >> {q(paths.pending)}; sleep {int(seconds)}; "
+        f"if [ -f {q(paths.pending)} ]; then "
+        f"{{ date; {reload_cmd}; echo rc=$?; }} >> {q(paths.state('revert.log'))} 2>&1; "
+        f"rm -f {q(paths.pending)}; fi"
+    )
+    return f"setsid nohup sh -c {q(script)} {TIMER_NAME} > /dev/null 2>&1 < /dev/null &"
+
+
+def pending_status(paths: Paths) -> str:
+    """Print ``PENDING <pid>`` if a revert timer of ours is alive, else ``NONE``."""
+    return (
+        f"pid=$(sed -n 's/^pid=//p' {q(paths.pending)} 2>/dev/null | tail -1); "
+        f'if [ -n "$pid" ] && grep -qa {TIMER_NAME} /proc/$pid/cmdline 2>/dev/null; '
+        'then echo "PENDING $pid"; else echo NONE; fi'
+    )
+
+
+def cancel_revert_timer(paths: Paths) -> str:
+    """Kill the timer's process group and drop the pending file."""
+    return (
+        f"{pending_status(paths)} | {{ read s pid; "
+        f'if [ "$s" = PENDING ]; then kill -TERM -- -$pid; fi; }}; '
+        f"rm -f {q(paths.pending)}"
+    )
