@@ -239,7 +239,7 @@ def resume(
             )
         return build_runbook(str(started["runbook"]), raw)
 
-    result = make_engine(ctx, yes, json_out).resume(full_id, factory)
+    result = make_engine(ctx, yes, json_out).resume(full_id, factory, overrides)
     if json_out:
         emit_json(result.to_dict())
     else:

@@ -219,9 +219,15 @@ class Engine:
         return self._continue(runbook, run_id, _RunState())
 
     def resume(
-        self, run_id: str, runbook_factory: Callable[[dict[str, Any]], Runbook]
+        self,
+        run_id: str,
+        runbook_factory: Callable[[dict[str, Any]], Runbook],
+        overrides: dict[str, Any] | None = None,
     ) -> RunResult:
-        """Continue a run that was killed, from its record."""
+        """Continue a run that was killed, from its record.
+
+        ``overrides`` are parameters given again (secrets the record could not keep); the
+        factory applies them and the record names them."""
         entries = self.store.entries(run_id)
         if not entries or entries[0].kind != "run.started":
             raise InputError(f"no run {run_id!r} to resume")
@@ -237,6 +243,7 @@ class Engine:
             {
                 "in_flight": state.in_flight.step if state.in_flight else None,
                 "done": sorted(state.done),
+                "overrides": secrets.mask(overrides or {}),
             },
         )
         return self._continue(runbook, run_id, state)
