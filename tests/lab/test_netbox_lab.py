@@ -1,0 +1,100 @@
+"""The lab's real NetBox: seeded inventory, tokens and identities, render-config, reset."""
+
+from __future__ import annotations
+
+import time
+
+import pynetbox
+import pytest
+import requests
+
+from runbooks.lab import netbox, topology
+
+pytestmark = pytest.mark.lab
+
+PEOPLE = {u.role: u for u in topology.load().users}
+
+
+def _api(role: str) -> pynetbox.api:
+    url, token = netbox.credentials(role)
+    return pynetbox.api(url, token=token)
+
+
+@pytest.mark.parametrize("role", sorted(PEOPLE))
+def test_each_role_reads_the_seeded_inventory(netbox_lab, role):
+    nb = _api(role)
+    names = {d.name for d in nb.dcim.devices.all()}
+    assert {"spine1", "spine2", "leaf1", "leaf2", "leaf3", "srv1", "srv2", "db1"} <= names
+    assert nb.dcim.sites.get(slug="lab-dc1") is not None
+    assert nb.ipam.prefixes.get(prefix="198.18.64.0/24") is not None
+
+
+@pytest.mark.parametrize("role", sorted(PEOPLE))
+def test_token_owner_is_the_person_with_the_groups_of_the_role(netbox_lab, role):
+    url, token = netbox.credentials(role)
+    resp = requests.get(f"{url}/api/authentication-check/",
+                        headers={"Authorization": f"Bearer {token}"}, timeout=10)
+    assert resp.status_code == 200
+    me = resp.json()
+    assert me["username"] == PEOPLE[role].username
+    assert sorted(g["name"] for g in me["groups"]) == sorted(PEOPLE[role].groups)
+
+
+def test_only_operators_change_inventory(netbox_reset):
+    site = _api("reviewer").dcim.sites.get(slug="lab-dc1")
+    site.description = "edited by a reviewer"
+    with pytest.raises(pynetbox.RequestError):
+        site.save()
+    site = _api("operator").dcim.sites.get(slug="lab-dc1")
+    site.description = "edited by the operator"
+    assert site.save()
+
+
+def test_leaf3_is_planned_with_rack_position_planned_cables_and_addresses(netbox_lab):
+    nb = _api("operator")
+    leaf3 = nb.dcim.devices.get(name="leaf3")
+    assert leaf3.status.value == "planned"
+    assert (leaf3.rack.name, leaf3.position) == ("R01", 36)
+    assert str(leaf3.primary_ip4) == "198.18.0.23/24"
+    cables = list(nb.dcim.cables.filter(device_id=leaf3.id))
+    assert len(cables) == 2
+    assert {c.status.value for c in cables} == {"planned"}
+    addresses = {str(ip) for ip in nb.ipam.ip_addresses.filter(device_id=leaf3.id)}
+    assert addresses == {"198.18.0.23/24", "198.18.255.13/32", "198.18.1.5/31", "198.18.1.11/31"}
+    active = nb.dcim.cables.filter(status="connected")
+    assert len(list(active)) == 4
+
+
+def test_render_config_yields_frr_config_for_every_router(netbox_lab):
+    configs = netbox.render_configs()
+    topo = topology.load()
+    assert set(configs) == {d.name for d in topo.devices}
+    for dev in topo.devices:
+        text = configs[dev.name]
+        assert f"hostname {dev.name}\n" in text
+        assert f"router bgp {dev.asn}\n" in text
+        assert f" bgp router-id {dev.loopback}\n" in text
+        assert " no bgp ebgp-requires-policy\n" in text
+        assert f"  network {dev.loopback}/32\n" in text
+    # connected cables become sessions; leaf3's planned cables do not (yet)
+    assert " neighbor 198.18.1.1 remote-as 65101\n" in configs["spine1"]
+    assert " neighbor 198.18.1.0 remote-as 65001\n" in configs["leaf1"]
+    assert "198.18.1.5 remote-as" not in configs["spine1"]
+    assert "neighbor" not in configs["leaf3"]
+
+
+def test_reset_restores_an_edited_object_within_seconds(netbox_lab):
+    nb = _api("operator")
+    leaf1 = nb.dcim.devices.get(name="leaf1")
+    leaf1.serial = "EDITED-BY-TEST"
+    leaf1.save()
+    assert nb.dcim.devices.get(name="leaf1").serial == "EDITED-BY-TEST"
+    started = time.monotonic()
+    netbox.reset()
+    elapsed = time.monotonic() - started
+    assert nb.dcim.devices.get(name="leaf1").serial == ""
+    assert elapsed < 5
+
+
+def test_status_reports_every_component_answering(netbox_lab):
+    assert all(c.ok for c in netbox.status()), netbox.status()
