@@ -17,6 +17,7 @@ confirmed, so a reboot inside the window also comes back on the old configuratio
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -62,7 +63,8 @@ class ConfigSession:
 
     def _run(self, command: str, timeout: float | None = None) -> tuple[str, int]:
         """Run a snippet as root, return (output, exit status)."""
-        output = self._send(shell.with_rc(shell.privileged(command, self.sudo)), timeout)
+        wrapped = shell.with_rc(shell.privileged(command, self.sudo))
+        output = self._send(wrapped, timeout, raw=True)
         return parsers.split_rc(output)
 
     def _error(self) -> type[NapalmException]:
@@ -122,7 +124,7 @@ class ConfigSession:
 
     def has_pending(self) -> bool:
         output, _ = self._run(shell.pending_status(self.paths))
-        return "PENDING" in output
+        return re.search(r"^PENDING \d+$", output, re.M) is not None
 
     def commit(self, message: str = "", revert_in: int | None = None) -> None:
         if self.has_pending():

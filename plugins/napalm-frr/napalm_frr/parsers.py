@@ -326,21 +326,24 @@ def parse_reload_diff(output: str) -> str:
     return "\n".join(kept).strip()
 
 
-_ANSI = re.compile(r"\x1b\[[0-9;]*m")
-_RC = re.compile(r"\n?__rc=(\d+)\s*$")
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[a-zA-Z]")
+_BEGIN = re.compile(r"^__NAPALM_BEGIN__\r?$", re.M)
+_RC = re.compile(r"^__NAPALM_RC=(\d+)\s*$", re.M)
 
 
 def split_rc(output: str) -> tuple[str, int]:
-    """Split ``<output>__rc=<n>`` (see ``shell.with_rc``) into the text and the exit code.
+    """Split the output of a ``shell.with_rc`` command into its text and exit status.
 
-    >>> split_rc("hello\\n__rc=3")
+    >>> split_rc("echo noise\\n__NAPALM_BEGIN__\\nhello\\n__NAPALM_RC=3\\n")
     ('hello', 3)
     """
     output = _ANSI.sub("", output)
-    match = _RC.search(output)
-    if not match:
+    rcs = list(_RC.finditer(output))
+    if not rcs:
         raise FRROutputError(f"no exit status in output: {output.strip()[-300:]!r}")
-    return output[: match.start()].strip("\n"), int(match.group(1))
+    begins = [m for m in _BEGIN.finditer(output) if m.end() <= rcs[-1].start()]
+    start = begins[-1].end() if begins else 0
+    return output[start : rcs[-1].start()].strip("\n"), int(rcs[-1].group(1))
 
 
 _VTYSH_ERROR = re.compile(r"^.*% (Unknown command|Ambiguous command|Command incomplete).*$", re.M)

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 # is never mistaken for it.
 TIMER_NAME = "napalm-frr-revert"
 HEREDOC_END = "__NAPALM_FRR_EOF__"
+BEGIN = "printf '%s\\n' '__NAPALM''_BEGIN__'"
+END = "printf '__NAPALM''_RC=%s\\n' \"$?\""
 
 
 @dataclass(frozen=True)
@@ -69,8 +71,12 @@ def frr_reload(paths: Paths, mode: str, filename: str) -> str:
 
 
 def with_rc(command: str) -> str:
-    """Run ``command`` with stderr folded in and print its exit status last (``__rc=N``)."""
-    return f"{{ {command} ; }} 2>&1; echo __rc=$?"
+    """Frame ``command``'s output (stderr folded in) between a begin line and its exit status.
+
+    The markers are printed from split strings so the terminal's echo of the command line
+    never contains them; ``parsers.split_rc`` takes what lies between.
+    """
+    return f"{BEGIN}; {{ {command} ; }} 2>&1; {END}"
 
 
 def privileged(command: str, sudo: bool) -> str:
@@ -88,7 +94,9 @@ def upload(path: str, content: str, sudo: bool, prefix: str = "") -> str:
     encoded = base64.encodebytes(content.encode()).decode()
     tmp = f"{path}.tmp"
     write = f"{prefix}umask 077 && base64 -d > {q(tmp)} && mv -f {q(tmp)} {q(path)}"
-    return f"{privileged(write, sudo)} <<'{HEREDOC_END}'; echo __rc=$?\n{encoded}{HEREDOC_END}"
+    # the braces make the here-document the stdin of the whole chain, not of its last command
+    heredoc = f"<<'{HEREDOC_END}'"
+    return f"{BEGIN}; {{ {privileged(write, sudo)} ; }} {heredoc}; {END}\n{encoded}{HEREDOC_END}"
 
 
 def save_running(paths: Paths, target: str) -> str:
@@ -122,7 +130,8 @@ def start_revert_timer(paths: Paths, seconds: int) -> str:
         f"{{ date; {reload_cmd}; echo rc=$?; }} >> {q(paths.state('revert.log'))} 2>&1; "
         f"rm -f {q(paths.pending)}; fi"
     )
-    return f"setsid nohup sh -c {q(script)} {TIMER_NAME} > /dev/null 2>&1 < /dev/null &"
+    # the subshell keeps the job out of the login shell's job table (no "[1] 123" noise)
+    return f"( setsid nohup sh -c {q(script)} {TIMER_NAME} > /dev/null 2>&1 < /dev/null & )"
 
 
 def pending_status(paths: Paths) -> str:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from napalm.base.test.double import BaseTestDouble
+
 from napalm_frr import FRRDriver
 
 MOCKED = Path(__file__).parent / "unit" / "mocked_data"

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from napalm.base.test import conftest as parent_conftest
 from napalm.base.test.double import BaseTestDouble
+
 from napalm_frr import FRRDriver
 
 
