@@ -1,0 +1,98 @@
+"""`runbook lab up | down | status | reset`: the lab from one command (mounted by runbooks.cli)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from runbooks.core.errors import RunbookError
+from runbooks.lab import lab
+from runbooks.lab.lab import Timings
+
+app = typer.Typer(
+    help="The lab: real NetBox, FRR network devices, Linux hosts and PostgreSQL.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output on stdout.")]
+
+
+@contextmanager
+def _one_line_errors() -> Iterator[None]:
+    try:
+        yield
+    except RunbookError as exc:
+        err.print(f"[bold red]runbook lab: error:[/] {escape(str(exc))}")
+        raise typer.Exit(exc.exit_code) from None
+    except KeyboardInterrupt:
+        err.print("[bold red]runbook lab: interrupted[/] (run `runbook lab down` to clean up)")
+        raise typer.Exit(130) from None
+
+
+def _progress(line: str) -> None:
+    err.print(f"  [bold]▶[/] {escape(line)}")
+
+
+def _finish(verb: str, action: Callable[..., Timings], as_json: bool) -> None:
+    with _one_line_errors():
+        timings = action(progress=(lambda _line: None) if as_json else _progress)
+    if as_json:
+        sys.stdout.write(
+            json.dumps(
+                {"action": verb, "seconds": timings.phases, "total": round(timings.total, 3)}
+            )
+            + "\n"
+        )
+    else:
+        out.print(f"[green]lab {verb}[/] in {timings.total:.1f} s")
+
+
+@app.command()
+def up(as_json: JsonOpt = False) -> None:
+    """Bring the lab up (idempotent: a second run verifies and repairs)."""
+    _finish("up", lab.up, as_json)
+
+
+@app.command()
+def down(as_json: JsonOpt = False) -> None:
+    """Tear everything down: processes, namespaces, links, mounts, state. The cache stays."""
+    _finish("down", lab.down, as_json)
+
+
+@app.command()
+def reset(as_json: JsonOpt = False) -> None:
+    """NetBox, devices and hosts back to their seeded state, in seconds."""
+    _finish("reset", lab.reset, as_json)
+
+
+@app.command()
+def status(as_json: JsonOpt = False) -> None:
+    """Each component and whether it answers (exit code 1 if any does not)."""
+    with _one_line_errors():
+        components = lab.status()
+    if as_json:
+        sys.stdout.write(json.dumps([c.__dict__ for c in components], indent=2) + "\n")
+    else:
+        table = Table(show_header=True, header_style="bold")
+        table.add_column("component")
+        table.add_column("answers")
+        table.add_column("detail")
+        for c in components:
+            table.add_row(
+                escape(c.name), "[green]yes[/]" if c.ok else "[bold red]no[/]", escape(c.detail)
+            )
+        out.print(table)
+    if not all(c.ok for c in components):
+        raise typer.Exit(1)

@@ -1,0 +1,303 @@
+"""The whole lab: NetBox, the management bridge, Linux hosts and FRR devices, up/down/status/reset.
+
+`up` order: address-overlap check -> NetBox (seeded) -> bridge -> hosts -> devices (active ones
+with the configuration NetBox renders, planned ones with factory defaults) -> wait for SSH, BGP
+Established on every active link and LLDP neighbours matching every link. Idempotent: a second
+`up` verifies, restarts what died, and never duplicates anything.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+
+from runbooks.core.errors import LabError
+from runbooks.lab import frr, hosts, network, node, topology
+from runbooks.lab.paths import state_dir
+from runbooks.lab.status import ComponentStatus
+from runbooks.lab.topology import Topology
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[str], None]
+CONVERGE_TIMEOUT = 60.0
+
+
+@dataclass(frozen=True)
+class Timings:
+    """Seconds spent in each phase of an up or reset, in order."""
+
+    phases: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def total(self) -> float:
+        return sum(self.phases.values())
+
+
+class _Clock:
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
+        self.phases: dict[str, float] = {}
+        self._t = time.monotonic()
+
+    def lap(self, phase: str, detail: str = "") -> None:
+        now = time.monotonic()
+        self.phases[phase] = round(now - self._t, 3)
+        self._t = now
+        self.progress(f"{phase}: {detail or 'ok'} ({self.phases[phase]:.1f} s)")
+
+
+def _netbox_module() -> ModuleType:
+    # Imported late: devices and hosts work (RUNBOOKS_LAB_NETBOX=0) even when NetBox's side cannot.
+    from runbooks.lab import netbox
+
+    return netbox
+
+
+def _use_netbox() -> bool:
+    """RUNBOOKS_LAB_NETBOX=0: devices and hosts alone (the caller then passes the configs)."""
+    return os.environ.get("RUNBOOKS_LAB_NETBOX", "1") != "0"
+
+
+def up(progress: Progress = log.info, configs: dict[str, str] | None = None) -> Timings:
+    """Bring the whole lab up (or verify and repair a running one)."""
+    topo = topology.load()
+    clock = _Clock(progress)
+    network.check_addresses(topo)
+    node.prepare_state_dir()
+    node.lab_key()
+    clock.lap(
+        "address check",
+        "no route or address overlaps " + ", ".join(str(p) for p in topo.addressing.all_prefixes()),
+    )
+    if _use_netbox():
+        nb = _netbox_module()
+        nb.up()
+        clock.lap("netbox", nb.url())
+        if configs is None:
+            configs = nb.render_configs()
+            clock.lap("render", f"{len(configs)} configs rendered by NetBox")
+    if configs is None:
+        raise LabError("no device configurations: NetBox is disabled and none were given")
+    network.ensure_bridge(topo)
+    clock.lap("bridge", f"{network.BRIDGE} {network.own_gateway(topo)}")
+    for host in topo.hosts:
+        network.ensure_netns(host.name)
+        network.ensure_mgmt_link(topo, host.name, host.mgmt)
+    fresh = [h.name for h in topo.hosts if hosts.start_host(topo, h)]
+    clock.lap("hosts", _started(fresh, len(topo.hosts)))
+    for dev in topo.devices:
+        network.ensure_netns(dev.name)
+        network.ensure_mgmt_link(topo, dev.name, dev.mgmt)
+    network.ensure_fabric_links(topo)
+    fresh = [d.name for d in topo.devices if frr.start_device(d, _config_for(d, configs))]
+    clock.lap("devices", _started(fresh, len(topo.devices)))
+    _wait_converged(topo, clock)
+    return Timings(clock.phases)
+
+
+def _started(fresh: list[str], total: int) -> str:
+    return f"{len(fresh)} started, {total - len(fresh)} already running"
+
+
+def _config_for(dev: topology.Device, configs: dict[str, str]) -> str:
+    if dev.status != "active":
+        return frr.factory_config(dev.name)
+    if dev.name not in configs:
+        raise LabError(f"NetBox rendered no configuration for active device {dev.name}")
+    return configs[dev.name]
+
+
+def _wait_converged(topo: Topology, clock: _Clock) -> None:
+    nodes = [(d.name, str(d.mgmt)) for d in topo.devices] + [
+        (h.name, str(h.mgmt)) for h in topo.hosts
+    ]
+    for name, addr in nodes:
+        node.wait_for(f"sshd on {name} ({addr})", functools.partial(node.ssh_answers, addr), 15)
+    clock.lap("ssh", f"{len(nodes)} sshd answering")
+    active = [d.name for d in topo.devices if d.status == "active"]
+    node.wait_for(
+        "BGP Established on every active link",
+        lambda: not bgp_problems(topo, active),
+        CONVERGE_TIMEOUT,
+        0.2,
+    )
+    sessions = sum(len(frr.expected_peers(topo, n)) for n in active)
+    clock.lap("bgp", f"{sessions} sessions Established")
+    for dev in topo.devices:
+        frr.run_on_device(dev.name, ["lldpcli", "update"])
+    node.wait_for(
+        "LLDP neighbours matching every link",
+        lambda: not lldp_problems(topo),
+        CONVERGE_TIMEOUT,
+        0.2,
+    )
+    clock.lap("lldp", f"{2 * len(topo.links)} neighbours match the links")
+
+
+def bgp_problems(topo: Topology, names: list[str] | None = None) -> list[str]:
+    """Expected BGP sessions (links between active devices) that are not Established."""
+    problems = []
+    for name in names or [d.name for d in topo.devices if d.status == "active"]:
+        states = frr.bgp_states(name)
+        for peer, peer_name in frr.expected_peers(topo, name).items():
+            if states.get(peer) != "Established":
+                problems.append(f"{name} -> {peer_name} ({peer}): {states.get(peer, 'absent')}")
+    return problems
+
+
+def lldp_problems(topo: Topology) -> list[str]:
+    """Links whose LLDP neighbour (SysName, port) does not match the topology."""
+    problems = []
+    for dev in topo.devices:
+        seen = frr.lldp_neighbours(dev.name)
+        for ifname, want in frr.expected_lldp(topo, dev.name).items():
+            if seen.get(ifname) != want:
+                problems.append(f"{dev.name}:{ifname} sees {seen.get(ifname)}, expected {want}")
+    return problems
+
+
+def reset(progress: Progress = log.info) -> Timings:
+    """NetBox back to its seed, devices to their NetBox-rendered configs (leaf3 to factory
+    defaults), hosts to a fresh private filesystem (db1 with its sample data again)."""
+    topo = topology.load()
+    clock = _Clock(progress)
+    missing = [
+        n
+        for n in ([d.name for d in topo.devices] + [h.name for h in topo.hosts])
+        if network.netns_name(n) not in network.lab_namespaces()
+    ]
+    if missing:
+        raise LabError(f"lab is not up ({', '.join(missing)} missing): run `runbook lab up`")
+    configs: dict[str, str] = {}
+    if _use_netbox():
+        nb = _netbox_module()
+        nb.reset()
+        configs = nb.render_configs()
+        clock.lap("netbox", "seeded state restored, configs rendered")
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        jobs = [pool.submit(hosts.reset_host, topo, h) for h in topo.hosts]
+        jobs += [pool.submit(frr.reset_device, d, _reset_config(d, configs)) for d in topo.devices]
+        for job in jobs:
+            job.result()
+    clock.lap("restart", f"{len(topo.hosts)} hosts, {len(topo.devices)} devices")
+    _wait_converged(topo, clock)
+    return Timings(clock.phases)
+
+
+def _reset_config(dev: topology.Device, configs: dict[str, str]) -> str:
+    if dev.status == "active" and dev.name not in configs:
+        # Without NetBox, keep the startup config the device was first brought up with.
+        initial = frr.device_dir(dev.name) / "initial.conf"
+        if initial.exists():
+            return initial.read_text()
+    return _config_for(dev, configs)
+
+
+def down(progress: Progress = log.info) -> Timings:
+    """Leave nothing: processes, namespaces, links, routes, mounts, state dir (cache stays)."""
+    topo = topology.load()
+    clock = _Clock(progress)
+    namespaces = network.lab_namespaces()
+    holders = _recorded_holders()
+    for ns in namespaces:
+        network.delete_netns(ns)
+    # A holder whose namespace file vanished still keeps its namespaces alive: stop it too.
+    network.kill_pids(p for p in holders if _is_lab_holder(p))
+    clock.lap("nodes", f"{len(namespaces)} namespaces removed")
+    network.remove_bridge(topo)
+    clock.lap("bridge", f"{network.BRIDGE} and lab routes removed")
+    for sub in ("devices", "hosts", "ssh"):
+        node.remove_tree(state_dir() / sub)
+    if _use_netbox():
+        _netbox_module().destroy()
+        clock.lap("netbox", "stopped, lab databases dropped")
+        node.remove_tree(state_dir())
+    clock.lap("state", f"{state_dir()} removed")
+    return Timings(clock.phases)
+
+
+def _recorded_holders() -> list[int]:
+    pids = []
+    for pid_file in state_dir().glob("*/*/holder.pid"):
+        try:
+            pids.append(int(pid_file.read_text(encoding="ascii")))
+        except (OSError, ValueError):
+            continue
+    return pids
+
+
+def _is_lab_holder(pid: int) -> bool:
+    """Still the lab's holder: `sleep infinity` outside the root network namespace."""
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        own = os.stat("/proc/self/ns/net").st_ino
+        return cmdline == b"sleep\0infinity\0" and os.stat(f"/proc/{pid}/ns/net").st_ino != own
+    except OSError:
+        return False
+
+
+def status() -> list[ComponentStatus]:
+    """Each component and whether it answers."""
+    topo = topology.load()
+    result: list[ComponentStatus] = []
+    if _use_netbox():
+        try:
+            result += _netbox_module().status()
+        except Exception as exc:  # status must report, not crash: show what failed
+            result.append(ComponentStatus("netbox", False, f"status failed: {exc}"))
+    bridge = network.link_exists(network.BRIDGE)
+    result.append(
+        ComponentStatus(
+            "bridge",
+            bridge,
+            f"{network.BRIDGE} {network.own_gateway(topo)}" if bridge else "absent",
+        )
+    )
+    for dev in topo.devices:
+        result.append(_device_status(topo, dev))
+    for host in topo.hosts:
+        ssh = node.ssh_answers(str(host.mgmt))
+        result.append(
+            ComponentStatus(
+                f"host {host.name}", ssh, f"sshd {host.mgmt}:22 {'answers' if ssh else 'silent'}"
+            )
+        )
+        if host.postgresql:
+            pg = hosts.postgres_answers(host)
+            result.append(
+                ComponentStatus(
+                    f"host {host.name} postgresql",
+                    pg,
+                    f"PostgreSQL {host.postgresql} {host.mgmt}:{hosts.PG_PORT} "
+                    f"{'answers' if pg else 'silent'}",
+                )
+            )
+    return result
+
+
+def _device_status(topo: Topology, dev: topology.Device) -> ComponentStatus:
+    name = f"device {dev.name}"
+    if node.holder_pid(frr.device_dir(dev.name), dev.name) is None:
+        return ComponentStatus(name, False, "not running")
+    ssh = node.ssh_answers(str(dev.mgmt))
+    try:
+        states = frr.bgp_states(dev.name)
+    except LabError:
+        return ComponentStatus(name, False, f"sshd {'answers' if ssh else 'silent'}, bgpd silent")
+    want = frr.expected_peers(topo, dev.name)
+    up_ = sum(1 for p in want if states.get(p) == "Established")
+    ok = ssh and up_ == len(want)
+    return ComponentStatus(
+        name,
+        ok,
+        f"{dev.status}, sshd {'answers' if ssh else 'silent'}, "
+        f"bgpd answers, {up_}/{len(want)} BGP sessions Established",
+    )

@@ -1,0 +1,205 @@
+"""What every lab node shares: a holder process owning its namespaces, nsenter, the lab's SSH key
+and a per-node sshd.
+
+A node (network device or Linux host) is a network namespace `rbl-<name>` plus one long-lived
+holder process (`ip netns exec … unshare --mount --uts --ipc`) that sets up the node's private
+mounts and hostname, then sleeps. Every daemon of the node is started with `nsenter` into the
+holder, so they all share its namespaces; `ip netns pids` then finds every process to stop.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import select
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from runbooks.core.errors import LabError
+from runbooks.lab import network
+from runbooks.lab.paths import state_dir
+
+log = logging.getLogger(__name__)
+
+HOLDER_READY = "rbl-ready"
+
+
+def ssh_dir() -> Path:
+    return state_dir() / "ssh"
+
+
+def lab_key() -> Path:
+    """The lab's SSH private key (ed25519, mode 0600), generated once per lab lifetime."""
+    key = ssh_dir() / "id_ed25519"
+    if not key.exists():
+        ssh_dir().mkdir(parents=True, exist_ok=True, mode=0o700)
+        network.run(
+            ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "runbooks-lab", "-f", str(key)]
+        )
+        key.chmod(0o600)
+    authorized = ssh_dir() / "authorized_keys"
+    pub = key.with_suffix(".pub").read_text(encoding="ascii")
+    if not authorized.exists() or authorized.read_text(encoding="ascii") != pub:
+        authorized.write_text(pub, encoding="ascii")
+        authorized.chmod(0o600)
+    return key
+
+
+def prepare_state_dir() -> Path:
+    root = state_dir()
+    root.mkdir(parents=True, exist_ok=True, mode=0o700)
+    root.chmod(0o700)
+    return root
+
+
+# --- holder ---------------------------------------------------------------------------------
+
+
+def holder_pid(node_dir: Path, node: str) -> int | None:
+    """The node's holder PID when it is alive and inside the node's network namespace."""
+    try:
+        pid = int((node_dir / "holder.pid").read_text(encoding="ascii"))
+        ns_inode = os.stat(f"/run/netns/{network.netns_name(node)}").st_ino
+        if os.stat(f"/proc/{pid}/ns/net").st_ino == ns_inode:
+            return pid
+    except (OSError, ValueError):
+        pass
+    return None
+
+
+def start_holder(node_dir: Path, node: str, script: str, timeout: float = 20) -> int:
+    """Start the holder running `script` (sh), which must print HOLDER_READY then sleep."""
+    errlog = (node_dir / "holder.log").open("w", encoding="utf-8")
+    argv = [
+        "ip",
+        "netns",
+        "exec",
+        network.netns_name(node),
+        "unshare",
+        "--mount",
+        "--uts",
+        "--ipc",
+        "--propagation",
+        "private",
+        "--",
+        "/bin/sh",
+        "-c",
+        script,
+    ]
+    proc = subprocess.Popen(
+        argv,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=errlog,
+        start_new_session=True,
+        text=True,
+    )
+    errlog.close()
+    assert proc.stdout is not None
+    ready, _, _ = select.select([proc.stdout], [], [], timeout)
+    line = proc.stdout.readline().strip() if ready else ""
+    proc.stdout.close()
+    if line != HOLDER_READY:
+        network.kill_pids([proc.pid])
+        proc.wait()
+        detail = (node_dir / "holder.log").read_text(encoding="utf-8").strip().splitlines()
+        raise LabError(f"{node}: namespace setup failed: {detail[-1] if detail else 'no output'}")
+    # The holder outlives this process on purpose; stop Popen from reporting it as leaked.
+    proc.returncode = 0
+    (node_dir / "holder.pid").write_text(str(proc.pid), encoding="ascii")
+    return proc.pid
+
+
+def nsenter(
+    pid: int,
+    argv: Sequence[str],
+    *,
+    check: bool = False,
+    timeout: float = 60,
+    input: str | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """Run argv inside the holder's network, mount, UTS and IPC namespaces."""
+    return network.run(
+        ["nsenter", "-t", str(pid), "-n", "-m", "-u", "-i", "--", *argv],
+        check=check,
+        timeout=timeout,
+        input=input,
+    )
+
+
+# --- sshd -----------------------------------------------------------------------------------
+
+
+def sshd_config(listen: str, host_key: Path, pid_file: Path, authorized_keys: Path) -> str:
+    return "\n".join(
+        [
+            f"ListenAddress {listen}:22",
+            f"HostKey {host_key}",
+            f"PidFile {pid_file}",
+            f"AuthorizedKeysFile {authorized_keys}",
+            "UsePAM no",
+            "PermitRootLogin prohibit-password",
+            "PubkeyAuthentication yes",
+            "PasswordAuthentication no",
+            "KbdInteractiveAuthentication no",
+            "UseDNS no",
+            "PrintMotd no",
+            "PrintLastLog no",
+            "MaxStartups 100:30:200",
+            "MaxSessions 50",
+            "AcceptEnv LANG LC_*",
+            "Subsystem sftp /usr/lib/openssh/sftp-server",
+            "LogLevel ERROR",
+            "",
+        ]
+    )
+
+
+def ensure_host_key(path: Path) -> None:
+    if not path.exists():
+        network.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(path)])
+        path.chmod(0o600)
+
+
+def light_home(home: Path, node: str) -> None:
+    """A small /root: heavy rc files cost ~150 ms per SSH command."""
+    home.mkdir(parents=True, exist_ok=True, mode=0o700)
+    (home / ".bashrc").write_text(f"PS1='root@{node}:\\w# '\n", encoding="ascii")
+    (home / ".profile").write_text(". ~/.bashrc\n", encoding="ascii")
+
+
+def ssh_answers(address: str, timeout: float = 1.0) -> bool:
+    """True when something on address:22 greets with an SSH banner."""
+    try:
+        with socket.create_connection((address, 22), timeout=timeout) as sock:
+            sock.settimeout(timeout)
+            return sock.recv(64).startswith(b"SSH-")
+    except OSError:
+        return False
+
+
+def wait_for(what: str, probe: Callable[[], bool], timeout: float, interval: float = 0.1) -> float:
+    """Poll `probe()` until true; return the seconds it took, LabError on timeout."""
+    start = time.monotonic()
+    while time.monotonic() - start < timeout:
+        if probe():
+            return time.monotonic() - start
+        time.sleep(interval)
+    raise LabError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def remove_tree(path: Path) -> None:
+    """Remove a state directory, refusing when anything is still mounted below it."""
+    if not path.exists():
+        return
+    real = str(path.resolve())
+    with open("/proc/self/mountinfo", encoding="utf-8") as fh:
+        mounted = [line.split()[4] for line in fh]
+    below = [m for m in mounted if m == real or m.startswith(real + "/")]
+    if below:
+        raise LabError(f"refusing to remove {path}: {below[0]} is still mounted")
+    shutil.rmtree(path)
