@@ -32,8 +32,12 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING)
 
     netbox.up()  # makes sure the migration snapshot exists (not timed)
-    figures: dict[str, list[float]] = {"cold up (kept migration)": [], "restart up": [],
-                                       "warm up": [], "reset": []}
+    figures: dict[str, list[float]] = {
+        "cold up (kept migration)": [],
+        "restart up": [],
+        "warm up": [],
+        "reset": [],
+    }
     for _ in range(args.rounds):
         netbox.destroy()
         figures["cold up (kept migration)"].append(timed(netbox.up))

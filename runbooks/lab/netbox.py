@@ -195,8 +195,13 @@ def install() -> None:
         home().mkdir(parents=True, exist_ok=True)
         _run([python, "-m", "venv", venv()], "creating NetBox's venv")
         _run(
-            [venv() / "bin" / "pip", "install", "--quiet", "--disable-pip-version-check",
-             f"netbox=={VERSION}"],
+            [
+                venv() / "bin" / "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                f"netbox=={VERSION}",
+            ],
             f"pip install netbox=={VERSION}",
             timeout=900,
         )
@@ -228,15 +233,16 @@ def write_configuration() -> Path:
     return conf
 
 
-_CONFIGURATION = '''\
+_CONFIGURATION = """\
 # Written by runbooks.lab.netbox; regenerated on every `lab up`. Secrets live in 0600 files.
+import os
 from pathlib import Path
 
 _ROOT = Path({root!r})
 ALLOWED_HOSTS = ["127.0.0.1", "localhost"]
 DATABASES = {{
     "default": {{
-        "NAME": {db!r},
+        "NAME": os.environ.get("RUNBOOKS_NETBOX_DB", {db!r}),  # seeding targets the template
         "USER": {pg_user!r},
         "PASSWORD": "",
         "HOST": {pg_host!r},
@@ -255,12 +261,13 @@ CENSUS_REPORTING_ENABLED = False
 RELEASE_CHECK_URL = None
 ISOLATED_DEPLOYMENT = True
 TIME_ZONE = "UTC"
-'''
+"""
 
 
-def _netbox_env() -> dict[str, str]:
+def _netbox_env(db: str = DB) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV"))}
     env["NETBOX_ROOT"] = str(root())
+    env["RUNBOOKS_NETBOX_DB"] = db
     env["PATH"] = f"{venv() / 'bin'}:{env.get('PATH', '/usr/bin:/bin')}"
     return env
 
@@ -291,17 +298,35 @@ def ensure_services() -> None:
     root().mkdir(parents=True, exist_ok=True, mode=0o700)
     if not _answers(REDIS_HOST, REDIS_PORT):
         log.info("starting Redis on %s:%d", REDIS_HOST, REDIS_PORT)
-        _run(["redis-server", "--daemonize", "yes", "--save", "", "--appendonly", "no",
-              "--bind", REDIS_HOST, "--port", str(REDIS_PORT),
-              "--pidfile", str(_redis_pid_file())], "starting redis-server")
+        _run(
+            [
+                "redis-server",
+                "--daemonize",
+                "yes",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--bind",
+                REDIS_HOST,
+                "--port",
+                str(REDIS_PORT),
+                "--pidfile",
+                str(_redis_pid_file()),
+            ],
+            "starting redis-server",
+        )
         _wait_for(lambda: _answers(REDIS_HOST, REDIS_PORT), 10, "Redis to answer")
     if not _answers(PG_HOST, PG_PORT):
         versions = sorted(p.name for p in Path("/etc/postgresql").glob("*"))
         if not versions:
             raise LabError("PostgreSQL is not installed (run scripts/lab-deps.sh)")
         log.info("starting PostgreSQL %s cluster main", versions[-1])
-        _run(["pg_ctlcluster", "--skip-systemctl-redirect", versions[-1], "main", "start"],
-             "starting PostgreSQL", timeout=60)
+        _run(
+            ["pg_ctlcluster", "--skip-systemctl-redirect", versions[-1], "main", "start"],
+            "starting PostgreSQL",
+            timeout=60,
+        )
         _pg_started_marker().write_text(versions[-1], encoding="utf-8")
         _wait_for(lambda: _answers(PG_HOST, PG_PORT), 20, "PostgreSQL to answer")
 
@@ -318,8 +343,11 @@ def stop_services() -> None:
     if marker.exists():
         version = marker.read_text(encoding="utf-8").strip()
         log.info("stopping the PostgreSQL %s cluster this lab started", version)
-        _run(["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", "stop"],
-             "stopping PostgreSQL", timeout=60)
+        _run(
+            ["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", "stop"],
+            "stopping PostgreSQL",
+            timeout=60,
+        )
         marker.unlink()
 
 
@@ -340,11 +368,24 @@ def _wait_for(check: Callable[[], bool], timeout: float, what: str) -> None:
 # -- databases: migrate once, keep a snapshot and templates -------------------------------------
 
 
-def _psql(sql: str, *, db: str = "postgres", stdin: bytes | None = None,
-          timeout: float = 60) -> str:
+def _psql(
+    sql: str, *, db: str = "postgres", stdin: bytes | None = None, timeout: float = 60
+) -> str:
     """One SQL statement (or, with sql="", a script on stdin) as the postgres superuser."""
-    cmd = ["psql", "-h", PG_HOST, "-p", str(PG_PORT), "-U", PG_USER, "-d", db,
-           "-v", "ON_ERROR_STOP=1", "-qAtX"]
+    cmd = [
+        "psql",
+        "-h",
+        PG_HOST,
+        "-p",
+        str(PG_PORT),
+        "-U",
+        PG_USER,
+        "-d",
+        db,
+        "-v",
+        "ON_ERROR_STOP=1",
+        "-qAtX",
+    ]
     cmd += ["-c", sql] if sql else ["-f", "-"]
     what = f"psql {sql[:60]}" if sql else f"restoring into {db}"
     return _run(cmd, what, stdin=stdin, timeout=timeout).strip()
@@ -379,8 +420,11 @@ def ensure_migrated() -> None:
         _psql(f'CREATE DATABASE "{DB_MIGRATED}"')
         _psql("", db=DB_MIGRATED, stdin=gzip.decompress(snapshot().read_bytes()), timeout=300)
         _freeze(DB_MIGRATED)
-        log.info("restored the migrated NetBox %s snapshot in %.1f s",
-                 VERSION, time.monotonic() - started)
+        log.info(
+            "restored the migrated NetBox %s snapshot in %.1f s",
+            VERSION,
+            time.monotonic() - started,
+        )
         return
     log.info("migrating a new NetBox %s database once (about 6 minutes; kept afterwards)", VERSION)
     started = time.monotonic()
@@ -388,8 +432,11 @@ def ensure_migrated() -> None:
         _drop(DB)
     _psql(f'CREATE DATABASE "{DB}"')
     manage("migrate", "--no-input", timeout=1800)
-    dump = _run(["pg_dump", "-h", PG_HOST, "-p", str(PG_PORT), "-U", PG_USER, "--no-owner", DB],
-                "pg_dump of the migrated database", timeout=300)
+    dump = _run(
+        ["pg_dump", "-h", PG_HOST, "-p", str(PG_PORT), "-U", PG_USER, "--no-owner", DB],
+        "pg_dump of the migrated database",
+        timeout=300,
+    )
     tmp = snapshot().with_suffix(".tmp")
     tmp.write_bytes(gzip.compress(dump.encode()))
     tmp.replace(snapshot())
@@ -412,34 +459,63 @@ def _seeded_is_current(digest: str) -> bool:
     return bool(marker.get("digest") == digest and _tokens_file().exists())
 
 
-def ensure_seeded() -> None:
-    """The seeded template and a live database made from it; reseeds when lab.yml changed."""
-    spec = netbox_seed.build_spec(topology.load())
-    digest = _spec_digest(spec)
-    have = databases()
-    if DB_SEEDED in have and _seeded_is_current(digest):
-        if DB not in have:
-            _create_from(DB, DB_SEEDED)
-        return
+def _start_seeding(spec: dict[str, object]) -> subprocess.Popen[bytes]:
+    """Seed the (migrated, empty) seeded-template database in NetBox's interpreter, in the
+    background; the generated API tokens land in tokens.json (0600)."""
+    spec_file = root() / "seed-spec.json"
+    spec_file.write_text(json.dumps(spec), encoding="utf-8")
+    env = _netbox_env(DB_SEEDED) | {"DJANGO_SETTINGS_MODULE": "netbox.settings"}
+    with open(root() / "seed.log", "wb") as logf:
+        # -I: the seed file's directory (runbooks/lab, holding a netbox.py) must not be on sys.path
+        return subprocess.Popen(
+            [venv() / "bin" / "python", "-I", netbox_seed.__file__, spec_file, _tokens_file()],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=logf,
+            stderr=subprocess.STDOUT,
+        )
+
+
+def _seed_and_serve(spec: dict[str, object], digest: str) -> None:
+    """Seed a fresh template while NetBox starts on a migrated, empty live database; then swap
+    the live database for the seeded one. Both take ~8-10 s of Python start-up: in parallel."""
     stop()  # the live database is about to be replaced
     ensure_migrated()
     for name in (DB, DB_SEEDED):
         if name in databases():
             _drop(name)
     _seed_marker().unlink(missing_ok=True)
+    _tokens_file().unlink(missing_ok=True)
+    _create_from(DB_SEEDED, DB_MIGRATED)
     _create_from(DB, DB_MIGRATED)
     started = time.monotonic()
-    spec_file = root() / "seed-spec.json"
-    spec_file.write_text(json.dumps(spec), encoding="utf-8")
-    env = _netbox_env() | {"DJANGO_SETTINGS_MODULE": "netbox.settings"}
-    # -I: the seed file's directory (runbooks/lab, holding a netbox.py) must not be on sys.path
-    _run([venv() / "bin" / "python", "-I", netbox_seed.__file__, spec_file, _tokens_file()],
-         "seeding NetBox from lab.yml", env=env, timeout=300)
+    seeder = _start_seeding(spec)
+    try:
+        server = _start_server()
+        _wait_serving(server, authenticated=False)
+        if seeder.wait(timeout=300) != 0:
+            lines = (root() / "seed.log").read_text(errors="replace").strip().splitlines()
+            raise LabError(f"seeding NetBox failed: {lines[-1] if lines else 'no output'}")
+    except BaseException:
+        if seeder.poll() is None:
+            seeder.kill()
+            seeder.wait()
+        stop()
+        raise
     os.chmod(_tokens_file(), 0o600)
-    _create_from(DB_SEEDED, DB)
     _freeze(DB_SEEDED)
+    _restore_live()
     _seed_marker().write_text(json.dumps({"digest": digest, "netbox": VERSION}), encoding="utf-8")
+    _wait_serving(server, authenticated=True)
     log.info("seeded NetBox from %s in %.1f s", paths.topology_file(), time.monotonic() - started)
+
+
+def _restore_live() -> None:
+    """Live database := seeded template. FORCE ends NetBox's connections; its health checks
+    reconnect, so the server keeps serving. The cache is flushed so no stale object survives."""
+    _psql(f'DROP DATABASE IF EXISTS "{DB}" WITH (FORCE)')
+    _create_from(DB, DB_SEEDED)
+    _flush_cache()
 
 
 # -- the server: started by us, stopped by its recorded pid only --------------------------------
@@ -472,8 +548,15 @@ def _server_pid() -> int | None:
     return pid if _start_time(pid) == started else None
 
 
-def _api(path: str, role: str = "admin", *, method: str = "GET", timeout: float = 10,
-         body: object = None, accept: str = "application/json") -> requests.Response:
+def _api(
+    path: str,
+    role: str = "admin",
+    *,
+    method: str = "GET",
+    timeout: float = 10,
+    body: object = None,
+    accept: str = "application/json",
+) -> requests.Response:
     base, token = credentials(role)
     headers = {"Authorization": f"Bearer {token}", "Accept": accept}
     return requests.request(method, f"{base}{path}", headers=headers, json=body, timeout=timeout)
@@ -488,20 +571,28 @@ def _serving() -> bool:
     return False
 
 
-def serve(timeout: float = 90) -> None:
-    """Run NetBox on 127.0.0.1:<port> (runserver: also serves the web UI's static files)."""
-    if _server_pid() is not None and _serving():
-        return
-    stop()
+def _answering_unauthenticated() -> bool:
+    """NetBox's API answers (403 without a token is an answer): used before tokens exist."""
+    with contextlib.suppress(requests.RequestException):
+        resp = requests.get(f"{url()}/api/status/", timeout=3)
+        return resp.headers.get("Content-Type", "").startswith("application/json")
+    return False
+
+
+def _start_server() -> subprocess.Popen[bytes]:
     if _answers(HOST, port()):
         raise LabError(
             f"port {port()} on {HOST} is taken by another program; set RUNBOOKS_NETBOX_PORT"
         )
-    started = time.monotonic()
     with open(_log_file(), "ab") as logf:
         proc = subprocess.Popen(
-            [venv() / "bin" / "netbox", "runserver", "--noreload", "--insecure",
-             f"{HOST}:{port()}"],
+            [
+                venv() / "bin" / "netbox",
+                "runserver",
+                "--noreload",
+                "--insecure",
+                f"{HOST}:{port()}",
+            ],
             env=_netbox_env(),
             stdin=subprocess.DEVNULL,
             stdout=logf,
@@ -509,19 +600,33 @@ def serve(timeout: float = 90) -> None:
             start_new_session=True,  # its own process group: stop() signals exactly that group
         )
     _pid_file().write_text(f"{proc.pid} {_start_time(proc.pid)}", encoding="utf-8")
-    deadline = time.monotonic() + timeout
-    while not _serving():
+    return proc
+
+
+def _wait_serving(
+    proc: subprocess.Popen[bytes], timeout: float = 90, *, authenticated: bool = True
+) -> None:
+    started = time.monotonic()
+    ready = _serving if authenticated else _answering_unauthenticated
+    while not ready():
         if proc.poll() is not None:
             tail = _log_file().read_text(errors="replace").strip().splitlines()[-1:]
             raise LabError(f"NetBox exited at start-up: {tail[0] if tail else 'no output'}")
-        if time.monotonic() > deadline:
+        if time.monotonic() - started > timeout:
             stop()
             raise LabError(
                 f"NetBox did not answer on {url()} within {timeout:.0f} s; see {_log_file()}"
             )
-        time.sleep(0.3)
-    log.info("NetBox serving on %s (pid %d) after %.1f s",
-             url(), proc.pid, time.monotonic() - started)
+        time.sleep(0.2)
+    log.info("NetBox answering on %s (pid %d)", url(), proc.pid)
+
+
+def serve(timeout: float = 90) -> None:
+    """Run NetBox on 127.0.0.1:<port> (runserver: also serves the web UI's static files)."""
+    if _server_pid() is not None and _serving():
+        return
+    stop()
+    _wait_serving(_start_server(), timeout)
 
 
 def stop(timeout: float = 15) -> None:
@@ -551,8 +656,14 @@ def up() -> None:
     started = time.monotonic()
     install()
     ensure_services()
-    ensure_seeded()
-    serve()
+    spec = netbox_seed.build_spec(topology.load())
+    digest = _spec_digest(spec)
+    if _seeded_is_current(digest) and DB_SEEDED in databases():
+        if DB not in databases():
+            _create_from(DB, DB_SEEDED)
+        serve()
+    else:
+        _seed_and_serve(spec, digest)
     log.info("NetBox lab up in %.1f s", time.monotonic() - started)
 
 
@@ -577,9 +688,7 @@ def reset() -> None:
     started = time.monotonic()
     if DB_SEEDED not in databases():
         raise LabError("NetBox lab is not seeded: run `runbook lab up` first")
-    _psql(f'DROP DATABASE IF EXISTS "{DB}" WITH (FORCE)')
-    _create_from(DB, DB_SEEDED)
-    _flush_cache()
+    _restore_live()
     log.info("NetBox reset to the seeded state in %.2f s", time.monotonic() - started)
 
 
@@ -593,8 +702,13 @@ def status() -> list[ComponentStatus]:
             f"{n}{'' if n in have else ' (missing)'}" for n in (DB, DB_SEEDED, DB_MIGRATED)
         )
         snap = "snapshot kept" if snapshot().exists() else "no snapshot"
-        result.append(ComponentStatus("netbox-postgresql", DB in have and DB_SEEDED in have,
-                                      f"{PG_HOST}:{PG_PORT} {names}; {snap}"))
+        result.append(
+            ComponentStatus(
+                "netbox-postgresql",
+                DB in have and DB_SEEDED in have,
+                f"{PG_HOST}:{PG_PORT} {names}; {snap}",
+            )
+        )
     else:
         result.append(
             ComponentStatus("netbox-postgresql", False, f"{PG_HOST}:{PG_PORT} not answering")
@@ -604,8 +718,13 @@ def status() -> list[ComponentStatus]:
         result.append(ComponentStatus("netbox", False, f"not running ({url()})"))
     else:
         ok = _serving()
-        result.append(ComponentStatus("netbox", ok, f"{VERSION} at {url()} (pid {pid})"
-                                      + ("" if ok else ", not answering")))
+        result.append(
+            ComponentStatus(
+                "netbox",
+                ok,
+                f"{VERSION} at {url()} (pid {pid})" + ("" if ok else ", not answering"),
+            )
+        )
     return result
 
 
@@ -628,10 +747,17 @@ def render_configs(platform: str = "frr") -> dict[str, str]:
         raise LabError(f"NetBox refused the device list: HTTP {resp.status_code}")
     configs: dict[str, str] = {}
     for dev in resp.json()["results"]:
-        rendered = _api(f"/api/dcim/devices/{dev['id']}/render-config/", "operator",
-                        method="POST", body={}, accept="text/plain")
+        rendered = _api(
+            f"/api/dcim/devices/{dev['id']}/render-config/",
+            "operator",
+            method="POST",
+            body={},
+            accept="text/plain",
+        )
         if rendered.status_code != 200:
-            raise LabError(f"NetBox could not render {dev['name']}: HTTP {rendered.status_code} "
-                           f"{rendered.text.strip()[:200]}")
+            raise LabError(
+                f"NetBox could not render {dev['name']}: HTTP {rendered.status_code} "
+                f"{rendered.text.strip()[:200]}"
+            )
         configs[dev["name"]] = rendered.text
     return configs

@@ -38,7 +38,14 @@ if TYPE_CHECKING:
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 ADMIN_USER = "runbooks-lab"
 OPERATOR_APPS = (
-    "dcim", "ipam", "extras", "tenancy", "circuits", "virtualization", "wireless", "vpn",
+    "dcim",
+    "ipam",
+    "extras",
+    "tenancy",
+    "circuits",
+    "virtualization",
+    "wireless",
+    "vpn",
 )
 HIDDEN_TYPES = (("users", "token"), ("users", "objectpermission"))
 ENV_PARAMS = {"trim_blocks": True, "lstrip_blocks": True, "undefined": "jinja2.StrictUndefined"}
@@ -59,17 +66,32 @@ def build_spec(topo: Topology) -> dict[str, Any]:
     for dev in topo.devices:
         role = cat.role(dev.role)
         is_planned = dev.name in planned
-        devices.append({
-            "name": dev.name, "role": role.slug, "device_type": role.device_type,
-            "platform": role.platform, "rack": dev.rack, "position": dev.position,
-            "status": dev.status, "asn": dev.asn,
-            "ips": [
-                {"interface": "eth0", "address": f"{dev.mgmt}/{mgmt_len}",
-                 "status": ip_status[is_planned], "primary": True},
-                {"interface": "lo", "address": f"{dev.loopback}/32",
-                 "status": ip_status[is_planned], "primary": False},
-            ],
-        })
+        devices.append(
+            {
+                "name": dev.name,
+                "role": role.slug,
+                "device_type": role.device_type,
+                "platform": role.platform,
+                "rack": dev.rack,
+                "position": dev.position,
+                "status": dev.status,
+                "asn": dev.asn,
+                "ips": [
+                    {
+                        "interface": "eth0",
+                        "address": f"{dev.mgmt}/{mgmt_len}",
+                        "status": ip_status[is_planned],
+                        "primary": True,
+                    },
+                    {
+                        "interface": "lo",
+                        "address": f"{dev.loopback}/32",
+                        "status": ip_status[is_planned],
+                        "primary": False,
+                    },
+                ],
+            }
+        )
     by_name = {d["name"]: d for d in devices}
 
     cables: list[dict[str, Any]] = []
@@ -83,29 +105,54 @@ def build_spec(topo: Topology) -> dict[str, Any]:
         is_planned = a_dev in planned or b_dev in planned
         a_ip, b_ip = link.addresses()
         for dev_name, if_name, ip in ((a_dev, a_if, a_ip), (b_dev, b_if, b_ip)):
-            by_name[dev_name]["ips"].append({
-                "interface": if_name, "address": str(ip),
-                "status": ip_status[is_planned], "primary": False,
-            })
-        cables.append({"a": [a_dev, a_if], "b": [b_dev, b_if],
-                       "status": "planned" if is_planned else "connected"})
+            by_name[dev_name]["ips"].append(
+                {
+                    "interface": if_name,
+                    "address": str(ip),
+                    "status": ip_status[is_planned],
+                    "primary": False,
+                }
+            )
+        cables.append(
+            {
+                "a": [a_dev, a_if],
+                "b": [b_dev, b_if],
+                "status": "planned" if is_planned else "connected",
+            }
+        )
 
     reserved: list[dict[str, Any]] = []
     for host in topo.hosts:
         role = cat.role(host.role)
         if host.rack is None:  # a slot, not a device yet (the PC): reserve its address
-            reserved.append({
-                "address": f"{host.mgmt}/{mgmt_len}", "dns_name": host.name,
-                "description": f"{role.name} slot {host.name}: reserved for its install",
-            })
+            reserved.append(
+                {
+                    "address": f"{host.mgmt}/{mgmt_len}",
+                    "dns_name": host.name,
+                    "description": f"{role.name} slot {host.name}: reserved for its install",
+                }
+            )
             continue
-        devices.append({
-            "name": host.name, "role": role.slug, "device_type": role.device_type,
-            "platform": role.platform, "rack": host.rack, "position": host.position,
-            "status": "active", "asn": None,
-            "ips": [{"interface": "eth0", "address": f"{host.mgmt}/{mgmt_len}",
-                     "status": "active", "primary": True}],
-        })
+        devices.append(
+            {
+                "name": host.name,
+                "role": role.slug,
+                "device_type": role.device_type,
+                "platform": role.platform,
+                "rack": host.rack,
+                "position": host.position,
+                "status": "active",
+                "asn": None,
+                "ips": [
+                    {
+                        "interface": "eth0",
+                        "address": f"{host.mgmt}/{mgmt_len}",
+                        "status": "active",
+                        "primary": True,
+                    }
+                ],
+            }
+        )
 
     addressing = topo.addressing
     prefixes = [
@@ -120,14 +167,22 @@ def build_spec(topo: Topology) -> dict[str, Any]:
         "racks": [r.model_dump() for r in topo.racks],
         "manufacturers": [m.model_dump() for m in cat.manufacturers],
         "device_types": [
-            {"model": t.model, "slug": t.slug, "manufacturer": t.manufacturer,
-             "u_height": t.u_height,
-             "interfaces": [i.model_dump() for i in t.interface_templates()]}
+            {
+                "model": t.model,
+                "slug": t.slug,
+                "manufacturer": t.manufacturer,
+                "u_height": t.u_height,
+                "interfaces": [i.model_dump() for i in t.interface_templates()],
+            }
             for t in cat.device_types
         ],
         "config_templates": [
-            {"name": c.name, "description": c.description, "environment_params": ENV_PARAMS,
-             "code": (TEMPLATES / c.file).read_text(encoding="utf-8")}
+            {
+                "name": c.name,
+                "description": c.description,
+                "environment_params": ENV_PARAMS,
+                "code": (TEMPLATES / c.file).read_text(encoding="utf-8"),
+            }
             for c in cat.config_templates
         ],
         "platforms": [p.model_dump() for p in cat.platforms],
@@ -170,18 +225,26 @@ def _seed_catalog(spec: dict[str, Any]) -> tuple[Any, ...]:  # pragma: no cover 
     types = {}
     for t in spec["device_types"]:
         types[t["slug"]] = dt = dcim.DeviceType.objects.create(
-            manufacturer=makers[t["manufacturer"]], model=t["model"], slug=t["slug"],
+            manufacturer=makers[t["manufacturer"]],
+            model=t["model"],
+            slug=t["slug"],
             u_height=t["u_height"],
         )
-        dcim.InterfaceTemplate.objects.bulk_create([
-            dcim.InterfaceTemplate(device_type=dt, name=i["name"], type=i["type"],
-                                   mgmt_only=i["mgmt_only"])
-            for i in t["interfaces"]
-        ])
+        dcim.InterfaceTemplate.objects.bulk_create(
+            [
+                dcim.InterfaceTemplate(
+                    device_type=dt, name=i["name"], type=i["type"], mgmt_only=i["mgmt_only"]
+                )
+                for i in t["interfaces"]
+            ]
+        )
     templates = {
         c["name"]: extras.ConfigTemplate.objects.create(
-            name=c["name"], description=c["description"], template_code=c["code"],
-            environment_params=c["environment_params"])
+            name=c["name"],
+            description=c["description"],
+            template_code=c["code"],
+            environment_params=c["environment_params"],
+        )
         for c in spec["config_templates"]
     }
     platforms = {}
@@ -195,23 +258,39 @@ def _seed_catalog(spec: dict[str, Any]) -> tuple[Any, ...]:  # pragma: no cover 
     for r in spec["roles"]:
         roles[r["slug"]] = dcim.DeviceRole(name=r["name"], slug=r["slug"], color=r["color"])
         roles[r["slug"]].save()
-    asn = extras.CustomField(name="bgp_asn", label="BGP ASN", type="integer",
-                             description="The device's BGP autonomous system number")
+    asn = extras.CustomField(
+        name="bgp_asn",
+        label="BGP ASN",
+        type="integer",
+        description="The device's BGP autonomous system number",
+    )
     asn.save()
     asn.object_types.set([object_type.objects.get_for_model(dcim.Device)])
     return site, racks, types, roles, platforms
 
 
-def _seed_devices(spec: dict[str, Any], site: Any, racks: dict[str, Any], types: dict[str, Any],
-                  roles: dict[str, Any], platforms: dict[str, Any]) -> None:  # pragma: no cover
+def _seed_devices(
+    spec: dict[str, Any],
+    site: Any,
+    racks: dict[str, Any],
+    types: dict[str, Any],
+    roles: dict[str, Any],
+    platforms: dict[str, Any],
+) -> None:  # pragma: no cover
     dcim, ipam = _orm("dcim.models"), _orm("ipam.models")
 
     devices = {}
     for d in spec["devices"]:
         dev = dcim.Device(
-            name=d["name"], site=site, rack=racks.get(d["rack"]), position=d["position"],
-            face="front" if d["rack"] else "", device_type=types[d["device_type"]],
-            role=roles[d["role"]], platform=platforms[d["platform"]], status=d["status"],
+            name=d["name"],
+            site=site,
+            rack=racks.get(d["rack"]),
+            position=d["position"],
+            face="front" if d["rack"] else "",
+            device_type=types[d["device_type"]],
+            role=roles[d["role"]],
+            platform=platforms[d["platform"]],
+            status=d["status"],
             custom_field_data={"bgp_asn": d["asn"]},
         )
         dev.full_clean()
@@ -219,8 +298,9 @@ def _seed_devices(spec: dict[str, Any], site: Any, racks: dict[str, Any], types:
         devices[d["name"]] = dev
         ifaces = {i.name: i for i in dcim.Interface.objects.filter(device=dev)}
         for ip in d["ips"]:
-            addr = ipam.IPAddress(address=ip["address"], status=ip["status"],
-                                  assigned_object=ifaces[ip["interface"]])
+            addr = ipam.IPAddress(
+                address=ip["address"], status=ip["status"], assigned_object=ifaces[ip["interface"]]
+            )
             addr.save()
             if ip["primary"]:
                 dev.primary_ip4 = addr
@@ -230,11 +310,16 @@ def _seed_devices(spec: dict[str, Any], site: Any, racks: dict[str, Any], types:
         b = dcim.Interface.objects.get(device=devices[c["b"][0]], name=c["b"][1])
         dcim.Cable(a_terminations=[a], b_terminations=[b], status=c["status"]).save()
     for p in spec["prefixes"]:
-        ipam.Prefix(prefix=p["prefix"], description=p["description"], status="active",
-                    scope=site).save()
+        ipam.Prefix(
+            prefix=p["prefix"], description=p["description"], status="active", scope=site
+        ).save()
     for r in spec["reserved_ips"]:
-        ipam.IPAddress(address=r["address"], status="reserved", dns_name=r["dns_name"],
-                       description=r["description"]).save()
+        ipam.IPAddress(
+            address=r["address"],
+            status="reserved",
+            dns_name=r["dns_name"],
+            description=r["description"],
+        ).save()
 
 
 def _seed_people(spec: dict[str, Any]) -> dict[str, dict[str, str]]:  # pragma: no cover
@@ -252,8 +337,13 @@ def _seed_people(spec: dict[str, Any]) -> dict[str, dict[str, str]]:  # pragma: 
     _permission(perm, "runbooks: read everything", ["view"], public, everyone)
     _permission(perm, "runbooks: journal entries", ["add"], journal, everyone)
     _permission(perm, "runbooks: render device configs", ["render_config"], device, everyone)
-    _permission(perm, "runbook-operators: change inventory", ["add", "change", "delete"],
-                public.filter(app_label__in=OPERATOR_APPS), operators)
+    _permission(
+        perm,
+        "runbook-operators: change inventory",
+        ["add", "change", "delete"],
+        public.filter(app_label__in=OPERATOR_APPS),
+        operators,
+    )
 
     admin = users.User.objects.create_superuser(username=ADMIN_USER)
     tokens = {"admin": _token(users.Token, admin)}

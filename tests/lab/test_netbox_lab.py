@@ -32,8 +32,9 @@ def test_each_role_reads_the_seeded_inventory(netbox_lab, role):
 @pytest.mark.parametrize("role", sorted(PEOPLE))
 def test_token_owner_is_the_person_with_the_groups_of_the_role(netbox_lab, role):
     url, token = netbox.credentials(role)
-    resp = requests.get(f"{url}/api/authentication-check/",
-                        headers={"Authorization": f"Bearer {token}"}, timeout=10)
+    resp = requests.get(
+        f"{url}/api/authentication-check/", headers={"Authorization": f"Bearer {token}"}, timeout=10
+    )
     assert resp.status_code == 200
     me = resp.json()
     assert me["username"] == PEOPLE[role].username

@@ -52,8 +52,9 @@ def test_link_addresses_are_the_two_ends_of_the_31(spec):
 
 
 def test_every_device_has_a_primary_management_address_in_the_management_prefix(spec):
-    mgmt = ipaddress.ip_network(next(p["prefix"] for p in spec["prefixes"]
-                                     if p["description"] == "Lab management"))
+    mgmt = ipaddress.ip_network(
+        next(p["prefix"] for p in spec["prefixes"] if p["description"] == "Lab management")
+    )
     for dev in spec["devices"]:
         primary = [ip for ip in dev["ips"] if ip["primary"]]
         assert len(primary) == 1, dev["name"]
@@ -66,10 +67,13 @@ def test_hosts_are_devices_and_the_pc_is_a_reserved_slot(spec):
     assert names["db1"]["role"] == "database-server"
     assert names["srv1"]["platform"] == "linux"
     assert "pc1" not in names
-    assert spec["reserved_ips"] == [{
-        "address": "198.18.0.51/24", "dns_name": "pc1",
-        "description": "PC slot pc1: reserved for its install",
-    }]
+    assert spec["reserved_ips"] == [
+        {
+            "address": "198.18.0.51/24",
+            "dns_name": "pc1",
+            "description": "PC slot pc1: reserved for its install",
+        }
+    ]
 
 
 def test_routers_carry_their_asn_and_the_frr_platform(spec):
@@ -79,8 +83,12 @@ def test_routers_carry_their_asn_and_the_frr_platform(spec):
 
 
 def test_people_and_groups(spec):
-    assert spec["groups"] == ["runbook-approvers", "runbook-operators",
-                              "runbook-reviewers", "runbook-supervisors"]
+    assert spec["groups"] == [
+        "runbook-approvers",
+        "runbook-operators",
+        "runbook-reviewers",
+        "runbook-supervisors",
+    ]
     assert spec["operator_groups"] == ["runbook-operators"]
     assert {u["role"] for u in spec["users"]} == {"operator", "reviewer", "approver", "supervisor"}
 
@@ -156,13 +164,17 @@ def test_frr_template_renders_interfaces_and_bgp_to_connected_peers_only():
     leaf1.ifaces = [_Iface("swp1", ["198.18.1.1/31"], device=leaf1)]
     leaf3 = _Device("leaf3", 65103, [])
     leaf3.ifaces = [_Iface("swp1", ["198.18.1.5/31"], device=leaf3)]
-    spine1 = _Device("spine1", 65001, [
-        _Iface("eth0", ["198.18.0.11/24"]),
-        _Iface("lo", ["198.18.255.1/32"]),
-        _Iface("swp1", ["198.18.1.0/31"], _Cable("connected"), leaf1.ifaces),
-        _Iface("swp3", ["198.18.1.4/31"], _Cable("planned"), leaf3.ifaces),
-        _Iface("swp4", []),
-    ])
+    spine1 = _Device(
+        "spine1",
+        65001,
+        [
+            _Iface("eth0", ["198.18.0.11/24"]),
+            _Iface("lo", ["198.18.255.1/32"]),
+            _Iface("swp1", ["198.18.1.0/31"], _Cable("connected"), leaf1.ifaces),
+            _Iface("swp3", ["198.18.1.4/31"], _Cable("planned"), leaf3.ifaces),
+            _Iface("swp4", []),
+        ],
+    )
     text = _render(spine1)
     assert "hostname spine1\n" in text
     assert "interface swp1\n ip address 198.18.1.0/31\nexit\n" in text
