@@ -19,6 +19,7 @@ Public API: install, up, down, destroy, reset, serve, stop, status, credentials,
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import gzip
 import hashlib
 import json
@@ -30,7 +31,7 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import requests
@@ -156,6 +157,15 @@ def _answers(host: str, port_: int) -> bool:
     return False
 
 
+@contextlib.contextmanager
+def _exclusive() -> Iterator[None]:
+    """One lab operation at a time on this machine (two test sessions must not seed at once)."""
+    paths.state_dir().mkdir(parents=True, exist_ok=True, mode=0o700)
+    with open(paths.state_dir() / "netbox.lock", "w", encoding="utf-8") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        yield
+
+
 # -- install ------------------------------------------------------------------------------------
 
 
@@ -185,8 +195,8 @@ def find_python() -> Path:
 
 def install() -> None:
     """NetBox in its own venv (once per version), and its configuration (every time)."""
-    netbox_bin = venv() / "bin" / "netbox"
-    if not netbox_bin.exists():
+    done = venv() / ".runbooks-installed"  # written last: a half-made venv is redone
+    if not done.exists():
         python = find_python()
         log.info("installing NetBox %s with %s into %s (about 75 s)", VERSION, python, venv())
         started = time.monotonic()
@@ -205,6 +215,7 @@ def install() -> None:
             f"pip install netbox=={VERSION}",
             timeout=900,
         )
+        done.write_text(VERSION, encoding="utf-8")
         log.info("NetBox installed in %.0f s", time.monotonic() - started)
     write_configuration()
 
@@ -654,41 +665,45 @@ def stop(timeout: float = 15) -> None:
 def up() -> None:
     """Install, start Redis/PostgreSQL if needed, seed once, serve. Idempotent; fast when kept."""
     started = time.monotonic()
-    install()
-    ensure_services()
     spec = netbox_seed.build_spec(topology.load())
     digest = _spec_digest(spec)
-    if _seeded_is_current(digest) and DB_SEEDED in databases():
-        if DB not in databases():
-            _create_from(DB, DB_SEEDED)
-        serve()
-    else:
-        _seed_and_serve(spec, digest)
+    with _exclusive():
+        install()
+        ensure_services()
+        if _seeded_is_current(digest) and DB_SEEDED in databases():
+            if DB not in databases():
+                _create_from(DB, DB_SEEDED)
+            serve()
+        else:
+            _seed_and_serve(spec, digest)
     log.info("NetBox lab up in %.1f s", time.monotonic() - started)
 
 
 def down() -> None:
     """Stop every process this lab started; databases, tokens and the cache stay."""
-    stop()
-    stop_services()
+    with _exclusive():
+        stop()
+        stop_services()
 
 
 def destroy() -> None:
     """`lab down`: stop, drop the lab's databases and remove its state. The cache stays."""
-    stop()
-    if _answers(PG_HOST, PG_PORT):
-        for name in databases():
-            _drop(name)
-    stop_services()
-    shutil.rmtree(root(), ignore_errors=True)
+    with _exclusive():
+        stop()
+        if _answers(PG_HOST, PG_PORT):
+            for name in databases():
+                _drop(name)
+        stop_services()
+        shutil.rmtree(root(), ignore_errors=True)
 
 
 def reset() -> None:
     """Back to the seeded state in about a second; the running NetBox keeps serving."""
     started = time.monotonic()
-    if DB_SEEDED not in databases():
-        raise LabError("NetBox lab is not seeded: run `runbook lab up` first")
-    _restore_live()
+    with _exclusive():
+        if DB_SEEDED not in databases():
+            raise LabError("NetBox lab is not seeded: run `runbook lab up` first")
+        _restore_live()
     log.info("NetBox reset to the seeded state in %.2f s", time.monotonic() - started)
 
 
@@ -728,16 +743,32 @@ def status() -> list[ComponentStatus]:
     return result
 
 
-def credentials(role: str) -> tuple[str, str]:
-    """(NetBox URL, API token) of a lab person by role (operator, ...) or username; "admin" too."""
+def _person(role: str) -> dict[str, str]:
     try:
-        tokens: dict[str, dict[str, str]] = json.loads(_tokens_file().read_text(encoding="utf-8"))
+        people: dict[str, dict[str, str]] = json.loads(_tokens_file().read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise LabError("NetBox lab has no tokens yet: run `runbook lab up` first") from exc
-    for key, entry in tokens.items():
+    for key, entry in people.items():
         if role in (key, entry["username"]):
-            return url(), entry["token"]
-    raise InputError(f"no lab NetBox user for {role!r}; roles: {', '.join(sorted(tokens))}")
+            return entry
+    raise InputError(f"no lab NetBox user for {role!r}; roles: {', '.join(sorted(people))}")
+
+
+def credentials(role: str) -> tuple[str, str]:
+    """(NetBox URL, API token) of a lab person by role (operator, ...) or username; "admin" too.
+
+    The token is v2 (`nbt_<key>.<secret>`, header `Authorization: Bearer <token>`); its owner,
+    the acting person, is what `GET /api/authentication-check/` returns (with their groups).
+    """
+    return url(), _person(role)["token"]
+
+
+def web_login(role: str = "admin") -> tuple[str, str, str]:
+    """(URL, username, password) for signing in to the web UI as the lab admin; never logged."""
+    entry = _person(role)
+    if "password" not in entry:
+        raise InputError(f"only the lab admin signs in to the web UI; {role!r} uses its API token")
+    return url(), entry["username"], entry["password"]
 
 
 def render_configs(platform: str = "frr") -> dict[str, str]:

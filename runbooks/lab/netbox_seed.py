@@ -20,7 +20,8 @@ Decisions (documented here because the runbooks rely on them):
   write-enabled token; rendering changes nothing). runbook-operators may also add, change and
   delete objects of dcim, ipam, extras, tenancy, circuits, virtualization, wireless and vpn.
 - Tokens: v2 (`nbt_<key>.<secret>`, header `Bearer`), write-enabled, one per person plus a
-  superuser `runbooks-lab` (role "admin") for the lab itself.
+  superuser `runbooks-lab` (role "admin") for the lab itself, which alone also gets a generated
+  web password. Tokens and the password exist only in NetBox (hashed) and in `out` (0600).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from __future__ import annotations
 import importlib
 import json
 import os
+import secrets
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -346,7 +348,7 @@ def _seed_people(spec: dict[str, Any]) -> dict[str, dict[str, str]]:  # pragma: 
     )
 
     admin = users.User.objects.create_superuser(username=ADMIN_USER)
-    tokens = {"admin": _token(users.Token, admin)}
+    tokens = {"admin": _token(users.Token, admin, web=True)}
     for u in spec["users"]:
         user = users.User.objects.create_user(username=u["username"])
         user.groups.set([groups[g] for g in u["groups"]])
@@ -366,10 +368,20 @@ def _permission(model: Any, name: str, actions: list[str], types: Any, groups: A
     perm.groups.set(list(groups))
 
 
-def _token(model: Any, user: Any) -> dict[str, str]:
+def _token(model: Any, user: Any, *, web: bool = False) -> dict[str, str]:
+    """A v2 API token for `user` (and a web password when `web`), shown only in `out`.
+
+    Only the admin gets a password: each hash costs ~0.5 s of PBKDF2 on a lab `up`, and people
+    act through the API, where the token's owner is their identity."""
+    entry = {"username": user.username}
+    if web:
+        entry["password"] = secrets.token_urlsafe(18)
+        user.set_password(entry["password"])
+        user.save()
     token = model(user=user, version=2, write_enabled=True, description="runbooks lab")
     token.save()
-    return {"username": user.username, "token": f"nbt_{token.key}.{token.token}"}
+    entry["token"] = f"nbt_{token.key}.{token.token}"
+    return entry
 
 
 def main(argv: list[str]) -> int:  # pragma: no cover - NetBox side
