@@ -24,6 +24,7 @@ from runbooks.core.errors import (
     InputError,
     RunbookError,
     VerificationError,
+    WindowError,
 )
 from runbooks.core.gateway import Gateway, Mode
 from runbooks.core.plan import Plan, PlannedStep
@@ -31,6 +32,7 @@ from runbooks.core.results import Diff, RunResult, RunStatus, Status, StepResult
 from runbooks.core.runbook import Runbook
 from runbooks.core.steps import ChangeStep, CheckStep, ManualStep, Step, WaitStep
 from runbooks.core.store import Entry, RecordStore
+from runbooks.core.window import Window
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +77,7 @@ class _RunState:
     in_flight: Entry | None = None
     failed: bool = False
     results: list[StepResult] = field(default_factory=list)
+    window: Window | None = None
 
 
 class Engine:
@@ -86,7 +89,9 @@ class Engine:
         confirmer: Confirmer = refuse_all,
         gateway_factories: GatewayFactories | None = None,
         listener: Listener | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
+        self.clock = clock
         self.store = store
         self.actor = actor
         self.confirmer = confirmer
@@ -199,9 +204,16 @@ class Engine:
         *,
         plan_hash: str | None = None,
         run_id: str | None = None,
+        window: Window | None = None,
         extra: dict[str, Any] | None = None,
     ) -> RunResult:
-        """Execute the steps, recording each; roll back completed changes on failure."""
+        """Execute the steps, recording each; roll back completed changes on failure.
+
+        With a window, the run refuses to start outside it, and before every step refuses to
+        start one whose expected duration would cross the window's end: it stops and rolls
+        back instead."""
+        if window is not None:
+            window.check_start(self.clock())
         run_id = run_id or new_run_id()
         self._append(
             run_id,
@@ -213,10 +225,11 @@ class Engine:
                 "targets": list(runbook.targets()),
                 "steps": [s.name for s in runbook.steps()],
                 "plan_hash": plan_hash,
+                "window": window.to_dict() if window else None,
                 **(extra or {}),
             },
         )
-        return self._continue(runbook, run_id, _RunState())
+        return self._continue(runbook, run_id, _RunState(window=window))
 
     def resume(
         self,
@@ -250,14 +263,15 @@ class Engine:
 
     def _replay(self, runbook: Runbook, entries: list[Entry]) -> _RunState:
         steps = {s.name: s for s in runbook.steps()}
-        state = _RunState()
+        window = entries[0].payload.get("window")
+        state = _RunState(window=Window.parse(window["start"], window["end"]) if window else None)
         open_entry: Entry | None = None
         for entry in entries:
             if entry.kind == "step.started":
                 open_entry = entry
-            elif entry.kind in ("step.finished", "step.failed") and entry.step:
+            elif entry.kind in ("step.finished", "step.failed", "step.refused") and entry.step:
                 open_entry = None
-                if entry.kind == "step.failed":
+                if entry.kind != "step.finished":
                     state.failed = True
                     continue
                 state.done.add(entry.step)
@@ -285,22 +299,16 @@ class Engine:
                     else None
                 )
                 try:
+                    if state.window is not None and in_flight is None:
+                        state.window.check_step(
+                            self.clock(), step.duration, step.resolve_title(runbook)
+                        )
+                except WindowError as exc:
+                    return self._stop(ctx, state, results, step, exc, "step.refused")
+                try:
                     result = self._execute(runbook, step, ctx, state, in_flight)
                 except Exception as exc:
-                    error = _describe(exc)
-                    self._append(run_id, "step.failed", {"error": error}, step=step.name)
-                    failed = StepResult(
-                        step.name,
-                        step.resolve_title(runbook),
-                        step.kind,
-                        Status.FAILED,
-                        step.resolve_targets(runbook),
-                        error=error,
-                    )
-                    results.append(failed)
-                    self._notify_finished(runbook, ctx, failed)
-                    log.warning("step %s failed: %s", step.name, error)
-                    return self._rollback(ctx, state, results, error)
+                    return self._stop(ctx, state, results, step, exc, "step.failed")
                 results.append(result)
                 state.done.add(step.name)
                 self._notify_finished(runbook, ctx, result)
@@ -308,6 +316,33 @@ class Engine:
             return RunResult(run_id, runbook.name, RunStatus.SUCCEEDED, tuple(results))
         finally:
             ctx.close()
+
+    def _stop(
+        self,
+        ctx: RunContext,
+        state: _RunState,
+        results: list[StepResult],
+        step: Step,
+        exc: Exception,
+        kind: str,
+    ) -> RunResult:
+        """A step failed (or the window refused it): record why, then roll back."""
+        runbook = ctx.runbook
+        error = _describe(exc)
+        self._append(ctx.run_id, kind, {"error": error}, step=step.name)
+        status = Status.REFUSED if kind == "step.refused" else Status.FAILED
+        failed = StepResult(
+            step.name,
+            step.resolve_title(runbook),
+            step.kind,
+            status,
+            step.resolve_targets(runbook),
+            error=error,
+        )
+        results.append(failed)
+        self._notify_finished(runbook, ctx, failed)
+        log.warning("step %s %s: %s", step.name, status, error)
+        return self._rollback(ctx, state, results, error)
 
     def _notify_finished(self, runbook: Runbook, ctx: RunContext, result: StepResult) -> None:
         self.listener.step_finished(result)

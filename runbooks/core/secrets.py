@@ -23,7 +23,8 @@ from pydantic import SecretBytes, SecretStr
 MASK = "********"
 
 _SECRET_KEY = re.compile(
-    r"(pass(word|wd|phrase)?|secret|token|api[_-]?key|private[_-]?key|credential|auth)",
+    r"(password|passwd|passphrase|(^|[_-])pass($|[_-])|secret|token|api[_-]?key"
+    r"|private[_-]?key|credential|authorization|(^|[_-])auth($|[_-]))",
     re.IGNORECASE,
 )
 _SECRET_SHAPES = [

@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from runbooks.core import secrets
 
 RUNBOOK = [sys.executable, "-m", "runbooks.cli"]
@@ -65,3 +67,24 @@ def test_planted_secrets_appear_nowhere(tmp_path: Path, workdir: Path) -> None:
     for where, data in haystacks.items():
         for secret in (token, password, token.split(".")[1]):
             assert secret.encode() not in data, f"{secret[:6]}… leaked into the {where}"
+
+
+@pytest.mark.parametrize(
+    ("key", "secret"),
+    [
+        ("password", True),
+        ("db_pass", True),
+        ("api_key", True),
+        ("x-auth-token", True),
+        ("Authorization", True),
+        ("secret_key", True),
+        ("ssh_private_key", True),
+        ("authority", False),
+        ("authorities", False),
+        ("passed", False),
+        ("compass", False),
+        ("hostname", False),
+    ],
+)
+def test_secret_key_names(key: str, secret: bool) -> None:
+    assert secrets.is_secret_key(key) is secret

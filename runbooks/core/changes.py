@@ -1,0 +1,281 @@
+"""Changes: a plan stored for review, signed by other people, run within its window.
+
+A change lives in the record chain itself (entries whose run id is the change id), so its
+plan, every signature and every refusal are as tamper-evident as the runs it leads to:
+
+    change.planned   runbook, parameters, the plan, its hash, the preparer, the window
+    change.signed    review | approve | emergency | supervise, by whom, bound to a hash
+    change.refused   an attempt that broke a rule: who, what, why
+    change.ran       the run it led to
+"""
+
+from __future__ import annotations
+
+import secrets as _random
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import partial
+from typing import Any
+
+from runbooks.core import policy
+from runbooks.core.engine import Engine, new_run_id
+from runbooks.core.errors import ApprovalError, DriftError, InputError, RunbookError
+from runbooks.core.plan import Plan
+from runbooks.core.policy import Identity, Signature
+from runbooks.core.results import RunResult
+from runbooks.core.runbook import Runbook
+from runbooks.core.store import RecordStore
+from runbooks.core.window import Window
+
+
+def new_change_id() -> str:
+    return "CHG-" + datetime.now(UTC).strftime("%Y%m%d-") + _random.token_hex(3)
+
+
+@dataclass(frozen=True)
+class Change:
+    id: str
+    runbook: str
+    params: dict[str, Any]
+    plan: dict[str, Any]
+    plan_hash: str
+    preparer: str
+    created: str
+    window: Window | None
+    signatures: tuple[Signature, ...] = ()
+    runs: tuple[str, ...] = ()
+
+    def signers(self, authority: str) -> list[str]:
+        return [
+            s.actor
+            for s in self.signatures
+            if s.authority == authority and s.plan_hash == self.plan_hash
+        ]
+
+    @property
+    def status(self) -> str:
+        if self.runs:
+            return "ran"
+        if self.signers(policy.APPROVE):
+            return "approved"
+        if self.signers(policy.REVIEW):
+            return "reviewed"
+        return "planned"
+
+
+class ChangeBook:
+    """Creates, reads and signs changes in a record store."""
+
+    def __init__(self, store: RecordStore) -> None:
+        self.store = store
+
+    def create(self, plan: Plan, preparer: Identity, window: Window | None) -> Change:
+        policy.check_prepare(preparer)
+        if plan.refusal:
+            raise InputError(f"a refused plan cannot become a change: {plan.refusal}")
+        change_id = new_change_id()
+        self.store.append(
+            change_id,
+            "change.planned",
+            {
+                "runbook": plan.runbook,
+                "params": plan.params,
+                "plan": plan.to_dict(),
+                "plan_hash": plan.content_hash,
+                "window": window.to_dict() if window else None,
+            },
+            actor=preparer.username,
+        )
+        return self.get(change_id)
+
+    def get(self, change_id: str) -> Change:
+        full = self.store.resolve_run(change_id)
+        entries = self.store.entries(full)
+        if not entries or entries[0].kind != "change.planned":
+            raise InputError(f"{change_id!r} is not a change")
+        head = entries[0].payload
+        window = head.get("window")
+        signatures = tuple(
+            Signature(
+                e.payload["authority"],
+                e.actor,
+                e.ts,
+                e.payload["plan_hash"],
+                e.payload.get("note", ""),
+            )
+            for e in entries
+            if e.kind == "change.signed"
+        )
+        runs = tuple(str(e.payload["run_id"]) for e in entries if e.kind == "change.ran")
+        return Change(
+            full,
+            head["runbook"],
+            head["params"],
+            head["plan"],
+            head["plan_hash"],
+            entries[0].actor,
+            entries[0].ts,
+            Window.parse(window["start"], window["end"]) if window else None,
+            signatures,
+            runs,
+        )
+
+    def list(self) -> list[Change]:
+        ids = [e.run_id for e in self.store.entries() if e.kind == "change.planned"]
+        return [self.get(i) for i in reversed(ids)]
+
+    def refuse(self, change: Change, who: str, action: str, reason: str) -> None:
+        """Record a refused attempt: the record shows who tried what, and why not."""
+        self.store.append(
+            change.id, "change.refused", {"action": action, "reason": reason}, actor=who
+        )
+
+    def guarded(self, change: Change, who: Identity, action: str, rule: Callable[[], Any]) -> Any:
+        """Apply a policy rule; a refusal is recorded before it is raised."""
+        try:
+            return rule()
+        except (ApprovalError, DriftError, RunbookError) as exc:
+            self.refuse(change, who.username, action, str(exc))
+            raise
+
+    def sign(
+        self,
+        change: Change,
+        who: Identity,
+        authority: str,
+        given_hash: str,
+        note: str = "",
+        current: Plan | None = None,
+    ) -> Change:
+        """Sign a change. With ``current`` (the plan recomputed now), a plan that drifted
+        since it was prepared cannot be signed: the signer would sign what no longer holds."""
+        if current is not None and current.content_hash != change.plan_hash:
+            lines = explain_drift(change.plan, current)
+            drift = DriftError(
+                "refused: the plan no longer holds: " + "; ".join(lines), lines=lines
+            )
+            self.refuse(change, who.username, authority, str(drift))
+            raise drift
+        sigs = change.signatures
+        rule: Callable[[], None]
+        if authority == policy.REVIEW:
+            rule = partial(
+                policy.check_review, who, change.preparer, change.plan_hash, given_hash, sigs
+            )
+        elif authority in (policy.APPROVE, policy.EMERGENCY):
+            rule = partial(
+                policy.check_approve,
+                who,
+                change.preparer,
+                change.plan_hash,
+                given_hash,
+                sigs,
+                emergency=authority == policy.EMERGENCY,
+            )
+        else:
+            raise InputError(f"unknown authority {authority!r}")
+        self.guarded(change, who, authority, rule)
+        self.store.append(
+            change.id,
+            "change.signed",
+            {
+                "authority": authority,
+                "plan_hash": change.plan_hash,
+                "note": note,
+                "authorities": sorted(who.authorities),
+                "identity_source": who.source,
+            },
+            actor=who.username,
+        )
+        return self.get(change.id)
+
+    def record_run(self, change: Change, who: Identity, run_id: str, emergency: bool) -> None:
+        self.store.append(
+            change.id, "change.ran", {"run_id": run_id, "emergency": emergency}, actor=who.username
+        )
+
+
+def run_change(
+    engine: Engine, book: ChangeBook, change: Change, who: Identity, runbook: Runbook
+) -> RunResult:
+    """Run an approved change: separation of duties, window, drift — each refusal recorded."""
+    now = engine.clock()
+    in_window = change.window is None or change.window.contains(now)
+    emergency = bool(
+        book.guarded(
+            change,
+            who,
+            "run",
+            partial(policy.check_run, who, change.plan_hash, change.signatures, in_window),
+        )
+    )
+    planned = engine.plan(runbook)
+    if planned.content_hash != change.plan_hash:
+        lines = explain_drift(change.plan, planned)
+        drift = DriftError(
+            "refused: the world changed since the plan was approved: " + "; ".join(lines),
+            lines=lines,
+            approved=change.plan_hash,
+            now=planned.content_hash,
+        )
+        book.refuse(change, who.username, "run", str(drift))
+        raise drift
+    run_id = new_run_id()
+    book.record_run(change, who, run_id, emergency)
+    return engine.run(
+        runbook,
+        plan_hash=change.plan_hash,
+        run_id=run_id,
+        window=None if emergency else change.window,
+        extra={
+            "change": change.id,
+            "emergency": emergency,
+            "authorities": {
+                "handle": [change.preparer, who.username],
+                "review": change.signers(policy.REVIEW),
+                "approve": change.signers(policy.APPROVE),
+                "emergency": change.signers(policy.EMERGENCY),
+            },
+        },
+    )
+
+
+def explain_drift(approved: dict[str, Any], now: Plan) -> list[str]:
+    """What differs between the approved plan and the plan of this moment, step by step."""
+    lines: list[str] = []
+    old_steps = {s["step"]: s for s in approved.get("steps", [])}
+    for step in now.steps:
+        old = old_steps.pop(step.step, None)
+        new = step.intent()
+        if old is None:
+            lines.append(f"{step.title}: a new step")
+            continue
+        if old.get("status") != new["status"]:
+            lines.append(f"{step.title}: was {old.get('status')}, now {new['status']}")
+        old_diffs = {d["target"]: d for d in old.get("diffs", [])}
+        for diff in new["diffs"]:
+            before = old_diffs.pop(diff["target"], None)
+            if before is None:
+                lines.append(f"{step.title}: {diff['target']} now changes")
+            elif before != diff:
+                changed = _field_drift(before, diff) or "its intended change differs"
+                lines.append(f"{step.title}: {diff['target']}: {changed}")
+        lines.extend(f"{step.title}: {t} no longer changes" for t in old_diffs)
+    lines.extend(f"{s.get('title', name)}: the step is gone" for name, s in old_steps.items())
+    if approved.get("params") != now.params:
+        lines.append("the parameters differ")
+    return lines or ["the plan differs"]
+
+
+def _field_drift(before: dict[str, Any], after: dict[str, Any]) -> str:
+    old = {f["name"]: f for f in before.get("fields", [])}
+    parts = []
+    for f in after.get("fields", []):
+        was = old.get(f["name"])
+        if was != f:
+            parts.append(
+                f"{f['name']} was planned from {was['before'] if was else '—'!r}, "
+                f"now from {f['before']!r}"
+            )
+    return "; ".join(parts)

@@ -1,0 +1,67 @@
+"""Maintenance windows: a run starts inside its window, and no step starts that cannot
+finish before the window closes — the run stops and rolls back instead."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from runbooks.core.errors import InputError, WindowError
+
+
+@dataclass(frozen=True)
+class Window:
+    start: datetime
+    end: datetime
+
+    def __post_init__(self) -> None:
+        if self.start.tzinfo is None or self.end.tzinfo is None:
+            raise InputError("window times need a time zone (e.g. 2026-12-01T22:00+08:00)")
+        if self.end <= self.start:
+            raise InputError("the window ends before it starts")
+
+    @classmethod
+    def parse(cls, start: str, end: str) -> Window:
+        try:
+            return cls(_parse_time(start), _parse_time(end))
+        except ValueError as exc:
+            raise InputError(f"bad window time: {exc}") from exc
+
+    def contains(self, now: datetime) -> bool:
+        return self.start <= now < self.end
+
+    def check_start(self, now: datetime) -> None:
+        if not self.contains(now):
+            raise WindowError(f"now ({_fmt(now)}) is outside the window {self}")
+
+    def check_step(self, now: datetime, expected: timedelta, title: str) -> None:
+        """Refuse to start a step whose expected duration would cross the window's end."""
+        if now + expected > self.end:
+            left = max(self.end - now, timedelta(0))
+            raise WindowError(
+                f"not starting '{title}': it is expected to take {expected}, the window "
+                f"closes at {_fmt(self.end)} ({left.total_seconds():.0f} s left)"
+            )
+
+    def __str__(self) -> str:
+        return f"{_fmt(self.start)} to {_fmt(self.end)}"
+
+    def to_dict(self) -> dict[str, str]:
+        return {"start": self.start.isoformat(), "end": self.end.isoformat()}
+
+
+def _parse_time(text: str) -> datetime:
+    if text == "now":
+        return datetime.now(UTC)
+    if text.startswith("+"):  # "+90m", "+2h": relative to now
+        unit = text[-1]
+        amount = float(text[1:-1])
+        seconds = {"s": 1, "m": 60, "h": 3600}.get(unit)
+        if seconds is None:
+            raise ValueError(f"{text!r}: relative times end in s, m or h")
+        return datetime.now(UTC) + timedelta(seconds=amount * seconds)
+    return datetime.fromisoformat(text)
+
+
+def _fmt(moment: datetime) -> str:
+    return moment.isoformat(timespec="seconds")
