@@ -120,6 +120,8 @@ def _holder_script(name: str) -> str:
         f"mount -n --bind {q(str(d / 'lldpd.d'))} /etc/lldpd.d",
         "mount -n -t tmpfs -o mode=1777,size=64m rbl-tmp /tmp",
         "echo 1 > /proc/sys/net/ipv4/ip_forward",
+        # A router forwards IPv6 too; otherwise zebra shows `no ipv6 forwarding` in every config.
+        "echo 1 > /proc/sys/net/ipv6/conf/all/forwarding",
         "echo 0 > /proc/sys/net/ipv4/conf/eth0/forwarding",
         f"echo {node.HOLDER_READY}",
         "exec sleep infinity >/dev/null 2>&1",
@@ -169,10 +171,9 @@ def write_config(name: str, config: str) -> None:
     shutil.chown(path, "frr", "frr")
 
 
-def _pid_alive(pid_file: Path) -> bool:
+def _pid_file_alive(pid_file: Path) -> bool:
     try:
-        pid = int(pid_file.read_text(encoding="ascii").split()[0])
-        return Path(f"/proc/{pid}").exists()
+        return network.pid_alive(int(pid_file.read_text(encoding="ascii").split()[0]))
     except (OSError, ValueError, IndexError):
         return False
 
@@ -187,7 +188,7 @@ def start_device(dev: Device, config: str) -> bool:
         _prepare_dirs(dev, config)
         pid = node.start_holder(d, dev.name, _holder_script(dev.name))
         log.info("device %s: holder %d", dev.name, pid)
-    missing = [x for x in FRR_DAEMONS if not _pid_alive(d / "run-frr" / f"{x}.pid")]
+    missing = [x for x in FRR_DAEMONS if not _pid_file_alive(d / "run-frr" / f"{x}.pid")]
     for daemon in missing:
         node.nsenter(
             pid,
@@ -199,7 +200,7 @@ def start_device(dev: Device, config: str) -> bool:
         boot = node.nsenter(pid, ["vtysh", "-b"], timeout=60)
         if boot.returncode not in (0, 1):  # 1: a line was refused; the rest still applies
             raise LabError(f"{dev.name}: vtysh -b failed: {boot.stderr.strip()[:200]}")
-    if not _pid_alive(d / "sshd.pid"):
+    if not _pid_file_alive(d / "sshd.pid"):
         node.nsenter(pid, ["/usr/sbin/sshd", "-f", str(d / "sshd_config")], check=True)
     if node.nsenter(pid, ["lldpcli", "show", "configuration"]).returncode != 0:
         node.nsenter(pid, ["lldpd"], check=True)
@@ -275,7 +276,12 @@ def expected_lldp(topo: Topology, name: str) -> dict[str, tuple[str, str]]:
 def lldp_neighbours(name: str) -> dict[str, tuple[str, str]]:
     """Local interface -> (peer SysName, peer port id), from `lldpcli -f json show neighbors`."""
     out = run_on_device(name, ["lldpcli", "-f", "json0", "show", "neighbors"], check=True).stdout
-    data = json.loads(out or "{}")
+    return parse_lldp(out)
+
+
+def parse_lldp(payload: str) -> dict[str, tuple[str, str]]:
+    """Local interface -> (peer SysName, peer port id) from lldpcli's `json0` output."""
+    data = json.loads(payload or "{}")
     found: dict[str, tuple[str, str]] = {}
     for lldp in data.get("lldp", []):
         for iface in lldp.get("interface", []):

@@ -84,8 +84,6 @@ def up(progress: Progress = log.info, configs: dict[str, str] | None = None) -> 
         if configs is None:
             configs = nb.render_configs()
             clock.lap("render", f"{len(configs)} configs rendered by NetBox")
-    if configs is None:
-        raise LabError("no device configurations: NetBox is disabled and none were given")
     network.ensure_bridge(topo)
     clock.lap("bridge", f"{network.BRIDGE} {network.own_gateway(topo)}")
     for host in topo.hosts:
@@ -107,12 +105,16 @@ def _started(fresh: list[str], total: int) -> str:
     return f"{len(fresh)} started, {total - len(fresh)} already running"
 
 
-def _config_for(dev: topology.Device, configs: dict[str, str]) -> str:
+def _config_for(dev: topology.Device, configs: dict[str, str] | None) -> str:
+    """The startup config of a device being (re)started: NetBox's, else the one it first had."""
     if dev.status != "active":
         return frr.factory_config(dev.name)
-    if dev.name not in configs:
-        raise LabError(f"NetBox rendered no configuration for active device {dev.name}")
-    return configs[dev.name]
+    if configs and dev.name in configs:
+        return configs[dev.name]
+    initial = frr.device_dir(dev.name) / "initial.conf"
+    if initial.exists():
+        return initial.read_text()
+    raise LabError(f"no configuration for active device {dev.name} (NetBox rendered none)")
 
 
 def _wait_converged(topo: Topology, clock: _Clock) -> None:
@@ -184,21 +186,12 @@ def reset(progress: Progress = log.info) -> Timings:
         clock.lap("netbox", "seeded state restored, configs rendered")
     with ThreadPoolExecutor(max_workers=8) as pool:
         jobs = [pool.submit(hosts.reset_host, topo, h) for h in topo.hosts]
-        jobs += [pool.submit(frr.reset_device, d, _reset_config(d, configs)) for d in topo.devices]
+        jobs += [pool.submit(frr.reset_device, d, _config_for(d, configs)) for d in topo.devices]
         for job in jobs:
             job.result()
     clock.lap("restart", f"{len(topo.hosts)} hosts, {len(topo.devices)} devices")
     _wait_converged(topo, clock)
     return Timings(clock.phases)
-
-
-def _reset_config(dev: topology.Device, configs: dict[str, str]) -> str:
-    if dev.status == "active" and dev.name not in configs:
-        # Without NetBox, keep the startup config the device was first brought up with.
-        initial = frr.device_dir(dev.name) / "initial.conf"
-        if initial.exists():
-            return initial.read_text()
-    return _config_for(dev, configs)
 
 
 def down(progress: Progress = log.info) -> Timings:

@@ -196,7 +196,7 @@ def kill_pids(pids: Iterable[int], grace: float = 3.0) -> None:
         _signal(pid, signal.SIGTERM)
     deadline = time.monotonic() + grace
     while pending and time.monotonic() < deadline:
-        pending = {p for p in pending if _alive(p)}
+        pending = {p for p in pending if pid_alive(p)}
         time.sleep(0.05)
     for pid in pending:
         _signal(pid, signal.SIGKILL)
@@ -207,7 +207,8 @@ def _signal(pid: int, sig: int) -> None:
         os.kill(pid, sig)
 
 
-def _alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Running (a zombie is dead: only its exit status waits for a parent to collect it)."""
     try:
         with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
             return fh.read().rsplit(")", 1)[1].split()[0] != "Z"

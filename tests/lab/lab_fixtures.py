@@ -1,8 +1,121 @@
-"""Lab fixtures (imported by tests/lab/conftest.py) and helpers."""
+"""pytest fixtures for the whole lab; imported by tests/lab/conftest.py.
+
+- `lab` (session): NetBox, bridge, hosts and devices up once (idempotent, so a running lab is
+  reused: ~1 s). Yields a `LabHandle` (topology, the configs active devices started with, timings).
+  The lab stays up after the session (the next session starts in about a second);
+  `runbook lab down` removes it. RUNBOOKS_LAB_NETBOX=0 runs devices and hosts without NetBox,
+  with configs generated from the topology (`topology_configs`).
+- `device_ssh` / `host_ssh` (function): `connect(name) -> paramiko.SSHClient` as root with the
+  lab key; every client is closed after the test.
+- `db1` (session): connection parameters of db1's PostgreSQL 15 cluster (`hosts.db_params`).
+- `lab_reset` (function): the whole lab back to its seeded state (~3 s) before the test.
+"""
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import paramiko
+import pytest
+
+from runbooks.lab import frr, hosts
+from runbooks.lab import lab as lab_ops
+from runbooks.lab import topology as topology_mod
+from runbooks.lab.lab import Timings
 from runbooks.lab.topology import Topology
+
+Connect = Callable[[str], paramiko.SSHClient]
+
+
+@dataclass(frozen=True)
+class LabHandle:
+    topology: Topology
+    configs: dict[str, str]  # active device -> the configuration it started with (NetBox's)
+    timings: Timings
+
+    @property
+    def active_devices(self) -> list[str]:
+        return [d.name for d in self.topology.devices if d.status == "active"]
+
+    @property
+    def planned_devices(self) -> list[str]:
+        return [d.name for d in self.topology.devices if d.status != "active"]
+
+
+_cache: dict[str, LabHandle] = {}
+
+
+def bring_up() -> LabHandle:
+    """Bring the lab up (or verify it) and describe it; shared by every importer of this module."""
+    topo = topology_mod.load()
+    without_netbox = os.environ.get("RUNBOOKS_LAB_NETBOX", "1") == "0"
+    timings = lab_ops.up(configs=topology_configs(topo) if without_netbox else None)
+    configs = {d.name: (frr.device_dir(d.name) / "initial.conf").read_text()
+               for d in topo.devices if d.status == "active"}
+    _cache["lab"] = LabHandle(topo, configs, timings)
+    return _cache["lab"]
+
+
+@pytest.fixture(scope="session")
+def lab() -> LabHandle:
+    return _cache.get("lab") or bring_up()
+
+
+def _connect(params: dict[str, Any]) -> paramiko.SSHClient:
+    client = paramiko.SSHClient()
+    client.set_missing_host_key_policy(paramiko.AutoAddPolicy())  # lab keys are new per lab
+    client.connect(params["host"], port=params["port"], username=params["username"],
+                   key_filename=params["key_file"], look_for_keys=False, allow_agent=False,
+                   timeout=10)
+    return client
+
+
+def _ssh_factory(params_of: Callable[[str], dict[str, Any]]) -> Iterator[Connect]:
+    clients: list[paramiko.SSHClient] = []
+
+    def connect(name: str) -> paramiko.SSHClient:
+        clients.append(_connect(params_of(name)))
+        return clients[-1]
+
+    yield connect
+    for client in clients:
+        client.close()
+
+
+@pytest.fixture
+def device_ssh(lab: LabHandle) -> Iterator[Connect]:
+    yield from _ssh_factory(lambda name: frr.device_ssh_params(name, lab.topology))
+
+
+@pytest.fixture
+def host_ssh(lab: LabHandle) -> Iterator[Connect]:
+    yield from _ssh_factory(lambda name: hosts.host_ssh_params(name, lab.topology))
+
+
+@pytest.fixture(scope="session")
+def db1(lab: LabHandle) -> dict[str, Any]:
+    return hosts.db_params("db1", lab.topology)
+
+
+@pytest.fixture
+def lab_reset(lab: LabHandle) -> LabHandle:
+    lab_ops.reset()
+    return lab
+
+
+def ssh_run(client: paramiko.SSHClient, command: str, stdin: str | None = None,
+            timeout: float = 30) -> tuple[int, str, str]:
+    """Run a command over an open session: (exit status, stdout, stderr)."""
+    chan_in, chan_out, chan_err = client.exec_command(command, timeout=timeout)
+    if stdin is not None:
+        chan_in.write(stdin)
+        chan_in.channel.shutdown_write()
+    out = chan_out.read().decode()
+    err = chan_err.read().decode()
+    return chan_out.channel.recv_exit_status(), out, err
 
 
 def topology_configs(topo: Topology) -> dict[str, str]:
@@ -16,12 +129,11 @@ def topology_configs(topo: Topology) -> dict[str, str]:
         neighbours: list[str] = []
         for link in topo.links:
             (a_dev, a_if), (b_dev, b_if) = link.ends()
-            a_addr, b_addr = link.addresses()
             if dev.name not in (a_dev, b_dev):
                 continue
-            mine, theirs = (a_if, b_addr) if a_dev == dev.name else (b_if, a_addr)
-            my_addr = a_addr if a_dev == dev.name else b_addr
-            peer = b_dev if a_dev == dev.name else a_dev
+            a_addr, b_addr = link.addresses()
+            mine, my_addr, peer, theirs = ((a_if, a_addr, b_dev, b_addr) if a_dev == dev.name
+                                           else (b_if, b_addr, a_dev, a_addr))
             ifaces += [f"interface {mine}", f" description {peer}", f" ip address {my_addr}",
                        "exit", "!"]
             if by_name[peer].status == "active":
@@ -33,7 +145,6 @@ def topology_configs(topo: Topology) -> dict[str, str]:
             "interface lo", f" ip address {dev.loopback}/32", "exit", "!", *ifaces,
             f"router bgp {dev.asn}", f" bgp router-id {dev.loopback}",
             " no bgp ebgp-requires-policy", *neighbours, " !", " address-family ipv4 unicast",
-            f"  network {dev.loopback}/32", " exit-address-family", "exit", "!", "line vty", "!",
-            "",
+            f"  network {dev.loopback}/32", " exit-address-family", "exit", "!", "",
         ])
     return configs
