@@ -149,10 +149,19 @@ class ConfigSession:
             raise CommitError(
                 f"frr-reload.py --reload failed (exit {rc}); previous config {state}:\n{output}"
             )
+        self._verify(paths.candidate, "commit")
         if revert_in is not None:
             self._arm_revert_timer(int(revert_in), message)
         self._log_commit(message, revert_in)
         self.candidate = None
+
+    def _verify(self, path: str, what: str) -> str:
+        """Diff running against what was applied; FRR may keep a line it could not change."""
+        output, rc = self._run(shell.frr_reload(self.paths, "test", path))
+        residue = parsers.parse_reload_diff(output) if rc == 0 else output
+        if residue:
+            log.warning("after %s the running config still differs:\n%s", what, residue)
+        return residue
 
     def _arm_revert_timer(self, seconds: int, message: str) -> None:
         paths = self.paths
@@ -202,6 +211,7 @@ class ConfigSession:
         output, rc = self._reload(self.paths.rollback)
         if rc != 0 or parsers.vtysh_errors(output):
             raise CommitError(f"rollback failed (exit {rc}):\n{output}")
+        self._verify(self.paths.rollback, "rollback")
 
 
 def _one_line(text: str) -> str:

@@ -124,10 +124,12 @@ def start_revert_timer(paths: Paths, seconds: int) -> str:
     writes to frr.conf, and removes the pending file.
     """
     reload_cmd = frr_reload(paths, "reload", paths.rollback)
+    check_cmd = frr_reload(paths, "test", paths.rollback)  # what, if anything, did not revert
+    revert_log = q(paths.state("revert.log"))
     script = (
         f"echo pid=$$ >> {q(paths.pending)}; sleep {int(seconds)}; "
         f"if [ -f {q(paths.pending)} ]; then "
-        f"{{ date; {reload_cmd}; echo rc=$?; }} >> {q(paths.state('revert.log'))} 2>&1; "
+        f"{{ date; {reload_cmd}; echo rc=$?; {check_cmd}; }} >> {revert_log} 2>&1; "
         f"rm -f {q(paths.pending)}; fi"
     )
     # the subshell keeps the job out of the login shell's job table (no "[1] 123" noise)
