@@ -418,14 +418,27 @@ def _create_from(name: str, template: str) -> None:
 
 
 def _freeze(name: str) -> None:
-    """Mark a database as a template nobody connects to (so CREATE ... TEMPLATE never waits)."""
+    """Mark a database as a template nobody connects to (so CREATE ... TEMPLATE never waits),
+    labelled with the NetBox version whose schema it holds."""
     _psql(f'ALTER DATABASE "{name}" WITH IS_TEMPLATE true ALLOW_CONNECTIONS false')
+    _psql(f"COMMENT ON DATABASE \"{name}\" IS 'netbox {VERSION}'")
+
+
+def _version_of(name: str) -> str:
+    out = _psql(
+        "SELECT datname || ' ' || coalesce(shobj_description(oid, 'pg_database'), '')"
+        " FROM pg_database WHERE datname LIKE 'runbooks_lab_netbox%'"
+    )
+    labels = dict(line.split(" ", 1) for line in out.splitlines() if " " in line)
+    return labels.get(name, "").strip()
 
 
 def ensure_migrated() -> None:
     """The migrated, empty template: from itself, the cached dump, or (once, ~6 min) a migrate."""
     if DB_MIGRATED in databases():
-        return
+        if _version_of(DB_MIGRATED) == f"netbox {VERSION}":
+            return
+        _drop(DB_MIGRATED)  # another NetBox version's schema
     if snapshot().exists():
         started = time.monotonic()
         _psql(f'CREATE DATABASE "{DB_MIGRATED}"')

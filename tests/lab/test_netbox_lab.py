@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 import time
+from pathlib import Path
 
 import pynetbox
 import pytest
@@ -99,3 +102,40 @@ def test_reset_restores_an_edited_object_within_seconds(netbox_lab):
 
 def test_status_reports_every_component_answering(netbox_lab):
     assert all(c.ok for c in netbox.status()), netbox.status()
+
+
+def test_rendered_configs_pass_frr_syntax_check(netbox_lab, tmp_path: Path):
+    if shutil.which("vtysh") is None:
+        pytest.skip("FRR (vtysh) not installed")
+    for name, text in netbox.render_configs().items():
+        conf = tmp_path / f"{name}.conf"
+        conf.write_text(text)
+        check = subprocess.run(
+            ["vtysh", "-C", "-f", str(conf)], check=False, capture_output=True, text=True
+        )
+        assert check.returncode == 0, (name, check.stdout, check.stderr)
+
+
+@pytest.mark.parametrize("role", ["reviewer", "approver", "supervisor"])
+def test_every_role_renders_configs_and_writes_journal_entries(netbox_reset, role):
+    url, token = netbox.credentials(role)
+    headers = {"Authorization": f"Bearer {token}", "Accept": "text/plain"}
+    leaf1 = _api(role).dcim.devices.get(name="leaf1")
+    rendered = requests.post(
+        f"{url}/api/dcim/devices/{leaf1.id}/render-config/", headers=headers, json={}, timeout=10
+    )
+    assert rendered.status_code == 200
+    assert "router bgp 65101" in rendered.text
+    entry = _api(role).extras.journal_entries.create(
+        assigned_object_type="dcim.device",
+        assigned_object_id=leaf1.id,
+        comments="seen",
+        kind="info",
+    )
+    me = requests.get(
+        f"{url}/api/authentication-check/",
+        headers=headers | {"Accept": "application/json"},
+        timeout=10,
+    ).json()
+    created_by = entry.created_by if isinstance(entry.created_by, int) else entry.created_by.id
+    assert created_by == me["id"]
