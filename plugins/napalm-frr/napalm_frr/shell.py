@@ -76,7 +76,8 @@ def with_rc(command: str) -> str:
     The markers are printed from split strings so the terminal's echo of the command line
     never contains them; ``parsers.split_rc`` takes what lies between.
     """
-    return f"{BEGIN}; {{ {command} ; }} 2>&1; {END}"
+    # a subshell, so nothing the snippet sets (umask, variables, cd) outlives it
+    return f"{BEGIN}; ( {command} ) 2>&1; {END}"
 
 
 def privileged(command: str, sudo: bool) -> str:
@@ -94,9 +95,10 @@ def upload(path: str, content: str, sudo: bool, prefix: str = "") -> str:
     encoded = base64.encodebytes(content.encode()).decode()
     tmp = f"{path}.tmp"
     write = f"{prefix}umask 077 && base64 -d > {q(tmp)} && mv -f {q(tmp)} {q(path)}"
-    # the braces make the here-document the stdin of the whole chain, not of its last command
+    # the subshell makes the here-document the stdin of the whole chain (not of its last
+    # command) and keeps the umask out of the login shell
     heredoc = f"<<'{HEREDOC_END}'"
-    return f"{BEGIN}; {{ {privileged(write, sudo)} ; }} {heredoc}; {END}\n{encoded}{HEREDOC_END}"
+    return f"{BEGIN}; ( {privileged(write, sudo)} ) {heredoc}; {END}\n{encoded}{HEREDOC_END}"
 
 
 def save_running(paths: Paths, target: str) -> str:

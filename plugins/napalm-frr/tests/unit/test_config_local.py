@@ -254,4 +254,4 @@ def test_sudo_wraps_privileged_commands(box: dict[str, Path]) -> None:
     # sudo may be unavailable here: the commands sent are what this test checks
     with contextlib.suppress(MergeConfigException):
         dev.load_merge_candidate(config="ip route 10.6.0.0/16 Null0\n")
-    assert any(c.split("; ", 1)[1].startswith("{ sudo -n sh -c ") for c in shell.commands)
+    assert any(c.split("; ", 1)[1].startswith("( sudo -n sh -c ") for c in shell.commands)
