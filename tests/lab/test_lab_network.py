@@ -34,14 +34,17 @@ FRR_RELOAD = "/usr/lib/frr/frr-reload.py"
 
 
 def _reload_diff(output: str) -> tuple[list[str], list[str]]:
-    """(lines to delete, lines to add) from `frr-reload.py --test` output (empty: no diff)."""
-    if not output.strip():
-        return [], []
-    parts = re.split(r"^Lines To (?:Delete|Add)\n=+\n", output, flags=re.MULTILINE)
-    if len(parts) != 3:
-        raise AssertionError(f"unexpected frr-reload.py output:\n{output}")
-    delete, add = ([ln for ln in part.splitlines() if ln.strip()] for part in parts[1:])
-    return delete, add
+    """(lines to delete, lines to add) from `frr-reload.py --test` output (empty: no diff).
+
+    `frr version` lines are left out: FRR stamps its own full version (8.4.4) on every config it
+    writes, so a template's shorter one is metadata, not configuration.
+    """
+    found: dict[str, list[str]] = {"Delete": [], "Add": []}
+    for kind, body in re.findall(r"^Lines To (Delete|Add)\n=+\n(.*?)(?=^Lines To |\Z)", output,
+                                 flags=re.MULTILINE | re.DOTALL):
+        found[kind] = [ln for ln in body.splitlines()
+                       if ln.strip() and not ln.startswith("frr version")]
+    return found["Delete"], found["Add"]
 
 
 def test_every_active_device_answers_ssh_with_the_rendered_config(
