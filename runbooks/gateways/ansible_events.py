@@ -1,0 +1,232 @@
+"""ansible-runner events turned into small frozen results: one ``TaskResult`` per host and task.
+
+ansible-runner's own callback (``awx_display``) already puts everything a record needs into
+its events: ``runner_on_ok/failed/skipped/unreachable`` carry host, task, play, ``duration``
+and ``res`` (``changed``, ``diff``, ``msg``), so no callback plugin of ours is needed for the
+record. A playbook hands evidence to the runbook by setting the fact ``runbook_evidence``
+(``ansible.builtin.set_fact``), which works with plain ``ansible-playbook`` too.
+
+Diffs come in three shapes: ``{"before": str, "after": str, "before_header", "after_header"}``
+(files, templates), ``{"before": dict, "after": dict}`` (file state, services) and
+``{"prepared": str}`` (package managers). Each becomes a ``runbooks.core.results.Diff``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from runbooks.core import secrets
+from runbooks.core.results import Diff
+
+log = logging.getLogger(__name__)
+
+EVIDENCE_FACT = "runbook_evidence"
+
+# event name -> task status; runner_item_on_* are left out: the task's final event
+# carries every item's result under res["results"].
+_RESULT_EVENTS = {
+    "runner_on_ok": "ok",
+    "runner_on_failed": "failed",
+    "runner_on_skipped": "skipped",
+    "runner_on_unreachable": "unreachable",
+    "runner_on_async_failed": "failed",
+}
+_MAX_MSG = 500
+
+
+@dataclass(frozen=True)
+class TaskResult:
+    """What one task did (or, in check mode, would do) on one host."""
+
+    host: str
+    task: str
+    play: str
+    status: str  # ok | changed | failed | ignored | skipped | unreachable
+    changed: bool = False
+    diffs: tuple[Diff, ...] = ()
+    duration_s: float | None = None
+    msg: str = ""
+    action: str = ""
+    evidence: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def failed(self) -> bool:
+        return self.status in ("failed", "unreachable")
+
+    def to_dict(self) -> dict[str, Any]:
+        """The record's view: small, JSON-safe, diffs as unified text."""
+        out: dict[str, Any] = {
+            "host": self.host,
+            "task": self.task,
+            "status": self.status,
+            "changed": self.changed,
+            "duration_s": self.duration_s,
+        }
+        if self.msg:
+            out["msg"] = self.msg
+        if self.diffs:
+            out["diff"] = [d.text or d.summary for d in self.diffs]
+        return out
+
+
+@dataclass(frozen=True)
+class PlaybookResult:
+    """One playbook run: its tasks, the recap per host, and how it ended."""
+
+    playbook: str
+    check: bool
+    status: str  # ansible-runner's: successful | failed | canceled | timeout
+    rc: int | None
+    tasks: tuple[TaskResult, ...] = ()
+    recap: dict[str, dict[str, int]] = field(default_factory=dict)
+    duration_s: float = 0.0
+    events: int = 0
+
+    @property
+    def changed(self) -> bool:
+        return any(t.changed for t in self.tasks)
+
+    @property
+    def diffs(self) -> list[Diff]:
+        return [d for t in self.tasks if t.changed for d in t.diffs]
+
+    @property
+    def failures(self) -> list[TaskResult]:
+        return [t for t in self.tasks if t.failed]
+
+    @property
+    def unreachable(self) -> list[str]:
+        hosts = {t.host for t in self.tasks if t.status == "unreachable"}
+        hosts |= {h for h, counts in self.recap.items() if counts.get("unreachable")}
+        return sorted(hosts)
+
+    def evidence(self) -> dict[str, dict[str, Any]]:
+        """host -> the ``runbook_evidence`` fact the playbook set (the last one wins)."""
+        out: dict[str, dict[str, Any]] = {}
+        for task in self.tasks:
+            if task.evidence:
+                out.setdefault(task.host, {}).update(task.evidence)
+        return out
+
+    def summary(self) -> dict[str, Any]:
+        """For a record's evidence: the recap, each changed or failed task, timings."""
+        return {
+            "playbook": self.playbook,
+            "check": self.check,
+            "status": self.status,
+            "rc": self.rc,
+            "duration_s": round(self.duration_s, 3),
+            "recap": self.recap,
+            "tasks": [t.to_dict() for t in self.tasks if t.status != "skipped"],
+        }
+
+
+def task_result(event: Mapping[str, Any]) -> TaskResult | None:
+    """One runner event -> a TaskResult, or None for events that are not a task's result."""
+    status = _RESULT_EVENTS.get(str(event.get("event", "")))
+    if status is None:
+        return None
+    data: Mapping[str, Any] = event.get("event_data") or {}
+    res: Mapping[str, Any] = data.get("res") or {}
+    if not isinstance(res, Mapping):
+        res = {}
+    host = str(data.get("host") or "?")
+    task = str(data.get("task") or data.get("task_action") or "?")
+    changed = bool(res.get("changed", False))
+    if status == "ok" and changed:
+        status = "changed"
+    if status == "failed" and data.get("ignore_errors"):
+        status = "ignored"
+    raw_duration = data.get("duration")
+    evidence = (res.get("ansible_facts") or {}).get(EVIDENCE_FACT)
+    return TaskResult(
+        host=host,
+        task=task,
+        play=str(data.get("play") or ""),
+        status=status,
+        changed=changed,
+        diffs=tuple(diffs_of(host, task, res)),
+        duration_s=float(raw_duration) if isinstance(raw_duration, int | float) else None,
+        msg=_message(res) if status in ("failed", "unreachable", "ignored") else "",
+        action=str(data.get("task_action") or ""),
+        evidence=dict(secrets.mask(evidence)) if isinstance(evidence, Mapping) else {},
+    )
+
+
+def diffs_of(host: str, task: str, res: Mapping[str, Any]) -> list[Diff]:
+    """Every diff in a task result, loop items included."""
+    raw: list[Any] = []
+    for source in [res, *(r for r in res.get("results") or [] if isinstance(r, Mapping))]:
+        value = source.get("diff")
+        if isinstance(value, Mapping):
+            raw.append(value)
+        elif isinstance(value, list):
+            raw.extend(v for v in value if isinstance(v, Mapping))
+    out = [_diff(host, task, d) for d in raw]
+    return [d for d in out if d is not None and not d.empty]
+
+
+def _diff(host: str, task: str, raw: Mapping[str, Any]) -> Diff | None:
+    if "prepared" in raw:
+        text = str(raw["prepared"] or "")
+        return Diff(target=f"{host}:{task}", kind="text", summary=task, text=text)
+    if "before" not in raw and "after" not in raw:
+        return None
+    before, after = raw.get("before"), raw.get("after")
+    header = raw.get("after_header") or raw.get("before_header") or task
+    target = f"{host}:{header}"
+    if isinstance(before, Mapping) or isinstance(after, Mapping):
+        return Diff.of_fields(target, dict(before or {}), dict(after or {}), summary=task)
+    return Diff.of_text(target, _text(before), _text(after), summary=task)
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, indent=2, sort_keys=True, default=str) + "\n"
+
+
+def _message(res: Mapping[str, Any]) -> str:
+    parts = [str(res.get("msg") or "").strip()]
+    for key in ("stderr", "stdout"):
+        value = str(res.get(key) or "").strip()
+        if value and value not in parts[0]:
+            parts.append(f"{key}: {value}")
+    text = " | ".join(p for p in parts if p)
+    return secrets.mask_text(text[:_MAX_MSG])
+
+
+def recap(event: Mapping[str, Any]) -> dict[str, dict[str, int]]:
+    """The PLAY RECAP of a ``playbook_on_stats`` event: host -> counts."""
+    data: Mapping[str, Any] = event.get("event_data") or {}
+    out: dict[str, dict[str, int]] = {}
+    for key, name in (
+        ("ok", "ok"),
+        ("changed", "changed"),
+        ("failures", "failed"),
+        ("dark", "unreachable"),
+        ("skipped", "skipped"),
+        ("rescued", "rescued"),
+        ("ignored", "ignored"),
+    ):
+        for host, count in (data.get(key) or {}).items():
+            out.setdefault(str(host), {})[name] = int(count)
+    return out
+
+
+def mask_event(event: dict[str, Any]) -> None:
+    """Mask secrets inside an event *in place*: ansible-runner writes this same dict to disk
+    after the handler returns, so the job_events files never hold a secret either."""
+    masked = secrets.mask(event)
+    event.clear()
+    event.update(masked)
+
+
+def results_of(events: Iterable[Mapping[str, Any]]) -> list[TaskResult]:
+    return [r for r in (task_result(e) for e in events) if r is not None]

@@ -1,0 +1,123 @@
+"""The inventory for playbook runs, from NetBox through netbox.netbox's ``nb_inventory``.
+
+``inventory/netbox.yml`` is resolved once per gateway with ``ansible-inventory --list --yaml``
+into a YAML inventory in a private directory: one NetBox query per run instead of one per
+playbook, and the NetBox token lives only in that subprocess's environment, never in the
+environment ansible-runner writes into its artifacts.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import yaml
+
+from runbooks.core import secrets
+from runbooks.core.errors import ConnectError, InputError, InventoryError
+from runbooks.gateways import ansible_process as proc
+
+if TYPE_CHECKING:
+    from runbooks.gateways.ansible import AnsibleSettings
+
+log = logging.getLogger(__name__)
+
+NB_PLUGINS = frozenset({"netbox.netbox.nb_inventory", "nb_inventory"})
+
+
+def is_netbox_inventory(path: Path) -> bool:
+    if not path.is_file() or path.suffix not in (".yml", ".yaml"):
+        return False
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError):
+        return False
+    return isinstance(data, dict) and data.get("plugin") in NB_PLUGINS
+
+
+def resolve_inventory(settings: AnsibleSettings, workdir: Path) -> Path:
+    """An inventory path ansible-playbook can read without NetBox credentials."""
+    raw = settings.inventory
+    path = Path(raw)
+    if isinstance(raw, str) and ("\n" in raw or not path.exists()):
+        if not raw.strip() or ("/" in raw and not any(c.isspace() for c in raw)):
+            raise InputError(f"inventory {raw!r} does not exist")
+        inline = workdir / "hosts"
+        inline.write_text(raw if raw.endswith("\n") else raw + "\n", encoding="utf-8")
+        return inline
+    if not is_netbox_inventory(path):
+        return path
+    started = time.monotonic()
+    text = _ansible_inventory(settings, path, "--list", "--yaml", "--export")
+    hosts = workdir / "netbox-hosts.yml"
+    hosts.write_text(secrets.mask_text(text), encoding="utf-8")
+    count = _count_hosts(yaml.safe_load(text) or {})
+    if count == 0:
+        raise InventoryError(f"NetBox inventory {path.name} resolved to no hosts")
+    log.info(
+        "inventory %s: %d hosts from NetBox in %.1f s", path.name, count, time.monotonic() - started
+    )
+    return hosts
+
+
+def inventory_list(settings: AnsibleSettings, inventory: Path) -> str:
+    """``ansible-inventory --list`` (JSON with ``_meta.hostvars``) of an inventory path."""
+    return _ansible_inventory(settings, inventory, "--list")
+
+
+def _ansible_inventory(settings: AnsibleSettings, path: Path, *args: str) -> str:
+    env = proc.child_env(
+        os.environ,
+        {
+            "ANSIBLE_COLLECTIONS_PATH": str(settings.collections_path),
+            "ANSIBLE_CONFIG": os.devnull,
+            "ANSIBLE_INVENTORY_UNPARSED_FAILED": "True",
+            "ANSIBLE_NOCOLOR": "1",
+        },
+        str(Path(sys.executable).parent),
+    )
+    # the NetBox credentials go to this subprocess only (child_env refuses secrets on purpose)
+    if settings.netbox_url:
+        env["NETBOX_API"] = settings.netbox_url
+    if settings.netbox_token:
+        env["NETBOX_TOKEN"] = settings.netbox_token
+    exe = Path(sys.executable).parent / "ansible-inventory"
+    try:
+        done = subprocess.run(
+            [str(exe), "-i", str(path), *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise ConnectError(f"inventory {path.name}: NetBox did not answer in 120 s") from exc
+    if done.returncode != 0:
+        err = secrets.mask_text(done.stderr.strip().splitlines()[-1] if done.stderr.strip() else "")
+        raise InventoryError(f"inventory {path.name} could not be read: {err}", inventory=str(path))
+    return done.stdout
+
+
+def _count_hosts(group: object) -> int:
+    names: set[str] = set()
+
+    def walk(node: object) -> None:
+        if not isinstance(node, dict):
+            return
+        hosts = node.get("hosts")
+        if isinstance(hosts, dict):
+            names.update(hosts)
+        for child in (node.get("children") or {}).values():
+            walk(child)
+        for key, value in node.items():
+            if key not in ("hosts", "children", "vars"):
+                walk(value)
+
+    walk(group)
+    return len(names)
