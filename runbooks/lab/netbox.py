@@ -554,12 +554,14 @@ def _read_pid(path: Path) -> int | None:
 
 
 def _start_time(pid: int) -> str | None:
-    """Field 22 of /proc/<pid>/stat: tells a recycled pid from the process we started."""
+    """Field 22 of /proc/<pid>/stat: tells a recycled pid from the process we started.
+    None when there is no such (living) process."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text(encoding="utf-8")
     except OSError:
         return None
-    return stat.rsplit(")", 1)[1].split()[19]
+    fields = stat.rsplit(")", 1)[1].split()
+    return None if fields[0] in ("Z", "X") else fields[19]  # a zombie is gone for our purposes
 
 
 def _server_pid() -> int | None:
@@ -664,12 +666,12 @@ def stop(timeout: float = 15) -> None:
         os.killpg(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
     while _start_time(pid) is not None and time.monotonic() < deadline:
-        with contextlib.suppress(ChildProcessError):
-            os.waitpid(pid, os.WNOHANG)
         time.sleep(0.1)
     if _start_time(pid) is not None:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(pid, signal.SIGKILL)
+    with contextlib.suppress(ChildProcessError):  # reap it when this process started it
+        os.waitpid(pid, 0 if _start_time(pid) is None else os.WNOHANG)
 
 
 # -- the public API -----------------------------------------------------------------------------
