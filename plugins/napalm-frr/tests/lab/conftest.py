@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import pytest
@@ -18,7 +19,22 @@ def devices() -> list[dict[str, Any]]:
 
 @pytest.fixture(scope="session")
 def device_params(devices: list[dict[str, Any]]) -> dict[str, Any]:
-    return devices[0]
+    """The device the configuration tests change (and restore): NAPALM_FRR_TEST_CONFIG_HOST,
+    else the last one, away from the first devices other suites tend to use."""
+    wanted = os.environ.get("NAPALM_FRR_TEST_CONFIG_HOST")
+    for params in devices:
+        if params["host"] == wanted:
+            return params
+    return devices[-1]
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """``any_device``: every device found, one test each (read-only tests)."""
+    if "any_device" in metafunc.fixturenames:
+        found = lab_devices() if metafunc.config.getoption("-m") == "lab" else []
+        metafunc.parametrize(
+            "any_device", found or [None], ids=[d["host"] for d in found] or ["none"]
+        )
 
 
 @pytest.fixture
