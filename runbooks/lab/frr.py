@@ -4,7 +4,8 @@ The device contract (the FRR NAPALM driver is written against it):
 - network namespace `rbl-<name>`, own UTS (hostname = device name), own mount namespace where
   `/etc/frr`, `/run/frr` (= /var/run/frr), `/var/log/frr` and `/root` are the device's own bind
   mounts from `state_dir()/devices/<name>/`, and `/tmp`, `/run` are private tmpfs (so lldpd's
-  `/run/lldpd.socket`, `/run/sshd` are per device; the state dir stays visible at its own path);
+  `/run/lldpd.socket`, `/run/sshd` are per device; of the state dir only the device's own
+  directory and the lab's authorized_keys are visible, at their usual paths);
 - FRR zebra, staticd and bgpd started by hand (`vtysh -b` loads the integrated /etc/frr/frr.conf),
   so `vtysh`, `frr-reload.py --test|--reload`, `write memory` work with their default paths;
 - sshd on <mgmt>:22, root, key-only with the lab key; lldpd with port id = kernel ifname;
@@ -110,8 +111,15 @@ def _holder_script(name: str) -> str:
         f"mount -n --bind {q(str(d / 'run-frr'))} {q(str(d / 'runfs' / 'frr'))}",
     ]
     if s.is_relative_to("/run"):
+        # Only this device's own directory and the authorized keys stay visible at their paths
+        # (sshd's config names them); the lab's private key and NetBox tokens do not.
         inside = d / "runfs" / s.relative_to("/run")
-        lines += [f"mkdir -p {q(str(inside))}", f"mount -n --bind {q(str(s))} {q(str(inside))}"]
+        own, keys = inside / "devices" / name, inside / "ssh" / "authorized_keys"
+        lines += [
+            f"mkdir -p {q(str(own))} {q(str(keys.parent))} && touch {q(str(keys))}",
+            f"mount -n --bind {q(str(d))} {q(str(own))}",
+            f"mount -n --bind {q(str(node.ssh_dir() / 'authorized_keys'))} {q(str(keys))}",
+        ]
     lines += [
         f"mount -n --move {q(str(d / 'runfs'))} /run",
         f"mount -n --bind {q(str(d / 'etc-frr'))} /etc/frr",

@@ -131,10 +131,13 @@ def own_gateway(topo: Topology) -> ipaddress.IPv4Interface:
     return ipaddress.IPv4Interface(f"{topo.addressing.management_gateway}/{mgmt.prefixlen}")
 
 
-def check_addresses(topo: Topology) -> None:
-    """Refuse (LabError, one line) when the machine already routes or holds a lab address."""
-    routes = parse_routes(run(["ip", "-j", "-4", "route", "show", "table", "all"]).stdout)
-    addresses = parse_addresses(run(["ip", "-j", "-4", "addr", "show"]).stdout)
+def check_addresses(topo: Topology, netns: str | None = None) -> None:
+    """Refuse (LabError, one line) when the machine already routes or holds a lab address.
+
+    `netns` reads another namespace instead of the root one (tests use a throwaway one)."""
+    ip = ["ip", *(["-n", netns] if netns else []), "-j", "-4"]
+    routes = parse_routes(run([*ip, "route", "show", "table", "all"]).stdout)
+    addresses = parse_addresses(run([*ip, "addr", "show"]).stdout)
     conflicts = find_conflicts(topo.addressing.all_prefixes(), routes, addresses, own_gateway(topo))
     if conflicts:
         more = f" (and {len(conflicts) - 1} more)" if len(conflicts) > 1 else ""

@@ -24,6 +24,7 @@ from lab_fixtures import (  # also provided by conftest; imported so this file r
     ssh_run,
 )
 
+from runbooks.core.errors import LabError
 from runbooks.lab import frr, hosts, network, node
 from runbooks.lab import lab as lab_ops
 from runbooks.lab.paths import state_dir
@@ -108,6 +109,30 @@ def test_db1_runs_postgresql_15_with_sample_data(db1: dict[str, Any]) -> None:  
         capture_output=True, text=True, env=env, check=True, timeout=30).stdout.split()
     checksums = "on" if db1["data_checksums"] else "off"
     assert out == [str(db1["version"]), checksums, "500", db1["host"]]
+
+
+@pytest.fixture
+def foreign_namespace() -> Iterator[str]:
+    """A throwaway namespace (not named like the lab's) holding a lab-range address."""
+    ns = f"rblx-{uuid.uuid4().hex[:6]}"
+    network.run(["ip", "netns", "add", ns])
+    try:
+        network.run(["ip", "-n", ns, "link", "add", "d0", "type", "veth", "peer", "name", "d1"])
+        network.run(["ip", "-n", ns, "addr", "add", "198.18.1.77/24", "dev", "d0"])
+        network.run(["ip", "-n", ns, "link", "set", "d0", "up"])
+        yield ns
+    finally:
+        network.run(["ip", "netns", "del", ns], check=False)
+
+
+def test_overlap_is_refused_with_one_line(lab: LabHandle, foreign_namespace: str) -> None:  # noqa: F811
+    with pytest.raises(LabError) as refused:
+        network.check_addresses(lab.topology, netns=foreign_namespace)
+    message = str(refused.value)
+    assert "\n" not in message
+    assert message.startswith("refusing to add lab addresses: route 198.18.1.0/24 dev d0 overlaps")
+    assert "(and 3 more)" in message  # its local and broadcast entries, and the address itself
+    network.check_addresses(lab.topology)  # the machine itself is clean
 
 
 def test_status_shows_every_component_answering(lab: LabHandle) -> None:  # noqa: F811
