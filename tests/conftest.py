@@ -30,3 +30,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if lab_dir in Path(str(item.fspath)).parents:
             item.add_marker(pytest.mark.lab)
+
+
+# Unit tests act as the local user: identity from NetBox is for the lab suite.
+for _name in ("RUNBOOKS_NETBOX_URL", "RUNBOOKS_NETBOX_TOKEN", "NETBOX_URL", "NETBOX_TOKEN"):
+    os.environ.pop(_name, None)

@@ -1,4 +1,4 @@
-"""The `runbook` command: list, show, plan, run, resume, records, lab.
+"""The `runbook` command: list, show, plan, review, approve, run, resume, records, lab.
 
 Bad input is one line on stderr and exit code 2; a traceback reaching a user is a bug.
 """
@@ -11,18 +11,28 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-import yaml
 from rich.markup import escape
-from rich.prompt import Confirm
 
 from runbooks.cli import output
+from runbooks.cli.common import (
+    JsonOpt,
+    ParamsArg,
+    ParamsFile,
+    YesOpt,
+    build_runbook,
+    identity,
+    make_engine,
+    parse_params,
+    rebuild_runbook,
+    settings,
+)
 from runbooks.cli.output import emit_json, err, out
-from runbooks.cli.settings import Settings, current_actor, default_store
+from runbooks.cli.settings import Settings, default_store
 from runbooks.core import registry
-from runbooks.core.context import Confirmation, Confirmer, confirm_all, refuse_all
-from runbooks.core.engine import Engine
+from runbooks.core.changes import ChangeBook
 from runbooks.core.errors import InputError, RunbookError
 from runbooks.core.runbook import Runbook
+from runbooks.core.window import Window
 
 app = typer.Typer(
     name="runbook",
@@ -31,23 +41,6 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-
-JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output on stdout.")]
-ParamsArg = Annotated[
-    list[str] | None, typer.Argument(help="Parameters as name=value.", show_default=False)
-]
-ParamsFile = Annotated[
-    Path | None, typer.Option("--params-file", help="YAML file with parameters.")
-]
-YesOpt = Annotated[
-    bool, typer.Option("--yes", help="Confirm every manual step as yourself (recorded).")
-]
-
-
-def settings(ctx: typer.Context) -> Settings:
-    obj = ctx.find_root().obj
-    assert isinstance(obj, Settings)
-    return obj
 
 
 @app.callback()
@@ -61,54 +54,6 @@ def _root(
 ) -> None:
     ctx.obj = Settings(store or default_store(), verbose)
     ctx.call_on_close(ctx.obj.close)
-
-
-def parse_params(items: list[str] | None, params_file: Path | None) -> dict[str, Any]:
-    raw: dict[str, Any] = {}
-    if params_file is not None:
-        try:
-            loaded = yaml.safe_load(params_file.read_text(encoding="utf-8")) or {}
-        except (OSError, yaml.YAMLError) as exc:
-            raise InputError(f"cannot read parameters file {params_file}: {exc}") from exc
-        if not isinstance(loaded, dict):
-            raise InputError(f"parameters file {params_file} must hold a mapping")
-        raw.update(loaded)
-    for item in items or []:
-        name, sep, value = item.partition("=")
-        if not sep or not name:
-            raise InputError(f"parameter {item!r} is not name=value")
-        raw[name.strip()] = value
-    return raw
-
-
-def build_runbook(name: str, raw: dict[str, Any]) -> Runbook:
-    cls = registry.get(name)
-    return cls(cls.parse_params(raw))
-
-
-def confirmer_for(yes: bool) -> Confirmer:
-    if yes:
-        return confirm_all()
-    if not sys.stdin.isatty():
-        return refuse_all
-
-    def ask(step_title: str, instruction: str, actor: str) -> Confirmation:
-        from datetime import UTC, datetime
-
-        err.print(f"[bold yellow]Manual step[/]: {escape(step_title)}\n  {escape(instruction)}")
-        ok = Confirm.ask(f"  {actor}, confirm it is done?", console=err, default=False)
-        return Confirmation(ok, actor, datetime.now(UTC), "confirmed at the prompt" if ok else "")
-
-    return ask
-
-
-def make_engine(ctx: typer.Context, yes: bool, quiet: bool) -> Engine:
-    return Engine(
-        settings(ctx).store(),
-        current_actor(),
-        confirmer=confirmer_for(yes),
-        listener=output.Progress(quiet=quiet),
-    )
 
 
 @app.command("list")
@@ -171,21 +116,44 @@ def show(name: str, json_out: JsonOpt = False) -> None:
         out.print(f"  {n:>2}. {escape(str(step['title']))} [dim]({step['kind']})[/]")
 
 
+WindowStart = Annotated[
+    str | None,
+    typer.Option("--window-start", help="Maintenance window start: ISO time with zone, now, +30m."),
+]
+WindowEnd = Annotated[
+    str | None, typer.Option("--window-end", help="Maintenance window end: ISO time, +2h.")
+]
+
+
 @app.command()
 def plan(
     ctx: typer.Context,
     name: str,
     params: ParamsArg = None,
     params_file: ParamsFile = None,
+    window_start: WindowStart = None,
+    window_end: WindowEnd = None,
+    save: Annotated[bool, typer.Option(help="Store the plan as a change for review.")] = True,
     json_out: JsonOpt = False,
 ) -> None:
-    """Plan a runbook in dry-run: every intended change, nothing changed."""
+    """Plan a runbook in dry-run and store it as a change: every intended change, none made."""
     runbook = build_runbook(name, parse_params(params, params_file))
-    result = make_engine(ctx, False, json_out).plan(runbook)
+    if (window_start is None) != (window_end is None):
+        raise InputError("give both --window-start and --window-end, or neither")
+    window = Window.parse(window_start, window_end) if window_start and window_end else None
+    who = identity()
+    result = make_engine(ctx, who.username, quiet=json_out).plan(runbook)
+    change = None
+    if save and not result.refusal:
+        change = ChangeBook(settings(ctx).store()).create(result, who, window)
     if json_out:
-        emit_json(result.to_dict())
+        emit_json({**result.to_dict(), "change": change.id if change else None})
     else:
         output.show_plan(result)
+        if change:
+            out.print(
+                f"stored as change [bold]{change.id}[/] — review it: runbook review {change.id}"
+            )
     if result.refusal:
         raise typer.Exit(1)
 
@@ -193,21 +161,48 @@ def plan(
 @app.command()
 def run(
     ctx: typer.Context,
-    name: str,
+    target: Annotated[str, typer.Argument(help="An approved change (CHG-…), or a runbook name.")],
     params: ParamsArg = None,
     params_file: ParamsFile = None,
     yes: YesOpt = False,
+    no_change_control: Annotated[
+        bool,
+        typer.Option(
+            "--no-change-control",
+            help="Run a runbook directly, without review or approval (recorded as such).",
+        ),
+    ] = False,
     json_out: JsonOpt = False,
 ) -> None:
-    """Plan, then run a runbook, recording every step; failures roll back."""
-    runbook = build_runbook(name, parse_params(params, params_file))
-    engine = make_engine(ctx, yes, json_out)
-    planned = engine.plan(runbook)
-    if planned.refusal:
-        raise RunbookError(f"plan refused: {planned.refusal}")
-    if not json_out:
-        err.print(f"[bold]Running[/] {escape(runbook.name)} (plan {planned.content_hash[:12]})")
-    result = engine.run(runbook, plan_hash=planned.content_hash)
+    """Run an approved change inside its window (or, explicitly, a runbook without one)."""
+    who = identity()
+    engine = make_engine(ctx, who.username, yes, json_out)
+    overrides = parse_params(params, params_file)
+    if target.upper().startswith("CHG-"):
+        from runbooks.core.changes import run_change
+
+        book = ChangeBook(settings(ctx).store())
+        change = book.get(target)
+        runbook = rebuild_runbook(change.runbook, change.params, overrides)
+        if not json_out:
+            err.print(
+                f"[bold]Running[/] change {change.id} ({escape(change.runbook)}) as "
+                f"{escape(who.username)}"
+            )
+        result = run_change(engine, book, change, who, runbook)
+    else:
+        runbook = build_runbook(target, overrides)
+        if not no_change_control:
+            raise InputError(
+                f"{target} is a runbook, not a change: plan it (runbook plan {target} ...), have "
+                "it reviewed and approved, then run the change — or pass --no-change-control"
+            )
+        planned = engine.plan(runbook)
+        if planned.refusal:
+            raise RunbookError(f"plan refused: {planned.refusal}")
+        result = engine.run(
+            runbook, plan_hash=planned.content_hash, extra={"change": None, "unreviewed": True}
+        )
     if json_out:
         emit_json(result.to_dict())
     else:
@@ -227,19 +222,13 @@ def resume(
     """Continue a run that was interrupted, from its record."""
     store = settings(ctx).store()
     full_id = store.resolve_run(run_id)
-    overrides = parse_params(params, None)
+    overrides = parse_params(params)
 
     def factory(started: dict[str, Any]) -> Runbook:
-        raw = {**started.get("params", {}), **overrides}
-        masked = [k for k, v in raw.items() if v in ("********", "**********")]
-        if masked:
-            raise InputError(
-                f"parameter {masked[0]!r} was secret and is not in the record: "
-                f"give it again as {masked[0]}=..."
-            )
-        return build_runbook(str(started["runbook"]), raw)
+        return rebuild_runbook(str(started["runbook"]), started.get("params", {}), overrides)
 
-    result = make_engine(ctx, yes, json_out).resume(full_id, factory, overrides)
+    who = identity()
+    result = make_engine(ctx, who.username, yes, json_out).resume(full_id, factory, overrides)
     if json_out:
         emit_json(result.to_dict())
     else:
@@ -249,8 +238,10 @@ def resume(
 
 
 def _mount_subcommands() -> None:
+    from runbooks.cli import changes
     from runbooks.cli.records import app as records_app
 
+    changes.register(app)
     app.add_typer(
         records_app, name="records", help="The required records: list, show, verify, export."
     )

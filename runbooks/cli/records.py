@@ -20,7 +20,7 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output o
 
 
 def _store(ctx: typer.Context) -> RecordStore:
-    from runbooks.cli import settings
+    from runbooks.cli.common import settings
 
     return settings(ctx).store()
 
@@ -113,16 +113,32 @@ def verify(
 def export(
     ctx: typer.Context,
     run_id: Annotated[str | None, typer.Argument(help="One run; all runs when omitted.")] = None,
-    fmt: Annotated[str, typer.Option("--format", help="jsonl")] = "jsonl",
+    fmt: Annotated[
+        str, typer.Option("--format", help="jsonl (verifiable), or md/html: the record sheet")
+    ] = "jsonl",
     output: Annotated[
         Path | None, typer.Option("-o", "--output", help="File; stdout if omitted.")
     ] = None,
 ) -> None:
     """Export entries (hashes included) so an archived copy can be verified later."""
-    if fmt != "jsonl":
-        raise InputError(f"unknown export format {fmt!r} (known: jsonl)")
+    if fmt not in ("jsonl", "md", "html"):
+        raise InputError(f"unknown export format {fmt!r} (known: jsonl, md, html)")
     store = _store(ctx)
     run = store.resolve_run(run_id) if run_id else None
+    if fmt != "jsonl":
+        if run is None:
+            raise InputError(f"the {fmt} record sheet is of one run: name it")
+        from runbooks.report import sheet
+
+        entries = store.entries(run)
+        render = sheet.html if fmt == "html" else sheet.markdown
+        text = render(entries, store.run_head(run), store.verify().ok)
+        if output is None:
+            sys.stdout.write(text)
+        else:
+            output.write_text(text, encoding="utf-8")
+            out.print(f"record sheet written to {output}")
+        return
     if output is None:
         store.export_jsonl(sys.stdout, run)
         return

@@ -49,7 +49,15 @@ def test_invalid_parameter(tmp_path: Path, workdir: Path) -> None:
 def test_unreadable_store(tmp_path: Path, workdir: Path) -> None:
     bogus = tmp_path / "bogus.sqlite3"
     bogus.write_bytes(b"garbage" * 200)
-    done = run_cli("--store", str(bogus), "run", "test-ledger", f"workdir={workdir}", "--yes")
+    done = run_cli(
+        "--store",
+        str(bogus),
+        "run",
+        "test-ledger",
+        f"workdir={workdir}",
+        "--yes",
+        "--no-change-control",
+    )
     assert_one_line_error(done, "cannot open record store")
     assert not (workdir / "config.txt").exists()
 
@@ -75,14 +83,6 @@ def test_list_show_plan_run_and_records(
     assert main([*base, "plan", "test-ledger", f"workdir={workdir}", "--json"]) == 0
     planned = json.loads(capsys.readouterr().out)
     assert planned["changes"] == 2 and len(planned["hash"]) == 64
-    assert main([*base, "run", "test-ledger", f"workdir={workdir}", "--yes", "--json"]) == 0
-    result = json.loads(capsys.readouterr().out)
-    assert result["status"] == "succeeded"
-    assert main([*base, "records", "verify"]) == 0
-    assert "chain intact" in capsys.readouterr().out
-    assert main([*base, "records", "show", result["run_id"][:15]]) == 0
-    assert "run.finished" in capsys.readouterr().out
-    # a failed run exits 1 and says it rolled back
     assert (
         main(
             [
@@ -90,11 +90,55 @@ def test_list_show_plan_run_and_records(
                 "run",
                 "test-ledger",
                 f"workdir={workdir}",
-                "hostname=x",
-                "fail_at=plan_inventory",
                 "--yes",
+                "--json",
+                "--no-change-control",
             ]
         )
-        == 1
+        == 0
     )
+    result = json.loads(capsys.readouterr().out)
+    assert result["status"] == "succeeded"
+    assert main([*base, "records", "verify"]) == 0
+    assert "chain intact" in capsys.readouterr().out
+    assert main([*base, "records", "show", result["run_id"][:15]]) == 0
+    assert "run.finished" in capsys.readouterr().out
+    # a failed run exits 1 and says it rolled back
+    failing = [
+        *base,
+        "run",
+        "test-ledger",
+        f"workdir={workdir}",
+        "hostname=x",
+        "fail_at=plan_inventory",
+        "--yes",
+        "--no-change-control",
+    ]
+    assert main(failing) == 1
     assert "rolled-back" in capsys.readouterr().out
+    # the record sheet of the run, in Markdown and HTML
+    assert main([*base, "records", "export", result["run_id"], "--format", "md"]) == 0
+    sheet = capsys.readouterr().out
+    assert "職位責任人簽字 Responsible person" in sheet and "上級主管簽字 Supervisor" in sheet
+    assert "| 經辦 handle |" in sheet and "Write the configuration" in sheet
+
+
+def test_a_runbook_is_not_run_without_change_control_by_default(
+    store_path: Path, workdir: Path
+) -> None:
+    done = run_cli("--store", str(store_path), "run", "test-ledger", f"workdir={workdir}", "--yes")
+    assert_one_line_error(done, "test-ledger is a runbook, not a change")
+    assert not (workdir / "config.txt").exists()
+
+
+def test_without_netbox_the_local_user_can_prepare_but_not_approve(
+    store_path: Path, workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    base = ["--store", str(store_path)]
+    assert main([*base, "plan", "test-ledger", f"workdir={workdir}", "--json"]) == 0
+    change = json.loads(capsys.readouterr().out)["change"]
+    assert change.startswith("CHG-")
+    assert main([*base, "review", change]) == 0
+    assert "Change " + change in capsys.readouterr().out
+    assert main([*base, "approve", change, "--hash", "0" * 12]) == 3
+    assert "cannot approve a change: needs the 批准 approve authority" in capsys.readouterr().err

@@ -40,7 +40,7 @@ def test_planted_secrets_appear_nowhere(tmp_path: Path, workdir: Path) -> None:
     outputs = []
     for cmd in (
         ["--store", str(store), "-v", "plan", "test-ledger", *args, "--json"],
-        ["--store", str(store), "-v", "run", "test-ledger", *args, "--yes"],
+        ["--store", str(store), "-v", "run", "test-ledger", *args, "--yes", "--no-change-control"],
         ["--store", str(store), "records", "export", "-o", str(tmp_path / "export.jsonl")],
         ["--store", str(store), "records", "list", "--json"],
     ):

@@ -29,6 +29,7 @@ def start_and_kill(store: Path, workdir: Path, knob: str) -> str:
             f"workdir={workdir}",
             knob,
             "--yes",
+            "--no-change-control",
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

@@ -1,0 +1,152 @@
+"""Change control commands: changes, review, approve, signoff."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.markdown import Markdown
+from rich.markup import escape
+
+from runbooks.cli.common import (
+    JsonOpt,
+    ParamsArg,
+    identity,
+    make_engine,
+    parse_params,
+    rebuild_runbook,
+    settings,
+)
+from runbooks.cli.output import emit_json, err, out
+from runbooks.core import policy
+from runbooks.core.changes import Change, ChangeBook
+from runbooks.core.errors import ApprovalError, InputError
+from runbooks.core.plan import Plan
+from runbooks.report import review as review_doc
+
+HashOpt = Annotated[
+    str | None, typer.Option("--hash", help="The plan hash you read in the review (≥ 12 chars).")
+]
+NoteOpt = Annotated[str, typer.Option("--note", help="A note kept with the signature.")]
+
+
+def _replan(ctx: typer.Context, change: Change, actor: str, params: list[str] | None) -> Plan:
+    """The plan of this moment, to refuse signing a plan that no longer holds."""
+    runbook = rebuild_runbook(change.runbook, change.params, parse_params(params))
+    return make_engine(ctx, actor, quiet=True).plan(runbook)
+
+
+def changes(ctx: typer.Context, json_out: JsonOpt = False) -> None:
+    """List changes, newest first, with their status."""
+    rows = ChangeBook(settings(ctx).store()).list()
+    if json_out:
+        emit_json(
+            [
+                {
+                    "id": c.id,
+                    "runbook": c.runbook,
+                    "status": c.status,
+                    "preparer": c.preparer,
+                    "created": c.created,
+                    "hash": c.plan_hash,
+                    "window": c.window.to_dict() if c.window else None,
+                }
+                for c in rows
+            ]
+        )
+        return
+    for c in rows:
+        out.print(
+            f"[bold]{c.id}[/] {c.status:<9} {escape(c.runbook):<20} by {escape(c.preparer)} "
+            f"{c.created[:19]} [dim]{c.plan_hash[:12]}[/]"
+        )
+
+
+def review(
+    ctx: typer.Context,
+    change_id: Annotated[str, typer.Argument(metavar="CHANGE")],
+    html: Annotated[Path | None, typer.Option("--html", help="Write the HTML page here.")] = None,
+    accept: Annotated[
+        bool, typer.Option("--accept", help="Sign as reviewer (needs --hash).")
+    ] = False,
+    given_hash: HashOpt = None,
+    note: NoteOpt = "",
+    params: ParamsArg = None,
+) -> None:
+    """Render the review document of a change; with --accept, sign it as its reviewer."""
+    book = ChangeBook(settings(ctx).store())
+    change = book.get(change_id)
+    if html is not None:
+        html.write_text(review_doc.html(change), encoding="utf-8")
+        err.print(f"review page written to {html}")
+    else:
+        out.print(Markdown(review_doc.markdown(change)))
+    if accept:
+        who = identity()
+        current = _replan(ctx, change, who.username, params)
+        change = book.sign(change, who, policy.REVIEW, given_hash or "", note, current)
+        out.print(f"[green]reviewed[/] by {escape(who.username)} (hash {change.plan_hash[:12]})")
+
+
+def approve(
+    ctx: typer.Context,
+    change_id: Annotated[str, typer.Argument(metavar="CHANGE")],
+    given_hash: HashOpt = None,
+    emergency: Annotated[
+        bool, typer.Option("--emergency", help="The extra approval for a run outside the window.")
+    ] = False,
+    note: NoteOpt = "",
+    params: ParamsArg = None,
+) -> None:
+    """Approve a reviewed change, naming its plan hash (the plan is recomputed first)."""
+    who = identity()
+    book = ChangeBook(settings(ctx).store())
+    change = book.get(change_id)
+    current = _replan(ctx, change, who.username, params)
+    authority = policy.EMERGENCY if emergency else policy.APPROVE
+    change = book.sign(change, who, authority, given_hash or "", note, current)
+    kind = "emergency approval" if emergency else "approved"
+    out.print(f"[green]{kind}[/] by {escape(who.username)} (hash {change.plan_hash[:12]})")
+
+
+def signoff(
+    ctx: typer.Context,
+    run_id: Annotated[str, typer.Argument(metavar="RUN")],
+    note: NoteOpt = "",
+) -> None:
+    """Sign a finished run's record: as its responsible person (the operator) or supervisor."""
+    who = identity()
+    store = settings(ctx).store()
+    full = store.resolve_run(run_id)
+    entries = store.entries(full)
+    if not entries or entries[0].kind != "run.started":
+        raise InputError(f"{run_id} is not a run")
+    if not any(e.kind == "run.finished" for e in entries):
+        raise ApprovalError("the run has not finished: its record cannot be signed yet")
+    operators = {e.actor for e in entries if e.kind in ("run.started", "run.resumed")}
+    if who.username in operators:
+        role = "responsible"
+    else:
+        try:
+            policy.check_signoff(who, operators)
+        except ApprovalError as exc:
+            store.append(full, "record.refused", {"reason": str(exc)}, actor=who.username)
+            raise
+        role = "supervisor"
+    if any(e.kind == "record.signed" and e.payload.get("role") == role for e in entries):
+        raise ApprovalError(f"the record already carries the {role} signature")
+    store.append(
+        full,
+        "record.signed",
+        {"role": role, "note": note, "authorities": sorted(who.authorities)},
+        actor=who.username,
+    )
+    out.print(f"[green]signed[/] as {role}: {escape(who.username)}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(changes)
+    app.command()(review)
+    app.command()(approve)
+    app.command()(signoff)

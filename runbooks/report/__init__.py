@@ -1,0 +1,1 @@
+"""Documents for people: the review document of a change and the record sheet of a run."""
