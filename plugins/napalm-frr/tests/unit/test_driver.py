@@ -1,0 +1,97 @@
+"""Driver plumbing: discovery by name, options, connection errors, cli."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import napalm
+import pytest
+from napalm.base.exceptions import ConnectAuthError, ConnectionClosedException, ConnectionException
+from netmiko.exceptions import NetmikoAuthenticationException, NetmikoTimeoutException
+
+from napalm_frr import FRRDriver, frr
+
+
+def test_napalm_finds_the_driver_by_name() -> None:
+    assert napalm.get_network_driver("frr") is FRRDriver
+
+
+def test_optional_args_split_between_netmiko_and_paths() -> None:
+    dev = FRRDriver(
+        "r1",
+        "admin",
+        "",
+        optional_args={
+            "port": 2222,
+            "key_file": "/k",
+            "sudo": True,
+            "state_dir": "/var/lib/napalm-frr",
+            "lldpcli": "lldpcli -u /run/lldpd-r1.socket",
+            "reload_args": ["--vty_socket", "/run/frr/r1"],
+            "command_timeout": 5,
+        },
+    )
+    assert dev.netmiko_optional_args == {"port": 2222, "key_file": "/k", "use_keys": True}
+    assert dev.sudo and dev.command_timeout == 5
+    assert dev.paths.state_dir == "/var/lib/napalm-frr"
+    assert dev.paths.reload_args == ("--vty_socket", "/run/frr/r1")
+    assert dev.paths.lldpcli == "lldpcli -u /run/lldpd-r1.socket"
+
+
+@pytest.mark.parametrize(
+    ("raised", "expected"),
+    [
+        (NetmikoAuthenticationException("denied"), ConnectAuthError),
+        (NetmikoTimeoutException("timed out"), ConnectionException),
+        (ConnectionRefusedError("refused"), ConnectionException),
+    ],
+)
+def test_open_maps_errors(
+    monkeypatch: pytest.MonkeyPatch, raised: Exception, expected: type
+) -> None:
+    def fail(**kwargs: Any) -> None:
+        assert kwargs["device_type"] == "linux"
+        raise raised
+
+    monkeypatch.setattr(frr, "ConnectHandler", fail)
+    with pytest.raises(expected):
+        FRRDriver("r1", "root", "").open()
+
+
+def test_commands_before_open_raise() -> None:
+    dev = FRRDriver("r1", "root", "")
+    assert dev.is_alive() == {"is_alive": False}
+    with pytest.raises(ConnectionClosedException):
+        dev.get_facts()
+
+
+class Canned:
+    def __init__(self, answers: dict[str, str]) -> None:
+        self.answers = answers
+        self.sent: list[str] = []
+
+    def send_command(self, command: str, **kwargs: Any) -> str:
+        self.sent.append(command)
+        return self.answers[command]
+
+
+def test_cli_text_and_json() -> None:
+    dev = FRRDriver("r1", "root", "")
+    dev.device = Canned(
+        {
+            "vtysh -c 'show ip route summary'": "\nRoute Source  Routes\n",
+            "vtysh -c 'show bgp summary json'": '\n{"ipv4Unicast": {"as": 65001}}',
+        }
+    )
+    assert dev.cli(["show ip route summary"]) == {"show ip route summary": "Route Source  Routes"}
+    assert dev.cli(["show bgp summary json"], encoding="json") == {
+        "show bgp summary json": {"ipv4Unicast": {"as": 65001}}
+    }
+    with pytest.raises(TypeError):
+        dev.cli("show version")  # type: ignore[arg-type]
+
+
+def test_sudo_wraps_getters() -> None:
+    dev = FRRDriver("r1", "admin", "", optional_args={"sudo": True})
+    dev.device = Canned({"sudo -n sh -c 'vtysh -c '\"'\"'show version'\"'\"''": "FRRouting 9.1"})
+    assert dev.cli(["show version"]) == {"show version": "FRRouting 9.1"}
