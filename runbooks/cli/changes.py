@@ -145,7 +145,44 @@ def signoff(
     out.print(f"[green]signed[/] as {role}: {escape(who.username)}")
 
 
+QueueOpt = Annotated[str, typer.Option("--queue", help="The RQ queue.")]
+
+
+def schedule(
+    ctx: typer.Context,
+    change_id: Annotated[str, typer.Argument(metavar="CHANGE")],
+    queue: QueueOpt = "runbooks",
+    yes: Annotated[
+        bool, typer.Option("--yes", help="Confirm the manual steps now, as yourself (recorded).")
+    ] = False,
+) -> None:
+    """Put an approved change on the queue (RQ on Redis) for its window's start."""
+    from runbooks import scheduling
+
+    store = settings(ctx).store()
+    change = ChangeBook(store).get(change_id)
+    if change.status != "approved":
+        raise ApprovalError(f"{change.id} is {change.status}, not approved: it cannot be scheduled")
+    start = change.window.start if change.window else None
+    confirmed_by = identity().username if yes else None
+    job = scheduling.schedule(change.id, start, settings(ctx).store_path, queue, confirmed_by)
+    when = f"at {start.isoformat(timespec='seconds')}" if start else "now"
+    out.print(f"scheduled {change.id} {when} (job {job}); a `runbook worker` will run it")
+
+
+def worker(
+    queue: QueueOpt = "runbooks",
+    burst: Annotated[bool, typer.Option("--burst", help="Stop when the queue is empty.")] = False,
+) -> None:
+    """Run due changes from the queue, as the owner of this worker's NetBox token."""
+    from runbooks import scheduling
+
+    scheduling.work(queue, burst)
+
+
 def register(app: typer.Typer) -> None:
+    app.command()(schedule)
+    app.command()(worker)
     app.command()(changes)
     app.command()(review)
     app.command()(approve)

@@ -100,3 +100,9 @@ class IntegrityError(StoreError):
 
 class LabError(RunbookError):
     """The lab cannot be brought up, reached or torn down."""
+
+
+class LockedError(RunbookError):
+    """Another run holds a target: two runs never touch one device at once."""
+
+    exit_code = 3

@@ -60,6 +60,7 @@ class LedgerParams(Params):
     pause_after: str | None = None  # a step name: pause after its record entry
     pause_in: str | None = None  # "<step>:before" or "<step>:after" (around the write)
     write_in_plan: bool = False  # a check tries to write during the plan
+    delay_s: float = 0.0  # the configuration write takes this long (to hold a lock a while)
     token: SecretStr | None = None
     password: SecretStr | None = None
 
@@ -110,6 +111,7 @@ class LedgerRunbook(Runbook):
     @plan_config.apply
     def write_config(self, ctx: RunContext, diffs: list[Diff]) -> None:
         self.knob("plan_config")
+        time.sleep(self.p.delay_s)
         files = self.files(ctx)
         files.append_ledger(self.p.workdir, "plan_config")
         files.write(self.p.workdir / "config.txt", diffs[0].after)
