@@ -193,6 +193,8 @@ def start_device(dev: Device, config: str) -> bool:
     pid = node.holder_pid(d, dev.name)
     fresh = pid is None
     if pid is None:
+        stop_device(dev.name)  # leftovers of a holder that died would hold the old mounts
+        flush_addresses(dev.name)
         _prepare_dirs(dev, config)
         pid = node.start_holder(d, dev.name, _holder_script(dev.name))
         log.info("device %s: holder %d", dev.name, pid)

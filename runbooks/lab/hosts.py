@@ -183,6 +183,7 @@ def start_host(topo: Topology, host: Host) -> bool:
     pid = node.holder_pid(h, host.name)
     fresh = pid is None
     if pid is None:
+        stop_host(host.name)  # leftovers of a holder that died still run in the old root
         _prepare_dirs(host)
         pid = node.start_holder(h, host.name, _holder_script(host.name))
         log.info("host %s: holder %d", host.name, pid)

@@ -28,6 +28,24 @@ log = logging.getLogger(__name__)
 
 Progress = Callable[[str], None]
 CONVERGE_TIMEOUT = 60.0
+# What the lab runs, and the Debian package that brings it (scripts/lab-deps.sh installs them).
+REQUIRED = {
+    "/usr/sbin/ip": "iproute2", "/usr/bin/nsenter": "util-linux", "/usr/bin/unshare": "util-linux",
+    "/usr/lib/frr/zebra": "frr", "/usr/lib/frr/bgpd": "frr", "/usr/lib/frr/staticd": "frr",
+    "/usr/bin/vtysh": "frr", "/usr/lib/frr/frr-reload.py": "frr-pythontools",
+    "/usr/sbin/lldpd": "lldpd", "/usr/sbin/lldpcli": "lldpd", "/usr/sbin/sshd": "openssh-server",
+    "/usr/bin/ssh-keygen": "openssh-client", "/usr/sbin/runuser": "util-linux",
+    f"{hosts.PG_BIN}/initdb": f"postgresql-{hosts.PG_VERSION}",
+}
+
+
+def preflight() -> None:
+    """Refuse early, in one line, when the lab cannot work on this machine."""
+    if os.geteuid() != 0:
+        raise LabError("the lab needs root (network namespaces, mounts): run it as root")
+    missing = sorted({pkg for path, pkg in REQUIRED.items() if not os.path.exists(path)})
+    if missing:
+        raise LabError(f"the lab needs these packages: apt-get install {' '.join(missing)}")
 
 
 @dataclass(frozen=True)
@@ -70,6 +88,7 @@ def up(progress: Progress = log.info, configs: dict[str, str] | None = None) -> 
     """Bring the whole lab up (or verify and repair a running one)."""
     topo = topology.load()
     clock = _Clock(progress)
+    preflight()
     network.check_addresses(topo)
     node.prepare_state_dir()
     node.lab_key()
@@ -81,7 +100,9 @@ def up(progress: Progress = log.info, configs: dict[str, str] | None = None) -> 
         nb = _netbox_module()
         nb.up()
         clock.lap("netbox", nb.url())
-        if configs is None:
+        # Running devices keep their configuration: render only for devices about to start.
+        if configs is None and any(node.holder_pid(frr.device_dir(d.name), d.name) is None
+                                   for d in topo.devices if d.status == "active"):
             configs = nb.render_configs()
             clock.lap("render", f"{len(configs)} configs rendered by NetBox")
     network.ensure_bridge(topo)

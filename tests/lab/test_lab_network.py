@@ -13,16 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from lab_fixtures import (  # also provided by conftest; imported so this file runs on its own
-    Connect,
-    LabHandle,
-    bring_up,
-    db1,  # noqa: F401
-    device_ssh,  # noqa: F401
-    host_ssh,  # noqa: F401
-    lab,  # noqa: F401
-    ssh_run,
-)
+from lab_fixtures import Connect, LabHandle, bring_up, ssh_run  # fixtures come from conftest
 
 from runbooks.core.errors import LabError
 from runbooks.lab import frr, hosts, network, node
@@ -49,7 +40,7 @@ def _reload_diff(output: str) -> tuple[list[str], list[str]]:
 
 
 def test_every_active_device_answers_ssh_with_the_rendered_config(
-    lab: LabHandle, device_ssh: Connect  # noqa: F811
+    lab: LabHandle, device_ssh: Connect
 ) -> None:
     for name in lab.active_devices:
         client = device_ssh(name)
@@ -63,7 +54,7 @@ def test_every_active_device_answers_ssh_with_the_rendered_config(
 
 
 def test_the_planned_leaf_is_a_factory_default_box_with_its_links_wired(
-    lab: LabHandle, device_ssh: Connect  # noqa: F811
+    lab: LabHandle, device_ssh: Connect
 ) -> None:
     for name in lab.planned_devices:
         rc, out, _ = ssh_run(device_ssh(name), "vtysh -c 'show running-config'; ip -j addr")
@@ -74,7 +65,7 @@ def test_the_planned_leaf_is_a_factory_default_box_with_its_links_wired(
         assert wired == frr.expected_lldp(lab.topology, name)
 
 
-def test_bgp_is_established_to_every_peer(lab: LabHandle, device_ssh: Connect) -> None:  # noqa: F811
+def test_bgp_is_established_to_every_peer(lab: LabHandle, device_ssh: Connect) -> None:
     for name in lab.active_devices:
         _, out, _ = ssh_run(device_ssh(name), "vtysh -c 'show bgp summary json'")
         peers = json.loads(out)["ipv4Unicast"]["peers"]
@@ -84,11 +75,11 @@ def test_bgp_is_established_to_every_peer(lab: LabHandle, device_ssh: Connect) -
             expected, "Established")
 
 
-def test_lldp_neighbours_match_the_links(lab: LabHandle) -> None:  # noqa: F811
+def test_lldp_neighbours_match_the_links(lab: LabHandle) -> None:
     assert lab_ops.lldp_problems(lab.topology) == []
 
 
-def test_a_host_has_a_private_filesystem(lab: LabHandle, host_ssh: Connect) -> None:  # noqa: F811
+def test_a_host_has_a_private_filesystem(lab: LabHandle, host_ssh: Connect) -> None:
     probe = f"/etc/rbl-probe-{uuid.uuid4().hex[:8]}"
     client = host_ssh("srv1")
     rc, out, _ = ssh_run(client, f"hostname; echo private > {probe}; cat {probe}")
@@ -98,7 +89,7 @@ def test_a_host_has_a_private_filesystem(lab: LabHandle, host_ssh: Connect) -> N
     assert rc != 0, "hosts share a filesystem"
 
 
-def test_db1_runs_postgresql_15_with_sample_data(db1: dict[str, Any]) -> None:  # noqa: F811
+def test_db1_runs_postgresql_15_with_sample_data(db1: dict[str, Any]) -> None:
     env = {**os.environ, "PGPASSWORD": db1["password"], "PGCONNECT_TIMEOUT": "5"}
     query = ("SELECT current_setting('server_version_num')::int / 10000, "
              "current_setting('data_checksums'), (SELECT count(*) FROM orders), "
@@ -125,7 +116,7 @@ def foreign_namespace() -> Iterator[str]:
         network.run(["ip", "netns", "del", ns], check=False)
 
 
-def test_overlap_is_refused_with_one_line(lab: LabHandle, foreign_namespace: str) -> None:  # noqa: F811
+def test_overlap_is_refused_with_one_line(lab: LabHandle, foreign_namespace: str) -> None:
     with pytest.raises(LabError) as refused:
         network.check_addresses(lab.topology, netns=foreign_namespace)
     message = str(refused.value)
@@ -135,12 +126,12 @@ def test_overlap_is_refused_with_one_line(lab: LabHandle, foreign_namespace: str
     network.check_addresses(lab.topology)  # the machine itself is clean
 
 
-def test_status_shows_every_component_answering(lab: LabHandle) -> None:  # noqa: F811
+def test_status_shows_every_component_answering(lab: LabHandle) -> None:
     bad = [c for c in lab_ops.status() if not c.ok]
     assert bad == []
 
 
-def test_up_again_verifies_and_duplicates_nothing(lab: LabHandle) -> None:  # noqa: F811
+def test_up_again_verifies_and_duplicates_nothing(lab: LabHandle) -> None:
     names = [*lab.active_devices, *lab.planned_devices, *(h.name for h in lab.topology.hosts)]
     before = {n: _holder(n) for n in names}
     lab_ops.up()
@@ -172,7 +163,7 @@ def _net_inode(pid: int) -> int | None:
 
 
 @pytest.fixture(scope="class")
-def torn_down(lab: LabHandle) -> Iterator[dict[str, Any]]:  # noqa: F811
+def torn_down(lab: LabHandle) -> Iterator[dict[str, Any]]:
     namespaces = network.lab_namespaces()
     pids = {p for ns in namespaces for p in network.netns_pids(ns)}
     inodes = {_net_inode(p) for p in pids} - {None}
