@@ -1,0 +1,420 @@
+"""The PostgreSQL gateway: facts about a cluster and the operations of a major-version upgrade.
+
+A cluster is described by parameters (``Cluster``: data directory, binaries, port and socket
+directory); how commands reach the server is a ``Shell`` (this machine, a lab host's
+namespaces, or SSH). Every client program runs on the server over the unix socket.
+
+Reads are allowed in plans. ``upgrade_check`` is one too: ``pg_upgrade --check`` needs an
+initialised new cluster, so it makes a throwaway one in a scratch directory and removes it;
+the cluster being upgraded is only read (pg_upgrade's live check). Every destructive write
+(closing the service, pg_upgrade, opening the service on the new cluster) first proves a
+verified backup of this cluster from this run (``postgres_backup.require_verified``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import Any, Self
+
+from runbooks.core.context import RunContext
+from runbooks.core.errors import InputError, VerificationError
+from runbooks.core.gateway import Gateway, Mode, reads, writes
+from runbooks.gateways import postgres_facts as facts
+from runbooks.gateways.postgres_backup import MANIFEST, BackupManifest, require_verified
+from runbooks.gateways.postgres_shell import CommandError, LocalShell, NsenterShell, Shell, SshShell
+
+log = logging.getLogger(__name__)
+
+PG_UPGRADE_OLD_PORT = 50432  # pg_upgrade's private servers: sockets in the work dir, no TCP
+PG_UPGRADE_NEW_PORT = 50433
+
+
+@dataclass(frozen=True)
+class Cluster:
+    """Where a cluster's files and binaries are and where it listens (unix socket)."""
+
+    data_dir: str
+    bin_dir: str
+    port: int
+    socket_dir: str
+
+    def bin(self, program: str) -> str:
+        return f"{self.bin_dir}/{program}"
+
+    def at(self, port: int, socket_dir: str) -> Cluster:
+        return replace(self, port=port, socket_dir=socket_dir)
+
+    @property
+    def endpoint(self) -> str:
+        return f"{self.socket_dir}/.s.PGSQL.{self.port}"
+
+    def psql(self, db: str = "postgres") -> list[str]:
+        return [
+            self.bin("psql"), "-X", "-A", "-t", "-q", "-v", "ON_ERROR_STOP=1",
+            "-h", self.socket_dir, "-p", str(self.port), "-d", db,
+        ]
+
+
+def shell_from(params: Any) -> Shell:
+    """The shell a runbook's parameters describe: ``transport`` local | nsenter | ssh."""
+    transport = getattr(params, "transport", "local")
+    os_user = getattr(params, "os_user", "postgres")
+    if transport == "local":
+        return LocalShell(os_user)
+    if transport == "nsenter":
+        pid = getattr(params, "nsenter_pid", None)
+        if not pid:
+            raise InputError("transport nsenter needs nsenter_pid (the lab host's holder)")
+        return NsenterShell(int(pid), os_user, name=str(getattr(params, "host", "") or pid))
+    if transport == "ssh":
+        host, key = getattr(params, "host", None), getattr(params, "ssh_key", None)
+        if not host or not key:
+            raise InputError("transport ssh needs host and ssh_key")
+        return SshShell(str(host), str(key), os_user=os_user)
+    raise InputError(f"unknown transport {transport!r} (local, nsenter, ssh)")
+
+
+class PostgresGateway(Gateway):
+    """One database server, through one shell, for one run."""
+
+    def __init__(self, mode: Mode, shell: Shell) -> None:
+        super().__init__(mode)
+        self.shell = shell
+
+    @classmethod
+    def open(cls, ctx: RunContext, key: str) -> Self:
+        return cls(ctx.mode, shell_from(ctx.params))
+
+    def close(self) -> None:
+        self.shell.close()
+
+    # ------------------------------------------------------------------ facts
+    @reads
+    def binary_version(self, bin_dir: str) -> int:
+        out = self.shell.run([f"{bin_dir}/postgres", "--version"]).stdout
+        return facts.parse_binary_version(out)
+
+    @reads
+    def controldata(self, cluster: Cluster) -> dict[str, str]:
+        out = self.shell.run([cluster.bin("pg_controldata"), "-D", cluster.data_dir]).stdout
+        return facts.parse_controldata(out)
+
+    @reads
+    def system_identifier(self, cluster: Cluster) -> str:
+        return self.controldata(cluster)["Database system identifier"]
+
+    @reads
+    def is_running(self, cluster: Cluster) -> bool:
+        argv = [cluster.bin("pg_ctl"), "status", "-D", cluster.data_dir]
+        proc = self.shell.run(argv, check=False)
+        return proc.returncode == 0
+
+    @reads
+    def accepts_connections(self, cluster: Cluster) -> bool:
+        argv = [cluster.bin("pg_isready"), "-q", "-h", cluster.socket_dir, "-p", str(cluster.port)]
+        return self.shell.run(argv, check=False, timeout=15).returncode == 0
+
+    @reads
+    def query_json(self, cluster: Cluster, sql: str, db: str = "postgres") -> Any:
+        """Run one query returning one JSON value."""
+        out = self.shell.run([*cluster.psql(db), "-c", sql]).stdout.strip()
+        return json.loads(out) if out else None
+
+    @reads
+    def survey(self, cluster: Cluster) -> dict[str, Any]:
+        """Version, databases and sizes, connections, replication, checksums, locale, settings."""
+        data = self.query_json(cluster, _SURVEY_SQL)
+        if not isinstance(data, dict):
+            raise VerificationError(f"{cluster.endpoint}: survey returned nothing")
+        data["extensions"] = self.extensions(cluster, [d["name"] for d in data["databases"]])
+        return data
+
+    @reads
+    def extensions(self, cluster: Cluster, databases: list[str]) -> dict[str, dict[str, str]]:
+        sql = "SELECT coalesce(json_object_agg(extname, extversion), '{}') FROM pg_extension"
+        return {db: dict(self.query_json(cluster, sql, db)) for db in databases}
+
+    @reads
+    def column_options(self, cluster: Cluster) -> dict[str, int]:
+        """Column option names in use (all databases) with how many columns carry each."""
+        total: dict[str, int] = {}
+        for db in self.databases(cluster):
+            for key, n in dict(self.query_json(cluster, facts.COLUMN_OPTIONS_SQL, db)).items():
+                total[key] = total.get(key, 0) + int(n)
+        return total
+
+    @reads
+    def databases(self, cluster: Cluster) -> list[str]:
+        sql = (
+            "SELECT coalesce(json_agg(datname ORDER BY datname), '[]') FROM pg_database "
+            "WHERE datallowconn AND NOT datistemplate"
+        )
+        return [str(d) for d in self.query_json(cluster, sql)]
+
+    @reads
+    def fingerprints(self, cluster: Cluster) -> facts.Fingerprints:
+        """Every table's row count and checksum, per database (one snapshot per database)."""
+        out: facts.Fingerprints = {}
+        script = facts.fingerprint_script()
+        for db in self.databases(cluster):
+            text = self.shell.run([*cluster.psql(db), "-f", "-"], input=script).stdout
+            out[db] = facts.parse_fingerprint_output(text)
+        return out
+
+    @reads
+    def dir_bytes(self, path: str) -> int:
+        return int(self.shell.run(["du", "-sb", path]).stdout.split()[0])
+
+    @reads
+    def free_bytes(self, path: str) -> int:
+        """Free bytes on the filesystem that holds ``path`` (or its nearest existing parent)."""
+        script = (
+            'p=$1; while [ ! -e "$p" ]; do p=$(dirname "$p"); done; '
+            'df -B1 --output=avail "$p" | tail -1'
+        )
+        return int(self.shell.run(["sh", "-c", script, "sh", path]).stdout.strip())
+
+    @reads
+    def exists(self, path: str) -> bool:
+        return self.shell.run(["test", "-e", path], check=False).returncode == 0
+
+    @reads
+    def read_text(self, path: str) -> str | None:
+        proc = self.shell.run(["cat", path], check=False)
+        return proc.stdout if proc.returncode == 0 else None
+
+    @reads
+    def file_hashes(self, directory: str) -> dict[str, str]:
+        """sha256 of every file in ``directory`` except the manifest."""
+        script = 'cd "$1" && for f in *; do [ -f "$f" ] && sha256sum -- "$f"; done; true'
+        out = self.shell.run(["sh", "-c", script, "sh", directory], check=False).stdout
+        hashes: dict[str, str] = {}
+        for line in out.splitlines():
+            digest, _, name = line.partition("  ")
+            if name and name != MANIFEST:
+                hashes[name] = digest
+        return hashes
+
+    @reads
+    def read_manifest(self, directory: str) -> BackupManifest | None:
+        text = self.read_text(f"{directory}/{MANIFEST}")
+        return BackupManifest.from_json(text) if text else None
+
+    @reads
+    def require_verified_backup(self, directory: str, cluster: Cluster, run_id: str) -> None:
+        """The guard: raise UnverifiedBackupError unless the backup in ``directory`` is a
+        verified backup of ``cluster`` taken in this run and unchanged since."""
+        require_verified(
+            self.read_manifest(directory),
+            run_id=run_id,
+            system_identifier=self.system_identifier(cluster),
+            files_now=self.file_hashes(directory),
+        )
+
+    @reads
+    def upgrade_check(
+        self, old: Cluster, new_bin: str, scratch_dir: str, *, checksums: bool, superuser: str
+    ) -> str:
+        """``pg_upgrade --check`` of the running old cluster against a throwaway new cluster
+        initialised with the given checksum setting. Returns pg_upgrade's report."""
+        new_dir = f"{scratch_dir}/check-new"
+        self.shell.run(["rm", "-rf", new_dir])
+        self.shell.run(["mkdir", "-p", "-m", "0700", scratch_dir])
+        try:
+            self._initdb(new_dir, new_bin, checksums, superuser, self.locale(old))
+            proc = self.shell.run(
+                [
+                    "env", "-C", scratch_dir, f"{new_bin}/pg_upgrade", "--check",
+                    "-b", old.bin_dir, "-B", new_bin, "-d", old.data_dir, "-D", new_dir,
+                    "-p", str(old.port), "-P", str(PG_UPGRADE_NEW_PORT), "-s", scratch_dir,
+                    "-U", superuser,
+                ],
+                check=False,
+                timeout=300,
+            )
+        finally:
+            self.shell.run(["rm", "-rf", new_dir], check=False)
+        report = (proc.stdout + proc.stderr).strip()
+        if proc.returncode != 0:
+            raise VerificationError(
+                f"pg_upgrade --check failed: {_tail(report)}", report=report[-4000:]
+            )
+        return report
+
+    @reads
+    def locale(self, cluster: Cluster) -> dict[str, str]:
+        """Encoding and locale of template0: pg_upgrade needs the new cluster to match."""
+        return dict(self.query_json(cluster, _LOCALE_SQL))
+
+    def _initdb(
+        self,
+        data_dir: str,
+        bin_dir: str,
+        checksums: bool,
+        superuser: str,
+        locale: dict[str, str] | None,
+    ) -> None:
+        argv = [
+            f"{bin_dir}/initdb", "-D", data_dir, "-U", superuser, "--auth=peer",
+            facts.initdb_checksum_flag(checksums),
+        ]
+        if locale:
+            argv += [
+                f"--encoding={locale['encoding']}",
+                f"--lc-collate={locale['collate']}",
+                f"--lc-ctype={locale['ctype']}",
+                "--locale-provider=libc",
+            ]
+        self.shell.run(argv, timeout=300)
+
+    # ------------------------------------------------------------------ writes
+    @writes
+    def write_text(self, path: str, text: str, *, append: bool = False) -> None:
+        op = ">>" if append else ">"
+        self.shell.run(["sh", "-c", f'cat {op} "$1"', "sh", path], input=text)
+
+    @writes
+    def make_dir(self, path: str) -> None:
+        self.shell.run(["mkdir", "-p", "-m", "0700", path])
+
+    @writes
+    def make_bin_shim(self, real_bin: str, shim_dir: str, strip_options: list[str]) -> str:
+        """A bin directory of links to ``real_bin`` whose pg_restore strips column options the
+        new server refuses (see ``postgres_facts.pg_restore_shim``). Returns its path."""
+        self.shell.run(["rm", "-rf", shim_dir])
+        self.shell.run(["mkdir", "-p", shim_dir])
+        link = 'for f in "$1"/*; do ln -s "$f" "$2/"; done; rm "$2/pg_restore"'
+        self.shell.run(["sh", "-c", link, "sh", real_bin, shim_dir])
+        self.write_text(f"{shim_dir}/pg_restore", facts.pg_restore_shim(real_bin, strip_options))
+        self.shell.run(["chmod", "0755", f"{shim_dir}/pg_restore"])
+        return shim_dir
+
+    @writes
+    def remove_cluster_dir(self, cluster: Cluster, expected_major: int) -> None:
+        """Delete a cluster directory, but only one of ``expected_major`` that is not running:
+        never the old cluster by mistake."""
+        if not self.exists(cluster.data_dir):
+            return
+        version = (self.read_text(f"{cluster.data_dir}/PG_VERSION") or "").strip()
+        if version and version != str(expected_major):
+            raise VerificationError(
+                f"refusing to delete {cluster.data_dir}: it holds PostgreSQL {version}, "
+                f"not {expected_major}"
+            )
+        if self.is_running(cluster):
+            self.stop(cluster)
+        self.shell.run(["rm", "-rf", cluster.data_dir])
+
+    @writes
+    def start(self, cluster: Cluster, log_file: str, *, private: bool = False) -> None:
+        """Start a cluster: with its own configuration (the service endpoint), or ``private``
+        on ``cluster``'s socket with TCP off, where no application can reach it."""
+        argv = [cluster.bin("pg_ctl"), "start", "-D", cluster.data_dir, "-l", log_file, "-w"]
+        argv += ["-t", "120"]
+        if private:
+            argv += [
+                "-o",
+                f"-c listen_addresses='' -c port={cluster.port} "
+                f"-c unix_socket_directories='{cluster.socket_dir}'",
+            ]
+        self.shell.run(argv, timeout=180)
+
+    @writes
+    def stop(self, cluster: Cluster) -> None:
+        if self.is_running(cluster):
+            argv = [cluster.bin("pg_ctl"), "stop", "-D", cluster.data_dir, "-m", "fast", "-w"]
+            self.shell.run([*argv, "-t", "120"], timeout=180)
+
+    @writes
+    def initdb(
+        self, cluster: Cluster, *, checksums: bool, superuser: str, locale: dict[str, str]
+    ) -> None:
+        """A new empty cluster with the old one's encoding, locale and checksum setting."""
+        self._initdb(cluster.data_dir, cluster.bin_dir, checksums, superuser, locale)
+
+    @writes
+    def pg_upgrade(
+        self,
+        old: Cluster,
+        new: Cluster,
+        *,
+        mode: str,
+        work_dir: str,
+        superuser: str,
+        backup_dir: str,
+        run_id: str,
+        upgrade_bin: str | None = None,
+    ) -> dict[str, Any]:
+        """pg_upgrade in copy or clone mode: the old cluster stays startable as it was.
+        ``upgrade_bin`` replaces the new bin dir for pg_upgrade (a shim, ``make_bin_shim``)."""
+        if mode not in ("copy", "clone"):
+            raise InputError(f"pg_upgrade mode {mode!r}: only copy or clone keep the old cluster")
+        self.require_verified_backup(backup_dir, old, run_id)
+        if self.is_running(old):
+            raise VerificationError(f"{old.data_dir} is still running; stop writers first")
+        started = datetime.now(UTC)
+        try:
+            proc = self.shell.run(
+                [
+                    "env", "-C", work_dir, new.bin("pg_upgrade"), f"--{mode}",
+                    "-b", old.bin_dir, "-B", upgrade_bin or new.bin_dir,
+                    "-d", old.data_dir, "-D", new.data_dir,
+                    "-p", str(PG_UPGRADE_OLD_PORT), "-P", str(PG_UPGRADE_NEW_PORT),
+                    "-s", work_dir, "-U", superuser,
+                ],
+                timeout=3600,
+            )
+        except CommandError as exc:
+            logs = self._upgrade_logs(new.data_dir)
+            raise VerificationError(
+                f"pg_upgrade failed: {_tail(logs, 4) or exc}", log_tail=logs[-4000:]
+            ) from exc
+        seconds = (datetime.now(UTC) - started).total_seconds()
+        return {"pg_upgrade_s": round(seconds, 2), "report": _tail(proc.stdout, 6)}
+
+    def _upgrade_logs(self, data_dir: str) -> str:
+        script = (
+            'for f in $(ls -t "$1"/pg_upgrade_output.d/*/log/*.log 2>/dev/null | head -3); '
+            'do echo "== $f"; tail -n 15 "$f"; done'
+        )
+        return self.shell.run(["sh", "-c", script, "sh", data_dir], check=False).stdout
+
+    @writes
+    def analyze(self, cluster: Cluster) -> None:
+        argv = [cluster.bin("vacuumdb"), "--all", "--analyze-only", "-q"]
+        self.shell.run([*argv, "-h", cluster.socket_dir, "-p", str(cluster.port)], timeout=3600)
+
+
+def _tail(text: str, lines: int = 3) -> str:
+    return " | ".join(line for line in text.strip().splitlines()[-lines:] if line.strip())
+
+
+_SURVEY_SQL = """
+SELECT json_build_object(
+ 'version_num', current_setting('server_version_num')::int,
+ 'version', version(),
+ 'data_directory', current_setting('data_directory'),
+ 'data_checksums', current_setting('data_checksums') = 'on',
+ 'in_recovery', pg_is_in_recovery(),
+ 'databases', (SELECT json_agg(json_build_object('name', datname,
+                 'bytes', pg_database_size(oid)) ORDER BY datname)
+               FROM pg_database WHERE datallowconn AND NOT datistemplate),
+ 'connections', (SELECT count(*) FROM pg_stat_activity
+                 WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()),
+ 'replicas', (SELECT count(*) FROM pg_stat_replication),
+ 'replication_slots', (SELECT count(*) FROM pg_replication_slots),
+ 'bootstrap_superuser', (SELECT rolname FROM pg_roles WHERE oid = 10),
+ 'settings', (SELECT json_object_agg(name, current_setting(name) ORDER BY name)
+              FROM pg_settings WHERE source = 'configuration file'),
+ 'hba_file', current_setting('hba_file'),
+ 'ident_file', current_setting('ident_file'))
+"""
+
+_LOCALE_SQL = """
+SELECT json_build_object('encoding', pg_encoding_to_char(encoding),
+                         'collate', datcollate, 'ctype', datctype)
+FROM pg_database WHERE datname = 'template0'
+"""

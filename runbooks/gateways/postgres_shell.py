@@ -1,0 +1,176 @@
+"""How the PostgreSQL gateway runs commands on the database server, as the cluster's OS user.
+
+PostgreSQL refuses to run as root, and a cluster may live on this machine, inside a lab host's
+namespaces, or on a server reached over SSH. The gateway does everything through one ``Shell``:
+client programs (psql, pg_dump) run *on the server* and talk to the cluster over its unix
+socket, so no TCP port is ever needed and the same code serves all three places.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shlex
+import subprocess
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Protocol
+
+from runbooks.core.errors import ConnectError, GatewayError, GatewayTimeout
+
+log = logging.getLogger(__name__)
+
+
+class CommandError(GatewayError):
+    """A command on the database server exited non-zero."""
+
+
+class Shell(Protocol):
+    """Runs argv on the database server as the cluster's OS user."""
+
+    where: str
+
+    def run(
+        self,
+        argv: Sequence[str],
+        *,
+        input: str | None = None,
+        timeout: float = 120,
+        check: bool = True,
+    ) -> subprocess.CompletedProcess[str]: ...
+
+    def close(self) -> None: ...
+
+
+def _as_user(os_user: str) -> list[str]:
+    return ["runuser", "-u", os_user, "--"]
+
+
+class _ShellBase:
+    where = "?"
+
+    def _prefix(self, argv: Sequence[str]) -> list[str]:
+        raise NotImplementedError
+
+    def run(
+        self,
+        argv: Sequence[str],
+        *,
+        input: str | None = None,
+        timeout: float = 120,
+        check: bool = True,
+    ) -> subprocess.CompletedProcess[str]:
+        full = self._prefix(argv)
+        log.debug("%s: %s", self.where, shlex.join(argv))
+        try:
+            proc = subprocess.run(
+                full, capture_output=True, text=True, timeout=timeout, check=False, input=input
+            )
+        except FileNotFoundError as exc:
+            raise ConnectError(f"{self.where}: {full[0]} not found") from exc
+        except subprocess.TimeoutExpired as exc:
+            raise GatewayTimeout(
+                f"{self.where}: `{shlex.join(argv)}` did not finish within {timeout:.0f} s"
+            ) from exc
+        if check and proc.returncode != 0:
+            tail = (proc.stderr.strip() or proc.stdout.strip() or "no output").splitlines()[-5:]
+            raise CommandError(
+                f"{self.where}: `{shlex.join(argv)[:200]}` failed ({proc.returncode}): "
+                + " | ".join(tail),
+                returncode=proc.returncode,
+                stdout=proc.stdout[-4000:],
+                stderr=proc.stderr[-4000:],
+            )
+        return proc
+
+    def close(self) -> None:
+        pass
+
+
+class LocalShell(_ShellBase):
+    """This machine; as root, commands run through ``runuser -u <os_user>``."""
+
+    def __init__(self, os_user: str = "postgres") -> None:
+        self.os_user = os_user
+        self.where = "local"
+
+    def _prefix(self, argv: Sequence[str]) -> list[str]:
+        if os.geteuid() == 0:
+            return [*_as_user(self.os_user), *argv]
+        return list(argv)
+
+
+class NsenterShell(_ShellBase):
+    """Inside the namespaces (network, mount, UTS, IPC) of a process: a lab host's holder."""
+
+    def __init__(self, pid: int, os_user: str = "postgres", name: str = "") -> None:
+        self.pid = pid
+        self.os_user = os_user
+        self.where = name or f"nsenter:{pid}"
+
+    def _prefix(self, argv: Sequence[str]) -> list[str]:
+        ns = ["nsenter", "-t", str(self.pid), "-n", "-m", "-u", "-i", "--"]
+        return [*ns, *_as_user(self.os_user), *argv]
+
+
+class SshShell(_ShellBase):
+    """A server over SSH, one multiplexed connection per gateway (logins are the costly part)."""
+
+    def __init__(
+        self,
+        host: str,
+        key_file: str,
+        *,
+        user: str = "root",
+        port: int = 22,
+        os_user: str = "postgres",
+    ) -> None:
+        self.host, self.key_file, self.user, self.port = host, key_file, user, port
+        self.os_user = os_user
+        self.where = f"{user}@{host}"
+        self._control_dir = Path(tempfile.mkdtemp(prefix="rb-ssh-"))
+        self._control = self._control_dir / "ctl"
+
+    def _ssh(self) -> list[str]:
+        return [
+            "ssh",
+            "-i",
+            self.key_file,
+            "-p",
+            str(self.port),
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "StrictHostKeyChecking=no",
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+            "-o",
+            "LogLevel=ERROR",
+            "-o",
+            "ConnectTimeout=10",
+            "-o",
+            "ControlMaster=auto",
+            "-o",
+            f"ControlPath={self._control}",
+            "-o",
+            "ControlPersist=120",
+        ]
+
+    def _prefix(self, argv: Sequence[str]) -> list[str]:
+        remote = list(argv) if self.user == self.os_user else [*_as_user(self.os_user), *argv]
+        return [*self._ssh(), f"{self.user}@{self.host}", "--", shlex.join(remote)]
+
+    def close(self) -> None:
+        if self._control.exists():
+            subprocess.run(
+                [*self._ssh(), "-O", "exit", f"{self.user}@{self.host}"],
+                capture_output=True,
+                timeout=10,
+                check=False,
+            )
+        try:
+            self._control.unlink(missing_ok=True)
+            self._control_dir.rmdir()
+        except OSError:
+            pass
