@@ -3,14 +3,28 @@
 from __future__ import annotations
 
 import os
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
+
+# frr_lab is shared with the subprocess of the kill test; make it importable whatever
+# pytest's import mode (the runbooks project uses importlib, which adds no paths).
+sys.path.insert(0, str(Path(__file__).parent))
 from frr_lab import ENV, lab_devices, make_driver
 
 
+def _lab_selected(config: pytest.Config) -> bool:
+    """Live tests change devices: run them only when asked for with ``-m lab``."""
+    expr = str(config.getoption("-m") or "")
+    return "lab" in expr and "not lab" not in expr
+
+
 @pytest.fixture(scope="session")
-def devices() -> list[dict[str, Any]]:
+def devices(request: pytest.FixtureRequest) -> list[dict[str, Any]]:
+    if not _lab_selected(request.config):
+        pytest.skip("live test: run with -m lab")
     found = lab_devices()
     if not found:
         pytest.skip(f"no FRR devices: set {ENV} or bring the runbooks lab up")
@@ -31,7 +45,7 @@ def device_params(devices: list[dict[str, Any]]) -> dict[str, Any]:
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """``any_device``: every device found, one test each (read-only tests)."""
     if "any_device" in metafunc.fixturenames:
-        found = lab_devices() if metafunc.config.getoption("-m") == "lab" else []
+        found = lab_devices() if _lab_selected(metafunc.config) else []
         metafunc.parametrize(
             "any_device", found or [None], ids=[d["host"] for d in found] or ["none"]
         )

@@ -16,7 +16,7 @@ import uuid
 from typing import Any
 
 import pytest
-from frr_lab import make_driver
+from frr_lab import make_driver  # on sys.path via conftest.py
 from napalm.base import models
 from napalm.base.exceptions import (
     CommitConfirmException,
@@ -141,7 +141,7 @@ def test_commit_confirm_and_confirm(driver: FRRDriver) -> None:
 COMMIT_AND_HANG = """
 import json, sys, time
 sys.path[:0] = json.loads(sys.argv[1])
-from frr_lab import make_driver
+from frr_lab import make_driver  # on sys.path via conftest.py
 dev = make_driver(json.loads(sys.argv[2]))
 dev.open()
 dev.load_merge_candidate(config=sys.argv[3])
