@@ -8,12 +8,14 @@ Established on every active link and LLDP neighbours matching every link. Idempo
 
 from __future__ import annotations
 
+import fcntl
 import functools
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -37,6 +39,27 @@ REQUIRED = {
     "/usr/bin/ssh-keygen": "openssh-client", "/usr/sbin/runuser": "util-linux",
     f"{hosts.PG_BIN}/initdb": f"postgresql-{hosts.PG_VERSION}",
 }
+
+
+@contextmanager
+def _exclusive(timeout: float = 300) -> Iterator[None]:
+    """One up/down/reset at a time on this machine (test sessions and people share the lab)."""
+    lock = Path(f"{state_dir()}.lock")
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with lock.open("a") as fh:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise LabError(f"another lab up/down/reset holds {lock}") from None
+                time.sleep(0.2)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def preflight() -> None:
@@ -86,6 +109,11 @@ def _use_netbox() -> bool:
 
 def up(progress: Progress = log.info, configs: dict[str, str] | None = None) -> Timings:
     """Bring the whole lab up (or verify and repair a running one)."""
+    with _exclusive():
+        return _up(progress, configs)
+
+
+def _up(progress: Progress, configs: dict[str, str] | None) -> Timings:
     topo = topology.load()
     clock = _Clock(progress)
     preflight()
@@ -190,6 +218,11 @@ def lldp_problems(topo: Topology) -> list[str]:
 def reset(progress: Progress = log.info) -> Timings:
     """NetBox back to its seed, devices to their NetBox-rendered configs (leaf3 to factory
     defaults), hosts to a fresh private filesystem (db1 with its sample data again)."""
+    with _exclusive():
+        return _reset(progress)
+
+
+def _reset(progress: Progress) -> Timings:
     topo = topology.load()
     clock = _Clock(progress)
     missing = [
@@ -217,6 +250,11 @@ def reset(progress: Progress = log.info) -> Timings:
 
 def down(progress: Progress = log.info) -> Timings:
     """Leave nothing: processes, namespaces, links, routes, mounts, state dir (cache stays)."""
+    with _exclusive():
+        return _down(progress)
+
+
+def _down(progress: Progress) -> Timings:
     topo = topology.load()
     clock = _Clock(progress)
     namespaces = network.lab_namespaces()

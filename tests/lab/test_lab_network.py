@@ -89,6 +89,36 @@ def test_a_host_has_a_private_filesystem(lab: LabHandle, host_ssh: Connect) -> N
     assert rc != 0, "hosts share a filesystem"
 
 
+def _tiny_deb(folder: Path, name: str) -> bytes:
+    root = folder / name
+    (root / "DEBIAN").mkdir(parents=True)
+    (root / "DEBIAN" / "control").write_text(
+        f"Package: {name}\nVersion: 1.0\nArchitecture: all\nMaintainer: lab <lab@example.com>\n"
+        "Description: runbooks lab probe\n")
+    (root / "usr" / "share" / name).mkdir(parents=True)
+    (root / "usr" / "share" / name / "hello").write_text("hello\n")
+    subprocess.run(["dpkg-deb", "--build", "--root-owner-group", str(root), str(folder / "p.deb")],
+                   check=True, capture_output=True)
+    return (folder / "p.deb").read_bytes()
+
+
+def test_a_package_installed_on_a_host_is_not_on_the_machine(
+    lab: LabHandle, host_ssh: Connect, tmp_path: Path
+) -> None:
+    name = f"rbl-probe-{uuid.uuid4().hex[:6]}"
+    deb = _tiny_deb(tmp_path, name)
+    client = host_ssh("srv2")
+    sftp = client.open_sftp()
+    with sftp.file(f"/tmp/{name}.deb", "wb") as fh:
+        fh.write(deb)
+    rc, out, err = ssh_run(client, f"dpkg -i /tmp/{name}.deb && dpkg -s {name} | grep Status")
+    assert rc == 0, err
+    assert "install ok installed" in out
+    assert not Path(f"/usr/share/{name}").exists()
+    on_machine = subprocess.run(["dpkg", "-s", name], capture_output=True, check=False)
+    assert on_machine.returncode != 0, "a package installed on a host appeared on the machine"
+
+
 def test_db1_runs_postgresql_15_with_sample_data(db1: dict[str, Any]) -> None:
     env = {**os.environ, "PGPASSWORD": db1["password"], "PGCONNECT_TIMEOUT": "5"}
     query = ("SELECT current_setting('server_version_num')::int / 10000, "
