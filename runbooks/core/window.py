@@ -53,9 +53,9 @@ class Window:
 def _parse_time(text: str) -> datetime:
     if text == "now":
         return datetime.now(UTC)
-    if text.startswith("+"):  # "+90m", "+2h": relative to now
+    if text[:1] in ("+", "-"):  # "+90m", "+2h", "-5m": relative to now
         unit = text[-1]
-        amount = float(text[1:-1])
+        amount = float(text[:-1])
         seconds = {"s": 1, "m": 60, "h": 3600}.get(unit)
         if seconds is None:
             raise ValueError(f"{text!r}: relative times end in s, m or h")

@@ -1,0 +1,148 @@
+"""Change control with the lab's people: identity is the owner of the NetBox token in use,
+authorities come from NetBox groups, and the review page renders in a real browser."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from runbooks.lab import netbox
+
+SUPPORT = Path(__file__).resolve().parents[1] / "support"
+Runner = Callable[..., subprocess.CompletedProcess[str]]
+
+
+@pytest.fixture
+def as_role(netbox_lab: str, store_path: Path) -> Runner:
+    """Run the CLI with the token of a lab person (operator, reviewer, approver, supervisor)."""
+
+    def run(role: str, *args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
+        url, token = netbox.credentials(role)
+        env = {
+            **os.environ,
+            "RUNBOOKS_NETBOX_URL": url,
+            "RUNBOOKS_NETBOX_TOKEN": token,
+            "RUNBOOKS_STORE": str(store_path),
+            "RUNBOOKS_MODULES": str(SUPPORT / "ledger_runbook.py"),
+        }
+        env.pop("RUNBOOKS_ACTOR", None)
+        done = subprocess.run(
+            [sys.executable, "-m", "runbooks.cli", *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if ok:
+            assert done.returncode == 0, done.stderr
+        assert token not in done.stdout + done.stderr
+        return done
+
+    return run
+
+
+def test_the_whole_change_flow_with_the_lab_people(
+    as_role: Runner, workdir: Path, store_path: Path
+) -> None:
+    planned = json.loads(
+        as_role(
+            "operator",
+            "plan",
+            "test-ledger",
+            f"workdir={workdir}",
+            "--window-start",
+            "-1m",
+            "--window-end",
+            "+2h",
+            "--json",
+        ).stdout
+    )
+    change, digest = planned["change"], planned["hash"]
+    assert planned["actor"] == "olivia"
+
+    refused = as_role("operator", "review", change, "--accept", "--hash", digest, ok=False)
+    assert refused.returncode == 3 and "needs the 審核 review authority" in refused.stderr
+    as_role("reviewer", "review", change, "--accept", "--hash", digest)
+    refused = as_role("reviewer", "approve", change, "--hash", digest, ok=False)
+    assert refused.returncode == 3 and "rachel cannot approve" in refused.stderr
+    refused = as_role("approver", "approve", change, "--hash", "0" * 16, ok=False)
+    assert "must name the plan's hash" in refused.stderr
+    as_role("approver", "approve", change, "--hash", digest[:12])
+
+    refused = as_role("reviewer", "run", change, "--yes", ok=False)
+    assert "rachel cannot run a change" in refused.stderr
+    result = json.loads(as_role("operator", "run", change, "--yes", "--json").stdout)
+    assert result["status"] == "succeeded"
+
+    as_role("operator", "signoff", result["run_id"])
+    as_role("supervisor", "signoff", result["run_id"])
+    sheet = as_role("supervisor", "records", "export", result["run_id"], "--format", "md").stdout
+    assert "| 審核 review | rachel |" in sheet and "| 批准 approve | arthur |" in sheet
+    assert "olivia, 20" in sheet and "sophia, 20" in sheet  # both signature blocks signed
+    listed = json.loads(as_role("supervisor", "records", "list", "--json").stdout)
+    assert listed[0]["actor"] == "olivia"
+    history = [
+        e for e in json.loads(as_role("supervisor", "records", "show", change, "--json").stdout)
+    ]
+    refusals = [
+        (e["actor"], e["payload"]["action"]) for e in history if e["kind"] == "change.refused"
+    ]
+    assert refusals == [
+        ("olivia", "review"),
+        ("rachel", "approve"),
+        ("arthur", "approve"),
+        ("rachel", "run"),
+    ]
+
+
+def test_the_review_page_shows_the_diffs_in_a_browser(
+    as_role: Runner, workdir: Path, tmp_path: Path
+) -> None:
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    assert chromium, "Chromium is installed by scripts/lab-deps.sh"
+    (workdir / "config.txt").write_text("hostname old-name\nversion 1\n")
+    change = json.loads(
+        as_role("operator", "plan", "test-ledger", f"workdir={workdir}", "--json").stdout
+    )["change"]
+    page = tmp_path / "review.html"
+    as_role("reviewer", "review", change, "--html", str(page))
+    html = page.read_text()
+    assert 'class="del">-hostname old-name' in html and 'class="add">+hostname leaf9' in html
+    shot = tmp_path / "review.png"
+    subprocess.run(
+        [
+            chromium,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            f"--user-data-dir={tmp_path / 'chromium'}",
+            "--window-size=1200,1400",
+            f"--screenshot={shot}",
+            page.as_uri(),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    image = Image.open(shot).convert("RGB")
+    colours = image.getcolors(maxcolors=1 << 20) or []
+    counts = {rgb: n for n, rgb in colours}
+    added = counts.get((0xEA, 0xFF, 0xEA), 0)  # the green of added lines and "after" cells
+    removed = counts.get((0xFF, 0xEC, 0xEC), 0)  # the red of removed lines and "before" cells
+    assert added > 2000 and removed > 2000, (added, removed)
+    if artifacts := os.environ.get("RUNBOOKS_ARTIFACTS"):  # keep the screenshot for a person
+        Path(artifacts).mkdir(parents=True, exist_ok=True)
+        shutil.copy(shot, Path(artifacts) / "review.png")
