@@ -62,3 +62,17 @@ ensure_services() {
         redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save '' --appendonly no
     fi
 }
+
+# Packages the tests need beyond the lab's: a headless browser for the review page, CJK fonts
+# for the manual's terms on it.
+ensure_test_packages() {
+    local missing=() pkg
+    for pkg in chromium fonts-noto-cjk; do
+        dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+    done
+    if [ "${#missing[@]}" -gt 0 ]; then
+        say "installing ${missing[*]}"
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -o DPkg::Lock::Timeout=300 "${missing[@]}"
+    fi
+}
