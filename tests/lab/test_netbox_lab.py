@@ -139,3 +139,11 @@ def test_every_role_renders_configs_and_writes_journal_entries(netbox_reset, rol
     ).json()
     created_by = entry.created_by if isinstance(entry.created_by, int) else entry.created_by.id
     assert created_by == me["id"]
+
+
+def test_netbox_listens_on_loopback_only(netbox_lab):
+    listening = subprocess.run(
+        ["ss", "-Htln", f"sport = :{netbox.port()}"], check=True, capture_output=True, text=True
+    ).stdout.split("\n")
+    local = {line.split()[3].rsplit(":", 1)[0] for line in listening if line.strip()}
+    assert local == {"127.0.0.1"}
