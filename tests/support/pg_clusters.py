@@ -40,20 +40,21 @@ CREATE DATABASE shop;
 \\c shop
 CREATE EXTENSION hstore;
 CREATE TABLE items (sku text PRIMARY KEY, attrs hstore, price money);
-INSERT INTO items SELECT 'SKU' || i, hstore('colour', 'c' || i % 4), i * 2 FROM generate_series(1, 300) i;
+INSERT INTO items SELECT 'SKU' || i, hstore('colour', 'c' || i % 4), i * 2
+  FROM generate_series(1, 300) i;
 """
 
 
 def as_postgres(argv: list[str], **kwargs: Any) -> subprocess.CompletedProcess[str]:
-    kwargs.setdefault("check", True)
+    check = bool(kwargs.pop("check", True))
     kwargs.setdefault("capture_output", True)
     kwargs.setdefault("text", True)
-    return subprocess.run(["runuser", "-u", "postgres", "--", *argv], **kwargs)
+    return subprocess.run(["runuser", "-u", "postgres", "--", *argv], check=check, **kwargs)
 
 
 def postgres_dir(prefix: str) -> Path:
     """A short directory (unix socket paths are limited to ~107 bytes) owned by postgres."""
-    path = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))  # noqa: S108
+    path = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
     path.chmod(0o755)
     shutil.chown(path, "postgres", "postgres")
     return path

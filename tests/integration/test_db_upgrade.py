@@ -1,0 +1,190 @@
+"""db-upgrade against real throwaway clusters: Debian's PostgreSQL 15 upgraded to 18 for real.
+
+Each test gets a copy of one template 15 cluster (unix socket only, under /tmp, run as
+postgres) and removes it. Marked slow: ~10 s a test.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from runbooks.core.context import confirm_all
+from runbooks.core.engine import Engine
+from runbooks.core.gateway import Mode
+from runbooks.core.results import RunResult, RunStatus, Status
+from runbooks.core.store import RecordStore
+from runbooks.gateways.postgres import Cluster
+from runbooks.gateways.postgres_backup import UnverifiedBackupError
+from runbooks.gateways.postgres_shell import LocalShell
+from runbooks.gateways.postgres_upgrade import UpgradeGateway
+from runbooks.library.db_upgrade import DbUpgrade
+from tests.support import pg_clusters as pc
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(pc.can_run() is not None, reason=str(pc.can_run())),
+]
+
+DATA_SQL = "SELECT count(*) || ':' || sum(amount) FROM orders"
+
+
+@pytest.fixture(scope="session")
+def template() -> Iterator[Path]:
+    data = pc.make_template()
+    yield data
+    shutil.rmtree(data.parent, ignore_errors=True)
+
+
+@pytest.fixture
+def cluster(template: Path) -> Iterator[pc.LocalCluster]:
+    c = pc.copy_template(template)
+    yield c
+    c.remove()
+
+
+def run(cluster: pc.LocalCluster, tmp_path: Path, **params: Any) -> RunResult:
+    rb = DbUpgrade(DbUpgrade.parse_params({**cluster.params, **params}))
+    engine = Engine(RecordStore(tmp_path / "records.sqlite3"), "olivia", confirmer=confirm_all())
+    return engine.run(rb)
+
+
+def assert_old_cluster_serves(cluster: pc.LocalCluster, before: str) -> None:
+    assert cluster.psql("SHOW server_version_num").startswith("15")
+    assert cluster.psql(DATA_SQL) == before
+    assert cluster.psql("SELECT count(*) FROM items", db="shop") == "300"
+
+
+def test_plan_changes_nothing_and_shows_the_procedure(
+    cluster: pc.LocalCluster, tmp_path: Path
+) -> None:
+    pid = cluster.postmaster_pid()
+    rb = DbUpgrade(DbUpgrade.parse_params(cluster.params))
+    plan = Engine(RecordStore(tmp_path / "r.sqlite3"), "olivia").plan(rb)
+    assert plan.refusal is None
+    steps = {s.step: s for s in plan.steps}
+    survey = steps["survey_cluster"].evidence
+    assert survey["data_checksums"] is False
+    assert survey["new_cluster_initdb"] == "--no-data-checksums"
+    assert survey["extensions"]["shop"]["hstore"]
+    assert survey["expected_downtime_s"] > 0
+    assert "Checking cluster versions" in steps["pg_upgrade_check"].evidence["report"]
+    assert steps["plan_upgrade"].diffs[0].after == {"version": 18, "data_directory": str(
+        cluster.root / "18")}
+    assert cluster.postmaster_pid() == pid  # never restarted
+    assert not (cluster.root / "18").exists()
+
+
+def test_upgrade_keeps_every_row_and_switches_the_service(
+    cluster: pc.LocalCluster, tmp_path: Path
+) -> None:
+    before = cluster.psql(DATA_SQL)
+    result = run(cluster, tmp_path)
+    assert result.status is RunStatus.SUCCEEDED, result.error
+    assert cluster.psql("SHOW server_version_num").startswith("18")
+    assert cluster.psql(DATA_SQL) == before
+    assert cluster.psql("SELECT count(*) FROM items", db="shop") == "300"
+    assert cluster.psql("SELECT 'Customer7@EXAMPLE.com'::citext = email FROM customers "
+                        "WHERE id = 7") == "t"
+    steps = {s.step: s for s in result.steps}
+    assert steps["service_check"].evidence["downtime_s"] > 0
+    assert (cluster.root / "15" / "PG_VERSION").read_text().strip() == "15"  # kept
+
+
+AFTER_WRITERS_STOP = [
+    "plan_stop_writers",
+    "plan_upgrade",
+    "plan_start_new",
+    "post_checks",
+    "plan_analyze",
+    "plan_switch",
+    "service_check",
+]
+
+
+@pytest.mark.parametrize("step", AFTER_WRITERS_STOP)
+def test_failure_after_writers_stop_brings_the_old_cluster_back(
+    cluster: pc.LocalCluster, tmp_path: Path, step: str
+) -> None:
+    before = cluster.psql(DATA_SQL)
+    result = run(cluster, tmp_path, fail_at=step)
+    assert result.status is RunStatus.ROLLED_BACK, result.error
+    assert f"injected failure at {step}" in (result.error or "")
+    assert_old_cluster_serves(cluster, before)
+    assert not (cluster.root / "18").exists()  # the new cluster is discarded
+    undone = [s.step for s in result.steps if s.status is Status.UNDONE]
+    assert "plan_stop_writers" in undone or step == "plan_stop_writers"
+
+
+@pytest.mark.parametrize("step", ["plan_backup", "plan_verify_backup"])
+def test_failure_in_the_backup_never_stops_writers(
+    cluster: pc.LocalCluster, tmp_path: Path, step: str
+) -> None:
+    pid = cluster.postmaster_pid()
+    result = run(cluster, tmp_path, fail_at=step)
+    assert result.status is RunStatus.ROLLED_BACK
+    assert cluster.postmaster_pid() == pid  # the service was never interrupted
+    assert not (cluster.root / "18").exists()
+
+
+def test_no_destructive_step_without_a_verified_backup(
+    cluster: pc.LocalCluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A verification that restores nothing is caught by the step's own check, and the
+    gateway's destructive calls refuse on their own, whatever a runbook does."""
+
+    def skip_restore(self: UpgradeGateway, directory: str, *args: Any) -> Any:
+        return self.read_manifest(directory)  # claims success without restoring
+
+    monkeypatch.setattr(UpgradeGateway, "verify_backup", skip_restore)
+    pid = cluster.postmaster_pid()
+    result = run(cluster, tmp_path)
+    assert result.status is RunStatus.ROLLED_BACK
+    failed = next(s for s in result.steps if s.status is Status.FAILED)
+    assert failed.step == "plan_verify_backup"
+    assert cluster.postmaster_pid() == pid
+    assert not (cluster.root / "18").exists()
+
+    gw = UpgradeGateway(Mode.RUN, LocalShell())
+    old = Cluster(str(cluster.root / "15"), str(pc.PG15), pc.SERVICE_PORT,
+                  str(cluster.root / "sock"))
+    backup = str(cluster.root / "work" / "unverified")
+    gw.take_backup(old, backup, "run-1")
+    private = old.at(pc.PRIVATE_PORT, str(cluster.root / "work"))
+    with pytest.raises(UnverifiedBackupError, match="never restored"):
+        gw.close_service(old, private, str(tmp_path / "log"), backup_dir=backup, run_id="run-1")
+    with pytest.raises(UnverifiedBackupError, match="no backup manifest"):
+        gw.pg_upgrade(old, old, mode="copy", work_dir=str(cluster.root / "work"),
+                      superuser="postgres", backup_dir=str(tmp_path), run_id="run-1")
+    assert cluster.postmaster_pid() == pid
+
+
+def test_backup_is_consistent_while_writers_write_and_tampering_is_refused(
+    cluster: pc.LocalCluster, tmp_path: Path
+) -> None:
+    """A write after the dump is in neither side; an edited manifest or file is refused."""
+    gw = UpgradeGateway(Mode.RUN, LocalShell())
+    old = Cluster(str(cluster.root / "15"), str(pc.PG15), pc.SERVICE_PORT,
+                  str(cluster.root / "sock"))
+    backup = str(cluster.root / "work" / "b")
+    manifest = gw.take_backup(old, backup, "run-1")
+    cluster.psql("DELETE FROM orders WHERE id = 1")  # after the dump: not in the backup
+    gw.verify_backup(backup, old, Cluster(str(cluster.root / "work" / "scratch"),
+                     str(pc.PG15), pc.PRIVATE_PORT, str(cluster.root / "work")), "postgres")
+    gw.require_verified_backup(backup, old, "run-1")  # the backup itself is consistent
+    with pytest.raises(UnverifiedBackupError, match="not to this run"):
+        gw.require_verified_backup(backup, old, "run-2")
+    assert manifest.restored is None
+    verified = gw.read_manifest(backup)
+    assert verified is not None and verified.restored == verified.source
+    text = verified.to_json().replace('"rows": 2000', '"rows": 1999', 1)  # the restored side
+    gw.write_text(f"{backup}/manifest.json", text)
+    with pytest.raises(UnverifiedBackupError, match="orders has 1999 rows, expected 2000"):
+        gw.require_verified_backup(backup, old, "run-1")
+    gw.write_text(f"{backup}/globals.sql", "-- replaced\n")
+    with pytest.raises(UnverifiedBackupError):
+        gw.require_verified_backup(backup, old, "run-1")
