@@ -275,10 +275,10 @@ TIME_ZONE = "UTC"
 """
 
 
-def _netbox_env(db: str = DB) -> dict[str, str]:
+def _netbox_env(db: str | None = None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV"))}
     env["NETBOX_ROOT"] = str(root())
-    env["RUNBOOKS_NETBOX_DB"] = db
+    env["RUNBOOKS_NETBOX_DB"] = db or DB
     env["PATH"] = f"{venv() / 'bin'}:{env.get('PATH', '/usr/bin:/bin')}"
     return env
 
