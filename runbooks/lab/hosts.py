@@ -134,6 +134,7 @@ def _holder_script(name: str) -> str:
             f"mount -n --rbind /proc {r}/proc",
             f"mount -n --rbind /sys {r}/sys",
             f"mount -n --rbind /dev {r}/dev",
+            f"mount -n -t tmpfs -o mode=1777,size=256m rbl-shm {r}/dev/shm",  # noqa: S108 (own)
             f"mount -n -t tmpfs -o mode=0755,size=64m rbl-run {r}/run",
             f"mkdir -p {r}/run/sshd {r}{INSIDE_LAB_DIR} {r}/run/postgresql",
             f"chown postgres:postgres {r}/run/postgresql && chmod 2775 {r}/run/postgresql",

@@ -44,6 +44,8 @@ REQUIRED = {
 @contextmanager
 def _exclusive(timeout: float = 300) -> Iterator[None]:
     """One up/down/reset at a time on this machine (test sessions and people share the lab)."""
+    if os.geteuid() != 0:
+        raise LabError("the lab needs root (network namespaces, mounts): run it as root")
     lock = Path(f"{state_dir()}.lock")
     lock.parent.mkdir(parents=True, exist_ok=True)
     with lock.open("a") as fh:
@@ -64,8 +66,6 @@ def _exclusive(timeout: float = 300) -> Iterator[None]:
 
 def preflight() -> None:
     """Refuse early, in one line, when the lab cannot work on this machine."""
-    if os.geteuid() != 0:
-        raise LabError("the lab needs root (network namespaces, mounts): run it as root")
     missing = sorted({pkg for path, pkg in REQUIRED.items() if not os.path.exists(path)})
     if missing:
         raise LabError(f"the lab needs these packages: apt-get install {' '.join(missing)}")
