@@ -58,12 +58,15 @@ def main() -> None:
         timed("warm up", lambda: lab.up(quiet, configs=configs))
         timed("reset", lambda: lab.reset(quiet))
 
-    print(f"lab timings, median of {args.rounds} rounds"
-          f"{' (no NetBox)' if args.no_netbox else ''}, seconds")
+    print(
+        f"lab timings, median of {args.rounds} rounds"
+        f"{' (no NetBox)' if args.no_netbox else ''}, seconds"
+    )
     print(f"{'action':<10} {'wall':>6}  phases")
     for kind, timings in runs.items():
-        phases = {p: statistics.median(t.phases.get(p, 0.0) for t in timings)
-                  for p in timings[0].phases}
+        phases = {
+            p: statistics.median(t.phases.get(p, 0.0) for t in timings) for p in timings[0].phases
+        }
         detail = "  ".join(f"{p}={v:.2f}" for p, v in phases.items())
         print(f"{kind:<10} {statistics.median(walls[kind]):>6.2f}  {detail}")
 

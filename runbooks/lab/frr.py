@@ -166,8 +166,9 @@ def _prepare_dirs(dev: Device, config: str) -> None:
     (d / "lldpd.d").mkdir(exist_ok=True)
     (d / "lldpd.d").chmod(0o755)
     conf = d / "lldpd.d" / "lab.conf"
-    conf.write_text(f"configure lldp portidsubtype ifname\nconfigure lldp tx-interval "
-                    f"{LLDP_TX_INTERVAL}\n")
+    conf.write_text(
+        f"configure lldp portidsubtype ifname\nconfigure lldp tx-interval {LLDP_TX_INTERVAL}\n"
+    )
     conf.chmod(0o644)
 
 

@@ -32,11 +32,19 @@ Progress = Callable[[str], None]
 CONVERGE_TIMEOUT = 60.0
 # What the lab runs, and the Debian package that brings it (scripts/lab-deps.sh installs them).
 REQUIRED = {
-    "/usr/sbin/ip": "iproute2", "/usr/bin/nsenter": "util-linux", "/usr/bin/unshare": "util-linux",
-    "/usr/lib/frr/zebra": "frr", "/usr/lib/frr/bgpd": "frr", "/usr/lib/frr/staticd": "frr",
-    "/usr/bin/vtysh": "frr", "/usr/lib/frr/frr-reload.py": "frr-pythontools",
-    "/usr/sbin/lldpd": "lldpd", "/usr/sbin/lldpcli": "lldpd", "/usr/sbin/sshd": "openssh-server",
-    "/usr/bin/ssh-keygen": "openssh-client", "/usr/sbin/runuser": "util-linux",
+    "/usr/sbin/ip": "iproute2",
+    "/usr/bin/nsenter": "util-linux",
+    "/usr/bin/unshare": "util-linux",
+    "/usr/lib/frr/zebra": "frr",
+    "/usr/lib/frr/bgpd": "frr",
+    "/usr/lib/frr/staticd": "frr",
+    "/usr/bin/vtysh": "frr",
+    "/usr/lib/frr/frr-reload.py": "frr-pythontools",
+    "/usr/sbin/lldpd": "lldpd",
+    "/usr/sbin/lldpcli": "lldpd",
+    "/usr/sbin/sshd": "openssh-server",
+    "/usr/bin/ssh-keygen": "openssh-client",
+    "/usr/sbin/runuser": "util-linux",
     f"{hosts.PG_BIN}/initdb": f"postgresql-{hosts.PG_VERSION}",
 }
 
@@ -129,8 +137,11 @@ def _up(progress: Progress, configs: dict[str, str] | None) -> Timings:
         nb.up()
         clock.lap("netbox", nb.url())
         # Running devices keep their configuration: render only for devices about to start.
-        if configs is None and any(node.holder_pid(frr.device_dir(d.name), d.name) is None
-                                   for d in topo.devices if d.status == "active"):
+        if configs is None and any(
+            node.holder_pid(frr.device_dir(d.name), d.name) is None
+            for d in topo.devices
+            if d.status == "active"
+        ):
             configs = nb.render_configs()
             clock.lap("render", f"{len(configs)} configs rendered by NetBox")
     network.ensure_bridge(topo)

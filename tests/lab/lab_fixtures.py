@@ -53,8 +53,11 @@ def bring_up() -> LabHandle:
     topo = topology_mod.load()
     without_netbox = os.environ.get("RUNBOOKS_LAB_NETBOX", "1") == "0"
     timings = lab_ops.up(configs=topology_configs(topo) if without_netbox else None)
-    configs = {d.name: (frr.device_dir(d.name) / "initial.conf").read_text()
-               for d in topo.devices if d.status == "active"}
+    configs = {
+        d.name: (frr.device_dir(d.name) / "initial.conf").read_text()
+        for d in topo.devices
+        if d.status == "active"
+    }
     _cache["lab"] = LabHandle(topo, configs, timings)
     return _cache["lab"]
 
@@ -67,9 +70,15 @@ def lab() -> LabHandle:
 def _connect(params: dict[str, Any]) -> paramiko.SSHClient:
     client = paramiko.SSHClient()
     client.set_missing_host_key_policy(paramiko.AutoAddPolicy())  # lab keys are new per lab
-    client.connect(params["host"], port=params["port"], username=params["username"],
-                   key_filename=params["key_file"], look_for_keys=False, allow_agent=False,
-                   timeout=10)
+    client.connect(
+        params["host"],
+        port=params["port"],
+        username=params["username"],
+        key_filename=params["key_file"],
+        look_for_keys=False,
+        allow_agent=False,
+        timeout=10,
+    )
     return client
 
 
@@ -106,8 +115,9 @@ def lab_reset(lab: LabHandle) -> LabHandle:
     return lab
 
 
-def ssh_run(client: paramiko.SSHClient, command: str, stdin: str | None = None,
-            timeout: float = 30) -> tuple[int, str, str]:
+def ssh_run(
+    client: paramiko.SSHClient, command: str, stdin: str | None = None, timeout: float = 30
+) -> tuple[int, str, str]:
     """Run a command over an open session: (exit status, stdout, stderr)."""
     chan_in, chan_out, chan_err = client.exec_command(command, timeout=timeout)
     if stdin is not None:
@@ -132,19 +142,47 @@ def topology_configs(topo: Topology) -> dict[str, str]:
             if dev.name not in (a_dev, b_dev):
                 continue
             a_addr, b_addr = link.addresses()
-            mine, my_addr, peer, theirs = ((a_if, a_addr, b_dev, b_addr) if a_dev == dev.name
-                                           else (b_if, b_addr, a_dev, a_addr))
-            ifaces += [f"interface {mine}", f" description {peer}", f" ip address {my_addr}",
-                       "exit", "!"]
+            mine, my_addr, peer, theirs = (
+                (a_if, a_addr, b_dev, b_addr)
+                if a_dev == dev.name
+                else (b_if, b_addr, a_dev, a_addr)
+            )
+            ifaces += [
+                f"interface {mine}",
+                f" description {peer}",
+                f" ip address {my_addr}",
+                "exit",
+                "!",
+            ]
             if by_name[peer].status == "active":
-                neighbours += [f" neighbor {theirs.ip} remote-as {by_name[peer].asn}",
-                               f" neighbor {theirs.ip} description {peer}"]
-        configs[dev.name] = "\n".join([
-            "frr version 8.4.4", "frr defaults traditional", f"hostname {dev.name}",
-            "log file /var/log/frr/frr.log", "service integrated-vtysh-config", "!",
-            "interface lo", f" ip address {dev.loopback}/32", "exit", "!", *ifaces,
-            f"router bgp {dev.asn}", f" bgp router-id {dev.loopback}",
-            " no bgp ebgp-requires-policy", *neighbours, " !", " address-family ipv4 unicast",
-            f"  network {dev.loopback}/32", " exit-address-family", "exit", "!", "",
-        ])
+                neighbours += [
+                    f" neighbor {theirs.ip} remote-as {by_name[peer].asn}",
+                    f" neighbor {theirs.ip} description {peer}",
+                ]
+        configs[dev.name] = "\n".join(
+            [
+                "frr version 8.4.4",
+                "frr defaults traditional",
+                f"hostname {dev.name}",
+                "log file /var/log/frr/frr.log",
+                "service integrated-vtysh-config",
+                "!",
+                "interface lo",
+                f" ip address {dev.loopback}/32",
+                "exit",
+                "!",
+                *ifaces,
+                f"router bgp {dev.asn}",
+                f" bgp router-id {dev.loopback}",
+                " no bgp ebgp-requires-policy",
+                *neighbours,
+                " !",
+                " address-family ipv4 unicast",
+                f"  network {dev.loopback}/32",
+                " exit-address-family",
+                "exit",
+                "!",
+                "",
+            ]
+        )
     return configs

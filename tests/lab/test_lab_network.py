@@ -32,10 +32,14 @@ def _reload_diff(output: str) -> tuple[list[str], list[str]]:
     writes, so a template's shorter one is metadata, not configuration.
     """
     found: dict[str, list[str]] = {"Delete": [], "Add": []}
-    for kind, body in re.findall(r"^Lines To (Delete|Add)\n=+\n(.*?)(?=^Lines To |\Z)", output,
-                                 flags=re.MULTILINE | re.DOTALL):
-        found[kind] = [ln for ln in body.splitlines()
-                       if ln.strip() and not ln.startswith("frr version")]
+    for kind, body in re.findall(
+        r"^Lines To (Delete|Add)\n=+\n(.*?)(?=^Lines To |\Z)",
+        output,
+        flags=re.MULTILINE | re.DOTALL,
+    ):
+        found[kind] = [
+            ln for ln in body.splitlines() if ln.strip() and not ln.startswith("frr version")
+        ]
     return found["Delete"], found["Add"]
 
 
@@ -72,7 +76,8 @@ def test_bgp_is_established_to_every_peer(lab: LabHandle, device_ssh: Connect) -
         expected = frr.expected_peers(lab.topology, name)
         assert expected, f"{name} has no BGP peer in the topology"
         assert {p: peers.get(p, {}).get("state") for p in expected} == dict.fromkeys(
-            expected, "Established")
+            expected, "Established"
+        )
 
 
 def test_lldp_neighbours_match_the_links(lab: LabHandle) -> None:
@@ -94,11 +99,15 @@ def _tiny_deb(folder: Path, name: str) -> bytes:
     (root / "DEBIAN").mkdir(parents=True)
     (root / "DEBIAN" / "control").write_text(
         f"Package: {name}\nVersion: 1.0\nArchitecture: all\nMaintainer: lab <lab@example.com>\n"
-        "Description: runbooks lab probe\n")
+        "Description: runbooks lab probe\n"
+    )
     (root / "usr" / "share" / name).mkdir(parents=True)
     (root / "usr" / "share" / name / "hello").write_text("hello\n")
-    subprocess.run(["dpkg-deb", "--build", "--root-owner-group", str(root), str(folder / "p.deb")],
-                   check=True, capture_output=True)
+    subprocess.run(
+        ["dpkg-deb", "--build", "--root-owner-group", str(root), str(folder / "p.deb")],
+        check=True,
+        capture_output=True,
+    )
     return (folder / "p.deb").read_bytes()
 
 
@@ -121,13 +130,35 @@ def test_a_package_installed_on_a_host_is_not_on_the_machine(
 
 def test_db1_runs_postgresql_15_with_sample_data(db1: dict[str, Any]) -> None:
     env = {**os.environ, "PGPASSWORD": db1["password"], "PGCONNECT_TIMEOUT": "5"}
-    query = ("SELECT current_setting('server_version_num')::int / 10000, "
-             "current_setting('data_checksums'), (SELECT count(*) FROM orders), "
-             "inet_server_addr()")
+    query = (
+        "SELECT current_setting('server_version_num')::int / 10000, "
+        "current_setting('data_checksums'), (SELECT count(*) FROM orders), "
+        "inet_server_addr()"
+    )
     out = subprocess.run(
-        ["psql", "-X", "-At", "-F", " ", "-h", db1["host"], "-p", str(db1["port"]),
-         "-U", db1["user"], "-d", db1["dbname"], "-c", query],
-        capture_output=True, text=True, env=env, check=True, timeout=30).stdout.split()
+        [
+            "psql",
+            "-X",
+            "-At",
+            "-F",
+            " ",
+            "-h",
+            db1["host"],
+            "-p",
+            str(db1["port"]),
+            "-U",
+            db1["user"],
+            "-d",
+            db1["dbname"],
+            "-c",
+            query,
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+        timeout=30,
+    ).stdout.split()
     checksums = "on" if db1["data_checksums"] else "off"
     assert out == [str(db1["version"]), checksums, "500", db1["host"]]
 
@@ -167,13 +198,16 @@ def test_up_again_verifies_and_duplicates_nothing(lab: LabHandle) -> None:
     lab_ops.up()
     assert {n: _holder(n) for n in names} == before
     assert len(network.lab_namespaces()) == len(names)
-    bridge = network.parse_addresses(network.run(
-        ["ip", "-j", "-4", "addr", "show", "dev", network.BRIDGE]).stdout)
+    bridge = network.parse_addresses(
+        network.run(["ip", "-j", "-4", "addr", "show", "dev", network.BRIDGE]).stdout
+    )
     assert [a.address for a in bridge] == [network.own_gateway(lab.topology)]
     for name in names:
-        eth0 = network.parse_addresses(network.run(
-            ["ip", "-n", network.netns_name(name), "-j", "-4", "addr", "show", "dev", "eth0"]
-        ).stdout)
+        eth0 = network.parse_addresses(
+            network.run(
+                ["ip", "-n", network.netns_name(name), "-j", "-4", "addr", "show", "dev", "eth0"]
+            ).stdout
+        )
         assert len(eth0) == 1
 
 
@@ -220,8 +254,11 @@ class TestLabDownLeavesNothing:
         assert torn_down["pids"]
         alive = [p for p in torn_down["pids"] if network.pid_alive(p)]
         assert alive == []
-        inside = [p for p in os.listdir("/proc") if p.isdigit()
-                  and _net_inode(int(p)) in torn_down["inodes"]]
+        inside = [
+            p
+            for p in os.listdir("/proc")
+            if p.isdigit() and _net_inode(int(p)) in torn_down["inodes"]
+        ]
         assert inside == []
 
     def test_no_mounts_and_no_state(self, torn_down: dict[str, Any]) -> None:

@@ -18,12 +18,15 @@ def runner() -> CliRunner:
     return CliRunner()
 
 
-def test_a_refused_up_is_one_line_and_exit_1(runner: CliRunner,
-                                             monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_refused_up_is_one_line_and_exit_1(
+    runner: CliRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
     def refuse(progress: Progress) -> Timings:
         progress("address check")
-        raise LabError("refusing to add lab addresses: route 198.18.0.0/16 dev eth1 overlaps "
-                       "lab prefix 198.18.0.0/24")
+        raise LabError(
+            "refusing to add lab addresses: route 198.18.0.0/16 dev eth1 overlaps "
+            "lab prefix 198.18.0.0/24"
+        )
 
     monkeypatch.setattr(lab, "up", refuse)
     result = runner.invoke(cli.app, ["up"])
@@ -37,17 +40,24 @@ def test_up_reports_phases_as_json(runner: CliRunner, monkeypatch: pytest.Monkey
     monkeypatch.setattr(lab, "up", lambda progress: Timings({"bridge": 0.1, "devices": 1.5}))
     result = runner.invoke(cli.app, ["up", "--json"])
     assert result.exit_code == 0
-    assert json.loads(result.stdout) == {"action": "up", "seconds": {"bridge": 0.1,
-                                                                     "devices": 1.5},
-                                         "total": 1.6}
+    assert json.loads(result.stdout) == {
+        "action": "up",
+        "seconds": {"bridge": 0.1, "devices": 1.5},
+        "total": 1.6,
+    }
 
 
-def test_status_exits_1_when_a_component_is_silent(runner: CliRunner,
-                                                   monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(lab, "status", lambda: [
-        ComponentStatus("bridge", True, "rblab-mgmt 198.18.0.1/24"),
-        ComponentStatus("device leaf1", False, "not running"),
-    ])
+def test_status_exits_1_when_a_component_is_silent(
+    runner: CliRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(
+        lab,
+        "status",
+        lambda: [
+            ComponentStatus("bridge", True, "rblab-mgmt 198.18.0.1/24"),
+            ComponentStatus("device leaf1", False, "not running"),
+        ],
+    )
     result = runner.invoke(cli.app, ["status", "--json"])
     assert result.exit_code == 1
     assert [c["ok"] for c in json.loads(result.stdout)] == [True, False]
