@@ -68,11 +68,19 @@ class RunContext:
     def params(self) -> BaseModel:
         return self.runbook.params
 
-    def gateway(self, kind: type[G], key: str = "") -> G:
-        """One gateway per (kind, key) per run: connections are reused, never re-opened."""
+    def gateway(
+        self,
+        kind: type[G],
+        key: str = "",
+        factory: Callable[[RunContext, str], Gateway] | None = None,
+    ) -> G:
+        """One gateway per (kind, key) per run: connections are reused, never re-opened.
+
+        ``factory`` builds it the first time (default ``kind.open``); a factory registered
+        for the kind in ``gateway_factories`` (tests, other transports) takes precedence."""
         cached = self._gateways.get((kind, key))
         if cached is None:
-            factory = self.gateway_factories.get(kind, kind.open)
+            factory = self.gateway_factories.get(kind) or factory or kind.open
             cached = factory(self, key)
             if cached.mode is not self.mode:
                 raise InputError(

@@ -63,9 +63,10 @@ class Gateway:
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         for name, value in vars(cls).items():
-            if name.startswith("_") or name in _EXEMPT:
+            # classmethods build gateways (open, for_device); they act on no instance
+            if name.startswith("_") or name in _EXEMPT or isinstance(value, classmethod):
                 continue
-            func = value.__func__ if isinstance(value, classmethod | staticmethod) else value
+            func = value.__func__ if isinstance(value, staticmethod) else value
             if inspect.isfunction(func) and not hasattr(func, _ACCESS):
                 raise TypeError(
                     f"{cls.__name__}.{name} must be declared @reads or @writes "
