@@ -1,0 +1,121 @@
+"""db-upgrade against the lab's database server db1, reached over SSH like a real server.
+
+db1 runs Debian's PostgreSQL 15 with sample data (runbooks/lab/hosts.py). Each test leaves
+db1 as it found it: the upgrade keeps the 15 cluster (copy mode), so the fixture stops 18,
+starts 15 again and removes what the upgrade added. Applications are checked over TCP on db1's
+management address (the lab's namespace), as the runbook user with its password.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from runbooks.core.context import confirm_all
+from runbooks.core.engine import Engine
+from runbooks.core.results import RunResult, RunStatus
+from runbooks.core.store import RecordStore
+from runbooks.lab import hosts
+from runbooks.library.db_upgrade import DbUpgrade, embedded_bin_dir
+
+OLD_BIN = "/usr/lib/postgresql/15/bin"
+WORK = "/var/lib/postgresql/upgrade"
+NEW_DATA = "/var/lib/postgresql/18/main"
+APP_SQL = "SELECT count(*), sum(quantity) FROM orders"
+
+
+def as_postgres(argv: list[str]) -> str:
+    proc = hosts.run_on_host("db1", ["runuser", "-u", "postgres", "--", *argv], timeout=120)
+    return proc.stdout.strip()
+
+
+def restore_db1() -> None:
+    """Back to the lab's own state: 15 serving, nothing of the upgrade left."""
+    as_postgres([f"{embedded_bin_dir()}/pg_ctl", "-D", NEW_DATA, "stop", "-m", "fast", "-w"])
+    status = hosts.run_on_host(
+        "db1", ["runuser", "-u", "postgres", "--", f"{OLD_BIN}/pg_ctl", "-D", str(hosts.PG_DATA),
+                "status"])  # fmt: skip
+    if status.returncode != 0:
+        as_postgres([f"{OLD_BIN}/pg_ctl", "-D", str(hosts.PG_DATA), "-l", str(hosts.PG_LOG),
+                     "-w", "start"])  # fmt: skip
+    as_postgres(["rm", "-rf", "/var/lib/postgresql/18", WORK])
+
+
+@pytest.fixture
+def db1_clean(db1: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """db1's connection parameters (the lab's session fixture), db1 restored around the test."""
+    restore_db1()
+    yield db1
+    restore_db1()
+
+
+def app_query(conn: dict[str, Any]) -> tuple[Any, ...]:
+    """What an application sees, over TCP on db1's address (inside the lab's namespace)."""
+    with psycopg.connect(
+        host=conn["host"], port=conn["port"], user=conn["user"], password=conn["password"],
+        dbname=conn["dbname"], connect_timeout=5,
+    ) as c:  # fmt: skip
+        version = c.execute("SHOW server_version_num").fetchone()
+        row = c.execute(APP_SQL).fetchone()
+        assert version is not None and row is not None
+        return (int(version[0]) // 10000, *row)
+
+
+SSH = hosts.host_ssh_params("db1")
+
+
+def run(tmp_path: Path, **params: Any) -> RunResult:
+    rb = DbUpgrade(
+        DbUpgrade.parse_params(
+            {
+                "host": SSH["host"],
+                "transport": "ssh",
+                "ssh_key": SSH["key_file"],
+                **params,
+            }
+        )
+    )
+    engine = Engine(RecordStore(tmp_path / "records.sqlite3"), "olivia", confirmer=confirm_all())
+    return engine.run(rb)
+
+
+def test_db1_upgrades_to_18_with_data_intact(db1_clean: dict[str, Any], tmp_path: Path) -> None:
+    version, *before = app_query(db1_clean)
+    assert version == 15
+    result = run(tmp_path)
+    assert result.status is RunStatus.SUCCEEDED, result.error
+    version, *after = app_query(db1_clean)
+    assert version == 18
+    assert after == before
+    evidence = {s.step: s.evidence for s in result.steps}
+    assert evidence["survey_cluster"]["new_cluster_initdb"] == "--no-data-checksums"
+    assert evidence["service_check"]["downtime_s"] > 0
+
+
+@pytest.mark.parametrize(
+    "step",
+    ["plan_stop_writers", "plan_upgrade", "plan_start_new", "post_checks", "plan_analyze",
+     "plan_switch", "service_check"],
+)  # fmt: skip
+def test_db1_rolls_back_from_a_failure_at_each_step(
+    db1_clean: dict[str, Any], tmp_path: Path, step: str
+) -> None:
+    before = app_query(db1_clean)
+    result = run(tmp_path, fail_at=step)
+    assert result.status is RunStatus.ROLLED_BACK, result.error
+    assert app_query(db1_clean) == before  # 15 again, every order there
+    assert as_postgres(["ls", "-A", "/var/lib/postgresql/18"]) == ""  # 18 discarded
+
+
+def test_db1_refuses_past_the_backup_without_a_verified_backup(
+    db1_clean: dict[str, Any], tmp_path: Path
+) -> None:
+    before = app_query(db1_clean)
+    result = run(tmp_path, fail_at="plan_verify_backup")
+    assert result.status is RunStatus.ROLLED_BACK
+    assert not any(s.step == "plan_stop_writers" for s in result.steps)
+    assert app_query(db1_clean) == before

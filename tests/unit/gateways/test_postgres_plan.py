@@ -1,0 +1,187 @@
+"""The db-upgrade plan on a pretend server: what it shows, what it refuses, what it never does."""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from runbooks.core.context import RunContext
+from runbooks.core.engine import Engine
+from runbooks.core.errors import DryRunViolation
+from runbooks.core.gateway import Gateway, Mode, reads
+from runbooks.core.plan import Plan
+from runbooks.core.results import Status
+from runbooks.core.store import RecordStore
+from runbooks.gateways.postgres import Cluster
+from runbooks.gateways.postgres_shell import LocalShell, NsenterShell, SshShell
+from runbooks.gateways.postgres_upgrade import UpgradeGateway
+from runbooks.library.db_upgrade import DbUpgrade
+
+
+class RecordingShell:
+    """Answers nothing, remembers every command: a plan must not send a write."""
+
+    where = "fake"
+
+    def __init__(self) -> None:
+        self.commands: list[list[str]] = []
+
+    def run(
+        self, argv: Sequence[str], *, input: str | None = None, timeout: float = 120,
+        check: bool = True,
+    ) -> subprocess.CompletedProcess[str]:  # fmt: skip
+        self.commands.append(list(argv))
+        return subprocess.CompletedProcess(list(argv), 0, "", "")
+
+    def close(self) -> None:
+        pass
+
+
+SURVEY: dict[str, Any] = {
+    "version_num": 150020,
+    "version": "PostgreSQL 15.20",
+    "data_directory": "/var/lib/postgresql/15/main",
+    "data_checksums": False,
+    "in_recovery": False,
+    "databases": [{"name": "postgres", "bytes": 8_000_000}, {"name": "app", "bytes": 9_000_000}],
+    "connections": 3,
+    "replicas": 0,
+    "replication_slots": 0,
+    "bootstrap_superuser": "postgres",
+    "settings": {"port": "5432"},
+    "hba_file": "/x/pg_hba.conf",
+    "ident_file": "/x/pg_ident.conf",
+    "extensions": {"app": {"plpgsql": "1.0", "citext": "1.6"}},
+}
+
+
+class PretendServer(UpgradeGateway):
+    """The reads a plan makes, answered from a table; writes are the real (refusing) ones."""
+
+    facts: dict[str, Any] = {}
+
+    @reads
+    def survey(self, cluster: Cluster) -> dict[str, Any]:
+        return {**SURVEY, **self.facts.get("survey", {})}
+
+    @reads
+    def binary_version(self, bin_dir: str) -> int:
+        return int(self.facts.get("new_version", 18)) if "15" not in bin_dir else 15
+
+    @reads
+    def dir_bytes(self, path: str) -> int:
+        return 40_000_000
+
+    @reads
+    def free_bytes(self, path: str) -> int:
+        return int(self.facts.get("free", 10**10))
+
+    @reads
+    def exists(self, path: str) -> bool:
+        return bool(self.facts.get("new_exists", False))
+
+    @reads
+    def column_options(self, cluster: Cluster) -> dict[str, int]:
+        return {"pg_attver": 12}
+
+    @reads
+    def upgrade_check(
+        self, old: Cluster, new_bin: str, scratch_dir: str, *, checksums: bool, superuser: str
+    ) -> str:
+        return f"Clusters are compatible (checksums={checksums})"
+
+
+def plan(tmp_path: Path, **server_facts: Any) -> Plan:
+    PretendServer.facts = server_facts
+    shell = RecordingShell()
+
+    def factory(ctx: RunContext, key: str) -> Gateway:
+        return PretendServer(ctx.mode, shell)
+
+    rb = DbUpgrade(DbUpgrade.parse_params({"new_bin": "/opt/pg18/bin"}))
+    engine = Engine(
+        RecordStore(tmp_path / "r.sqlite3"), "olivia", gateway_factories={UpgradeGateway: factory}
+    )
+    result = engine.plan(rb)
+    assert shell.commands == []  # every fact came from the table above: nothing was sent
+    return result
+
+
+def test_the_plan_is_the_procedure_with_its_evidence(tmp_path: Path) -> None:
+    p = plan(tmp_path)
+    assert p.refusal is None
+    assert [s.step for s in p.steps] == [
+        "survey_cluster", "pg_upgrade_check", "announce", "plan_backup", "plan_verify_backup",
+        "plan_stop_writers", "plan_upgrade", "plan_start_new", "post_checks", "plan_analyze",
+        "plan_switch", "service_check",
+    ]  # fmt: skip
+    steps = {s.step: s for s in p.steps}
+    survey = steps["survey_cluster"].evidence
+    assert survey["new_cluster_initdb"] == "--no-data-checksums"
+    assert survey["column_options_stripped"] == {"pg_attver": 12}
+    assert survey["expected_downtime_s"] > 0
+    assert "checksums=False" in steps["pg_upgrade_check"].evidence["report"]
+    assert "unavailable for about" in steps["announce"].evidence["instruction"]
+    upgrade = steps["plan_upgrade"].diffs[0]
+    assert upgrade.before == {"version": 15, "data_directory": "/var/lib/postgresql/15/main"}
+    assert upgrade.after == {"version": 18, "data_directory": "/var/lib/postgresql/18/main"}
+    switch = steps["plan_switch"].diffs[0]
+    assert switch.target == "db1:/var/run/postgresql:5432"
+    assert "PostgreSQL 18" in switch.after["served_by"]
+    assert all(s.status is not Status.REFUSED for s in p.steps)
+    assert p.content_hash == plan(tmp_path).content_hash
+
+
+@pytest.mark.parametrize(
+    ("server_facts", "reason"),
+    [
+        ({"survey": {"version_num": 140011}}, "PostgreSQL 14, not 15"),
+        ({"new_version": 17}, "holds PostgreSQL 17, not 18"),
+        ({"survey": {"in_recovery": True}}, "standby"),
+        ({"survey": {"replicas": 1}}, "replicas or replication slots"),
+        ({"free": 1000}, "free disk 1000 B < needed"),
+        ({"new_exists": True}, "a cluster already exists"),
+    ],
+)
+def test_the_plan_refuses_what_cannot_be_upgraded_safely(
+    tmp_path: Path, server_facts: dict[str, Any], reason: str
+) -> None:
+    p = plan(tmp_path, **server_facts)
+    assert p.refusal is not None and reason in p.refusal
+    assert p.steps[0].status is Status.REFUSED
+    assert all(s.status is Status.SKIPPED for s in p.steps[1:])
+
+
+def test_every_write_of_the_gateway_refuses_in_a_plan() -> None:
+    shell = RecordingShell()
+    gw = UpgradeGateway(Mode.PLAN, shell)
+    old = Cluster("/d15", "/b15", 5432, "/s")
+    with pytest.raises(DryRunViolation):
+        gw.take_backup(old, "/b", "run")
+    with pytest.raises(DryRunViolation):
+        gw.close_service(old, old, "/log", backup_dir="/b", run_id="run")
+    with pytest.raises(DryRunViolation):
+        gw.pg_upgrade(old, old, mode="copy", work_dir="/w", superuser="postgres",
+                      backup_dir="/b", run_id="run")  # fmt: skip
+    with pytest.raises(DryRunViolation):
+        gw.remove_cluster_dir(old, 18)
+    assert shell.commands == []
+
+
+def test_shells_run_as_the_cluster_user_where_the_cluster_is() -> None:
+    argv = ["psql", "-c", "select 1"]
+    assert NsenterShell(42)._prefix(argv) == [
+        "nsenter", "-t", "42", "-n", "-m", "-u", "-i", "--",
+        "runuser", "-u", "postgres", "--", *argv,
+    ]  # fmt: skip
+    ssh = SshShell("198.18.0.41", "/k", os_user="postgres")
+    full = ssh._prefix(argv)
+    assert full[0] == "ssh" and "root@198.18.0.41" in full
+    assert full[-1] == "runuser -u postgres -- psql -c 'select 1'"
+    ssh.close()
+    local = LocalShell()._prefix(argv)
+    assert local[-3:] == argv
