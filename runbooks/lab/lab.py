@@ -110,6 +110,20 @@ def _netbox_module() -> ModuleType:
     return netbox
 
 
+def _render(nb: ModuleType, attempts: int = 3) -> dict[str, str]:
+    """NetBox's rendered configs; a NetBox that has just (re)started may refuse for a moment."""
+    for attempt in range(1, attempts + 1):
+        try:
+            configs: dict[str, str] = nb.render_configs()
+            return configs
+        except LabError as exc:
+            if attempt == attempts:
+                raise
+            log.warning("NetBox render-config failed (%s); retrying", exc)
+            time.sleep(2.0 * attempt)
+    raise AssertionError("unreachable")
+
+
 def _use_netbox() -> bool:
     """RUNBOOKS_LAB_NETBOX=0: devices and hosts alone (the caller then passes the configs)."""
     return os.environ.get("RUNBOOKS_LAB_NETBOX", "1") != "0"
@@ -142,7 +156,7 @@ def _up(progress: Progress, configs: dict[str, str] | None) -> Timings:
             for d in topo.devices
             if d.status == "active"
         ):
-            configs = nb.render_configs()
+            configs = _render(nb)
             clock.lap("render", f"{len(configs)} configs rendered by NetBox")
     network.ensure_bridge(topo)
     clock.lap("bridge", f"{network.BRIDGE} {network.own_gateway(topo)}")
@@ -247,7 +261,7 @@ def _reset(progress: Progress) -> Timings:
     if _use_netbox():
         nb = _netbox_module()
         nb.reset()
-        configs = nb.render_configs()
+        configs = _render(nb)
         clock.lap("netbox", "seeded state restored, configs rendered")
     with ThreadPoolExecutor(max_workers=8) as pool:
         jobs = [pool.submit(hosts.reset_host, topo, h) for h in topo.hosts]
