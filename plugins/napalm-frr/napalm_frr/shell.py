@@ -122,8 +122,8 @@ def start_revert_timer(paths: Paths, seconds: int) -> str:
 
     ``setsid nohup`` detaches it from our SSH session so it outlives the connection and
     our process. It writes its PID into the pending file first; confirm kills its
-    process group. When it fires it reloads the saved config, which frr-reload also
-    writes to frr.conf, and removes the pending file.
+    process group. When it fires it reloads the saved config (frr-reload also writes it
+    to frr.conf), removes the pending file, then logs any line that did not revert.
     """
     reload_cmd = frr_reload(paths, "reload", paths.rollback)
     check_cmd = frr_reload(paths, "test", paths.rollback)  # what, if anything, did not revert
@@ -131,8 +131,8 @@ def start_revert_timer(paths: Paths, seconds: int) -> str:
     script = (
         f"echo pid=$$ >> {q(paths.pending)}; sleep {int(seconds)}; "
         f"if [ -f {q(paths.pending)} ]; then "
-        f"{{ date; {reload_cmd}; echo rc=$?; {check_cmd}; }} >> {revert_log} 2>&1; "
-        f"rm -f {q(paths.pending)}; fi"
+        f"{{ date; {reload_cmd}; echo rc=$?; }} >> {revert_log} 2>&1; "
+        f"rm -f {q(paths.pending)}; {check_cmd} >> {revert_log} 2>&1; fi"
     )
     # the subshell keeps the job out of the login shell's job table (no "[1] 123" noise)
     return f"( setsid nohup sh -c {q(script)} {TIMER_NAME} > /dev/null 2>&1 < /dev/null & )"

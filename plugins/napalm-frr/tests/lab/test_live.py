@@ -39,6 +39,15 @@ def _merge_lo_description(text: str) -> str:
     return f"interface lo\n description {text}\nexit\n"
 
 
+def _wait_until(condition: Any, seconds: float) -> bool:
+    end = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > end:
+            return False
+        time.sleep(0.2)
+    return True
+
+
 def _running(dev: FRRDriver) -> str:
     return str(dev.get_config(retrieve="running")["running"])
 
@@ -190,7 +199,7 @@ def test_revert_in_fires_after_our_process_was_killed(device_params: dict[str, A
         print(f"reverted {reverted_after:.1f}s after the commit (revert_in={revert_in})")
         assert marker not in _running(dev), "the device did not revert"
         assert reverted_after >= revert_in - 1
-        assert not dev.has_pending_commit()
+        assert _wait_until(lambda: not dev.has_pending_commit(), 5)
         assert marker not in dev.get_config(retrieve="startup")["startup"]
     finally:
         if dev.has_pending_commit():
