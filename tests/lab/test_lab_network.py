@@ -236,6 +236,7 @@ def torn_down(lab: LabHandle) -> Iterator[dict[str, Any]]:
     bring_up()
 
 
+@pytest.mark.slow  # tears the shared lab down (NetBox too) and rebuilds it: ~20-40 s
 class TestLabDownLeavesNothing:
     def test_no_namespaces(self, torn_down: dict[str, Any]) -> None:
         assert torn_down["namespaces"], "the lab had no namespaces to begin with"
