@@ -1,0 +1,75 @@
+"""The network gateway on the lab's FRR devices: the driver picked from the NetBox platform,
+getters and compare in a plan, clear errors for an unreachable device and refused keys."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from runbooks.core.errors import AuthenticationError, ConnectError, DryRunViolation
+from runbooks.core.gateway import Mode
+from runbooks.gateways.network import Credentials, DeviceTarget, NetworkGateway
+from runbooks.lab import frr, netbox
+
+
+def creds(params: dict[str, Any], timeout: int = 10) -> Credentials:
+    return Credentials(
+        params["username"], key_file=params["key_file"], port=params["port"], timeout=timeout
+    )
+
+
+def device(name: str, mode: Mode = Mode.PLAN) -> NetworkGateway:
+    params = frr.device_ssh_params(name)
+    return NetworkGateway(mode, DeviceTarget(name, params["host"], "frr"), creds(params), "t")
+
+
+def test_getters_on_a_lab_device(lab: Any) -> None:
+    gw = device("spine1")
+    try:
+        assert gw.driver_name == "frr"
+        assert gw.facts()["hostname"] == "spine1"
+        peers = gw.bgp_neighbors()["global"]["peers"]
+        assert len(peers) == 2 and all(p["is_up"] for p in peers.values())
+        lldp = gw.lldp_neighbors()
+        assert {n[0]["hostname"] for n in lldp.values()} >= {"leaf1", "leaf2"}
+        assert gw.calls == 3
+    finally:
+        gw.close()
+
+
+def test_a_plan_compares_the_rendered_config_and_cannot_commit(lab: Any) -> None:
+    rendered = netbox.render_configs()["spine1"]
+    gw = device("spine1")
+    try:
+        running_before = gw.config()
+        diff = gw.compare(rendered + "\nip route 198.18.250.0/24 Null0\n")
+        assert "ip route 198.18.250.0/24 Null0" in diff
+        with pytest.raises(DryRunViolation):
+            gw.commit(rendered)
+        assert gw.config() == running_before
+    finally:
+        gw.close()
+
+
+def test_unreachable_and_refused_credentials(lab: Any, tmp_path: Path) -> None:
+    params = frr.device_ssh_params("leaf1")
+    nobody = NetworkGateway(
+        Mode.PLAN, DeviceTarget("ghost", "198.18.0.99", "frr"), creds(params, timeout=3), "t"
+    )
+    with pytest.raises(ConnectError, match="ghost: unreachable while connecting"):
+        nobody.facts()
+    wrong_key = tmp_path / "id_ed25519"
+    subprocess.run(
+        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(wrong_key)], check=True
+    )
+    intruder = NetworkGateway(
+        Mode.PLAN,
+        DeviceTarget("leaf1", params["host"], "frr"),
+        Credentials("root", key_file=str(wrong_key), timeout=5),
+        "t",
+    )
+    with pytest.raises(AuthenticationError, match="leaf1: credentials refused"):
+        intruder.facts()
