@@ -1,0 +1,376 @@
+"""NetBox, the source of truth: a device's working set in one request, writes that fail safe.
+
+Reading: `working_set(name)` is one GraphQL request for the device, its rack position, type,
+role, platform, interfaces with cables, link peers and addresses, and config context
+(``render=True`` adds the rendered configuration: one more request).
+
+Planning: ``plan_*`` methods read and return `Diff` objects that carry each object's ETag;
+they never write (and the session itself refuses writes in a plan).
+
+Running: `apply(diffs)` writes them as bulk requests with ``If-Match`` on the planned ETags
+(an object edited since the plan stops the run with `DriftError`, nothing written), each entry
+with a changelog message naming the run; it returns `Applied` holding NetBox's own change
+records. `undo(diffs)` restores every altered field from those records.
+
+A runbook uses it as ``nb = ctx.gateway(NetBoxGateway)``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Self
+
+import pynetbox
+
+from runbooks.config import NetBoxSettings, netbox_settings
+from runbooks.core.errors import InputError, InventoryError
+from runbooks.core.gateway import Gateway, Mode, reads, writes
+from runbooks.core.results import Diff
+from runbooks.gateways.netbox_changes import ObjectChange, PlannedWrite, endpoint, plain
+from runbooks.gateways.netbox_http import GuardedSession, NetBoxHTTP
+from runbooks.gateways.netbox_model import WORKING_SET_QUERY, DeviceWorkingSet, etag_of
+from runbooks.gateways.netbox_writes import Applied, Writer
+
+if TYPE_CHECKING:
+    from runbooks.core.context import RunContext
+
+log = logging.getLogger(__name__)
+
+
+class NetBoxGateway(Gateway):
+    """NetBox through its REST and GraphQL APIs on one session."""
+
+    def __init__(
+        self,
+        settings: NetBoxSettings,
+        mode: Mode,
+        *,
+        run_id: str = "",
+        runbook: str = "",
+        timeout: float = 30.0,
+        session: GuardedSession | None = None,
+    ) -> None:
+        super().__init__(mode)
+        self.http = NetBoxHTTP(
+            settings, allow_writes=mode is Mode.RUN, timeout=timeout, session=session
+        )
+        self.run_id = run_id
+        self.message = f"runbook {runbook or '?'} run {run_id or '?'}"
+        self._writer = Writer(self.http, self.message)
+
+    @classmethod
+    def open(cls, ctx: RunContext, key: str) -> Self:
+        settings = netbox_settings()
+        if settings is None:
+            raise InputError("NetBox is not configured: set RUNBOOKS_NETBOX_URL and _TOKEN")
+        return cls(settings, ctx.mode, run_id=ctx.run_id, runbook=ctx.runbook.name)
+
+    def close(self) -> None:
+        self.http.close()
+
+    @property
+    def session(self) -> GuardedSession:
+        """The one requests session (count requests with ``session.log.count``)."""
+        return self.http.session
+
+    # -- reads -------------------------------------------------------------------------------
+
+    @reads
+    def working_set(self, name: str, *, render: bool = False) -> DeviceWorkingSet:
+        """The device and everything around it in one request (two with ``render``)."""
+        data = self.http.graphql(WORKING_SET_QUERY, {"name": name}, f"working set of {name}")
+        devices = data.get("device_list") or []
+        if not devices:
+            raise InventoryError(f"NetBox has no device named {name!r}")
+        device = DeviceWorkingSet.parse(devices[0])
+        if not render:
+            return device
+        return DeviceWorkingSet.parse(devices[0], config=self.render_config(device.id))
+
+    @reads
+    def render_config(self, device_id: int) -> str:
+        """The device's configuration rendered by NetBox (needs a write-enabled token)."""
+        reply = self.http.call(
+            "POST",
+            f"/api/dcim/devices/{device_id}/render-config/",
+            accept_text=True,
+            what=f"render-config of device #{device_id}",
+        )
+        return reply.text
+
+    @reads
+    def get(self, obj_type: str, obj_id: int) -> dict[str, Any]:
+        """One object by id (a detail GET); its ETag is under ``"_etag"``."""
+        reply = self.http.call(
+            "GET", f"{endpoint(obj_type)}{obj_id}/", what=f"{obj_type} #{obj_id}"
+        )
+        return {**reply.data, "_etag": reply.etag}
+
+    @reads
+    def find(self, obj_type: str, **filters: Any) -> list[dict[str, Any]]:
+        """Every object matching REST filters, in one request (``limit=0``)."""
+        params: list[tuple[str, Any]] = []
+        for key, value in filters.items():
+            values = value if isinstance(value, list | tuple | set) else [value]
+            params += [(key, v) for v in values]
+        reply = self.http.call(
+            "GET", endpoint(obj_type), params=[*params, ("limit", 0)], what=f"list {obj_type}"
+        )
+        return list(reply.data.get("results", []))
+
+    @reads
+    def object_changes(self, request_id: str) -> tuple[ObjectChange, ...]:
+        """NetBox's change records of one request (``X-Request-ID``)."""
+        return self._writer.changes_of(request_id)
+
+    @reads
+    def available_ips(self, prefix_id: int, count: int = 1) -> list[str]:
+        """The next free addresses of a prefix (read only: nothing is reserved)."""
+        reply = self.http.call(
+            "GET",
+            f"/api/ipam/prefixes/{prefix_id}/available-ips/",
+            params={"limit": count},
+            what=f"available IPs of prefix #{prefix_id}",
+        )
+        return [str(ip["address"]) for ip in reply.data][:count]
+
+    @reads
+    def pynetbox(self) -> pynetbox.api:
+        """A pynetbox API on this gateway's session: in a plan its writes raise too."""
+        api = pynetbox.api(self.http.settings.url, token=self.http.settings.token)
+        api.http_session = self.http.session
+        return api
+
+    # -- plans: Diffs carrying ETags; nothing is written -----------------------------------
+
+    @reads
+    def plan_update(
+        self, obj_type: str, obj_id: int, changes: Mapping[str, Any], summary: str = ""
+    ) -> Diff:
+        """The field diff of an update to one object (one detail GET for fields and ETag)."""
+        current = self.get(obj_type, obj_id)
+        return self._update_diff(obj_type, current, current["_etag"], changes, summary)
+
+    @reads
+    def plan_updates(
+        self, obj_type: str, changes: Mapping[int, Mapping[str, Any]], summary: str = ""
+    ) -> list[Diff]:
+        """Field diffs of updates to many objects of one type, in one request."""
+        if not changes:
+            return []
+        found = {int(o["id"]): o for o in self.find(obj_type, id=list(changes))}
+        missing = sorted(set(changes) - set(found))
+        if missing:
+            raise InventoryError(f"NetBox has no {obj_type} with id {missing}")
+        return [
+            self._update_diff(
+                obj_type, found[i], etag_of(found[i].get("last_updated")), fields, summary
+            )
+            for i, fields in changes.items()
+        ]
+
+    @staticmethod
+    def _update_diff(
+        obj_type: str,
+        current: Mapping[str, Any],
+        etag: str | None,
+        changes: Mapping[str, Any],
+        summary: str,
+    ) -> Diff:
+        unknown = [k for k in changes if k not in current]
+        if unknown:
+            raise InputError(f"{obj_type} has no field {', '.join(unknown)}")
+        before = {k: plain(current[k]) for k in changes}
+        write = PlannedWrite(
+            "update",
+            obj_type,
+            int(current["id"]),
+            str(current.get("display") or ""),
+            etag,
+            before,
+            dict(changes),
+        )
+        return write.to_diff(summary)
+
+    @reads
+    def plan_create(
+        self, obj_type: str, fields: Mapping[str, Any], display: str, summary: str = ""
+    ) -> Diff:
+        """A new object (pc-install's device, an address)."""
+        endpoint(obj_type)
+        return PlannedWrite("create", obj_type, None, display, None, {}, dict(fields)).to_diff(
+            summary
+        )
+
+    @reads
+    def plan_delete(self, obj_type: str, obj_id: int, summary: str = "") -> Diff:
+        current = self.get(obj_type, obj_id)
+        before = {k: plain(v) for k, v in current.items() if not k.startswith("_")}
+        write = PlannedWrite(
+            "delete",
+            obj_type,
+            obj_id,
+            str(current.get("display") or ""),
+            current["_etag"],
+            before,
+            {},
+        )
+        return write.to_diff(summary)
+
+    # what rack-in, rack-out and pc-install need, as plans
+
+    @reads
+    def plan_device_status(self, device: DeviceWorkingSet, status: str) -> Diff:
+        """The device's status; no request (the working set holds status and ETag)."""
+        write = PlannedWrite(
+            "update",
+            "dcim.device",
+            device.id,
+            device.name,
+            device.etag,
+            {"status": device.status},
+            {"status": status},
+        )
+        return write.to_diff(f"{device.name}: status {device.status} → {status}")
+
+    @reads
+    def plan_rack_position(
+        self, device_id: int, rack_id: int | None, position: float | None, face: str | None
+    ) -> Diff:
+        """Mount (or, with ``None``s, unmount) a device; ``face`` is front or rear."""
+        return self.plan_update(
+            "dcim.device",
+            device_id,
+            {"rack": rack_id, "position": position, "face": face},
+            "rack position",
+        )
+
+    @reads
+    def plan_cable_status(
+        self, device: DeviceWorkingSet, status: str, interfaces: Iterable[str] | None = None
+    ) -> list[Diff]:
+        """Cables of the device (all, or those on the named interfaces); no request."""
+        names = set(interfaces) if interfaces is not None else None
+        diffs = []
+        for iface in device.cabled:
+            if names is not None and iface.name not in names:
+                continue
+            assert iface.cable is not None
+            peer = iface.peer
+            far = f"{peer.device}:{peer.name}" if peer else "?"
+            write = PlannedWrite(
+                "update",
+                "dcim.cable",
+                iface.cable.id,
+                f"{device.name}:{iface.name}↔{far}",
+                iface.cable.etag,
+                {"status": iface.cable.status},
+                {"status": status},
+            )
+            diffs.append(write.to_diff(f"cable {device.name}:{iface.name} → {status}"))
+        return diffs
+
+    @reads
+    def plan_ip_assign(self, ip_id: int, interface_id: int, status: str = "active") -> Diff:
+        return self.plan_update(
+            "ipam.ipaddress",
+            ip_id,
+            {
+                "assigned_object_type": "dcim.interface",
+                "assigned_object_id": interface_id,
+                "status": status,
+            },
+            "assign address",
+        )
+
+    @reads
+    def plan_ip_release(self, ip_id: int, status: str = "deprecated") -> Diff:
+        """Unassign an address and mark it (it stays in NetBox: undo is then exact)."""
+        return self.plan_update(
+            "ipam.ipaddress",
+            ip_id,
+            {"assigned_object_type": None, "assigned_object_id": None, "status": status},
+            "release address",
+        )
+
+    @reads
+    def plan_ip_allocate(
+        self, prefix_id: int, fields: Mapping[str, Any], display: str = ""
+    ) -> Diff:
+        """The next free address of a prefix (``fields``: status, dns_name, assigned_…).
+
+        Idempotent by ``dns_name``: when an address with that name exists, the plan is an
+        update of it (empty once in place), so a re-plan after the write finds nothing to do.
+        """
+        if fields.get("dns_name"):
+            existing = self.find("ipam.ipaddress", dns_name=fields["dns_name"])
+            if existing:
+                return self._update_diff(
+                    "ipam.ipaddress",
+                    existing[0],
+                    etag_of(existing[0].get("last_updated")),
+                    fields,
+                    f"address {fields['dns_name']}",
+                )
+        free = self.available_ips(prefix_id)
+        if not free:
+            raise InventoryError(f"NetBox prefix #{prefix_id} has no free address")
+        after = {"prefix_id": prefix_id, "address": free[0], **fields}
+        write = PlannedWrite(
+            "allocate", "ipam.ipaddress", None, display or free[0], None, {}, after
+        )
+        return write.to_diff(f"next free address of prefix #{prefix_id}: now {free[0]}")
+
+    @reads
+    def plan_device_create(self, name: str, fields: Mapping[str, Any]) -> Diff:
+        """A new device (pc-install); ``fields`` use ids: device_type, role, site, status …
+
+        Idempotent by name: an existing device gives an update diff (empty once in place).
+        """
+        existing = self.find("dcim.device", name=name)
+        if existing:
+            return self._update_diff(
+                "dcim.device",
+                existing[0],
+                etag_of(existing[0].get("last_updated")),
+                fields,
+                f"device {name}",
+            )
+        return self.plan_create("dcim.device", {"name": name, **fields}, name, f"new {name}")
+
+    # -- writes ------------------------------------------------------------------------------
+
+    @writes
+    def apply(self, diffs: Sequence[Diff]) -> Applied:
+        """Write the planned NetBox diffs (others are ignored); refuse on drift (412)."""
+        return self._writer.apply(_planned(diffs))
+
+    @writes
+    def undo(self, diffs: Sequence[Diff]) -> Applied:
+        """Restore what `apply` of these diffs changed, from NetBox's change records."""
+        return self._writer.undo(_planned(diffs))
+
+    @writes
+    def journal(
+        self, obj_type: str, obj_id: int, comments: str, kind: str = "info"
+    ) -> dict[str, Any]:
+        """A journal entry on an object (Markdown ``comments``); returns NetBox's entry."""
+        reply = self.http.call(
+            "POST",
+            endpoint("extras.journalentry"),
+            body={
+                "assigned_object_type": obj_type,
+                "assigned_object_id": obj_id,
+                "kind": kind,
+                "comments": comments,
+                "changelog_message": self.message,
+            },
+            what=f"journal entry on {obj_type} #{obj_id}",
+        )
+        return dict(reply.data)
+
+
+def _planned(diffs: Sequence[Diff]) -> list[PlannedWrite]:
+    writes = [PlannedWrite.from_diff(d) for d in diffs]
+    return [w for w in writes if w is not None]

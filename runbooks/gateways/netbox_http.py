@@ -1,0 +1,260 @@
+"""NetBox over HTTP: one reused session, one-line errors, a request count, dry-run at the wire.
+
+Every NetBox answer passes through `NetBoxHTTP.call`, which turns what can go wrong into a
+`runbooks.core.errors` exception carrying NetBox's own words:
+
+- unreachable / no answer in time → ``ConnectError`` / ``GatewayTimeout``;
+- 401, or 403 about the token → ``AuthenticationError`` (bad token); other 403 → missing
+  permission (``AuthenticationError`` too, naming the operation);
+- 412 → ``DriftError`` (an If-Match ETag no longer matches: someone edited the object);
+- other 4xx → ``RejectedError``, 5xx → ``GatewayError``, both with NetBox's ``detail``;
+- an HTML page where JSON was expected (NetBox's login page answers 200) → ``AuthenticationError``.
+
+The session itself refuses writes while planning (`GuardedSession.allow_writes` is False), so
+even a pynetbox object handed out by the gateway cannot write during a plan.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+
+from runbooks.config import NetBoxSettings
+from runbooks.core import secrets
+from runbooks.core.errors import (
+    AuthenticationError,
+    ConnectError,
+    DriftError,
+    DryRunViolation,
+    GatewayError,
+    GatewayTimeout,
+    RejectedError,
+)
+
+log = logging.getLogger(__name__)
+
+READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+# POSTs that change nothing: GraphQL is read-only; rendering a config template stores nothing.
+READ_ONLY_POSTS = ("/graphql/", "/render-config/")
+
+
+@dataclass
+class RequestLog:
+    """What went over the wire: a count and one line per request (no headers, no bodies)."""
+
+    count: int = 0
+    lines: list[str] = field(default_factory=list)
+
+    def add(self, line: str) -> None:
+        self.count += 1
+        self.lines.append(line)
+
+
+class GuardedSession(requests.Session):
+    """A requests session that counts requests and refuses writes unless `allow_writes`."""
+
+    def __init__(self, allow_writes: bool) -> None:
+        super().__init__()
+        self.allow_writes = allow_writes
+        self.log = RequestLog()
+
+    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
+        method = (request.method or "GET").upper()
+        path = urlsplit(request.url or "").path
+        if (
+            not self.allow_writes
+            and method not in READ_METHODS
+            and not path.endswith(READ_ONLY_POSTS)
+        ):
+            raise DryRunViolation(
+                f"NetBox {method} {path} refused: planning never writes",
+                gateway="NetBoxGateway",
+                method=method,
+            )
+        started = time.monotonic()
+        try:
+            response = super().send(request, **kwargs)
+        finally:
+            self.log.add(f"{method} {path}")
+        log.debug(
+            "%s %s -> %s in %.0f ms (request %s)",
+            method,
+            path,
+            response.status_code,
+            (time.monotonic() - started) * 1000,
+            response.headers.get("X-Request-ID", "-"),
+        )
+        return response
+
+
+@dataclass(frozen=True)
+class Reply:
+    """A NetBox answer: decoded body, its status, ETag and X-Request-ID."""
+
+    status: int
+    data: Any
+    etag: str | None
+    request_id: str | None
+    text: str = ""
+
+
+class NetBoxHTTP:
+    """Calls NetBox's REST and GraphQL APIs through one session and maps failures to errors."""
+
+    def __init__(
+        self,
+        settings: NetBoxSettings,
+        *,
+        allow_writes: bool,
+        timeout: float = 30.0,
+        session: GuardedSession | None = None,
+    ) -> None:
+        if not settings.token:
+            raise AuthenticationError("no NetBox token: set RUNBOOKS_NETBOX_TOKEN")
+        secrets.register(settings.token)
+        self.settings = settings
+        self.timeout = timeout
+        self.session = session or GuardedSession(allow_writes)
+        self.session.headers.update(
+            {"Authorization": settings.authorization, "Accept": "application/json"}
+        )
+
+    @property
+    def request_count(self) -> int:
+        return self.session.log.count
+
+    def close(self) -> None:
+        self.session.close()
+
+    def call(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | list[tuple[str, Any]] | None = None,
+        body: Any = None,
+        headers: Mapping[str, str] | None = None,
+        accept_text: bool = False,
+        what: str = "",
+    ) -> Reply:
+        """One request; ``what`` names the operation in error messages (e.g. "render-config")."""
+        what = what or f"{method} {path}"
+        hdrs = dict(headers or {})
+        if accept_text:
+            hdrs["Accept"] = "text/plain"
+        try:
+            response = self.session.request(
+                method,
+                self.settings.url + path,
+                params=params,
+                json=body,
+                headers=hdrs,
+                timeout=self.timeout,
+            )
+        except requests.Timeout as exc:
+            raise GatewayTimeout(
+                f"NetBox at {self.settings.url} did not answer {what} in {self.timeout:g} s"
+            ) from exc
+        except requests.ConnectionError as exc:
+            raise ConnectError(
+                f"NetBox at {self.settings.url} is unreachable ({_reason(exc)})"
+            ) from exc
+        return self._check(response, what, accept_text)
+
+    def _check(self, response: requests.Response, what: str, accept_text: bool) -> Reply:
+        status = response.status_code
+        ctype = response.headers.get("Content-Type", "")
+        request_id = response.headers.get("X-Request-ID")
+        if status < 400 and "html" in ctype:
+            raise AuthenticationError(
+                f"NetBox answered {what} with an HTML page instead of "
+                f"{'text' if accept_text else 'JSON'} (a login page: the token was not "
+                "accepted, or the URL is not NetBox's)"
+            )
+        if status == 204:
+            return Reply(status, None, response.headers.get("ETag"), request_id)
+        detail = _detail(response)
+        if status == 401 or (status == 403 and "token" in detail.lower()):
+            raise AuthenticationError(f"NetBox refused the token for {what} ({status}: {detail})")
+        if status == 403:
+            hint = (
+                " (render-config needs a write-enabled token, though it changes nothing)"
+                if "render-config" in what
+                else ""
+            )
+            raise AuthenticationError(
+                f"NetBox denied {what}: the token lacks permission ({detail}){hint}"
+            )
+        if status == 412:
+            raise DriftError(
+                f"NetBox refused {what}: the object changed since the plan "
+                f"(its ETag is now {response.headers.get('ETag', '?')})",
+                current_etag=response.headers.get("ETag"),
+            )
+        if status >= 500:
+            raise GatewayError(f"NetBox failed {what} ({status}: {detail})", status=status)
+        if status >= 400:
+            raise RejectedError(f"NetBox rejected {what} ({status}: {detail})", status=status)
+        if accept_text:
+            return Reply(status, None, response.headers.get("ETag"), request_id, response.text)
+        if "json" not in ctype:
+            raise GatewayError(
+                f"NetBox answered {what} with {ctype or 'no content type'} instead of JSON"
+            )
+        try:
+            data = response.json()
+        except ValueError as exc:
+            raise GatewayError(f"NetBox answered {what} with invalid JSON") from exc
+        return Reply(status, data, response.headers.get("ETag"), request_id)
+
+    def graphql(self, query: str, variables: Mapping[str, Any], what: str) -> dict[str, Any]:
+        """One GraphQL query; GraphQL errors (200 with ``errors``) become RejectedError."""
+        reply = self.call(
+            "POST", "/graphql/", body={"query": query, "variables": variables}, what=what
+        )
+        data = reply.data if isinstance(reply.data, dict) else {}
+        if data.get("errors"):
+            first = data["errors"][0]
+            message = first.get("message", str(first)) if isinstance(first, dict) else str(first)
+            raise RejectedError(f"NetBox GraphQL refused {what}: {message}")
+        result = data.get("data")
+        if not isinstance(result, dict):
+            raise GatewayError(f"NetBox GraphQL answered {what} without data")
+        return result
+
+
+def _reason(exc: requests.ConnectionError) -> str:
+    text = str(exc)
+    for known, said in (
+        ("Connection refused", "connection refused"),
+        ("Name or service not known", "name not known"),
+        ("No route to host", "no route to host"),
+        ("RemoteDisconnected", "it closed the connection without an answer"),
+    ):
+        if known in text:
+            return said
+    return "connection failed"
+
+
+def _detail(response: requests.Response) -> str:
+    """NetBox's own explanation, on one line: ``detail``, field errors or the first line."""
+    try:
+        data = response.json()
+    except ValueError:
+        first = response.text.strip().splitlines()[:1]
+        return first[0][:200] if first and "<" not in first[0] else response.reason or "no detail"
+    if isinstance(data, dict):
+        if "detail" in data:
+            extra = data.get("errors")
+            return str(data["detail"]) + (f" {json.dumps(extra)[:300]}" if extra else "")
+        return json.dumps(data)[:300]
+    if isinstance(data, list):
+        return json.dumps([d for d in data if d])[:300]
+    return str(data)[:300]
