@@ -110,6 +110,7 @@ class Engine:
         ctx = self._context(runbook, Mode.PLAN, "plan")
         planned: list[PlannedStep] = []
         refusal: str | None = None
+        after_changes = False
         try:
             for step in runbook.steps():
                 if refusal is not None:
@@ -119,7 +120,8 @@ class Engine:
                     step, step.resolve_title(runbook), step.resolve_targets(runbook)
                 )
                 try:
-                    item = self._plan_step(runbook, step, ctx)
+                    item = self._plan_step(runbook, step, ctx, after_changes)
+                    after_changes = after_changes or bool(item.diffs)
                 except DryRunViolation:
                     raise
                 except RunbookError as exc:
@@ -182,7 +184,9 @@ class Engine:
             error,
         )
 
-    def _plan_step(self, runbook: Runbook, step: Step, ctx: RunContext) -> PlannedStep:
+    def _plan_step(
+        self, runbook: Runbook, step: Step, ctx: RunContext, after_changes: bool
+    ) -> PlannedStep:
         if isinstance(step, ChangeStep):
             diffs = tuple(step.plan(runbook, ctx))
             status = Status.PLANNED if diffs else Status.NO_CHANGE
@@ -194,6 +198,10 @@ class Engine:
             return self._planned(
                 runbook, step, Status.PLANNED, evidence={"timeout_s": step.timeout.total_seconds()}
             )
+        if after_changes:
+            # a post-check verifies what the changes above will have done: it cannot hold yet
+            note = {"runs": "after the changes above (a post-check); not run in a plan"}
+            return self._planned(runbook, step, Status.PLANNED, evidence=note)
         evidence = step.func(runbook, ctx)
         return self._planned(runbook, step, Status.OK, evidence=_as_evidence(evidence))
 

@@ -118,3 +118,13 @@ def test_invalid_parameter_is_one_clear_input_error(workdir: Path) -> None:
         LedgerRunbook.parse_params({"workdir": workdir, "version": "two"})
     with pytest.raises(InputError, match=r"colour: unknown parameter \(known: workdir"):
         LedgerRunbook.parse_params({"workdir": workdir, "colour": "red"})
+
+
+def test_post_checks_are_not_run_in_a_plan_with_changes(store: RecordStore, workdir: Path) -> None:
+    plan = engine(store).plan(make(workdir, fail_at="post_check"))
+    post = {s.step: s for s in plan.steps}["post_check"]
+    assert plan.refusal is None
+    assert post.status is Status.PLANNED and "post-check" in post.evidence["runs"]
+    engine(store).run(make(workdir))
+    settled = engine(store).plan(make(workdir, fail_at="post_check"))  # nothing to change
+    assert settled.refusal is not None and "injected failure at post_check" in settled.refusal
