@@ -9,7 +9,6 @@ own change records, which are the evidence and the basis of undo.
 
 from __future__ import annotations
 
-import itertools
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -87,20 +86,58 @@ class Writer:
     # -- apply -------------------------------------------------------------------------------
 
     def apply(self, writes: Sequence[PlannedWrite]) -> Applied:
+        """Write in batches: all updates (or creates, deletes) of one type in one request.
+
+        Batches go in the order their first write was planned. With more than one batch,
+        the planned ETags are checked first (one GET per type), so drift found then writes
+        nothing; drift found later (a race) undoes this apply's earlier batches.
+        """
+        batches: dict[tuple[str, str], list[PlannedWrite]] = {}
+        for write in writes:
+            batches.setdefault((write.action, write.obj_type), []).append(write)
+        if len(batches) > 1:
+            self._preflight(batches)
         done: list[WriteRequest] = []
-        for (action, obj_type), group in itertools.groupby(
-            writes, key=lambda w: (w.action, w.obj_type)
-        ):
-            batch = list(group)
-            if action == "update":
-                done.append(self._update(obj_type, batch))
-            elif action == "create":
-                done.append(self._create(obj_type, batch))
-            elif action == "delete":
-                done.append(self._delete(obj_type, batch))
-            else:
-                done.extend(self._allocate(w) for w in batch)
+        try:
+            for (action, obj_type), batch in batches.items():
+                if action == "update":
+                    done.append(self._update(obj_type, batch))
+                elif action == "create":
+                    done.append(self._create(obj_type, batch))
+                elif action == "delete":
+                    done.append(self._delete(obj_type, batch))
+                else:
+                    done.extend(self._allocate(w) for w in batch)
+        except DriftError as exc:
+            if done:
+                self._compensate(done)
+                raise DriftError(
+                    f"{exc}; the {len(done)} earlier write(s) of this step were undone",
+                    **exc.context,
+                ) from exc
+            raise
         return Applied(tuple(done))
+
+    def _preflight(self, batches: dict[tuple[str, str], list[PlannedWrite]]) -> None:
+        by_type: dict[str, list[PlannedWrite]] = {}
+        for (action, obj_type), batch in batches.items():
+            if action in ("update", "delete"):
+                by_type.setdefault(obj_type, []).extend(batch)
+        for obj_type, planned in by_type.items():
+            now = self._current(obj_type, {w.id for w in planned if w.id is not None})
+            if any(
+                w.id not in now or etag_of(now[w.id]) != self._etag(obj_type, w) for w in planned
+            ):
+                raise self._drift(obj_type, planned, now)
+
+    def _compensate(self, done: list[WriteRequest]) -> None:
+        for request in reversed(done):
+            by_type: dict[tuple[str, str], list[tuple[ObjectChange, dict[str, Any]]]] = {}
+            for change in request.changes:
+                restore = restore_body(change) if change.action == "update" else {}
+                by_type.setdefault((change.obj_type, change.action), []).append((change, restore))
+            for (obj_type, _action), ours in by_type.items():
+                self._revert(obj_type, ours)
 
     def _update(self, obj_type: str, batch: list[PlannedWrite]) -> WriteRequest:
         merged: dict[int, PlannedWrite] = {}
@@ -196,9 +233,12 @@ class Writer:
         )
         return tuple(ObjectChange.parse(c) for c in reply.data.get("results", []))
 
-    def _drift(self, obj_type: str, batch: list[PlannedWrite]) -> DriftError:
+    def _drift(
+        self, obj_type: str, batch: list[PlannedWrite], now: dict[int, str] | None = None
+    ) -> DriftError:
         """Name the objects edited since the plan (and who edited them last)."""
-        now = self._current(obj_type, [w.id for w in batch if w.id is not None])
+        if now is None:
+            now = self._current(obj_type, [w.id for w in batch if w.id is not None])
         stale = [w for w in batch if w.id in now and etag_of(now[w.id]) != self._etag(obj_type, w)]
         gone = [w for w in batch if w.id not in now]
         names = [f"{w.display} #{w.id}" for w in stale] + [f"{w.display} (deleted)" for w in gone]
@@ -246,11 +286,11 @@ class Writer:
         that step's to undo). Refuses (RollbackError) to touch an object someone outside this
         run changed after the run wrote it.
         """
+        batches: dict[tuple[str, str], list[PlannedWrite]] = {}
+        for write in reversed(writes):
+            batches.setdefault((write.action, write.obj_type), []).append(write)
         done: list[WriteRequest] = []
-        for (action, obj_type), group in itertools.groupby(
-            reversed(writes), key=lambda w: (w.action, w.obj_type)
-        ):
-            batch = list(group)
+        for (action, obj_type), batch in batches.items():
             if action in ("create", "allocate"):
                 ours = self._find_created(obj_type, batch)
             else:
