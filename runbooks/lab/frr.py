@@ -10,6 +10,10 @@ The device contract (the FRR NAPALM driver is written against it):
   so `vtysh`, `frr-reload.py --test|--reload`, `write memory` work with their default paths;
 - sshd on <mgmt>:22, root, key-only with the lab key; lldpd with port id = kernel ifname;
 - `eth0` management on the lab bridge, `swp1..` fabric veths per the topology's links.
+
+API: `device_ssh_params(name)`, `run_on_device(name, argv)`, `vtysh_json(name, cmd)`,
+`bgp_states(name)`, `lldp_neighbours(name)`, `expected_peers/expected_lldp(topo, name)`,
+`factory_config(name)`; the lab itself uses `start_device`, `stop_device`, `reset_device`.
 """
 
 from __future__ import annotations
