@@ -2,8 +2,9 @@
 
 Files on the device, under ``Paths.state_dir`` (default /etc/frr/napalm):
 
-* ``candidate.conf``  the full candidate that frr-reload.py diffs and applies.
-* ``merge.conf``      the lines of a merge; ``candidate.conf`` = running + these lines,
+* ``candidate-<session>.conf``  the full candidate that frr-reload.py diffs and applies;
+                      one per driver session, so sessions do not overwrite each other.
+* ``merge-<session>.conf``  the lines of a merge; the candidate = running + these lines,
                       rebuilt at every compare and commit.
 * ``rollback.conf``   the running config saved just before the last commit.
 * ``pending``         exists while a commit waits for confirmation; holds the deadline,
@@ -19,6 +20,7 @@ from __future__ import annotations
 import logging
 import re
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
@@ -58,6 +60,11 @@ class ConfigSession:
         self.sudo = sudo
         self.timeout = timeout
         self.candidate: Candidate | None = None
+        # Candidate files are per session: two sessions on one box do not overwrite each
+        # other's candidate (the rollback file and the pending commit stay per device).
+        self.session = uuid.uuid4().hex[:12]
+        self.candidate_path = paths.candidate(self.session)
+        self.merge_path = paths.merge(self.session)
 
     # -- helpers ------------------------------------------------------------------
 
@@ -91,22 +98,26 @@ class ConfigSession:
         error = MergeConfigException if mode == "merge" else ReplaceConfigException
         if not text.strip():
             raise error("the candidate is empty")
-        target = self.paths.merge if mode == "merge" else self.paths.candidate
+        target = self.merge_path if mode == "merge" else self.candidate_path
         if not text.endswith("\n"):
             text += "\n"
-        mkdir = f"mkdir -p {shell.q(self.paths.state_dir)} && "
-        output = self._send(shell.upload(target, text, self.sudo, prefix=mkdir), raw=True)
+        prefix = shell.prepare_state_dir(self.paths)
+        output = self._send(shell.upload(target, text, self.sudo, prefix=prefix), raw=True)
         _, rc = parsers.split_rc(output)
         if rc != 0:
             raise error(f"could not write {target} on the device (exit {rc})")
-        self._check_syntax(target, error)
+        try:
+            self._check_syntax(target, error)
+        except NapalmException:
+            self._run(f"rm -f {shell.q(target)}")
+            raise
         self.candidate = Candidate(mode, text)
 
     def _prepare_candidate(self) -> None:
         if self.candidate is None:
             raise self._error()("no candidate loaded: call load_replace/merge_candidate")
         if self.candidate.mode == "merge":
-            _, rc = self._run(shell.build_merge(self.paths))
+            _, rc = self._run(shell.build_merge(self.paths, self.session))
             if rc != 0:
                 raise MergeConfigException("could not build running + merge lines")
 
@@ -115,7 +126,7 @@ class ConfigSession:
         if self.candidate is None:
             return ""
         self._prepare_candidate()
-        output, rc = self._run(shell.frr_reload(self.paths, "test", self.paths.candidate))
+        output, rc = self._run(shell.frr_reload(self.paths, "test", self.candidate_path))
         if rc != 0:
             # frr-reload still prints a diff against an empty config when it cannot
             # parse the candidate: never show that as the answer.
@@ -133,7 +144,7 @@ class ConfigSession:
             raise CommitError("revert_in must be a positive number of seconds")
         self._prepare_candidate()
         paths = self.paths
-        self._check_syntax(paths.candidate, self._error())
+        self._check_syntax(self.candidate_path, self._error())
         save = (
             f"{shell.save_running(paths, paths.rollback)} && "
             f"cp -p {shell.q(paths.startup_config)} {shell.q(paths.startup_backup)}"
@@ -141,7 +152,7 @@ class ConfigSession:
         _, rc = self._run(save)
         if rc != 0:
             raise CommitError("could not save the running configuration before the commit")
-        output, rc = self._reload(paths.candidate)
+        output, rc = self._reload(self.candidate_path)
         problems = parsers.vtysh_errors(output)
         if rc != 0 or problems:
             restored, rrc = self._reload(paths.rollback)
@@ -149,11 +160,11 @@ class ConfigSession:
             raise CommitError(
                 f"frr-reload.py --reload failed (exit {rc}); previous config {state}:\n{output}"
             )
-        self._verify(paths.candidate, "commit")
+        self._verify(self.candidate_path, "commit")
         if revert_in is not None:
             self._arm_revert_timer(int(revert_in), message)
         self._log_commit(message, revert_in)
-        self.candidate = None
+        self.discard()
 
     def _verify(self, path: str, what: str) -> str:
         """Diff running against what was applied; FRR may keep a line it could not change."""
@@ -199,7 +210,7 @@ class ConfigSession:
 
     def discard(self) -> None:
         self.candidate = None
-        self._run(f"rm -f {shell.q(self.paths.candidate)} {shell.q(self.paths.merge)}")
+        self._run(f"rm -f {shell.q(self.candidate_path)} {shell.q(self.merge_path)}")
 
     def rollback(self) -> None:
         """Go back to the config saved before the last commit; cancels a pending revert."""

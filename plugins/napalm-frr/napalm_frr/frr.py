@@ -102,6 +102,8 @@ class FRRDriver(NetworkDriver):  # type: ignore[misc]
     def close(self) -> None:
         if self.device is not None:
             try:
+                if self._config.candidate is not None:  # its files die with the session
+                    self._config.discard()
                 self.device.disconnect()
             finally:
                 self.device = None

@@ -35,13 +35,11 @@ class Paths:
     def state(self, name: str) -> str:
         return f"{self.state_dir}/{name}"
 
-    @property
-    def candidate(self) -> str:
-        return self.state("candidate.conf")
+    def candidate(self, session: str) -> str:
+        return self.state(f"candidate-{session}.conf")
 
-    @property
-    def merge(self) -> str:
-        return self.state("merge.conf")
+    def merge(self, session: str) -> str:
+        return self.state(f"merge-{session}.conf")
 
     @property
     def rollback(self) -> str:
@@ -101,12 +99,20 @@ def upload(path: str, content: str, sudo: bool, prefix: str = "") -> str:
     return f"{BEGIN}; ( {privileged(write, sudo)} ) {heredoc}; {END}\n{encoded}{HEREDOC_END}"
 
 
+def prepare_state_dir(paths: Paths) -> str:
+    """Create the state directory; drop candidates that crashed sessions left (> 1 day)."""
+    return (
+        f"mkdir -p {q(paths.state_dir)} && find {q(paths.state_dir)} -maxdepth 1 "
+        "\\( -name 'candidate-*.conf' -o -name 'merge-*.conf' \\) -mtime +1 -delete && "
+    )
+
+
 def save_running(paths: Paths, target: str) -> str:
     """Write the running configuration (without vtysh's banner) to ``target``."""
     return f"{vtysh(paths, 'show running-config no-header')} > {q(target)}"
 
 
-def build_merge(paths: Paths) -> str:
+def build_merge(paths: Paths, session: str) -> str:
     """candidate = current running config + the merge lines.
 
     frr-reload.py folds repeated contexts (a second ``router bgp 65001``) into one, so
@@ -114,7 +120,7 @@ def build_merge(paths: Paths) -> str:
     commit so changes made on the box meanwhile are not undone.
     """
     running = vtysh(paths, "show running-config no-header")
-    return f"{{ {running} && cat {q(paths.merge)} ; }} > {q(paths.candidate)}"
+    return f"{{ {running} && cat {q(paths.merge(session))} ; }} > {q(paths.candidate(session))}"
 
 
 def start_revert_timer(paths: Paths, seconds: int) -> str:

@@ -146,7 +146,7 @@ def _wait(condition: Any, seconds: float) -> bool:
 
 def test_merge_builds_running_plus_lines_and_commits(dev: FRRDriver, box: dict[str, Path]) -> None:
     dev.load_merge_candidate(config="ip route 10.0.0.0/8 Null0")
-    assert (box["state"] / "merge.conf").read_text() == "ip route 10.0.0.0/8 Null0\n"
+    assert Path(dev._config.merge_path).read_text() == "ip route 10.0.0.0/8 Null0\n"
     diff = dev.compare_config()
     assert diff == "Lines To Add\n============\nip route 10.0.0.0/8 Null0"
     assert dev.get_config(retrieve="candidate")["candidate"] == "ip route 10.0.0.0/8 Null0\n"
@@ -171,12 +171,13 @@ def test_file_wins_over_string(dev: FRRDriver, box: dict[str, Path]) -> None:
     path = box["root"] / "cand.conf"
     path.write_text(START + "ip route 10.1.0.0/16 Null0\n")
     dev.load_replace_candidate(filename=str(path), config="ignored")
-    assert (box["state"] / "candidate.conf").read_text() == path.read_text()
+    assert Path(dev._config.candidate_path).read_text() == path.read_text()
 
 
 def test_rejected_lines_raise_at_load(dev: FRRDriver) -> None:
     with pytest.raises(MergeConfigException, match=r"line 2: % Unknown command"):
         dev.load_merge_candidate(config="interface lo\n bogus words\n")
+    assert not Path(dev._config.merge_path).exists()
     with pytest.raises(ReplaceConfigException, match="empty"):
         dev.load_replace_candidate(config="  \n")
     with pytest.raises(ReplaceConfigException, match="cannot read"):
@@ -235,7 +236,7 @@ def test_discard_forgets_the_candidate(dev: FRRDriver, box: dict[str, Path]) -> 
     dev.load_replace_candidate(config=START + "ip route 10.5.0.0/16 Null0\n")
     dev.discard_config()
     assert dev.compare_config() == ""
-    assert not (box["state"] / "candidate.conf").exists()
+    assert not Path(dev._config.candidate_path).exists()
     with pytest.raises(ReplaceConfigException, match="no candidate"):
         dev.commit_config()
 
@@ -255,3 +256,14 @@ def test_sudo_wraps_privileged_commands(box: dict[str, Path]) -> None:
     with contextlib.suppress(MergeConfigException):
         dev.load_merge_candidate(config="ip route 10.6.0.0/16 Null0\n")
     assert any(c.split("; ", 1)[1].startswith("( sudo -n sh -c ") for c in shell.commands)
+
+
+def test_two_sessions_keep_their_own_candidates(dev: FRRDriver, box: dict[str, Path]) -> None:
+    other = _driver(box)
+    dev.load_merge_candidate(config="ip route 10.7.0.0/16 Null0\n")
+    other.load_merge_candidate(config="ip route 10.8.0.0/16 Null0\n")
+    assert "10.7.0.0" in dev.compare_config() and "10.8.0.0" not in dev.compare_config()
+    assert "10.8.0.0" in other.compare_config()
+    dev.commit_config()
+    assert not Path(dev._config.merge_path).exists()  # a commit cleans up after itself
+    assert "10.8.0.0" in other.compare_config() and "10.7.0.0" not in other.compare_config()
