@@ -138,6 +138,7 @@ def plan(
 ) -> None:
     """Plan a runbook in dry-run and store it as a change: every intended change, none made."""
     runbook = build_runbook(name, parse_params(params, params_file))
+    settings(ctx).store()  # an unreadable store is bad input: say so before any work
     if (window_start is None) != (window_end is None):
         raise InputError("give both --window-start and --window-end, or neither")
     window = Window.parse(window_start, window_end) if window_start and window_end else None
@@ -175,8 +176,6 @@ def run(
     json_out: JsonOpt = False,
 ) -> None:
     """Run an approved change inside its window (or, explicitly, a runbook without one)."""
-    who = identity()
-    engine = make_engine(ctx, who.username, yes, json_out)
     overrides = parse_params(params, params_file)
     if target.upper().startswith("CHG-"):
         from runbooks.core.changes import run_change
@@ -184,6 +183,8 @@ def run(
         book = ChangeBook(settings(ctx).store())
         change = book.get(target)
         runbook = rebuild_runbook(change.runbook, change.params, overrides)
+        who = identity()
+        engine = make_engine(ctx, who.username, yes, json_out)
         if not json_out:
             err.print(
                 f"[bold]Running[/] change {change.id} ({escape(change.runbook)}) as "
@@ -197,6 +198,8 @@ def run(
                 f"{target} is a runbook, not a change: plan it (runbook plan {target} ...), have "
                 "it reviewed and approved, then run the change — or pass --no-change-control"
             )
+        who = identity()
+        engine = make_engine(ctx, who.username, yes, json_out)
         planned = engine.plan(runbook)
         if planned.refusal:
             raise RunbookError(f"plan refused: {planned.refusal}")
