@@ -160,6 +160,10 @@ class FRRDriver(NetworkDriver):  # type: ignore[misc]
         interfaces, _ = self._interfaces_json()
         return parsers.parse_interfaces_ip(interfaces)
 
+    def get_interfaces_counters(self) -> dict[str, models.InterfaceCounterDict]:
+        links = parsers.load_json(self._sh("ip -j -s link show"), "ip -j -s link show")
+        return parsers.parse_interfaces_counters(links)
+
     def _lldp(self) -> Any:
         output = self._sh(f"{self.paths.lldpcli} -f json0 show neighbors details")
         return parsers.load_json(output, "lldpcli -f json0 show neighbors details")

@@ -126,6 +126,15 @@ def parse_device_time(line: str) -> datetime | None:
         return None
 
 
+def _speed(value: Any) -> float:
+    """Mbit/s; an unknown speed (absent, or ethtool's -1 read as unsigned) is 0.0."""
+    try:
+        speed = float(value or 0)
+    except (TypeError, ValueError):
+        return 0.0
+    return speed if 0 < speed < 0xFFFFFFFF else 0.0
+
+
 def parse_interfaces(
     interfaces: dict[str, Any], now: datetime | None = None
 ) -> dict[str, models.InterfaceDict]:
@@ -147,7 +156,7 @@ def parse_interfaces(
             "description": data.get("description", ""),
             "last_flapped": _last_flapped(data, now),
             "mtu": int(data.get("mtu", 0)),
-            "speed": float(data.get("speed", 0) or 0),
+            "speed": _speed(data.get("speed")),
             "mac_address": mac_address,
         }
     return result
@@ -167,6 +176,36 @@ def parse_interfaces_ip(interfaces: dict[str, Any]) -> dict[str, models.Interfac
             entry.setdefault(family, {})[str(iface.ip)] = {"prefix_length": iface.network.prefixlen}
         if entry:
             result[name] = entry
+    return result
+
+
+def parse_interfaces_counters(
+    links: list[dict[str, Any]],
+) -> dict[str, models.InterfaceCounterDict]:
+    """get_interfaces_counters from the kernel (``ip -j -s link show``); FRR keeps none.
+
+    Linux counts received multicast but no broadcast, and no transmitted multicast or
+    broadcast: those counters are -1, and the packets are inside the unicast ones.
+    """
+    result: dict[str, models.InterfaceCounterDict] = {}
+    for link in sorted(links, key=lambda item: str(item.get("ifname", ""))):
+        stats = link.get("stats64") or link.get("stats") or {}
+        rx, tx = stats.get("rx", {}), stats.get("tx", {})
+        rx_multicast = int(rx.get("multicast", 0))
+        result[str(link.get("ifname", ""))] = {
+            "rx_octets": int(rx.get("bytes", 0)),
+            "tx_octets": int(tx.get("bytes", 0)),
+            "rx_errors": int(rx.get("errors", 0)),
+            "tx_errors": int(tx.get("errors", 0)),
+            "rx_discards": int(rx.get("dropped", 0)),
+            "tx_discards": int(tx.get("dropped", 0)),
+            "rx_unicast_packets": int(rx.get("packets", 0)) - rx_multicast,
+            "tx_unicast_packets": int(tx.get("packets", 0)),
+            "rx_multicast_packets": rx_multicast,
+            "tx_multicast_packets": -1,
+            "rx_broadcast_packets": -1,
+            "tx_broadcast_packets": -1,
+        }
     return result
 
 

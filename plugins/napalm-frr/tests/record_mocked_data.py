@@ -25,6 +25,7 @@ GETTERS: dict[str, tuple[str, dict[str, Any]] | list[tuple[str, dict[str, Any]]]
     "test_get_facts": ("get_facts", {}),
     "test_get_interfaces": ("get_interfaces", {}),
     "test_get_interfaces_ip": ("get_interfaces_ip", {}),
+    "test_get_interfaces_counters": ("get_interfaces_counters", {}),
     "test_get_lldp_neighbors": ("get_lldp_neighbors", {}),
     "test_get_lldp_neighbors_detail": ("get_lldp_neighbors_detail", {}),
     "test_get_bgp_neighbors": ("get_bgp_neighbors", {}),
@@ -63,6 +64,7 @@ def main() -> None:
     parser.add_argument("--username", default="root")
     parser.add_argument("--key-file", required=True)
     parser.add_argument("--port", type=int, default=22)
+    parser.add_argument("--only", nargs="*", help="record only these tests (test_get_facts ...)")
     args = parser.parse_args()
     device = FRRDriver(
         args.host, args.username, "", optional_args={"key_file": args.key_file, "port": args.port}
@@ -71,6 +73,8 @@ def main() -> None:
     recorder = Recorder(device.device)
     device.device = recorder
     for test, calls in GETTERS.items():
+        if args.only and test not in args.only:
+            continue
         recorder.folder = MOCKED / test / args.case
         recorder.folder.mkdir(parents=True, exist_ok=True)
         results = [
