@@ -46,9 +46,8 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """``any_device``: every device found, one test each (read-only tests)."""
     if "any_device" in metafunc.fixturenames:
         found = lab_devices() if _lab_selected(metafunc.config) else []
-        metafunc.parametrize(
-            "any_device", found or [None], ids=[d["host"] for d in found] or ["none"]
-        )
+        params: list[dict[str, Any] | None] = [*found] or [None]
+        metafunc.parametrize("any_device", params, ids=[d["host"] for d in found] or ["none"])
 
 
 @pytest.fixture
