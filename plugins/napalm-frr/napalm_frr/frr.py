@@ -15,6 +15,7 @@ from typing import Any
 
 from napalm.base import NetworkDriver, models
 from napalm.base.exceptions import (
+    CommandTimeoutException,
     ConnectAuthError,
     ConnectionClosedException,
     ConnectionException,
@@ -24,7 +25,11 @@ from napalm.base.exceptions import (
 from napalm.base.helpers import sanitize_configs
 from napalm.base.netmiko_helpers import netmiko_args
 from netmiko import ConnectHandler
-from netmiko.exceptions import NetmikoAuthenticationException, NetmikoTimeoutException
+from netmiko.exceptions import (
+    NetmikoAuthenticationException,
+    NetmikoTimeoutException,
+    ReadTimeout,
+)
 from paramiko.ssh_exception import SSHException
 
 from napalm_frr import parsers, shell
@@ -129,7 +134,12 @@ class FRRDriver(NetworkDriver):  # type: ignore[misc]
             kwargs["cmd_verify"] = False
         try:
             return str(self.device.send_command(command, **kwargs))
-        except OSError as exc:
+        except ReadTimeout as exc:
+            raise CommandTimeoutException(
+                f"{self.hostname}: no prompt within {kwargs['read_timeout']}s after "
+                f"{command.split(chr(10), maxsplit=1)[0][:120]!r}"
+            ) from exc
+        except (OSError, EOFError) as exc:
             raise ConnectionClosedException(f"{self.hostname}: {exc}") from exc
 
     def _sh(self, command: str, timeout: float | None = None) -> str:

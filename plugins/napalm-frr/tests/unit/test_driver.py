@@ -6,8 +6,13 @@ from typing import Any
 
 import napalm
 import pytest
-from napalm.base.exceptions import ConnectAuthError, ConnectionClosedException, ConnectionException
-from netmiko.exceptions import NetmikoAuthenticationException, NetmikoTimeoutException
+from napalm.base.exceptions import (
+    CommandTimeoutException,
+    ConnectAuthError,
+    ConnectionClosedException,
+    ConnectionException,
+)
+from netmiko.exceptions import NetmikoAuthenticationException, NetmikoTimeoutException, ReadTimeout
 
 from napalm_frr import FRRDriver, frr
 
@@ -95,3 +100,26 @@ def test_sudo_wraps_getters() -> None:
     dev = FRRDriver("r1", "admin", "", optional_args={"sudo": True})
     dev.device = Canned({"sudo -n sh -c 'vtysh -c '\"'\"'show version'\"'\"''": "FRRouting 9.1"})
     assert dev.cli(["show version"]) == {"show version": "FRRouting 9.1"}
+
+
+class Broken:
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+    def send_command(self, command: str, **kwargs: Any) -> str:
+        raise self.error
+
+
+@pytest.mark.parametrize(
+    ("raised", "expected"),
+    [
+        (ReadTimeout("no prompt"), CommandTimeoutException),
+        (OSError("Socket is closed"), ConnectionClosedException),
+        (EOFError(), ConnectionClosedException),
+    ],
+)
+def test_command_errors_become_napalm_errors(raised: Exception, expected: type) -> None:
+    dev = FRRDriver("r1", "root", "")
+    dev.device = Broken(raised)
+    with pytest.raises(expected):
+        dev.get_bgp_neighbors()
