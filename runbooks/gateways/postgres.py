@@ -355,11 +355,12 @@ class PostgresGateway(Gateway):
         self.require_verified_backup(backup_dir, old, run_id)
         if self.is_running(old):
             raise VerificationError(f"{old.data_dir} is still running; stop writers first")
+        jobs = self.shell.run(["nproc"], check=False).stdout.strip() or "1"
         started = datetime.now(UTC)
         try:
             proc = self.shell.run(
                 [
-                    "env", "-C", work_dir, new.bin("pg_upgrade"), f"--{mode}",
+                    "env", "-C", work_dir, new.bin("pg_upgrade"), f"--{mode}", f"--jobs={jobs}",
                     "-b", old.bin_dir, "-B", upgrade_bin or new.bin_dir,
                     "-d", old.data_dir, "-D", new.data_dir,
                     "-p", str(PG_UPGRADE_OLD_PORT), "-P", str(PG_UPGRADE_NEW_PORT),

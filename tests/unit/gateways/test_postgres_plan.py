@@ -116,8 +116,8 @@ def test_the_plan_is_the_procedure_with_its_evidence(tmp_path: Path) -> None:
     assert p.refusal is None
     assert [s.step for s in p.steps] == [
         "survey_cluster", "pg_upgrade_check", "announce", "plan_backup", "plan_verify_backup",
-        "plan_stop_writers", "plan_upgrade", "plan_start_new", "post_checks", "plan_analyze",
-        "plan_switch", "service_check",
+        "plan_prepare_new", "plan_stop_writers", "plan_upgrade", "plan_start_new", "post_checks",
+        "plan_switch", "plan_analyze", "service_check",
     ]  # fmt: skip
     steps = {s.step: s for s in p.steps}
     survey = steps["survey_cluster"].evidence

@@ -1,0 +1,152 @@
+"""Benchmark: the db-upgrade runbook's downtime against a bare pg_upgrade on the same data.
+
+Two copies of one PostgreSQL 15 cluster (sample data plus ``--rows`` rows of filler):
+- bare: stop, initdb 18, ``pg_upgrade --copy`` (timed alone: the floor);
+- runbook: the whole db-upgrade run while a writer inserts a row every ~20 ms. Downtime is
+  from writers stopped to the new cluster accepting connections on the service endpoint (the
+  run's record), and, independently, the gap the writer saw between its last insert into 15
+  and its first into 18.
+
+    PYTHONPATH=. .venv/bin/python bench/db_upgrade.py [--rows 1000000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import shutil
+import threading
+import time
+from pathlib import Path
+
+from runbooks.core.context import confirm_all
+from runbooks.core.engine import Engine
+from runbooks.core.store import RecordStore
+from runbooks.gateways import postgres_facts as facts
+from tests.support import pg_clusters as pc
+
+FILLER = """
+CREATE TABLE filler (id bigint PRIMARY KEY, payload text, at timestamptz DEFAULT now());
+INSERT INTO filler SELECT i, md5(i::text) || repeat('x', 40) FROM generate_series(1, {rows}) i;
+CREATE TABLE writes (id serial PRIMARY KEY, at timestamptz DEFAULT clock_timestamp());
+"""
+
+
+def bare_upgrade(template: Path) -> float:
+    c = pc.copy_template(template)
+    try:
+        options = facts.unknown_column_options(json.loads(c.psql(facts.COLUMN_OPTIONS_SQL)))
+        pc.pg_ctl(pc.PG15, c.root / "15", "stop", "-m", "fast", "-w").check_returncode()
+        pc.as_postgres([str(pc.PG18 / "initdb"), "-D", str(c.root / "18"), "-U", "postgres",
+                        "--no-data-checksums", "--encoding=UTF8", "--locale=C.UTF-8"])
+        bin_dir = pc.PG18
+        if options:  # the same pg_restore filter the runbook uses (Debian 15.20's pg_attver)
+            shim = c.root / "work" / "bin"
+            pc.as_postgres(["mkdir", str(shim)])
+            for f in pc.PG18.iterdir():
+                if f.name != "pg_restore":
+                    pc.as_postgres(["ln", "-s", str(f), str(shim / f.name)])
+            script = facts.pg_restore_shim(str(pc.PG18), sorted(options))
+            pc.as_postgres(["sh", "-c", f"cat > {shim}/pg_restore && chmod 755 {shim}/pg_restore"],
+                           input=script)
+            bin_dir = shim
+        start = time.perf_counter()
+        pc.as_postgres(["env", "-C", str(c.root / "work"), str(pc.PG18 / "pg_upgrade"), "--copy",
+                        f"--jobs={os.cpu_count() or 1}",
+                        "-b", str(pc.PG15), "-B", str(bin_dir), "-d", str(c.root / "15"),
+                        "-D", str(c.root / "18"), "-p", "50432", "-P", "50433",
+                        "-s", str(c.root / "work"), "-U", "postgres"])
+        return time.perf_counter() - start
+    finally:
+        c.remove()
+
+
+class Writer(threading.Thread):
+    """Inserts a row every ~20 ms through the service endpoint; remembers which succeeded."""
+
+    def __init__(self, cluster: pc.LocalCluster) -> None:
+        super().__init__(daemon=True)
+        self.cluster, self.stop = cluster, threading.Event()
+        self.ok: list[float] = []
+        self.failed: list[float] = []
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            try:
+                self.cluster.psql("INSERT INTO writes DEFAULT VALUES")
+                self.ok.append(time.monotonic())
+            except Exception:
+                self.failed.append(time.monotonic())
+            time.sleep(0.02)
+
+    def longest_gap(self) -> float:
+        times = sorted(self.ok)
+        return max((b - a for a, b in itertools.pairwise(times)), default=0.0)
+
+
+def runbook_upgrade(template: Path, tmp: Path) -> tuple[float, float, float, float]:
+    from runbooks.library.db_upgrade import DbUpgrade
+
+    c = pc.copy_template(template)
+    try:
+        writer = Writer(c)
+        writer.start()
+        time.sleep(0.5)
+        start = time.perf_counter()
+        rb = DbUpgrade(DbUpgrade.parse_params(c.params))
+        result = Engine(RecordStore(tmp / "records.sqlite3"), "bench",
+                        confirmer=confirm_all()).run(rb)
+        total = time.perf_counter() - start
+        time.sleep(0.5)
+        writer.stop.set()
+        writer.join()
+        if not result.ok:
+            raise SystemExit(f"runbook failed: {result.error}")
+        evidence = {s.step: s.evidence for s in result.steps}
+        rows = int(c.psql("SELECT count(*) FROM writes"))
+        if rows != len(writer.ok):
+            raise SystemExit(f"lost writes: {len(writer.ok)} acknowledged, {rows} in 18")
+        return (float(evidence["service_check"]["downtime_s"]), writer.longest_gap(),
+                float(evidence["plan_upgrade"]["pg_upgrade_s"]), total)
+    finally:
+        c.remove()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    args = parser.parse_args()
+    if (why := pc.can_run()) is not None:
+        raise SystemExit(why)
+    t0 = time.perf_counter()
+    template = pc.make_template()
+    pc.pg_ctl(pc.PG15, template, "start", "-w", "-l", str(template.parent / "log"), "-o",
+              f"-c listen_addresses='' -c port={pc.SERVICE_PORT} "
+              f"-c unix_socket_directories='{template.parent / 'sock'}'").check_returncode()
+    pc.as_postgres([str(pc.PG15 / "psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h",
+                    str(template.parent / "sock"), "-p", str(pc.SERVICE_PORT), "-d", "postgres"],
+                   input=FILLER.format(rows=args.rows))
+    pc.pg_ctl(pc.PG15, template, "stop", "-m", "fast", "-w")
+    size = sum(f.stat().st_size for f in template.rglob("*") if f.is_file())
+    print(f"template: {size / 1e6:.0f} MB data directory, {args.rows} filler rows "
+          f"({time.perf_counter() - t0:.1f} s to build)")
+    tmp = pc.postgres_dir("rbpg-bench-")
+    try:
+        bare = bare_upgrade(template)
+        downtime, gap, in_run, total = runbook_upgrade(template, tmp)
+    finally:
+        shutil.rmtree(template.parent, ignore_errors=True)
+        shutil.rmtree(tmp, ignore_errors=True)
+    print(f"bare pg_upgrade --copy:             {bare:7.2f} s")
+    print(f"runbook: pg_upgrade inside the run  {in_run:7.2f} s")
+    print(f"runbook: downtime (record)          {downtime:7.2f} s  "
+          "(writers stopped -> 18 accepts on the service endpoint)")
+    print(f"runbook: longest gap a writer saw   {gap:7.2f} s")
+    print(f"runbook: whole run                  {total:7.2f} s  (incl. backup + restore test)")
+    print(f"ratio downtime / bare pg_upgrade:   {downtime / bare:7.2f}")
+
+
+if __name__ == "__main__":
+    main()

