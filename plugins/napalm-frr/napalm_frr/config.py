@@ -101,16 +101,21 @@ class ConfigSession:
         target = self.merge_path if mode == "merge" else self.candidate_path
         if not text.endswith("\n"):
             text += "\n"
-        prefix = shell.prepare_state_dir(self.paths)
-        output = self._send(shell.upload(target, text, self.sudo, prefix=prefix), raw=True)
-        _, rc = parsers.split_rc(output)
-        if rc != 0:
-            raise error(f"could not write {target} on the device (exit {rc})")
-        try:
-            self._check_syntax(target, error)
-        except NapalmException:
+        # one round trip: make the state dir, write the file, dry-run it through vtysh
+        command = shell.upload(
+            target,
+            text,
+            self.sudo,
+            prefix=shell.prepare_state_dir(self.paths),
+            then=shell.check_or_remove(self.paths, target),
+        )
+        output, rc = parsers.split_rc(self._send(command, raw=True))
+        problems = parsers.vtysh_errors(output)
+        if rc == shell.REJECTED or problems:
             self._run(f"rm -f {shell.q(target)}")
-            raise
+            raise error("FRR rejects the candidate:\n" + ("\n".join(problems) or output))
+        if rc != 0:
+            raise error(f"could not write {target} on the device (exit {rc}):\n{output}")
         self.candidate = Candidate(mode, text)
 
     def _prepare_candidate(self) -> None:

@@ -83,20 +83,28 @@ def privileged(command: str, sudo: bool) -> str:
     return f"sudo -n sh -c {q(command)}" if sudo else command
 
 
-def upload(path: str, content: str, sudo: bool, prefix: str = "") -> str:
+def upload(path: str, content: str, sudo: bool, prefix: str = "", then: str = "") -> str:
     """A command that writes ``content`` to ``path`` atomically (temp file + rename).
 
     The content travels base64-encoded in a here-document, so it needs no escaping and
-    the terminal never sees a line longer than 76 characters. ``prefix`` is a shell
-    snippet run first (e.g. ``mkdir -p dir && ``).
+    the terminal never sees a line longer than 76 characters. ``prefix`` runs first
+    (e.g. ``mkdir -p dir && ``), ``then`` after (e.g. `` && check``), in the same round trip.
     """
     encoded = base64.encodebytes(content.encode()).decode()
     tmp = f"{path}.tmp"
-    write = f"{prefix}umask 077 && base64 -d > {q(tmp)} && mv -f {q(tmp)} {q(path)}"
+    write = f"{prefix}umask 077 && base64 -d > {q(tmp)} && mv -f {q(tmp)} {q(path)}{then}"
     # the subshell makes the here-document the stdin of the whole chain (not of its last
     # command) and keeps the umask out of the login shell
     heredoc = f"<<'{HEREDOC_END}'"
     return f"{BEGIN}; ( {privileged(write, sudo)} ) {heredoc}; {END}\n{encoded}{HEREDOC_END}"
+
+
+REJECTED = 97  # exit status of ``check_or_remove`` when vtysh refuses the file
+
+
+def check_or_remove(paths: Paths, path: str) -> str:
+    """`` && <vtysh dry run of path>``, deleting the file and exiting 97 if it is refused."""
+    return f" && {{ {paths.vtysh} -C -f {q(path)} || {{ rm -f {q(path)}; exit {REJECTED}; }}; }}"
 
 
 def prepare_state_dir(paths: Paths) -> str:
