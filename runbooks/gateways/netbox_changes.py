@@ -101,7 +101,7 @@ class PlannedWrite:
                 before={**{c.name: c.before for c in changes}, META: self.meta()},
                 after={c.name: c.after for c in changes},
             )
-        if self.action == "create":
+        if self.action in ("create", "allocate"):
             return Diff(
                 target=self.target,
                 kind="create",

@@ -173,15 +173,16 @@ class NetBoxHTTP:
         ctype = response.headers.get("Content-Type", "")
         request_id = response.headers.get("X-Request-ID")
         if status < 400 and "html" in ctype:
+            page = "its login page" if "/login" in (response.url or "") else "an HTML page"
             raise AuthenticationError(
-                f"NetBox answered {what} with an HTML page instead of "
-                f"{'text' if accept_text else 'JSON'} (a login page: the token was not "
-                "accepted, or the URL is not NetBox's)"
+                f"NetBox answered {what} with {page} instead of "
+                f"{'text' if accept_text else 'JSON'}: the token was not sent or not accepted, "
+                "or the URL is not NetBox's API"
             )
         if status == 204:
             return Reply(status, None, response.headers.get("ETag"), request_id)
         detail = _detail(response)
-        if status == 401 or (status == 403 and "token" in detail.lower()):
+        if status == 401 or (status == 403 and ("token" in detail or "credentials" in detail)):
             raise AuthenticationError(f"NetBox refused the token for {what} ({status}: {detail})")
         if status == 403:
             hint = (
