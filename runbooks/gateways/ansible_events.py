@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from runbooks.core import secrets
-from runbooks.core.results import Diff
+from runbooks.core.results import Diff, FieldChange
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +85,7 @@ class PlaybookResult:
     recap: dict[str, dict[str, int]] = field(default_factory=dict)
     duration_s: float = 0.0
     events: int = 0
+    errors: tuple[str, ...] = ()  # ansible-playbook's own error output (syntax, inventory)
 
     @property
     def changed(self) -> bool:
@@ -92,7 +93,13 @@ class PlaybookResult:
 
     @property
     def diffs(self) -> list[Diff]:
-        return [d for t in self.tasks if t.changed for d in t.diffs]
+        """Every change, in playbook order: a task's diffs, or one line for a changed task
+        without any (a restart)."""
+        out: list[Diff] = []
+        for task in self.tasks:
+            if task.changed:
+                out.extend(task.diffs or [changed_without_diff(task)])
+        return out
 
     @property
     def failures(self) -> list[TaskResult]:
@@ -121,6 +128,7 @@ class PlaybookResult:
             "rc": self.rc,
             "duration_s": round(self.duration_s, 3),
             "recap": self.recap,
+            **({"errors": list(self.errors)} if self.errors else {}),
             "tasks": [t.to_dict() for t in self.tasks if t.status != "skipped"],
         }
 
@@ -149,7 +157,7 @@ def task_result(event: Mapping[str, Any]) -> TaskResult | None:
         play=str(data.get("play") or ""),
         status=status,
         changed=changed,
-        diffs=tuple(diffs_of(host, task, res)),
+        diffs=tuple(diffs_of(host, task, res, _dest_arg(data.get("task_args")))),
         duration_s=float(raw_duration) if isinstance(raw_duration, int | float) else None,
         msg=_message(res) if status in ("failed", "unreachable", "ignored") else "",
         action=str(data.get("task_action") or ""),
@@ -157,7 +165,19 @@ def task_result(event: Mapping[str, Any]) -> TaskResult | None:
     )
 
 
-def diffs_of(host: str, task: str, res: Mapping[str, Any]) -> list[Diff]:
+def _dest_arg(task_args: Any) -> str | None:
+    """``dest``/``path`` from the task's arguments (ANSIBLE_DISPLAY_ARGS_TO_STDOUT puts them in
+    the event as ``"src=motd.j2, dest=/etc/motd"``): names the file a template would create."""
+    if not isinstance(task_args, str):
+        return None
+    for part in task_args.split(", "):
+        key, _, value = part.partition("=")
+        if key.strip() in ("dest", "path") and value and "{{" not in value:
+            return value.strip()
+    return None
+
+
+def diffs_of(host: str, task: str, res: Mapping[str, Any], dest: str | None = None) -> list[Diff]:
     """Every diff in a task result, loop items included."""
     raw: list[Any] = []
     for source in [res, *(r for r in res.get("results") or [] if isinstance(r, Mapping))]:
@@ -166,18 +186,31 @@ def diffs_of(host: str, task: str, res: Mapping[str, Any]) -> list[Diff]:
             raw.append(value)
         elif isinstance(value, list):
             raw.extend(v for v in value if isinstance(v, Mapping))
-    out = [_diff(host, task, d) for d in raw]
+    where = res.get("dest") or res.get("path") or dest
+    out = [_diff(host, task, d, str(where) if where else None) for d in raw]
     return [d for d in out if d is not None and not d.empty]
 
 
-def _diff(host: str, task: str, raw: Mapping[str, Any]) -> Diff | None:
+def changed_without_diff(task: TaskResult) -> Diff:
+    """A task that changes (or would change) something without a diff (a service restart, a
+    command): the plan still shows it, as one field."""
+    return Diff(
+        target=f"{task.host}:{task.task}",
+        kind="fields",
+        summary=task.task,
+        fields=(FieldChange("state", "as found", f"changed by {task.action or 'task'}"),),
+    )
+
+
+def _diff(host: str, task: str, raw: Mapping[str, Any], where: str | None) -> Diff | None:
     if "prepared" in raw:
         text = str(raw["prepared"] or "")
         return Diff(target=f"{host}:{task}", kind="text", summary=task, text=text)
     if "before" not in raw and "after" not in raw:
         return None
     before, after = raw.get("before"), raw.get("after")
-    header = raw.get("after_header") or raw.get("before_header") or task
+    # template/copy diffs name a controller-side temp file in after_header: prefer the dest
+    header = where or raw.get("before_header") or raw.get("after_header") or task
     target = f"{host}:{header}"
     if isinstance(before, Mapping) or isinstance(after, Mapping):
         return Diff.of_fields(target, dict(before or {}), dict(after or {}), summary=task)
@@ -218,6 +251,14 @@ def recap(event: Mapping[str, Any]) -> dict[str, dict[str, int]]:
         for host, count in (data.get(key) or {}).items():
             out.setdefault(str(host), {})[name] = int(count)
     return out
+
+
+def error_lines(event: Mapping[str, Any]) -> list[str]:
+    """ansible-playbook's own error output in a ``verbose``/``error`` event (not task output)."""
+    if event.get("event") not in ("verbose", "error"):
+        return []
+    text = secrets.mask_text(str(event.get("stdout") or ""))
+    return [line for line in text.splitlines() if line.strip()][:20]
 
 
 def mask_event(event: dict[str, Any]) -> None:
