@@ -73,9 +73,15 @@ class PlannedWrite:
     after: Mapping[str, Any] = field(default_factory=dict)
 
     @property
+    def label(self) -> str:
+        """``leaf3 #5``; ``#3`` for objects NetBox names by id (cables)."""
+        if self.id is None or self.display == f"#{self.id}":
+            return self.display
+        return f"{self.display} #{self.id}"
+
+    @property
     def target(self) -> str:
-        ident = f" #{self.id}" if self.id is not None else ""
-        return f"NetBox {self.obj_type} {self.display}{ident}"
+        return f"NetBox {self.obj_type} {self.label}"
 
     def meta(self) -> dict[str, Any]:
         return {

@@ -241,7 +241,7 @@ class Writer:
             now = self._current(obj_type, [w.id for w in batch if w.id is not None])
         stale = [w for w in batch if w.id in now and etag_of(now[w.id]) != self._etag(obj_type, w)]
         gone = [w for w in batch if w.id not in now]
-        names = [f"{w.display} #{w.id}" for w in stale] + [f"{w.display} (deleted)" for w in gone]
+        names = [w.label for w in stale] + [f"{w.display} (deleted)" for w in gone]
         who = self._last_editors(obj_type, [w.id for w in stale if w.id is not None])
         by = f" by {', '.join(sorted(who))}" if who else ""
         return DriftError(
