@@ -39,8 +39,18 @@ def bare_upgrade(template: Path) -> float:
     try:
         options = facts.unknown_column_options(json.loads(c.psql(facts.COLUMN_OPTIONS_SQL)))
         pc.pg_ctl(pc.PG15, c.root / "15", "stop", "-m", "fast", "-w").check_returncode()
-        pc.as_postgres([str(pc.PG18 / "initdb"), "-D", str(c.root / "18"), "-U", "postgres",
-                        "--no-data-checksums", "--encoding=UTF8", "--locale=C.UTF-8"])
+        pc.as_postgres(
+            [
+                str(pc.PG18 / "initdb"),
+                "-D",
+                str(c.root / "18"),
+                "-U",
+                "postgres",
+                "--no-data-checksums",
+                "--encoding=UTF8",
+                "--locale=C.UTF-8",
+            ]
+        )
         bin_dir = pc.PG18
         if options:  # the same pg_restore filter the runbook uses (Debian 15.20's pg_attver)
             shim = c.root / "work" / "bin"
@@ -49,15 +59,38 @@ def bare_upgrade(template: Path) -> float:
                 if f.name != "pg_restore":
                     pc.as_postgres(["ln", "-s", str(f), str(shim / f.name)])
             script = facts.pg_restore_shim(str(pc.PG18), sorted(options))
-            pc.as_postgres(["sh", "-c", f"cat > {shim}/pg_restore && chmod 755 {shim}/pg_restore"],
-                           input=script)
+            pc.as_postgres(
+                ["sh", "-c", f"cat > {shim}/pg_restore && chmod 755 {shim}/pg_restore"],
+                input=script,
+            )
             bin_dir = shim
         start = time.perf_counter()
-        pc.as_postgres(["env", "-C", str(c.root / "work"), str(pc.PG18 / "pg_upgrade"), "--copy",
-                        f"--jobs={os.cpu_count() or 1}",
-                        "-b", str(pc.PG15), "-B", str(bin_dir), "-d", str(c.root / "15"),
-                        "-D", str(c.root / "18"), "-p", "50432", "-P", "50433",
-                        "-s", str(c.root / "work"), "-U", "postgres"])
+        pc.as_postgres(
+            [
+                "env",
+                "-C",
+                str(c.root / "work"),
+                str(pc.PG18 / "pg_upgrade"),
+                "--copy",
+                f"--jobs={os.cpu_count() or 1}",
+                "-b",
+                str(pc.PG15),
+                "-B",
+                str(bin_dir),
+                "-d",
+                str(c.root / "15"),
+                "-D",
+                str(c.root / "18"),
+                "-p",
+                "50432",
+                "-P",
+                "50433",
+                "-s",
+                str(c.root / "work"),
+                "-U",
+                "postgres",
+            ]
+        )
         return time.perf_counter() - start
     finally:
         c.remove()
@@ -96,8 +129,9 @@ def runbook_upgrade(template: Path, tmp: Path) -> tuple[float, float, float, flo
         time.sleep(0.5)
         start = time.perf_counter()
         rb = DbUpgrade(DbUpgrade.parse_params(c.params))
-        result = Engine(RecordStore(tmp / "records.sqlite3"), "bench",
-                        confirmer=confirm_all()).run(rb)
+        result = Engine(RecordStore(tmp / "records.sqlite3"), "bench", confirmer=confirm_all()).run(
+            rb
+        )
         total = time.perf_counter() - start
         time.sleep(0.5)
         writer.stop.set()
@@ -108,8 +142,12 @@ def runbook_upgrade(template: Path, tmp: Path) -> tuple[float, float, float, flo
         rows = int(c.psql("SELECT count(*) FROM writes"))
         if rows != len(writer.ok):
             raise SystemExit(f"lost writes: {len(writer.ok)} acknowledged, {rows} in 18")
-        return (float(evidence["service_check"]["downtime_s"]), writer.longest_gap(),
-                float(evidence["plan_upgrade"]["pg_upgrade_s"]), total)
+        return (
+            float(evidence["service_check"]["downtime_s"]),
+            writer.longest_gap(),
+            float(evidence["plan_upgrade"]["pg_upgrade_s"]),
+            total,
+        )
     finally:
         c.remove()
 
@@ -122,16 +160,39 @@ def main() -> None:
         raise SystemExit(why)
     t0 = time.perf_counter()
     template = pc.make_template()
-    pc.pg_ctl(pc.PG15, template, "start", "-w", "-l", str(template.parent / "log"), "-o",
-              f"-c listen_addresses='' -c port={pc.SERVICE_PORT} "
-              f"-c unix_socket_directories='{template.parent / 'sock'}'").check_returncode()
-    pc.as_postgres([str(pc.PG15 / "psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h",
-                    str(template.parent / "sock"), "-p", str(pc.SERVICE_PORT), "-d", "postgres"],
-                   input=FILLER.format(rows=args.rows))
+    pc.pg_ctl(
+        pc.PG15,
+        template,
+        "start",
+        "-w",
+        "-l",
+        str(template.parent / "log"),
+        "-o",
+        f"-c listen_addresses='' -c port={pc.SERVICE_PORT} "
+        f"-c unix_socket_directories='{template.parent / 'sock'}'",
+    ).check_returncode()
+    pc.as_postgres(
+        [
+            str(pc.PG15 / "psql"),
+            "-X",
+            "-q",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-h",
+            str(template.parent / "sock"),
+            "-p",
+            str(pc.SERVICE_PORT),
+            "-d",
+            "postgres",
+        ],
+        input=FILLER.format(rows=args.rows),
+    )
     pc.pg_ctl(pc.PG15, template, "stop", "-m", "fast", "-w")
     size = sum(f.stat().st_size for f in template.rglob("*") if f.is_file())
-    print(f"template: {size / 1e6:.0f} MB data directory, {args.rows} filler rows "
-          f"({time.perf_counter() - t0:.1f} s to build)")
+    print(
+        f"template: {size / 1e6:.0f} MB data directory, {args.rows} filler rows "
+        f"({time.perf_counter() - t0:.1f} s to build)"
+    )
     tmp = pc.postgres_dir("rbpg-bench-")
     try:
         bare = bare_upgrade(template)
@@ -141,8 +202,10 @@ def main() -> None:
         shutil.rmtree(tmp, ignore_errors=True)
     print(f"bare pg_upgrade --copy:             {bare:7.2f} s")
     print(f"runbook: pg_upgrade inside the run  {in_run:7.2f} s")
-    print(f"runbook: downtime (record)          {downtime:7.2f} s  "
-          "(writers stopped -> 18 accepts on the service endpoint)")
+    print(
+        f"runbook: downtime (record)          {downtime:7.2f} s  "
+        "(writers stopped -> 18 accepts on the service endpoint)"
+    )
     print(f"runbook: longest gap a writer saw   {gap:7.2f} s")
     print(f"runbook: whole run                  {total:7.2f} s  (incl. backup + restore test)")
     print(f"ratio downtime / bare pg_upgrade:   {downtime / bare:7.2f}")

@@ -53,8 +53,19 @@ class Cluster:
 
     def psql(self, db: str = "postgres") -> list[str]:
         return [
-            self.bin("psql"), "-X", "-A", "-t", "-q", "-v", "ON_ERROR_STOP=1",
-            "-h", self.socket_dir, "-p", str(self.port), "-d", db,
+            self.bin("psql"),
+            "-X",
+            "-A",
+            "-t",
+            "-q",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-h",
+            self.socket_dir,
+            "-p",
+            str(self.port),
+            "-d",
+            db,
         ]
 
 
@@ -227,10 +238,27 @@ class PostgresGateway(Gateway):
             self._initdb(new_dir, new_bin, checksums, superuser, self.locale(old))
             proc = self.shell.run(
                 [
-                    "env", "-C", scratch_dir, f"{new_bin}/pg_upgrade", "--check",
-                    "-b", old.bin_dir, "-B", new_bin, "-d", old.data_dir, "-D", new_dir,
-                    "-p", str(old.port), "-P", str(PG_UPGRADE_NEW_PORT), "-s", scratch_dir,
-                    "-U", superuser,
+                    "env",
+                    "-C",
+                    scratch_dir,
+                    f"{new_bin}/pg_upgrade",
+                    "--check",
+                    "-b",
+                    old.bin_dir,
+                    "-B",
+                    new_bin,
+                    "-d",
+                    old.data_dir,
+                    "-D",
+                    new_dir,
+                    "-p",
+                    str(old.port),
+                    "-P",
+                    str(PG_UPGRADE_NEW_PORT),
+                    "-s",
+                    scratch_dir,
+                    "-U",
+                    superuser,
                 ],
                 check=False,
                 timeout=300,
@@ -258,7 +286,12 @@ class PostgresGateway(Gateway):
         locale: dict[str, str] | None,
     ) -> None:
         argv = [
-            f"{bin_dir}/initdb", "-D", data_dir, "-U", superuser, "--auth=peer",
+            f"{bin_dir}/initdb",
+            "-D",
+            data_dir,
+            "-U",
+            superuser,
+            "--auth=peer",
             facts.initdb_checksum_flag(checksums),
         ]
         if locale:
@@ -360,11 +393,28 @@ class PostgresGateway(Gateway):
         try:
             proc = self.shell.run(
                 [
-                    "env", "-C", work_dir, new.bin("pg_upgrade"), f"--{mode}", f"--jobs={jobs}",
-                    "-b", old.bin_dir, "-B", upgrade_bin or new.bin_dir,
-                    "-d", old.data_dir, "-D", new.data_dir,
-                    "-p", str(PG_UPGRADE_OLD_PORT), "-P", str(PG_UPGRADE_NEW_PORT),
-                    "-s", work_dir, "-U", superuser,
+                    "env",
+                    "-C",
+                    work_dir,
+                    new.bin("pg_upgrade"),
+                    f"--{mode}",
+                    f"--jobs={jobs}",
+                    "-b",
+                    old.bin_dir,
+                    "-B",
+                    upgrade_bin or new.bin_dir,
+                    "-d",
+                    old.data_dir,
+                    "-D",
+                    new.data_dir,
+                    "-p",
+                    str(PG_UPGRADE_OLD_PORT),
+                    "-P",
+                    str(PG_UPGRADE_NEW_PORT),
+                    "-s",
+                    work_dir,
+                    "-U",
+                    superuser,
                 ],
                 timeout=3600,
             )

@@ -48,8 +48,16 @@ class UpgradeGateway(PostgresGateway):
         self.shell.run(["rm", "-rf", directory])
         self.make_dir(directory)
         self.shell.run(
-            [cluster.bin("pg_dumpall"), "--globals-only", "-h", cluster.socket_dir,
-             "-p", str(cluster.port), "-f", f"{directory}/globals.sql"],
+            [
+                cluster.bin("pg_dumpall"),
+                "--globals-only",
+                "-h",
+                cluster.socket_dir,
+                "-p",
+                str(cluster.port),
+                "-f",
+                f"{directory}/globals.sql",
+            ],
             timeout=600,
         )
         source: facts.Fingerprints = {}
@@ -108,8 +116,19 @@ class UpgradeGateway(PostgresGateway):
 
     def _restore_into(self, scratch: Cluster, directory: str, manifest: BackupManifest) -> None:
         proc = self.shell.run(
-            [scratch.bin("psql"), "-X", "-q", "-h", scratch.socket_dir, "-p", str(scratch.port),
-             "-d", "postgres", "-f", f"{directory}/globals.sql"],
+            [
+                scratch.bin("psql"),
+                "-X",
+                "-q",
+                "-h",
+                scratch.socket_dir,
+                "-p",
+                str(scratch.port),
+                "-d",
+                "postgres",
+                "-f",
+                f"{directory}/globals.sql",
+            ],
             check=False,
         )
         errors = [

@@ -219,7 +219,6 @@ class DbUpgrade(DbUpgradeBase):
     def discard_prepared_cluster(self, ctx: RunContext, diffs: list[Diff]) -> None:
         self._discard_new(ctx)
 
-
     @change("Stop writers: close the service endpoint (old cluster restarts privately)")
     def plan_stop_writers(self, ctx: RunContext) -> Diff | None:
         if not ctx.planning and self.state(ctx).get("writers_stopped_at"):

@@ -73,8 +73,10 @@ def test_plan_changes_nothing_and_shows_the_procedure(
     assert survey["extensions"]["shop"]["hstore"]
     assert survey["expected_downtime_s"] > 0
     assert "Checking cluster versions" in steps["pg_upgrade_check"].evidence["report"]
-    assert steps["plan_upgrade"].diffs[0].after == {"version": 18, "data_directory": str(
-        cluster.root / "18")}
+    assert steps["plan_upgrade"].diffs[0].after == {
+        "version": 18,
+        "data_directory": str(cluster.root / "18"),
+    }
     assert cluster.postmaster_pid() == pid  # never restarted
     assert not (cluster.root / "18").exists()
 
@@ -88,8 +90,10 @@ def test_upgrade_keeps_every_row_and_switches_the_service(
     assert cluster.psql("SHOW server_version_num").startswith("18")
     assert cluster.psql(DATA_SQL) == before
     assert cluster.psql("SELECT count(*) FROM items", db="shop") == "300"
-    assert cluster.psql("SELECT 'Customer7@EXAMPLE.com'::citext = email FROM customers "
-                        "WHERE id = 7") == "t"
+    assert (
+        cluster.psql("SELECT 'Customer7@EXAMPLE.com'::citext = email FROM customers WHERE id = 7")
+        == "t"
+    )
     steps = {s.step: s for s in result.steps}
     assert steps["service_check"].evidence["downtime_s"] > 0
     assert (cluster.root / "15" / "PG_VERSION").read_text().strip() == "15"  # kept
@@ -150,16 +154,24 @@ def test_no_destructive_step_without_a_verified_backup(
     assert not (cluster.root / "18").exists()
 
     gw = UpgradeGateway(Mode.RUN, LocalShell())
-    old = Cluster(str(cluster.root / "15"), str(pc.PG15), pc.SERVICE_PORT,
-                  str(cluster.root / "sock"))
+    old = Cluster(
+        str(cluster.root / "15"), str(pc.PG15), pc.SERVICE_PORT, str(cluster.root / "sock")
+    )
     backup = str(cluster.root / "work" / "unverified")
     gw.take_backup(old, backup, "run-1")
     private = old.at(pc.PRIVATE_PORT, str(cluster.root / "work"))
     with pytest.raises(UnverifiedBackupError, match="never restored"):
         gw.close_service(old, private, str(tmp_path / "log"), backup_dir=backup, run_id="run-1")
     with pytest.raises(UnverifiedBackupError, match="no backup manifest"):
-        gw.pg_upgrade(old, old, mode="copy", work_dir=str(cluster.root / "work"),
-                      superuser="postgres", backup_dir=str(tmp_path), run_id="run-1")
+        gw.pg_upgrade(
+            old,
+            old,
+            mode="copy",
+            work_dir=str(cluster.root / "work"),
+            superuser="postgres",
+            backup_dir=str(tmp_path),
+            run_id="run-1",
+        )
     assert cluster.postmaster_pid() == pid
 
 
@@ -168,13 +180,23 @@ def test_backup_is_consistent_while_writers_write_and_tampering_is_refused(
 ) -> None:
     """A write after the dump is in neither side; an edited manifest or file is refused."""
     gw = UpgradeGateway(Mode.RUN, LocalShell())
-    old = Cluster(str(cluster.root / "15"), str(pc.PG15), pc.SERVICE_PORT,
-                  str(cluster.root / "sock"))
+    old = Cluster(
+        str(cluster.root / "15"), str(pc.PG15), pc.SERVICE_PORT, str(cluster.root / "sock")
+    )
     backup = str(cluster.root / "work" / "b")
     manifest = gw.take_backup(old, backup, "run-1")
     cluster.psql("DELETE FROM orders WHERE id = 1")  # after the dump: not in the backup
-    gw.verify_backup(backup, old, Cluster(str(cluster.root / "work" / "scratch"),
-                     str(pc.PG15), pc.PRIVATE_PORT, str(cluster.root / "work")), "postgres")
+    gw.verify_backup(
+        backup,
+        old,
+        Cluster(
+            str(cluster.root / "work" / "scratch"),
+            str(pc.PG15),
+            pc.PRIVATE_PORT,
+            str(cluster.root / "work"),
+        ),
+        "postgres",
+    )
     gw.require_verified_backup(backup, old, "run-1")  # the backup itself is consistent
     with pytest.raises(UnverifiedBackupError, match="not to this run"):
         gw.require_verified_backup(backup, old, "run-2")

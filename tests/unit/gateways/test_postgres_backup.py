@@ -59,9 +59,7 @@ def test_anything_less_is_refused(
 
 def test_a_verified_flag_is_not_trusted_the_fingerprints_are() -> None:
     """An edited manifest that claims verification but whose restored side differs fails."""
-    forged = replace(
-        VERIFIED, restored={"app": {"public.orders": TableSum(1, "x")}}, problems=()
-    )
+    forged = replace(VERIFIED, restored={"app": {"public.orders": TableSum(1, "x")}}, problems=())
     with pytest.raises(UnverifiedBackupError, match="restored copy differs"):
         guard(forged)
 
