@@ -138,9 +138,25 @@ class ConfigSession:
             raise self._error()(f"frr-reload.py --test failed (exit {rc}):\n{output}")
         return parsers.parse_reload_diff(output)
 
-    def has_pending(self) -> bool:
+    def pending_state(self) -> str:
+        """``PENDING`` (waiting for confirmation), ``REVERTING`` (timer fired) or ``NONE``."""
         output, _ = self._run(shell.pending_status(self.paths))
-        return re.search(r"^PENDING \d+$", output, re.M) is not None
+        match = re.search(r"^(PENDING|REVERTING) \d+$", output, re.M)
+        return match.group(1) if match else "NONE"
+
+    def has_pending(self) -> bool:
+        """True until a commit with revert_in is confirmed, rolled back or reverted."""
+        return self.pending_state() != "NONE"
+
+    def _claim(self) -> bool:
+        """Stop the revert timer; False if it had already started to revert."""
+        output, _ = self._run(shell.claim_pending(self.paths))
+        return re.search(r"^CLAIMED$", output, re.M) is not None
+
+    def _wait_for_revert(self) -> None:
+        deadline = time.monotonic() + RELOAD_TIMEOUT
+        while self.has_pending() and time.monotonic() < deadline:
+            time.sleep(0.5)
 
     def commit(self, message: str = "", revert_in: int | None = None) -> None:
         if self.has_pending():
@@ -190,11 +206,11 @@ class ConfigSession:
         )
         _, rc = self._run(arm)
         waited = 0.0
-        while rc == 0 and waited < TIMER_START_WAIT and not self.has_pending():
+        while rc == 0 and waited < TIMER_START_WAIT and self.pending_state() != "PENDING":
             time.sleep(0.1)
             waited += 0.1
-        if rc != 0 or not self.has_pending():
-            self._run(f"rm -f {shell.q(paths.pending)}")
+        if rc != 0 or self.pending_state() != "PENDING":
+            self._claim()
             self._reload(paths.rollback)
             raise CommitError("could not start the revert timer; the commit was rolled back")
         log.info("commit applied; reverts in %ss unless confirmed", seconds)
@@ -205,13 +221,16 @@ class ConfigSession:
         self._run(line)
 
     def confirm(self) -> None:
-        if not self.has_pending():
+        state = self.pending_state()
+        if state == "REVERTING":
+            raise CommitConfirmException("too late: the revert timer has fired")
+        if state == "NONE":
             raise CommitConfirmException("no commit is waiting for confirmation")
-        _, rc = self._run(
-            f"{shell.cancel_revert_timer(self.paths)}; {shell.vtysh(self.paths, 'write memory')}"
-        )
+        if not self._claim():
+            raise CommitConfirmException("too late: the revert timer has fired")
+        _, rc = self._run(shell.vtysh(self.paths, "write memory"))
         if rc != 0:
-            raise CommitConfirmException(f"confirming failed (exit {rc})")
+            raise CommitConfirmException(f"confirmed, but saving to frr.conf failed (exit {rc})")
 
     def discard(self) -> None:
         self.candidate = None
@@ -219,8 +238,8 @@ class ConfigSession:
 
     def rollback(self) -> None:
         """Go back to the config saved before the last commit; cancels a pending revert."""
-        if self.has_pending():
-            self._run(shell.cancel_revert_timer(self.paths))
+        if self.has_pending() and not self._claim():
+            self._wait_for_revert()  # the timer is reverting to the same file: let it finish
         output, rc = self._run(f"test -s {shell.q(self.paths.rollback)}")
         if rc != 0:
             raise CommitError("nothing to roll back to: no commit was made through napalm-frr")

@@ -50,6 +50,10 @@ class Paths:
         return self.state("pending")
 
     @property
+    def reverting(self) -> str:
+        return self.state("reverting")
+
+    @property
     def startup_backup(self) -> str:
         return self.state("startup-before-commit.conf")
 
@@ -135,36 +139,52 @@ def start_revert_timer(paths: Paths, seconds: int) -> str:
     """Start the on-device timer that restores ``rollback.conf`` unless confirmed.
 
     ``setsid nohup`` detaches it from our SSH session so it outlives the connection and
-    our process. It writes its PID into the pending file first; confirm kills its
-    process group. When it fires it reloads the saved config (frr-reload also writes it
-    to frr.conf), removes the pending file, then logs any line that did not revert.
+    our process. It appends its PID to the pending file. When the time is up it claims
+    the pending file by renaming it to ``reverting`` — confirm claims it by renaming it to
+    ``confirming``; ``mv`` is atomic, so exactly one of them wins — then reloads the saved
+    config (frr-reload also writes it to frr.conf) and logs any line that did not revert.
     """
+    pending, reverting = q(paths.pending), q(paths.reverting)
     reload_cmd = frr_reload(paths, "reload", paths.rollback)
     check_cmd = frr_reload(paths, "test", paths.rollback)  # what, if anything, did not revert
     revert_log = q(paths.state("revert.log"))
     script = (
-        f"echo pid=$$ >> {q(paths.pending)}; sleep {int(seconds)}; "
-        f"if [ -f {q(paths.pending)} ]; then "
+        f"echo pid=$$ >> {pending}; sleep {int(seconds)}; "
+        f"if mv {pending} {reverting} 2>/dev/null; then "
         f"{{ date; {reload_cmd}; echo rc=$?; }} >> {revert_log} 2>&1; "
-        f"rm -f {q(paths.pending)}; {check_cmd} >> {revert_log} 2>&1; fi"
+        f"rm -f {reverting}; {check_cmd} >> {revert_log} 2>&1; fi"
     )
     # the subshell keeps the job out of the login shell's job table (no "[1] 123" noise)
     return f"( setsid nohup sh -c {q(script)} {TIMER_NAME} > /dev/null 2>&1 < /dev/null & )"
 
 
-def pending_status(paths: Paths) -> str:
-    """Print ``PENDING <pid>`` if a revert timer of ours is alive, else ``NONE``."""
+def _timer_pid(files: str) -> str:
+    """Sets $pid to the timer's PID if that process is alive and really our timer."""
     return (
-        f"pid=$(sed -n 's/^pid=//p' {q(paths.pending)} 2>/dev/null | tail -1); "
-        f'if [ -n "$pid" ] && grep -qa {TIMER_NAME} /proc/$pid/cmdline 2>/dev/null; '
+        f"pid=$(sed -n 's/^pid=//p' {files} 2>/dev/null | tail -1); "
+        f'[ -n "$pid" ] && grep -qa {TIMER_NAME} /proc/$pid/cmdline 2>/dev/null'
+    )
+
+
+def pending_status(paths: Paths) -> str:
+    """Print ``PENDING <pid>`` (waiting), ``REVERTING <pid>`` (timer fired) or ``NONE``."""
+    return (
+        f"if [ -f {q(paths.reverting)} ] && {_timer_pid(q(paths.reverting))}; "
+        'then echo "REVERTING $pid"; '
+        f"elif {_timer_pid(q(paths.pending))}; "
         'then echo "PENDING $pid"; else echo NONE; fi'
     )
 
 
-def cancel_revert_timer(paths: Paths) -> str:
-    """Kill the timer's process group and drop the pending file."""
+def claim_pending(paths: Paths) -> str:
+    """Take the pending commit away from the timer and stop it.
+
+    Prints ``CLAIMED`` if we won (the timer will not revert), ``TOO_LATE`` if the timer
+    had already started reverting (or nothing was pending).
+    """
+    claimed = q(paths.state("confirming"))
     return (
-        f"{pending_status(paths)} | {{ read s pid; "
-        f'if [ "$s" = PENDING ]; then kill -TERM -- -$pid; fi; }}; '
-        f"rm -f {q(paths.pending)}"
+        f"if mv {q(paths.pending)} {claimed} 2>/dev/null; then "
+        f"if {_timer_pid(claimed)}; then kill -TERM -- -$pid; fi; "
+        f"rm -f {claimed}; echo CLAIMED; else echo TOO_LATE; fi"
     )

@@ -53,6 +53,7 @@ if [ "$mode" = --test ]; then
   [ -n "$add" ] && printf '\nLines To Add\n============\n%s\n' "$add"
   exit 0
 fi
+[ -f "$RUNNING.slow" ] && sleep "$(cat "$RUNNING.slow")"
 awk '$0 == "!" || !seen[$0]++' "$file" > "$RUNNING.new" && mv "$RUNNING.new" "$RUNNING"
 [ "$file" != "$STARTUP" ] && cp "$RUNNING" "$STARTUP"
 exit 0
@@ -267,3 +268,28 @@ def test_two_sessions_keep_their_own_candidates(dev: FRRDriver, box: dict[str, P
     dev.commit_config()
     assert not Path(dev._config.merge_path).exists()  # a commit cleans up after itself
     assert "10.8.0.0" in other.compare_config() and "10.7.0.0" not in other.compare_config()
+
+
+def test_confirm_after_the_timer_fired_is_too_late(dev: FRRDriver, box: dict[str, Path]) -> None:
+    """The timer and confirm race for the pending file; whoever renames it first wins."""
+    dev.load_merge_candidate(config="ip route 10.9.0.0/16 Null0\n")
+    dev.commit_config(revert_in=1)
+    Path(f"{box['running']}.slow").write_text("2")  # the revert's reload now takes 2 s
+    assert _wait((box["state"] / "reverting").exists, 5)
+    assert dev.has_pending_commit()  # still in process: reverting
+    with pytest.raises(CommitConfirmException, match="too late"):
+        dev.confirm_commit()
+    with pytest.raises(CommitError, match="waiting for confirmation"):
+        dev.commit_config()
+    assert _wait(lambda: not dev.has_pending_commit(), 6)
+    assert box["running"].read_text() == START
+
+
+def test_rollback_during_the_revert_waits_for_it(dev: FRRDriver, box: dict[str, Path]) -> None:
+    dev.load_merge_candidate(config="ip route 10.10.0.0/16 Null0\n")
+    dev.commit_config(revert_in=1)
+    Path(f"{box['running']}.slow").write_text("1")
+    assert _wait((box["state"] / "reverting").exists, 5)
+    dev.rollback()
+    assert not dev.has_pending_commit()
+    assert box["running"].read_text() == START
