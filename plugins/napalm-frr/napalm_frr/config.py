@@ -8,7 +8,8 @@ Files on the device, under ``Paths.state_dir`` (default /etc/frr/napalm):
                       rebuilt at every compare and commit.
 * ``rollback.conf``   the running config saved just before the last commit.
 * ``pending``         exists while a commit waits for confirmation; holds the deadline,
-                      the message and the PID of the revert timer.
+                      the message and the PID of the revert timer. The timer renames it
+                      to ``reverting`` when it fires, confirm to ``confirming``: one wins.
 * ``startup-before-commit.conf``, ``commits.log``, ``revert.log``.
 
 A commit with ``revert_in`` leaves frr.conf (startup) on the old configuration until it is
