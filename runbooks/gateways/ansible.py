@@ -175,7 +175,9 @@ class AnsibleGateway(Gateway):
     @reads
     def inventory_hosts(self) -> dict[str, dict[str, Any]]:
         """host -> its variables, as the (NetBox) inventory resolves them."""
-        data = json.loads(inventory_list(self.settings, self._resolved_inventory()))
+        inventory = self._resolved_inventory()
+        assert self._inventory_dir is not None
+        data = json.loads(inventory_list(self.settings, inventory, self._inventory_dir))
         hostvars: dict[str, dict[str, Any]] = data.get("_meta", {}).get("hostvars", {})
         return {h: dict(secrets.mask(v)) for h, v in hostvars.items()}
 

@@ -53,7 +53,7 @@ def resolve_inventory(settings: AnsibleSettings, workdir: Path) -> Path:
     if not is_netbox_inventory(path):
         return path
     started = time.monotonic()
-    text = _ansible_inventory(settings, path, "--list", "--yaml", "--export")
+    text = _ansible_inventory(settings, path, workdir, "--list", "--yaml", "--export")
     hosts = workdir / "netbox-hosts.yml"
     hosts.write_text(secrets.mask_text(text), encoding="utf-8")
     count = _count_hosts(yaml.safe_load(text) or {})
@@ -65,17 +65,21 @@ def resolve_inventory(settings: AnsibleSettings, workdir: Path) -> Path:
     return hosts
 
 
-def inventory_list(settings: AnsibleSettings, inventory: Path) -> str:
+def inventory_list(settings: AnsibleSettings, inventory: Path, workdir: Path) -> str:
     """``ansible-inventory --list`` (JSON with ``_meta.hostvars``) of an inventory path."""
-    return _ansible_inventory(settings, inventory, "--list")
+    return _ansible_inventory(settings, inventory, workdir, "--list")
 
 
-def _ansible_inventory(settings: AnsibleSettings, path: Path, *args: str) -> str:
+def _ansible_inventory(settings: AnsibleSettings, path: Path, workdir: Path, *args: str) -> str:
+    # an empty config of our own shields the call from ansible.cfg files on the machine
+    config = workdir / "ansible.cfg"
+    if not config.exists():
+        config.write_text("# empty: no ansible.cfg of the machine applies\n", encoding="utf-8")
     env = proc.child_env(
         os.environ,
         {
             "ANSIBLE_COLLECTIONS_PATH": str(settings.collections_path),
-            "ANSIBLE_CONFIG": os.devnull,
+            "ANSIBLE_CONFIG": str(config),
             "ANSIBLE_INVENTORY_UNPARSED_FAILED": "True",
             "ANSIBLE_NOCOLOR": "1",
         },

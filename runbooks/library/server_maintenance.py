@@ -1,0 +1,254 @@
+"""4 服務器維護 server maintenance: pre-checks, announcement, updates and baseline, post-checks.
+
+The procedure, in order (the playbook ``playbooks/server_maintenance.yml`` does the host work,
+one tag per part, and also runs on its own with plain ``ansible-playbook``):
+
+1. The servers are in NetBox's inventory (netbox.netbox ``nb_inventory``), with an address.
+2. Pre-checks on each server: free disk, available memory, load, failed services, pending
+   package updates. A server not fit for maintenance stops the plan.
+3. Announce the maintenance in each server's NetBox journal.
+4. OS package updates and the department's baseline configuration (message of the day, SSH
+   hardening, the status agent and its service); services restart where their configuration
+   changed. In a plan this is Ansible's check mode: every file's diff is in the review.
+   If it fails, the playbook restores each host's snapshot (``rescue:``) and the step runs the
+   rollback playbook on every host; undo (a later step failed) runs the rollback playbook too.
+   Package installs and upgrades are not rolled back.
+5. Post-checks: the services are healthy and their ports listen.
+6. Close the announcement in the NetBox journal: the maintenance is finished.
+
+Every task's result (host, task, status, changed, diff, duration) is in the step's evidence.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from typing import Any
+
+from pydantic import Field, field_validator
+
+from runbooks.core.context import RunContext
+from runbooks.core.errors import InventoryError, RollbackError, RunbookError
+from runbooks.core.results import Diff
+from runbooks.core.runbook import Params, Runbook
+from runbooks.core.steps import change, check
+from runbooks.gateways.ansible import AnsibleGateway
+from runbooks.gateways.ansible_events import PlaybookResult
+from runbooks.gateways.netbox import NetBoxGateway
+
+log = logging.getLogger(__name__)
+
+PLAYBOOK = "server_maintenance.yml"
+ROLLBACK = "server_maintenance_rollback.yml"
+
+
+class ServerMaintenanceParams(Params):
+    hosts: list[str] = Field(min_length=1, description="servers by NetBox device name")
+    packages: list[str] = Field(default_factory=list, description="packages that must be present")
+    upgrade: bool = False  # apt "safe" upgrade of every installed package
+    refresh_package_lists: bool = True  # tolerated when it fails (hosts without network)
+    reason: str = "scheduled maintenance"
+
+    @field_validator("hosts", "packages", mode="before")
+    @classmethod
+    def _comma_list(cls, value: Any) -> Any:
+        """``hosts=srv1,srv2`` on the command line."""
+        if isinstance(value, str):
+            return [v.strip() for v in value.split(",") if v.strip()]
+        return value
+
+
+def _hosts(runbook: Any) -> list[str]:
+    return list(runbook.params.hosts)
+
+
+class ServerMaintenance(Runbook):
+    """Maintain servers: pre-checks, announcement, updates and baseline, post-checks."""
+
+    name = "server-maintenance"
+    title = "Server maintenance: OS updates and the baseline configuration"
+    instruction = "4 服務器維護 server maintenance"
+    expected_duration = timedelta(minutes=20)
+    Params = ServerMaintenanceParams
+
+    @property
+    def p(self) -> ServerMaintenanceParams:
+        assert isinstance(self.params, ServerMaintenanceParams)
+        return self.params
+
+    def ansible(self, ctx: RunContext) -> AnsibleGateway:
+        return ctx.gateway(AnsibleGateway)
+
+    def netbox(self, ctx: RunContext) -> NetBoxGateway:
+        return ctx.gateway(NetBoxGateway)
+
+    def extravars(self, ctx: RunContext) -> dict[str, Any]:
+        return {
+            "maintenance_targets": ",".join(self.p.hosts),
+            "maintenance_id": ctx.run_id,
+            "os_updates_packages": self.p.packages,
+            "os_updates_upgrade": self.p.upgrade,
+            "os_updates_refresh_cache": self.p.refresh_package_lists,
+        }
+
+    def play_check(self, ctx: RunContext, tags: list[str]) -> PlaybookResult:
+        return self.ansible(ctx).check(
+            PLAYBOOK, limit=self.p.hosts, tags=tags, extravars=self.extravars(ctx)
+        )
+
+    # ------------------------------------------------------------------ 1. inventory
+    @check("The servers are in NetBox's inventory, with an address", targets=_hosts)
+    def servers_in_inventory(self, ctx: RunContext) -> dict[str, Any]:
+        inventory = self.ansible(ctx).inventory_hosts()
+        missing = [h for h in self.p.hosts if h not in inventory]
+        if missing:
+            raise InventoryError(
+                f"not in the NetBox inventory (Linux platform, primary IP): {', '.join(missing)}"
+            )
+        return {
+            h: {"address": inventory[h].get("ansible_host"), "role": inventory[h].get("role")}
+            for h in self.p.hosts
+        }
+
+    # ------------------------------------------------------------------ 2. pre-checks
+    @check(
+        "Pre-checks: free disk, memory, load, failed services, pending updates",
+        targets=_hosts,
+        duration=timedelta(minutes=1),
+    )
+    def pre_checks(self, ctx: RunContext) -> dict[str, Any]:
+        result = self.play_check(ctx, ["precheck"])
+        return {"hosts": result.evidence(), "duration_s": round(result.duration_s, 1)}
+
+    # ------------------------------------------------------------------ 3. announcement
+    def device_ids(self, ctx: RunContext) -> dict[str, int]:
+        found = self.netbox(ctx).find("dcim.device", name=self.p.hosts)
+        ids = {str(d["name"]): int(d["id"]) for d in found}
+        missing = [h for h in self.p.hosts if h not in ids]
+        if missing:
+            raise InventoryError(f"no NetBox device named {', '.join(missing)}")
+        return ids
+
+    def journal_marker(self, ctx: RunContext, what: str) -> str:
+        return f"runbook {self.name} run {ctx.run_id}: {what}"
+
+    def plan_journal(self, ctx: RunContext, what: str, text: str, kind: str) -> list[Diff]:
+        nb, marker = self.netbox(ctx), self.journal_marker(ctx, what)
+        diffs = []
+        for host, device_id in self.device_ids(ctx).items():
+            entries = nb.find(
+                "extras.journalentry",
+                assigned_object_type="dcim.device",
+                assigned_object_id=device_id,
+            )
+            if any(marker in str(e.get("comments", "")) for e in entries):
+                continue
+            diffs.append(
+                Diff(
+                    target=f"netbox:dcim.device:{host}:journal",
+                    kind="create",
+                    summary=f"journal entry ({kind}) on {host}",
+                    after={
+                        "device_id": device_id,
+                        "kind": kind,
+                        "comments": f"{text}\n\n_{marker}_",
+                    },
+                )
+            )
+        return diffs
+
+    def write_journal(self, ctx: RunContext, diffs: list[Diff]) -> dict[str, Any]:
+        nb, written = self.netbox(ctx), {}
+        for diff in diffs:
+            after = diff.after
+            entry = nb.journal("dcim.device", after["device_id"], after["comments"], after["kind"])
+            written[diff.target] = entry.get("id")
+        return {"journal_entries": written}
+
+    @change("Announce the maintenance in the servers' NetBox journal", targets=_hosts)
+    def plan_announcement(self, ctx: RunContext) -> list[Diff]:
+        text = (
+            f"**Maintenance starts** ({self.p.reason}): OS package updates and the baseline "
+            f"configuration on {', '.join(self.p.hosts)}; services restart where needed."
+        )
+        return self.plan_journal(ctx, "announced", text, "warning")
+
+    @plan_announcement.apply
+    def announce(self, ctx: RunContext, diffs: list[Diff]) -> dict[str, Any]:
+        return self.write_journal(ctx, diffs)
+
+    @plan_announcement.undo
+    def announce_rollback(self, ctx: RunContext, diffs: list[Diff]) -> None:
+        # the journal is an audit trail: the announcement stays, a second entry says why
+        text = "**Maintenance rolled back**: a later step failed; see the run's record."
+        self.write_journal(ctx, self.plan_journal(ctx, "rolled back", text, "danger"))
+
+    # ------------------------------------------------------------------ 4. the maintenance
+    @change(
+        "OS package updates and the baseline configuration; restarts where needed",
+        targets=_hosts,
+        duration=timedelta(minutes=10),
+    )
+    def plan_maintenance(self, ctx: RunContext) -> list[Diff]:
+        return self.play_check(ctx, ["packages", "baseline"]).diffs
+
+    @plan_maintenance.apply
+    def maintain(self, ctx: RunContext, diffs: list[Diff]) -> dict[str, Any]:
+        gw = self.ansible(ctx)
+        try:
+            result = gw.run(
+                PLAYBOOK,
+                limit=self.p.hosts,
+                tags=["packages", "baseline"],
+                extravars=self.extravars(ctx),
+            )
+        except RunbookError as exc:
+            # the engine undoes completed steps only: this step's partial work is undone here
+            undone = self.rollback_hosts(ctx)
+            raise type(exc)(f"{exc}; {undone}", **exc.context) from exc
+        return result.summary()
+
+    @plan_maintenance.undo
+    def restore_baseline(self, ctx: RunContext, diffs: list[Diff]) -> None:
+        result = self.ansible(ctx).run_unchecked(
+            ROLLBACK, limit=self.p.hosts, extravars=self.extravars(ctx)
+        )
+        if result.status != "successful" or result.failures:
+            raise RollbackError(f"rollback playbook: {self.describe(result)}")
+
+    def rollback_hosts(self, ctx: RunContext) -> str:
+        try:
+            result = self.ansible(ctx).run_unchecked(
+                ROLLBACK, limit=self.p.hosts, extravars=self.extravars(ctx)
+            )
+        except RunbookError as exc:
+            log.error("rollback playbook could not run: %s", exc)
+            return f"the rollback playbook could not run: {exc}"
+        return f"rollback playbook: {self.describe(result)}"
+
+    @staticmethod
+    def describe(result: PlaybookResult) -> str:
+        failed = sorted({t.host for t in result.failures})
+        done = sorted(set(result.recap) - set(failed))
+        parts = [f"restored {', '.join(done) or 'no host'}"]
+        if failed:
+            parts.append(f"NOT restored {', '.join(failed)}")
+        return "; ".join(parts)
+
+    # ------------------------------------------------------------------ 5. post-checks
+    @check("Post-checks: services healthy, ports listening", targets=_hosts)
+    def post_checks(self, ctx: RunContext) -> dict[str, Any]:
+        if ctx.planning:
+            return {"planned": "runs after the maintenance: services, ports, status agent"}
+        result = self.play_check(ctx, ["postcheck"])
+        return {"hosts": result.evidence(), "duration_s": round(result.duration_s, 1)}
+
+    # ------------------------------------------------------------------ 6. close
+    @change("Close the announcement in the servers' NetBox journal", targets=_hosts)
+    def plan_completion(self, ctx: RunContext) -> list[Diff]:
+        text = f"**Maintenance finished** ({self.p.reason}); post-checks passed."
+        return self.plan_journal(ctx, "finished", text, "success")
+
+    @plan_completion.apply
+    def complete(self, ctx: RunContext, diffs: list[Diff]) -> dict[str, Any]:
+        return self.write_journal(ctx, diffs)

@@ -1,0 +1,206 @@
+"""server-maintenance against the lab: NetBox inventory, real hosts over SSH, the record.
+
+One flow per test (each starts from a reset lab): plan (check-mode diffs in the plan), run,
+a second run that changes nothing; and a host taken down mid-run. Both check that no secret
+reaches any artifact, record or log, and that the real machine is unchanged.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+import secrets as _random
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from lab_fixtures import LabHandle, ssh_run
+
+from runbooks.core import secrets
+from runbooks.core.engine import Engine
+from runbooks.core.results import RunStatus, Status
+from runbooks.core.store import RecordStore
+from runbooks.gateways.ansible import REPO_ROOT, AnsibleGateway, AnsibleSettings
+from runbooks.lab import hosts, netbox
+from runbooks.lab.node import ssh_dir
+from runbooks.library.server_maintenance import ServerMaintenance
+
+pytestmark = pytest.mark.slow
+
+# what the playbook writes on a host: on the real machine these must not change
+WATCHED = [
+    "/etc/motd",
+    "/etc/ssh/sshd_config.d/50-it-baseline.conf",
+    "/etc/default/baseline-agent",
+    "/etc/init.d/baseline-agent",
+    "/srv/baseline-agent",
+    "/var/backups/runbooks",
+    "/root/.ssh/known_hosts",
+]
+
+
+def fingerprint() -> dict[str, str]:
+    out = {}
+    for name in WATCHED:
+        path = Path(name)
+        if path.is_file():
+            out[name] = hashlib.sha256(path.read_bytes()).hexdigest()
+        else:
+            out[name] = "dir" if path.is_dir() else "absent"
+    return out
+
+
+@pytest.fixture
+def setup(
+    lab_reset: LabHandle, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[dict[str, Any]]:
+    url, token = netbox.credentials("operator")
+    monkeypatch.setenv("RUNBOOKS_NETBOX_URL", url)
+    monkeypatch.setenv("RUNBOOKS_NETBOX_TOKEN", token)
+    planted = "planted-" + _random.token_hex(16)
+    monkeypatch.setenv("RUNBOOKS_TEST_SECRET_TOKEN", planted)
+    secrets.register(token, planted)
+    work = tmp_path / "ansible"
+    work.mkdir()
+    settings = AnsibleSettings(
+        inventory=REPO_ROOT / "inventory" / "netbox.yml",
+        netbox_url=url,
+        netbox_token=token,
+        remote_user="root",
+        private_key_file=ssh_dir() / "id_ed25519",
+        work_dir=work,
+        keep_artifacts=True,
+        timeout_s=600,
+    )
+    store = RecordStore(tmp_path / "records.sqlite3")
+    engine = Engine(
+        store,
+        "olivia",
+        gateway_factories={AnsibleGateway: lambda ctx, key: AnsibleGateway(ctx.mode, settings)},
+    )
+    before = fingerprint()
+    yield {
+        "engine": engine,
+        "store": store,
+        "work": work,
+        "secrets": [token, planted],
+        "tmp": tmp_path,
+    }
+    store.close()
+    assert fingerprint() == before, "the real machine changed"
+
+
+def assert_no_secret(setup: dict[str, Any], log_text: str) -> int:
+    """Every file of every private data dir, the record store and its export, the log."""
+    store: RecordStore = setup["store"]
+    export = io.StringIO()
+    store.export_jsonl(export)
+    files = [p for p in setup["work"].rglob("*") if p.is_file()]
+    files.append(setup["tmp"] / "records.sqlite3")
+    for value in setup["secrets"]:
+        for path in files:
+            assert value.encode() not in path.read_bytes(), path
+        assert value not in export.getvalue()
+        assert value not in log_text
+    return len(files)
+
+
+def runbook(hosts_: str) -> ServerMaintenance:
+    return ServerMaintenance(ServerMaintenance.parse_params({"hosts": hosts_, "packages": "pv"}))
+
+
+def test_plan_run_and_second_run(
+    setup: dict[str, Any], host_ssh: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    engine: Engine = setup["engine"]
+    started = time.monotonic()
+    plan = engine.plan(runbook("srv1,srv2"))
+    plan_s = time.monotonic() - started
+    assert plan.refusal is None, plan.refusal
+    steps = {s.step: s for s in plan.steps}
+    maintenance = steps["plan_maintenance"]
+    targets = {d.target for d in maintenance.diffs}
+    assert {"srv1:/etc/motd", "srv2:/etc/ssh/sshd_config.d/50-it-baseline.conf"} <= targets
+    motd = next(d for d in maintenance.diffs if d.target == "srv1:/etc/motd")
+    assert "+srv1 — IT Department" in motd.text
+    assert steps["pre_checks"].evidence["hosts"]["srv1"]["failed_services"] == []
+    assert len(steps["plan_announcement"].diffs) == 2
+    client = host_ssh("srv1")
+    assert ssh_run(client, "test -e /etc/init.d/baseline-agent")[0] != 0  # the plan changed nothing
+
+    started = time.monotonic()
+    result = engine.run(runbook("srv1,srv2"), plan_hash=plan.content_hash)
+    run_s = time.monotonic() - started
+    assert result.status is RunStatus.SUCCEEDED, result.error
+    done = {s.step: s for s in result.steps}
+    assert done["plan_maintenance"].status is Status.CHANGED
+    tasks = done["plan_maintenance"].evidence["tasks"]
+    assert {t["host"] for t in tasks} == {"srv1", "srv2"}
+    assert all({"host", "task", "status", "changed", "duration_s"} <= set(t) for t in tasks)
+    assert done["post_checks"].evidence["hosts"]["srv2"]["agent_status"]["host"] == "srv2"
+    rc, out, _ = ssh_run(client, "cat /srv/baseline-agent/status.json; head -2 /etc/motd")
+    assert rc == 0 and '"host": "srv1"' in out
+
+    started = time.monotonic()
+    again = engine.plan(runbook("srv1,srv2"))
+    assert {s.step: s for s in again.steps}["plan_maintenance"].status is Status.NO_CHANGE
+    second = engine.run(runbook("srv1,srv2"), plan_hash=again.content_hash)
+    second_s = time.monotonic() - started
+    assert second.status is RunStatus.SUCCEEDED
+    assert {s.step: s for s in second.steps}["plan_maintenance"].status is Status.NO_CHANGE
+    assert setup["store"].verify().ok
+    files = assert_no_secret(setup, caplog.text)
+    logging.getLogger(__name__).warning(
+        "plan %.1f s, run %.1f s, second plan+run %.1f s, %d files scanned",
+        plan_s,
+        run_s,
+        second_s,
+        files,
+    )
+
+
+def test_host_down_mid_run_fails_cleanly_and_rolls_back(
+    setup: dict[str, Any], lab_reset: LabHandle, host_ssh: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    engine: Engine = setup["engine"]
+    original_motd = ssh_run(host_ssh("srv1"), "cat /etc/motd")[1]
+    stopped = threading.Event()
+
+    def take_srv2_down_after_its_snapshot() -> None:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            probe = hosts.run_on_host(
+                "srv2", ["sh", "-c", "ls /var/backups/runbooks/*/manifest.json"]
+            )
+            if probe.returncode == 0:
+                hosts.stop_host("srv2")
+                stopped.set()
+                return
+            time.sleep(0.2)
+
+    watcher = threading.Thread(target=take_srv2_down_after_its_snapshot, daemon=True)
+    watcher.start()
+    try:
+        result = engine.run(runbook("srv1,srv2"))
+    finally:
+        watcher.join(5)
+        hosts.start_host(
+            lab_reset.topology, next(h for h in lab_reset.topology.hosts if h.name == "srv2")
+        )
+    assert stopped.is_set(), "srv2 was never taken down"
+    assert result.status is RunStatus.ROLLED_BACK, result.error
+    assert result.error and "ConnectError" in result.error and "srv2" in result.error
+    assert "rollback playbook: restored srv1" in result.error
+    kinds = [(e.kind, e.step) for e in setup["store"].entries(result.run_id)]
+    assert ("step.failed", "plan_maintenance") in kinds
+    assert ("undo.finished", "plan_announcement") in kinds
+    assert kinds[-1][0] == "run.finished"
+    assert setup["store"].verify().ok
+    assert ssh_run(host_ssh("srv1"), "cat /etc/motd")[1] == original_motd  # srv1 restored
+    assert_no_secret(setup, caplog.text)

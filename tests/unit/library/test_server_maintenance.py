@@ -1,0 +1,153 @@
+"""server-maintenance with stand-in gateways: the procedure's wiring, no lab, no Ansible run."""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from runbooks.config import NetBoxSettings
+from runbooks.core.engine import Engine
+from runbooks.core.errors import ConnectError, InputError
+from runbooks.core.gateway import Mode, reads, writes
+from runbooks.core.results import Diff, RunStatus, Status
+from runbooks.core.store import RecordStore
+from runbooks.gateways.ansible import AnsibleGateway, AnsibleSettings
+from runbooks.gateways.ansible_events import PlaybookResult, TaskResult
+from runbooks.gateways.netbox import NetBoxGateway
+from runbooks.library.server_maintenance import ROLLBACK, ServerMaintenance
+
+
+class World:
+    """What the stand-ins share: the state of the pretend hosts and NetBox."""
+
+    def __init__(self, fail_apply: bool = False) -> None:
+        self.applied = False
+        self.fail_apply = fail_apply
+        self.calls: list[tuple[str, bool, tuple[str, ...]]] = []
+        self.journal: list[tuple[int, str, str]] = []
+
+
+def task(host: str, name: str, changed: bool = False, **kw: Any) -> TaskResult:
+    return TaskResult(host, name, "play", "changed" if changed else "ok", changed, **kw)
+
+
+class FakeAnsible(AnsibleGateway):
+    world: World
+
+    @reads
+    def inventory_hosts(self) -> dict[str, dict[str, Any]]:
+        return {"srv1": {"ansible_host": "198.18.0.31", "role": "server"}}
+
+    def _play(self, playbook, check, limit, extravars, tags):  # type: ignore[no-untyped-def]
+        self.world.calls.append((playbook, check, tuple(tags)))
+        if playbook == ROLLBACK:
+            self.world.applied = False
+            return PlaybookResult(playbook, check, "successful", 0, (), {"srv1": {"ok": 3}})
+        if "precheck" in tags:
+            ev = {"disk_free_pct": 80, "failed_services": []}
+            return PlaybookResult(
+                playbook, check, "successful", 0, (task("srv1", "ev", evidence=ev),)
+            )
+        if "postcheck" in tags:
+            ev = {"agent_status": {"host": "srv1"}}
+            return PlaybookResult(
+                playbook, check, "successful", 0, (task("srv1", "ev", evidence=ev),)
+            )
+        if not check and self.world.fail_apply:
+            self.world.applied = True  # half done, then the host went away
+            down = TaskResult(
+                "srv1", "Baseline | status document", "play", "unreachable", msg="gone"
+            )
+            return PlaybookResult(
+                playbook, check, "failed", 4, (down,), {"srv1": {"unreachable": 1}}
+            )
+        if not check:
+            self.world.applied = True
+        motd = Diff.of_text("srv1:/etc/motd", "old\n", "new\n", "motd")
+        t = task("srv1", "Baseline | motd", changed=not self.world.applied, diffs=(motd,))
+        return PlaybookResult(playbook, check, "successful", 0, (t,))
+
+
+class FakeNetBox(NetBoxGateway):
+    world: World
+
+    @reads
+    def find(self, obj_type: str, **filters: Any) -> list[dict[str, Any]]:
+        if obj_type == "dcim.device":
+            return [{"name": "srv1", "id": 7}]
+        return [
+            {"comments": c} for i, c, _ in self.world.journal if i == filters["assigned_object_id"]
+        ]
+
+    @writes
+    def journal(
+        self, obj_type: str, obj_id: int, comments: str, kind: str = "info"
+    ) -> dict[str, Any]:
+        self.world.journal.append((obj_id, comments, kind))
+        return {"id": len(self.world.journal)}
+
+
+def engine(tmp_path: Path, world: World) -> Engine:
+    def ansible(ctx: Any, key: str) -> AnsibleGateway:
+        gw = FakeAnsible(ctx.mode, AnsibleSettings(inventory="localhost"))
+        gw.world = world
+        return gw
+
+    def nb(ctx: Any, key: str) -> NetBoxGateway:
+        settings = NetBoxSettings("http://127.0.0.1:9", "nbt_" + secrets.token_hex(8) + ".x")
+        gw = FakeNetBox(settings, ctx.mode, run_id=ctx.run_id)
+        gw.world = world
+        return gw
+
+    return Engine(
+        RecordStore(tmp_path / "r.sqlite3"),
+        "olivia",
+        gateway_factories={AnsibleGateway: ansible, NetBoxGateway: nb},
+    )
+
+
+def book(**params: Any) -> ServerMaintenance:
+    return ServerMaintenance(ServerMaintenance.parse_params({"hosts": "srv1", **params}))
+
+
+def test_params_take_comma_lists() -> None:
+    assert book(packages="pv, jq").p.packages == ["pv", "jq"]
+    with pytest.raises(InputError):
+        ServerMaintenance.parse_params({"hosts": ""})
+
+
+def test_plan_holds_check_mode_diffs_and_changes_nothing(tmp_path: Path) -> None:
+    world = World()
+    plan = engine(tmp_path, world).plan(book())
+    assert plan.refusal is None
+    steps = {s.step: s for s in plan.steps}
+    assert [d.target for d in steps["plan_maintenance"].diffs] == ["srv1:/etc/motd"]
+    assert steps["pre_checks"].evidence["hosts"]["srv1"]["disk_free_pct"] == 80
+    assert steps["plan_announcement"].diffs[0].kind == "create"
+    assert all(check for _, check, _ in world.calls)  # only check mode in a plan
+    assert not world.journal and not world.applied
+
+
+def test_run_then_nothing_left_to_change(tmp_path: Path) -> None:
+    world = World()
+    result = engine(tmp_path, world).run(book())
+    assert result.status is RunStatus.SUCCEEDED, result.error
+    steps = {s.step: s for s in result.steps}
+    assert steps["plan_maintenance"].status is Status.CHANGED
+    assert [kind for _, _, kind in world.journal] == ["warning", "success"]
+    again = engine(tmp_path, world).plan(book())
+    assert {s.step: s for s in again.steps}["plan_maintenance"].status is Status.NO_CHANGE
+
+
+def test_unreachable_host_rolls_back_the_step_and_the_announcement(tmp_path: Path) -> None:
+    world = World(fail_apply=True)
+    result = engine(tmp_path, world).run(book())
+    assert result.status is RunStatus.ROLLED_BACK
+    assert result.error is not None
+    assert result.error.startswith(ConnectError.__name__)
+    assert "unreachable: srv1" in result.error and "rollback playbook: restored" in result.error
+    assert (ROLLBACK, False, ()) in world.calls and not world.applied
+    assert [kind for _, _, kind in world.journal] == ["warning", "danger"]
