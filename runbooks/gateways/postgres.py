@@ -4,11 +4,10 @@ A cluster is described by parameters (``Cluster``: data directory, binaries, por
 directory); how commands reach the server is a ``Shell`` (this machine, a lab host's
 namespaces, or SSH). Every client program runs on the server over the unix socket.
 
-Reads are allowed in plans. ``upgrade_check`` is one too: ``pg_upgrade --check`` needs an
-initialised new cluster, so it makes a throwaway one in a scratch directory and removes it;
-the cluster being upgraded is only read (pg_upgrade's live check). Every destructive write
-(closing the service, pg_upgrade, opening the service on the new cluster) first proves a
-verified backup of this cluster from this run (``postgres_backup.require_verified``).
+Reads are allowed in plans. The upgrade's own operations are in ``postgres_upgrade``: there
+every destructive write (closing the service, pg_upgrade, opening the service on the new
+cluster) first proves a verified backup of this cluster from this run
+(``postgres_backup.require_verified``).
 """
 
 from __future__ import annotations
@@ -16,7 +15,6 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
 from typing import Any, Self
 
 from runbooks.core.context import RunContext
@@ -24,12 +22,9 @@ from runbooks.core.errors import InputError, VerificationError
 from runbooks.core.gateway import Gateway, Mode, reads, writes
 from runbooks.gateways import postgres_facts as facts
 from runbooks.gateways.postgres_backup import MANIFEST, BackupManifest, require_verified
-from runbooks.gateways.postgres_shell import CommandError, LocalShell, NsenterShell, Shell, SshShell
+from runbooks.gateways.postgres_shell import LocalShell, NsenterShell, Shell, SshShell
 
 log = logging.getLogger(__name__)
-
-PG_UPGRADE_OLD_PORT = 50432  # pg_upgrade's private servers: sockets in the work dir, no TCP
-PG_UPGRADE_NEW_PORT = 50433
 
 
 @dataclass(frozen=True)
@@ -226,53 +221,6 @@ class PostgresGateway(Gateway):
         )
 
     @reads
-    def upgrade_check(
-        self, old: Cluster, new_bin: str, scratch_dir: str, *, checksums: bool, superuser: str
-    ) -> str:
-        """``pg_upgrade --check`` of the running old cluster against a throwaway new cluster
-        initialised with the given checksum setting. Returns pg_upgrade's report."""
-        new_dir = f"{scratch_dir}/check-new"
-        self.shell.run(["rm", "-rf", new_dir])
-        self.shell.run(["mkdir", "-p", "-m", "0700", scratch_dir])
-        try:
-            self._initdb(new_dir, new_bin, checksums, superuser, self.locale(old))
-            proc = self.shell.run(
-                [
-                    "env",
-                    "-C",
-                    scratch_dir,
-                    f"{new_bin}/pg_upgrade",
-                    "--check",
-                    "-b",
-                    old.bin_dir,
-                    "-B",
-                    new_bin,
-                    "-d",
-                    old.data_dir,
-                    "-D",
-                    new_dir,
-                    "-p",
-                    str(old.port),
-                    "-P",
-                    str(PG_UPGRADE_NEW_PORT),
-                    "-s",
-                    scratch_dir,
-                    "-U",
-                    superuser,
-                ],
-                check=False,
-                timeout=300,
-            )
-        finally:
-            self.shell.run(["rm", "-rf", new_dir], check=False)
-        report = (proc.stdout + proc.stderr).strip()
-        if proc.returncode != 0:
-            raise VerificationError(
-                f"pg_upgrade --check failed: {_tail(report)}", report=report[-4000:]
-            )
-        return report
-
-    @reads
     def locale(self, cluster: Cluster) -> dict[str, str]:
         """Encoding and locale of template0: pg_upgrade needs the new cluster to match."""
         return dict(self.query_json(cluster, _LOCALE_SQL))
@@ -312,18 +260,6 @@ class PostgresGateway(Gateway):
     @writes
     def make_dir(self, path: str) -> None:
         self.shell.run(["mkdir", "-p", "-m", "0700", path])
-
-    @writes
-    def make_bin_shim(self, real_bin: str, shim_dir: str, strip_options: list[str]) -> str:
-        """A bin directory of links to ``real_bin`` whose pg_restore strips column options the
-        new server refuses (see ``postgres_facts.pg_restore_shim``). Returns its path."""
-        self.shell.run(["rm", "-rf", shim_dir])
-        self.shell.run(["mkdir", "-p", shim_dir])
-        link = 'for f in "$1"/*; do ln -s "$f" "$2/"; done; rm "$2/pg_restore"'
-        self.shell.run(["sh", "-c", link, "sh", real_bin, shim_dir])
-        self.write_text(f"{shim_dir}/pg_restore", facts.pg_restore_shim(real_bin, strip_options))
-        self.shell.run(["chmod", "0755", f"{shim_dir}/pg_restore"])
-        return shim_dir
 
     @writes
     def remove_cluster_dir(self, cluster: Cluster, expected_major: int) -> None:
@@ -369,77 +305,12 @@ class PostgresGateway(Gateway):
         self._initdb(cluster.data_dir, cluster.bin_dir, checksums, superuser, locale)
 
     @writes
-    def pg_upgrade(
-        self,
-        old: Cluster,
-        new: Cluster,
-        *,
-        mode: str,
-        work_dir: str,
-        superuser: str,
-        backup_dir: str,
-        run_id: str,
-        upgrade_bin: str | None = None,
-    ) -> dict[str, Any]:
-        """pg_upgrade in copy or clone mode: the old cluster stays startable as it was.
-        ``upgrade_bin`` replaces the new bin dir for pg_upgrade (a shim, ``make_bin_shim``)."""
-        if mode not in ("copy", "clone"):
-            raise InputError(f"pg_upgrade mode {mode!r}: only copy or clone keep the old cluster")
-        self.require_verified_backup(backup_dir, old, run_id)
-        if self.is_running(old):
-            raise VerificationError(f"{old.data_dir} is still running; stop writers first")
-        jobs = self.shell.run(["nproc"], check=False).stdout.strip() or "1"
-        started = datetime.now(UTC)
-        try:
-            proc = self.shell.run(
-                [
-                    "env",
-                    "-C",
-                    work_dir,
-                    new.bin("pg_upgrade"),
-                    f"--{mode}",
-                    f"--jobs={jobs}",
-                    "-b",
-                    old.bin_dir,
-                    "-B",
-                    upgrade_bin or new.bin_dir,
-                    "-d",
-                    old.data_dir,
-                    "-D",
-                    new.data_dir,
-                    "-p",
-                    str(PG_UPGRADE_OLD_PORT),
-                    "-P",
-                    str(PG_UPGRADE_NEW_PORT),
-                    "-s",
-                    work_dir,
-                    "-U",
-                    superuser,
-                ],
-                timeout=3600,
-            )
-        except CommandError as exc:
-            logs = self._upgrade_logs(new.data_dir)
-            raise VerificationError(
-                f"pg_upgrade failed: {_tail(logs, 4) or exc}", log_tail=logs[-4000:]
-            ) from exc
-        seconds = (datetime.now(UTC) - started).total_seconds()
-        return {"pg_upgrade_s": round(seconds, 2), "report": _tail(proc.stdout, 6)}
-
-    def _upgrade_logs(self, data_dir: str) -> str:
-        script = (
-            'for f in $(ls -t "$1"/pg_upgrade_output.d/*/log/*.log 2>/dev/null | head -3); '
-            'do echo "== $f"; tail -n 15 "$f"; done'
-        )
-        return self.shell.run(["sh", "-c", script, "sh", data_dir], check=False).stdout
-
-    @writes
     def analyze(self, cluster: Cluster) -> None:
         argv = [cluster.bin("vacuumdb"), "--all", "--analyze-only", "-q"]
         self.shell.run([*argv, "-h", cluster.socket_dir, "-p", str(cluster.port)], timeout=3600)
 
 
-def _tail(text: str, lines: int = 3) -> str:
+def tail(text: str, lines: int = 3) -> str:
     return " | ".join(line for line in text.strip().splitlines()[-lines:] if line.strip())
 
 

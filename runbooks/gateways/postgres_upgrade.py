@@ -1,5 +1,6 @@
-"""The upgrade's own operations on top of the PostgreSQL gateway: a backup taken and verified by
-restoring it, closing and opening the service endpoint, and bringing the old cluster back.
+"""The upgrade's own operations on top of the PostgreSQL gateway: ``pg_upgrade --check`` and
+pg_upgrade itself, a backup taken and verified by restoring it, closing and opening the service
+endpoint, and bringing the old cluster back.
 
 "Writers stopped" means the service endpoint (the socket and addresses applications use) is
 closed: the cluster is restarted listening only on a private socket in the work directory, so
@@ -12,13 +13,17 @@ import logging
 from datetime import UTC, datetime
 from typing import Any
 
-from runbooks.core.errors import RollbackError, VerificationError
+from runbooks.core.errors import InputError, RollbackError, VerificationError
 from runbooks.core.gateway import reads, writes
 from runbooks.gateways import postgres_facts as facts
-from runbooks.gateways.postgres import Cluster, PostgresGateway
+from runbooks.gateways.postgres import Cluster, PostgresGateway, tail
 from runbooks.gateways.postgres_backup import MANIFEST, BackupManifest, UnverifiedBackupError
+from runbooks.gateways.postgres_shell import CommandError
 
 log = logging.getLogger(__name__)
+
+PG_UPGRADE_OLD_PORT = 50432  # pg_upgrade's private servers: sockets in the work dir, no TCP
+PG_UPGRADE_NEW_PORT = 50433
 
 
 def dump_file(db: str) -> str:
@@ -210,3 +215,127 @@ class UpgradeGateway(PostgresGateway):
                 )
             evidence["tables_verified"] = sum(len(t) for t in expected.values())
         return evidence
+
+    @reads
+    def upgrade_check(
+        self, old: Cluster, new_bin: str, scratch_dir: str, *, checksums: bool, superuser: str
+    ) -> str:
+        """``pg_upgrade --check`` of the running old cluster against a throwaway new cluster
+        initialised with the given checksum setting. Returns pg_upgrade's report."""
+        new_dir = f"{scratch_dir}/check-new"
+        self.shell.run(["rm", "-rf", new_dir])
+        self.shell.run(["mkdir", "-p", "-m", "0700", scratch_dir])
+        try:
+            self._initdb(new_dir, new_bin, checksums, superuser, self.locale(old))
+            proc = self.shell.run(
+                [
+                    "env",
+                    "-C",
+                    scratch_dir,
+                    f"{new_bin}/pg_upgrade",
+                    "--check",
+                    "-b",
+                    old.bin_dir,
+                    "-B",
+                    new_bin,
+                    "-d",
+                    old.data_dir,
+                    "-D",
+                    new_dir,
+                    "-p",
+                    str(old.port),
+                    "-P",
+                    str(PG_UPGRADE_NEW_PORT),
+                    "-s",
+                    scratch_dir,
+                    "-U",
+                    superuser,
+                ],
+                check=False,
+                timeout=300,
+            )
+        finally:
+            self.shell.run(["rm", "-rf", new_dir], check=False)
+        report = (proc.stdout + proc.stderr).strip()
+        if proc.returncode != 0:
+            raise VerificationError(
+                f"pg_upgrade --check failed: {tail(report)}", report=report[-4000:]
+            )
+        return report
+
+    @writes
+    def make_bin_shim(self, real_bin: str, shim_dir: str, strip_options: list[str]) -> str:
+        """A bin directory of links to ``real_bin`` whose pg_restore strips column options the
+        new server refuses (see ``postgres_facts.pg_restore_shim``). Returns its path."""
+        self.shell.run(["rm", "-rf", shim_dir])
+        self.shell.run(["mkdir", "-p", shim_dir])
+        link = 'for f in "$1"/*; do ln -s "$f" "$2/"; done; rm "$2/pg_restore"'
+        self.shell.run(["sh", "-c", link, "sh", real_bin, shim_dir])
+        self.write_text(f"{shim_dir}/pg_restore", facts.pg_restore_shim(real_bin, strip_options))
+        self.shell.run(["chmod", "0755", f"{shim_dir}/pg_restore"])
+        return shim_dir
+
+    @writes
+    def pg_upgrade(
+        self,
+        old: Cluster,
+        new: Cluster,
+        *,
+        mode: str,
+        work_dir: str,
+        superuser: str,
+        backup_dir: str,
+        run_id: str,
+        upgrade_bin: str | None = None,
+    ) -> dict[str, Any]:
+        """pg_upgrade in copy or clone mode: the old cluster stays startable as it was.
+        ``upgrade_bin`` replaces the new bin dir for pg_upgrade (a shim, ``make_bin_shim``)."""
+        if mode not in ("copy", "clone"):
+            raise InputError(f"pg_upgrade mode {mode!r}: only copy or clone keep the old cluster")
+        self.require_verified_backup(backup_dir, old, run_id)
+        if self.is_running(old):
+            raise VerificationError(f"{old.data_dir} is still running; stop writers first")
+        jobs = self.shell.run(["nproc"], check=False).stdout.strip() or "1"
+        started = datetime.now(UTC)
+        try:
+            proc = self.shell.run(
+                [
+                    "env",
+                    "-C",
+                    work_dir,
+                    new.bin("pg_upgrade"),
+                    f"--{mode}",
+                    f"--jobs={jobs}",
+                    "-b",
+                    old.bin_dir,
+                    "-B",
+                    upgrade_bin or new.bin_dir,
+                    "-d",
+                    old.data_dir,
+                    "-D",
+                    new.data_dir,
+                    "-p",
+                    str(PG_UPGRADE_OLD_PORT),
+                    "-P",
+                    str(PG_UPGRADE_NEW_PORT),
+                    "-s",
+                    work_dir,
+                    "-U",
+                    superuser,
+                ],
+                timeout=3600,
+            )
+        except CommandError as exc:
+            logs = self._upgrade_logs(new.data_dir)
+            raise VerificationError(
+                f"pg_upgrade failed: {tail(logs, 4) or exc}", log_tail=logs[-4000:]
+            ) from exc
+        seconds = (datetime.now(UTC) - started).total_seconds()
+        return {"pg_upgrade_s": round(seconds, 2), "report": tail(proc.stdout, 6)}
+
+    def _upgrade_logs(self, data_dir: str) -> str:
+        script = (
+            'for f in $(ls -t "$1"/pg_upgrade_output.d/*/log/*.log 2>/dev/null | head -3); '
+            'do echo "== $f"; tail -n 15 "$f"; done'
+        )
+        return self.shell.run(["sh", "-c", script, "sh", data_dir], check=False).stdout
