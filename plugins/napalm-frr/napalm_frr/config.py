@@ -80,12 +80,6 @@ class ConfigSession:
             return MergeConfigException  # type: ignore[no-any-return]
         return ReplaceConfigException  # type: ignore[no-any-return]
 
-    def _check_syntax(self, path: str, error: type[NapalmException]) -> None:
-        output, rc = self._run(f"{self.paths.vtysh} -C -f {shell.q(path)}")
-        problems = parsers.vtysh_errors(output)
-        if rc != 0 or problems:
-            raise error("FRR rejects the candidate:\n" + ("\n".join(problems) or output))
-
     def _reload(self, path: str) -> tuple[str, int]:
         return self._run(shell.frr_reload(self.paths, "reload", path), RELOAD_TIMEOUT)
 
@@ -164,16 +158,8 @@ class ConfigSession:
             raise CommitError("a commit is waiting for confirmation: confirm or roll back first")
         if revert_in is not None and int(revert_in) <= 0:
             raise CommitError("revert_in must be a positive number of seconds")
-        self._prepare_candidate()
         paths = self.paths
-        self._check_syntax(self.candidate_path, self._error())
-        save = (
-            f"{shell.save_running(paths, paths.rollback)} && "
-            f"cp -p {shell.q(paths.startup_config)} {shell.q(paths.startup_backup)}"
-        )
-        _, rc = self._run(save)
-        if rc != 0:
-            raise CommitError("could not save the running configuration before the commit")
+        self._prepare_and_save()
         output, rc = self._reload(self.candidate_path)
         problems = parsers.vtysh_errors(output)
         if rc != 0 or problems:
@@ -185,8 +171,7 @@ class ConfigSession:
         self._verify(self.candidate_path, "commit")
         if revert_in is not None:
             self._arm_revert_timer(int(revert_in), message)
-        self._log_commit(message, revert_in)
-        self.discard()
+        self._log_commit_and_discard(message, revert_in)
 
     def _verify(self, path: str, what: str) -> str:
         """Diff running against what was applied; FRR may keep a line it could not change."""
@@ -216,10 +201,40 @@ class ConfigSession:
             raise CommitError("could not start the revert timer; the commit was rolled back")
         log.info("commit applied; reverts in %ss unless confirmed", seconds)
 
-    def _log_commit(self, message: str, revert_in: int | None) -> None:
-        line = f"printf '%s\\t%s\\t%s\\n' \"$(date -Is)\" {shell.q(str(revert_in or '-'))}"
-        line += f" {shell.q(_one_line(message))} >> {shell.q(self.paths.state('commits.log'))}"
-        self._run(line)
+    def _prepare_and_save(self) -> None:
+        """One round trip: (merge: rebuild running + lines), dry-run the candidate, save
+        the running config for rollback and frr.conf for a revert_in window."""
+        if self.candidate is None:
+            raise self._error()("no candidate loaded: call load_replace/merge_candidate")
+        paths, cand = self.paths, shell.q(self.candidate_path)
+        rejected = self._error()
+        steps: list[tuple[str, str, type[NapalmException]]] = [
+            (shell.build_merge(paths, self.session), "could not build running + merge", rejected),
+            (f"{paths.vtysh} -C -f {cand}", "FRR rejects the candidate", rejected),
+            (shell.save_running(paths, paths.rollback), "could not save running", CommitError),
+            (
+                f"cp -p {shell.q(paths.startup_config)} {shell.q(paths.startup_backup)}",
+                "could not save frr.conf",
+                CommitError,
+            ),
+        ]
+        if self.candidate.mode != "merge":
+            steps = steps[1:]
+        script = "; ".join(f"{{ {step[0]} ; }} || exit {90 + i}" for i, step in enumerate(steps))
+        output, rc = self._run(script)
+        problems = parsers.vtysh_errors(output)
+        if rc == 0 and not problems:
+            return
+        _, what, error = steps[rc - 90] if 90 <= rc < 90 + len(steps) else steps[1]
+        raise error(f"{what} (exit {rc}):\n" + ("\n".join(problems) or output))
+
+    def _log_commit_and_discard(self, message: str, revert_in: int | None) -> None:
+        log_line = (
+            f"printf '%s\\t%s\\t%s\\n' \"$(date -Is)\" {shell.q(str(revert_in or '-'))}"
+            f" {shell.q(_one_line(message))} >> {shell.q(self.paths.state('commits.log'))}"
+        )
+        self.candidate = None
+        self._run(f"{log_line}; rm -f {shell.q(self.candidate_path)} {shell.q(self.merge_path)}")
 
     def confirm(self) -> None:
         state = self.pending_state()

@@ -293,3 +293,19 @@ def test_rollback_during_the_revert_waits_for_it(dev: FRRDriver, box: dict[str, 
     dev.rollback()
     assert not dev.has_pending_commit()
     assert box["running"].read_text() == START
+
+
+def test_commit_rechecks_the_candidate(dev: FRRDriver, box: dict[str, Path]) -> None:
+    dev.load_merge_candidate(config="ip route 10.11.0.0/16 Null0\n")
+    Path(dev._config.merge_path).write_text("bogus line\n")  # changed on the box meanwhile
+    with pytest.raises(MergeConfigException, match="FRR rejects the candidate"):
+        dev.commit_config()
+    assert box["running"].read_text() == START
+
+
+def test_commit_stops_if_the_config_cannot_be_saved(dev: FRRDriver, box: dict[str, Path]) -> None:
+    dev.load_replace_candidate(config=START + "ip route 10.12.0.0/16 Null0\n")
+    box["startup"].unlink()
+    with pytest.raises(CommitError, match=r"could not save frr.conf \(exit 92\)"):
+        dev.commit_config()
+    assert box["running"].read_text() == START
