@@ -13,11 +13,9 @@ Two copies of one PostgreSQL 15 cluster (sample data plus ``--rows`` rows of fil
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 import os
 import shutil
-import threading
 import time
 from pathlib import Path
 
@@ -30,7 +28,6 @@ from tests.support import pg_clusters as pc
 FILLER = """
 CREATE TABLE filler (id bigint PRIMARY KEY, payload text, at timestamptz DEFAULT now());
 INSERT INTO filler SELECT i, md5(i::text) || repeat('x', 40) FROM generate_series(1, {rows}) i;
-CREATE TABLE writes (id serial PRIMARY KEY, at timestamptz DEFAULT clock_timestamp());
 """
 
 
@@ -96,35 +93,12 @@ def bare_upgrade(template: Path) -> float:
         c.remove()
 
 
-class Writer(threading.Thread):
-    """Inserts a row every ~20 ms through the service endpoint; remembers which succeeded."""
-
-    def __init__(self, cluster: pc.LocalCluster) -> None:
-        super().__init__(daemon=True)
-        self.cluster, self.stop = cluster, threading.Event()
-        self.ok: list[float] = []
-        self.failed: list[float] = []
-
-    def run(self) -> None:
-        while not self.stop.is_set():
-            try:
-                self.cluster.psql("INSERT INTO writes DEFAULT VALUES")
-                self.ok.append(time.monotonic())
-            except Exception:
-                self.failed.append(time.monotonic())
-            time.sleep(0.02)
-
-    def longest_gap(self) -> float:
-        times = sorted(self.ok)
-        return max((b - a for a, b in itertools.pairwise(times)), default=0.0)
-
-
 def runbook_upgrade(template: Path, tmp: Path) -> tuple[float, float, float, float]:
     from runbooks.library.db_upgrade import DbUpgrade
 
     c = pc.copy_template(template)
     try:
-        writer = Writer(c)
+        writer = pc.Writer(c)
         writer.start()
         time.sleep(0.5)
         start = time.perf_counter()

@@ -270,6 +270,14 @@ class DbUpgrade(DbUpgradeBase):
         survey = state["survey"]
         with self.undone_on_failure(lambda: self._discard_new(ctx), "plan_upgrade"):
             pg.stop(self.private(self.old))
+            if pg.exists(f"{self.p.new_data}/pg_upgrade_output.d"):  # an interrupted attempt
+                pg.remove_cluster_dir(self.new, self.p.to_version)
+                pg.initdb(
+                    self.new,
+                    checksums=bool(survey["data_checksums"]),
+                    superuser=str(survey["bootstrap_superuser"]),
+                    locale=state["locale"],
+                )
             evidence = pg.pg_upgrade(
                 self.old,
                 self.new,

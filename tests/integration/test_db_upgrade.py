@@ -7,6 +7,7 @@ postgres) and removes it. Marked slow: ~10 s a test.
 from __future__ import annotations
 
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -97,6 +98,54 @@ def test_upgrade_keeps_every_row_and_switches_the_service(
     steps = {s.step: s for s in result.steps}
     assert steps["service_check"].evidence["downtime_s"] > 0
     assert (cluster.root / "15" / "PG_VERSION").read_text().strip() == "15"  # kept
+
+
+def test_no_acknowledged_write_is_lost_while_an_application_writes(
+    cluster: pc.LocalCluster, tmp_path: Path
+) -> None:
+    """Writes go on during the backup, stop with the writers, resume on 18: all are in 18,
+    and the gap the application saw is the downtime the record states."""
+    writer = pc.Writer(cluster)
+    writer.start()
+    time.sleep(0.3)
+    try:
+        result = run(cluster, tmp_path)
+        time.sleep(0.3)
+    finally:
+        writer.stop.set()
+        writer.join()
+    assert result.status is RunStatus.SUCCEEDED, result.error
+    assert writer.failed, "the writer never saw the service closed"
+    assert int(cluster.psql("SELECT count(*) FROM writes")) == len(writer.ok)
+    downtime = {s.step: s.evidence for s in result.steps}["service_check"]["downtime_s"]
+    assert writer.longest_gap() == pytest.approx(downtime, abs=1.5)
+
+
+def test_a_run_killed_inside_pg_upgrade_resumes_from_its_record(
+    cluster: pc.LocalCluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The process dies while pg_upgrade has half-written the new cluster; `resume` starts
+    that step again on a clean new cluster and finishes, with every row."""
+    before = cluster.psql(DATA_SQL)
+    real = UpgradeGateway.pg_upgrade
+
+    def killed(self: UpgradeGateway, old: Cluster, new: Cluster, **kwargs: Any) -> Any:
+        self.make_dir(f"{new.data_dir}/pg_upgrade_output.d")  # what a killed pg_upgrade leaves
+        raise KeyboardInterrupt  # not an Exception: no rollback, the run stays open
+
+    monkeypatch.setattr(UpgradeGateway, "pg_upgrade", killed)
+    store = RecordStore(tmp_path / "records.sqlite3")
+    engine = Engine(store, "olivia", confirmer=confirm_all())
+    rb = DbUpgrade(DbUpgrade.parse_params(cluster.params))
+    with pytest.raises(KeyboardInterrupt):
+        engine.run(rb, run_id="killed-run")
+    monkeypatch.setattr(UpgradeGateway, "pg_upgrade", real)
+    result = engine.resume(
+        "killed-run", lambda payload: DbUpgrade(DbUpgrade.parse_params(payload["params"]))
+    )
+    assert result.status is RunStatus.SUCCEEDED, result.error
+    assert cluster.psql("SHOW server_version_num").startswith("18")
+    assert cluster.psql(DATA_SQL) == before
 
 
 AFTER_WRITERS_STOP = [

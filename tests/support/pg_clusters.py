@@ -8,10 +8,13 @@ data directory: never a process found by name, never the machine's own cluster.
 
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
 import subprocess
 import tempfile
+import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,6 +33,7 @@ CREATE TABLE customers (id serial PRIMARY KEY, name text NOT NULL, email citext 
 CREATE TABLE orders (id bigserial PRIMARY KEY, customer_id int REFERENCES customers,
                      amount numeric(10,2), ratio float8, tags text[], note jsonb);
 CREATE TABLE no_key (a int, b text);
+CREATE TABLE writes (id serial PRIMARY KEY, at timestamptz DEFAULT clock_timestamp());
 INSERT INTO customers (name, email)
   SELECT 'Customer ' || i, 'Customer' || i || '@Example.com' FROM generate_series(1, 200) i;
 INSERT INTO orders (customer_id, amount, ratio, tags, note)
@@ -161,3 +165,27 @@ def can_run() -> str | None:
     if not (PG18 / "pg_upgrade").exists():
         return f"no PostgreSQL 18 in {PG18} (pip install runbooks[pg18])"
     return None
+
+
+class Writer(threading.Thread):
+    """Inserts a row into ``writes`` every ~20 ms through the service endpoint, as an
+    application would; remembers which inserts were acknowledged."""
+
+    def __init__(self, cluster: LocalCluster) -> None:
+        super().__init__(daemon=True)
+        self.cluster, self.stop = cluster, threading.Event()
+        self.ok: list[float] = []
+        self.failed: list[float] = []
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            try:
+                self.cluster.psql("INSERT INTO writes DEFAULT VALUES")
+                self.ok.append(time.monotonic())
+            except Exception:
+                self.failed.append(time.monotonic())
+            time.sleep(0.02)
+
+    def longest_gap(self) -> float:
+        times = sorted(self.ok)
+        return max((b - a for a, b in itertools.pairwise(times)), default=0.0)
