@@ -108,9 +108,9 @@ class ConfigSession:
         problems = parsers.vtysh_errors(output)
         if rc == shell.REJECTED or problems:
             self._run(f"rm -f {shell.q(target)}")
-            raise error("FRR rejects the candidate:\n" + ("\n".join(problems) or output))
+            raise _fail(error, "FRR rejects the candidate:\n" + ("\n".join(problems) or output))
         if rc != 0:
-            raise error(f"could not write {target} on the device (exit {rc}):\n{output}")
+            raise _fail(error, f"could not write {target} on the device (exit {rc}):\n{output}")
         self.candidate = Candidate(mode, text)
 
     def _prepare_candidate(self) -> None:
@@ -130,7 +130,7 @@ class ConfigSession:
         if rc != 0:
             # frr-reload still prints a diff against an empty config when it cannot
             # parse the candidate: never show that as the answer.
-            raise self._error()(f"frr-reload.py --test failed (exit {rc}):\n{output}")
+            raise _fail(self._error(), f"frr-reload.py --test failed (exit {rc}):\n{output}")
         return parsers.parse_reload_diff(output)
 
     def pending_state(self) -> str:
@@ -165,8 +165,9 @@ class ConfigSession:
         if rc != 0 or problems:
             restored, rrc = self._reload(paths.rollback)
             state = "restored" if rrc == 0 else f"NOT restored (exit {rrc}): {restored}"
-            raise CommitError(
-                f"frr-reload.py --reload failed (exit {rc}); previous config {state}:\n{output}"
+            raise _fail(
+                CommitError,
+                f"frr-reload.py --reload failed (exit {rc}); previous config {state}:\n{output}",
             )
         self._verify(self.candidate_path, "commit")
         if revert_in is not None:
@@ -226,7 +227,7 @@ class ConfigSession:
         if rc == 0 and not problems:
             return
         _, what, error = steps[rc - 90] if 90 <= rc < 90 + len(steps) else steps[1]
-        raise error(f"{what} (exit {rc}):\n" + ("\n".join(problems) or output))
+        raise _fail(error, f"{what} (exit {rc}):\n" + ("\n".join(problems) or output))
 
     def _log_commit_and_discard(self, message: str, revert_in: int | None) -> None:
         log_line = (
@@ -261,8 +262,13 @@ class ConfigSession:
             raise CommitError("nothing to roll back to: no commit was made through napalm-frr")
         output, rc = self._reload(self.paths.rollback)
         if rc != 0 or parsers.vtysh_errors(output):
-            raise CommitError(f"rollback failed (exit {rc}):\n{output}")
+            raise _fail(CommitError, f"rollback failed (exit {rc}):\n{output}")
         self._verify(self.paths.rollback, "rollback")
+
+
+def _fail(error: type[NapalmException], message: str) -> NapalmException:
+    """The exception to raise, with secrets in echoed config lines masked."""
+    return error(parsers.redact(message))
 
 
 def _one_line(text: str) -> str:

@@ -109,6 +109,9 @@ class FRRDriver(NetworkDriver):  # type: ignore[misc]
             try:
                 if self._config.candidate is not None:  # its files die with the session
                     self._config.discard()
+            except Exception as exc:  # closing must not fail; stale files expire in a day
+                log.warning("%s: could not delete the candidate files: %s", self.hostname, exc)
+            try:
                 self.device.disconnect()
             finally:
                 self.device = None

@@ -61,6 +61,20 @@ SANITIZE_FILTERS = {
 }
 
 
+_SECRET = re.compile(
+    r"\b(password|key-string|authentication-key|md5|key|community)(\s+)(?!<removed>)\S+", re.I
+)
+
+
+def redact(text: str) -> str:
+    """Mask what follows secret-bearing keywords anywhere in a line (error messages).
+
+    >>> redact("line 3: % Unknown command:  neighbor 10.0.0.1 pasword x password s3cr3t")
+    'line 3: % Unknown command:  neighbor 10.0.0.1 pasword x password <removed>'
+    """
+    return _SECRET.sub(r"\1\2<removed>", text)
+
+
 def load_json(output: str, command: str) -> Any:
     """Parse JSON printed by vtysh or lldpcli; raise FRROutputError with the text otherwise."""
     start = min((i for i in (output.find("{"), output.find("[")) if i >= 0), default=-1)

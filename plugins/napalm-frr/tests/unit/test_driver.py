@@ -8,6 +8,7 @@ import napalm
 import pytest
 from napalm.base.exceptions import (
     CommandTimeoutException,
+    CommitConfirmException,
     ConnectAuthError,
     ConnectionClosedException,
     ConnectionException,
@@ -123,3 +124,28 @@ def test_command_errors_become_napalm_errors(raised: Exception, expected: type) 
     dev.device = Broken(raised)
     with pytest.raises(expected):
         dev.get_bgp_neighbors()
+
+
+def test_close_survives_a_dead_session() -> None:
+    dev = FRRDriver("r1", "root", "")
+
+    class Dead(Broken):
+        disconnected = False
+
+        def disconnect(self) -> None:
+            self.disconnected = True
+
+    dead = Dead(OSError("Socket is closed"))
+    dev.device = dead
+    dev._config.candidate = object()  # type: ignore[assignment]
+    dev.close()
+    assert dead.disconnected and dev.device is None
+
+
+def test_error_messages_mask_secrets() -> None:
+    from napalm_frr.config import _fail
+
+    exc = _fail(
+        CommitConfirmException, "line 2: % Unknown command: neighbor 1.1.1.1 password hunter2"
+    )
+    assert "hunter2" not in str(exc)
