@@ -11,7 +11,7 @@ import pytest
 from runbooks.config import NetBoxSettings
 from runbooks.core.engine import Engine
 from runbooks.core.errors import ConnectError, InputError
-from runbooks.core.gateway import Mode, reads, writes
+from runbooks.core.gateway import reads, writes
 from runbooks.core.results import Diff, RunStatus, Status
 from runbooks.core.store import RecordStore
 from runbooks.gateways.ansible import AnsibleGateway, AnsibleSettings
