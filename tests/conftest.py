@@ -25,11 +25,17 @@ def workdir(tmp_path: Path) -> Path:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Everything under tests/lab needs the real lab: mark it so `-m "not lab"` leaves it out."""
+    """Everything under tests/lab needs the real lab, everything under tests/integration real
+    servers of its own (PostgreSQL clusters): mark them so the unit suite runs alone with
+    `-m "not lab and not slow"`."""
     lab_dir = Path(__file__).parent / "lab"
+    integration_dir = Path(__file__).parent / "integration"
     for item in items:
-        if lab_dir in Path(str(item.fspath)).parents:
+        parents = Path(str(item.fspath)).parents
+        if lab_dir in parents:
             item.add_marker(pytest.mark.lab)
+        if integration_dir in parents:
+            item.add_marker(pytest.mark.slow)
 
 
 # Unit tests act as the local user: identity from NetBox is for the lab suite.
