@@ -83,6 +83,11 @@ class ConfigSession:
     def _reload(self, path: str) -> tuple[str, int]:
         return self._run(shell.frr_reload(self.paths, "reload", path), RELOAD_TIMEOUT)
 
+    def _restore(self) -> tuple[str, int]:
+        """Back to before the last commit: running from rollback.conf, frr.conf from its copy."""
+        reload_cmd = shell.frr_reload(self.paths, "reload", self.paths.rollback)
+        return self._run(f"{reload_cmd} && {shell.restore_startup(self.paths)}", RELOAD_TIMEOUT)
+
     def candidate_text(self) -> str:
         return self.candidate.text if self.candidate else ""
 
@@ -158,12 +163,11 @@ class ConfigSession:
             raise CommitError("a commit is waiting for confirmation: confirm or roll back first")
         if revert_in is not None and int(revert_in) <= 0:
             raise CommitError("revert_in must be a positive number of seconds")
-        paths = self.paths
         self._prepare_and_save()
         output, rc = self._reload(self.candidate_path)
         problems = parsers.vtysh_errors(output)
         if rc != 0 or problems:
-            restored, rrc = self._reload(paths.rollback)
+            restored, rrc = self._restore()
             state = "restored" if rrc == 0 else f"NOT restored (exit {rrc}): {restored}"
             raise _fail(
                 CommitError,
@@ -198,7 +202,7 @@ class ConfigSession:
             waited += 0.1
         if rc != 0 or self.pending_state() != "PENDING":
             self._claim()
-            self._reload(paths.rollback)
+            self._restore()
             raise CommitError("could not start the revert timer; the commit was rolled back")
         log.info("commit applied; reverts in %ss unless confirmed", seconds)
 
@@ -254,13 +258,13 @@ class ConfigSession:
         self._run(f"rm -f {shell.q(self.candidate_path)} {shell.q(self.merge_path)}")
 
     def rollback(self) -> None:
-        """Go back to the config saved before the last commit; cancels a pending revert."""
+        """Running and frr.conf back to before the last commit; cancels a pending revert."""
         if self.has_pending() and not self._claim():
             self._wait_for_revert()  # the timer is reverting to the same file: let it finish
         output, rc = self._run(f"test -s {shell.q(self.paths.rollback)}")
         if rc != 0:
             raise CommitError("nothing to roll back to: no commit was made through napalm-frr")
-        output, rc = self._reload(self.paths.rollback)
+        output, rc = self._restore()
         if rc != 0 or parsers.vtysh_errors(output):
             raise _fail(CommitError, f"rollback failed (exit {rc}):\n{output}")
         self._verify(self.paths.rollback, "rollback")

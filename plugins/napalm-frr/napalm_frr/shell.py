@@ -142,7 +142,8 @@ def start_revert_timer(paths: Paths, seconds: int) -> str:
     our process. It appends its PID to the pending file. When the time is up it claims
     the pending file by renaming it to ``reverting`` — confirm claims it by renaming it to
     ``confirming``; ``mv`` is atomic, so exactly one of them wins — then reloads the saved
-    config (frr-reload also writes it to frr.conf) and logs any line that did not revert.
+    config, puts the old frr.conf back byte for byte (frr-reload rewrote it) and logs any
+    line that did not revert.
     """
     pending, reverting = q(paths.pending), q(paths.reverting)
     reload_cmd = frr_reload(paths, "reload", paths.rollback)
@@ -151,11 +152,17 @@ def start_revert_timer(paths: Paths, seconds: int) -> str:
     script = (
         f"echo pid=$$ >> {pending}; sleep {int(seconds)}; "
         f"if mv {pending} {reverting} 2>/dev/null; then "
-        f"{{ date; {reload_cmd}; echo rc=$?; }} >> {revert_log} 2>&1; "
+        f"{{ date; {reload_cmd}; echo rc=$?; {restore_startup(paths)}; }} >> {revert_log} 2>&1; "
         f"rm -f {reverting}; {check_cmd} >> {revert_log} 2>&1; fi"
     )
     # the subshell keeps the job out of the login shell's job table (no "[1] 123" noise)
     return f"( setsid nohup sh -c {q(script)} {TIMER_NAME} > /dev/null 2>&1 < /dev/null & )"
+
+
+def restore_startup(paths: Paths) -> str:
+    """Put back frr.conf as it was before the last commit (frr-reload rewrites it)."""
+    backup, startup = q(paths.startup_backup), q(paths.startup_config)
+    return f"if [ -f {backup} ]; then cp -p {backup} {startup}; fi"
 
 
 def _timer_pid(files: str) -> str:

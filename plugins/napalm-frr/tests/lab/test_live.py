@@ -165,6 +165,10 @@ def test_revert_in_fires_after_our_process_was_killed(device_params: dict[str, A
     revert_in = 8
     marker = _marker()
     here = os.path.dirname(__file__)
+    probe = make_driver(device_params)
+    probe.open()
+    before = probe.get_config(retrieve="all")
+    probe.close()
     child = subprocess.Popen(
         [
             sys.executable,
@@ -200,7 +204,9 @@ def test_revert_in_fires_after_our_process_was_killed(device_params: dict[str, A
         assert marker not in _running(dev), "the device did not revert"
         assert reverted_after >= revert_in - 1
         assert _wait_until(lambda: not dev.has_pending_commit(), 5)
-        assert marker not in dev.get_config(retrieve="startup")["startup"]
+        after = dev.get_config(retrieve="all")
+        assert after["running"] == before["running"], "running is not the old configuration"
+        assert after["startup"] == before["startup"], "frr.conf is not the old configuration"
     finally:
         if dev.has_pending_commit():
             dev.rollback()

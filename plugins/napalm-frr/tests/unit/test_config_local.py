@@ -60,6 +60,8 @@ exit 0
 """
 
 START = "hostname r1\n!\ninterface lo\n description old\nexit\n!\n"
+# frr.conf as a person wrote it: same config, other text (frr-reload would rewrite it)
+HAND_WRITTEN = "! written by hand\n" + START
 
 
 class LocalShell:
@@ -96,7 +98,7 @@ def box(tmp_path: Path) -> dict[str, Path]:
         (bin_dir / name).write_text(text)
         (bin_dir / name).chmod(0o755)
     (tmp_path / "running.conf").write_text(START)
-    (tmp_path / "frr.conf").write_text(START)
+    (tmp_path / "frr.conf").write_text(HAND_WRITTEN)
     return {
         "root": tmp_path,
         "bin": bin_dir,
@@ -159,6 +161,7 @@ def test_merge_builds_running_plus_lines_and_commits(dev: FRRDriver, box: dict[s
     assert dev.compare_config() == ""
     dev.rollback()
     assert box["running"].read_text() == START
+    assert box["startup"].read_text() == HAND_WRITTEN
 
 
 def test_replace_compare_shows_both_sides(dev: FRRDriver) -> None:
@@ -205,6 +208,7 @@ def test_revert_in_reverts_on_its_own(dev: FRRDriver, box: dict[str, Path]) -> N
     assert _driver(box).has_pending_commit()
     assert _wait(lambda: not dev.has_pending_commit(), 6)
     assert box["running"].read_text() == START
+    assert box["startup"].read_text() == HAND_WRITTEN  # byte for byte
     assert "rc=0" in (box["state"] / "revert.log").read_text()
 
 
