@@ -7,6 +7,7 @@ shapes) so that they are unit-tested without a lab; the runbooks only fetch and 
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import json
 import time
@@ -81,6 +82,43 @@ def restore_device(gw: NetworkGateway, running_before: str) -> None:
         gw.rollback()
     if gw.compare(running_before).strip():
         gw.commit(running_before)
+
+
+def with_neighbors_shut(running: str, addresses: Iterable[str]) -> str:
+    """The running configuration with ``neighbor <address> shutdown`` for each address,
+    inside its ``router bgp`` block (a drain: the sessions close, the routes move away).
+
+    >>> print(with_neighbors_shut("router bgp 65101\n neighbor 10.0.0.1 remote-as 1\nexit\n",
+    ...                           ["10.0.0.1"]), end="")
+    router bgp 65101
+     neighbor 10.0.0.1 shutdown
+     neighbor 10.0.0.1 remote-as 1
+    exit
+    """
+    lines = running.splitlines()
+    for i, line in enumerate(lines):
+        if line.startswith("router bgp "):
+            shut = [f" neighbor {a} shutdown" for a in addresses]
+            return "\n".join([*lines[: i + 1], *shut, *lines[i + 1 :]]) + "\n"
+    raise VerificationError("the running configuration has no router bgp block to drain")
+
+
+def bare_config(running: str, hostname: str, mgmt_interface: str, mgmt_address: str) -> str:
+    """What is left after the configuration is removed: the global lines (hostname, logging,
+    the integrated config) and the management address, so the device stays reachable."""
+    keep = [
+        line
+        for line in running.splitlines()
+        if line.startswith(("frr defaults", "log ", "service ", "hostname "))
+    ]
+    if not any(line.startswith("hostname ") for line in keep):
+        keep.insert(0, f"hostname {hostname}")
+    return (
+        "\n".join(
+            [*keep, "!", f"interface {mgmt_interface}", f" ip address {mgmt_address}", "exit", "!"]
+        )
+        + "\n"
+    )
 
 
 # ---- the world as NetBox says it should be ------------------------------------------------
@@ -189,6 +227,39 @@ def expected_sessions(ws: DeviceWorkingSet, peers: Mapping[str, DeviceWorkingSet
             )
         )
     return out
+
+
+def sessions_note(
+    ws: DeviceWorkingSet, peers: Mapping[str, DeviceWorkingSet], *, adding: bool
+) -> Diff:
+    """The BGP sessions NetBox's template adds (or drops) once the cables change status.
+
+    A plan cannot show them as configuration: NetBox renders only what it holds, and the
+    cables change in the run, just before the configuration is rendered again."""
+    sessions = [(ws.name, s) for s in expected_sessions(ws, peers)]
+    for peer in peers.values():
+        sessions += [
+            (peer.name, s)
+            for s in expected_sessions(peer, {ws.name: ws})
+            if s.peer_device == ws.name
+        ]
+    fields = tuple(
+        FieldChange(
+            f"{name}: neighbor {s.peer_address}",
+            *((None, text) if adding else (text, None)),
+        )
+        for name, s in sessions
+        for text in [f"AS{s.peer_asn} {s.peer_device}:{s.peer_interface}"]
+    )
+    when = "connected" if adding else "no longer connected"
+    return Diff(
+        target=f"{ws.name} BGP sessions",
+        kind="fields",
+        summary=f"BGP sessions NetBox renders once the cables are {when} (at run time)",
+        fields=fields,
+        before={f.name: f.before for f in fields},
+        after={f.name: f.after for f in fields},
+    )
 
 
 # ---- comparisons with what the devices report -----------------------------------------------
@@ -338,13 +409,15 @@ class RackSteps:
     def ws(
         self, ctx: RunContext, render: bool = False, name: str | None = None, fresh: bool = False
     ) -> DeviceWorkingSet:
-        """The device's working set; checks reuse the last one read, change steps (their
-        ETags) and renders read afresh."""
+        """The device's working set. Checks reuse the last one read; in a run, change steps
+        read afresh (their ETags, what earlier steps wrote); a plan writes nothing, so it
+        reads each device once (plus its rendering)."""
         name = name or self.params.device
-        cached = self.seen.get(name)
-        if cached is not None and not (fresh or render):
-            return cached
-        ws = netbox(ctx).working_set(name, render=render)
+        ws = self.seen.get(name)
+        if ws is None or (fresh and not ctx.planning):
+            ws = netbox(ctx).working_set(name)
+        if render:
+            ws = dataclasses.replace(ws, config=netbox(ctx).render_config(ws.id))
         self.seen[ws.name] = ws
         return ws
 

@@ -31,10 +31,9 @@ from pydantic import Field
 
 from runbooks.core.context import RunContext
 from runbooks.core.errors import InventoryError, VerificationError
-from runbooks.core.results import Diff, FieldChange
+from runbooks.core.results import Diff
 from runbooks.core.runbook import Params, Runbook
 from runbooks.core.steps import change, check, manual
-from runbooks.gateways.netbox_model import DeviceWorkingSet
 from runbooks.library import network_common as nc
 
 
@@ -120,7 +119,7 @@ class RackIn(nc.RackSteps, Runbook):
             raise InventoryError(f"{ws.name} has no {' or '.join(missing)} address in NetBox")
         return {"management": ws.primary_ip4, "loopback": nc.loopback_of(ws)}
 
-    # ---- 2. the operator ---------------------------------------------------------------------
+    # ---- 2. the operator
 
     @manual("Confirm {device} is mounted and cabled", targets="{device}")
     def confirm_mounted_and_cabled(self, ctx: RunContext) -> str:
@@ -133,7 +132,7 @@ class RackIn(nc.RackSteps, Runbook):
             f"({ws.face or 'front'}), powered, and cabled: {cables}"
         )
 
-    # ---- 3. reach it -------------------------------------------------------------------------
+    # ---- 3. reach it
 
     @check("{device} answers on its management address", targets="{device}")
     def device_answers(self, ctx: RunContext) -> dict[str, Any]:
@@ -145,7 +144,7 @@ class RackIn(nc.RackSteps, Runbook):
             raise VerificationError(f"{ws.name} has no interface {', '.join(missing)}")
         return {k: facts.get(k) for k in ("hostname", "os_version", "serial_number", "uptime")}
 
-    # ---- 4. NetBox: the cables are in ----------------------------------------------------------
+    # ---- 4. NetBox: the cables are in
 
     @change("Record the position in NetBox (when given)", targets="{device}")
     def plan_rack_position(self, ctx: RunContext) -> list[Diff]:
@@ -192,39 +191,9 @@ class RackIn(nc.RackSteps, Runbook):
         peers = self.peers(ctx, ws, render=True)
         diffs = self.config_diffs(ctx, [ws, *peers.values()], "configuration rendered by NetBox")
         if ctx.planning and self.changed.get("cables"):
-            diffs.append(self.sessions_to_come(ws, peers))
+            diffs.append(nc.sessions_note(ws, peers, adding=True))
+            self.to_confirm.update(peers)  # their sessions change at run time
         return self.noted("config", diffs)
-
-    @staticmethod
-    def sessions_to_come(ws: DeviceWorkingSet, peers: dict[str, DeviceWorkingSet]) -> Diff:
-        """What NetBox's template adds once the cables above are connected: the plan cannot
-        render it (NetBox renders only what it holds); the run renders it after step 4."""
-        fields = [
-            FieldChange(
-                f"{ws.name}: neighbor {s.peer_address}",
-                None,
-                f"AS{s.peer_asn} {s.peer_device}:{s.peer_interface}",
-            )
-            for s in nc.expected_sessions(ws, peers)
-        ]
-        for peer in peers.values():
-            fields += [
-                FieldChange(
-                    f"{peer.name}: neighbor {s.peer_address}",
-                    None,
-                    f"AS{s.peer_asn} {s.peer_device}:{s.peer_interface}",
-                )
-                for s in nc.expected_sessions(peer, {ws.name: ws})
-                if s.peer_device == ws.name
-            ]
-        return Diff(
-            target=f"{ws.name} BGP sessions",
-            kind="fields",
-            summary="BGP sessions NetBox renders once the cables are connected (at run time)",
-            fields=tuple(fields),
-            before={f.name: None for f in fields},
-            after={f.name: f.after for f in fields},
-        )
 
     @plan_device_config.apply
     def commit_device_config(self, ctx: RunContext, diffs: list[Diff]) -> dict[str, Any]:
@@ -277,7 +246,7 @@ class RackIn(nc.RackSteps, Runbook):
         ws = self.ws(ctx)
         return self.loopbacks_routed(ctx, ws, self.peers(ctx, ws), self.p.settle_timeout_s)
 
-    # ---- 7. confirm, then NetBox -----------------------------------------------------------------
+    # ---- 7. confirm, then NetBox
 
     @change("Confirm the configurations (every post-check passed)", targets="{device}")
     def plan_confirm_config(self, ctx: RunContext) -> list[Diff]:

@@ -1,0 +1,372 @@
+"""8 網絡設備下架 — network device rack-out.
+
+The work instruction, in order:
+
+1. Pre-checks: the device is active in NetBox; every neighbour keeps another path (a
+   neighbour whose last connected link goes through this device is a refusal); the device
+   answers. Its running configuration goes into the record as the backup.
+2. NetBox: the device is decommissioning.
+3. Drain: the device shuts its BGP sessions; wait until the neighbours route nothing through
+   it; verify the neighbours still reach each other's loopbacks.
+4. The configuration is removed (commit-confirm: only the management address stays); the
+   device still answers, then the removal is confirmed.
+5. NetBox: the cables are marked decommissioning; the neighbours get the configuration NetBox
+   now renders for them (their sessions to the device go), checked, then confirmed; the device
+   is offline and out of its rack position; its addresses are released (as configured).
+6. The operator confirms the physical removal; a journal entry on the device witnesses the run.
+
+A failure anywhere rolls back every completed step in reverse: configurations come back
+from the record, NetBox from its recorded values.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from datetime import timedelta
+from typing import Any
+
+from pydantic import Field
+
+from runbooks.core.context import RunContext
+from runbooks.core.errors import InventoryError, VerificationError
+from runbooks.core.results import Diff
+from runbooks.core.runbook import Params, Runbook
+from runbooks.core.steps import change, check, manual
+from runbooks.gateways.netbox_model import DeviceWorkingSet
+from runbooks.library import network_common as nc
+
+
+class RackOutParams(Params):
+    device: str = Field(min_length=1, description="the NetBox device to rack out")
+    release_addresses: bool = Field(True, description="unassign its addresses (deprecated)")
+    confirm_within_s: int = Field(
+        300, ge=30, le=3600, description="commit-confirm: devices revert unless confirmed"
+    )
+    settle_timeout_s: float = Field(90, gt=0, le=900, description="how long routing may take")
+
+
+class RackOut(nc.RackSteps, Runbook):
+    """Rack out an active network device without cutting anyone off."""
+
+    name = "rack-out"
+    title = "Rack out a network device"
+    instruction = "8 網絡設備下架 network device rack-out"
+    expected_duration = timedelta(minutes=30)
+    Params = RackOutParams
+    location = "?"  # rack and unit, as NetBox had them when the run began
+
+    @property
+    def p(self) -> RackOutParams:
+        assert isinstance(self.params, RackOutParams)
+        return self.params
+
+    def neighbours(self, ctx: RunContext, ws: DeviceWorkingSet) -> dict[str, DeviceWorkingSet]:
+        names = dict.fromkeys(link.peer_device for link in nc.links_of(ws, ["connected"]))
+        return {n: self.ws(ctx, name=n) for n in names}
+
+    def p2p_addresses(self, ws: DeviceWorkingSet) -> list[str]:
+        return [a for link in nc.links_of(ws) if (a := nc.address_of(ws, link.interface))]
+
+    # ---- 1. pre-checks -----------------------------------------------------------------------
+
+    @check("{device} is active in NetBox", targets="{device}")
+    def device_is_active(self, ctx: RunContext) -> dict[str, Any]:
+        self.changed.clear()
+        self.to_confirm.clear()
+        self.seen.clear()
+        ws = self.ws(ctx, fresh=True)
+        if ws.status != "active":
+            raise InventoryError(f"{ws.name} is {ws.status} in NetBox; rack-out needs active")
+        self.location = f"{ws.rack.name if ws.rack else 'no rack'} U{ws.position or 0:g}"
+        return {"status": ws.status, "location": self.location}
+
+    @check("Every neighbour keeps another path", targets="{device}")
+    def neighbours_keep_another_path(self, ctx: RunContext) -> dict[str, Any]:
+        ws = self.ws(ctx)
+        remaining = nc.lost_last_path(ws.name, self.neighbours(ctx, ws))
+        cut = [n for n, paths in remaining.items() if not paths]
+        if cut:
+            raise InventoryError(
+                f"{', '.join(cut)} would lose its last uplink: every connected link it has "
+                f"goes through {ws.name}"
+            )
+        return {"remaining_paths": remaining}
+
+    @check("{device} answers on its management address", targets="{device}")
+    def device_answers(self, ctx: RunContext) -> dict[str, Any]:
+        facts = nc.device(ctx, self.ws(ctx)).facts()
+        return {k: facts.get(k) for k in ("hostname", "os_version", "serial_number", "uptime")}
+
+    @check("Keep its running configuration in the record (the backup)", targets="{device}")
+    def keep_running_config_as_backup(self, ctx: RunContext) -> dict[str, Any]:
+        running = nc.device(ctx, self.ws(ctx)).config()
+        return {"running_config": running, "lines": len(running.splitlines())}
+
+    # ---- 2. NetBox: decommissioning
+
+    @change("Mark {device} decommissioning in NetBox", targets="{device}")
+    def plan_device_decommissioning(self, ctx: RunContext) -> list[Diff]:
+        ws = self.ws(ctx, fresh=True)
+        return self.noted("status", [nc.netbox(ctx).plan_device_status(ws, "decommissioning")])
+
+    @plan_device_decommissioning.apply
+    def mark_decommissioning(self, ctx: RunContext, diffs: list[Diff]) -> dict[str, Any]:
+        return nc.netbox(ctx).apply(diffs).evidence()
+
+    @plan_device_decommissioning.undo
+    def restore_status(self, ctx: RunContext, diffs: list[Diff]) -> None:
+        nc.netbox(ctx).undo(diffs)
+
+    # ---- 3. drain
+
+    @change("Drain: shut the BGP sessions of {device}", targets="{device}")
+    def plan_drain_bgp(self, ctx: RunContext) -> list[Diff]:
+        ws = self.ws(ctx)
+        gw = nc.device(ctx, ws)
+        peers = gw.bgp_neighbors().get("global", {}).get("peers", {})
+        enabled = sorted(a for a, p in peers.items() if p.get("is_enabled", True))
+        if not enabled:
+            return []
+        running = gw.config()
+        candidate = nc.with_neighbors_shut(running, enabled)
+        summary = f"shut down BGP to {', '.join(enabled)}"
+        diff = nc.config_diff(ws.name, running, candidate, gw.compare(candidate), summary)
+        return self.noted("drain", [diff])
+
+    @plan_drain_bgp.apply
+    def shut_bgp_sessions(self, ctx: RunContext, diffs: list[Diff]) -> dict[str, Any]:
+        return self.commit_configs(ctx, diffs, None)
+
+    @plan_drain_bgp.verify
+    def bgp_sessions_shut(self, ctx: RunContext, diffs: list[Diff]) -> bool:
+        return self.configs_in_place(ctx, diffs)
+
+    @plan_drain_bgp.undo
+    def reopen_bgp_sessions(self, ctx: RunContext, diffs: list[Diff]) -> None:
+        self.restore_configs(ctx, diffs)
+
+    @check("Wait until the neighbours route nothing through {device}", targets="{device}")
+    def wait_until_prefixes_moved_away(self, ctx: RunContext) -> dict[str, Any]:
+        ws = self.ws(ctx)
+        hops = self.p2p_addresses(ws)
+        started = time.monotonic()
+        while True:
+            left = {
+                name: nc.routes_via(
+                    nc.cli_json(nc.device(ctx, peer), "show ip route json"), "bgp", hops
+                )
+                for name, peer in self.neighbours(ctx, ws).items()
+            }
+            left = {n: prefixes for n, prefixes in left.items() if prefixes}
+            waited = round(time.monotonic() - started, 1)
+            if not left:
+                return {"moved_away_after_s": waited, "next_hops": hops}
+            if waited >= self.p.settle_timeout_s:
+                raise VerificationError(f"still routed through {ws.name}: {left}")
+            time.sleep(2)
+
+    @check("Verify the neighbours still reach each other", targets="{device}")
+    def neighbours_still_reach_each_other(self, ctx: RunContext) -> dict[str, Any]:
+        ws = self.ws(ctx)
+        neighbours = self.neighbours(ctx, ws)
+        reached: list[str] = []
+        missing: list[str] = []
+        for a, b in itertools.permutations(neighbours.values(), 2):
+            lo = nc.loopback_of(b)
+            routes = nc.cli_json(nc.device(ctx, a), f"show ip route {lo} json") if lo else {}
+            ok = lo is not None and nc.installed_route(routes, lo)
+            (reached if ok else missing).append(f"{a.name} → {b.name} {lo}")
+        if missing:
+            raise VerificationError(f"no route without {ws.name}: {'; '.join(missing)}")
+        return {"reached": reached}
+
+    # ---- 4. remove the configuration
+
+    @change("Remove the configuration of {device} (commit-confirm)", targets="{device}")
+    def plan_remove_configuration(self, ctx: RunContext) -> list[Diff]:
+        ws = self.ws(ctx)
+        mgmt = next(
+            (i for i in ws.interfaces for ip in i.ip_addresses if ip.address == ws.primary_ip4),
+            None,
+        )
+        if mgmt is None or ws.primary_ip4 is None:
+            raise InventoryError(f"{ws.name}: no interface holds its primary address in NetBox")
+        gw = nc.device(ctx, ws)
+        running = gw.config()
+        candidate = nc.bare_config(running, ws.name, mgmt.name, ws.primary_ip4)
+        delta = gw.compare(candidate)
+        if not delta.strip():
+            return []
+        self.to_confirm.add(ws.name)
+        summary = f"remove everything but {mgmt.name} {ws.primary_ip4}"
+        return self.noted("removal", [nc.config_diff(ws.name, running, candidate, delta, summary)])
+
+    @plan_remove_configuration.apply
+    def remove_configuration(self, ctx: RunContext, diffs: list[Diff]) -> dict[str, Any]:
+        return self.commit_configs(ctx, diffs, self.p.confirm_within_s)
+
+    @plan_remove_configuration.verify
+    def configuration_removed(self, ctx: RunContext, diffs: list[Diff]) -> bool:
+        return self.configs_in_place(ctx, diffs)
+
+    @plan_remove_configuration.undo
+    def restore_configuration(self, ctx: RunContext, diffs: list[Diff]) -> None:
+        self.restore_configs(ctx, diffs)
+
+    @check("Post-check: {device} still answers, with no BGP session left", targets="{device}")
+    def device_still_answers(self, ctx: RunContext) -> dict[str, Any]:
+        gw = nc.device(ctx, self.ws(ctx))
+        peers = [a for vrf in gw.bgp_neighbors().values() for a in vrf.get("peers", {})]
+        if peers:
+            raise VerificationError(f"BGP neighbours still configured: {', '.join(peers)}")
+        return {"hostname": gw.facts().get("hostname")}
+
+    @change("Confirm the removal", targets="{device}")
+    def plan_confirm_removal(self, ctx: RunContext) -> list[Diff]:
+        return self.pending_confirms(ctx, [self.ws(ctx)])
+
+    @plan_confirm_removal.apply
+    def confirm_removal(self, ctx: RunContext, diffs: list[Diff]) -> dict[str, Any]:
+        return self.confirm_configs(ctx, diffs)
+
+    @plan_confirm_removal.undo
+    def nothing_to_unconfirm(self, ctx: RunContext, diffs: list[Diff]) -> None:
+        """A confirmation is undone with the configuration itself (the removal step)."""
+
+    # ---- 5. NetBox and the neighbours
+
+    @change("Mark the cables of {device} decommissioning in NetBox", targets="{device}")
+    def plan_cables_decommissioning(self, ctx: RunContext) -> list[Diff]:
+        ws = self.ws(ctx, fresh=True)
+        connected = [link.interface for link in nc.links_of(ws, ["connected", "planned"])]
+        diffs = nc.netbox(ctx).plan_cable_status(ws, "decommissioning", connected)
+        return self.noted("cables", diffs)
+
+    @plan_cables_decommissioning.apply
+    def mark_cables(self, ctx: RunContext, diffs: list[Diff]) -> dict[str, Any]:
+        return nc.netbox(ctx).apply(diffs).evidence()
+
+    @plan_cables_decommissioning.undo
+    def restore_cables(self, ctx: RunContext, diffs: list[Diff]) -> None:
+        nc.netbox(ctx).undo(diffs)
+
+    @change(
+        "Configure the neighbours as NetBox now renders them (commit-confirm)",
+        targets="{device}",
+        duration=timedelta(minutes=2),
+    )
+    def plan_neighbour_configs(self, ctx: RunContext) -> list[Diff]:
+        ws = self.ws(ctx, fresh=True)
+        peers = self.peers(ctx, ws, render=True)
+        diffs = self.config_diffs(ctx, list(peers.values()), "configuration rendered by NetBox")
+        if ctx.planning and self.changed.get("cables"):
+            diffs.append(nc.sessions_note(ws, peers, adding=False))
+            self.to_confirm.update(peers)  # their sessions change at run time
+        return self.noted("neighbours", diffs)
+
+    @plan_neighbour_configs.apply
+    def commit_neighbour_configs(self, ctx: RunContext, diffs: list[Diff]) -> dict[str, Any]:
+        return self.commit_configs(ctx, diffs, self.p.confirm_within_s)
+
+    @plan_neighbour_configs.verify
+    def neighbour_configs_in_place(self, ctx: RunContext, diffs: list[Diff]) -> bool:
+        return self.configs_in_place(ctx, diffs)
+
+    @plan_neighbour_configs.undo
+    def restore_neighbour_configs(self, ctx: RunContext, diffs: list[Diff]) -> None:
+        self.restore_configs(ctx, diffs)
+
+    @check("Post-check: the neighbours' other BGP sessions are established", targets="{device}")
+    def verify_neighbour_sessions(self, ctx: RunContext) -> dict[str, Any]:
+        ws = self.ws(ctx)
+        out: dict[str, Any] = {}
+        deadline = time.monotonic() + self.p.settle_timeout_s
+        for name, peer in self.peers(ctx, ws).items():
+            others = {n: self.ws(ctx, name=n) for n in {x.peer_device for x in nc.links_of(peer)}}
+            sessions = [s for s in nc.expected_sessions(peer, others) if s.peer_device != ws.name]
+            sessions = [s for s in sessions if others[s.peer_device].status == "active"]
+            while problems := nc.bgp_problems(sessions, nc.device(ctx, peer).bgp_neighbors()):
+                if time.monotonic() >= deadline:
+                    raise VerificationError(f"{name}: {'; '.join(problems)}")
+                time.sleep(2)
+            out[name] = [f"{s.peer_device} {s.peer_address}" for s in sessions]
+        return {"established": out}
+
+    @change("Confirm the neighbours' configurations", targets="{device}")
+    def plan_confirm_neighbours(self, ctx: RunContext) -> list[Diff]:
+        ws = self.ws(ctx)
+        return self.pending_confirms(ctx, list(self.peers(ctx, ws).values()))
+
+    @plan_confirm_neighbours.apply
+    def confirm_neighbours(self, ctx: RunContext, diffs: list[Diff]) -> dict[str, Any]:
+        return self.confirm_configs(ctx, diffs)
+
+    @plan_confirm_neighbours.undo
+    def nothing_to_unconfirm_on_neighbours(self, ctx: RunContext, diffs: list[Diff]) -> None:
+        """Undone with the neighbours' configurations (the step above)."""
+
+    @change("Mark {device} offline and free its rack position in NetBox", targets="{device}")
+    def plan_device_offline(self, ctx: RunContext) -> list[Diff]:
+        ws = self.ws(ctx, fresh=True)
+        fields: dict[str, Any] = {"status": "offline", "position": None, "face": None}
+        if self.p.release_addresses:
+            fields["primary_ip4"] = None  # NetBox keeps a primary address assigned
+        diff = nc.netbox(ctx).plan_update("dcim.device", ws.id, fields, "offline, unracked")
+        return self.noted("offline", [diff])
+
+    @plan_device_offline.apply
+    def mark_offline(self, ctx: RunContext, diffs: list[Diff]) -> dict[str, Any]:
+        return nc.netbox(ctx).apply(diffs).evidence()
+
+    @plan_device_offline.undo
+    def restore_device(self, ctx: RunContext, diffs: list[Diff]) -> None:
+        nc.netbox(ctx).undo(diffs)
+
+    @change("Release the addresses of {device} in NetBox (as configured)", targets="{device}")
+    def plan_addresses_released(self, ctx: RunContext) -> list[Diff]:
+        if not self.p.release_addresses:
+            return []
+        ws = self.ws(ctx, fresh=True)
+        released = {
+            ip.id: {
+                "assigned_object_type": None,
+                "assigned_object_id": None,
+                "status": "deprecated",
+            }
+            for ip in ws.ip_addresses
+        }
+        diffs = nc.netbox(ctx).plan_updates("ipam.ipaddress", released, "release address")
+        return self.noted("addresses", diffs)
+
+    @plan_addresses_released.apply
+    def release_addresses(self, ctx: RunContext, diffs: list[Diff]) -> dict[str, Any]:
+        return nc.netbox(ctx).apply(diffs).evidence()
+
+    @plan_addresses_released.undo
+    def restore_addresses(self, ctx: RunContext, diffs: list[Diff]) -> None:
+        nc.netbox(ctx).undo(diffs)
+
+    # ---- 6. the operator, then the journal
+
+    @manual("Confirm {device} is physically removed", targets="{device}")
+    def confirm_physical_removal(self, ctx: RunContext) -> str:
+        ws = self.ws(ctx)
+        cables = "; ".join(self.link_text(link) for link in nc.links_of(ws))
+        return f"{ws.name} is unplugged ({cables}) and removed from {self.location}"
+
+    @change("Witness the run in the NetBox journal of {device}", targets="{device}")
+    def plan_journal_entry(self, ctx: RunContext) -> list[Diff]:
+        return self.journal_diffs(ctx, self.ws(ctx))
+
+    @plan_journal_entry.apply
+    def write_journal_entry(self, ctx: RunContext, diffs: list[Diff]) -> dict[str, Any]:
+        return self.write_journal(ctx, diffs)
+
+    @plan_journal_entry.verify
+    def journal_entry_written(self, ctx: RunContext, diffs: list[Diff]) -> bool:
+        return self.journal_entry_of_run(ctx, self.ws(ctx)) is not None
+
+    @plan_journal_entry.undo
+    def remove_journal_entry(self, ctx: RunContext, diffs: list[Diff]) -> None:
+        self.delete_journal(ctx, self.ws(ctx))

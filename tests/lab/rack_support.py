@@ -1,0 +1,169 @@
+"""Shared by the rack-in and rack-out lab tests: a lab held for one test, engines with
+injected faults, and a snapshot of everything a run may touch (to prove a rollback exact).
+
+The lab is shared by every test session on this machine. `rack_lab` resets it and then holds
+the lab's reset lock and NetBox's lock for the test, so that another session's reset cannot
+pull the devices or the database from under a run (theirs wait for ours; the lab's own
+`reset` waits up to 300 s for its lock).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from runbooks.config import netbox_settings
+from runbooks.core.context import RunContext, confirm_all
+from runbooks.core.engine import Engine
+from runbooks.core.errors import RejectedError
+from runbooks.core.gateway import Gateway, Mode, reads, writes
+from runbooks.core.results import Diff
+from runbooks.core.store import RecordStore
+from runbooks.gateways.netbox import NetBoxGateway
+from runbooks.gateways.netbox_writes import Applied
+from runbooks.gateways.network import Credentials, DeviceTarget, NetworkGateway
+from runbooks.lab import frr, netbox, paths
+from runbooks.lab import lab as lab_ops
+
+log = logging.getLogger(__name__)
+DEVICES = ("spine1", "spine2", "leaf1", "leaf2", "leaf3")
+MODULES = "runbooks.library.rack_in,runbooks.library.rack_out"
+
+
+@pytest.fixture
+def rack_lab(lab: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """The seeded lab, held for this test; NetBox and device credentials in the environment."""
+    url, token = netbox.credentials("operator")
+    ssh = frr.device_ssh_params("leaf3")
+    monkeypatch.setenv("RUNBOOKS_NETBOX_URL", url)
+    monkeypatch.setenv("RUNBOOKS_NETBOX_TOKEN", token)
+    monkeypatch.setenv("RUNBOOKS_DEVICE_USERNAME", ssh["username"])
+    monkeypatch.setenv("RUNBOOKS_DEVICE_KEY_FILE", ssh["key_file"])
+    monkeypatch.setenv("RUNBOOKS_DEVICE_TIMEOUT", "20")
+    with Path(f"{paths.state_dir()}.lock").open("a") as lab_lock:
+        fcntl.flock(lab_lock, fcntl.LOCK_EX)
+        lab_ops._reset(log.info)  # the lab's reset, under the lock we already hold
+        with (paths.state_dir() / "netbox.lock").open("w") as nb_lock:
+            fcntl.flock(nb_lock, fcntl.LOCK_EX)
+            yield lab
+
+
+Factory = Callable[[RunContext, str], Gateway]
+
+
+def engine(tmp_path: Path, factories: dict[type[Gateway], Factory] | None = None) -> Engine:
+    store = RecordStore(tmp_path / "records.sqlite3")
+    return Engine(store, "olivia", confirmer=confirm_all(), gateway_factories=factories or {})
+
+
+def device_gateway(cls: type[NetworkGateway], mode: Mode, name: str, run_id: str = "") -> Any:
+    ssh = frr.device_ssh_params(name)
+    target = DeviceTarget(name, ssh["host"], "frr")
+    creds = Credentials(ssh["username"], key_file=ssh["key_file"], timeout=20)
+    return cls(mode, target, creds, run_id)
+
+
+def devices_with(faulty: dict[str, type[NetworkGateway]]) -> dict[type[Gateway], Factory]:
+    """A factory override: the named devices get a faulty gateway, the others the real one."""
+
+    def build(ctx: RunContext, key: str) -> Gateway:
+        cls = faulty.get(key, NetworkGateway)
+        gw: Gateway = device_gateway(cls, ctx.mode, key, ctx.run_id)
+        return gw
+
+    return {NetworkGateway: build}
+
+
+class RejectingDevice(NetworkGateway):
+    """The device refuses every configuration: vtysh rejects a line in the candidate."""
+
+    @writes
+    def commit(self, candidate: str, revert_in: int | None = None, replace: bool = True) -> str:
+        bad = candidate + "interface lo\n ip addresss bogus\nexit\n"
+        return super().commit(bad, revert_in, replace)
+
+
+class LLDPSeesStrangers(NetworkGateway):
+    """LLDP reports a neighbour NetBox does not cable to the device (a post-check fails)."""
+
+    @reads
+    def lldp_neighbors(self) -> dict[str, Any]:
+        return {
+            name: [{"hostname": "stranger", "port": "eth9"}]
+            for name in super().lldp_neighbors()
+        }
+
+
+class BGPDown(NetworkGateway):
+    """Every BGP session is reported down (a post-check fails)."""
+
+    @reads
+    def bgp_neighbors(self) -> dict[str, Any]:
+        data = super().bgp_neighbors()
+        for vrf in data.values():
+            for peer in vrf.get("peers", {}).values():
+                peer["is_up"] = False
+        return data
+
+
+def netbox_failing_on(fragment: str) -> dict[type[Gateway], Factory]:
+    """A NetBox whose write of any diff whose target contains ``fragment`` fails."""
+
+    class FailingNetBox(NetBoxGateway):
+        @writes
+        def apply(self, diffs: Any) -> Applied:
+            if any(fragment in d.target for d in diffs if isinstance(d, Diff)):
+                raise RejectedError(f"injected: NetBox refused the write of {fragment}")
+            return super().apply(diffs)
+
+    def build(ctx: RunContext, key: str) -> Gateway:
+        settings = netbox_settings()
+        assert settings is not None
+        return FailingNetBox(settings, ctx.mode, run_id=ctx.run_id, runbook=ctx.runbook.name)
+
+    return {NetBoxGateway: build}
+
+
+def snapshot() -> dict[str, Any]:
+    """Everything a rack run may change: running and startup configs, NetBox's objects."""
+    state: dict[str, Any] = {}
+    for name in DEVICES:
+        gw = device_gateway(NetworkGateway, Mode.PLAN, name)
+        try:
+            state[f"{name} running"] = gw.config()
+            state[f"{name} startup"] = gw.config("startup")
+            state[f"{name} pending commit"] = gw.has_pending_commit()
+        finally:
+            gw.close()
+    settings = netbox_settings()
+    assert settings is not None
+    nb = NetBoxGateway(settings, Mode.PLAN)
+    try:
+        keep = {
+            "dcim.device": ("name", "status", "rack", "position", "face", "primary_ip4"),
+            "dcim.cable": ("status",),
+            "ipam.ipaddress": ("address", "status", "assigned_object_id"),
+            "extras.journalentry": ("comments",),
+        }
+        for obj_type, fields in keep.items():
+            state[obj_type] = {
+                o["id"]: {f: _plain(o.get(f)) for f in fields} for o in nb.find(obj_type)
+            }
+    finally:
+        nb.close()
+    return state
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return value.get("value", value.get("id", value.get("name")))
+    return value
+
+
+def differences(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
+    return [k for k in before if before[k] != after.get(k)]
