@@ -10,6 +10,7 @@ FRR's own ``frr-reload.py``: ``--test`` is the diff, ``--reload`` applies it; se
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import fields
 from typing import Any
 
@@ -44,6 +45,7 @@ FACTS_PROBE = (
     ' "$(cat /sys/class/dmi/id/product_serial 2>/dev/null)"'
     " \"$({vtysh} -c 'show version' | head -n1)\""
 )
+SUDO_NOISE = re.compile(r"^sudo: unable to resolve host .*\n?", re.M)
 DEVICE_TIME = "date '+%Y/%m/%d %H:%M:%S'"
 
 
@@ -136,7 +138,7 @@ class FRRDriver(NetworkDriver):  # type: ignore[misc]
         if raw:
             kwargs["cmd_verify"] = False
         try:
-            return str(self.device.send_command(command, **kwargs))
+            output = str(self.device.send_command(command, **kwargs))
         except ReadTimeout as exc:
             raise CommandTimeoutException(
                 f"{self.hostname}: no prompt within {kwargs['read_timeout']}s after "
@@ -144,6 +146,10 @@ class FRRDriver(NetworkDriver):  # type: ignore[misc]
             ) from exc
         except (OSError, EOFError) as exc:
             raise ConnectionClosedException(f"{self.hostname}: {exc}") from exc
+        if self.sudo:
+            # a box that cannot resolve its own name makes sudo warn before every command
+            output = SUDO_NOISE.sub("", output)
+        return output
 
     def _sh(self, command: str, timeout: float | None = None) -> str:
         """Run a read-only shell snippet with root rights (sudo when configured)."""

@@ -149,3 +149,11 @@ def test_error_messages_mask_secrets() -> None:
         CommitConfirmException, "line 2: % Unknown command: neighbor 1.1.1.1 password hunter2"
     )
     assert "hunter2" not in str(exc)
+
+
+def test_sudo_hostname_warning_is_dropped() -> None:
+    dev = FRRDriver("r1", "netops", "", optional_args={"sudo": True})
+    warning = "sudo: unable to resolve host r1: Temporary failure in name resolution\n"
+    command = "sudo -n sh -c 'vtysh -c '\"'\"'show version'\"'\"''"
+    dev.device = Canned({command: warning + "FRRouting 9.1"})
+    assert dev.cli(["show version"]) == {"show version": "FRRouting 9.1"}
