@@ -39,6 +39,7 @@ from napalm_frr.config import ConfigSession
 log = logging.getLogger(__name__)
 
 # One probe for get_facts: hostname, uptime, DMI model and serial, FRR version.
+FACTS_LINES = 5
 FACTS_PROBE = (
     'printf \'%s\\n\' "$(hostname)" "$(cat /proc/uptime)"'
     ' "$(cat /sys/class/dmi/id/product_name 2>/dev/null)"'
@@ -158,18 +159,26 @@ class FRRDriver(NetworkDriver):  # type: ignore[misc]
     def _vtysh_json(self, command: str) -> Any:
         return parsers.load_json(self._sh(shell.vtysh(self.paths, command)), command)
 
-    def _interfaces_json(self) -> tuple[Any, str]:
-        cmd = f"{DEVICE_TIME}; {shell.vtysh(self.paths, 'show interface json')}"
-        output = self._sh(cmd).lstrip("\n")
-        first, _, rest = output.partition("\n")
+    def _interfaces_command(self) -> str:
+        return f"{DEVICE_TIME}; {shell.vtysh(self.paths, 'show interface json')}"
+
+    @staticmethod
+    def _split_interfaces(output: str) -> tuple[Any, str]:
+        """(show interface json, device time) from the output of ``_interfaces_command``."""
+        first, _, rest = output.lstrip("\n").partition("\n")
         return parsers.load_json(rest, "show interface json"), first
+
+    def _interfaces_json(self) -> tuple[Any, str]:
+        return self._split_interfaces(self._sh(self._interfaces_command()))
 
     # -- getters ------------------------------------------------------------------
 
     def get_facts(self) -> models.FactsDict:
-        probe = self._sh(FACTS_PROBE.format(vtysh=self.paths.vtysh))
-        interfaces, _ = self._interfaces_json()
-        return parsers.parse_facts(probe, interfaces)
+        # one round trip: the probe prints exactly FACTS_LINES lines, then the interfaces
+        probe = FACTS_PROBE.format(vtysh=self.paths.vtysh)
+        output = self._sh(f"{probe}; {self._interfaces_command()}").lstrip("\n").split("\n")
+        interfaces, _ = self._split_interfaces("\n".join(output[FACTS_LINES:]))
+        return parsers.parse_facts("\n".join(output[:FACTS_LINES]), interfaces)
 
     def get_interfaces(self) -> dict[str, models.InterfaceDict]:
         interfaces, now = self._interfaces_json()
