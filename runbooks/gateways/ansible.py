@@ -48,7 +48,12 @@ from runbooks.core.gateway import Gateway, Mode, reads, writes
 from runbooks.gateways import ansible_events as events
 from runbooks.gateways import ansible_process as proc
 from runbooks.gateways.ansible_events import PlaybookResult, TaskResult
-from runbooks.gateways.ansible_inventory import inventory_list, resolve_inventory
+from runbooks.gateways.ansible_inventory import (
+    NETBOX_HOSTS,
+    inventory_list,
+    resolve_inventory,
+    yaml_hostvars,
+)
 
 if TYPE_CHECKING:
     from runbooks.core.context import RunContext
@@ -176,6 +181,8 @@ class AnsibleGateway(Gateway):
     def inventory_hosts(self) -> dict[str, dict[str, Any]]:
         """host -> its variables, as the (NetBox) inventory resolves them."""
         inventory = self._resolved_inventory()
+        if inventory.name == NETBOX_HOSTS:  # resolved from NetBox: read it, no second query
+            return {h: dict(secrets.mask(v)) for h, v in yaml_hostvars(inventory).items()}
         assert self._inventory_dir is not None
         data = json.loads(inventory_list(self.settings, inventory, self._inventory_dir))
         hostvars: dict[str, dict[str, Any]] = data.get("_meta", {}).get("hostvars", {})

@@ -27,6 +27,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+NETBOX_HOSTS = "netbox-hosts.yml"
+ATTEMPTS = 3
+RETRY_S = 4.0
 NB_PLUGINS = frozenset({"netbox.netbox.nb_inventory", "nb_inventory"})
 
 
@@ -54,7 +57,7 @@ def resolve_inventory(settings: AnsibleSettings, workdir: Path) -> Path:
         return path
     started = time.monotonic()
     text = _ansible_inventory(settings, path, workdir, "--list", "--yaml", "--export")
-    hosts = workdir / "netbox-hosts.yml"
+    hosts = workdir / NETBOX_HOSTS
     hosts.write_text(secrets.mask_text(text), encoding="utf-8")
     count = _count_hosts(yaml.safe_load(text) or {})
     if count == 0:
@@ -91,21 +94,52 @@ def _ansible_inventory(settings: AnsibleSettings, path: Path, workdir: Path, *ar
     if settings.netbox_token:
         env["NETBOX_TOKEN"] = settings.netbox_token
     exe = Path(sys.executable).parent / "ansible-inventory"
-    try:
-        done = subprocess.run(
-            [str(exe), "-i", str(path), *args],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
-    except subprocess.TimeoutExpired as exc:
-        raise ConnectError(f"inventory {path.name}: NetBox did not answer in 120 s") from exc
-    if done.returncode != 0:
-        err = secrets.mask_text(done.stderr.strip().splitlines()[-1] if done.stderr.strip() else "")
-        raise InventoryError(f"inventory {path.name} could not be read: {err}", inventory=str(path))
-    return done.stdout
+    why = ""
+    for attempt in range(1, ATTEMPTS + 1):
+        try:
+            done = subprocess.run(
+                [str(exe), "-i", str(path), *args],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=120,
+                check=False,
+            )
+        except subprocess.TimeoutExpired as exc:
+            raise ConnectError(f"inventory {path.name}: NetBox did not answer in 120 s") from exc
+        if done.returncode == 0:
+            return done.stdout
+        why = _reason(done.stderr)
+        log.warning("inventory %s, attempt %d: %s", path.name, attempt, why)
+        if attempt < ATTEMPTS:
+            time.sleep(RETRY_S)  # NetBox restarting (about 8 s) should not fail a run
+    raise InventoryError(f"inventory {path.name} could not be read: {why}", inventory=str(path))
+
+
+def _reason(stderr: str) -> str:
+    """The lines that say why (nb_inventory's own error comes under "caused by")."""
+    lines = [ln.strip() for ln in stderr.splitlines() if ln.strip()]
+    useful = [ln for ln in lines if "error" in ln.lower() or ln.startswith("{")]
+    return secrets.mask_text(" | ".join(useful[:4]) or (lines[-1] if lines else "no output"))[:600]
+
+
+def yaml_hostvars(path: Path) -> dict[str, dict[str, object]]:
+    """host -> variables of a YAML inventory (as resolved from NetBox), without a subprocess."""
+    found: dict[str, dict[str, object]] = {}
+
+    def walk(node: object) -> None:
+        if not isinstance(node, dict):
+            return
+        hosts = node.get("hosts")
+        if isinstance(hosts, dict):
+            for name, hostvars in hosts.items():
+                found.setdefault(str(name), {}).update(hostvars or {})
+        for key, value in node.items():
+            if key not in {"hosts", "vars"}:
+                walk(value)
+
+    walk(yaml.safe_load(path.read_text(encoding="utf-8")) or {})
+    return found
 
 
 def _count_hosts(group: object) -> int:
