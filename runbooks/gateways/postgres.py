@@ -210,15 +210,26 @@ class PostgresGateway(Gateway):
         return BackupManifest.from_json(text) if text else None
 
     @reads
-    def require_verified_backup(self, directory: str, cluster: Cluster, run_id: str) -> None:
+    def require_verified_backup(
+        self, directory: str, cluster: Cluster, run_id: str
+    ) -> dict[str, Any]:
         """The guard: raise UnverifiedBackupError unless the backup in ``directory`` is a
-        verified backup of ``cluster`` taken in this run and unchanged since."""
+        verified backup of ``cluster`` taken in this run and unchanged since. Returns the
+        proof for the record."""
+        manifest = self.read_manifest(directory)
+        files_now = self.file_hashes(directory)
         require_verified(
-            self.read_manifest(directory),
+            manifest,
             run_id=run_id,
             system_identifier=self.system_identifier(cluster),
-            files_now=self.file_hashes(directory),
+            files_now=files_now,
         )
+        assert manifest is not None  # require_verified refuses None
+        return {
+            "backup": directory,
+            "verified_at": manifest.verified_at,
+            "files_unchanged": len(files_now),
+        }
 
     @reads
     def locale(self, cluster: Cluster) -> dict[str, str]:

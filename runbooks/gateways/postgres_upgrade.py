@@ -163,13 +163,15 @@ class UpgradeGateway(PostgresGateway):
     @writes
     def close_service(
         self, cluster: Cluster, private: Cluster, log_file: str, *, backup_dir: str, run_id: str
-    ) -> None:
-        """Stop writers: restart the cluster on its private socket only (proves the backup)."""
-        self.require_verified_backup(backup_dir, cluster, run_id)
+    ) -> dict[str, Any]:
+        """Stop writers: restart the cluster on its private socket only. Proves the backup
+        first and returns the proof."""
+        proof = self.require_verified_backup(backup_dir, cluster, run_id)
         self.stop(cluster)
         self.start(private, log_file, private=True)
         if self.accepts_connections(cluster):
             raise VerificationError(f"{cluster.endpoint} still accepts connections")
+        return proof
 
     @writes
     def open_service(
@@ -180,13 +182,15 @@ class UpgradeGateway(PostgresGateway):
         old: Cluster,
         backup_dir: str,
         run_id: str,
-    ) -> None:
-        """Restart the new cluster with its own configuration: the service endpoint is its."""
-        self.require_verified_backup(backup_dir, old, run_id)
+    ) -> dict[str, Any]:
+        """Restart the new cluster with its own configuration: the service endpoint is its.
+        Proves the backup first and returns the proof."""
+        proof = self.require_verified_backup(backup_dir, old, run_id)
         self.stop(new)
         self.start(new, log_file)
         if not self.accepts_connections(new):
             raise VerificationError(f"{new.endpoint} does not accept connections")
+        return proof
 
     @writes
     def bring_back_old(
@@ -292,7 +296,7 @@ class UpgradeGateway(PostgresGateway):
         ``upgrade_bin`` replaces the new bin dir for pg_upgrade (a shim, ``make_bin_shim``)."""
         if mode not in ("copy", "clone"):
             raise InputError(f"pg_upgrade mode {mode!r}: only copy or clone keep the old cluster")
-        self.require_verified_backup(backup_dir, old, run_id)
+        proof = self.require_verified_backup(backup_dir, old, run_id)
         if self.is_running(old):
             raise VerificationError(f"{old.data_dir} is still running; stop writers first")
         jobs = self.shell.run(["nproc"], check=False).stdout.strip() or "1"
@@ -331,7 +335,7 @@ class UpgradeGateway(PostgresGateway):
                 f"pg_upgrade failed: {tail(logs, 4) or exc}", log_tail=logs[-4000:]
             ) from exc
         seconds = (datetime.now(UTC) - started).total_seconds()
-        return {"pg_upgrade_s": round(seconds, 2), "report": tail(proc.stdout, 6)}
+        return {"pg_upgrade_s": round(seconds, 2), "report": tail(proc.stdout, 6), **proof}
 
     def _upgrade_logs(self, data_dir: str) -> str:
         script = (

@@ -234,7 +234,7 @@ class DbUpgrade(DbUpgradeBase):
     def stop_writers(self, ctx: RunContext, diffs: list[Diff]) -> dict[str, Any]:
         pg = self.pg(ctx)
         with self.undone_on_failure(lambda: self._bring_back_old(ctx), "plan_stop_writers"):
-            pg.close_service(
+            proof = pg.close_service(
                 self.old,
                 self.private(self.old),
                 self.log_file(f"pg{self.p.from_version}"),
@@ -246,7 +246,11 @@ class DbUpgrade(DbUpgradeBase):
             self.save_state(
                 ctx, writers_stopped_at=stopped_at, before=facts.fingerprints_to_json(before)
             )
-        return {"writers_stopped_at": stopped_at, "tables": facts.fingerprint_summary(before)}
+        return {
+            "writers_stopped_at": stopped_at,
+            "tables": facts.fingerprint_summary(before),
+            **proof,
+        }
 
     @plan_stop_writers.undo
     def bring_back_old_cluster(self, ctx: RunContext, diffs: list[Diff]) -> dict[str, Any]:
@@ -364,7 +368,7 @@ class DbUpgrade(DbUpgradeBase):
     @plan_switch.apply
     def switch_service(self, ctx: RunContext, diffs: list[Diff]) -> dict[str, Any]:
         with self.undone_on_failure(lambda: self._stop_new(ctx), "plan_switch"):
-            self.pg(ctx).open_service(
+            proof = self.pg(ctx).open_service(
                 self.new,
                 self.log_file(f"pg{self.p.to_version}"),
                 old=self.old,
@@ -373,7 +377,7 @@ class DbUpgrade(DbUpgradeBase):
             )
             self.save_state(ctx, service_open_at=now_iso())
         state = self.state(ctx)
-        return {"downtime_s": downtime_s(state), "endpoint": self.new.endpoint}
+        return {"downtime_s": downtime_s(state), "endpoint": self.new.endpoint, **proof}
 
     @plan_switch.undo
     def close_new_service(self, ctx: RunContext, diffs: list[Diff]) -> None:

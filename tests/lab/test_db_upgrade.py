@@ -19,7 +19,7 @@ from runbooks.core.context import confirm_all
 from runbooks.core.engine import Engine
 from runbooks.core.results import RunResult, RunStatus
 from runbooks.core.store import RecordStore
-from runbooks.lab import hosts
+from runbooks.lab import hosts, node
 from runbooks.library.db_upgrade import DbUpgrade, embedded_bin_dir
 
 OLD_BIN = "/usr/lib/postgresql/15/bin"
@@ -34,14 +34,16 @@ def as_postgres(argv: list[str]) -> str:
 
 
 def restore_db1() -> None:
-    """Back to the lab's own state: 15 serving, nothing of the upgrade left."""
+    """Back to the lab's own state: 15 serving (logging where the lab logs), nothing of the
+    upgrade left."""
     as_postgres([f"{embedded_bin_dir()}/pg_ctl", "-D", NEW_DATA, "stop", "-m", "fast", "-w"])
-    status = hosts.run_on_host(
-        "db1", ["runuser", "-u", "postgres", "--", f"{OLD_BIN}/pg_ctl", "-D", str(hosts.PG_DATA),
-                "status"])  # fmt: skip
-    if status.returncode != 0:
-        as_postgres([f"{OLD_BIN}/pg_ctl", "-D", str(hosts.PG_DATA), "-l", str(hosts.PG_LOG),
-                     "-w", "start"])  # fmt: skip
+    pg_ctl = [f"{OLD_BIN}/pg_ctl", "-D", str(hosts.PG_DATA)]
+    upgraded = hosts.run_on_host("db1", ["test", "-e", WORK]).returncode == 0
+    if upgraded:  # a 15 started by the runbook logs into WORK, which goes away
+        as_postgres([*pg_ctl, "stop", "-m", "fast", "-w"])
+    running = hosts.run_on_host("db1", ["runuser", "-u", "postgres", "--", *pg_ctl, "status"])
+    if running.returncode != 0:
+        as_postgres([*pg_ctl, "-l", str(hosts.PG_LOG), "-w", "start"])
     as_postgres(["rm", "-rf", "/var/lib/postgresql/18", WORK])
 
 
@@ -109,6 +111,19 @@ def test_db1_rolls_back_from_a_failure_at_each_step(
     assert result.status is RunStatus.ROLLED_BACK, result.error
     assert app_query(db1_clean) == before  # 15 again, every order there
     assert as_postgres(["ls", "-A", "/var/lib/postgresql/18"]) == ""  # 18 discarded
+
+
+def test_db1_plan_over_nsenter_changes_nothing(db1_clean: dict[str, Any], tmp_path: Path) -> None:
+    """The same plan through the host's namespaces instead of SSH."""
+    pid = node.holder_pid(hosts.host_dir("db1"), "db1")
+    rb = DbUpgrade(DbUpgrade.parse_params({"transport": "nsenter", "nsenter_pid": pid}))
+    plan = Engine(RecordStore(tmp_path / "r.sqlite3"), "olivia").plan(rb)
+    assert plan.refusal is None, plan.refusal
+    survey = plan.steps[0].evidence
+    assert survey["data_checksums"] is False
+    assert survey["new_cluster_initdb"] == "--no-data-checksums"
+    assert app_query(db1_clean)[0] == 15
+    assert as_postgres(["ls", "-A", "/var/lib/postgresql"]) == "15\nupgrade"  # only the check dir
 
 
 def test_db1_refuses_past_the_backup_without_a_verified_backup(
