@@ -156,9 +156,6 @@ class FRRDriver(NetworkDriver):  # type: ignore[misc]
         """Run a read-only shell snippet with root rights (sudo when configured)."""
         return self._send(shell.privileged(command, self.sudo), timeout)
 
-    def _vtysh_json(self, command: str) -> Any:
-        return parsers.load_json(self._sh(shell.vtysh(self.paths, command)), command)
-
     def _interfaces_command(self) -> str:
         return f"{DEVICE_TIME}; {shell.vtysh(self.paths, 'show interface json')}"
 
@@ -206,8 +203,10 @@ class FRRDriver(NetworkDriver):  # type: ignore[misc]
         return detail
 
     def get_bgp_neighbors(self) -> dict[str, models.BGPStateNeighborsPerVRFDict]:
-        summary = self._vtysh_json("show bgp vrf all summary json")
-        neighbors = self._vtysh_json("show bgp vrf all neighbors json")
+        # one vtysh run, two documents: the summary has router ids and received counts
+        commands = ("show bgp vrf all summary json", "show bgp vrf all neighbors json")
+        output = self._sh(shell.vtysh(self.paths, *commands))
+        summary, neighbors = parsers.load_json_documents(output, " + ".join(commands), 2)
         return parsers.parse_bgp_neighbors(summary, neighbors)
 
     def get_config(

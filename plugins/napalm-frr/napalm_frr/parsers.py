@@ -86,6 +86,30 @@ def load_json(output: str, command: str) -> Any:
         raise FRROutputError(f"{command!r} printed invalid JSON: {exc}") from exc
 
 
+def load_json_documents(output: str, command: str, count: int) -> list[Any]:
+    """Parse ``count`` JSON documents printed one after the other (``vtysh -c A -c B``).
+
+    >>> load_json_documents('{"a": 1}\\n{\\n}', "x", 2)
+    [{'a': 1}, {}]
+    """
+    decoder = json.JSONDecoder()
+    documents: list[Any] = []
+    position = 0
+    for _ in range(count):
+        start = min(
+            (i for i in (output.find("{", position), output.find("[", position)) if i >= 0),
+            default=-1,
+        )
+        if start < 0:
+            raise FRROutputError(f"{command!r} printed no JSON: {output.strip()[:300]!r}")
+        try:
+            document, position = decoder.raw_decode(output, start)
+        except ValueError as exc:
+            raise FRROutputError(f"{command!r} printed invalid JSON: {exc}") from exc
+        documents.append(document)
+    return documents
+
+
 def parse_version(show_version: str) -> str:
     """Return "FRRouting 8.4.4" from the first line of ``show version``.
 
