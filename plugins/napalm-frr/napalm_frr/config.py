@@ -118,24 +118,19 @@ class ConfigSession:
             raise _fail(error, f"could not write {target} on the device (exit {rc}):\n{output}")
         self.candidate = Candidate(mode, text)
 
-    def _prepare_candidate(self) -> None:
-        if self.candidate is None:
-            raise self._error()("no candidate loaded: call load_replace/merge_candidate")
-        if self.candidate.mode == "merge":
-            _, rc = self._run(shell.build_merge(self.paths, self.session))
-            if rc != 0:
-                raise MergeConfigException("could not build running + merge lines")
-
     def compare(self) -> str:
         """FRR's own diff (``frr-reload.py --test``) between running and the candidate."""
         if self.candidate is None:
             return ""
-        self._prepare_candidate()
-        output, rc = self._run(shell.frr_reload(self.paths, "test", self.candidate_path))
+        test = shell.frr_reload(self.paths, "test", self.candidate_path)
+        if self.candidate.mode == "merge":  # rebuild running + lines in the same round trip
+            test = f"{{ {shell.build_merge(self.paths, self.session)} || exit 90; }}; {test}"
+        output, rc = self._run(test)
         if rc != 0:
             # frr-reload still prints a diff against an empty config when it cannot
             # parse the candidate: never show that as the answer.
-            raise _fail(self._error(), f"frr-reload.py --test failed (exit {rc}):\n{output}")
+            what = "could not build running + merge lines" if rc == 90 else "frr-reload.py --test"
+            raise _fail(self._error(), f"{what} failed (exit {rc}):\n{output}")
         return parsers.parse_reload_diff(output)
 
     def pending_state(self) -> str:
