@@ -47,6 +47,7 @@ FACTS_PROBE = (
     " \"$({vtysh} -c 'show version' | head -n1)\""
 )
 SUDO_NOISE = re.compile(r"^sudo: unable to resolve host .*\n?", re.M)
+SESSION_SETUP = "set +o history; unset HISTFILE"
 DEVICE_TIME = "date '+%Y/%m/%d %H:%M:%S'"
 
 
@@ -106,6 +107,9 @@ class FRRDriver(NetworkDriver):  # type: ignore[misc]
             raise ConnectAuthError(f"{self.hostname}: authentication failed: {exc}") from exc
         except (TimeoutError, NetmikoTimeoutException, SSHException, OSError) as exc:
             raise ConnectionException(f"Cannot connect to {self.hostname}: {exc}") from exc
+        # Candidates travel inside commands: keep them (and any secret in them) out of
+        # the login shell's history file.
+        self._send(SESSION_SETUP)
 
     def close(self) -> None:
         if self.device is not None:

@@ -157,3 +157,10 @@ def test_sudo_hostname_warning_is_dropped() -> None:
     command = "sudo -n sh -c 'vtysh -c '\"'\"'show version'\"'\"''"
     dev.device = Canned({command: warning + "FRRouting 9.1"})
     assert dev.cli(["show version"]) == {"show version": "FRRouting 9.1"}
+
+
+def test_open_keeps_commands_out_of_shell_history(monkeypatch: pytest.MonkeyPatch) -> None:
+    shell = Canned({frr.SESSION_SETUP: ""})
+    monkeypatch.setattr(frr, "ConnectHandler", lambda **kwargs: shell)
+    FRRDriver("r1", "root", "").open()
+    assert shell.sent == ["set +o history; unset HISTFILE"]
