@@ -22,7 +22,7 @@ from runbooks.core.gateway import Mode
 from runbooks.gateways.netbox import NetBoxGateway
 from runbooks.gateways.netbox_http import NetBoxHTTP
 from runbooks.lab import netbox
-from tests.support.netbox_cabled import build
+from tests.support.netbox_cabled import build, netbox_held  # noqa: F401
 
 
 class CountingAdapter(HTTPAdapter):
@@ -48,7 +48,7 @@ def settings(role: str) -> NetBoxSettings:
 
 
 @pytest.fixture
-def admin(netbox_reset: str) -> Iterator[NetBoxHTTP]:
+def admin(netbox_held: str) -> Iterator[NetBoxHTTP]:  # noqa: F811
     http = NetBoxHTTP(settings("admin"), allow_writes=True)
     yield http
     http.close()
@@ -89,7 +89,7 @@ def test_working_set_request_count_does_not_grow_with_cables(
     assert with_config.config.count("remote-as") == cabled
 
 
-def test_seeded_device_working_set_and_etags(netbox_reset: str) -> None:
+def test_seeded_device_working_set_and_etags(netbox_held: str) -> None:  # noqa: F811
     gw = gateway(Mode.PLAN)
     ws = gw.working_set("leaf3")
     assert (ws.status, ws.rack and ws.rack.name, ws.position) == ("planned", "R01", 36.0)
@@ -102,7 +102,7 @@ def test_seeded_device_working_set_and_etags(netbox_reset: str) -> None:
     assert gw.get("dcim.cable", swp1.cable.id)["_etag"] == swp1.cable.etag
 
 
-def test_plan_never_writes(netbox_reset: str) -> None:
+def test_plan_never_writes(netbox_held: str) -> None:  # noqa: F811
     gw = gateway(Mode.PLAN)
     ws = gw.working_set("leaf3")
     diff = gw.plan_device_status(ws, "active")

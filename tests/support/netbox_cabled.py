@@ -5,12 +5,32 @@ bench/netbox_gateway.py. Bulk creates keep it to 6 requests (NetBox writes ~80 m
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from runbooks.gateways.netbox_http import NetBoxHTTP
+import pytest
 
-PORTS_PER_PEER = 8  # the frr-switch-8 device type brings swp1..swp8
+from runbooks.gateways.netbox_http import NetBoxHTTP
+from runbooks.lab import netbox
+
+PORTS_PER_PEER = 8
+
+
+@pytest.fixture
+def netbox_held(netbox_lab: str) -> Iterator[str]:
+    """The seeded NetBox, and nobody else's reset until the test ends.
+
+    The lab's NetBox is shared by every session on the machine; a reset by another session in
+    the middle of a test drops the database under it. This holds the lab's own lock (the one
+    `netbox.reset()` takes) for the test's duration: other resets wait, they do not fail.
+    """
+    netbox.reset()
+    with netbox._exclusive():
+        yield netbox_lab
+
+
+# the frr-switch-8 device type brings swp1..swp8
 
 
 @dataclass(frozen=True)
