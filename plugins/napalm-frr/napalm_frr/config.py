@@ -41,6 +41,8 @@ log = logging.getLogger(__name__)
 Mode = Literal["replace", "merge"]
 Send = Callable[..., str]
 
+REJECTED = "FRR rejects the candidate"
+PENDING = "a commit is waiting for confirmation: confirm or roll back first"
 # frr-reload.py --reload runs vtysh many times; give it room beyond one show command.
 RELOAD_TIMEOUT = 120.0
 TIMER_START_WAIT = 5.0
@@ -154,8 +156,6 @@ class ConfigSession:
             time.sleep(0.5)
 
     def commit(self, message: str = "", revert_in: int | None = None) -> None:
-        if self.has_pending():
-            raise CommitError("a commit is waiting for confirmation: confirm or roll back first")
         if revert_in is not None and int(revert_in) <= 0:
             raise CommitError("revert_in must be a positive number of seconds")
         self._prepare_and_save()
@@ -202,15 +202,22 @@ class ConfigSession:
         log.info("commit applied; reverts in %ss unless confirmed", seconds)
 
     def _prepare_and_save(self) -> None:
-        """One round trip: (merge: rebuild running + lines), dry-run the candidate, save
-        the running config for rollback and frr.conf for a revert_in window."""
+        """One round trip: refuse if a commit is pending, (merge: rebuild running + lines),
+        dry-run the candidate, save the running config and frr.conf for rollback."""
         if self.candidate is None:
+            if self.has_pending():
+                raise CommitError(PENDING)
             raise self._error()("no candidate loaded: call load_replace/merge_candidate")
         paths, cand = self.paths, shell.q(self.candidate_path)
         rejected = self._error()
         steps: list[tuple[str, str, type[NapalmException]]] = [
+            (
+                f"{shell.pending_status(paths)} | grep -qx NONE",
+                PENDING,
+                CommitError,
+            ),
             (shell.build_merge(paths, self.session), "could not build running + merge", rejected),
-            (f"{paths.vtysh} -C -f {cand}", "FRR rejects the candidate", rejected),
+            (f"{paths.vtysh} -C -f {cand}", REJECTED, rejected),
             (shell.save_running(paths, paths.rollback), "could not save running", CommitError),
             (
                 f"cp -p {shell.q(paths.startup_config)} {shell.q(paths.startup_backup)}",
@@ -219,14 +226,19 @@ class ConfigSession:
             ),
         ]
         if self.candidate.mode != "merge":
-            steps = steps[1:]
+            del steps[1]
         script = "; ".join(f"{{ {step[0]} ; }} || exit {90 + i}" for i, step in enumerate(steps))
         output, rc = self._run(script)
         problems = parsers.vtysh_errors(output)
         if rc == 0 and not problems:
             return
-        _, what, error = steps[rc - 90] if 90 <= rc < 90 + len(steps) else steps[1]
-        raise _fail(error, f"{what} (exit {rc}):\n" + ("\n".join(problems) or output))
+        if 90 <= rc < 90 + len(steps):
+            _, what, error = steps[rc - 90]
+        else:  # vtysh complained but exited 0
+            what, error = REJECTED, rejected
+        if what != REJECTED:
+            raise _fail(error, f"{what} (exit {rc})")
+        raise _fail(error, f"{what}:\n" + ("\n".join(problems) or output))
 
     def _log_commit_and_discard(self, message: str, revert_in: int | None) -> None:
         log_line = (
