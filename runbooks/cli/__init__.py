@@ -31,6 +31,7 @@ from runbooks.cli.settings import Settings, default_store
 from runbooks.core import registry
 from runbooks.core.changes import ChangeBook
 from runbooks.core.errors import InputError, RunbookError
+from runbooks.core.results import RunResult
 from runbooks.core.runbook import Runbook
 from runbooks.core.window import Window
 
@@ -206,12 +207,7 @@ def run(
         result = engine.run(
             runbook, plan_hash=planned.content_hash, extra={"change": None, "unreviewed": True}
         )
-    if json_out:
-        emit_json(result.to_dict())
-    else:
-        output.show_run(result)
-    if not result.ok:
-        raise typer.Exit(1)
+    _report(result, json_out)
 
 
 @app.command()
@@ -232,6 +228,10 @@ def resume(
 
     who = identity()
     result = make_engine(ctx, who.username, yes, json_out).resume(full_id, factory, overrides)
+    _report(result, json_out)
+
+
+def _report(result: RunResult, json_out: bool) -> None:
     if json_out:
         emit_json(result.to_dict())
     else:

@@ -68,6 +68,14 @@ def params_record(runbook: Runbook) -> dict[str, Any]:
 
 
 @dataclass
+class _ChangeOutcome:
+    diffs: list[Diff] = field(default_factory=list)
+    undo_diffs: list[Diff] = field(default_factory=list)
+    evidence: dict[str, Any] = field(default_factory=dict)
+    resumed: str | None = None
+
+
+@dataclass
 class _RunState:
     """What the record says about a run; rebuilt from entries on resume."""
 
@@ -370,77 +378,85 @@ class Engine:
         title, targets = step.resolve_title(runbook), step.resolve_targets(runbook)
         self.listener.step_started(step, title, targets)
         started = datetime.now(UTC)
-        evidence: dict[str, Any] = {}
-        diffs: list[Diff] = []
-        undo_diffs: list[Diff] = []
-        status = Status.OK
-        resumed = None
+        outcome = _ChangeOutcome()
         if isinstance(step, ChangeStep):
-            if in_flight is not None:
-                undo_diffs = [Diff.from_dict(d) for d in in_flight.payload.get("diffs", [])]
-                if self._in_place(runbook, step, ctx, undo_diffs):
-                    resumed = "verified in place after interruption; not applied again"
-                    diffs = undo_diffs
-                else:
-                    resumed = "not in place after interruption; applied again"
-            if resumed is None or resumed.startswith("not"):
-                diffs = step.plan(runbook, ctx)
-                undo_diffs = undo_diffs or diffs
-                self._append(
-                    ctx.run_id,
-                    "step.started",
-                    {
-                        "kind": str(step.kind),
-                        "title": title,
-                        "targets": list(targets),
-                        "diffs": [d.to_dict() for d in undo_diffs],
-                        "retry": in_flight is not None,
-                    },
-                    step=step.name,
-                )
-                if diffs:
-                    if step.apply_func is None:
-                        raise RunbookError(f"change step {step.name} has no apply function")
-                    evidence = _as_evidence(step.apply_func(runbook, ctx, diffs))
-                    if not self._in_place(runbook, step, ctx, diffs):
-                        raise VerificationError(
-                            f"{title}: the change is not in place after applying"
-                        )
-            status = Status.CHANGED if diffs else Status.NO_CHANGE
-            if diffs:
-                state.completed.append((step, undo_diffs))
+            outcome = self._execute_change(runbook, step, ctx, in_flight, title, targets)
+            if outcome.diffs:
+                state.completed.append((step, outcome.undo_diffs))
+            status = Status.CHANGED if outcome.diffs else Status.NO_CHANGE
         else:
-            self._append(
-                ctx.run_id,
-                "step.started",
-                {
-                    "kind": str(step.kind),
-                    "title": title,
-                    "targets": list(targets),
-                },
-                step=step.name,
-            )
-            evidence = self._execute_other(runbook, step, ctx, title)
+            self._started(ctx, step, title, targets)
+            outcome.evidence = self._execute_other(runbook, step, ctx, title)
+            status = Status.OK
         result = StepResult(
             step.name,
             title,
             step.kind,
             status,
             targets,
-            bool(diffs),
-            tuple(diffs),
-            evidence,
+            bool(outcome.diffs),
+            tuple(outcome.diffs),
+            outcome.evidence,
             None,
             started,
             datetime.now(UTC),
             self.actor,
         )
         payload = result.to_dict()
-        payload["undo_diffs"] = [d.to_dict() for d in undo_diffs]
-        if resumed:
-            payload["resumed"] = resumed
+        payload["undo_diffs"] = [d.to_dict() for d in outcome.undo_diffs]
+        if outcome.resumed:
+            payload["resumed"] = outcome.resumed
         self._append(ctx.run_id, "step.finished", payload, step=step.name)
         return result
+
+    def _started(
+        self, ctx: RunContext, step: Step, title: str, targets: tuple[str, ...], **extra: Any
+    ) -> None:
+        self._append(
+            ctx.run_id,
+            "step.started",
+            {"kind": str(step.kind), "title": title, "targets": list(targets), **extra},
+            step=step.name,
+        )
+
+    def _execute_change(
+        self,
+        runbook: Runbook,
+        step: ChangeStep,
+        ctx: RunContext,
+        in_flight: Entry | None,
+        title: str,
+        targets: tuple[str, ...],
+    ) -> _ChangeOutcome:
+        """Plan, record the diffs (the before-state undo needs), apply, verify.
+
+        A step that was in flight when the run died is verified first: in place, it is not
+        applied again; not in place, it is applied with the diffs recorded the first time."""
+        outcome = _ChangeOutcome()
+        if in_flight is not None:
+            outcome.undo_diffs = [Diff.from_dict(d) for d in in_flight.payload.get("diffs", [])]
+            if self._in_place(runbook, step, ctx, outcome.undo_diffs):
+                outcome.resumed = "verified in place after interruption; not applied again"
+                outcome.diffs = outcome.undo_diffs
+                return outcome
+            outcome.resumed = "not in place after interruption; applied again"
+        outcome.diffs = step.plan(runbook, ctx)
+        outcome.undo_diffs = outcome.undo_diffs or outcome.diffs
+        self._started(
+            ctx,
+            step,
+            title,
+            targets,
+            diffs=[d.to_dict() for d in outcome.undo_diffs],
+            retry=in_flight is not None,
+        )
+        if outcome.diffs:
+            if step.apply_func is None:
+                raise RunbookError(f"change step {step.name} has no apply function")
+            outcome.evidence = _as_evidence(step.apply_func(runbook, ctx, outcome.diffs))
+            if not self._in_place(runbook, step, ctx, outcome.diffs):
+                raise VerificationError(f"{title}: the change is not in place after applying")
+        return outcome
 
     def _in_place(
         self, runbook: Runbook, step: ChangeStep, ctx: RunContext, diffs: list[Diff]
