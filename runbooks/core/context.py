@@ -58,6 +58,9 @@ class RunContext:
     gateway_factories: dict[type[Gateway], Callable[[RunContext, str], Gateway]] = field(
         default_factory=dict
     )
+    # the hash of the run's newest record entry, for a witness outside the store (a NetBox
+    # journal entry): everything recorded so far is bound to it; "" in a plan
+    record_head: Callable[[], str] = lambda: ""
     _gateways: dict[tuple[type[Gateway], str], Gateway] = field(default_factory=dict)
 
     @property

@@ -108,8 +108,18 @@ class Engine:
 
     def _context(self, runbook: Runbook, mode: Mode, run_id: str) -> RunContext:
         secrets.register_model(runbook.params)
+
+        def head() -> str:
+            return self.store.run_head(run_id) if mode is Mode.RUN else ""
+
         return RunContext(
-            mode, run_id, self.actor, runbook, self.confirmer, dict(self.gateway_factories)
+            mode,
+            run_id,
+            self.actor,
+            runbook,
+            self.confirmer,
+            dict(self.gateway_factories),
+            head,
         )
 
     # ---------------------------------------------------------------- plan

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from unittest.mock import ANY
 
 import pytest
 
-from runbooks.core.context import confirm_all
+from runbooks.core.context import RunContext, confirm_all
 from runbooks.core.engine import Engine
 from runbooks.core.errors import DryRunViolation, InputError
 from runbooks.core.gateway import Gateway, reads
 from runbooks.core.results import RunStatus, Status
+from runbooks.core.steps import check
 from runbooks.core.store import RecordStore
 from tests.support.ledger_runbook import LedgerRunbook
 
@@ -128,3 +130,22 @@ def test_post_checks_are_not_run_in_a_plan_with_changes(store: RecordStore, work
     engine(store).run(make(workdir))
     settled = engine(store).plan(make(workdir, fail_at="post_check"))  # nothing to change
     assert settled.refusal is not None and "injected failure at post_check" in settled.refusal
+
+
+def test_a_step_can_read_the_record_head_for_a_witness(store: RecordStore, workdir: Path) -> None:
+    seen: list[str] = []
+
+    class Witnessed(LedgerRunbook):
+        name = "test-witnessed"
+
+        @check("Witness the record so far")
+        def witness(self, ctx: RunContext) -> dict[str, str]:
+            seen.append(ctx.record_head())
+            return {"head": seen[-1]}
+
+    runbook = Witnessed(Witnessed.parse_params({"workdir": workdir}))
+    assert engine(store).plan(runbook).steps[-1].evidence == {"runs": ANY}
+    result = engine(store).run(runbook)
+    entries = store.entries(result.run_id)
+    started = next(e for e in entries if e.kind == "step.started" and e.step == "witness")
+    assert seen == [started.hash]  # the head when the step ran: its own step.started entry
