@@ -34,7 +34,7 @@ from napalm.base.exceptions import (
     ReplaceConfigException,
 )
 
-from napalm_frr import parsers, shell
+from napalm_frr import readers, shell
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +75,7 @@ class ConfigSession:
         """Run a snippet as root, return (output, exit status)."""
         wrapped = shell.with_rc(shell.privileged(command, self.sudo))
         output = self._send(wrapped, timeout, raw=True)
-        return parsers.split_rc(output)
+        return readers.split_rc(output)
 
     def _error(self) -> type[NapalmException]:
         if self.candidate and self.candidate.mode == "merge":
@@ -111,8 +111,8 @@ class ConfigSession:
             prefix=shell.prepare_state_dir(self.paths),
             then=shell.check_or_remove(self.paths, target),
         )
-        output, rc = parsers.split_rc(self._send(command, raw=True))
-        problems = parsers.vtysh_errors(output)
+        output, rc = readers.split_rc(self._send(command, raw=True))
+        problems = readers.vtysh_errors(output)
         if rc == shell.REJECTED or problems:
             self._run(f"rm -f {shell.q(target)}")
             raise _fail(error, "FRR rejects the candidate:\n" + ("\n".join(problems) or output))
@@ -133,7 +133,7 @@ class ConfigSession:
             # parse the candidate: never show that as the answer.
             what = "could not build running + merge lines" if rc == 90 else "frr-reload.py --test"
             raise _fail(self._error(), f"{what} failed (exit {rc}):\n{output}")
-        return parsers.parse_reload_diff(output)
+        return readers.parse_reload_diff(output)
 
     def pending_state(self) -> str:
         """``PENDING`` (waiting for confirmation), ``REVERTING`` (timer fired) or ``NONE``."""
@@ -160,7 +160,7 @@ class ConfigSession:
             raise CommitError("revert_in must be a positive number of seconds")
         self._prepare_and_save()
         output, rc = self._reload(self.candidate_path)
-        problems = parsers.vtysh_errors(output)
+        problems = readers.vtysh_errors(output)
         if rc != 0 or problems:
             restored, rrc = self._restore()
             state = "restored" if rrc == 0 else f"NOT restored (exit {rrc}): {restored}"
@@ -176,7 +176,7 @@ class ConfigSession:
     def _verify(self, path: str, what: str) -> str:
         """Diff running against what was applied; FRR may keep a line it could not change."""
         output, rc = self._run(shell.frr_reload(self.paths, "test", path))
-        residue = parsers.parse_reload_diff(output) if rc == 0 else output
+        residue = readers.parse_reload_diff(output) if rc == 0 else output
         if residue:
             log.warning("after %s the running config still differs:\n%s", what, residue)
         return residue
@@ -229,7 +229,7 @@ class ConfigSession:
             del steps[1]
         script = "; ".join(f"{{ {step[0]} ; }} || exit {90 + i}" for i, step in enumerate(steps))
         output, rc = self._run(script)
-        problems = parsers.vtysh_errors(output)
+        problems = readers.vtysh_errors(output)
         if rc == 0 and not problems:
             return
         if 90 <= rc < 90 + len(steps):
@@ -272,14 +272,14 @@ class ConfigSession:
         if rc != 0:
             raise CommitError("nothing to roll back to: no commit was made through napalm-frr")
         output, rc = self._restore()
-        if rc != 0 or parsers.vtysh_errors(output):
+        if rc != 0 or readers.vtysh_errors(output):
             raise _fail(CommitError, f"rollback failed (exit {rc}):\n{output}")
         self._verify(self.paths.rollback, "rollback")
 
 
 def _fail(error: type[NapalmException], message: str) -> NapalmException:
     """The exception to raise, with secrets in echoed config lines masked."""
-    return error(parsers.redact(message))
+    return error(readers.redact(message))
 
 
 def _one_line(text: str) -> str:

@@ -33,7 +33,7 @@ from netmiko.exceptions import (
 )
 from paramiko.ssh_exception import SSHException
 
-from napalm_frr import parsers, shell
+from napalm_frr import parsers, readers, shell
 from napalm_frr.config import ConfigSession
 
 log = logging.getLogger(__name__)
@@ -167,7 +167,7 @@ class FRRDriver(NetworkDriver):  # type: ignore[misc]
     def _split_interfaces(output: str) -> tuple[Any, str]:
         """(show interface json, device time) from the output of ``_interfaces_command``."""
         first, _, rest = output.lstrip("\n").partition("\n")
-        return parsers.load_json(rest, "show interface json"), first
+        return readers.load_json(rest, "show interface json"), first
 
     def _interfaces_json(self) -> tuple[Any, str]:
         return self._split_interfaces(self._sh(self._interfaces_command()))
@@ -190,12 +190,12 @@ class FRRDriver(NetworkDriver):  # type: ignore[misc]
         return parsers.parse_interfaces_ip(interfaces)
 
     def get_interfaces_counters(self) -> dict[str, models.InterfaceCounterDict]:
-        links = parsers.load_json(self._sh("ip -j -s link show"), "ip -j -s link show")
+        links = readers.load_json(self._sh("ip -j -s link show"), "ip -j -s link show")
         return parsers.parse_interfaces_counters(links)
 
     def _lldp(self) -> Any:
         output = self._sh(f"{self.paths.lldpcli} -f json0 show neighbors details")
-        return parsers.load_json(output, "lldpcli -f json0 show neighbors details")
+        return readers.load_json(output, "lldpcli -f json0 show neighbors details")
 
     def get_lldp_neighbors(self) -> dict[str, list[models.LLDPNeighborDict]]:
         return parsers.parse_lldp_neighbors(self._lldp())
@@ -210,7 +210,7 @@ class FRRDriver(NetworkDriver):  # type: ignore[misc]
         # one vtysh run, two documents: the summary has router ids and received counts
         commands = ("show bgp vrf all summary json", "show bgp vrf all neighbors json")
         output = self._sh(shell.vtysh(self.paths, *commands))
-        summary, neighbors = parsers.load_json_documents(output, " + ".join(commands), 2)
+        summary, neighbors = readers.load_json_documents(output, " + ".join(commands), 2)
         return parsers.parse_bgp_neighbors(summary, neighbors)
 
     def get_config(
@@ -228,7 +228,7 @@ class FRRDriver(NetworkDriver):  # type: ignore[misc]
             raise NotImplementedError(f"format {format!r}: FRR configuration is text only")
         config: models.ConfigDict = {"running": "", "startup": "", "candidate": ""}
         if retrieve in ("all", "running"):
-            config["running"] = parsers.strip_running_header(
+            config["running"] = readers.strip_running_header(
                 self._sh(shell.vtysh(self.paths, "show running-config"))
             )
         if retrieve in ("all", "startup"):
@@ -237,7 +237,7 @@ class FRRDriver(NetworkDriver):  # type: ignore[misc]
         if retrieve in ("all", "candidate"):
             config["candidate"] = self._config.candidate_text()
         if sanitized:
-            return sanitize_configs(config, parsers.SANITIZE_FILTERS)
+            return sanitize_configs(config, readers.SANITIZE_FILTERS)
         return config
 
     def cli(self, commands: list[str], encoding: str = "text") -> dict[str, str | dict[str, Any]]:
@@ -250,7 +250,7 @@ class FRRDriver(NetworkDriver):  # type: ignore[misc]
         for command in commands:
             output = self._sh(shell.vtysh(self.paths, command))
             result[command] = (
-                parsers.load_json(output, command) if encoding == "json" else output.strip("\n")
+                readers.load_json(output, command) if encoding == "json" else output.strip("\n")
             )
         return result
 

@@ -8,11 +8,11 @@ from typing import Any
 import pytest
 from napalm.base.helpers import sanitize_config
 
-from napalm_frr import parsers, shell
+from napalm_frr import parsers, readers, shell
 from napalm_frr.errors import FRROutputError
 
 
-@pytest.mark.parametrize("module", [parsers, shell])
+@pytest.mark.parametrize("module", [parsers, readers, shell])
 def test_doctests(module: Any) -> None:
     assert doctest.testmod(module).failed == 0
 
@@ -42,7 +42,7 @@ ip route 10.0.0.0/8 Null0
     ],
 )
 def test_parse_reload_diff(sent: str, received: str) -> None:
-    assert parsers.parse_reload_diff(sent) == received
+    assert readers.parse_reload_diff(sent) == received
 
 
 @pytest.mark.parametrize(
@@ -57,12 +57,12 @@ def test_parse_reload_diff(sent: str, received: str) -> None:
     ],
 )
 def test_split_rc(sent: str, received: tuple[str, int]) -> None:
-    assert parsers.split_rc(sent) == received
+    assert readers.split_rc(sent) == received
 
 
 def test_split_rc_without_status_raises() -> None:
     with pytest.raises(FRROutputError):
-        parsers.split_rc("bash: syntax error")
+        readers.split_rc("bash: syntax error")
 
 
 @pytest.mark.parametrize(
@@ -78,7 +78,7 @@ def test_split_rc_without_status_raises() -> None:
     ],
 )
 def test_vtysh_errors(sent: str, received: list[str]) -> None:
-    assert parsers.vtysh_errors(sent) == received
+    assert readers.vtysh_errors(sent) == received
 
 
 @pytest.mark.parametrize(
@@ -94,7 +94,7 @@ def test_vtysh_errors(sent: str, received: list[str]) -> None:
     ],
 )
 def test_sanitize_filters(sent: str, received: str) -> None:
-    assert sanitize_config(sent, parsers.SANITIZE_FILTERS) == received
+    assert sanitize_config(sent, readers.SANITIZE_FILTERS) == received
 
 
 def _lldp(port_id_type: str, port_id: str, descr: str | None) -> dict[str, Any]:
@@ -142,12 +142,12 @@ def test_bgp_without_bgp() -> None:
 
 def test_load_json_reports_vtysh_errors() -> None:
     with pytest.raises(FRROutputError, match="failed to connect"):
-        parsers.load_json("Exiting: failed to connect to any daemons.", "show interface json")
+        readers.load_json("Exiting: failed to connect to any daemons.", "show interface json")
 
 
 def test_strip_running_header() -> None:
     text = "Building configuration...\n\nCurrent configuration:\n!\nhostname r1\n!\nend\n"
-    assert parsers.strip_running_header(text) == "!\nhostname r1\n!\nend\n"
+    assert readers.strip_running_header(text) == "!\nhostname r1\n!\nend\n"
 
 
 def test_upload_command_round_trips_any_text(tmp_path: Any) -> None:
@@ -157,5 +157,5 @@ def test_upload_command_round_trips_any_text(tmp_path: Any) -> None:
     content = "line with 'quotes' and $HOME and `ticks`\n\\ backslash\n" * 50
     cmd = shell.upload(str(target), content, sudo=False, prefix=f"mkdir -p {tmp_path} && ")
     out = subprocess.run(["bash", "-c", cmd], capture_output=True, text=True, check=True).stdout
-    assert parsers.split_rc(out) == ("", 0)
+    assert readers.split_rc(out) == ("", 0)
     assert target.read_text() == content
