@@ -58,6 +58,39 @@ def intended_config(rendered: str) -> str:
     return "\n".join(lines).strip("\n") + "\n"
 
 
+def mgmt_interface(ws: DeviceWorkingSet) -> str | None:
+    """The interface holding the device's primary address in NetBox."""
+    for iface in ws.interfaces:
+        if any(ip.address == ws.primary_ip4 for ip in iface.ip_addresses):
+            return iface.name
+    return None
+
+
+def leave_unmanaged(candidate: str, running: str, interface: str | None) -> str:
+    r"""The candidate without the management interface's stanza when the running
+    configuration has none: the box's own address (factory set-up) stays the box's.
+
+    Were FRR to take it over, any return to the earlier configuration (an undo, the
+    commit-confirm timer) would make FRR delete the address and cut the management path.
+
+    >>> leave_unmanaged("hostname a\ninterface eth0\n ip address 1.1.1.1/24\nexit\n!\n",
+    ...                 "hostname a\n", "eth0")
+    'hostname a\n!\n'
+    """
+    if interface is None or f"interface {interface}" in running.splitlines():
+        return candidate
+    out, skipping = [], False
+    for line in candidate.splitlines():
+        if line == f"interface {interface}":
+            skipping = True
+        elif skipping and line == "exit":
+            skipping = False
+            continue
+        if not skipping:
+            out.append(line)
+    return "\n".join(out) + "\n"
+
+
 def config_diff(name: str, running: str, candidate: str, device_diff: str, summary: str) -> Diff:
     """A configuration change as a plan shows it: the device's own diff (FRR's "Lines To
     Delete / Lines To Add"); ``before`` keeps the running configuration for undo."""
@@ -85,7 +118,7 @@ def restore_device(gw: NetworkGateway, running_before: str) -> None:
 
 
 def with_neighbors_shut(running: str, addresses: Iterable[str]) -> str:
-    """The running configuration with ``neighbor <address> shutdown`` for each address,
+    r"""The running configuration with ``neighbor <address> shutdown`` for each address,
     inside its ``router bgp`` block (a drain: the sessions close, the routes move away).
 
     >>> print(with_neighbors_shut("router bgp 65101\n neighbor 10.0.0.1 remote-as 1\nexit\n",
@@ -473,11 +506,13 @@ class RackSteps:
         diffs = []
         for ws in devices:
             gw = device(ctx, ws)
+            running = gw.config()
             candidate = intended_config(ws.config or "")
+            candidate = leave_unmanaged(candidate, running, mgmt_interface(ws))
             delta = gw.compare(candidate)
             if delta.strip():
                 self.to_confirm.add(ws.name)
-                diffs.append(config_diff(ws.name, gw.config(), candidate, delta, summary))
+                diffs.append(config_diff(ws.name, running, candidate, delta, summary))
         return diffs
 
     def commit_configs(

@@ -186,20 +186,18 @@ class RackOut(nc.RackSteps, Runbook):
     @change("Remove the configuration of {device} (commit-confirm)", targets="{device}")
     def plan_remove_configuration(self, ctx: RunContext) -> list[Diff]:
         ws = self.ws(ctx)
-        mgmt = next(
-            (i for i in ws.interfaces for ip in i.ip_addresses if ip.address == ws.primary_ip4),
-            None,
-        )
+        mgmt = nc.mgmt_interface(ws)
         if mgmt is None or ws.primary_ip4 is None:
             raise InventoryError(f"{ws.name}: no interface holds its primary address in NetBox")
         gw = nc.device(ctx, ws)
         running = gw.config()
-        candidate = nc.bare_config(running, ws.name, mgmt.name, ws.primary_ip4)
+        candidate = nc.bare_config(running, ws.name, mgmt, ws.primary_ip4)
+        candidate = nc.leave_unmanaged(candidate, running, mgmt)
         delta = gw.compare(candidate)
         if not delta.strip():
             return []
         self.to_confirm.add(ws.name)
-        summary = f"remove everything but {mgmt.name} {ws.primary_ip4}"
+        summary = f"remove everything but {mgmt} {ws.primary_ip4}"
         return self.noted("removal", [nc.config_diff(ws.name, running, candidate, delta, summary)])
 
     @plan_remove_configuration.apply

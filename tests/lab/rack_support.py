@@ -9,6 +9,7 @@ pull the devices or the database from under a run (theirs wait for ours; the lab
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import logging
 from collections.abc import Callable, Iterator
@@ -45,12 +46,18 @@ def rack_lab(lab: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     monkeypatch.setenv("RUNBOOKS_DEVICE_USERNAME", ssh["username"])
     monkeypatch.setenv("RUNBOOKS_DEVICE_KEY_FILE", ssh["key_file"])
     monkeypatch.setenv("RUNBOOKS_DEVICE_TIMEOUT", "20")
-    with Path(f"{paths.state_dir()}.lock").open("a") as lab_lock:
-        fcntl.flock(lab_lock, fcntl.LOCK_EX)
-        lab_ops._reset(log.info)  # the lab's reset, under the lock we already hold
-        with (paths.state_dir() / "netbox.lock").open("w") as nb_lock:
-            fcntl.flock(nb_lock, fcntl.LOCK_EX)
-            yield lab
+    with (
+        Path(f"{paths.state_dir()}.lock").open("a") as lab_lock,
+        (paths.state_dir() / "netbox.lock").open("w") as nb_lock,
+    ):
+        fcntl.flock(lab_lock, fcntl.LOCK_EX)  # the order of lab.reset: lab, then NetBox
+        fcntl.flock(nb_lock, fcntl.LOCK_EX)
+        # the lab's own reset, under the locks we hold already (its NetBox step would wait
+        # for the NetBox lock: ours)
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(netbox, "_exclusive", contextlib.nullcontext)
+            lab_ops._reset(log.info)
+        yield lab
 
 
 Factory = Callable[[RunContext, str], Gateway]
@@ -94,8 +101,7 @@ class LLDPSeesStrangers(NetworkGateway):
     @reads
     def lldp_neighbors(self) -> dict[str, Any]:
         return {
-            name: [{"hostname": "stranger", "port": "eth9"}]
-            for name in super().lldp_neighbors()
+            name: [{"hostname": "stranger", "port": "eth9"}] for name in super().lldp_neighbors()
         }
 
 
