@@ -96,20 +96,24 @@ class AnsibleSettings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> AnsibleSettings:
-        """From NETBOX_API/NETBOX_TOKEN (nb_inventory's own names) and RUNBOOKS_ANSIBLE_*."""
+        """NetBox as for every gateway (RUNBOOKS_NETBOX_URL/_TOKEN, or NETBOX_URL/NETBOX_TOKEN);
+        RUNBOOKS_ANSIBLE_INVENTORY, _USER, _PRIVATE_KEY, _WORK_DIR, _PIPELINING for the rest."""
         e = os.environ if env is None else env
         base = cls()
         key = e.get("RUNBOOKS_ANSIBLE_PRIVATE_KEY")
+        url = e.get("RUNBOOKS_NETBOX_URL") or e.get("NETBOX_URL") or e.get("NETBOX_API")
+        token = e.get("RUNBOOKS_NETBOX_TOKEN") or e.get("NETBOX_TOKEN") or None
         return replace(
             base,
             inventory=e.get("RUNBOOKS_ANSIBLE_INVENTORY", str(base.inventory)),
-            netbox_url=e.get("NETBOX_API") or e.get("NETBOX_URL"),
-            netbox_token=e.get("NETBOX_TOKEN") or e.get("NETBOX_API_TOKEN"),
+            netbox_url=url.rstrip("/") if url else None,
+            netbox_token=token,
             work_dir=Path(e["RUNBOOKS_ANSIBLE_WORK_DIR"])
             if e.get("RUNBOOKS_ANSIBLE_WORK_DIR")
             else None,
             remote_user=e.get("RUNBOOKS_ANSIBLE_USER"),
             private_key_file=Path(key) if key else None,
+            pipelining=e.get("RUNBOOKS_ANSIBLE_PIPELINING", "0") == "1",
         )
 
 
