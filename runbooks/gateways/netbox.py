@@ -27,10 +27,16 @@ from runbooks.config import NetBoxSettings, netbox_settings
 from runbooks.core.errors import InputError, InventoryError
 from runbooks.core.gateway import Gateway, Mode, reads, writes
 from runbooks.core.results import Diff
-from runbooks.gateways.netbox_changes import ObjectChange, PlannedWrite, endpoint, plain
+from runbooks.gateways.netbox_changes import (
+    Applied,
+    ObjectChange,
+    PlannedWrite,
+    endpoint,
+    plain,
+)
 from runbooks.gateways.netbox_http import GuardedSession, NetBoxHTTP
 from runbooks.gateways.netbox_model import WORKING_SET_QUERY, DeviceWorkingSet, etag_of
-from runbooks.gateways.netbox_writes import Applied, Writer
+from runbooks.gateways.netbox_writes import Writer
 
 if TYPE_CHECKING:
     from runbooks.core.context import RunContext

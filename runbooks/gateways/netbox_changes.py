@@ -216,3 +216,69 @@ def restore_body(change: ObjectChange) -> dict[str, Any]:
     """The PATCH that puts back every field an update altered, from its prechange data."""
     pre = change.prechange or {}
     return writable({k: pre.get(k) for k in change.changed()})
+
+
+def recreate_body(snapshot: Mapping[str, Any]) -> dict[str, Any]:
+    """A POST body bringing back a deleted object from its planned REST snapshot.
+
+    Blank values are left to NetBox's defaults (some, such as a cable's profile, refuse "");
+    cable terminations are named by object type and id. The object gets a new id.
+    """
+    out: dict[str, Any] = {}
+    for key, value in snapshot.items():
+        if key in READ_ONLY or key.endswith("_count") or value in ("", None, [], {}):
+            continue
+        if key in ("a_terminations", "b_terminations") and isinstance(value, list):
+            out[key] = [
+                {"object_type": t["object_type"], "object_id": t["object_id"]}
+                for t in value
+                if isinstance(t, Mapping)
+            ]
+        else:
+            out[key] = value
+    return out
+
+
+@dataclass(frozen=True)
+class WriteRequest:
+    """One write request and what NetBox logged for it."""
+
+    method: str
+    path: str
+    request_id: str
+    objects: tuple[int, ...]
+    changes: tuple[ObjectChange, ...]
+
+
+@dataclass(frozen=True)
+class Applied:
+    """What a batch of writes did; `evidence()` goes into the run's record."""
+
+    requests: tuple[WriteRequest, ...] = ()
+
+    @property
+    def changes(self) -> tuple[ObjectChange, ...]:
+        return tuple(c for r in self.requests for c in r.changes)
+
+    @property
+    def created(self) -> dict[str, list[int]]:
+        """Ids of objects created, by object type."""
+        out: dict[str, list[int]] = {}
+        for change in self.changes:
+            if change.action == "create":
+                out.setdefault(change.obj_type, []).append(change.obj_id)
+        return out
+
+    def evidence(self) -> dict[str, Any]:
+        return {
+            "netbox_requests": [
+                {
+                    "method": r.method,
+                    "path": r.path,
+                    "request_id": r.request_id,
+                    "objects": list(r.objects),
+                }
+                for r in self.requests
+            ],
+            "netbox_changes": [c.to_evidence() for c in self.changes],
+        }

@@ -11,66 +11,34 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from runbooks.core.errors import DriftError, RollbackError
 from runbooks.gateways.netbox_changes import (
+    Applied,
     ObjectChange,
     PlannedWrite,
+    WriteRequest,
     endpoint,
+    recreate_body,
     restore_body,
-    writable,
 )
 from runbooks.gateways.netbox_http import NetBoxHTTP
 from runbooks.gateways.netbox_model import etag_of
 
 log = logging.getLogger(__name__)
 
-
-@dataclass(frozen=True)
-class WriteRequest:
-    """One write request and what NetBox logged for it."""
-
-    method: str
-    path: str
-    request_id: str
-    objects: tuple[int, ...]
-    changes: tuple[ObjectChange, ...]
-
-
-@dataclass(frozen=True)
-class Applied:
-    """What a batch of writes did; `evidence()` goes into the run's record."""
-
-    requests: tuple[WriteRequest, ...] = ()
-
-    @property
-    def changes(self) -> tuple[ObjectChange, ...]:
-        return tuple(c for r in self.requests for c in r.changes)
-
-    @property
-    def created(self) -> dict[str, list[int]]:
-        """Ids of objects created, by object type."""
-        out: dict[str, list[int]] = {}
-        for change in self.changes:
-            if change.action == "create":
-                out.setdefault(change.obj_type, []).append(change.obj_id)
-        return out
-
-    def evidence(self) -> dict[str, Any]:
-        return {
-            "netbox_requests": [
-                {
-                    "method": r.method,
-                    "path": r.path,
-                    "request_id": r.request_id,
-                    "objects": list(r.objects),
-                }
-                for r in self.requests
-            ],
-            "netbox_changes": [c.to_evidence() for c in self.changes],
-        }
+# Generic relations: their content type is an id in change records, a name in REST.
+CONTENT_TYPE_FIELDS = frozenset(
+    {
+        "assigned_object_type",
+        "scope_type",
+        "termination_type",
+        "object_type",
+        "parent_object_type",
+        "component_type",
+    }
+)
 
 
 class Writer:
@@ -82,6 +50,7 @@ class Writer:
         # (type, id) -> (ETag the plan saw, ETag after this run's own latest write): a second
         # planned write to an object this run already wrote must not look like drift.
         self._chain: dict[tuple[str, int], tuple[str, str]] = {}
+        self._types: dict[int, str] = {}
 
     # -- apply -------------------------------------------------------------------------------
 
@@ -328,7 +297,9 @@ class Writer:
                         f"NetBox {obj_type} {write.display} #{write.id} was changed by "
                         f"{change.user} after this run wrote it; not undoing over their change"
                     )
-            restore = restore_body(mine)
+            restore = (
+                recreate_body(write.before) if write.action == "delete" else restore_body(mine)
+            )
             if fields:
                 restore = {k: v for k, v in restore.items() if k in fields}
             out.append((mine, restore))
@@ -360,7 +331,7 @@ class Writer:
         action = ours[0][0].action
         ids = sorted({c.obj_id for c, _ in ours})
         if action == "delete":  # a deleted object comes back (with a new id)
-            body = [{**writable(c.prechange or {}), "changelog_message": message} for c, _ in ours]
+            body = [{**restore, "changelog_message": message} for _c, restore in ours]
             reply = self.http.call("POST", path, body=body, what=f"undo of {obj_type} deletion")
             return self._logged("POST", path, reply.request_id, ids)
         now = self._current(obj_type, ids)
@@ -369,7 +340,9 @@ class Writer:
             merged: dict[int, dict[str, Any]] = {}
             for change, restore in ours:
                 merged.setdefault(change.obj_id, {}).update(restore)
-            body = [{"id": i, **f, "changelog_message": message} for i, f in merged.items()]
+            body = [
+                {"id": i, **self._rest(f), "changelog_message": message} for i, f in merged.items()
+            ]
             method = "PATCH"
         else:
             body = [{"id": i, "changelog_message": message} for i in ids]
@@ -378,3 +351,19 @@ class Writer:
             method, path, body=body, headers=headers, what=f"undo of {len(ids)} {obj_type}"
         )
         return self._logged(method, path, reply.request_id, ids)
+
+    def _rest(self, data: dict[str, Any]) -> dict[str, Any]:
+        """Change records keep content types as ids; REST writes name them app_label.model."""
+        out = dict(data)
+        for key, value in data.items():
+            if key in CONTENT_TYPE_FIELDS and isinstance(value, int):
+                out[key] = self._object_type(value)
+        return out
+
+    def _object_type(self, type_id: int) -> str:
+        if type_id not in self._types:
+            data = self.http.call(
+                "GET", f"/api/core/object-types/{type_id}/", what=f"object type #{type_id}"
+            ).data
+            self._types[type_id] = f"{data['app_label']}.{data['model']}"
+        return self._types[type_id]

@@ -282,3 +282,38 @@ def test_render_config_without_write_permission_says_so(admin: NetBoxHTTP) -> No
     with pytest.raises(AuthenticationError) as caught:
         gw.render_config(ws.id)
     assert "write-enabled token" in one_line(caught.value)
+
+
+def test_ip_release_assign_and_cable_delete_undo_exactly(admin: NetBoxHTTP) -> None:
+    run = gateway(Mode.RUN, run_id="lab-run-ip")
+    ws = run.working_set("leaf1")
+    ip = ws.interface("swp1").ip_addresses[0]
+    cable = ws.interface("swp2").cable
+    assert cable is not None
+    path = f"/api/ipam/ip-addresses/{ip.id}/"
+    before = snapshot(admin, path)
+
+    release = run.plan_ip_release(ip.id)
+    assert {f.name for f in release.fields} == {
+        "assigned_object_type",
+        "assigned_object_id",
+        "status",
+    }
+    run.apply([release])
+    assert snapshot(admin, path)["assigned_object_id"] is None
+    run.undo([release])  # change records name the content type by id: mapped back
+    assert snapshot(admin, path) == before
+
+    assign = run.plan_ip_assign(ip.id, ws.interface("swp4").id)
+    run.apply([assign])
+    run.undo([assign])
+    assert snapshot(admin, path) == before
+
+    delete = run.plan_delete("dcim.cable", cable.id)
+    assert delete.kind == "delete"
+    run.apply([delete])
+    assert run.working_set("leaf1").interface("swp2").cable is None
+    run.undo([delete])  # the cable comes back between the same ports (with a new id)
+    back = run.working_set("leaf1").interface("swp2")
+    assert back.cable is not None and back.cable.status == cable.status
+    assert back.peer is not None and (back.peer.device, back.peer.name) == ("spine2", "swp1")

@@ -472,3 +472,18 @@ def test_working_set_of_unknown_device() -> None:
     fake.on("POST", "/graphql/", Answer(200, {"data": {"device_list": []}}))
     with pytest.raises(RunbookError, match="no device named 'nope'"):
         gw.working_set("nope")
+
+
+def test_open_builds_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    from types import SimpleNamespace
+
+    monkeypatch.setenv("RUNBOOKS_NETBOX_URL", "http://netbox.invalid/")
+    monkeypatch.setenv("RUNBOOKS_NETBOX_TOKEN", TOKEN)
+    ctx = SimpleNamespace(mode=Mode.RUN, run_id="r-42", runbook=SimpleNamespace(name="rack-in"))
+    gw = NetBoxGateway.open(ctx, "leaf3")  # type: ignore[arg-type]
+    assert gw.mode is Mode.RUN and gw.session.allow_writes
+    assert gw.message == "runbook rack-in run r-42"
+    assert gw.http.settings.url == "http://netbox.invalid"
+    monkeypatch.delenv("RUNBOOKS_NETBOX_URL")
+    with pytest.raises(RunbookError, match="NetBox is not configured"):
+        NetBoxGateway.open(ctx, "leaf3")  # type: ignore[arg-type]
