@@ -12,6 +12,10 @@ Layout (all names fixed so `lab status` and people can find them):
   ``runbooks_lab_netbox_seeded`` (template: the seeded lab). `reset()` recreates the live
   database from the seeded template.
 - Redis on 127.0.0.1:6379, databases 10 (tasks) and 11 (cache).
+- RUNBOOKS_NETBOX_INSTANCE=<name> (with its own RUNBOOKS_NETBOX_PORT) runs an independent
+  second NetBox: databases ``runbooks_lab_netbox_<name>[_seeded|_migrated]``, state in
+  ``state_dir()/netbox-<name>``, Redis dbs 12/13 or 14/15. Sessions that reset NetBox
+  concurrently must not share one instance.
 
 Public API: install, up, down, destroy, reset, serve, stop, status, credentials, render_configs.
 """
@@ -31,6 +35,7 @@ import signal
 import socket
 import subprocess
 import time
+import zlib
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
@@ -43,12 +48,9 @@ from runbooks.lab.status import ComponentStatus
 log = logging.getLogger(__name__)
 
 VERSION = "4.7.3"
-DB = "runbooks_lab_netbox"
-DB_MIGRATED = "runbooks_lab_netbox_migrated"
-DB_SEEDED = "runbooks_lab_netbox_seeded"
+DB_BASE = "runbooks_lab_netbox"
 PG_HOST, PG_PORT, PG_USER = "127.0.0.1", 5432, "postgres"
 REDIS_HOST, REDIS_PORT = "127.0.0.1", 6379
-REDIS_TASKS_DB, REDIS_CACHE_DB = 10, 11
 HOST = "127.0.0.1"  # never anything else: the lab must not listen beyond this machine
 ROLES = ("operator", "reviewer", "approver", "supervisor", "admin")
 
@@ -67,6 +69,42 @@ def url() -> str:
     return f"http://{HOST}:{port()}"
 
 
+def instance() -> str:
+    """RUNBOOKS_NETBOX_INSTANCE: a second, independent lab NetBox (own databases, state dir,
+    Redis dbs; give it its own RUNBOOKS_NETBOX_PORT too), e.g. for a test session that must
+    not see another session's resets. Empty: the lab's one NetBox."""
+    name = os.environ.get("RUNBOOKS_NETBOX_INSTANCE", "")
+    valid = name.isascii() and name.isalnum() and name.islower() and len(name) <= 16
+    if name and (not valid or name in ("seeded", "migrated")):
+        raise InputError(
+            f"RUNBOOKS_NETBOX_INSTANCE must be up to 16 lowercase letters/digits: {name!r}"
+        )
+    return name
+
+
+def _db() -> str:
+    """The live database NetBox serves from."""
+    return f"{DB_BASE}_{instance()}" if instance() else DB_BASE
+
+
+def _db_seeded() -> str:
+    """Template: the seeded lab (reset() copies it over the live database)."""
+    return f"{_db()}_seeded"
+
+
+def _db_migrated() -> str:
+    """Template: migrated, empty (restored from the cached dump when missing)."""
+    return f"{_db()}_migrated"
+
+
+def _redis_dbs() -> tuple[int, int]:
+    """(tasks, cache) Redis database numbers: 10/11, an instance 12/13 or 14/15."""
+    if not instance():
+        return 10, 11
+    base = 12 + 2 * (zlib.crc32(instance().encode()) % 2)
+    return base, base + 1
+
+
 def home() -> Path:
     """Kept across runs: venv and migrated snapshot for this NetBox version."""
     return paths.cache_dir() / f"netbox-{VERSION}"
@@ -82,7 +120,7 @@ def snapshot() -> Path:
 
 def root() -> Path:
     """NETBOX_ROOT, in the lab's state dir."""
-    return paths.state_dir() / "netbox"
+    return paths.state_dir() / (f"netbox-{instance()}" if instance() else "netbox")
 
 
 def _tokens_file() -> Path:
@@ -161,7 +199,7 @@ def _answers(host: str, port_: int) -> bool:
 def _exclusive() -> Iterator[None]:
     """One lab operation at a time on this machine (two test sessions must not seed at once)."""
     paths.state_dir().mkdir(parents=True, exist_ok=True, mode=0o700)
-    with open(paths.state_dir() / "netbox.lock", "w", encoding="utf-8") as fh:
+    with open(root().with_suffix(".lock"), "w", encoding="utf-8") as fh:
         fcntl.flock(fh, fcntl.LOCK_EX)
         yield
 
@@ -229,14 +267,14 @@ def write_configuration() -> Path:
     _secret("pepper", 60)
     text = _CONFIGURATION.format(
         root=str(root()),
-        db=DB,
+        db=_db(),
         pg_host=PG_HOST,
         pg_port=PG_PORT,
         pg_user=PG_USER,
         redis_host=REDIS_HOST,
         redis_port=REDIS_PORT,
-        tasks_db=REDIS_TASKS_DB,
-        cache_db=REDIS_CACHE_DB,
+        tasks_db=_redis_dbs()[0],
+        cache_db=_redis_dbs()[1],
     )
     conf.parent.mkdir(parents=True, exist_ok=True)
     if not conf.exists() or conf.read_text(encoding="utf-8") != text:
@@ -278,7 +316,7 @@ TIME_ZONE = "UTC"
 def _netbox_env(db: str | None = None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV"))}
     env["NETBOX_ROOT"] = str(root())
-    env["RUNBOOKS_NETBOX_DB"] = db or DB
+    env["RUNBOOKS_NETBOX_DB"] = db or _db()
     env["PATH"] = f"{venv() / 'bin'}:{env.get('PATH', '/usr/bin:/bin')}"
     return env
 
@@ -365,7 +403,7 @@ def stop_services() -> None:
 def _flush_cache() -> None:
     import redis
 
-    redis.Redis(host=REDIS_HOST, port=REDIS_PORT, db=REDIS_CACHE_DB, socket_timeout=5).flushdb()
+    redis.Redis(host=REDIS_HOST, port=REDIS_PORT, db=_redis_dbs()[1], socket_timeout=5).flushdb()
 
 
 def _wait_for(check: Callable[[], bool], timeout: float, what: str) -> None:
@@ -405,7 +443,7 @@ def _psql(
 def databases() -> set[str]:
     """The lab's databases that exist (names are module constants, never user input)."""
     out = _psql("SELECT datname FROM pg_database WHERE datname LIKE 'runbooks_lab_netbox%'")
-    return set(out.split())
+    return set(out.split()) & {_db(), _db_seeded(), _db_migrated()}
 
 
 def _drop(name: str) -> None:
@@ -435,15 +473,15 @@ def _version_of(name: str) -> str:
 
 def ensure_migrated() -> None:
     """The migrated, empty template: from itself, the cached dump, or (once, ~6 min) a migrate."""
-    if DB_MIGRATED in databases():
-        if _version_of(DB_MIGRATED) == f"netbox {VERSION}":
+    if _db_migrated() in databases():
+        if _version_of(_db_migrated()) == f"netbox {VERSION}":
             return
-        _drop(DB_MIGRATED)  # another NetBox version's schema
+        _drop(_db_migrated())  # another NetBox version's schema
     if snapshot().exists():
         started = time.monotonic()
-        _psql(f'CREATE DATABASE "{DB_MIGRATED}"')
-        _psql("", db=DB_MIGRATED, stdin=gzip.decompress(snapshot().read_bytes()), timeout=300)
-        _freeze(DB_MIGRATED)
+        _psql(f'CREATE DATABASE "{_db_migrated()}"')
+        _psql("", db=_db_migrated(), stdin=gzip.decompress(snapshot().read_bytes()), timeout=300)
+        _freeze(_db_migrated())
         log.info(
             "restored the migrated NetBox %s snapshot in %.1f s",
             VERSION,
@@ -452,21 +490,21 @@ def ensure_migrated() -> None:
         return
     log.info("migrating a new NetBox %s database once (about 6 minutes; kept afterwards)", VERSION)
     started = time.monotonic()
-    if DB in databases():
-        _drop(DB)
-    _psql(f'CREATE DATABASE "{DB}"')
+    if _db() in databases():
+        _drop(_db())
+    _psql(f'CREATE DATABASE "{_db()}"')
     manage("migrate", "--no-input", timeout=1800)
     dump = _run(
-        ["pg_dump", "-h", PG_HOST, "-p", str(PG_PORT), "-U", PG_USER, "--no-owner", DB],
+        ["pg_dump", "-h", PG_HOST, "-p", str(PG_PORT), "-U", PG_USER, "--no-owner", _db()],
         "pg_dump of the migrated database",
         timeout=300,
     )
     tmp = snapshot().with_suffix(".tmp")
     tmp.write_bytes(gzip.compress(dump.encode()))
     tmp.replace(snapshot())
-    _create_from(DB_MIGRATED, DB)
-    _freeze(DB_MIGRATED)
-    _drop(DB)
+    _create_from(_db_migrated(), _db())
+    _freeze(_db_migrated())
+    _drop(_db())
     log.info("migrated in %.0f s; snapshot kept at %s", time.monotonic() - started, snapshot())
 
 
@@ -488,7 +526,7 @@ def _start_seeding(spec: dict[str, object]) -> subprocess.Popen[bytes]:
     background; the generated API tokens land in tokens.json (0600)."""
     spec_file = root() / "seed-spec.json"
     spec_file.write_text(json.dumps(spec), encoding="utf-8")
-    env = _netbox_env(DB_SEEDED) | {"DJANGO_SETTINGS_MODULE": "netbox.settings"}
+    env = _netbox_env(_db_seeded()) | {"DJANGO_SETTINGS_MODULE": "netbox.settings"}
     with open(root() / "seed.log", "wb") as logf:
         # -I: the seed file's directory (runbooks/lab, holding a netbox.py) must not be on sys.path
         return subprocess.Popen(
@@ -505,13 +543,13 @@ def _seed_and_serve(spec: dict[str, object], digest: str) -> None:
     the live database for the seeded one. Both take ~8-10 s of Python start-up: in parallel."""
     stop()  # the live database is about to be replaced
     ensure_migrated()
-    for name in (DB, DB_SEEDED):
+    for name in (_db(), _db_seeded()):
         if name in databases():
             _drop(name)
     _seed_marker().unlink(missing_ok=True)
     _tokens_file().unlink(missing_ok=True)
-    _create_from(DB_SEEDED, DB_MIGRATED)
-    _create_from(DB, DB_MIGRATED)
+    _create_from(_db_seeded(), _db_migrated())
+    _create_from(_db(), _db_migrated())
     started = time.monotonic()
     seeder = _start_seeding(spec)
     try:
@@ -527,7 +565,7 @@ def _seed_and_serve(spec: dict[str, object], digest: str) -> None:
         stop()
         raise
     os.chmod(_tokens_file(), 0o600)
-    _freeze(DB_SEEDED)
+    _freeze(_db_seeded())
     _restore_live()
     _seed_marker().write_text(json.dumps({"digest": digest, "netbox": VERSION}), encoding="utf-8")
     _wait_serving(server, authenticated=True)
@@ -537,8 +575,8 @@ def _seed_and_serve(spec: dict[str, object], digest: str) -> None:
 def _restore_live() -> None:
     """Live database := seeded template. FORCE ends NetBox's connections; its health checks
     reconnect, so the server keeps serving. The cache is flushed so no stale object survives."""
-    _psql(f'DROP DATABASE IF EXISTS "{DB}" WITH (FORCE)')
-    _create_from(DB, DB_SEEDED)
+    _psql(f'DROP DATABASE IF EXISTS "{_db()}" WITH (FORCE)')
+    _create_from(_db(), _db_seeded())
     _flush_cache()
 
 
@@ -685,9 +723,9 @@ def up() -> None:
     with _exclusive():
         install()
         ensure_services()
-        if _seeded_is_current(digest) and DB_SEEDED in databases():
-            if DB not in databases():
-                _create_from(DB, DB_SEEDED)
+        if _seeded_is_current(digest) and _db_seeded() in databases():
+            if _db() not in databases():
+                _create_from(_db(), _db_seeded())
             serve()
         else:
             _seed_and_serve(spec, digest)
@@ -716,7 +754,7 @@ def reset() -> None:
     """Back to the seeded state in about a second; the running NetBox keeps serving."""
     started = time.monotonic()
     with _exclusive():
-        if DB_SEEDED not in databases():
+        if _db_seeded() not in databases():
             raise LabError("NetBox lab is not seeded: run `runbook lab up` first")
         _restore_live()
     log.info("NetBox reset to the seeded state in %.2f s", time.monotonic() - started)
@@ -724,18 +762,20 @@ def reset() -> None:
 
 def status() -> list[ComponentStatus]:
     """One line per NetBox-side component: Redis, PostgreSQL (+ databases), the NetBox server."""
-    redis_detail = f"{REDIS_HOST}:{REDIS_PORT} (db {REDIS_TASKS_DB} tasks, {REDIS_CACHE_DB} cache)"
+    redis_detail = (
+        f"{REDIS_HOST}:{REDIS_PORT} (db {_redis_dbs()[0]} tasks, {_redis_dbs()[1]} cache)"
+    )
     result = [ComponentStatus("netbox-redis", _answers(REDIS_HOST, REDIS_PORT), redis_detail)]
     if _answers(PG_HOST, PG_PORT):
         have = databases()
         names = ", ".join(
-            f"{n}{'' if n in have else ' (missing)'}" for n in (DB, DB_SEEDED, DB_MIGRATED)
+            f"{n}{'' if n in have else ' (missing)'}" for n in (_db(), _db_seeded(), _db_migrated())
         )
         snap = "snapshot kept" if snapshot().exists() else "no snapshot"
         result.append(
             ComponentStatus(
                 "netbox-postgresql",
-                DB in have and DB_SEEDED in have,
+                _db() in have and _db_seeded() in have,
                 f"{PG_HOST}:{PG_PORT} {names}; {snap}",
             )
         )

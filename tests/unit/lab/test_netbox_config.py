@@ -43,7 +43,7 @@ def test_configuration_is_valid_python_naming_the_lab_database_and_redis_dbs(lab
     conf = netbox.write_configuration()
     namespace: dict[str, object] = {}
     exec(compile(conf.read_text(), str(conf), "exec"), namespace)
-    assert namespace["DATABASES"]["default"]["NAME"] == netbox.DB  # type: ignore[index]
+    assert namespace["DATABASES"]["default"]["NAME"] == netbox._db()  # type: ignore[index]
     redis = namespace["REDIS"]
     assert redis["tasks"]["DATABASE"] == 10 and redis["caching"]["DATABASE"] == 11  # type: ignore[index]
     assert namespace["API_TOKEN_PEPPERS"][1] == (netbox.root() / "pepper").read_text()  # type: ignore[index]
@@ -106,3 +106,20 @@ def test_find_python_returns_an_interpreter_of_at_least_3_12():
     )
     assert out.stdout.strip() == "True"
     assert os.access(python, os.X_OK)
+
+
+def test_an_instance_has_its_own_databases_state_and_redis(lab_dirs, monkeypatch):
+    main = (netbox._db(), netbox._db_seeded(), netbox.root(), netbox._redis_dbs())
+    assert main[0] == "runbooks_lab_netbox" and main[3] == (10, 11)
+    monkeypatch.setenv("RUNBOOKS_NETBOX_INSTANCE", "ci2")
+    assert netbox._db() == "runbooks_lab_netbox_ci2"
+    assert netbox._db_seeded() == "runbooks_lab_netbox_ci2_seeded"
+    assert netbox.root().name == "netbox-ci2"
+    assert netbox._redis_dbs() in ((12, 13), (14, 15))
+
+
+@pytest.mark.parametrize("name", ["Bad", "seeded", "a-b", "x" * 17])
+def test_instance_names_are_checked(monkeypatch, name):
+    monkeypatch.setenv("RUNBOOKS_NETBOX_INSTANCE", name)
+    with pytest.raises(InputError, match="RUNBOOKS_NETBOX_INSTANCE"):
+        netbox._db()
