@@ -181,7 +181,7 @@ class NetBoxHTTP:
             )
         if status == 204:
             return Reply(status, None, response.headers.get("ETag"), request_id)
-        detail = _detail(response)
+        detail = secrets.mask_text(_detail(response))  # NetBox might echo what it was sent
         if status == 401 or (status == 403 and ("token" in detail or "credentials" in detail)):
             raise AuthenticationError(f"NetBox refused the token for {what} ({status}: {detail})")
         if status == 403:
