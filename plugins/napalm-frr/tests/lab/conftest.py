@@ -16,15 +16,15 @@ from frr_lab import ENV, lab_devices, make_driver
 
 
 def _lab_selected(config: pytest.Config) -> bool:
-    """Live tests change devices: run them only when asked for with ``-m lab``."""
+    """Live tests run unless deselected (``-m "not lab"``, this package's default)."""
     expr = str(config.getoption("-m") or "")
-    return "lab" in expr and "not lab" not in expr
+    return "not lab" not in expr
 
 
 @pytest.fixture(scope="session")
 def devices(request: pytest.FixtureRequest) -> list[dict[str, Any]]:
     if not _lab_selected(request.config):
-        pytest.skip("live test: run with -m lab")
+        pytest.skip("live test deselected: run with -m lab")
     found = lab_devices()
     if not found:
         pytest.skip(f"no FRR devices: set {ENV} or bring the runbooks lab up")

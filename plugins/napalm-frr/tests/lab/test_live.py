@@ -54,7 +54,7 @@ def _running(dev: FRRDriver) -> str:
 
 def test_getters_return_napalm_models(any_device: dict[str, Any] | None) -> None:
     if any_device is None:
-        pytest.skip("no FRR devices (run with -m lab and a device source, see frr_lab.py)")
+        pytest.skip("no FRR devices (see frr_lab.py), or live tests deselected")
     driver = make_driver(any_device)
     timings: dict[str, float] = {}
 
