@@ -34,6 +34,21 @@ def embedded_bin_dir() -> str:
     return str(Path(spec.origin).parent / "pginstall" / "bin")
 
 
+# Steps a test (or a rehearsal) can make fail right after they did their work.
+FailAt = Literal[
+    "plan_backup",
+    "plan_verify_backup",
+    "plan_prepare_new",
+    "plan_stop_writers",
+    "plan_upgrade",
+    "plan_start_new",
+    "post_checks",
+    "plan_switch",
+    "plan_analyze",
+    "service_check",
+]
+
+
 class DbUpgradeParams(Params):
     host: str = "db1"  # names the target in the record; the SSH address with transport=ssh
     transport: Literal["local", "nsenter", "ssh"] = "local"
@@ -51,7 +66,7 @@ class DbUpgradeParams(Params):
     work_dir: str = "/var/lib/postgresql/upgrade"  # backups, scratch, private socket, logs
     private_port: int = 54399
     mode: Literal["copy", "clone"] = "copy"
-    fail_at: str | None = None  # tests: the named step fails after doing its work
+    fail_at: FailAt | None = None  # rehearsal: the named step fails after doing its work
 
 
 class DbUpgradeBase(Runbook):

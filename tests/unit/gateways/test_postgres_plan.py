@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import pytest
 
@@ -20,6 +20,7 @@ from runbooks.gateways.postgres import Cluster
 from runbooks.gateways.postgres_shell import LocalShell, NsenterShell, SshShell
 from runbooks.gateways.postgres_upgrade import UpgradeGateway
 from runbooks.library.db_upgrade import DbUpgrade
+from runbooks.library.db_upgrade_parts import FailAt
 
 
 class RecordingShell:
@@ -185,3 +186,10 @@ def test_shells_run_as_the_cluster_user_where_the_cluster_is() -> None:
     ssh.close()
     local = LocalShell()._prefix(argv)
     assert local[-3:] == argv
+
+
+def test_every_failure_knob_names_a_change_or_check_after_the_survey() -> None:
+    steps = [s.name for s in DbUpgrade.steps()]
+    knobs = list(get_args(FailAt))
+    assert set(knobs) <= set(steps)
+    assert steps.index("plan_backup") == min(steps.index(k) for k in knobs)
