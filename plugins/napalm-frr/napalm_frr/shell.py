@@ -192,6 +192,6 @@ def claim_pending(paths: Paths) -> str:
     claimed = q(paths.state("confirming"))
     return (
         f"if mv {q(paths.pending)} {claimed} 2>/dev/null; then "
-        f"if {_timer_pid(claimed)}; then kill -TERM -- -$pid; fi; "
+        f"if {_timer_pid(claimed)}; then kill -s TERM -- -$pid; fi; "
         f"rm -f {claimed}; echo CLAIMED; else echo TOO_LATE; fi"
     )

@@ -94,8 +94,10 @@ class LocalShell:
 def box(tmp_path: Path) -> dict[str, Path]:
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
-    for name, text in (("vtysh", VTYSH), ("frr-reload.py", FRR_RELOAD)):
-        (bin_dir / name).write_text(text)
+    for name, stub in (("vtysh", VTYSH), ("frr-reload.py", FRR_RELOAD)):
+        # paths written in: sudo (one of the tested modes) resets the environment
+        text = stub.replace("$RUNNING", str(tmp_path / "running.conf"))
+        (bin_dir / name).write_text(text.replace("$STARTUP", str(tmp_path / "frr.conf")))
         (bin_dir / name).chmod(0o755)
     (tmp_path / "running.conf").write_text(START)
     (tmp_path / "frr.conf").write_text(HAND_WRITTEN)
@@ -108,13 +110,7 @@ def box(tmp_path: Path) -> dict[str, Path]:
     }
 
 
-def _driver(box: dict[str, Path]) -> FRRDriver:
-    env = {
-        **os.environ,
-        "RUNNING": str(box["running"]),
-        "STARTUP": str(box["startup"]),
-        "PATH": f"{box['bin']}:{os.environ['PATH']}",
-    }
+def _driver(box: dict[str, Path], sudo: bool = False) -> FRRDriver:
     dev = FRRDriver(
         "local",
         "root",
@@ -124,10 +120,29 @@ def _driver(box: dict[str, Path]) -> FRRDriver:
             "frr_reload": str(box["bin"] / "frr-reload.py"),
             "startup_config": str(box["startup"]),
             "state_dir": str(box["state"]),
+            "sudo": sudo,
         },
     )
-    dev.device = LocalShell(env)
+    dev.device = LocalShell(dict(os.environ))
     return dev
+
+
+def _sudo_works() -> bool:
+    done = subprocess.run(["sudo", "-n", "true"], check=False, capture_output=True)
+    return done.returncode == 0
+
+
+@pytest.fixture(params=["login-shell", "sudo-sh"])
+def any_dev(request: pytest.FixtureRequest, box: dict[str, Path]) -> Any:
+    """The driver as root in the login shell (bash), and through ``sudo -n sh`` (dash on
+    Debian): the timer snippets must work in both."""
+    sudo = request.param == "sudo-sh"
+    if sudo and not _sudo_works():
+        pytest.skip("sudo -n is not available here")
+    driver = _driver(box, sudo=sudo)
+    yield driver
+    if driver.has_pending_commit():
+        driver.rollback()
 
 
 @pytest.fixture
@@ -136,6 +151,19 @@ def dev(box: dict[str, Path]) -> Any:
     yield driver
     if driver.has_pending_commit():
         driver.rollback()
+
+
+def _timer_pid(box: dict[str, Path]) -> int:
+    text = (box["state"] / "pending").read_text()
+    return int(text.rsplit("pid=", 1)[1].split()[0])
+
+
+def _alive(pid: int) -> bool:
+    """Running (a zombie has an empty command line)."""
+    try:
+        return bool(Path(f"/proc/{pid}/cmdline").read_bytes())
+    except OSError:
+        return False
 
 
 def _wait(condition: Any, seconds: float) -> bool:
@@ -196,39 +224,42 @@ def test_failed_reload_restores_previous_config(dev: FRRDriver, box: dict[str, P
     assert box["running"].read_text() == START
 
 
-def test_revert_in_reverts_on_its_own(dev: FRRDriver, box: dict[str, Path]) -> None:
-    dev.load_merge_candidate(config="ip route 10.2.0.0/16 Null0\n")
-    dev.commit_config(message="try", revert_in=2)
-    assert dev.has_pending_commit()
+def test_revert_in_reverts_on_its_own(any_dev: FRRDriver, box: dict[str, Path]) -> None:
+    any_dev.load_merge_candidate(config="ip route 10.2.0.0/16 Null0\n")
+    any_dev.commit_config(message="try", revert_in=2)
+    assert any_dev.has_pending_commit()
     assert "10.2.0.0" in box["running"].read_text()
     assert "10.2.0.0" not in box["startup"].read_text()  # a reboot now comes back old
     with pytest.raises(CommitError, match="waiting for confirmation"):
-        dev.commit_config()
+        any_dev.commit_config()
     # A new driver (another process, say) sees the same pending state on the device.
-    assert _driver(box).has_pending_commit()
-    assert _wait(lambda: not dev.has_pending_commit(), 6)
+    assert _driver(box, any_dev.sudo).has_pending_commit()
+    assert _wait(lambda: not any_dev.has_pending_commit(), 6)
     assert box["running"].read_text() == START
     assert box["startup"].read_text() == HAND_WRITTEN  # byte for byte
     assert "rc=0" in (box["state"] / "revert.log").read_text()
 
 
-def test_confirm_keeps_the_change_and_saves_it(dev: FRRDriver, box: dict[str, Path]) -> None:
-    dev.load_merge_candidate(config="ip route 10.3.0.0/16 Null0\n")
-    dev.commit_config(revert_in=2)
-    dev.confirm_commit()
-    assert not dev.has_pending_commit()
-    time.sleep(2.5)  # past the old deadline: nothing reverts
+def test_confirm_keeps_the_change_and_saves_it(any_dev: FRRDriver, box: dict[str, Path]) -> None:
+    any_dev.load_merge_candidate(config="ip route 10.3.0.0/16 Null0\n")
+    any_dev.commit_config(revert_in=30)
+    timer = _timer_pid(box)
+    assert _alive(timer)
+    any_dev.confirm_commit()
+    # long before its deadline: confirm killed it (dash's kill once refused "-TERM --")
+    assert _wait(lambda: not _alive(timer), 2), "confirm did not stop the timer"
+    assert not any_dev.has_pending_commit()
     assert "10.3.0.0" in box["running"].read_text()
     assert "10.3.0.0" in box["startup"].read_text()
     with pytest.raises(CommitConfirmException):
-        dev.confirm_commit()
+        any_dev.confirm_commit()
 
 
-def test_rollback_cancels_a_pending_commit(dev: FRRDriver, box: dict[str, Path]) -> None:
-    dev.load_merge_candidate(config="ip route 10.4.0.0/16 Null0\n")
-    dev.commit_config(revert_in=30)
-    dev.rollback()
-    assert not dev.has_pending_commit()
+def test_rollback_cancels_a_pending_commit(any_dev: FRRDriver, box: dict[str, Path]) -> None:
+    any_dev.load_merge_candidate(config="ip route 10.4.0.0/16 Null0\n")
+    any_dev.commit_config(revert_in=30)
+    any_dev.rollback()
+    assert not any_dev.has_pending_commit()
     assert box["running"].read_text() == START
 
 
@@ -274,18 +305,20 @@ def test_two_sessions_keep_their_own_candidates(dev: FRRDriver, box: dict[str, P
     assert "10.8.0.0" in other.compare_config() and "10.7.0.0" not in other.compare_config()
 
 
-def test_confirm_after_the_timer_fired_is_too_late(dev: FRRDriver, box: dict[str, Path]) -> None:
+def test_confirm_after_the_timer_fired_is_too_late(
+    any_dev: FRRDriver, box: dict[str, Path]
+) -> None:
     """The timer and confirm race for the pending file; whoever renames it first wins."""
-    dev.load_merge_candidate(config="ip route 10.9.0.0/16 Null0\n")
-    dev.commit_config(revert_in=1)
+    any_dev.load_merge_candidate(config="ip route 10.9.0.0/16 Null0\n")
+    any_dev.commit_config(revert_in=1)
     Path(f"{box['running']}.slow").write_text("2")  # the revert's reload now takes 2 s
     assert _wait((box["state"] / "reverting").exists, 5)
-    assert dev.has_pending_commit()  # still in process: reverting
+    assert any_dev.has_pending_commit()  # still in process: reverting
     with pytest.raises(CommitConfirmException, match="too late"):
-        dev.confirm_commit()
+        any_dev.confirm_commit()
     with pytest.raises(CommitError, match="waiting for confirmation"):
-        dev.commit_config()
-    assert _wait(lambda: not dev.has_pending_commit(), 6)
+        any_dev.commit_config()
+    assert _wait(lambda: not any_dev.has_pending_commit(), 6)
     assert box["running"].read_text() == START
 
 
