@@ -113,6 +113,7 @@ def runbook_upgrade(template: Path, tmp: Path) -> tuple[float, float, float, flo
         if not result.ok:
             raise SystemExit(f"runbook failed: {result.error}")
         evidence = {s.step: s.evidence for s in result.steps}
+        print("steps:", ", ".join(f"{s.step} {s.duration_s:.2f}" for s in result.steps))
         rows = int(c.psql("SELECT count(*) FROM writes"))
         if rows != len(writer.ok):
             raise SystemExit(f"lost writes: {len(writer.ok)} acknowledged, {rows} in 18")

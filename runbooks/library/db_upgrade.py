@@ -47,6 +47,8 @@ __all__ = ["DbUpgrade", "DbUpgradeParams", "embedded_bin_dir"]
 
 log = logging.getLogger(__name__)
 
+TARGET = "{host}"  # the database server
+
 
 class DbUpgrade(DbUpgradeBase):
     """Upgrade a PostgreSQL cluster one major version, with a verified backup and rollback."""
@@ -58,7 +60,10 @@ class DbUpgrade(DbUpgradeBase):
     Params = DbUpgradeParams
 
     # ------------------------------------------------------------------ 1. survey
-    @check("Survey the cluster: version, size, disk, extensions, connections, replication")
+    @check(
+        "Survey the cluster: version, size, disk, extensions, connections, replication",
+        targets=TARGET,
+    )
     def survey_cluster(self, ctx: RunContext) -> dict[str, Any]:
         pg, p = self.pg(ctx), self.p
         survey = pg.survey(self.old)
@@ -104,7 +109,10 @@ class DbUpgrade(DbUpgradeBase):
             raise VerificationError("; ".join(problems), evidence=evidence)
         return evidence
 
-    @check("pg_upgrade --check against a throwaway new cluster with the same checksum setting")
+    @check(
+        "pg_upgrade --check against a throwaway new cluster with the same checksum setting",
+        targets=TARGET,
+    )
     def pg_upgrade_check(self, ctx: RunContext) -> dict[str, Any]:
         pg = self.pg(ctx)
         survey = pg.survey(self.old)
@@ -119,7 +127,9 @@ class DbUpgrade(DbUpgradeBase):
         return {"initdb": facts.initdb_checksum_flag(checksums), "report": report[-2000:]}
 
     # ------------------------------------------------------------------ 2. announce
-    @manual("Announce the maintenance and its expected downtime to the database's users")
+    @manual(
+        "Announce the maintenance and its expected downtime to the database's users", targets=TARGET
+    )
     def announce(self, ctx: RunContext) -> str:
         data_bytes = self.pg(ctx).dir_bytes(self.p.old_data)
         downtime = facts.estimate_downtime_s(data_bytes, self.p.mode)
@@ -130,7 +140,7 @@ class DbUpgrade(DbUpgradeBase):
         )
 
     # ------------------------------------------------------------------ 3. backup
-    @change("Take a full backup: globals and every database, each in one snapshot")
+    @change("Take a full backup: globals and every database, each in one snapshot", targets=TARGET)
     def plan_backup(self, ctx: RunContext) -> Diff | None:
         if not ctx.planning and self.pg(ctx).read_manifest(self.backup_dir(ctx)) is not None:
             return None
@@ -151,7 +161,10 @@ class DbUpgrade(DbUpgradeBase):
     def keep_backup(self, ctx: RunContext, diffs: list[Diff]) -> None:
         log.info("the backup in %s is kept", self.backup_dir(ctx))
 
-    @change("Verify the backup by restoring it into a scratch instance; compare every table")
+    @change(
+        "Verify the backup by restoring it into a scratch instance; compare every table",
+        targets=TARGET,
+    )
     def plan_verify_backup(self, ctx: RunContext) -> Diff | None:
         if not ctx.planning:
             manifest = self.pg(ctx).read_manifest(self.backup_dir(ctx))
@@ -181,14 +194,25 @@ class DbUpgrade(DbUpgradeBase):
         log.info("verifying a backup changed nothing on the cluster")
 
     # ------------------------------------------------------------------ 4. prepare, stop writers
-    @change("Prepare the new cluster: initdb with the old checksum setting, encoding, locale")
+    @change(
+        "Prepare the new cluster: initdb with the old checksum setting, encoding, locale",
+        targets=TARGET,
+    )
     def plan_prepare_new(self, ctx: RunContext) -> Diff | None:
         if not ctx.planning and self.pg(ctx).exists(f"{self.p.new_data}/PG_VERSION"):
             return None
+        pg = self.pg(ctx)
+        survey, locale = pg.survey(self.old), pg.locale(self.old)
+        initdb = (
+            f"initdb -D {self.p.new_data} -U {survey['bootstrap_superuser']} "
+            f"{facts.initdb_checksum_flag(bool(survey['data_checksums']))} "
+            f"--encoding={locale['encoding']} --lc-collate={locale['collate']} "
+            f"--lc-ctype={locale['ctype']} --locale-provider=libc"
+        )
         return Diff.of_fields(
             f"{self.p.host}:{self.p.new_data}",
-            {"cluster": None},
-            {"cluster": f"PostgreSQL {self.p.to_version}, empty, initdb as the old cluster"},
+            {"cluster": None, "command": None},
+            {"cluster": f"PostgreSQL {self.p.to_version}, empty", "command": initdb},
             "done before writers stop: it does not touch the old cluster",
         )
 
@@ -219,7 +243,9 @@ class DbUpgrade(DbUpgradeBase):
     def discard_prepared_cluster(self, ctx: RunContext, diffs: list[Diff]) -> None:
         self._discard_new(ctx)
 
-    @change("Stop writers: close the service endpoint (old cluster restarts privately)")
+    @change(
+        "Stop writers: close the service endpoint (old cluster restarts privately)", targets=TARGET
+    )
     def plan_stop_writers(self, ctx: RunContext) -> Diff | None:
         if not ctx.planning and self.state(ctx).get("writers_stopped_at"):
             return None
@@ -257,15 +283,21 @@ class DbUpgrade(DbUpgradeBase):
         return self._bring_back_old(ctx)
 
     # ------------------------------------------------------------------ 5. pg_upgrade
-    @change("pg_upgrade in copy/clone mode to the new version; the old cluster is kept")
+    @change(
+        "pg_upgrade in copy/clone mode to the new version; the old cluster is kept", targets=TARGET
+    )
     def plan_upgrade(self, ctx: RunContext) -> Diff | None:
         if not ctx.planning and self.state(ctx).get("pg_upgrade_s") is not None:
             return None
+        p = self.p
+        command = (
+            f"pg_upgrade --{p.mode} -b {p.old_bin} -B {p.new_bin} -d {p.old_data} -D {p.new_data}"
+        )
         return Diff.of_fields(
-            f"{self.p.host}:cluster",
-            {"version": self.p.from_version, "data_directory": self.p.old_data},
-            {"version": self.p.to_version, "data_directory": self.p.new_data},
-            f"pg_upgrade --{self.p.mode} (the old cluster stays startable)",
+            f"{p.host}:cluster",
+            {"version": p.from_version, "data_directory": p.old_data, "command": None},
+            {"version": p.to_version, "data_directory": p.new_data, "command": command},
+            f"pg_upgrade --{p.mode} (the old cluster stays startable)",
         )
 
     @plan_upgrade.apply
@@ -300,7 +332,9 @@ class DbUpgrade(DbUpgradeBase):
         self._discard_new(ctx)
 
     # ------------------------------------------------------------------ 6. start and check 18
-    @change("Start the new cluster privately with the old configuration carried over")
+    @change(
+        "Start the new cluster privately with the old configuration carried over", targets=TARGET
+    )
     def plan_start_new(self, ctx: RunContext) -> Diff | None:
         if not ctx.planning and self.pg(ctx).is_running(self.new):
             return None
@@ -328,7 +362,10 @@ class DbUpgrade(DbUpgradeBase):
     def stop_new_cluster(self, ctx: RunContext, diffs: list[Diff]) -> None:
         self._stop_new(ctx)
 
-    @check("Post-checks: version, every table's rows and checksum as before, extensions")
+    @check(
+        "Post-checks: version, every table's rows and checksum as before, extensions",
+        targets=TARGET,
+    )
     def post_checks(self, ctx: RunContext) -> dict[str, Any]:
         if ctx.planning:
             return {"compares": "every table of every database against the quiet old cluster"}
@@ -354,7 +391,7 @@ class DbUpgrade(DbUpgradeBase):
         }
 
     # ------------------------------------------------------------------ 7. switch over
-    @change("Switch the service over: the endpoint is served by the new cluster")
+    @change("Switch the service over: the endpoint is served by the new cluster", targets=TARGET)
     def plan_switch(self, ctx: RunContext) -> Diff | None:
         if not ctx.planning and self.state(ctx).get("service_open_at"):
             return None
@@ -383,7 +420,9 @@ class DbUpgrade(DbUpgradeBase):
     def close_new_service(self, ctx: RunContext, diffs: list[Diff]) -> None:
         self._stop_new(ctx)
 
-    @change("Analyze the new cluster (vacuumdb --all --analyze-only), once it serves")
+    @change(
+        "Analyze the new cluster (vacuumdb --all --analyze-only), once it serves", targets=TARGET
+    )
     def plan_analyze(self, ctx: RunContext) -> Diff | None:
         if not ctx.planning and self.state(ctx).get("analyzed_at"):
             return None
@@ -403,7 +442,7 @@ class DbUpgrade(DbUpgradeBase):
     def statistics_need_no_undo(self, ctx: RunContext, diffs: list[Diff]) -> None:
         log.info("statistics of the discarded new cluster need no undo")
 
-    @check("The service answers as the new version; the downtime is recorded")
+    @check("The service answers as the new version; the downtime is recorded", targets=TARGET)
     def service_check(self, ctx: RunContext) -> dict[str, Any]:
         if ctx.planning:
             return {"checks": f"{self.p.socket_dir}:{self.p.port} answers as {self.p.to_version}"}

@@ -86,6 +86,10 @@ class PretendServer(UpgradeGateway):
         return bool(self.facts.get("new_exists", False))
 
     @reads
+    def locale(self, cluster: Cluster) -> dict[str, str]:
+        return {"encoding": "UTF8", "collate": "C.UTF-8", "ctype": "C.UTF-8"}
+
+    @reads
     def column_options(self, cluster: Cluster) -> dict[str, int]:
         return {"pg_attver": 12}
 
@@ -128,8 +132,12 @@ def test_the_plan_is_the_procedure_with_its_evidence(tmp_path: Path) -> None:
     assert "checksums=False" in steps["pg_upgrade_check"].evidence["report"]
     assert "unavailable for about" in steps["announce"].evidence["instruction"]
     upgrade = steps["plan_upgrade"].diffs[0]
-    assert upgrade.before == {"version": 15, "data_directory": "/var/lib/postgresql/15/main"}
-    assert upgrade.after == {"version": 18, "data_directory": "/var/lib/postgresql/18/main"}
+    assert upgrade.before["version"] == 15
+    assert upgrade.after["data_directory"] == "/var/lib/postgresql/18/main"
+    assert upgrade.after["command"].startswith("pg_upgrade --copy -b /usr/lib/postgresql/15/bin")
+    initdb = steps["plan_prepare_new"].diffs[0].after["command"]
+    assert "--no-data-checksums --encoding=UTF8" in initdb
+    assert steps["plan_backup"].targets == ("db1",)
     switch = steps["plan_switch"].diffs[0]
     assert switch.target == "db1:/var/run/postgresql:5432"
     assert "PostgreSQL 18" in switch.after["served_by"]
