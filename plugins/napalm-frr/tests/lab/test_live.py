@@ -137,8 +137,12 @@ def test_commit_confirm_and_confirm(driver: FRRDriver) -> None:
         assert marker not in startup  # startup stays old until confirmed
         with pytest.raises(CommitError):
             driver.commit_config()
+        timer = driver._sh(f"sed -n 's/^pid=//p' {driver.paths.pending}").split()[-1]
+        alive = f"tr -d '\\0' < /proc/{timer}/cmdline 2>/dev/null | grep -c napalm-frr-revert"
+        assert driver._sh(alive).split()[-1] == "1"
         driver.confirm_commit()
         assert not driver.has_pending_commit()
+        assert _wait_until(lambda: driver._sh(alive).split()[-1] == "0", 3), "timer still runs"
         assert marker in driver.get_config(retrieve="startup")["startup"]
         with pytest.raises(CommitConfirmException):
             driver.confirm_commit()
