@@ -83,6 +83,10 @@ def _ansible_inventory(settings: AnsibleSettings, path: Path, workdir: Path, *ar
         {
             "ANSIBLE_COLLECTIONS_PATH": str(settings.collections_path),
             "ANSIBLE_CONFIG": str(config),
+            # nb_inventory caches NetBox's API schema (~5 MB) beside DEFAULT_LOCAL_TMP: keep it
+            # in our cache, never in ~/.ansible
+            "ANSIBLE_HOME": str(workdir / "ansible-home"),
+            "ANSIBLE_LOCAL_TEMP": str(_schema_cache() / "tmp"),
             "ANSIBLE_INVENTORY_UNPARSED_FAILED": "True",
             "ANSIBLE_NOCOLOR": "1",
         },
@@ -114,6 +118,12 @@ def _ansible_inventory(settings: AnsibleSettings, path: Path, workdir: Path, *ar
         if attempt < ATTEMPTS:
             time.sleep(RETRY_S)  # NetBox restarting (about 8 s) should not fail a run
     raise InventoryError(f"inventory {path.name} could not be read: {why}", inventory=str(path))
+
+
+def _schema_cache() -> Path:
+    path = Path(os.environ.get("RUNBOOKS_CACHE_DIR", "/var/cache/runbooks")) / "ansible-inventory"
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return path
 
 
 def _reason(stderr: str) -> str:

@@ -10,6 +10,7 @@ import secrets as _random
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,6 +22,12 @@ from runbooks.core.gateway import Mode
 from runbooks.gateways.ansible import AnsibleGateway, AnsibleSettings
 
 LOCAL = f"localhost ansible_connection=local ansible_python_interpreter={sys.executable}"
+
+
+def local(tmp_path: Path) -> str:
+    """localhost, its "remote" temp dir under tmp_path too (else ~/.ansible/tmp)."""
+    return f"{LOCAL} ansible_remote_tmp={tmp_path / 'remote-tmp'}"
+
 
 WRITE_FILE = """
 - hosts: all
@@ -93,12 +100,26 @@ def project(tmp_path: Path) -> Path:
     return project
 
 
+@pytest.fixture(autouse=True)
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A HOME of its own: a run must leave nothing in it (no ~/.ansible, no known_hosts)."""
+    path = tmp_path / "home"
+    path.mkdir()
+    monkeypatch.setenv("HOME", str(path))
+    yield path
+    assert list(path.iterdir()) == []
+
+
 @pytest.fixture
 def settings(tmp_path: Path, project: Path) -> AnsibleSettings:
     work = tmp_path / "work"
     work.mkdir()
     return AnsibleSettings(
-        project_dir=project, inventory=LOCAL, work_dir=work, keep_artifacts=True, timeout_s=60
+        project_dir=project,
+        inventory=local(tmp_path),
+        work_dir=work,
+        keep_artifacts=True,
+        timeout_s=60,
     )
 
 
