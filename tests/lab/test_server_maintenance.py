@@ -40,6 +40,7 @@ WATCHED = [
     "/srv/baseline-agent",
     "/var/backups/runbooks",
     "/root/.ssh/known_hosts",
+    "/root/.ansible",
 ]
 
 
