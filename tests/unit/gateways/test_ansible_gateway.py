@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import secrets as _random
+import signal
 import sys
 import threading
 import time
@@ -261,3 +262,29 @@ def test_cancel_kills_the_whole_process_tree(settings: AnsibleSettings, out: Pat
     assert "cancelled" in str(outcome["error"])
     time.sleep(0.2)
     assert not any(_alive(p) for p in pids), "a process of the playbook survived the cancel"
+
+
+def test_interrupt_in_the_caller_leaves_no_process_behind(
+    settings: AnsibleSettings, out: Path
+) -> None:
+    """Ctrl-C (SIGINT -> KeyboardInterrupt in the main thread) while a playbook runs: the whole
+    tree goes, and the interrupt propagates."""
+
+    def interrupt_once_started() -> None:
+        deadline = time.monotonic() + 30
+        while not ((out / "task.pid").exists() and (out / "grandchild.pid").exists()):
+            if time.monotonic() > deadline:
+                return
+            time.sleep(0.05)
+        time.sleep(0.2)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    threading.Thread(target=interrupt_once_started, daemon=True).start()
+    gw = AnsibleGateway(Mode.RUN, settings)
+    started = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        gw.run("sleeper.yml", extravars={"out": str(out)})
+    assert time.monotonic() - started < 30
+    time.sleep(0.3)
+    pids = [int((out / f).read_text()) for f in ("task.pid", "grandchild.pid")]
+    assert not any(_alive(p) for p in pids)
