@@ -251,6 +251,7 @@ class PostgresGateway(Gateway):
             "-U",
             superuser,
             "--auth=peer",
+            "--no-sync",  # pg_upgrade syncs the whole new data directory when it is done
             facts.initdb_checksum_flag(checksums),
         ]
         if locale:
@@ -289,17 +290,22 @@ class PostgresGateway(Gateway):
         self.shell.run(["rm", "-rf", cluster.data_dir])
 
     @writes
-    def start(self, cluster: Cluster, log_file: str, *, private: bool = False) -> None:
+    def start(
+        self, cluster: Cluster, log_file: str, *, private: bool = False, throwaway: bool = False
+    ) -> None:
         """Start a cluster: with its own configuration (the service endpoint), or ``private``
-        on ``cluster``'s socket with TCP off, where no application can reach it."""
+        on ``cluster``'s socket with TCP off, where no application can reach it. A
+        ``throwaway`` instance (the scratch restore) runs without fsync."""
         argv = [cluster.bin("pg_ctl"), "start", "-D", cluster.data_dir, "-l", log_file, "-w"]
         argv += ["-t", "120"]
         if private:
-            argv += [
-                "-o",
+            options = (
                 f"-c listen_addresses='' -c port={cluster.port} "
-                f"-c unix_socket_directories='{cluster.socket_dir}'",
-            ]
+                f"-c unix_socket_directories='{cluster.socket_dir}'"
+            )
+            if throwaway:
+                options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+            argv += ["-o", options]
         self.shell.run(argv, timeout=180)
 
     @writes

@@ -103,7 +103,7 @@ class UpgradeGateway(PostgresGateway):
             timeout=300,
         )
         log_file = f"{scratch.data_dir}.log"
-        self.start(scratch, log_file, private=True)
+        self.start(scratch, log_file, private=True, throwaway=True)
         try:
             self._restore_into(scratch, directory, manifest)
             restored = self.fingerprints(scratch)
