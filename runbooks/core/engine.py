@@ -14,20 +14,20 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any
 
 from runbooks.core import secrets
 from runbooks.core.context import Confirmer, RunContext, refuse_all
 from runbooks.core.errors import (
     ApprovalError,
-    DryRunViolation,
     InputError,
     RunbookError,
     VerificationError,
     WindowError,
 )
 from runbooks.core.gateway import Gateway, Mode
-from runbooks.core.plan import Plan, PlannedStep
+from runbooks.core.plan import Plan
+from runbooks.core.planning import Listener, as_evidence, params_record, plan_steps
 from runbooks.core.results import Diff, RunResult, RunStatus, Status, StepResult
 from runbooks.core.runbook import Runbook
 from runbooks.core.steps import ChangeStep, CheckStep, ManualStep, Step, WaitStep
@@ -37,14 +37,6 @@ from runbooks.core.window import Window
 log = logging.getLogger(__name__)
 
 GatewayFactories = dict[type[Gateway], Callable[[RunContext, str], Gateway]]
-
-
-class Listener(Protocol):
-    """Progress hooks (the CLI shows them live). They must not raise."""
-
-    def step_started(self, step: Step, title: str, targets: tuple[str, ...]) -> None: ...
-    def step_finished(self, result: StepResult) -> None: ...
-    def undo_finished(self, step: Step, ok: bool, error: str | None) -> None: ...
 
 
 class _Silent:
@@ -60,11 +52,6 @@ class _Silent:
 
 def new_run_id() -> str:
     return datetime.now(UTC).strftime("%Y%m%d-%H%M%S-") + _random.token_hex(3)
-
-
-def params_record(runbook: Runbook) -> dict[str, Any]:
-    """Parameters as recorded: JSON-safe, SecretStr fields masked by pydantic and by us."""
-    return dict(secrets.mask(runbook.params.model_dump(mode="json")))
 
 
 @dataclass
@@ -126,102 +113,10 @@ class Engine:
     def plan(self, runbook: Runbook) -> Plan:
         """Run every step in dry-run. Gateways refuse writes; nothing is recorded."""
         ctx = self._context(runbook, Mode.PLAN, "plan")
-        planned: list[PlannedStep] = []
-        refusal: str | None = None
-        after_changes = False
         try:
-            for step in runbook.steps():
-                if refusal is not None:
-                    planned.append(self._planned(runbook, step, Status.SKIPPED))
-                    continue
-                self.listener.step_started(
-                    step, step.resolve_title(runbook), step.resolve_targets(runbook)
-                )
-                try:
-                    item = self._plan_step(runbook, step, ctx, after_changes)
-                    after_changes = after_changes or bool(item.diffs)
-                except DryRunViolation:
-                    raise
-                except RunbookError as exc:
-                    refusal = f"{step.resolve_title(runbook)}: {exc}"
-                    item = self._planned(runbook, step, Status.REFUSED, error=str(exc))
-                except Exception as exc:
-                    raise RunbookError(
-                        f"step {step.name} failed while planning: {type(exc).__name__}: {exc}",
-                        step=step.name,
-                    ) from exc
-                planned.append(item)
-                self.listener.step_finished(
-                    StepResult(
-                        item.step,
-                        item.title,
-                        item.kind,
-                        item.status,
-                        item.targets,
-                        bool(item.diffs),
-                        item.diffs,
-                        item.evidence,
-                        item.error,
-                    )
-                )
+            return plan_steps(runbook, ctx, self.listener, self.actor)
         finally:
             ctx.close()
-        return Plan(
-            runbook.name,
-            runbook.instruction,
-            params_record(runbook),
-            tuple(planned),
-            datetime.now(UTC),
-            self.actor,
-            refusal,
-        )
-
-    def _planned(
-        self,
-        runbook: Runbook,
-        step: Step,
-        status: Status,
-        *,
-        diffs: tuple[Diff, ...] = (),
-        evidence: dict[str, Any] | None = None,
-        error: str | None = None,
-    ) -> PlannedStep:
-        return PlannedStep(
-            step.name,
-            step.resolve_title(runbook),
-            step.kind,
-            status,
-            step.resolve_targets(runbook),
-            step.duration.total_seconds(),
-            not isinstance(step, ChangeStep) or step.reversible,
-            tuple(
-                secrets.mask(d.to_dict()) and Diff.from_dict(secrets.mask(d.to_dict()))
-                for d in diffs
-            ),
-            dict(secrets.mask(evidence or {})),
-            error,
-        )
-
-    def _plan_step(
-        self, runbook: Runbook, step: Step, ctx: RunContext, after_changes: bool
-    ) -> PlannedStep:
-        if isinstance(step, ChangeStep):
-            diffs = tuple(step.plan(runbook, ctx))
-            status = Status.PLANNED if diffs else Status.NO_CHANGE
-            return self._planned(runbook, step, status, diffs=diffs)
-        if isinstance(step, ManualStep):
-            text = str(step.func(runbook, ctx))
-            return self._planned(runbook, step, Status.PLANNED, evidence={"instruction": text})
-        if isinstance(step, WaitStep):
-            return self._planned(
-                runbook, step, Status.PLANNED, evidence={"timeout_s": step.timeout.total_seconds()}
-            )
-        if after_changes:
-            # a post-check verifies what the changes above will have done: it cannot hold yet
-            note = {"runs": "after the changes above (a post-check); not run in a plan"}
-            return self._planned(runbook, step, Status.PLANNED, evidence=note)
-        evidence = step.func(runbook, ctx)
-        return self._planned(runbook, step, Status.OK, evidence=_as_evidence(evidence))
 
     # ---------------------------------------------------------------- run
     def run(
@@ -463,7 +358,7 @@ class Engine:
         if outcome.diffs:
             if step.apply_func is None:
                 raise RunbookError(f"change step {step.name} has no apply function")
-            outcome.evidence = _as_evidence(step.apply_func(runbook, ctx, outcome.diffs))
+            outcome.evidence = as_evidence(step.apply_func(runbook, ctx, outcome.diffs))
             if not self._in_place(runbook, step, ctx, outcome.diffs):
                 raise VerificationError(f"{title}: the change is not in place after applying")
         return outcome
@@ -501,14 +396,14 @@ class Engine:
                 polls += 1
                 value = step.func(runbook, ctx)
                 if value:
-                    return {**_as_evidence(value), "polls": polls}
+                    return {**as_evidence(value), "polls": polls}
                 if time.monotonic() >= deadline:
                     raise VerificationError(
                         f"{title}: still not true after {step.timeout.total_seconds():g} s"
                     )
                 time.sleep(step.interval.total_seconds())
         assert isinstance(step, CheckStep)
-        return _as_evidence(step.func(runbook, ctx))
+        return as_evidence(step.func(runbook, ctx))
 
     # ---------------------------------------------------------------- rollback
     def _rollback(
@@ -566,14 +461,6 @@ class Engine:
         actor: str | None = None,
     ) -> Entry:
         return self.store.append(run_id, kind, payload, actor=actor or self.actor, step=step)
-
-
-def _as_evidence(value: Any) -> dict[str, Any]:
-    if value is None or value is True:
-        return {}
-    if isinstance(value, dict):
-        return value
-    return {"result": value}
 
 
 def _describe(exc: BaseException) -> str:
