@@ -146,6 +146,52 @@ def fingerprint_summary(fps: Fingerprints) -> dict[str, Any]:
     }
 
 
+def upgrade_blockers(
+    survey: Mapping[str, Any],
+    *,
+    versions: tuple[int, int],
+    new_binaries: tuple[int, int, str],
+    space: tuple[int, int],
+    new_cluster_exists: str | bool,
+) -> list[str]:
+    """Why this cluster cannot be upgraded now, one reason a line (empty: it can).
+
+    ``versions`` is (the cluster's, expected); ``new_binaries`` (their version, expected,
+    where); ``space`` (free, needed) bytes; ``new_cluster_exists`` the directory, if any.
+    """
+    (version, expected), (new_version, wanted, new_bin) = versions, new_binaries
+    problems = []
+    if version != expected:
+        problems.append(f"the cluster is PostgreSQL {version}, not {expected}")
+    if new_version != wanted:
+        problems.append(f"{new_bin} holds PostgreSQL {new_version}, not {wanted}")
+    if survey["in_recovery"]:
+        problems.append("the cluster is a standby (in recovery): upgrade the primary")
+    if survey["replicas"] or survey["replication_slots"]:
+        problems.append("replicas or replication slots exist: rebuild them after (not here)")
+    if space[0] < space[1]:
+        problems.append(f"free disk {space[0]} B < needed {space[1]} B")
+    if new_cluster_exists:
+        problems.append(f"a cluster already exists in {new_cluster_exists}")
+    return problems
+
+
+def missing_extensions(
+    old: Mapping[str, Mapping[str, str]], new: Mapping[str, Mapping[str, str]]
+) -> list[str]:
+    """Extensions of the old cluster that the new one lacks, per database.
+
+    >>> missing_extensions({"app": {"citext": "1.6"}}, {"app": {}})
+    ['app: extensions missing: citext']
+    """
+    out = []
+    for db, exts in sorted(old.items()):
+        missing = sorted(set(exts) - set(new.get(db, {})))
+        if missing:
+            out.append(f"{db}: extensions missing: {', '.join(missing)}")
+    return out
+
+
 def initdb_checksum_flag(old_cluster_has_checksums: bool) -> str:
     """initdb 18 turns data checksums on by default; pg_upgrade refuses a mismatch with the old
     cluster ("old cluster does not use data checksums but the new one does"), so the new

@@ -60,10 +60,7 @@ class DbUpgrade(DbUpgradeBase):
     Params = DbUpgradeParams
 
     # ------------------------------------------------------------------ 1. survey
-    @check(
-        "Survey the cluster: version, size, disk, extensions, connections, replication",
-        targets=TARGET,
-    )
+    @check("Survey: version, size, disk, extensions, connections, replication", targets=TARGET)
     def survey_cluster(self, ctx: RunContext) -> dict[str, Any]:
         pg, p = self.pg(ctx), self.p
         survey = pg.survey(self.old)
@@ -92,27 +89,18 @@ class DbUpgrade(DbUpgradeBase):
             "needed_bytes": need,
             "expected_downtime_s": round(facts.estimate_downtime_s(data_bytes, p.mode), 1),
         }
-        problems = []
-        if version != p.from_version:
-            problems.append(f"the cluster is PostgreSQL {version}, not {p.from_version}")
-        if new_bin_version != p.to_version:
-            problems.append(f"{p.new_bin} holds PostgreSQL {new_bin_version}, not {p.to_version}")
-        if survey["in_recovery"]:
-            problems.append("the cluster is a standby (in recovery): upgrade the primary")
-        if survey["replicas"] or survey["replication_slots"]:
-            problems.append("replicas or replication slots exist: rebuild them after (not here)")
-        if min(free, free_new) < need:
-            problems.append(f"free disk {min(free, free_new)} B < needed {need} B")
-        if pg.exists(f"{p.new_data}/PG_VERSION"):
-            problems.append(f"a cluster already exists in {p.new_data}")
+        problems = facts.upgrade_blockers(
+            survey,
+            versions=(version, p.from_version),
+            new_binaries=(new_bin_version, p.to_version, p.new_bin),
+            space=(min(free, free_new), need),
+            new_cluster_exists=pg.exists(f"{p.new_data}/PG_VERSION") and p.new_data,
+        )
         if problems:
             raise VerificationError("; ".join(problems), evidence=evidence)
         return evidence
 
-    @check(
-        "pg_upgrade --check against a throwaway new cluster with the same checksum setting",
-        targets=TARGET,
-    )
+    @check("pg_upgrade --check on a throwaway new cluster, checksums matched", targets=TARGET)
     def pg_upgrade_check(self, ctx: RunContext) -> dict[str, Any]:
         pg = self.pg(ctx)
         survey = pg.survey(self.old)
@@ -127,9 +115,7 @@ class DbUpgrade(DbUpgradeBase):
         return {"initdb": facts.initdb_checksum_flag(checksums), "report": report[-2000:]}
 
     # ------------------------------------------------------------------ 2. announce
-    @manual(
-        "Announce the maintenance and its expected downtime to the database's users", targets=TARGET
-    )
+    @manual("Announce the maintenance and its expected downtime to the users", targets=TARGET)
     def announce(self, ctx: RunContext) -> str:
         data_bytes = self.pg(ctx).dir_bytes(self.p.old_data)
         downtime = facts.estimate_downtime_s(data_bytes, self.p.mode)
@@ -161,10 +147,7 @@ class DbUpgrade(DbUpgradeBase):
     def keep_backup(self, ctx: RunContext, diffs: list[Diff]) -> None:
         log.info("the backup in %s is kept", self.backup_dir(ctx))
 
-    @change(
-        "Verify the backup by restoring it into a scratch instance; compare every table",
-        targets=TARGET,
-    )
+    @change("Verify the backup: restore it in a scratch instance, compare tables", targets=TARGET)
     def plan_verify_backup(self, ctx: RunContext) -> Diff | None:
         if not ctx.planning:
             manifest = self.pg(ctx).read_manifest(self.backup_dir(ctx))
@@ -194,10 +177,7 @@ class DbUpgrade(DbUpgradeBase):
         log.info("verifying a backup changed nothing on the cluster")
 
     # ------------------------------------------------------------------ 4. prepare, stop writers
-    @change(
-        "Prepare the new cluster: initdb with the old checksum setting, encoding, locale",
-        targets=TARGET,
-    )
+    @change("Prepare the new cluster: initdb with the old checksums and locale", targets=TARGET)
     def plan_prepare_new(self, ctx: RunContext) -> Diff | None:
         if not ctx.planning and self.pg(ctx).exists(f"{self.p.new_data}/PG_VERSION"):
             return None
@@ -243,9 +223,7 @@ class DbUpgrade(DbUpgradeBase):
     def discard_prepared_cluster(self, ctx: RunContext, diffs: list[Diff]) -> None:
         self._discard_new(ctx)
 
-    @change(
-        "Stop writers: close the service endpoint (old cluster restarts privately)", targets=TARGET
-    )
+    @change("Stop writers: close the service endpoint (old restarts privately)", targets=TARGET)
     def plan_stop_writers(self, ctx: RunContext) -> Diff | None:
         if not ctx.planning and self.state(ctx).get("writers_stopped_at"):
             return None
@@ -283,9 +261,7 @@ class DbUpgrade(DbUpgradeBase):
         return self._bring_back_old(ctx)
 
     # ------------------------------------------------------------------ 5. pg_upgrade
-    @change(
-        "pg_upgrade in copy/clone mode to the new version; the old cluster is kept", targets=TARGET
-    )
+    @change("pg_upgrade --copy/--clone to the new version; the old is kept", targets=TARGET)
     def plan_upgrade(self, ctx: RunContext) -> Diff | None:
         if not ctx.planning and self.state(ctx).get("pg_upgrade_s") is not None:
             return None
@@ -332,9 +308,7 @@ class DbUpgrade(DbUpgradeBase):
         self._discard_new(ctx)
 
     # ------------------------------------------------------------------ 6. start and check 18
-    @change(
-        "Start the new cluster privately with the old configuration carried over", targets=TARGET
-    )
+    @change("Start the new cluster privately, the old configuration carried over", targets=TARGET)
     def plan_start_new(self, ctx: RunContext) -> Diff | None:
         if not ctx.planning and self.pg(ctx).is_running(self.new):
             return None
@@ -362,10 +336,7 @@ class DbUpgrade(DbUpgradeBase):
     def stop_new_cluster(self, ctx: RunContext, diffs: list[Diff]) -> None:
         self._stop_new(ctx)
 
-    @check(
-        "Post-checks: version, every table's rows and checksum as before, extensions",
-        targets=TARGET,
-    )
+    @check("Post-checks: version, every table's rows and checksum, extensions", targets=TARGET)
     def post_checks(self, ctx: RunContext) -> dict[str, Any]:
         if ctx.planning:
             return {"compares": "every table of every database against the quiet old cluster"}
@@ -377,10 +348,7 @@ class DbUpgrade(DbUpgradeBase):
         problems = facts.compare_fingerprints(expected, pg.fingerprints(new))
         old_ext = self.state(ctx)["survey"]["extensions"]
         new_ext = pg.extensions(new, sorted(old_ext))
-        for db, exts in old_ext.items():
-            missing = sorted(set(exts) - set(new_ext.get(db, {})))
-            if missing:
-                problems.append(f"{db}: extensions missing: {', '.join(missing)}")
+        problems += facts.missing_extensions(old_ext, new_ext)
         if problems:
             raise VerificationError("post-check failed: " + "; ".join(problems[:5]))
         self.knob("post_checks")
@@ -420,9 +388,7 @@ class DbUpgrade(DbUpgradeBase):
     def close_new_service(self, ctx: RunContext, diffs: list[Diff]) -> None:
         self._stop_new(ctx)
 
-    @change(
-        "Analyze the new cluster (vacuumdb --all --analyze-only), once it serves", targets=TARGET
-    )
+    @change("Analyze the new cluster (vacuumdb --analyze-only) once it serves", targets=TARGET)
     def plan_analyze(self, ctx: RunContext) -> Diff | None:
         if not ctx.planning and self.state(ctx).get("analyzed_at"):
             return None
