@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any, Self
 
@@ -21,6 +22,7 @@ from runbooks.core.context import RunContext
 from runbooks.core.errors import InputError, VerificationError
 from runbooks.core.gateway import Gateway, Mode, reads, writes
 from runbooks.gateways import postgres_facts as facts
+from runbooks.gateways import postgres_parallel as parallel
 from runbooks.gateways.postgres_backup import MANIFEST, BackupManifest, require_verified
 from runbooks.gateways.postgres_shell import LocalShell, NsenterShell, Shell, SshShell
 
@@ -161,14 +163,30 @@ class PostgresGateway(Gateway):
         return [str(d) for d in self.query_json(cluster, sql)]
 
     @reads
-    def fingerprints(self, cluster: Cluster) -> facts.Fingerprints:
-        """Every table's row count and checksum, per database (one snapshot per database)."""
+    def fingerprints(self, cluster: Cluster, *, quiet_jobs: int = 1) -> facts.Fingerprints:
+        """Every table's row count and checksum, per database: one snapshot per database, or,
+        on a cluster nobody writes to, ``quiet_jobs`` sessions reading page ranges at once."""
         out: facts.Fingerprints = {}
         script = facts.fingerprint_script()
         for db in self.databases(cluster):
-            text = self.shell.run([*cluster.psql(db), "-f", "-"], input=script).stdout
-            out[db] = facts.parse_fingerprint_output(text)
+            if quiet_jobs < 2:
+                text = self.shell.run([*cluster.psql(db), "-f", "-"], input=script).stdout
+                out[db] = facts.parse_fingerprint_output(text)
+                continue
+            sizes = {str(t["table"]): int(t["pages"]) for t in self.query_json(
+                cluster, parallel.TABLE_SIZES_SQL, db)}  # fmt: skip
+            scripts = parallel.parallel_scripts(sizes, quiet_jobs)
+            argv = [*cluster.psql(db), "-f", "-"]
+            with ThreadPoolExecutor(len(scripts) or 1) as pool:
+                runs = list(pool.map(lambda s, a=argv: self.shell.run(a, input=s), scripts))
+            out[db] = parallel.add_parts([r.stdout for r in runs])
         return out
+
+    @reads
+    def cpu_count(self) -> int:
+        """Cores of the database server (sessions worth running at once), at most 4."""
+        out = self.shell.run(["nproc"], check=False).stdout.strip()
+        return min(int(out), 4) if out.isdigit() else 1
 
     @reads
     def dir_bytes(self, path: str) -> int:

@@ -148,6 +148,21 @@ def test_a_run_killed_inside_pg_upgrade_resumes_from_its_record(
     assert cluster.psql(DATA_SQL) == before
 
 
+def test_parallel_fingerprints_of_a_quiet_cluster_equal_one_snapshot(
+    cluster: pc.LocalCluster,
+) -> None:
+    cluster.psql(
+        "CREATE TABLE big AS SELECT i, repeat('x', 60) AS pad FROM generate_series(1, 200000) i"
+    )
+    gw = UpgradeGateway(Mode.RUN, LocalShell())
+    old = Cluster(
+        str(cluster.root / "15"), str(pc.PG15), pc.SERVICE_PORT, str(cluster.root / "sock")
+    )
+    one = gw.fingerprints(old)
+    assert one["postgres"]["public.big"].rows == 200000
+    assert gw.fingerprints(old, quiet_jobs=3) == one
+
+
 AFTER_WRITERS_STOP = [
     "plan_stop_writers",
     "plan_upgrade",

@@ -7,6 +7,7 @@ import subprocess
 import pytest
 
 from runbooks.gateways import postgres_facts as facts
+from runbooks.gateways import postgres_parallel as parallel
 from runbooks.gateways.postgres_facts import TableSum
 
 A = {"db": {"public.t": TableSum(2, "aa"), "public.u": TableSum(0, "")}}
@@ -139,3 +140,23 @@ def test_pg_restore_shim_is_valid_bash() -> None:
     shim = facts.pg_restore_shim("/opt/pg 18/bin", ["pg_attver"])
     assert "'/opt/pg 18/bin/pg_restore'" in shim
     subprocess.run(["bash", "-n"], input=shim, text=True, check=True)
+
+
+def test_parallel_scripts_split_big_tables_into_page_ranges_that_cover_everything() -> None:
+    scripts = parallel.parallel_scripts({"public.big": 10_000, "public.small": 3}, 3)
+    assert len(scripts) == 3
+    ranges = [line for s in scripts for line in s.splitlines() if "public.big" in line]
+    assert len(ranges) == 3
+    assert "ctid >= '(0,0)'::tid AND ctid < '(3334,0)'::tid" in "".join(ranges)
+    assert any(r.endswith("WHERE ctid >= '(6668,0)'::tid;") for r in ranges)  # open-ended
+    assert sum(s.count("public.small") for s in scripts) == 2  # literal + identifier, once
+    assert all(s.startswith(facts.FINGERPRINT_SETTINGS) for s in scripts)
+    assert parallel.parallel_scripts({"t": 10_000}, 1)[0].count("SELECT json") == 1
+
+
+def test_parts_add_up() -> None:
+    a = '{"table" : "public.t", "rows" : 2, "checksum" : "-5"}\n'
+    b = '{"table" : "public.t", "rows" : 3, "checksum" : "7"}\n{"table": "x", "rows": 0, ' + (
+        '"checksum": "0"}'
+    )
+    assert parallel.add_parts([a, b]) == {"public.t": TableSum(5, "2"), "x": TableSum(0, "0")}
