@@ -31,7 +31,6 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
 
@@ -54,67 +53,17 @@ from runbooks.gateways.ansible_inventory import (
     resolve_inventory,
     yaml_hostvars,
 )
+from runbooks.gateways.ansible_settings import AnsibleSettings, plain_vars
 
 if TYPE_CHECKING:
     from runbooks.core.context import RunContext
 
+__all__ = ["AnsibleGateway", "AnsibleSettings", "PlaybookResult", "TaskResult"]
+
 log = logging.getLogger(__name__)
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 _MARKER = "RUNBOOKS_ANSIBLE_RUN"
 _VERIFY_ACTIONS = frozenset({"ansible.builtin.assert", "assert", "ansible.builtin.fail", "fail"})
-
-
-def _cache_dir() -> Path:
-    return Path(os.environ.get("RUNBOOKS_CACHE_DIR", "/var/cache/runbooks"))
-
-
-@dataclass(frozen=True)
-class AnsibleSettings:
-    """Where playbooks, inventory and collections are, and how to log in to hosts."""
-
-    project_dir: Path = REPO_ROOT / "playbooks"
-    # an nb_inventory config (resolved through NetBox), any other inventory file or directory,
-    # or inline inventory text ("localhost ansible_connection=local")
-    inventory: Path | str = REPO_ROOT / "inventory" / "netbox.yml"
-    netbox_url: str | None = None
-    netbox_token: str | None = None
-    collections_path: Path = field(default_factory=lambda: _cache_dir() / "ansible-collections")
-    work_dir: Path | None = None  # parent of the private data dirs; None: the system temp dir
-    keep_artifacts: bool = False
-    remote_user: str | None = None
-    private_key_file: Path | None = None
-    host_key_checking: bool = False  # per-run known_hosts file either way, ~/.ssh untouched
-    connect_timeout_s: int = 10
-    timeout_s: float = 1800.0
-    forks: int = 10
-    # Off: without pipelining each module runs under `ssh -tt`, so when a cancel kills the
-    # local ssh the remote command gets SIGHUP and stops; with pipelining it keeps running
-    # (measured on the lab's hosts). Pipelining is faster: turn it on where cancels are rare.
-    pipelining: bool = False
-    extra_env: Mapping[str, str] = field(default_factory=dict)
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> AnsibleSettings:
-        """NetBox as for every gateway (RUNBOOKS_NETBOX_URL/_TOKEN, or NETBOX_URL/NETBOX_TOKEN);
-        RUNBOOKS_ANSIBLE_INVENTORY, _USER, _PRIVATE_KEY, _WORK_DIR, _PIPELINING for the rest."""
-        e = os.environ if env is None else env
-        base = cls()
-        key = e.get("RUNBOOKS_ANSIBLE_PRIVATE_KEY")
-        url = e.get("RUNBOOKS_NETBOX_URL") or e.get("NETBOX_URL") or e.get("NETBOX_API")
-        token = e.get("RUNBOOKS_NETBOX_TOKEN") or e.get("NETBOX_TOKEN") or None
-        return replace(
-            base,
-            inventory=e.get("RUNBOOKS_ANSIBLE_INVENTORY", str(base.inventory)),
-            netbox_url=url.rstrip("/") if url else None,
-            netbox_token=token,
-            work_dir=Path(e["RUNBOOKS_ANSIBLE_WORK_DIR"])
-            if e.get("RUNBOOKS_ANSIBLE_WORK_DIR")
-            else None,
-            remote_user=e.get("RUNBOOKS_ANSIBLE_USER"),
-            private_key_file=Path(key) if key else None,
-            pipelining=e.get("RUNBOOKS_ANSIBLE_PIPELINING", "0") == "1",
-        )
 
 
 class AnsibleGateway(Gateway):
@@ -396,7 +345,7 @@ class AnsibleGateway(Gateway):
         path = scratch / "extravars.json"
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(_plain(dict(extravars or {})), fh)
+            json.dump(plain_vars(dict(extravars or {})), fh)
         return path
 
     def _env(self, private: Path, scratch: Path, ident: str) -> dict[str, str]:
@@ -448,19 +397,3 @@ def _ordered(tasks: list[TaskResult]) -> tuple[TaskResult, ...]:
     for i, t in enumerate(tasks):
         first.setdefault((t.play, t.task), i)
     return tuple(sorted(tasks, key=lambda t: (first[(t.play, t.task)], t.host)))
-
-
-def _plain(value: Any) -> Any:
-    """Extra-vars as JSON: SecretStr values revealed (they go to a 0600 file only)."""
-    from pydantic import SecretStr
-
-    if isinstance(value, SecretStr):
-        secrets.register(value)
-        return value.get_secret_value()
-    if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    if isinstance(value, Path):
-        return str(value)
-    return value

@@ -23,7 +23,7 @@ from runbooks.core.errors import ConnectError, InputError, InventoryError
 from runbooks.gateways import ansible_process as proc
 
 if TYPE_CHECKING:
-    from runbooks.gateways.ansible import AnsibleSettings
+    from runbooks.gateways.ansible_settings import AnsibleSettings
 
 log = logging.getLogger(__name__)
 

@@ -24,7 +24,8 @@ from runbooks.core import secrets
 from runbooks.core.engine import Engine
 from runbooks.core.results import RunStatus, Status
 from runbooks.core.store import RecordStore
-from runbooks.gateways.ansible import REPO_ROOT, AnsibleGateway, AnsibleSettings
+from runbooks.gateways.ansible import AnsibleGateway, AnsibleSettings
+from runbooks.gateways.ansible_settings import REPO_ROOT
 from runbooks.lab import hosts, netbox
 from runbooks.lab.node import ssh_dir
 from runbooks.library.server_maintenance import ServerMaintenance
