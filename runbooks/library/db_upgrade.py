@@ -246,7 +246,7 @@ class DbUpgrade(DbUpgradeBase):
                 run_id=ctx.run_id,
             )
             stopped_at = now_iso()
-            before = pg.fingerprints(self.private(self.old), quiet_jobs=pg.cpu_count())
+            before = pg.fingerprints(self.private(self.old), quiet_jobs=self.p.fingerprint_jobs)
             self.save_state(
                 ctx, writers_stopped_at=stopped_at, before=facts.fingerprints_to_json(before)
             )
@@ -345,7 +345,7 @@ class DbUpgrade(DbUpgradeBase):
         if version != self.p.to_version:
             raise VerificationError(f"the new cluster answers as {version}")
         expected = self.before(ctx) or {}
-        actual = pg.fingerprints(new, quiet_jobs=pg.cpu_count())
+        actual = pg.fingerprints(new, quiet_jobs=self.p.fingerprint_jobs)
         problems = facts.compare_fingerprints(expected, actual)
         old_ext = self.state(ctx)["survey"]["extensions"]
         new_ext = pg.extensions(new, sorted(old_ext))

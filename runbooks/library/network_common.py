@@ -10,17 +10,20 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import json
+import logging
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from runbooks.core.context import RunContext
-from runbooks.core.errors import InventoryError, VerificationError
+from runbooks.core.errors import InventoryError, RollbackError, VerificationError
 from runbooks.core.results import Diff, FieldChange
 from runbooks.gateways.netbox import NetBoxGateway
 from runbooks.gateways.netbox_model import DeviceWorkingSet
 from runbooks.gateways.network import DeviceTarget, NetworkGateway, napalm_driver_for
+
+log = logging.getLogger(__name__)
 
 # NetBox custom field holding a router's BGP AS number (the lab's config template uses it)
 ASN_FIELD = "bgp_asn"
@@ -108,13 +111,34 @@ def device_of(diff: Diff) -> str:
     return diff.target.removesuffix(" configuration")
 
 
-def restore_device(gw: NetworkGateway, running_before: str) -> None:
+def restore_device(gw: NetworkGateway, running_before: str, attempts: int = 2) -> None:
     """Undo a configuration commit: cancel a pending commit-confirm (the device goes back
-    to its saved configuration at once), else replace with the recorded configuration."""
-    if gw.has_pending_commit():
-        gw.rollback()
-    if gw.compare(running_before).strip():
-        gw.commit(running_before)
+    to its saved configuration at once), then replace with the recorded configuration if
+    it still differs. A broken session is opened again for a second attempt."""
+    for attempt in range(1, attempts + 1):
+        try:
+            if gw.has_pending_commit():
+                gw.rollback()
+            if gw.compare(running_before).strip():
+                gw.commit(running_before)
+            return
+        except Exception as exc:
+            if attempt == attempts:
+                raise
+            log.warning("%s: restoring failed (%s); again on a new session", gw.target.name, exc)
+            gw.close()
+
+
+def restore_all(pairs: Iterable[tuple[NetworkGateway, str]]) -> None:
+    """Restore every device, even when one fails; then say which failed."""
+    failed = []
+    for gw, before in pairs:
+        try:
+            restore_device(gw, before)
+        except Exception as exc:
+            failed.append(f"{gw.target.name}: {exc}")
+    if failed:
+        raise RollbackError(f"configuration not restored on {'; '.join(failed)}")
 
 
 def with_neighbors_shut(running: str, addresses: Iterable[str]) -> str:
@@ -525,9 +549,11 @@ class RackSteps:
                 gw = self.gateway_named(ctx, device_of(diff))
                 gw.commit(str(diff.after), revert_in=revert_in)
                 done.append((gw, diff))
-        except Exception:
-            for gw, diff in reversed(done):
-                restore_device(gw, str(diff.before))
+        except Exception as exc:
+            try:
+                restore_all((gw, str(diff.before)) for gw, diff in reversed(done))
+            except RollbackError as undo:
+                raise RollbackError(f"{exc}; and then {undo}") from exc
             raise
         return {"committed": [gw.target.name for gw, _ in done], "revert_in_s": revert_in}
 
@@ -539,8 +565,8 @@ class RackSteps:
         )
 
     def restore_configs(self, ctx: RunContext, diffs: list[Diff]) -> None:
-        for diff in reversed([d for d in diffs if d.kind == "text"]):
-            restore_device(self.gateway_named(ctx, device_of(diff)), str(diff.before))
+        texts = reversed([d for d in diffs if d.kind == "text"])
+        restore_all((self.gateway_named(ctx, device_of(d)), str(d.before)) for d in texts)
 
     def pending_confirms(self, ctx: RunContext, devices: list[DeviceWorkingSet]) -> list[Diff]:
         """Devices whose commit waits for confirmation (in a plan: those the plan changes)."""

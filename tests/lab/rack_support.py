@@ -4,7 +4,8 @@ injected faults, and a snapshot of everything a run may touch (to prove a rollba
 The lab is shared by every test session on this machine. `rack_lab` resets it and then holds
 the lab's reset lock and NetBox's lock for the test, so that another session's reset cannot
 pull the devices or the database from under a run (theirs wait for ours; the lab's own
-`reset` waits up to 300 s for its lock).
+`reset` waits up to 300 s for its lock). It resets again afterwards: a lab left racked out
+would fail the next session's `lab` fixture (it waits for every seeded BGP session).
 """
 
 from __future__ import annotations
@@ -57,7 +58,11 @@ def rack_lab(lab: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
         with pytest.MonkeyPatch.context() as patch:
             patch.setattr(netbox, "_exclusive", contextlib.nullcontext)
             lab_ops._reset(log.info)
-        yield lab
+            try:
+                yield lab
+            finally:
+                # leave the lab seeded: the next session's `lab` fixture expects it converged
+                lab_ops._reset(log.info)
 
 
 Factory = Callable[[RunContext, str], Gateway]
@@ -142,7 +147,7 @@ def snapshot() -> dict[str, Any]:
         gw = device_gateway(NetworkGateway, Mode.PLAN, name)
         try:
             state[f"{name} running"] = gw.config()
-            state[f"{name} startup"] = gw.config("startup")
+            state[f"{name} startup"] = config_lines(gw.config("startup"))
             state[f"{name} pending commit"] = gw.has_pending_commit()
         finally:
             gw.close()
@@ -163,6 +168,17 @@ def snapshot() -> dict[str, Any]:
     finally:
         nb.close()
     return state
+
+
+def config_lines(text: str) -> list[str]:
+    """A configuration's lines without what FRR writes on its own (version, ``!``, ``end``):
+    a startup file written by a commit and the one the lab started with then compare."""
+    skip = ("!", "end", "", "line vty")  # an empty ``line vty`` block: FRR writes none back
+    return [
+        line
+        for line in text.splitlines()
+        if line.strip() not in skip and not line.startswith("frr version")
+    ]
 
 
 def _plain(value: Any) -> Any:

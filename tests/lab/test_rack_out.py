@@ -21,9 +21,10 @@ from rack_support import (  # noqa: F401  (rack_lab is a fixture)
 )
 
 from runbooks.config import netbox_settings
-from runbooks.core.gateway import Mode
+from runbooks.core.gateway import Mode, writes
 from runbooks.core.results import RunStatus, Status
 from runbooks.gateways.netbox import NetBoxGateway
+from runbooks.gateways.network import NetworkGateway
 from runbooks.lab import frr
 from runbooks.library.rack_in import RackIn
 from runbooks.library.rack_out import RackOut
@@ -65,7 +66,9 @@ def test_rack_in_then_rack_out_of_leaf3(tmp_path: Path) -> None:
     for spine in ("spine1", "spine2"):
         assert after[f"{spine} running"] == before[f"{spine} running"]
     assert "router bgp" not in after["leaf3 running"]
-    assert "198.18.0.23/24" in after["leaf3 running"]  # still reachable for the removal crew
+    # its management address is the box's own: still reachable for the removal crew
+    still = next(s for s in result.steps if s.step == "device_still_answers")
+    assert still.evidence["hostname"] == "leaf3"
     journal = [j["comments"] for j in after["extras.journalentry"].values()]
     assert any(result.run_id in text and "8 網絡設備下架" in text for text in journal)
     backup = next(s for s in result.steps if s.step == "keep_running_config_as_backup")
@@ -124,9 +127,24 @@ def _rolled_back(
     assert differences(before, snapshot()) == []
 
 
-def test_the_device_rejects_the_removal(tmp_path: Path) -> None:
+class RejectsTheRemoval(RejectingDevice):
+    """Takes the drain, refuses the configuration that removes BGP."""
+
+    @writes
+    def commit(self, candidate: str, revert_in: int | None = None, replace: bool = True) -> str:
+        if "router bgp" in candidate:
+            return NetworkGateway.commit(self, candidate, revert_in, replace)
+        return super().commit(candidate, revert_in, replace)
+
+
+def test_the_device_rejects_the_drain(tmp_path: Path) -> None:
     factories = devices_with({"leaf1": RejectingDevice})
     _rolled_back(tmp_path, "leaf1", factories, "plan_drain_bgp")
+
+
+def test_the_device_rejects_the_removal_after_the_drain(tmp_path: Path) -> None:
+    factories = devices_with({"leaf1": RejectsTheRemoval})
+    _rolled_back(tmp_path, "leaf1", factories, "plan_remove_configuration")
 
 
 def test_a_post_check_fails_on_the_neighbours(tmp_path: Path) -> None:
