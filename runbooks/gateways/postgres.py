@@ -183,12 +183,6 @@ class PostgresGateway(Gateway):
         return out
 
     @reads
-    def cpu_count(self) -> int:
-        """Cores of the database server (sessions worth running at once), at most 4."""
-        out = self.shell.run(["nproc"], check=False).stdout.strip()
-        return min(int(out), 4) if out.isdigit() else 1
-
-    @reads
     def dir_bytes(self, path: str) -> int:
         return int(self.shell.run(["du", "-sb", path]).stdout.split()[0])
 

@@ -106,7 +106,7 @@ class UpgradeGateway(PostgresGateway):
         self.start(scratch, log_file, private=True, throwaway=True)
         try:
             self._restore_into(scratch, directory, manifest)
-            restored = self.fingerprints(scratch, quiet_jobs=self.cpu_count())
+            restored = self.fingerprints(scratch)
         finally:
             self.stop(scratch)
         self.shell.run(["rm", "-rf", scratch.data_dir, log_file])
