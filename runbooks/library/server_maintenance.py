@@ -230,9 +230,9 @@ class ServerMaintenance(Runbook):
     def describe(result: PlaybookResult) -> str:
         failed = sorted({t.host for t in result.failures})
         done = sorted(set(result.recap) - set(failed))
-        parts = [f"restored {', '.join(done) or 'no host'}"]
+        parts = [f"ran clean on {', '.join(done) or 'no host'}"]
         if failed:
-            parts.append(f"NOT restored {', '.join(failed)}")
+            parts.append(f"FAILED on {', '.join(failed)} (not restored)")
         return "; ".join(parts)
 
     # ------------------------------------------------------------------ 5. post-checks

@@ -198,7 +198,7 @@ def test_host_down_mid_run_fails_cleanly_and_rolls_back(
     assert stopped.is_set(), "srv2 was never taken down"
     assert result.status is RunStatus.ROLLED_BACK, result.error
     assert result.error and "ConnectError" in result.error and "srv2" in result.error
-    assert "rollback playbook: restored srv1" in result.error
+    assert "rollback playbook: ran clean on srv1" in result.error
     kinds = [(e.kind, e.step) for e in setup["store"].entries(result.run_id)]
     assert ("step.failed", "plan_maintenance") in kinds
     assert ("undo.finished", "plan_announcement") in kinds
