@@ -20,6 +20,7 @@ from runbooks.core.context import RunContext
 from runbooks.core.errors import InventoryError, RollbackError, VerificationError
 from runbooks.core.results import Diff, FieldChange
 from runbooks.gateways.netbox import NetBoxGateway
+from runbooks.gateways.netbox_changes import PlannedWrite, plain
 from runbooks.gateways.netbox_model import DeviceWorkingSet
 from runbooks.gateways.network import DeviceTarget, NetworkGateway, napalm_driver_for
 
@@ -176,6 +177,32 @@ def bare_config(running: str, hostname: str, mgmt_interface: str, mgmt_address: 
         )
         + "\n"
     )
+
+
+def restore_fields(nb: NetBoxGateway, diffs: Iterable[Diff]) -> None:
+    """Undo NetBox updates by writing each diff's ``before`` back, if the fields still hold
+    what the diff wrote (else someone else changed them since: refuse).
+
+    For a field this run writes twice (status decommissioning, later offline): the gateway's
+    undo takes the newest change of the run that touched the field, the later step's, and
+    would put back the value in between."""
+    restores = []
+    for diff in diffs:
+        write = PlannedWrite.from_diff(diff)
+        if write is None or write.action != "update" or write.id is None:
+            continue
+        now = nb.get(write.obj_type, write.id)
+        current = {k: plain(now.get(k)) for k in write.after}
+        if current == dict(write.before):
+            continue  # never written, or already restored
+        if current != dict(write.after):
+            raise RollbackError(
+                f"NetBox {write.obj_type} {write.display} changed since this run wrote it "
+                f"({current}); not undoing over it"
+            )
+        restores.append(nb.plan_update(write.obj_type, write.id, dict(write.before), "undo"))
+    if restores:
+        nb.apply(restores)
 
 
 # ---- the world as NetBox says it should be ------------------------------------------------
@@ -484,9 +511,18 @@ class RackSteps:
         names = dict.fromkeys(link.peer_device for link in links_of(ws))
         return {n: self.ws(ctx, render, n, fresh) for n in names}
 
+    def device(self, ctx: RunContext, ws: DeviceWorkingSet) -> NetworkGateway:
+        """The run's session to a device, at the address it had when first reached (a later
+        step may take the address away in NetBox; an undo still needs the device)."""
+        if not hasattr(self, "_targets"):
+            self._targets: dict[str, DeviceTarget] = {}
+        target = self._targets.setdefault(ws.name, device_target(ws))
+        return NetworkGateway.for_device(ctx, target)
+
     def gateway_named(self, ctx: RunContext, name: str) -> NetworkGateway:
-        ws = self.seen.get(name) or self.ws(ctx, name=name)
-        return device(ctx, ws)
+        if name in getattr(self, "_targets", {}):
+            return NetworkGateway.for_device(ctx, self._targets[name])
+        return self.device(ctx, self.seen.get(name) or self.ws(ctx, name=name))
 
     def rack_of(self, ctx: RunContext, ws: DeviceWorkingSet) -> tuple[int | None, str]:
         wanted = getattr(self.params, "rack", None)
@@ -529,7 +565,7 @@ class RackSteps:
     ) -> list[Diff]:
         diffs = []
         for ws in devices:
-            gw = device(ctx, ws)
+            gw = self.device(ctx, ws)
             running = gw.config()
             candidate = intended_config(ws.config or "")
             candidate = leave_unmanaged(candidate, running, mgmt_interface(ws))
@@ -573,7 +609,7 @@ class RackSteps:
         if ctx.planning:
             names = [ws.name for ws in devices if ws.name in self.to_confirm]
         else:
-            names = [ws.name for ws in devices if device(ctx, ws).has_pending_commit()]
+            names = [ws.name for ws in devices if self.device(ctx, ws).has_pending_commit()]
         return [
             Diff(
                 target=f"{name} configuration",
@@ -610,7 +646,9 @@ class RackSteps:
                 f"{src.name} has no route to {name}'s loopback {lo}"
                 for src, lo, name in pairs
                 if lo is None
-                or not installed_route(cli_json(device(ctx, src), f"show ip route {lo} json"), lo)
+                or not installed_route(
+                    cli_json(self.device(ctx, src), f"show ip route {lo} json"), lo
+                )
             ]
             if not missing:
                 return {"routed": [f"{src.name} → {name} {lo}" for src, lo, name in pairs]}

@@ -137,7 +137,7 @@ class RackIn(nc.RackSteps, Runbook):
     @check("{device} answers on its management address", targets="{device}")
     def device_answers(self, ctx: RunContext) -> dict[str, Any]:
         ws = self.ws(ctx)
-        facts = nc.device(ctx, ws).facts()
+        facts = self.device(ctx, ws).facts()
         have = set(facts.get("interface_list", []))
         missing = [link.interface for link in nc.links_of(ws) if link.interface not in have]
         if missing:
@@ -213,7 +213,7 @@ class RackIn(nc.RackSteps, Runbook):
     def verify_lldp_matches_cables(self, ctx: RunContext) -> dict[str, Any]:
         ws = self.ws(ctx)
         links = nc.links_of(ws)
-        lldp = nc.device(ctx, ws).lldp_neighbors()
+        lldp = self.device(ctx, ws).lldp_neighbors()
         problems = nc.lldp_mismatches(links, lldp)
         if problems:
             raise VerificationError(f"{ws.name}: {'; '.join(problems)}")
@@ -227,7 +227,7 @@ class RackIn(nc.RackSteps, Runbook):
         sessions = nc.expected_sessions(ws, self.peers(ctx, ws))
         if not sessions:
             raise VerificationError(f"NetBox gives {ws.name} no BGP peer")
-        gw = nc.device(ctx, ws)
+        gw = self.device(ctx, ws)
         deadline = time.monotonic() + self.p.settle_timeout_s
         while True:
             problems = nc.bgp_problems(sessions, gw.bgp_neighbors())

@@ -95,12 +95,12 @@ class RackOut(nc.RackSteps, Runbook):
 
     @check("{device} answers on its management address", targets="{device}")
     def device_answers(self, ctx: RunContext) -> dict[str, Any]:
-        facts = nc.device(ctx, self.ws(ctx)).facts()
+        facts = self.device(ctx, self.ws(ctx)).facts()
         return {k: facts.get(k) for k in ("hostname", "os_version", "serial_number", "uptime")}
 
     @check("Keep its running configuration in the record (the backup)", targets="{device}")
     def keep_running_config_as_backup(self, ctx: RunContext) -> dict[str, Any]:
-        running = nc.device(ctx, self.ws(ctx)).config()
+        running = self.device(ctx, self.ws(ctx)).config()
         return {"running_config": running, "lines": len(running.splitlines())}
 
     # ---- 2. NetBox: decommissioning
@@ -116,14 +116,14 @@ class RackOut(nc.RackSteps, Runbook):
 
     @plan_device_decommissioning.undo
     def restore_status(self, ctx: RunContext, diffs: list[Diff]) -> None:
-        nc.netbox(ctx).undo(diffs)
+        nc.restore_fields(nc.netbox(ctx), diffs)  # status is written twice in a run
 
     # ---- 3. drain
 
     @change("Drain: shut the BGP sessions of {device}", targets="{device}")
     def plan_drain_bgp(self, ctx: RunContext) -> list[Diff]:
         ws = self.ws(ctx)
-        gw = nc.device(ctx, ws)
+        gw = self.device(ctx, ws)
         peers = gw.bgp_neighbors().get("global", {}).get("peers", {})
         enabled = sorted(a for a, p in peers.items() if p.get("is_enabled", True))
         if not enabled:
@@ -154,7 +154,7 @@ class RackOut(nc.RackSteps, Runbook):
         while True:
             left = {
                 name: nc.routes_via(
-                    nc.cli_json(nc.device(ctx, peer), "show ip route json"), "bgp", hops
+                    nc.cli_json(self.device(ctx, peer), "show ip route json"), "bgp", hops
                 )
                 for name, peer in self.neighbours(ctx, ws).items()
             }
@@ -174,7 +174,7 @@ class RackOut(nc.RackSteps, Runbook):
         missing: list[str] = []
         for a, b in itertools.permutations(neighbours.values(), 2):
             lo = nc.loopback_of(b)
-            routes = nc.cli_json(nc.device(ctx, a), f"show ip route {lo} json") if lo else {}
+            routes = nc.cli_json(self.device(ctx, a), f"show ip route {lo} json") if lo else {}
             ok = lo is not None and nc.installed_route(routes, lo)
             (reached if ok else missing).append(f"{a.name} → {b.name} {lo}")
         if missing:
@@ -189,7 +189,7 @@ class RackOut(nc.RackSteps, Runbook):
         mgmt = nc.mgmt_interface(ws)
         if mgmt is None or ws.primary_ip4 is None:
             raise InventoryError(f"{ws.name}: no interface holds its primary address in NetBox")
-        gw = nc.device(ctx, ws)
+        gw = self.device(ctx, ws)
         running = gw.config()
         candidate = nc.bare_config(running, ws.name, mgmt, ws.primary_ip4)
         candidate = nc.leave_unmanaged(candidate, running, mgmt)
@@ -214,7 +214,7 @@ class RackOut(nc.RackSteps, Runbook):
 
     @check("Post-check: {device} still answers, with no BGP session left", targets="{device}")
     def device_still_answers(self, ctx: RunContext) -> dict[str, Any]:
-        gw = nc.device(ctx, self.ws(ctx))
+        gw = self.device(ctx, self.ws(ctx))
         peers = [a for vrf in gw.bgp_neighbors().values() for a in vrf.get("peers", {})]
         if peers:
             raise VerificationError(f"BGP neighbours still configured: {', '.join(peers)}")
@@ -284,7 +284,7 @@ class RackOut(nc.RackSteps, Runbook):
             others = {n: self.ws(ctx, name=n) for n in {x.peer_device for x in nc.links_of(peer)}}
             sessions = [s for s in nc.expected_sessions(peer, others) if s.peer_device != ws.name]
             sessions = [s for s in sessions if others[s.peer_device].status == "active"]
-            while problems := nc.bgp_problems(sessions, nc.device(ctx, peer).bgp_neighbors()):
+            while problems := nc.bgp_problems(sessions, self.device(ctx, peer).bgp_neighbors()):
                 if time.monotonic() >= deadline:
                     raise VerificationError(f"{name}: {'; '.join(problems)}")
                 time.sleep(2)

@@ -188,4 +188,16 @@ def _plain(value: Any) -> Any:
 
 
 def differences(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
-    return [k for k in before if before[k] != after.get(k)]
+    """What differs: a device's configuration by name, NetBox objects down to the field."""
+    out = []
+    for key, was in before.items():
+        now = after.get(key)
+        if was == now:
+            continue
+        if isinstance(was, dict) and isinstance(now, dict):
+            for oid in sorted(set(was) | set(now), key=str):
+                if was.get(oid) != now.get(oid):
+                    out.append(f"{key} #{oid}: {was.get(oid)} -> {now.get(oid)}")
+        else:
+            out.append(key)
+    return out
