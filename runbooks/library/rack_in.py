@@ -35,6 +35,7 @@ from runbooks.core.results import Diff
 from runbooks.core.runbook import Params, Runbook
 from runbooks.core.steps import change, check, manual
 from runbooks.library import network_common as nc
+from runbooks.library import rack_steps as rs
 
 
 class RackInParams(Params):
@@ -47,7 +48,7 @@ class RackInParams(Params):
     settle_timeout_s: float = Field(90, gt=0, le=900, description="how long BGP may take")
 
 
-class RackIn(nc.RackSteps, Runbook):
+class RackIn(rs.RackSteps, Runbook):
     """Rack in a planned network device: NetBox's plan becomes the running network."""
 
     name = "rack-in"
@@ -155,29 +156,29 @@ class RackIn(nc.RackSteps, Runbook):
         position = self.p.position if self.p.position is not None else ws.position
         if rack_id == (ws.rack.id if ws.rack else None) and position == ws.position:
             return []
-        diff = nc.netbox(ctx).plan_rack_position(ws.id, rack_id, position, ws.face or "front")
+        diff = rs.netbox(ctx).plan_rack_position(ws.id, rack_id, position, ws.face or "front")
         return self.noted("position", [diff])
 
     @plan_rack_position.apply
     def write_rack_position(self, ctx: RunContext, diffs: list[Diff]) -> dict[str, Any]:
-        return nc.netbox(ctx).apply(diffs).evidence()
+        return rs.netbox(ctx).apply(diffs).evidence()
 
     @plan_rack_position.undo
     def restore_rack_position(self, ctx: RunContext, diffs: list[Diff]) -> None:
-        nc.netbox(ctx).undo(diffs)
+        rs.netbox(ctx).undo(diffs)
 
     @change("Record the cables as connected in NetBox", targets="{device}")
     def plan_cables_connected(self, ctx: RunContext) -> list[Diff]:
         ws = self.ws(ctx, fresh=True)
-        return self.noted("cables", nc.netbox(ctx).plan_cable_status(ws, "connected"))
+        return self.noted("cables", rs.netbox(ctx).plan_cable_status(ws, "connected"))
 
     @plan_cables_connected.apply
     def connect_cables(self, ctx: RunContext, diffs: list[Diff]) -> dict[str, Any]:
-        return nc.netbox(ctx).apply(diffs).evidence()
+        return rs.netbox(ctx).apply(diffs).evidence()
 
     @plan_cables_connected.undo
     def restore_cables(self, ctx: RunContext, diffs: list[Diff]) -> None:
-        nc.netbox(ctx).undo(diffs)
+        rs.netbox(ctx).undo(diffs)
 
     # ---- 5. the configuration, with commit-confirm ---------------------------------------------
 
@@ -263,7 +264,7 @@ class RackIn(nc.RackSteps, Runbook):
 
     @change("Mark {device} and its addresses active in NetBox", targets="{device}")
     def plan_device_active(self, ctx: RunContext) -> list[Diff]:
-        nb, ws = nc.netbox(ctx), self.ws(ctx, fresh=True)
+        nb, ws = rs.netbox(ctx), self.ws(ctx, fresh=True)
         diffs = [nb.plan_device_status(ws, "active")]
         reserved = {
             ip.id: {"status": "active"} for ip in ws.ip_addresses if ip.status == "reserved"
@@ -273,11 +274,11 @@ class RackIn(nc.RackSteps, Runbook):
 
     @plan_device_active.apply
     def mark_device_active(self, ctx: RunContext, diffs: list[Diff]) -> dict[str, Any]:
-        return nc.netbox(ctx).apply(diffs).evidence()
+        return rs.netbox(ctx).apply(diffs).evidence()
 
     @plan_device_active.undo
     def restore_device_status(self, ctx: RunContext, diffs: list[Diff]) -> None:
-        nc.netbox(ctx).undo(diffs)
+        rs.netbox(ctx).undo(diffs)
 
     @change("Witness the run in the NetBox journal of {device}", targets="{device}")
     def plan_journal_entry(self, ctx: RunContext) -> list[Diff]:

@@ -35,6 +35,7 @@ from runbooks.core.runbook import Params, Runbook
 from runbooks.core.steps import change, check, manual
 from runbooks.gateways.netbox_model import DeviceWorkingSet
 from runbooks.library import network_common as nc
+from runbooks.library import rack_steps as rs
 
 
 class RackOutParams(Params):
@@ -46,7 +47,7 @@ class RackOutParams(Params):
     settle_timeout_s: float = Field(90, gt=0, le=900, description="how long routing may take")
 
 
-class RackOut(nc.RackSteps, Runbook):
+class RackOut(rs.RackSteps, Runbook):
     """Rack out an active network device without cutting anyone off."""
 
     name = "rack-out"
@@ -108,15 +109,15 @@ class RackOut(nc.RackSteps, Runbook):
     @change("Mark {device} decommissioning in NetBox", targets="{device}")
     def plan_device_decommissioning(self, ctx: RunContext) -> list[Diff]:
         ws = self.ws(ctx, fresh=True)
-        return self.noted("status", [nc.netbox(ctx).plan_device_status(ws, "decommissioning")])
+        return self.noted("status", [rs.netbox(ctx).plan_device_status(ws, "decommissioning")])
 
     @plan_device_decommissioning.apply
     def mark_decommissioning(self, ctx: RunContext, diffs: list[Diff]) -> dict[str, Any]:
-        return nc.netbox(ctx).apply(diffs).evidence()
+        return rs.netbox(ctx).apply(diffs).evidence()
 
     @plan_device_decommissioning.undo
     def restore_status(self, ctx: RunContext, diffs: list[Diff]) -> None:
-        nc.restore_fields(nc.netbox(ctx), diffs)  # status is written twice in a run
+        rs.restore_fields(rs.netbox(ctx), diffs)  # status is written twice in a run
 
     # ---- 3. drain
 
@@ -154,7 +155,7 @@ class RackOut(nc.RackSteps, Runbook):
         while True:
             left = {
                 name: nc.routes_via(
-                    nc.cli_json(self.device(ctx, peer), "show ip route json"), "bgp", hops
+                    rs.cli_json(self.device(ctx, peer), "show ip route json"), "bgp", hops
                 )
                 for name, peer in self.neighbours(ctx, ws).items()
             }
@@ -174,7 +175,7 @@ class RackOut(nc.RackSteps, Runbook):
         missing: list[str] = []
         for a, b in itertools.permutations(neighbours.values(), 2):
             lo = nc.loopback_of(b)
-            routes = nc.cli_json(self.device(ctx, a), f"show ip route {lo} json") if lo else {}
+            routes = rs.cli_json(self.device(ctx, a), f"show ip route {lo} json") if lo else {}
             ok = lo is not None and nc.installed_route(routes, lo)
             (reached if ok else missing).append(f"{a.name} → {b.name} {lo}")
         if missing:
@@ -238,16 +239,16 @@ class RackOut(nc.RackSteps, Runbook):
     def plan_cables_decommissioning(self, ctx: RunContext) -> list[Diff]:
         ws = self.ws(ctx, fresh=True)
         connected = [link.interface for link in nc.links_of(ws, ["connected", "planned"])]
-        diffs = nc.netbox(ctx).plan_cable_status(ws, "decommissioning", connected)
+        diffs = rs.netbox(ctx).plan_cable_status(ws, "decommissioning", connected)
         return self.noted("cables", diffs)
 
     @plan_cables_decommissioning.apply
     def mark_cables(self, ctx: RunContext, diffs: list[Diff]) -> dict[str, Any]:
-        return nc.netbox(ctx).apply(diffs).evidence()
+        return rs.netbox(ctx).apply(diffs).evidence()
 
     @plan_cables_decommissioning.undo
     def restore_cables(self, ctx: RunContext, diffs: list[Diff]) -> None:
-        nc.netbox(ctx).undo(diffs)
+        rs.netbox(ctx).undo(diffs)
 
     @change(
         "Configure the neighbours as NetBox now renders them (commit-confirm)",
@@ -310,16 +311,16 @@ class RackOut(nc.RackSteps, Runbook):
         fields: dict[str, Any] = {"status": "offline", "position": None, "face": None}
         if self.p.release_addresses:
             fields["primary_ip4"] = None  # NetBox keeps a primary address assigned
-        diff = nc.netbox(ctx).plan_update("dcim.device", ws.id, fields, "offline, unracked")
+        diff = rs.netbox(ctx).plan_update("dcim.device", ws.id, fields, "offline, unracked")
         return self.noted("offline", [diff])
 
     @plan_device_offline.apply
     def mark_offline(self, ctx: RunContext, diffs: list[Diff]) -> dict[str, Any]:
-        return nc.netbox(ctx).apply(diffs).evidence()
+        return rs.netbox(ctx).apply(diffs).evidence()
 
     @plan_device_offline.undo
     def restore_device(self, ctx: RunContext, diffs: list[Diff]) -> None:
-        nc.netbox(ctx).undo(diffs)
+        rs.netbox(ctx).undo(diffs)
 
     @change("Release the addresses of {device} in NetBox (as configured)", targets="{device}")
     def plan_addresses_released(self, ctx: RunContext) -> list[Diff]:
@@ -334,16 +335,16 @@ class RackOut(nc.RackSteps, Runbook):
             }
             for ip in ws.ip_addresses
         }
-        diffs = nc.netbox(ctx).plan_updates("ipam.ipaddress", released, "release address")
+        diffs = rs.netbox(ctx).plan_updates("ipam.ipaddress", released, "release address")
         return self.noted("addresses", diffs)
 
     @plan_addresses_released.apply
     def release_addresses(self, ctx: RunContext, diffs: list[Diff]) -> dict[str, Any]:
-        return nc.netbox(ctx).apply(diffs).evidence()
+        return rs.netbox(ctx).apply(diffs).evidence()
 
     @plan_addresses_released.undo
     def restore_addresses(self, ctx: RunContext, diffs: list[Diff]) -> None:
-        nc.netbox(ctx).undo(diffs)
+        rs.netbox(ctx).undo(diffs)
 
     # ---- 6. the operator, then the journal
 

@@ -159,3 +159,27 @@ def test_installed_route_covers_the_address() -> None:
                 **{**working_set("leaf3").__dict__, "primary_ip4": None, "oob_ip": None}
             )
         )
+
+
+def test_a_management_address_frr_does_not_configure_stays_the_boxs() -> None:
+    candidate = "hostname leaf3\n!\ninterface eth0\n ip address 198.18.0.23/24\nexit\n!\n"
+    factory = "hostname leaf3\n!\nend\n"
+    assert nc.leave_unmanaged(candidate, factory, "eth0") == "hostname leaf3\n!\n!\n"
+    managed = "hostname leaf3\n!\ninterface eth0\n ip address 198.18.0.23/24\nexit\n"
+    assert nc.leave_unmanaged(candidate, managed, "eth0") == candidate
+    assert nc.mgmt_interface(working_set("leaf3")) is None  # no interface holds 198.18.0.5
+
+
+def test_the_doctests_of_the_shared_module() -> None:
+    import doctest
+
+    assert doctest.testmod(nc).failed == 0
+
+
+def test_both_runbooks_are_found_through_runbooks_modules(monkeypatch: pytest.MonkeyPatch) -> None:
+    from runbooks.core import registry
+
+    monkeypatch.setenv("RUNBOOKS_MODULES", "runbooks.library.rack_in,runbooks.library.rack_out")
+    found = registry.discover()
+    assert found["rack-in"] is RackIn
+    assert found["rack-out"].instruction.startswith("8 ")
