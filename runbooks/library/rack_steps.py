@@ -314,13 +314,19 @@ class RackSteps:
         if not {k: v for k, v in self.changed.items() if k != "journal"}:
             return []
         runbook = ctx.runbook
+        head = ctx.record_head()  # "" in a plan: the run writes the head it has reached
+        witness = (
+            f"Record head hash before this entry: `{head}` (check it: `runbook records verify`)."
+            if head
+            else "The record's head hash is written here by the run."
+        )
         lines = [
             f"**{runbook.instruction}** — runbook `{runbook.name}`, "
             f"run `{ctx.run_id}` by {ctx.actor}",
             "",
             *[f"- {item}" for group in self.changed.values() for item in group],
             "",
-            f"Record: `runbook records show {ctx.run_id}`; its head hash is in the record store.",
+            f"Record: `runbook records show {ctx.run_id}`. {witness}",
         ]
         text = "\n".join(lines)
         return [

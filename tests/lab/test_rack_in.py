@@ -76,7 +76,12 @@ def test_rack_in_of_the_planned_leaf_then_a_replan_finds_no_change(tmp_path: Pat
     leaf3 = next(d for d in after["dcim.device"].values() if d["name"] == "leaf3")
     assert leaf3["status"] == "active"
     journal = [j["comments"] for j in after["extras.journalentry"].values()]
-    assert any(result.run_id in text for text in journal)
+    (witness,) = [text for text in journal if result.run_id in text]
+    # the journal entry witnesses the record: the head hash up to the journal step itself
+    journal_started = next(
+        e for e in entries if e.kind == "step.started" and e.step == "plan_journal_entry"
+    )
+    assert f"Record head hash before this entry: `{journal_started.hash}`" in witness
     assert "neighbor 198.18.1.5 remote-as 65103" in after["spine1 running"]
     # the data plane: spine1 reaches leaf3's loopback from its own
     ping = frr.run_on_device(
