@@ -77,11 +77,11 @@ def test_rack_in_of_the_planned_leaf_then_a_replan_finds_no_change(tmp_path: Pat
     assert leaf3["status"] == "active"
     journal = [j["comments"] for j in after["extras.journalentry"].values()]
     (witness,) = [text for text in journal if result.run_id in text]
-    # the journal entry witnesses the record: the head hash up to the journal step itself
+    # the journal entry witnesses the record: the head hash of every entry before that step
     journal_started = next(
         e for e in entries if e.kind == "step.started" and e.step == "plan_journal_entry"
     )
-    assert f"Record head hash before this entry: `{journal_started.hash}`" in witness
+    assert f"Record head hash before this entry: `{journal_started.prev_hash}`" in witness
     assert "neighbor 198.18.1.5 remote-as 65103" in after["spine1 running"]
     # the data plane: spine1 reaches leaf3's loopback from its own
     ping = frr.run_on_device(
