@@ -273,9 +273,21 @@ def _field_drift(before: dict[str, Any], after: dict[str, Any]) -> str:
     parts = []
     for f in after.get("fields", []):
         was = old.get(f["name"])
-        if was != f:
+        if was == f:
+            continue
+        if was is None or was["before"] != f["before"]:
             parts.append(
-                f"{f['name']} was planned from {was['before'] if was else '—'!r}, "
-                f"now from {f['before']!r}"
+                f"{f['name']} was planned from {_short(was['before'] if was else '—')}, "
+                f"now from {_short(f['before'])}"
+            )
+        else:
+            parts.append(
+                f"{f['name']} was planned to become {_short(was['after'])}, "
+                f"now {_short(f['after'])}"
             )
     return "; ".join(parts)
+
+
+def _short(value: Any, width: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= width else text[: width - 1] + "…"

@@ -320,13 +320,14 @@ class RackSteps:
             if head
             else "The record's head hash is written here by the run."
         )
+        # a plan names no run and no person: who plans (or re-plans to review) must not change it
+        run_id, actor = ("<the run>", "<its operator>") if ctx.planning else (ctx.run_id, ctx.actor)
         lines = [
-            f"**{runbook.instruction}** — runbook `{runbook.name}`, "
-            f"run `{ctx.run_id}` by {ctx.actor}",
+            f"**{runbook.instruction}** — runbook `{runbook.name}`, run `{run_id}` by {actor}",
             "",
             *[f"- {item}" for group in self.changed.values() for item in group],
             "",
-            f"Record: `runbook records show {ctx.run_id}`. {witness}",
+            f"Record: `runbook records show {run_id}`. {witness}",
         ]
         text = "\n".join(lines)
         return [
