@@ -69,13 +69,7 @@ def device_ssh_params(name: str, topo: Topology | None = None) -> dict[str, Any]
     """How to log in to a device: {host, username, key_file, port}."""
     from runbooks.lab import topology
 
-    dev = (topo or topology.load()).device(name)
-    return {
-        "host": str(dev.mgmt),
-        "username": "root",
-        "key_file": str(node.ssh_dir() / "id_ed25519"),
-        "port": 22,
-    }
+    return node.login_params((topo or topology.load()).device(name).mgmt)
 
 
 def run_on_device(
@@ -87,10 +81,9 @@ def run_on_device(
     timeout: float = 60,
 ) -> subprocess.CompletedProcess[str]:
     """Run argv inside the device's namespaces (tests and diagnostics; runbooks use SSH)."""
-    pid = node.holder_pid(device_dir(name), name)
-    if pid is None:
-        raise LabError(f"lab device {name} is not running (run `runbook lab up`)")
-    return node.nsenter(pid, argv, check=check, input=input, timeout=timeout)
+    return node.run_inside(
+        device_dir(name), name, "device", argv, check=check, input=input, timeout=timeout
+    )
 
 
 def vtysh_json(name: str, command: str) -> Any:

@@ -62,13 +62,7 @@ def host_dir(name: str) -> Path:
 
 def host_ssh_params(name: str, topo: Topology | None = None) -> dict[str, Any]:
     """How to log in to a host: {host, username, key_file, port}."""
-    host = _host(topo, name)
-    return {
-        "host": str(host.mgmt),
-        "username": "root",
-        "key_file": str(node.ssh_dir() / "id_ed25519"),
-        "port": 22,
-    }
+    return node.login_params(_host(topo, name).mgmt)
 
 
 def run_on_host(
@@ -80,10 +74,9 @@ def run_on_host(
     timeout: float = 60,
 ) -> subprocess.CompletedProcess[str]:
     """Run argv inside the host's namespaces and private root (tests and diagnostics)."""
-    pid = node.holder_pid(host_dir(name), name)
-    if pid is None:
-        raise LabError(f"lab host {name} is not running (run `runbook lab up`)")
-    return node.nsenter(pid, argv, check=check, input=input, timeout=timeout)
+    return node.run_inside(
+        host_dir(name), name, "host", argv, check=check, input=input, timeout=timeout
+    )
 
 
 def db_params(name: str = "db1", topo: Topology | None = None) -> dict[str, Any]:

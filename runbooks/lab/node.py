@@ -18,6 +18,7 @@ import subprocess
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from runbooks.core.errors import LabError
 from runbooks.lab import network
@@ -203,3 +204,30 @@ def remove_tree(path: Path) -> None:
     if below:
         raise LabError(f"refusing to remove {path}: {below[0]} is still mounted")
     shutil.rmtree(path)
+
+
+def login_params(address: object) -> dict[str, Any]:
+    """How to log in to a lab node (device or host): root with the lab's generated key."""
+    return {
+        "host": str(address),
+        "username": "root",
+        "key_file": str(ssh_dir() / "id_ed25519"),
+        "port": 22,
+    }
+
+
+def run_inside(
+    node_dir: Path,
+    name: str,
+    kind: str,
+    argv: list[str],
+    *,
+    check: bool = False,
+    input: str | None = None,
+    timeout: float = 60,
+) -> subprocess.CompletedProcess[str]:
+    """Run argv inside a running node's namespaces (tests and diagnostics; runbooks use SSH)."""
+    pid = holder_pid(node_dir, name)
+    if pid is None:
+        raise LabError(f"lab {kind} {name} is not running (run `runbook lab up`)")
+    return nsenter(pid, argv, check=check, input=input, timeout=timeout)

@@ -7,6 +7,7 @@ Nothing leaves the process: the adapter is mounted on the gateway's own session 
 from __future__ import annotations
 
 import json
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,7 +21,7 @@ from runbooks.core.gateway import Mode
 from runbooks.gateways.netbox import NetBoxGateway
 
 URL = "http://netbox.invalid"
-TOKEN = "nbt_unitkey0000.unitsecret0000000000"
+TOKEN = f"nbt_{secrets.token_hex(6)}.{secrets.token_hex(16)}"  # generated, never a literal
 
 
 @dataclass
