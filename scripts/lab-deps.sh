@@ -13,6 +13,7 @@ lldpd
 iproute2 iputils-ping
 procps psmisc util-linux
 sudo ca-certificates gzip
+dpkg-dev
 python3 python3-venv
 "
 

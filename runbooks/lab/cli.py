@@ -1,4 +1,4 @@
-"""`runbook lab up | down | status | reset`: the lab from one command (mounted by runbooks.cli)."""
+"""`runbook lab up | down | status | reset | software`: the lab (mounted by runbooks.cli)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from runbooks.core.errors import RunbookError
-from runbooks.lab import lab
+from runbooks.lab import lab, software
 from runbooks.lab.lab import Timings
 
 app = typer.Typer(
@@ -96,3 +96,14 @@ def status(as_json: JsonOpt = False) -> None:
         out.print(table)
     if not all(c.ok for c in components):
         raise typer.Exit(1)
+
+
+@app.command("software")
+def software_repository() -> None:
+    """Fetch the department's software repository the lab hosts install from (once, cached)."""
+    with _one_line_errors():
+        fetched = software.ensure(progress=_progress)
+    out.print(
+        f"[green]software repository[/] {software.repo_dir()}: "
+        f"{len(fetched)} package(s) fetched, index current"
+    )

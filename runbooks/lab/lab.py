@@ -21,7 +21,7 @@ from pathlib import Path
 from types import ModuleType
 
 from runbooks.core.errors import LabError
-from runbooks.lab import frr, hosts, network, node, topology
+from runbooks.lab import frr, hosts, network, node, software, topology
 from runbooks.lab.paths import state_dir
 from runbooks.lab.status import ComponentStatus
 from runbooks.lab.topology import Topology
@@ -146,6 +146,9 @@ def _up(progress: Progress, configs: dict[str, str] | None) -> Timings:
         "address check",
         "no route or address overlaps " + ", ".join(str(p) for p in topo.addressing.all_prefixes()),
     )
+    if topo.software and software.missing(topo.software):
+        fetched = software.ensure(topo.software, progress=progress)
+        clock.lap("software", f"repository {software.repo_dir()}: {len(fetched)} package(s) added")
     if _use_netbox():
         nb = _netbox_module()
         nb.up()

@@ -193,6 +193,10 @@ def build_spec(topo: Topology) -> dict[str, Any]:
         "cables": cables,
         "prefixes": prefixes,
         "reserved_ips": reserved,
+        "locations": [loc.model_dump() for loc in cat.locations],
+        "tenants": [t.model_dump() for t in cat.tenants],
+        "contact_roles": [r.model_dump() for r in cat.contact_roles],
+        "contacts": [c.model_dump() for c in cat.contacts],
         "groups": groups,
         "operator_groups": sorted(
             {g for u in topo.users if u.role == "operator" for g in u.groups}
@@ -208,6 +212,7 @@ def _seed(spec: dict[str, Any]) -> dict[str, dict[str, str]]:  # pragma: no cove
     with _orm("django.db.transaction").atomic():
         site, racks, types, roles, platforms = _seed_catalog(spec)
         _seed_devices(spec, site, racks, types, roles, platforms)
+        _seed_directory(spec, site)
         return _seed_people(spec)
 
 
@@ -322,6 +327,22 @@ def _seed_devices(
             dns_name=r["dns_name"],
             description=r["description"],
         ).save()
+
+
+def _seed_directory(spec: dict[str, Any], site: Any) -> None:  # pragma: no cover
+    """Where PCs go and who gets them: locations, tenants, contacts and contact roles."""
+    dcim, tenancy = _orm("dcim.models"), _orm("tenancy.models")
+    for loc in spec.get("locations", []):
+        dcim.Location(site=site, name=loc["name"], slug=loc["slug"], status="active").save()
+    tenants = {
+        t["slug"]: tenancy.Tenant.objects.create(name=t["name"], slug=t["slug"])
+        for t in spec.get("tenants", [])
+    }
+    for r in spec.get("contact_roles", []):
+        tenancy.ContactRole.objects.create(name=r["name"], slug=r["slug"])
+    for c in spec.get("contacts", []):
+        comments = f"Department: {tenants[c['tenant']].name}" if c.get("tenant") else ""
+        tenancy.Contact.objects.create(name=c["name"], email=c["email"], comments=comments)
 
 
 def _seed_people(spec: dict[str, Any]) -> dict[str, dict[str, str]]:  # pragma: no cover

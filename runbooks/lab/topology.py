@@ -141,14 +141,42 @@ class ConfigTemplate(_Model):
     description: str = ""
 
 
+class Location(_Model):
+    name: str
+    slug: str
+
+
+class Tenant(_Model):
+    name: str
+    slug: str
+
+
+class ContactRole(_Model):
+    name: str
+    slug: str
+
+
+class Contact(_Model):
+    """A person of the department's directory (the PC users pc-install hands PCs over to)."""
+
+    name: str
+    email: str
+    tenant: str | None = None  # their department, a tenant slug
+
+
 class NetBoxCatalog(_Model):
-    """NetBox-only data: what the devices and hosts are (types, roles, platforms, templates)."""
+    """NetBox-only data: what the devices and hosts are (types, roles, platforms, templates),
+    and where PCs go and who gets them (locations, tenants, contacts and their roles)."""
 
     manufacturers: list[Manufacturer]
     device_types: list[DeviceType]
     platforms: list[Platform]
     roles: list[Role]
     config_templates: list[ConfigTemplate] = []
+    locations: list[Location] = []
+    tenants: list[Tenant] = []
+    contact_roles: list[ContactRole] = []
+    contacts: list[Contact] = []
 
     def role(self, slug: str) -> Role:
         for role in self.roles:
@@ -166,6 +194,8 @@ class Topology(_Model):
     hosts: list[Host]
     users: list[User]
     netbox: NetBoxCatalog | None = None
+    # the department's software repository as the lab mirrors it (runbooks.lab.software)
+    software: list[str] = []
 
     def device(self, name: str) -> Device:
         for dev in self.devices:
