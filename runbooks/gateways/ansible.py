@@ -34,6 +34,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
 
+import yaml
+
 from runbooks.core import secrets
 from runbooks.core.errors import (
     ConnectError,
@@ -99,9 +101,14 @@ class AnsibleGateway(Gateway):
         limit: Sequence[str] = (),
         extravars: Mapping[str, Any] | None = None,
         tags: Sequence[str] = (),
+        hosts: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> PlaybookResult:
-        """``--check --diff``: what the playbook would change. Raises like ``run``."""
-        return self._raise_for(self._play(playbook, True, limit, extravars, tags))
+        """``--check --diff``: what the playbook would change. Raises like ``run``.
+
+        ``hosts`` (name -> variables) replaces the NetBox inventory for this playbook: a host
+        NetBox does not list yet, such as a new PC on its install bench (the runbook reads its
+        address from NetBox)."""
+        return self._raise_for(self._play(playbook, True, limit, extravars, tags, hosts))
 
     @writes
     def run(
@@ -111,11 +118,12 @@ class AnsibleGateway(Gateway):
         limit: Sequence[str] = (),
         extravars: Mapping[str, Any] | None = None,
         tags: Sequence[str] = (),
+        hosts: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> PlaybookResult:
         """The real run (with ``--diff``). Unreachable hosts raise ConnectError, a failed
         assertion VerificationError, any other failed task RejectedError; each error's
         ``context["result"]`` holds the PlaybookResult."""
-        return self._raise_for(self._play(playbook, False, limit, extravars, tags))
+        return self._raise_for(self._play(playbook, False, limit, extravars, tags, hosts))
 
     @writes
     def run_unchecked(
@@ -124,9 +132,10 @@ class AnsibleGateway(Gateway):
         *,
         limit: Sequence[str] = (),
         extravars: Mapping[str, Any] | None = None,
+        hosts: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> PlaybookResult:
         """The real run, returning failures instead of raising (rollbacks use it)."""
-        return self._play(playbook, False, limit, extravars, ())
+        return self._play(playbook, False, limit, extravars, (), hosts)
 
     @reads
     def cancel(self) -> None:
@@ -152,10 +161,14 @@ class AnsibleGateway(Gateway):
         limit: Sequence[str],
         extravars: Mapping[str, Any] | None,
         tags: Sequence[str],
+        hosts: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> PlaybookResult:
         path = self._playbook_path(playbook)
-        inventory = self._resolved_inventory()
+        inventory = None if hosts else self._resolved_inventory()
         with self._lock, self._scratch() as (private, scratch):
+            if hosts:
+                inventory = _given_hosts(scratch, hosts)
+            assert inventory is not None
             self._cancel.clear()
             ident = uuid.uuid4().hex[:12]
             cmdline = ["--diff", "-e", f"@{self._write_vars(scratch, extravars)}"]
@@ -388,6 +401,14 @@ def _our_child(ident: str) -> int:
             if marker in (Path("/proc") / str(pid) / "environ").read_bytes().split(b"\0"):
                 return pid
     return 0
+
+
+def _given_hosts(scratch: Path, hosts: Mapping[str, Mapping[str, Any]]) -> Path:
+    """A YAML inventory of the given hosts (in the scratch dir: removed after the run)."""
+    path = scratch / "given-hosts.yml"
+    data = {"all": {"hosts": {str(h): plain_vars(dict(v)) for h, v in hosts.items()}}}
+    path.write_text(yaml.safe_dump(data, sort_keys=True), encoding="utf-8")
+    return path
 
 
 def _ordered(tasks: list[TaskResult]) -> tuple[TaskResult, ...]:

@@ -25,7 +25,11 @@ ENDPOINTS: dict[str, str] = {
     "dcim.cable": "/api/dcim/cables/",
     "dcim.device": "/api/dcim/devices/",
     "dcim.frontport": "/api/dcim/front-ports/",
+    "dcim.devicerole": "/api/dcim/device-roles/",
+    "dcim.devicetype": "/api/dcim/device-types/",
     "dcim.interface": "/api/dcim/interfaces/",
+    "dcim.location": "/api/dcim/locations/",
+    "dcim.platform": "/api/dcim/platforms/",
     "dcim.rack": "/api/dcim/racks/",
     "dcim.rearport": "/api/dcim/rear-ports/",
     "dcim.site": "/api/dcim/sites/",
@@ -33,6 +37,10 @@ ENDPOINTS: dict[str, str] = {
     "ipam.ipaddress": "/api/ipam/ip-addresses/",
     "ipam.prefix": "/api/ipam/prefixes/",
     "ipam.vlan": "/api/ipam/vlans/",
+    "tenancy.contact": "/api/tenancy/contacts/",
+    "tenancy.contactassignment": "/api/tenancy/contact-assignments/",
+    "tenancy.contactrole": "/api/tenancy/contact-roles/",
+    "tenancy.tenant": "/api/tenancy/tenants/",
 }
 # Serialized in change records but never writable.
 READ_ONLY = frozenset({"id", "created", "last_updated", "url", "display", "display_url"})

