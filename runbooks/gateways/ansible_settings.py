@@ -68,6 +68,16 @@ class AnsibleSettings:
         )
 
 
+def software_source() -> str:
+    """The apt source line of the department's software repository, for playbooks that
+    install packages (roles/department_repo). ``RUNBOOKS_SOFTWARE_SOURCE`` names it (empty:
+    the hosts' own sources); without it, the lab's mirror in the cache dir."""
+    given = os.environ.get("RUNBOOKS_SOFTWARE_SOURCE")
+    if given is not None:
+        return given
+    return f"deb [trusted=yes] file:{_cache_dir() / 'software'} ./"
+
+
 def plain_vars(value: Any) -> Any:
     """Extra-vars as JSON: SecretStr values revealed (they go to a 0600 file only)."""
     if isinstance(value, SecretStr):

@@ -53,6 +53,7 @@ from runbooks.core.runbook import Params, Runbook
 from runbooks.core.steps import change, check, manual
 from runbooks.gateways.ansible import AnsibleGateway
 from runbooks.gateways.ansible_events import PlaybookResult
+from runbooks.gateways.ansible_settings import software_source
 from runbooks.gateways.netbox import NetBoxGateway
 from runbooks.gateways.netbox_changes import Applied
 from runbooks.library import naming
@@ -274,7 +275,7 @@ class PcInstall(Runbook):
         if str(primary.get("address", "")) != address or iface is None:
             diffs.append(
                 Diff(
-                    target=f"NetBox dcim.device {reg.hostname}",
+                    target=f"NetBox dcim.device {reg.hostname} primary IPv4",
                     kind="fields",
                     summary=f"{reg.hostname}: {p.interface} gets the office address, primary IPv4",
                     fields=(
@@ -511,17 +512,6 @@ class PcInstall(Runbook):
             "dcim.device", int(reg.device["id"]), diffs[0].after["comments"], "success"
         )
         return {"journal_entry": entry.get("id")}
-
-
-def software_source() -> str:
-    """The apt source of the department's software repository for the PCs.
-
-    ``RUNBOOKS_SOFTWARE_SOURCE`` names it; without it, the lab's mirror in the cache dir."""
-    given = os.environ.get("RUNBOOKS_SOFTWARE_SOURCE")
-    if given is not None:
-        return given
-    cache = Path(os.environ.get("RUNBOOKS_CACHE_DIR", "/var/cache/runbooks"))
-    return f"deb [trusted=yes] file:{cache / 'software'} ./"
 
 
 def sha512_crypt(password: SecretStr) -> str:

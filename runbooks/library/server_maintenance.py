@@ -34,6 +34,7 @@ from runbooks.core.runbook import Params, Runbook
 from runbooks.core.steps import change, check
 from runbooks.gateways.ansible import AnsibleGateway
 from runbooks.gateways.ansible_events import PlaybookResult
+from runbooks.gateways.ansible_settings import software_source
 from runbooks.gateways.netbox import NetBoxGateway
 
 log = logging.getLogger(__name__)
@@ -89,6 +90,7 @@ class ServerMaintenance(Runbook):
             "os_updates_packages": self.p.packages,
             "os_updates_upgrade": self.p.upgrade,
             "os_updates_refresh_cache": self.p.refresh_package_lists,
+            "os_updates_source": software_source(),
         }
 
     def play_check(self, ctx: RunContext, tags: list[str]) -> PlaybookResult:

@@ -105,6 +105,8 @@ def test_plan_run_and_second_run(pc_lab: AnsibleLab, caplog: pytest.LogCaptureFi
     address = registration[f"NetBox ipam.ipaddress {HOSTNAME} office address"]
     assert address.after["address"] == "198.18.64.2/24"  # .1 is the office gateway
     assert address.after["dns_name"] == f"{HOSTNAME}.lab.example"
+    primary = registration[f"NetBox dcim.device {HOSTNAME} primary IPv4"]
+    assert primary.after is None and primary.fields[1].after == "198.18.64.2/24"
     assert f"NetBox tenancy.contactassignment {HOSTNAME} user Wei Chen" in registration
     install = {d.target: d for d in steps["plan_install"].diffs}
     assert f"+{HOSTNAME}" in install["pc1:/etc/hostname"].text

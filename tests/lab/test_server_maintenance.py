@@ -7,10 +7,7 @@ reaches any artifact, record or log, and that the real machine is unchanged.
 
 from __future__ import annotations
 
-import hashlib
-import io
 import logging
-import secrets as _random
 import threading
 import time
 from collections.abc import Iterator
@@ -18,16 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from ansible_support import AnsibleLab, ansible_lab, fingerprint
 from lab_fixtures import LabHandle, ssh_run
 
-from runbooks.core import secrets
-from runbooks.core.engine import Engine
 from runbooks.core.results import RunStatus, Status
-from runbooks.core.store import RecordStore
-from runbooks.gateways.ansible import AnsibleGateway, AnsibleSettings
-from runbooks.gateways.ansible_settings import REPO_ROOT
-from runbooks.lab import hosts, netbox
-from runbooks.lab.node import ssh_dir
+from runbooks.lab import hosts
 from runbooks.library.server_maintenance import ServerMaintenance
 
 pytestmark = pytest.mark.slow
@@ -45,70 +37,15 @@ WATCHED = [
 ]
 
 
-def fingerprint() -> dict[str, str]:
-    out = {}
-    for name in WATCHED:
-        path = Path(name)
-        if path.is_file():
-            out[name] = hashlib.sha256(path.read_bytes()).hexdigest()
-        else:
-            out[name] = "dir" if path.is_dir() else "absent"
-    return out
-
-
 @pytest.fixture
 def setup(
     lab_reset: LabHandle, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[dict[str, Any]]:
-    url, token = netbox.credentials("operator")
-    monkeypatch.setenv("RUNBOOKS_NETBOX_URL", url)
-    monkeypatch.setenv("RUNBOOKS_NETBOX_TOKEN", token)
-    planted = "planted-" + _random.token_hex(16)
-    monkeypatch.setenv("RUNBOOKS_TEST_SECRET_TOKEN", planted)
-    secrets.register(token, planted)
-    work = tmp_path / "ansible"
-    work.mkdir()
-    settings = AnsibleSettings(
-        inventory=REPO_ROOT / "inventory" / "netbox.yml",
-        netbox_url=url,
-        netbox_token=token,
-        remote_user="root",
-        private_key_file=ssh_dir() / "id_ed25519",
-        work_dir=work,
-        keep_artifacts=True,
-        timeout_s=600,
-    )
-    store = RecordStore(tmp_path / "records.sqlite3")
-    engine = Engine(
-        store,
-        "olivia",
-        gateway_factories={AnsibleGateway: lambda ctx, key: AnsibleGateway(ctx.mode, settings)},
-    )
-    before = fingerprint()
-    yield {
-        "engine": engine,
-        "store": store,
-        "work": work,
-        "secrets": [token, planted],
-        "tmp": tmp_path,
-    }
-    store.close()
-    assert fingerprint() == before, "the real machine changed"
-
-
-def assert_no_secret(setup: dict[str, Any], log_text: str) -> int:
-    """Every file of every private data dir, the record store and its export, the log."""
-    store: RecordStore = setup["store"]
-    export = io.StringIO()
-    store.export_jsonl(export)
-    files = [p for p in setup["work"].rglob("*") if p.is_file()]
-    files.append(setup["tmp"] / "records.sqlite3")
-    for value in setup["secrets"]:
-        for path in files:
-            assert value.encode() not in path.read_bytes(), path
-        assert value not in export.getvalue()
-        assert value not in log_text
-    return len(files)
+) -> Iterator[AnsibleLab]:
+    before = fingerprint(WATCHED, ["pv"])
+    lab = ansible_lab(tmp_path, monkeypatch)
+    yield lab
+    lab.store.close()
+    assert fingerprint(WATCHED, ["pv"]) == before, "the real machine changed"
 
 
 def runbook(hosts_: str) -> ServerMaintenance:
@@ -116,10 +53,10 @@ def runbook(hosts_: str) -> ServerMaintenance:
 
 
 def test_plan_run_and_second_run(
-    setup: dict[str, Any], host_ssh: Any, caplog: pytest.LogCaptureFixture
+    setup: AnsibleLab, host_ssh: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO)
-    engine: Engine = setup["engine"]
+    engine = setup.engine
     started = time.monotonic()
     plan = engine.plan(runbook("srv1,srv2"))
     plan_s = time.monotonic() - started
@@ -155,8 +92,8 @@ def test_plan_run_and_second_run(
     second_s = time.monotonic() - started
     assert second.status is RunStatus.SUCCEEDED
     assert {s.step: s for s in second.steps}["plan_maintenance"].status is Status.NO_CHANGE
-    assert setup["store"].verify().ok
-    files = assert_no_secret(setup, caplog.text)
+    assert setup.store.verify().ok
+    files = setup.assert_no_secret(caplog.text)
     logging.getLogger(__name__).warning(
         "plan %.1f s, run %.1f s, second plan+run %.1f s, %d files scanned",
         plan_s,
@@ -167,10 +104,10 @@ def test_plan_run_and_second_run(
 
 
 def test_host_down_mid_run_fails_cleanly_and_rolls_back(
-    setup: dict[str, Any], lab_reset: LabHandle, host_ssh: Any, caplog: pytest.LogCaptureFixture
+    setup: AnsibleLab, lab_reset: LabHandle, host_ssh: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO)
-    engine: Engine = setup["engine"]
+    engine = setup.engine
     original_motd = ssh_run(host_ssh("srv1"), "cat /etc/motd")[1]
     stopped = threading.Event()
 
@@ -199,10 +136,10 @@ def test_host_down_mid_run_fails_cleanly_and_rolls_back(
     assert result.status is RunStatus.ROLLED_BACK, result.error
     assert result.error and "ConnectError" in result.error and "srv2" in result.error
     assert "rollback playbook: ran clean on srv1" in result.error
-    kinds = [(e.kind, e.step) for e in setup["store"].entries(result.run_id)]
+    kinds = [(e.kind, e.step) for e in setup.store.entries(result.run_id)]
     assert ("step.failed", "plan_maintenance") in kinds
     assert ("undo.finished", "plan_announcement") in kinds
     assert kinds[-1][0] == "run.finished"
-    assert setup["store"].verify().ok
+    assert setup.store.verify().ok
     assert ssh_run(host_ssh("srv1"), "cat /etc/motd")[1] == original_motd  # srv1 restored
-    assert_no_secret(setup, caplog.text)
+    setup.assert_no_secret(caplog.text)

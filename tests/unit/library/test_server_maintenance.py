@@ -41,7 +41,7 @@ class FakeAnsible(AnsibleGateway):
     def inventory_hosts(self) -> dict[str, dict[str, Any]]:
         return {"srv1": {"ansible_host": "198.18.0.31", "role": "server"}}
 
-    def _play(self, playbook, check, limit, extravars, tags):  # type: ignore[no-untyped-def]
+    def _play(self, playbook, check, limit, extravars, tags, hosts=None):  # type: ignore[no-untyped-def]
         self.world.calls.append((playbook, check, tuple(tags)))
         if playbook == ROLLBACK:
             self.world.applied = False
