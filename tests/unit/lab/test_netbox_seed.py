@@ -72,8 +72,25 @@ def test_hosts_are_devices_and_the_pc_is_a_reserved_slot(spec):
             "address": "198.18.0.51/24",
             "dns_name": "pc1",
             "description": "PC slot pc1: reserved for its install",
-        }
+        },
+        {  # the office gateway: next-available-IP never hands it to a PC
+            "address": "198.18.64.1/24",
+            "dns_name": "office-gw",
+            "description": "Office gateway",
+        },
     ]
+
+
+def test_where_pcs_go_and_who_gets_them(spec):
+    assert spec["locations"] == [{"name": "Office 2F", "slug": "office-2f"}]
+    assert spec["contact_roles"] == [{"name": "PC user", "slug": "pc-user"}]
+    contacts = {c["email"]: c for c in spec["contacts"]}
+    assert contacts["wchen@lab.example"] == {
+        "name": "Wei Chen",
+        "email": "wchen@lab.example",
+        "tenant": "finance",
+    }
+    assert {t["slug"] for t in spec["tenants"]} == {"finance"}
 
 
 def test_routers_carry_their_asn_and_the_frr_platform(spec):
