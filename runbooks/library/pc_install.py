@@ -511,7 +511,11 @@ class PcInstall(Runbook):
         entry = self.netbox(ctx).journal(
             "dcim.device", int(reg.device["id"]), diffs[0].after["comments"], "success"
         )
-        return {"journal_entry": entry.get("id")}
+        # the record sheet gets the user's receipt block (使用人簽收) from "recipient"
+        return {
+            "journal_entry": entry.get("id"),
+            "recipient": f"{reg.contact['name']} <{self.p.user}>",
+        }
 
 
 def sha512_crypt(password: SecretStr) -> str:

@@ -1,5 +1,6 @@
 """The record sheet (相關記錄) of one run: the steps and their evidence, who held each authority,
-and the manual's two signature blocks (職位責任人簽字 / 上級主管簽字)."""
+and the manual's two signature blocks (職位責任人簽字 / 上級主管簽字); a run that handed something
+over to a person (a step's evidence names its ``recipient``) gets their receipt block too."""
 
 from __future__ import annotations
 
@@ -88,6 +89,13 @@ def context(entries: list[Entry], head: str, chain_ok: bool) -> dict[str, Any]:
         ],
         "responsible": signatures.get("responsible"),
         "supervisor": signatures.get("supervisor"),
+        "recipients": list(
+            dict.fromkeys(
+                str(r.evidence["recipient"])
+                for r in rows(entries)
+                if r.status != "undone" and r.evidence.get("recipient")
+            )
+        ),
         "head": head,
         "chain_ok": chain_ok,
         "entries": len(entries),

@@ -29,7 +29,9 @@ def assert_one_line_error(done: subprocess.CompletedProcess[str], fragment: str)
 
 def test_unknown_runbook(tmp_path: Path) -> None:
     done = run_cli("--store", str(tmp_path / "s.sqlite3"), "run", "no-such-runbook")
-    assert_one_line_error(done, "unknown runbook 'no-such-runbook' (known: db-upgrade, pc-install, rack-in")
+    assert_one_line_error(
+        done, "unknown runbook 'no-such-runbook' (known: db-upgrade, pc-install, rack-in"
+    )
 
 
 def test_invalid_parameter(tmp_path: Path, workdir: Path) -> None:
