@@ -70,6 +70,7 @@ class _RunState:
     completed: list[tuple[ChangeStep, list[Diff]]] = field(default_factory=list)
     undone: set[str] = field(default_factory=set)
     in_flight: Entry | None = None
+    applying: tuple[ChangeStep, list[Diff]] | None = None  # a change step inside its apply
     failed: bool = False
     results: list[StepResult] = field(default_factory=list)
     window: Window | None = None
@@ -191,9 +192,17 @@ class Engine:
             if entry.kind == "step.started":
                 open_entry = entry
             elif entry.kind in ("step.finished", "step.failed", "step.refused") and entry.step:
-                open_entry = None
+                started, open_entry = open_entry, None
                 if entry.kind != "step.finished":
                     state.failed = True
+                    step = steps.get(entry.step)
+                    if (
+                        entry.payload.get("partial_undo")
+                        and started
+                        and isinstance(step, ChangeStep)
+                    ):
+                        diffs = [Diff.from_dict(d) for d in started.payload.get("diffs", [])]
+                        state.completed.append((step, diffs))
                     continue
                 state.done.add(entry.step)
                 step = steps.get(entry.step)
@@ -230,6 +239,8 @@ class Engine:
                     result = self._execute(runbook, step, ctx, state, in_flight)
                 except Exception as exc:
                     return self._stop(ctx, state, results, step, exc, "step.failed")
+                finally:
+                    state.applying = None
                 results.append(result)
                 state.done.add(step.name)
                 self._notify_finished(runbook, ctx, result)
@@ -250,7 +261,12 @@ class Engine:
         """A step failed (or the window refused it): record why, then roll back."""
         runbook = ctx.runbook
         error = _describe(exc)
-        self._append(ctx.run_id, kind, {"error": error}, step=step.name)
+        partial = state.applying if state.applying and state.applying[0] is step else None
+        if partial is not None and partial[0].undo_on_failure:
+            state.completed.append(partial)  # undone first: the rollback goes newest first
+            self._append(ctx.run_id, kind, {"error": error, "partial_undo": True}, step=step.name)
+        else:
+            self._append(ctx.run_id, kind, {"error": error}, step=step.name)
         status = Status.REFUSED if kind == "step.refused" else Status.FAILED
         failed = StepResult(
             step.name,
@@ -285,7 +301,7 @@ class Engine:
         started = datetime.now(UTC)
         outcome = _ChangeOutcome()
         if isinstance(step, ChangeStep):
-            outcome = self._execute_change(runbook, step, ctx, in_flight, title, targets)
+            outcome = self._execute_change(runbook, step, ctx, state, in_flight, title, targets)
             if outcome.diffs:
                 state.completed.append((step, outcome.undo_diffs))
             status = Status.CHANGED if outcome.diffs else Status.NO_CHANGE
@@ -329,6 +345,7 @@ class Engine:
         runbook: Runbook,
         step: ChangeStep,
         ctx: RunContext,
+        state: _RunState,
         in_flight: Entry | None,
         title: str,
         targets: tuple[str, ...],
@@ -358,6 +375,7 @@ class Engine:
         if outcome.diffs:
             if step.apply_func is None:
                 raise RunbookError(f"change step {step.name} has no apply function")
+            state.applying = (step, outcome.undo_diffs)
             outcome.evidence = as_evidence(step.apply_func(runbook, ctx, outcome.diffs))
             if not self._in_place(runbook, step, ctx, outcome.diffs):
                 raise VerificationError(f"{title}: the change is not in place after applying")

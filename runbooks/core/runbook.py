@@ -47,12 +47,18 @@ class Runbook:
 
     @classmethod
     def steps(cls) -> list[Step]:
-        """The steps in definition order (base classes first), each once."""
-        seen: dict[int, Step] = {}
+        """The steps in definition order (base classes first), each once; a subclass that
+        defines a step under a base step's name replaces it in place."""
+        names: dict[str, None] = {}
         for klass in reversed(cls.__mro__):
-            for value in vars(klass).values():
-                if isinstance(value, Step) and id(value) not in seen:
-                    seen[id(value)] = value
+            for name, value in vars(klass).items():
+                if isinstance(value, Step):
+                    names.setdefault(name, None)
+        seen: dict[int, Step] = {}
+        for name in names:
+            value = getattr(cls, name)
+            if isinstance(value, Step) and id(value) not in seen:
+                seen[id(value)] = value
         return list(seen.values())
 
     @classmethod

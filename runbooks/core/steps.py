@@ -14,6 +14,9 @@ A runbook class body reads top to bottom as the work instruction::
     @plan_device_active.undo
     def restore_device_status(self, ctx, diffs): ...          # back to each diff's ``before``
 
+``@change(..., undo_on_failure=True)`` declares that the undo is also safe on a half-applied
+step: when the apply fails, the rollback undoes this step's partial work first.
+
 A change step's plan function runs in plans and runs alike and must only read; the
 engine records its diffs *before* applying, so undo and resume work from the record.
 """
@@ -91,6 +94,9 @@ class ChangeStep(Step):
     apply_func: StepFunc | None = None
     undo_func: StepFunc | None = None
     verify_func: StepFunc | None = None
+    # undo also cleans up this step's own partial work when its apply fails (the undo must be
+    # safe on a half-applied step: a playbook's rollback that restores a snapshot is)
+    undo_on_failure: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
     def apply(self, func: StepFunc) -> ChangeStep:
@@ -124,9 +130,17 @@ def check(
 
 
 def change(
-    title: str, *, targets: Targets = None, duration: timedelta = timedelta(minutes=1)
+    title: str,
+    *,
+    targets: Targets = None,
+    duration: timedelta = timedelta(minutes=1),
+    undo_on_failure: bool = False,
 ) -> Callable[[StepFunc], ChangeStep]:
-    return lambda f: ChangeStep(f, title, StepKind.CHANGE, targets, duration)
+    """A change step. ``undo_on_failure``: when its apply fails part-way, the rollback runs
+    this step's undo too (first), not only the undo of the steps completed before it."""
+    return lambda f: ChangeStep(
+        f, title, StepKind.CHANGE, targets, duration, undo_on_failure=undo_on_failure
+    )
 
 
 def manual(
