@@ -443,14 +443,15 @@ class Engine:
                 run_id, "undo.started", {"diffs": [d.to_dict() for d in diffs]}, step=step.name
             )
             try:
-                step.undo_func(runbook, ctx, diffs)
+                undone = step.undo_func(runbook, ctx, diffs)
             except Exception as exc:
                 failed_undo = True
                 self._append(run_id, "undo.failed", {"error": _describe(exc)}, step=step.name)
                 self.listener.undo_finished(step, False, _describe(exc))
                 log.error("undo of %s failed: %s", step.name, _describe(exc))
                 continue
-            self._append(run_id, "undo.finished", {}, step=step.name)
+            evidence = {"evidence": as_evidence(undone)} if undone is not None else {}
+            self._append(run_id, "undo.finished", evidence, step=step.name)
             state.undone.add(step.name)
             self.listener.undo_finished(step, True, None)
             results.append(

@@ -111,6 +111,23 @@ class PlaybookResult:
         hosts |= {h for h, counts in self.recap.items() if counts.get("unreachable")}
         return sorted(hosts)
 
+    @property
+    def clean(self) -> bool:
+        return self.status == "successful" and not self.failures and not self.unreachable
+
+    def outcome(self) -> str:
+        """Per host, how a run (a rollback, say) ended: ``ran clean on srv1; unreachable:
+        srv2 (not restored)``."""
+        down = self.unreachable
+        failed = sorted({t.host for t in self.failures} - set(down))
+        done = sorted(set(self.recap) - set(failed) - set(down))
+        parts = [f"ran clean on {', '.join(done) or 'no host'}"]
+        if down:
+            parts.append(f"unreachable: {', '.join(down)} (not restored)")
+        if failed:
+            parts.append(f"FAILED on {', '.join(failed)} (not restored)")
+        return "; ".join(parts)
+
     def evidence(self) -> dict[str, dict[str, Any]]:
         """host -> the ``runbook_evidence`` fact the playbook set (the last one wins)."""
         out: dict[str, dict[str, Any]] = {}

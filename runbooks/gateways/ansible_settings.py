@@ -70,12 +70,9 @@ class AnsibleSettings:
 
 def software_source() -> str:
     """The apt source line of the department's software repository, for playbooks that
-    install packages (roles/department_repo). ``RUNBOOKS_SOFTWARE_SOURCE`` names it (empty:
-    the hosts' own sources); without it, the lab's mirror in the cache dir."""
-    given = os.environ.get("RUNBOOKS_SOFTWARE_SOURCE")
-    if given is not None:
-        return given
-    return f"deb [trusted=yes] file:{_cache_dir() / 'software'} ./"
+    install packages (roles/department_repo): ``RUNBOOKS_SOFTWARE_SOURCE``; unset or empty,
+    the hosts use their own sources. (The lab's mirror: `runbook lab software` prints it.)"""
+    return os.environ.get("RUNBOOKS_SOFTWARE_SOURCE", "").strip()
 
 
 def plain_vars(value: Any) -> Any:

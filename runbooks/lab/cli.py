@@ -100,10 +100,12 @@ def status(as_json: JsonOpt = False) -> None:
 
 @app.command("software")
 def software_repository() -> None:
-    """Fetch the department's software repository the lab hosts install from (once, cached)."""
+    """Fetch the department's software repository the lab hosts install from (once, cached);
+    print the apt source line for RUNBOOKS_SOFTWARE_SOURCE."""
     with _one_line_errors():
         fetched = software.ensure(progress=_progress)
-    out.print(
+    err.print(
         f"[green]software repository[/] {software.repo_dir()}: "
-        f"{len(fetched)} package(s) fetched, index current"
+        f"{len(fetched)} package(s) fetched, index current; the hosts' apt source on stdout"
     )
+    out.print(software.source_line())  # export RUNBOOKS_SOFTWARE_SOURCE="$(runbook lab software)"

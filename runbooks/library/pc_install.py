@@ -15,8 +15,9 @@ per part, and also runs on its own with plain ``ansible-playbook``):
 4. Install the PC: hostname by the naming standard, office network configuration, the
    department's software repository and the standard software set, the user's account with an
    initial password that must be changed at first login. In a plan this is Ansible's check
-   mode: every diff is in the review. If it fails, the rollback playbook restores the PC's
-   snapshot (hostname, files, the packages and account the install added); undo runs it too.
+   mode: every diff is in the review. If it fails part-way (``undo_on_failure``), or a later
+   step fails, the rollback playbook restores the PC's snapshot (hostname, files, the packages
+   and account the install added).
 5. Verify: the PC reports the planned name, address, software and account; NetBox has it.
 6. Hand the PC over: the user logs in, sets their password and signs the hand-over (a manual
    step, answered by the engineer who saw them sign).
@@ -46,7 +47,6 @@ from runbooks.core.errors import (
     GatewayError,
     InventoryError,
     RollbackError,
-    RunbookError,
 )
 from runbooks.core.results import Diff, FieldChange
 from runbooks.core.runbook import Params, Runbook
@@ -155,8 +155,11 @@ class PcInstall(Runbook):
 
         def one(obj_type: str, what: str, **filters: Any) -> dict[str, Any]:
             found = nb.find(obj_type, **filters)
-            if len(found) != 1:
-                raise InventoryError(f"NetBox: no {what} ({len(found)} found)")
+            if not found:
+                raise InventoryError(f"NetBox has no {what}")
+            if len(found) > 1:
+                names = ", ".join(str(f.get("display")) for f in found[:5])
+                raise InventoryError(f"NetBox has {len(found)} matches for {what}: {names}")
             return found[0]
 
         p = self.p
@@ -174,10 +177,17 @@ class PcInstall(Runbook):
             raise InventoryError(
                 f"device {hostname!r} exists with asset tag {devices[0]['asset_tag']!r}"
             )
+        primary = (devices[0].get("primary_ip4") or {}) if devices else {}
+        if primary and not str(primary.get("dns_name") or "").startswith(f"{hostname}."):
+            # its undo could not give the old address back: a person decides
+            raise InventoryError(
+                f"device {hostname!r} exists with primary address {primary.get('address')}, "
+                "not its office address: correct it in NetBox first"
+            )
         return Registration(
             hostname=hostname,
             account=naming.account_name(p.user),
-            contact=one("tenancy.contact", f"contact with e-mail {p.user}", email=p.user),
+            contact=one("tenancy.contact", f"contact with e-mail {p.user}", email__ie=p.user),
             contact_role=one("tenancy.contactrole", "contact role pc-user", slug="pc-user"),
             location=location,
             site=site,
@@ -242,7 +252,11 @@ class PcInstall(Runbook):
         }
 
     # ------------------------------------------------------------------ 3. NetBox
-    @change("Register the PC in NetBox: device, office address, user", targets=_slot)
+    @change(
+        "Register the PC in NetBox: device, office address, user",
+        targets=_slot,
+        undo_on_failure=True,  # NetBox's undo finds what this run created, if anything
+    )
     def plan_registration(self, ctx: RunContext) -> list[Diff]:
         nb, reg = self.netbox(ctx), self.registration(ctx)
         p = self.p
@@ -385,6 +399,7 @@ class PcInstall(Runbook):
         "Install the PC: hostname, office network, software set, the user's account",
         targets=_slot,
         duration=timedelta(minutes=10),
+        undo_on_failure=True,  # the rollback playbook restores the PC's snapshot
     )
     def plan_install(self, ctx: RunContext) -> list[Diff]:
         return self.play_check(ctx, INSTALL_TAGS).diffs
@@ -400,50 +415,34 @@ class PcInstall(Runbook):
             **self.extravars(ctx, reg, self.office_address(ctx, reg)),
             "pc_user_password_hash": password_hash,
         }
-        try:
-            result = self.ansible(ctx).run(
-                PLAYBOOK, tags=INSTALL_TAGS, hosts=self.bench(ctx), extravars=extravars
-            )
-        except RunbookError as exc:
-            # the engine undoes completed steps only: this step's partial work is undone here
-            undone = self.rollback_pc(ctx)
-            raise type(exc)(f"{exc}; {undone}", **exc.context) from exc
-        created = any(t.changed and t.task == "Account | the user's account" for t in result.tasks)
+        result = self.ansible(ctx).run(
+            PLAYBOOK, tags=INSTALL_TAGS, hosts=self.bench(ctx), extravars=extravars
+        )
+        created = result.evidence().get(self.p.slot, {}).get("account_created") is True
         handover = write_handover(ctx.run_id, reg, password) if created else None
         return {
             **result.summary(),
-            "initial_password": f"written to {handover} (0600)" if handover else "account existed",
+            "handover_file": str(handover) if handover else "none: the account existed",
         }
 
     @plan_install.undo
-    def uninstall(self, ctx: RunContext, diffs: list[Diff]) -> None:
-        handover_file(ctx.run_id, self.registration(ctx).hostname).unlink(missing_ok=True)
+    def uninstall(self, ctx: RunContext, diffs: list[Diff]) -> dict[str, Any]:
+        bench = self.bench(ctx)
         result = self.ansible(ctx).run_unchecked(
-            ROLLBACK, hosts=self.bench(ctx), extravars=self.rollback_vars(ctx)
+            ROLLBACK,
+            hosts=bench,
+            extravars={"pc_targets": self.p.slot, "pc_install_id": ctx.run_id},
         )
-        if result.status != "successful" or result.failures:
-            raise RollbackError(f"rollback playbook: {self.describe(result)}")
-
-    def rollback_vars(self, ctx: RunContext) -> dict[str, Any]:
-        return {"pc_targets": self.p.slot, "pc_install_id": ctx.run_id}
-
-    def rollback_pc(self, ctx: RunContext) -> str:
-        try:
-            result = self.ansible(ctx).run_unchecked(
-                ROLLBACK, hosts=self.bench(ctx), extravars=self.rollback_vars(ctx)
+        if not result.clean:
+            again = (
+                f"ansible-playbook -i '{self.p.slot},' -e ansible_host="
+                f"{bench[self.p.slot]['ansible_host']} -e pc_targets={self.p.slot} "
+                f"playbooks/{ROLLBACK} -e pc_install_id={ctx.run_id}"
             )
-        except RunbookError as exc:
-            return f"the rollback playbook could not run: {exc}"
-        return f"rollback playbook: {self.describe(result)}"
-
-    @staticmethod
-    def describe(result: PlaybookResult) -> str:
-        if result.unreachable:
-            return f"{', '.join(result.unreachable)} unreachable (PC not restored)"
-        failed = sorted({t.host for t in result.failures})
-        if failed:
-            return f"FAILED on {', '.join(failed)} (not restored)"
-        return f"ran clean on {', '.join(sorted(result.recap)) or 'no host'}"
+            raise RollbackError(f"rollback playbook: {result.outcome()}; when back: {again}")
+        # the account is gone: so is its initial password
+        handover_file(ctx.run_id, self.registration(ctx).hostname).unlink(missing_ok=True)
+        return {"rollback": result.outcome()}
 
     # ------------------------------------------------------------------ 5. verify
     @check("Verify: the PC's name, address, software and account; NetBox has it", targets=_slot)
@@ -470,8 +469,9 @@ class PcInstall(Runbook):
         reg = self.registration(ctx)
         return (
             f"Give {reg.hostname} (asset {self.p.asset_tag}) to {reg.contact['name']} "
-            f"<{self.p.user}>. They log in as {reg.account} with the initial password from the "
-            "hand-over file, set their own password, and sign the hand-over sheet: "
+            f"<{self.p.user}>. They log in as {reg.account} with the initial password from "
+            f"this run's hand-over file in {handover_dir()} (a new account only), set their "
+            "own password, and sign the record sheet's hand-over block (使用人簽收): "
             "'received in working order'. Confirm when they have signed."
         )
 

@@ -10,8 +10,8 @@ one tag per part, and also runs on its own with plain ``ansible-playbook``):
 4. OS package updates and the department's baseline configuration (message of the day, SSH
    hardening, the status agent and its service); services restart where their configuration
    changed. In a plan this is Ansible's check mode: every file's diff is in the review.
-   If it fails, the playbook restores each host's snapshot (``rescue:``) and the step runs the
-   rollback playbook on every host; undo (a later step failed) runs the rollback playbook too.
+   If it fails, the playbook restores each host's snapshot (``rescue:``) and the rollback runs
+   the rollback playbook on every host (``undo_on_failure``), as it does when a later step fails.
    Package installs and upgrades are not rolled back.
 5. Post-checks: the services are healthy and their ports listen.
 6. Close the announcement in the NetBox journal: the maintenance is finished.
@@ -28,7 +28,7 @@ from typing import Any
 from pydantic import Field, field_validator
 
 from runbooks.core.context import RunContext
-from runbooks.core.errors import InventoryError, RollbackError, RunbookError
+from runbooks.core.errors import InventoryError, RollbackError
 from runbooks.core.results import Diff
 from runbooks.core.runbook import Params, Runbook
 from runbooks.core.steps import change, check
@@ -190,52 +190,33 @@ class ServerMaintenance(Runbook):
         "OS package updates and the baseline configuration; restarts where needed",
         targets=_hosts,
         duration=timedelta(minutes=10),
+        undo_on_failure=True,  # the rollback playbook restores each host's snapshot
     )
     def plan_maintenance(self, ctx: RunContext) -> list[Diff]:
         return self.play_check(ctx, ["packages", "baseline"]).diffs
 
     @plan_maintenance.apply
     def maintain(self, ctx: RunContext, diffs: list[Diff]) -> dict[str, Any]:
-        gw = self.ansible(ctx)
-        try:
-            result = gw.run(
-                PLAYBOOK,
-                limit=self.p.hosts,
-                tags=["packages", "baseline"],
-                extravars=self.extravars(ctx),
-            )
-        except RunbookError as exc:
-            # the engine undoes completed steps only: this step's partial work is undone here
-            undone = self.rollback_hosts(ctx)
-            raise type(exc)(f"{exc}; {undone}", **exc.context) from exc
+        result = self.ansible(ctx).run(
+            PLAYBOOK,
+            limit=self.p.hosts,
+            tags=["packages", "baseline"],
+            extravars=self.extravars(ctx),
+        )
         return result.summary()
 
     @plan_maintenance.undo
-    def restore_baseline(self, ctx: RunContext, diffs: list[Diff]) -> None:
+    def restore_baseline(self, ctx: RunContext, diffs: list[Diff]) -> dict[str, Any]:
         result = self.ansible(ctx).run_unchecked(
             ROLLBACK, limit=self.p.hosts, extravars=self.extravars(ctx)
         )
-        if result.status != "successful" or result.failures:
-            raise RollbackError(f"rollback playbook: {self.describe(result)}")
-
-    def rollback_hosts(self, ctx: RunContext) -> str:
-        try:
-            result = self.ansible(ctx).run_unchecked(
-                ROLLBACK, limit=self.p.hosts, extravars=self.extravars(ctx)
+        if not result.clean:
+            again = (
+                f"ansible-playbook -i inventory/netbox.yml playbooks/{ROLLBACK} "
+                f"-l {','.join(self.p.hosts)} -e maintenance_id={ctx.run_id}"
             )
-        except RunbookError as exc:
-            log.error("rollback playbook could not run: %s", exc)
-            return f"the rollback playbook could not run: {exc}"
-        return f"rollback playbook: {self.describe(result)}"
-
-    @staticmethod
-    def describe(result: PlaybookResult) -> str:
-        failed = sorted({t.host for t in result.failures})
-        done = sorted(set(result.recap) - set(failed))
-        parts = [f"ran clean on {', '.join(done) or 'no host'}"]
-        if failed:
-            parts.append(f"FAILED on {', '.join(failed)} (not restored)")
-        return "; ".join(parts)
+            raise RollbackError(f"rollback playbook: {result.outcome()}; when back: {again}")
+        return {"rollback": result.outcome()}
 
     # ------------------------------------------------------------------ 5. post-checks
     @check("Post-checks: services healthy, ports listening", targets=_hosts)

@@ -21,7 +21,7 @@ from runbooks.core.gateway import Gateway
 from runbooks.core.store import RecordStore
 from runbooks.gateways.ansible import AnsibleGateway, AnsibleSettings
 from runbooks.gateways.ansible_settings import REPO_ROOT
-from runbooks.lab import netbox
+from runbooks.lab import netbox, software
 from runbooks.lab.node import ssh_dir
 
 
@@ -79,6 +79,7 @@ def ansible_lab(
     planted = "planted-" + _random.token_hex(16)
     monkeypatch.setenv("RUNBOOKS_TEST_SECRET_TOKEN", planted)
     secrets.register(token, planted)
+    monkeypatch.setenv("RUNBOOKS_SOFTWARE_SOURCE", software.source_line())  # the lab's mirror
     work = tmp_path / "ansible"
     work.mkdir()
     settings = AnsibleSettings(

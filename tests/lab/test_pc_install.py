@@ -21,9 +21,10 @@ import pytest
 from ansible_support import AnsibleLab, ansible_lab, fingerprint
 from lab_fixtures import LabHandle
 
-from runbooks.core.context import confirm_all
+from runbooks.core.context import confirm_all, refuse_all
 from runbooks.core.results import RunStatus, Status
 from runbooks.lab import hosts, netbox
+from runbooks.library import pc_install
 from runbooks.library.pc_install import PcInstall
 
 pytestmark = pytest.mark.slow
@@ -44,6 +45,8 @@ WATCHED = [
     "/root/.ssh/known_hosts",
     "/root/.ansible",
 ]
+INITIAL = "Initial-" + "7Qx2"  # the initial password the tests make the runbook use
+hashes: list[str] = []  # every SHA-512 crypt hash the runbook made of it
 PARAMS = {
     "slot": "pc1",
     "asset_tag": "PC-0042",
@@ -79,13 +82,30 @@ def netbox_get(path: str, **params: Any) -> list[dict[str, Any]]:
 
 @pytest.fixture
 def pc_lab(
-    lab_reset: LabHandle, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    lab_reset: LabHandle,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    request: pytest.FixtureRequest,
 ) -> Iterator[AnsibleLab]:
     handover = tmp_path / "handover"
     monkeypatch.setenv("RUNBOOKS_HANDOVER_DIR", str(handover))
     before = fingerprint(WATCHED, SOFTWARE)
-    setup = ansible_lab(tmp_path, monkeypatch, confirm_all("Wei Chen signed the hand-over"))
+    confirmer = refuse_all if "refuses" in request.node.name else confirm_all("Wei Chen signed")
+    setup = ansible_lab(tmp_path, monkeypatch, confirmer)
+    # a known initial password, and every hash made of it: neither may reach any file
+    monkeypatch.setattr(pc_install._random, "token_urlsafe", lambda n: INITIAL)
+    hashes.clear()
+    real_hash = pc_install.sha512_crypt
+
+    def hashing(password: Any) -> str:
+        hashes.append(real_hash(password))
+        return hashes[-1]
+
+    monkeypatch.setattr(pc_install, "sha512_crypt", hashing)
+    setup.secrets.append(INITIAL)
     yield setup
+    setup.secrets.extend(hashes)
+    setup.assert_no_secret("")
     setup.store.close()
     assert fingerprint(WATCHED, SOFTWARE) == before, "the real machine changed"
 
@@ -128,7 +148,11 @@ def test_plan_run_and_second_run(pc_lab: AnsibleLab, caplog: pytest.LogCaptureFi
     assert all({"host", "task", "status", "changed", "duration_s"} <= set(t) for t in tasks)
     pc = done["verify"].evidence["pc"]
     assert pc["hostname"] == HOSTNAME and pc["office_config"] == "198.18.64.2/24"
-    assert pc["must_change_password"] is True
+    assert pc["account"] == {
+        "name": "wchen",
+        "full_name": "Wei Chen",
+        "must_change_password": True,
+    }
     assert all(pc["software"][p] for p in SOFTWARE)
     assert done["verify"].evidence["netbox"] == {
         "device": HOSTNAME,
@@ -150,15 +174,15 @@ def test_plan_run_and_second_run(pc_lab: AnsibleLab, caplog: pytest.LogCaptureFi
     assert any("Handed over" in e["comments"] for e in journal)
 
     # the initial password: only in the engineer's 0600 hand-over file
-    [handover] = list(
-        Path(str(done["plan_install"].evidence["initial_password"]).split()[2]).parent.iterdir()
-    )
+    [handover] = list(pc_lab.tmp.joinpath("handover").iterdir())
+    assert done["plan_install"].evidence["handover_file"] == str(handover)
     assert stat.S_IMODE(handover.stat().st_mode) == 0o600
     password = re.search(r"initial password: (\S+)", handover.read_text())
-    assert password is not None
+    assert password is not None and password.group(1) == INITIAL
     shadow_hash = on_pc("getent shadow wchen | cut -d: -f2")
     assert shadow_hash.startswith("$6$")
-    pc_lab.secrets += [password.group(1), shadow_hash]
+    assert shadow_hash in hashes  # the one the runbook made, masked like the password
+    pc_lab.secrets.append(shadow_hash)
 
     started = time.monotonic()
     again = engine.plan(runbook())
@@ -212,10 +236,15 @@ def test_pc_down_mid_run_fails_cleanly_and_rolls_back(
             lab_reset.topology, next(h for h in lab_reset.topology.hosts if h.name == "pc1")
         )
     assert stopped.is_set(), "pc1 was never taken down"
-    assert result.status is RunStatus.ROLLED_BACK, result.error
+    # the PC could not be restored while down: the run says so (exit 4), and how to finish
+    assert result.status is RunStatus.ROLLBACK_FAILED, result.error
     assert result.error and "ConnectError" in result.error and "pc1" in result.error
-    assert "rollback playbook: pc1 unreachable" in result.error
-    kinds = [(e.kind, e.step) for e in pc_lab.store.entries(result.run_id)]
+    entries = pc_lab.store.entries(result.run_id)
+    [undo_failed] = [e for e in entries if e.kind == "undo.failed"]
+    assert undo_failed.step == "plan_install"
+    assert "unreachable: pc1 (not restored)" in undo_failed.payload["error"]
+    assert f"pc_install_id={result.run_id}" in undo_failed.payload["error"]
+    kinds = [(e.kind, e.step) for e in entries]
     assert ("step.failed", "plan_install") in kinds
     assert ("undo.finished", "plan_registration") in kinds
     assert kinds[-1][0] == "run.finished"
@@ -224,4 +253,27 @@ def test_pc_down_mid_run_fails_cleanly_and_rolls_back(
     assert netbox_get("dcim/devices", name=HOSTNAME) == []
     assert netbox_get("ipam/ip-addresses", dns_name=f"{HOSTNAME}.lab.example") == []
     assert netbox_get("tenancy/contact-assignments", object_type="dcim.device") == []
+    pc_lab.assert_no_secret(caplog.text)
+
+
+def test_user_refuses_the_pc_and_everything_is_rolled_back(
+    pc_lab: AnsibleLab, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Nobody confirms the hand-over (the user refused the PC): the install is undone on a PC
+    that is up, and the NetBox registration too."""
+    caplog.set_level(logging.INFO)
+    before = on_pc("hostname; cat /etc/hostname; ls /etc/apt/sources.list.d")
+    result = pc_lab.engine.run(runbook())
+    assert result.status is RunStatus.ROLLED_BACK, result.error
+    assert result.error and "not confirmed" in result.error
+    undone = [e.step for e in pc_lab.store.entries(result.run_id) if e.kind == "undo.finished"]
+    assert undone == ["plan_install", "plan_registration"]
+    assert on_pc("hostname; cat /etc/hostname; ls /etc/apt/sources.list.d") == before
+    assert on_pc("dpkg-query -W -f='${Status}' tree ncdu 2>/dev/null") == ""
+    gone = "getent passwd wchen; ls /home | grep -x wchen; ls /etc/network/interfaces.d"
+    assert on_pc(gone) == ""
+    assert netbox_get("dcim/devices", name=HOSTNAME) == []
+    assert netbox_get("ipam/ip-addresses", dns_name=f"{HOSTNAME}.lab.example") == []
+    assert list(pc_lab.tmp.joinpath("handover").iterdir()) == []  # its password went too
+    assert pc_lab.store.verify().ok
     pc_lab.assert_no_secret(caplog.text)

@@ -133,10 +133,16 @@ def test_host_down_mid_run_fails_cleanly_and_rolls_back(
             lab_reset.topology, next(h for h in lab_reset.topology.hosts if h.name == "srv2")
         )
     assert stopped.is_set(), "srv2 was never taken down"
-    assert result.status is RunStatus.ROLLED_BACK, result.error
+    # srv2 could not be restored while down: the run says so (exit 4), and how to finish
+    assert result.status is RunStatus.ROLLBACK_FAILED, result.error
     assert result.error and "ConnectError" in result.error and "srv2" in result.error
-    assert "rollback playbook: ran clean on srv1" in result.error
-    kinds = [(e.kind, e.step) for e in setup.store.entries(result.run_id)]
+    entries = setup.store.entries(result.run_id)
+    [undo_failed] = [e for e in entries if e.kind == "undo.failed"]
+    assert undo_failed.step == "plan_maintenance"
+    said = undo_failed.payload["error"]
+    assert "ran clean on srv1; unreachable: srv2 (not restored)" in said
+    assert f"maintenance_id={result.run_id}" in said
+    kinds = [(e.kind, e.step) for e in entries]
     assert ("step.failed", "plan_maintenance") in kinds
     assert ("undo.finished", "plan_announcement") in kinds
     assert kinds[-1][0] == "run.finished"
