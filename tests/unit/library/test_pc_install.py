@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import stat
 import subprocess
 from pathlib import Path
@@ -116,3 +117,96 @@ def test_handover_file_is_private(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     assert "initial password: s3cret-initial" in path.read_text()
     assert registration().fqdn == "labdc1-pc0042.lab.example"
     assert registration().device_fields()["tenant"] is None
+
+
+# -- the registration against a fake NetBox (routes answer from a small table) ---------------
+
+
+class FakeCtx:
+    """Just enough of a RunContext for the lookups: the NetBox gateway."""
+
+    def __init__(self, gw: Any) -> None:
+        self.gw = gw
+        self.run_id = "RUN1"
+        self.planning = True
+
+    def gateway(self, kind: Any) -> Any:
+        return self.gw
+
+
+def netbox_with(**overrides: list[dict[str, Any]]) -> Any:
+    from runbooks.core.gateway import Mode
+    from tests.unit.gateways.netbox_fake import Answer, Sent, fake_gateway
+
+    site = {"id": 1, "name": "Lab DC1", "slug": "lab-dc1", "display": "Lab DC1"}
+    tables: dict[str, list[dict[str, Any]]] = {
+        "dcim/locations": [{"id": 1, "name": "Office 2F", "slug": "office-2f", "site": site}],
+        "dcim/devices": [],
+        "tenancy/contacts": [{"id": 1, "name": "Wei Chen", "email": "wchen@lab.example"}],
+        "tenancy/contact-roles": [{"id": 1, "slug": "pc-user"}],
+        "dcim/device-roles": [{"id": 5, "slug": "pc"}],
+        "dcim/device-types": [{"id": 3, "slug": "desktop-pc"}],
+        "dcim/platforms": [{"id": 2, "slug": "linux"}],
+        "ipam/prefixes": [{"id": 4, "prefix": "198.18.64.0/24"}],
+        **{k.replace("__", "/"): v for k, v in overrides.items()},
+    }
+    gw, fake = fake_gateway(Mode.PLAN)
+    for path, rows in tables.items():
+
+        def answer(sent: Sent, rows: list[dict[str, Any]] = rows) -> Answer:
+            return Answer(body={"count": len(rows), "results": rows})
+
+        fake.on("GET", f"/api/{path}/", answer)
+    return gw
+
+
+def test_registration_looks_everything_up_and_names_the_pc() -> None:
+    book = PcInstall(PcInstall.parse_params(PARAMS))
+    reg = book.registration(FakeCtx(netbox_with()))  # type: ignore[arg-type]
+    assert (reg.hostname, reg.account, reg.device) == ("labdc1-pc0042", "wchen", None)
+    assert reg.device_fields() == {
+        "device_type": 3,
+        "role": 5,
+        "platform": 2,
+        "site": 1,
+        "location": 1,
+        "tenant": None,
+        "status": "active",
+    }
+
+
+@pytest.mark.parametrize(
+    ("tables", "said"),
+    [
+        ({"tenancy__contacts": []}, "NetBox has no contact with e-mail wchen@lab.example"),
+        (
+            {"tenancy__contacts": [{"display": "Wei Chen"}, {"display": "W. Chen"}]},
+            "NetBox has 2 matches for contact with e-mail wchen@lab.example: Wei Chen, W. Chen",
+        ),
+        ({"ipam__prefixes": []}, "NetBox has no prefix 198.18.64.0/24"),
+        (
+            {
+                "dcim__devices": [
+                    {
+                        "name": "labdc1-pc0042",
+                        "asset_tag": "PC-0042",
+                        "primary_ip4": {"address": "10.9.9.9/24", "dns_name": "old.example"},
+                    }
+                ]
+            },
+            "exists with primary address 10.9.9.9/24, not its office address",
+        ),
+        (
+            {"dcim__devices": [{"name": "labdc1-pc0007", "asset_tag": "PC-0042"}]},
+            "asset tag PC-0042 is already on device 'labdc1-pc0007'",
+        ),
+    ],
+)
+def test_registration_refuses_with_one_clear_line(
+    tables: dict[str, list[dict[str, Any]]], said: str
+) -> None:
+    from runbooks.core.errors import InventoryError
+
+    book = PcInstall(PcInstall.parse_params(PARAMS))
+    with pytest.raises(InventoryError, match=re.escape(said)):
+        book.registration(FakeCtx(netbox_with(**tables)))  # type: ignore[arg-type]
