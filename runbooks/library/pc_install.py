@@ -418,7 +418,8 @@ class PcInstall(Runbook):
         result = self.ansible(ctx).run(
             PLAYBOOK, tags=INSTALL_TAGS, hosts=self.bench(ctx), extravars=extravars
         )
-        created = result.evidence().get(self.p.slot, {}).get("account_created") is True
+        said = result.evidence().get(self.p.slot, {}).get("account_created")
+        created = str(said).lower() == "true"  # a bool, or its text from older templating
         handover = write_handover(ctx.run_id, reg, password) if created else None
         return {
             **result.summary(),
