@@ -6,7 +6,9 @@ Bad input is one line on stderr and exit code 2; a traceback reaching a user is 
 from __future__ import annotations
 
 import importlib
+import signal
 import sys
+import threading
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -258,8 +260,34 @@ def _mount_subcommands() -> None:
 _mount_subcommands()
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the program is, like Ctrl-C: gateways stop what they started (an
+    Ansible run's whole process tree), the record keeps the run open for `runbook resume`."""
+
+
+_terminated = threading.Event()
+
+
+def _terminate(signum: int, frame: Any) -> None:
+    _terminated.set()
+    raise Terminated
+
+
+def _interrupted() -> int:
+    """Typer turns an interrupt into exit code 130 (click, into Abort): say which it was."""
+    if _terminated.is_set():
+        output.fail("terminated (SIGTERM); an unfinished run continues with `runbook resume`")
+        return 143
+    output.fail("interrupted; an unfinished run continues with `runbook resume`")
+    return 130
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the app, turning every deliberate error into one line and an exit code."""
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        _terminated.clear()
+        previous = signal.signal(signal.SIGTERM, _terminate)
     try:
         # without standalone mode, click returns typer.Exit's code instead of raising it
         code = app(args=argv, prog_name="runbook", standalone_mode=False)
@@ -269,13 +297,17 @@ def main(argv: list[str] | None = None) -> int:
     except typer.Exit as exc:
         return int(exc.exit_code or 0)
     except (typer.Abort, KeyboardInterrupt):
-        output.fail("interrupted")
-        return 130
+        return _interrupted()
     except typer.TyperException as exc:  # usage errors: unknown command, option, bad value
         format_message = getattr(exc, "format_message", None)
         message = format_message() if callable(format_message) else str(exc)
         output.fail(str(message).strip().splitlines()[0])
         return int(getattr(exc, "exit_code", 2))
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+    if code == 130:
+        return _interrupted()
     return code if isinstance(code, int) else 0
 
 

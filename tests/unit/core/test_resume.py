@@ -17,8 +17,11 @@ from runbooks.core.store import RecordStore
 RUNBOOK = [sys.executable, "-m", "runbooks.cli"]
 
 
-def start_and_kill(store: Path, workdir: Path, knob: str) -> str:
-    """Start a run, wait until it pauses where the knob says, SIGKILL it; return the run id."""
+def start_and_kill(
+    store: Path, workdir: Path, knob: str, sig: signal.Signals = signal.SIGKILL
+) -> str:
+    """Start a run, wait until it pauses where the knob says, kill it (SIGKILL unless told);
+    return the run id."""
     proc = subprocess.Popen(
         [
             *RUNBOOK,
@@ -32,7 +35,8 @@ def start_and_kill(store: Path, workdir: Path, knob: str) -> str:
             "--no-change-control",
         ],
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
         start_new_session=True,
     )
     deadline = time.monotonic() + 30
@@ -40,8 +44,13 @@ def start_and_kill(store: Path, workdir: Path, knob: str) -> str:
         assert proc.poll() is None, "the run ended before reaching its pause point"
         assert time.monotonic() < deadline, "the run never paused"
         time.sleep(0.02)
-    os.kill(proc.pid, signal.SIGKILL)
-    assert proc.wait(10) == -signal.SIGKILL
+    os.kill(proc.pid, sig)
+    if sig == signal.SIGKILL:
+        assert proc.wait(10) == -signal.SIGKILL
+    else:  # SIGTERM: one line saying so, exit 143, the run left open for resume
+        assert proc.wait(10) == 143
+        assert proc.stderr is not None
+        assert "terminated (SIGTERM)" in proc.stderr.read()
     (workdir / "paused").unlink()
     with RecordStore(store) as records:
         (run,) = records.runs()
@@ -98,6 +107,13 @@ def test_resume_after_sigkill(
         (inv,) = [e for e in finished if e.step == "plan_inventory"]
         assert resumed_note in inv.payload["resumed"]
     assert resume(store_path, run_id).returncode == 2  # a finished run is not resumed again
+
+
+def test_sigterm_leaves_a_resumable_run(store_path: Path, workdir: Path) -> None:
+    run_id = start_and_kill(store_path, workdir, "pause_after=plan_config", signal.SIGTERM)
+    done = resume(store_path, run_id)
+    assert done.returncode == 0, done.stderr
+    assert ledger(workdir) == ["plan_config", "plan_inventory"]
 
 
 def test_rollback_after_resume_uses_the_recorded_before_state(
