@@ -8,20 +8,20 @@ Established on every active link and LLDP neighbours matching every link. Idempo
 
 from __future__ import annotations
 
-import fcntl
 import functools
 import logging
 import os
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 
 from runbooks.core.errors import LabError
 from runbooks.lab import frr, hosts, network, node, software, topology
+from runbooks.lab.locks import MachineLock
 from runbooks.lab.paths import state_dir
 from runbooks.lab.status import ComponentStatus
 from runbooks.lab.topology import Topology
@@ -49,27 +49,34 @@ REQUIRED = {
 }
 
 
+_lab_lock = MachineLock(lambda: Path(f"{state_dir()}.lock"), "lab (up/down/reset)")
+
+
 @contextmanager
 def _exclusive(timeout: float = 300) -> Iterator[None]:
-    """One up/down/reset at a time on this machine (test sessions and people share the lab)."""
+    """One up/down/reset at a time on this machine (test sessions and people share the lab);
+    inside `held()`, the holder's own go ahead."""
     if os.geteuid() != 0:
         raise LabError("the lab needs root (network namespaces, mounts): run it as root")
-    lock = Path(f"{state_dir()}.lock")
-    lock.parent.mkdir(parents=True, exist_ok=True)
-    with lock.open("a") as fh:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    raise LabError(f"another lab up/down/reset holds {lock}") from None
-                time.sleep(0.2)
+    with _lab_lock(timeout):
+        yield
+
+
+@contextmanager
+def held(
+    *, reset_first: bool = True, reset_after: bool = False, progress: Progress = log.info
+) -> Iterator[None]:
+    """The whole lab for a while (a test, a demo): other processes' up, down and reset wait
+    until it is released; this process's own go ahead. Reset to the seeded state first unless
+    told not to, and after when asked (so the next user finds it converged)."""
+    with _exclusive(), _netbox_module()._exclusive() if _use_netbox() else nullcontext():
+        if reset_first:
+            _reset(progress)
         try:
             yield
         finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+            if reset_after:
+                _reset(progress)
 
 
 def preflight() -> None:

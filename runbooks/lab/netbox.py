@@ -23,7 +23,6 @@ Public API: install, up, down, destroy, reset, serve, stop, status, credentials,
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import gzip
 import hashlib
 import json
@@ -43,6 +42,7 @@ import requests
 
 from runbooks.core.errors import InputError, LabError
 from runbooks.lab import netbox_seed, paths, topology
+from runbooks.lab.locks import MachineLock
 from runbooks.lab.status import ComponentStatus
 
 log = logging.getLogger(__name__)
@@ -197,10 +197,23 @@ def _answers(host: str, port_: int) -> bool:
 
 @contextlib.contextmanager
 def _exclusive() -> Iterator[None]:
-    """One lab operation at a time on this machine (two test sessions must not seed at once)."""
+    """One NetBox operation at a time on this machine (two test sessions must not seed at
+    once); inside `held()`, the holder's own go ahead."""
     paths.state_dir().mkdir(parents=True, exist_ok=True, mode=0o700)
-    with open(root().with_suffix(".lock"), "w", encoding="utf-8") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
+    with _netbox_lock():
+        yield
+
+
+_netbox_lock = MachineLock(lambda: root().with_suffix(".lock"), "lab's NetBox")
+
+
+@contextlib.contextmanager
+def held(*, reset_first: bool = True) -> Iterator[None]:
+    """The lab's NetBox for a while (a test): other processes' resets wait until it is
+    released; this process's own go ahead. Reset to the seed first unless told not to."""
+    with _exclusive():
+        if reset_first:
+            reset()
         yield
 
 

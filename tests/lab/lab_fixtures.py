@@ -8,7 +8,7 @@
 - `device_ssh` / `host_ssh` (function): `connect(name) -> paramiko.SSHClient` as root with the
   lab key; every client is closed after the test.
 - `db1` (session): connection parameters of db1's PostgreSQL 15 cluster (`hosts.db_params`).
-- `lab_reset` (function): the whole lab back to its seeded state (~3 s) before the test.
+- `lab_reset` (function): the whole lab back to its seeded state (~3 s) and held for the test.
 """
 
 from __future__ import annotations
@@ -110,9 +110,10 @@ def db1(lab: LabHandle) -> dict[str, Any]:
 
 
 @pytest.fixture
-def lab_reset(lab: LabHandle) -> LabHandle:
-    lab_ops.reset()
-    return lab
+def lab_reset(lab: LabHandle) -> Iterator[LabHandle]:
+    """The lab reset and held for the test: another session's reset waits until it ends."""
+    with lab_ops.held():
+        yield lab
 
 
 def ssh_run(

@@ -10,8 +10,6 @@ would fail the next session's `lab` fixture (it waits for every seeded BGP sessi
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import logging
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -29,7 +27,7 @@ from runbooks.core.store import RecordStore
 from runbooks.gateways.netbox import NetBoxGateway
 from runbooks.gateways.netbox_writes import Applied
 from runbooks.gateways.network import Credentials, DeviceTarget, NetworkGateway
-from runbooks.lab import frr, netbox, paths
+from runbooks.lab import frr, netbox
 from runbooks.lab import lab as lab_ops
 
 log = logging.getLogger(__name__)
@@ -47,22 +45,9 @@ def rack_lab(lab: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     monkeypatch.setenv("RUNBOOKS_DEVICE_USERNAME", ssh["username"])
     monkeypatch.setenv("RUNBOOKS_DEVICE_KEY_FILE", ssh["key_file"])
     monkeypatch.setenv("RUNBOOKS_DEVICE_TIMEOUT", "20")
-    with (
-        Path(f"{paths.state_dir()}.lock").open("a") as lab_lock,
-        (paths.state_dir() / "netbox.lock").open("w") as nb_lock,
-    ):
-        fcntl.flock(lab_lock, fcntl.LOCK_EX)  # the order of lab.reset: lab, then NetBox
-        fcntl.flock(nb_lock, fcntl.LOCK_EX)
-        # the lab's own reset, under the locks we hold already (its NetBox step would wait
-        # for the NetBox lock: ours)
-        with pytest.MonkeyPatch.context() as patch:
-            patch.setattr(netbox, "_exclusive", contextlib.nullcontext)
-            lab_ops._reset(log.info)
-            try:
-                yield lab
-            finally:
-                # leave the lab seeded: the next session's `lab` fixture expects it converged
-                lab_ops._reset(log.info)
+    # held: nobody else's reset in the middle; left seeded for the next session's `lab` fixture
+    with lab_ops.held(reset_first=True, reset_after=True):
+        yield lab
 
 
 Factory = Callable[[RunContext, str], Gateway]

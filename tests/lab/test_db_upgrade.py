@@ -8,10 +8,7 @@ management address (the lab's namespace), as the runbook user with its password.
 
 from __future__ import annotations
 
-import fcntl
-import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +20,7 @@ from runbooks.core.engine import Engine
 from runbooks.core.results import RunResult, RunStatus
 from runbooks.core.store import RecordStore
 from runbooks.lab import hosts, node
-from runbooks.lab.paths import state_dir
+from runbooks.lab import lab as lab_ops
 from runbooks.library.db_upgrade import DbUpgrade, embedded_bin_dir
 
 OLD_BIN = "/usr/lib/postgresql/15/bin"
@@ -51,32 +48,11 @@ def restore_db1() -> None:
     as_postgres(["rm", "-rf", "/var/lib/postgresql/18", WORK])
 
 
-@contextmanager
-def lab_in_use(timeout: float = 600) -> Iterator[None]:
-    """Hold the lab's lock shared while db1 is being upgraded: a `lab up/down/reset` from
-    another session (it takes the lock exclusively) waits instead of killing db1 mid-run."""
-    lock = Path(f"{state_dir()}.lock")
-    with lock.open("a") as fh:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                fcntl.flock(fh, fcntl.LOCK_SH | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    pytest.fail(f"the lab stayed locked by a reset for {timeout:.0f} s")
-                time.sleep(0.2)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
-
-
 @pytest.fixture
 def db1_clean(lab: Any) -> Iterator[dict[str, Any]]:
     """db1's connection parameters, read now (a reset makes a new password), with db1
     restored around the test and the lab held against resets meanwhile."""
-    with lab_in_use():
+    with lab_ops.held(reset_first=False):  # a reset by another session waits
         restore_db1()
         yield hosts.db_params("db1")
         restore_db1()

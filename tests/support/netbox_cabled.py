@@ -25,8 +25,7 @@ def netbox_held(netbox_lab: str) -> Iterator[str]:
     the middle of a test drops the database under it. This holds the lab's own lock (the one
     `netbox.reset()` takes) for the test's duration: other resets wait, they do not fail.
     """
-    netbox.reset()
-    with netbox._exclusive():
+    with netbox.held():
         yield netbox_lab
 
 
