@@ -42,12 +42,39 @@ def device_params(devices: list[dict[str, Any]]) -> dict[str, Any]:
     return devices[-1]
 
 
+def _device_ids() -> list[str]:
+    """Every device the live tests will find, known at collection (a cold CI machine brings
+    the lab up only later in the session): the hosts given, or the lab's active devices."""
+    if os.environ.get(ENV):
+        return [str(d["host"]) for d in lab_devices()]
+    try:
+        from runbooks.lab import topology
+    except ImportError:
+        return []
+    try:
+        return [d.name for d in topology.load().devices if d.status == "active"]
+    except Exception:  # no lab topology here
+        return []
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    """``any_device``: every device found, one test each (read-only tests)."""
-    if "any_device" in metafunc.fixturenames:
-        found = lab_devices() if _lab_selected(metafunc.config) else []
-        params: list[dict[str, Any] | None] = [*found] or [None]
-        metafunc.parametrize("any_device", params, ids=[d["host"] for d in found] or ["none"])
+    """``any_device``: every device, one test each (read-only tests)."""
+    if "any_device_id" in metafunc.fixturenames:
+        ids = _device_ids() if _lab_selected(metafunc.config) else []
+        metafunc.parametrize("any_device_id", ids or [None], ids=ids or ["none"])
+
+
+@pytest.fixture
+def any_device(any_device_id: str | None) -> dict[str, Any] | None:
+    """The device of this test's parameter, found now (None: skip)."""
+    if any_device_id is None:
+        return None
+    if os.environ.get(ENV):
+        return next((d for d in lab_devices() if d["host"] == any_device_id), None)
+    from runbooks.lab import frr
+
+    params = frr.device_ssh_params(any_device_id)
+    return params if os.path.exists(params["key_file"]) else None
 
 
 @pytest.fixture
