@@ -108,4 +108,5 @@ def software_repository() -> None:
         f"[green]software repository[/] {software.repo_dir()}: "
         f"{len(fetched)} package(s) fetched, index current; the hosts' apt source on stdout"
     )
-    out.print(software.source_line())  # export RUNBOOKS_SOFTWARE_SOURCE="$(runbook lab software)"
+    # for RUNBOOKS_SOFTWARE_SOURCE="$(runbook lab software)"
+    sys.stdout.write(software.source_line() + "\n")
