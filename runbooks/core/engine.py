@@ -261,12 +261,12 @@ class Engine:
         """A step failed (or the window refused it): record why, then roll back."""
         runbook = ctx.runbook
         error = _describe(exc)
-        partial = state.applying if state.applying and state.applying[0] is step else None
-        if partial is not None and partial[0].undo_on_failure:
+        payload: dict[str, Any] = {"error": error}
+        partial = state.applying
+        if partial is not None and partial[0] is step and partial[0].undo_on_failure:
             state.completed.append(partial)  # undone first: the rollback goes newest first
-            self._append(ctx.run_id, kind, {"error": error, "partial_undo": True}, step=step.name)
-        else:
-            self._append(ctx.run_id, kind, {"error": error}, step=step.name)
+            payload["partial_undo"] = True
+        self._append(ctx.run_id, kind, payload, step=step.name)
         status = Status.REFUSED if kind == "step.refused" else Status.FAILED
         failed = StepResult(
             step.name,

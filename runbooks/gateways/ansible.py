@@ -164,11 +164,8 @@ class AnsibleGateway(Gateway):
         hosts: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> PlaybookResult:
         path = self._playbook_path(playbook)
-        inventory = None if hosts else self._resolved_inventory()
         with self._lock, self._scratch() as (private, scratch):
-            if hosts:
-                inventory = _given_hosts(scratch, hosts)
-            assert inventory is not None
+            inventory = _given_hosts(scratch, hosts) if hosts else self._resolved_inventory()
             self._cancel.clear()
             ident = uuid.uuid4().hex[:12]
             cmdline = ["--diff", "-e", f"@{self._write_vars(scratch, extravars)}"]

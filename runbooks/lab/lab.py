@@ -69,7 +69,8 @@ def held(
     """The whole lab for a while (a test, a demo): other processes' up, down and reset wait
     until it is released; this process's own go ahead. Reset to the seeded state first unless
     told not to, and after when asked (so the next user finds it converged)."""
-    with _exclusive(), _netbox_module()._exclusive() if _use_netbox() else nullcontext():
+    nb = _netbox_module().held(reset_first=False) if _use_netbox() else nullcontext()
+    with _exclusive(), nb:  # the order of every reset: the lab's lock, then NetBox's
         if reset_first:
             _reset(progress)
         try:

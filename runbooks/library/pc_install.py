@@ -79,9 +79,11 @@ class PcInstallParams(Params):
 
 @dataclass(frozen=True)
 class Registration:
-    """What NetBox holds for the registration, looked up once per run (ids and names)."""
+    """What NetBox holds for the registration (ids and names), looked up afresh by each step
+    that needs it: the device appears half-way through the run."""
 
     hostname: str
+    domain: str
     account: str
     contact: dict[str, Any]
     contact_role: dict[str, Any]
@@ -96,11 +98,16 @@ class Registration:
 
     @property
     def fqdn(self) -> str:
-        return f"{self.hostname}.{self.site_domain}"
+        return f"{self.hostname}.{self.domain}"
 
     @property
-    def site_domain(self) -> str:
-        return str(self.site.get("_domain", ""))
+    def address_name(self) -> str:
+        """The office address's description and, in plans and NetBox's change records, name."""
+        return f"{self.hostname} office address"
+
+    @property
+    def assignment_name(self) -> str:
+        return f"{self.hostname} user {self.contact['name']}"
 
     def device_fields(self) -> dict[str, Any]:
         return {
@@ -112,10 +119,6 @@ class Registration:
             "tenant": self.tenant["id"] if self.tenant else None,
             "status": "active",
         }
-
-
-def _slot(runbook: Any) -> list[str]:
-    return [runbook.params.slot]
 
 
 class PcInstall(Runbook):
@@ -165,7 +168,6 @@ class PcInstall(Runbook):
         p = self.p
         location = one("dcim.location", f"location {p.location!r}", slug=p.location)
         site = dict(location["site"])
-        site["_domain"] = p.domain
         hostname = naming.pc_hostname(str(site["slug"]), p.asset_tag)
         devices = nb.find("dcim.device", name=hostname)
         tagged = nb.find("dcim.device", asset_tag=p.asset_tag)
@@ -186,6 +188,7 @@ class PcInstall(Runbook):
             )
         return Registration(
             hostname=hostname,
+            domain=p.domain,
             account=naming.account_name(p.user),
             contact=one("tenancy.contact", f"contact with e-mail {p.user}", email__ie=p.user),
             contact_role=one("tenancy.contactrole", "contact role pc-user", slug="pc-user"),
@@ -230,7 +233,7 @@ class PcInstall(Runbook):
         return free[0]
 
     # ------------------------------------------------------------------ 1. bench
-    @check("The PC answers on its install bench; hardware and system read", targets=_slot)
+    @check("The PC answers on its install bench; hardware and system read", targets="{slot}")
     def pc_on_bench(self, ctx: RunContext) -> dict[str, Any]:
         result = self.ansible(ctx).check(
             PLAYBOOK, tags=["facts"], hosts=self.bench(ctx), extravars={"pc_targets": self.p.slot}
@@ -238,7 +241,7 @@ class PcInstall(Runbook):
         return {"bench_address": self.bench_address(ctx), **result.evidence().get(self.p.slot, {})}
 
     # ------------------------------------------------------------------ 2. inputs
-    @check("NetBox holds the user, location, tenant and a free office address", targets=_slot)
+    @check("NetBox holds the user, location, tenant and a free office address", targets="{slot}")
     def registration_inputs(self, ctx: RunContext) -> dict[str, Any]:
         reg = self.registration(ctx)
         return {
@@ -254,7 +257,7 @@ class PcInstall(Runbook):
     # ------------------------------------------------------------------ 3. NetBox
     @change(
         "Register the PC in NetBox: device, office address, user",
-        targets=_slot,
+        targets="{slot}",
         undo_on_failure=True,  # NetBox's undo finds what this run created, if anything
     )
     def plan_registration(self, ctx: RunContext) -> list[Diff]:
@@ -276,14 +279,12 @@ class PcInstall(Runbook):
         ip_fields: dict[str, Any] = {
             "dns_name": reg.fqdn,
             "status": "active",
-            "description": f"{reg.hostname} office address",
+            "description": reg.address_name,
         }
         iface = self.interface(ctx, reg)
         if iface is not None:
             ip_fields |= {"assigned_object_type": "dcim.interface", "assigned_object_id": iface}
-        diffs.append(
-            nb.plan_ip_allocate(int(reg.prefix["id"]), ip_fields, f"{reg.hostname} office address")
-        )
+        diffs.append(nb.plan_ip_allocate(int(reg.prefix["id"]), ip_fields, reg.address_name))
         address = self.office_address(ctx, reg)
         primary = (reg.device or {}).get("primary_ip4") or {}
         if str(primary.get("address", "")) != address or iface is None:
@@ -309,7 +310,7 @@ class PcInstall(Runbook):
                         "role": reg.contact_role["id"],
                         "priority": "primary",
                     },
-                    self.assignment_name(reg),
+                    reg.assignment_name,
                     f"{reg.contact['name']} is the PC's user",
                 )
             )
@@ -334,9 +335,7 @@ class PcInstall(Runbook):
                 "assigned_object_id": iface,
             }
             ip_fields.pop("prefix_id", None)
-            diff = nb.plan_ip_allocate(
-                int(reg.prefix["id"]), ip_fields, f"{reg.hostname} office address"
-            )
+            diff = nb.plan_ip_allocate(int(reg.prefix["id"]), ip_fields, reg.address_name)
             done.append(nb.apply([diff]))
         ip = nb.find("ipam.ipaddress", dns_name=reg.fqdn)[0]
         primary = (reg.device.get("primary_ip4") or {}).get("id")
@@ -348,7 +347,7 @@ class PcInstall(Runbook):
             )
         if "tenancy.contactassignment" in planned:
             after = {**planned["tenancy.contactassignment"].after, "object_id": reg.device["id"]}
-            create = nb.plan_create("tenancy.contactassignment", after, self.assignment_name(reg))
+            create = nb.plan_create("tenancy.contactassignment", after, reg.assignment_name)
             done.append(nb.apply([create]))
         return {
             "device": reg.hostname,
@@ -381,10 +380,6 @@ class PcInstall(Runbook):
             )
         )
 
-    @staticmethod
-    def assignment_name(reg: Registration) -> str:
-        return f"{reg.hostname} user {reg.contact['name']}"
-
     # ------------------------------------------------------------------ 4. install
     def play_check(self, ctx: RunContext, tags: list[str]) -> PlaybookResult:
         reg = self.registration(ctx)
@@ -397,7 +392,7 @@ class PcInstall(Runbook):
 
     @change(
         "Install the PC: hostname, office network, software set, the user's account",
-        targets=_slot,
+        targets="{slot}",
         duration=timedelta(minutes=10),
         undo_on_failure=True,  # the rollback playbook restores the PC's snapshot
     )
@@ -446,7 +441,7 @@ class PcInstall(Runbook):
         return {"rollback": result.outcome()}
 
     # ------------------------------------------------------------------ 5. verify
-    @check("Verify: the PC's name, address, software and account; NetBox has it", targets=_slot)
+    @check("Verify: the PC's name, address, software and account; NetBox has it", targets="{slot}")
     def verify(self, ctx: RunContext) -> dict[str, Any]:
         if ctx.planning:
             return {"planned": "runs after the install: hostname, address, software, account"}
@@ -465,7 +460,7 @@ class PcInstall(Runbook):
         }
 
     # ------------------------------------------------------------------ 6. hand-over
-    @manual("Hand the PC over: the user logs in, sets a password and signs", targets=_slot)
+    @manual("Hand the PC over: the user logs in, sets a password and signs", targets="{slot}")
     def hand_over(self, ctx: RunContext) -> str:
         reg = self.registration(ctx)
         return (
@@ -483,7 +478,7 @@ class PcInstall(Runbook):
             f"(asset {self.p.asset_tag}, account {reg.account}); the user signed the hand-over."
         )
 
-    @change("Record the hand-over in the PC's NetBox journal", targets=_slot)
+    @change("Record the hand-over in the PC's NetBox journal", targets="{slot}")
     def plan_handover_record(self, ctx: RunContext) -> list[Diff]:
         reg = self.registration(ctx)
         text = self.handover_text(reg)

@@ -75,6 +75,7 @@ def context(entries: list[Entry], head: str, chain_ok: bool) -> dict[str, Any]:
         if e.kind == "record.signed"
     }
     authorities = started.get("authorities") or {"handle": [entries[0].actor]}
+    table = rows(entries)
     return {
         "run_id": entries[0].run_id,
         "started": started,
@@ -82,7 +83,7 @@ def context(entries: list[Entry], head: str, chain_ok: bool) -> dict[str, Any]:
         "end_ts": finished[-1].ts if finished else "",
         "status": finished[-1].payload.get("status") if finished else "interrupted",
         "error": finished[-1].payload.get("error", "") if finished else "",
-        "rows": [asdict(r) for r in rows(entries)],
+        "rows": [asdict(r) for r in table],
         "authorities": [
             (AUTHORITY_NAMES.get(k, k), ", ".join(dict.fromkeys(v)) or "—")
             for k, v in authorities.items()
@@ -92,7 +93,7 @@ def context(entries: list[Entry], head: str, chain_ok: bool) -> dict[str, Any]:
         "recipients": list(
             dict.fromkeys(
                 str(r.evidence["recipient"])
-                for r in rows(entries)
+                for r in table
                 if r.status != "undone" and r.evidence.get("recipient")
             )
         ),

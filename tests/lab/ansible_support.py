@@ -8,21 +8,25 @@ import io
 import secrets as _random
 import socket
 import subprocess
-from collections.abc import Iterable
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
 from runbooks.core import secrets
-from runbooks.core.context import Confirmer, refuse_all
+from runbooks.core.context import Confirmer, RunContext, refuse_all
 from runbooks.core.engine import Engine
 from runbooks.core.gateway import Gateway
 from runbooks.core.store import RecordStore
 from runbooks.gateways.ansible import AnsibleGateway, AnsibleSettings
 from runbooks.gateways.ansible_settings import REPO_ROOT
-from runbooks.lab import netbox, software
+from runbooks.lab import hosts, netbox, software
 from runbooks.lab.node import ssh_dir
+from runbooks.lab.topology import Topology
 
 
 def fingerprint(watched: Iterable[str], packages: Iterable[str] = ()) -> dict[str, str]:
@@ -93,8 +97,34 @@ def ansible_lab(
         timeout_s=600,
     )
     store = RecordStore(tmp_path / "records.sqlite3")
-    factories: dict[type[Gateway], object] = {
+    factories: dict[type[Gateway], Callable[[RunContext, str], Gateway]] = {
         AnsibleGateway: lambda ctx, key: AnsibleGateway(ctx.mode, settings)
     }
-    engine = Engine(store, "olivia", confirmer=confirmer, gateway_factories=factories)  # type: ignore[arg-type]
+    engine = Engine(store, "olivia", confirmer=confirmer, gateway_factories=factories)
     return AnsibleLab(engine, store, work, tmp_path, [token, planted])
+
+
+@contextmanager
+def taken_down_after(topo: Topology, host: str, snapshot_glob: str) -> Iterator[threading.Event]:
+    """Stop `host` as soon as a file matching `snapshot_glob` exists on it (the playbook took
+    its snapshot: the change is under way); start it again afterwards. The event says whether
+    it was taken down."""
+    stopped = threading.Event()
+
+    def watch() -> None:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            probe = hosts.run_on_host(host, ["sh", "-c", f"ls {snapshot_glob}"])
+            if probe.returncode == 0:
+                hosts.stop_host(host)
+                stopped.set()
+                return
+            time.sleep(0.2)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    try:
+        yield stopped
+    finally:
+        watcher.join(5)
+        hosts.start_host(topo, next(h for h in topo.hosts if h.name == host))

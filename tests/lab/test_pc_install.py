@@ -11,14 +11,13 @@ from __future__ import annotations
 import logging
 import re
 import stat
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from ansible_support import AnsibleLab, ansible_lab, fingerprint
+from ansible_support import AnsibleLab, ansible_lab, fingerprint, taken_down_after
 from lab_fixtures import LabHandle
 
 from runbooks.core.context import confirm_all, refuse_all
@@ -212,29 +211,10 @@ def test_pc_down_mid_run_fails_cleanly_and_rolls_back(
     pc_lab: AnsibleLab, lab_reset: LabHandle, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO)
-    stopped = threading.Event()
-
-    def take_pc1_down_after_its_snapshot() -> None:
-        deadline = time.monotonic() + 300
-        while time.monotonic() < deadline:
-            probe = hosts.run_on_host(
-                "pc1", ["sh", "-c", "ls /var/backups/runbooks/pc-install/*/manifest.json"]
-            )
-            if probe.returncode == 0:
-                hosts.stop_host("pc1")
-                stopped.set()
-                return
-            time.sleep(0.2)
-
-    watcher = threading.Thread(target=take_pc1_down_after_its_snapshot, daemon=True)
-    watcher.start()
-    try:
+    with taken_down_after(
+        lab_reset.topology, "pc1", "/var/backups/runbooks/pc-install/*/manifest.json"
+    ) as stopped:
         result = pc_lab.engine.run(runbook())
-    finally:
-        watcher.join(5)
-        hosts.start_host(
-            lab_reset.topology, next(h for h in lab_reset.topology.hosts if h.name == "pc1")
-        )
     assert stopped.is_set(), "pc1 was never taken down"
     # the PC could not be restored while down: the run says so (exit 4), and how to finish
     assert result.status is RunStatus.ROLLBACK_FAILED, result.error

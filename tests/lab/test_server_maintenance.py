@@ -8,18 +8,16 @@ reaches any artifact, record or log, and that the real machine is unchanged.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from ansible_support import AnsibleLab, ansible_lab, fingerprint
+from ansible_support import AnsibleLab, ansible_lab, fingerprint, taken_down_after
 from lab_fixtures import LabHandle, ssh_run
 
 from runbooks.core.results import RunStatus, Status
-from runbooks.lab import hosts
 from runbooks.library.server_maintenance import ServerMaintenance
 
 pytestmark = pytest.mark.slow
@@ -109,29 +107,10 @@ def test_host_down_mid_run_fails_cleanly_and_rolls_back(
     caplog.set_level(logging.INFO)
     engine = setup.engine
     original_motd = ssh_run(host_ssh("srv1"), "cat /etc/motd")[1]
-    stopped = threading.Event()
-
-    def take_srv2_down_after_its_snapshot() -> None:
-        deadline = time.monotonic() + 300
-        while time.monotonic() < deadline:
-            probe = hosts.run_on_host(
-                "srv2", ["sh", "-c", "ls /var/backups/runbooks/*/manifest.json"]
-            )
-            if probe.returncode == 0:
-                hosts.stop_host("srv2")
-                stopped.set()
-                return
-            time.sleep(0.2)
-
-    watcher = threading.Thread(target=take_srv2_down_after_its_snapshot, daemon=True)
-    watcher.start()
-    try:
+    with taken_down_after(
+        lab_reset.topology, "srv2", "/var/backups/runbooks/*/manifest.json"
+    ) as stopped:
         result = engine.run(runbook("srv1,srv2"))
-    finally:
-        watcher.join(5)
-        hosts.start_host(
-            lab_reset.topology, next(h for h in lab_reset.topology.hosts if h.name == "srv2")
-        )
     assert stopped.is_set(), "srv2 was never taken down"
     # srv2 could not be restored while down: the run says so (exit 4), and how to finish
     assert result.status is RunStatus.ROLLBACK_FAILED, result.error

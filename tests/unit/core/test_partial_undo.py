@@ -31,6 +31,10 @@ class TwoFiles(Runbook):
         assert isinstance(self.params, TwoFilesParams)
         return self.params.workdir / name
 
+    def log_undo(self, what: str) -> None:
+        with self.path("undo.log").open("a") as fh:
+            fh.write(what + "\n")
+
     @change("Marker file before the two", targets="x")
     def plan_marker(self, ctx: Any) -> Diff:
         now = self.path("marker").read_text() if self.path("marker").exists() else ""
@@ -43,7 +47,7 @@ class TwoFiles(Runbook):
     @plan_marker.undo
     def remove_marker(self, ctx: Any, diffs: list[Diff]) -> None:
         self.path("marker").unlink(missing_ok=True)
-        (self.params.workdir / "undo.log").open("a").write("marker\n")  # type: ignore[attr-defined]
+        self.log_undo("marker")
 
     def two(self) -> list[Diff]:
         return [Diff.of_text(f"x:{n}", "", f"{n}\n") for n in ("a.txt", "b.txt")]  # never there
@@ -55,7 +59,7 @@ class TwoFiles(Runbook):
     def remove_two(self) -> None:
         for name in ("a.txt", "b.txt"):  # safe on a half-applied step
             self.path(name).unlink(missing_ok=True)
-        (self.params.workdir / "undo.log").open("a").write("files\n")  # type: ignore[attr-defined]
+        self.log_undo("files")
 
     @change("Both files", targets="x", undo_on_failure=True)
     def plan_files(self, ctx: Any) -> list[Diff]:

@@ -11,8 +11,11 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
+from runbooks.core.context import RunContext
 from runbooks.core.errors import InputError
+from runbooks.core.gateway import Mode
 from runbooks.gateways.ansible_settings import software_source
+from runbooks.gateways.netbox import NetBoxGateway
 from runbooks.library import naming
 from runbooks.library.pc_install import (
     PcInstall,
@@ -61,7 +64,7 @@ def test_account_name_is_the_mail_local_part() -> None:
 
 
 def test_params_are_checked_before_anything_runs() -> None:
-    assert PcInstall.parse_params(PARAMS).asset_tag == "PC-0042"  # type: ignore[attr-defined]
+    assert PcInstall(PcInstall.parse_params(PARAMS)).p.asset_tag == "PC-0042"
     with pytest.raises(InputError):
         PcInstall.parse_params({**PARAMS, "user": "not-an-email"})
     with pytest.raises(InputError):
@@ -94,11 +97,12 @@ def registration() -> Registration:
     ref: dict[str, Any] = {"id": 1, "name": "x", "slug": "x"}
     return Registration(
         hostname="labdc1-pc0042",
+        domain="lab.example",
         account="wchen",
         contact={"id": 1, "name": "Wei Chen"},
         contact_role=ref,
         location=ref,
-        site={**ref, "_domain": "lab.example"},
+        site=ref,
         tenant=None,
         role=ref,
         device_type=ref,
@@ -122,20 +126,15 @@ def test_handover_file_is_private(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
 # -- the registration against a fake NetBox (routes answer from a small table) ---------------
 
 
-class FakeCtx:
-    """Just enough of a RunContext for the lookups: the NetBox gateway."""
-
-    def __init__(self, gw: Any) -> None:
-        self.gw = gw
-        self.run_id = "RUN1"
-        self.planning = True
-
-    def gateway(self, kind: Any) -> Any:
-        return self.gw
+def context(gw: NetBoxGateway) -> RunContext:
+    """A plan's context whose NetBox gateway is the fake one."""
+    book = PcInstall(PcInstall.parse_params(PARAMS))
+    return RunContext(
+        Mode.PLAN, "plan", "olivia", book, gateway_factories={NetBoxGateway: lambda c, k: gw}
+    )
 
 
-def netbox_with(**overrides: list[dict[str, Any]]) -> Any:
-    from runbooks.core.gateway import Mode
+def netbox_with(**overrides: list[dict[str, Any]]) -> NetBoxGateway:
     from tests.unit.gateways.netbox_fake import Answer, Sent, fake_gateway
 
     site = {"id": 1, "name": "Lab DC1", "slug": "lab-dc1", "display": "Lab DC1"}
@@ -162,7 +161,7 @@ def netbox_with(**overrides: list[dict[str, Any]]) -> Any:
 
 def test_registration_looks_everything_up_and_names_the_pc() -> None:
     book = PcInstall(PcInstall.parse_params(PARAMS))
-    reg = book.registration(FakeCtx(netbox_with()))  # type: ignore[arg-type]
+    reg = book.registration(context(netbox_with()))
     assert (reg.hostname, reg.account, reg.device) == ("labdc1-pc0042", "wchen", None)
     assert reg.device_fields() == {
         "device_type": 3,
@@ -209,4 +208,4 @@ def test_registration_refuses_with_one_clear_line(
 
     book = PcInstall(PcInstall.parse_params(PARAMS))
     with pytest.raises(InventoryError, match=re.escape(said)):
-        book.registration(FakeCtx(netbox_with(**tables)))  # type: ignore[arg-type]
+        book.registration(context(netbox_with(**tables)))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +42,15 @@ class FakeAnsible(AnsibleGateway):
     def inventory_hosts(self) -> dict[str, dict[str, Any]]:
         return {"srv1": {"ansible_host": "198.18.0.31", "role": "server"}}
 
-    def _play(self, playbook, check, limit, extravars, tags, hosts=None):  # type: ignore[no-untyped-def]
+    def _play(
+        self,
+        playbook: str,
+        check: bool,
+        limit: Sequence[str],
+        extravars: Mapping[str, Any] | None,
+        tags: Sequence[str],
+        hosts: Mapping[str, Mapping[str, Any]] | None = None,
+    ) -> PlaybookResult:
         self.world.calls.append((playbook, check, tuple(tags)))
         if playbook == ROLLBACK:
             self.world.applied = False
