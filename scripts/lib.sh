@@ -39,6 +39,8 @@ ensure_venv() {
     fi
     say "installing runbooks and its dependencies into $VENV"
     "$VENV/bin/python" -m pip install -q --upgrade pip
+    # the rules the CLI shares with the NetBox plugin: a package of this repository, first
+    "$VENV/bin/python" -m pip install -q -e "$REPO/plugins/runbooks-rules"
     "$VENV/bin/python" -m pip install -q -e "$REPO[dev]"
     if [ -f "$REPO/plugins/napalm-frr/pyproject.toml" ]; then
         "$VENV/bin/python" -m pip install -q -e "$REPO/plugins/napalm-frr"
@@ -63,11 +65,11 @@ ensure_services() {
     fi
 }
 
-# Packages the tests need beyond the lab's: a headless browser for the review page, CJK fonts
-# for the manual's terms on it.
+# Packages the tests need beyond the lab's: a headless browser (and its driver, for Selenium)
+# for the review pages, CJK fonts for the manual's terms on them.
 ensure_test_packages() {
     local missing=() pkg
-    for pkg in chromium fonts-noto-cjk; do
+    for pkg in chromium chromium-driver fonts-noto-cjk; do
         dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
     done
     if [ "${#missing[@]}" -gt 0 ]; then

@@ -1,0 +1,261 @@
+"""The record's hash chain: one chain per run (and per change), the same on every side.
+
+Entry *n* of a chain carries the hash of entry *n-1*; entry 1 carries the chain's genesis, a
+hash of the chain's own id. The hash covers every field of the entry, its position in the
+chain included, over one canonical JSON form. So a local store and NetBox hold byte-identical
+chains: the head of a run in one can be compared with the head anchored in the other, and one
+run's export verifies on its own.
+
+`verify_entries` recomputes chains and names what broke: an entry edited (its content no
+longer matches its hash), deleted (a position or a link is missing), reordered (a link or
+position points backwards), truncated (the last entries are gone: the expected head is not
+the head), rewritten (the chain verifies but differs from an independent witness).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+
+def canonical(data: Any) -> str:
+    """The one JSON form that is hashed: sorted keys, no spaces, UTF-8 kept.
+
+    >>> canonical({"b": 1, "a": "漢"})
+    '{"a":"漢","b":1}'
+    """
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+def digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def genesis(chain: str) -> str:
+    """What entry 1 of a chain links to: a hash of the chain's own id, so no two chains (and
+    no two stores) start from the same value.
+
+    >>> genesis("CHG-1") == genesis("CHG-1") != genesis("CHG-2")
+    True
+    """
+    return digest("runbooks-genesis:" + chain)
+
+
+def entry_hash(
+    run_id: str,
+    seq: int,
+    ts: str,
+    actor: str,
+    kind: str,
+    step: str | None,
+    payload: Mapping[str, Any],
+    prev_hash: str,
+) -> str:
+    """The hash of one entry: every field, its position in the chain included."""
+    return digest(
+        canonical(
+            {
+                "run_id": run_id,
+                "seq": seq,
+                "ts": ts,
+                "actor": actor,
+                "kind": kind,
+                "step": step,
+                "payload": payload,
+                "prev_hash": prev_hash,
+            }
+        )
+    )
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One record entry: ``seq`` is its position in the chain ``run_id`` (1, 2, ...)."""
+
+    seq: int
+    run_id: str
+    ts: str
+    actor: str
+    kind: str
+    step: str | None
+    payload: dict[str, Any]
+    prev_hash: str
+    hash: str
+
+    def content_hash(self) -> str:
+        return entry_hash(
+            self.run_id,
+            self.seq,
+            self.ts,
+            self.actor,
+            self.kind,
+            self.step,
+            self.payload,
+            self.prev_hash,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "seq": self.seq,
+            "run_id": self.run_id,
+            "ts": self.ts,
+            "actor": self.actor,
+            "kind": self.kind,
+            "step": self.step,
+            "payload": self.payload,
+            "prev_hash": self.prev_hash,
+            "hash": self.hash,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Entry:
+        return cls(**{k: data[k] for k in cls.__dataclass_fields__})
+
+
+def make_entry(
+    run_id: str,
+    seq: int,
+    ts: str,
+    actor: str,
+    kind: str,
+    step: str | None,
+    payload: dict[str, Any],
+    prev_hash: str,
+) -> Entry:
+    """A new entry with its hash; ``payload`` must already be JSON-clean."""
+    return Entry(
+        seq,
+        run_id,
+        ts,
+        actor,
+        kind,
+        step,
+        payload,
+        prev_hash,
+        entry_hash(run_id, seq, ts, actor, kind, step, payload, prev_hash),
+    )
+
+
+@dataclass(frozen=True)
+class Problem:
+    run_id: str
+    seq: int
+    kind: str  # edited | deleted | reordered | truncated | rewritten
+    detail: str
+
+
+@dataclass(frozen=True)
+class VerifyReport:
+    entries: int
+    heads: dict[str, str] = field(default_factory=dict)  # chain -> the hash of its last entry
+    problems: tuple[Problem, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    @property
+    def head(self) -> str:
+        """The head of a one-chain report (a run's export); '' for several chains."""
+        return next(iter(self.heads.values())) if len(self.heads) == 1 else ""
+
+
+@dataclass
+class _Cursor:
+    next_seq: int
+    prev: str
+    seen: dict[str, int] = field(default_factory=dict)  # hash -> seq within this chain
+
+
+def verify_entries(
+    entries: Iterable[Entry], expected_heads: Mapping[str, str] | None = None
+) -> VerifyReport:
+    """Recompute every chain among ``entries`` (in stored order) and name every break.
+
+    ``expected_heads`` (chain -> hash), from an independent witness or given with an export,
+    also catches entries deleted at a chain's end."""
+    cursors: dict[str, _Cursor] = {}
+    problems: list[Problem] = []
+    count = 0
+    for entry in entries:
+        count += 1
+        chain = entry.run_id
+        cur = cursors.setdefault(chain, _Cursor(1, genesis(chain)))
+        where = f"{chain} #{entry.seq}"
+        if entry.content_hash() != entry.hash:
+            problems.append(Problem(chain, entry.seq, "edited", f"{where} does not match its hash"))
+        if entry.seq > cur.next_seq:
+            problems.append(
+                Problem(
+                    chain,
+                    entry.seq,
+                    "deleted",
+                    f"{where} follows #{cur.next_seq - 1}: the entries between are missing",
+                )
+            )
+        elif entry.seq < cur.next_seq:
+            problems.append(
+                Problem(chain, entry.seq, "reordered", f"{where} comes after #{cur.next_seq - 1}")
+            )
+        elif entry.prev_hash != cur.prev:
+            if entry.prev_hash in cur.seen:
+                detail = f"{where} links to #{cur.seen[entry.prev_hash]}, not #{entry.seq - 1}"
+                problems.append(Problem(chain, entry.seq, "reordered", detail))
+            else:
+                detail = f"the entry {where} links to is missing"
+                problems.append(Problem(chain, entry.seq, "deleted", detail))
+        cur.seen[entry.hash] = entry.seq
+        cur.next_seq = max(cur.next_seq, entry.seq + 1)
+        cur.prev = entry.hash
+    for chain, expected in (expected_heads or {}).items():
+        cur = cursors.get(chain)
+        if cur is None:
+            problems.append(Problem(chain, 0, "deleted", f"every entry of {chain} is missing"))
+        elif cur.prev != expected:
+            if expected in cur.seen:
+                detail = (
+                    f"{chain} goes on past its expected head (#{cur.seen[expected]}): "
+                    "entries were added after it"
+                )
+                problems.append(Problem(chain, cur.next_seq - 1, "truncated", detail))
+            else:
+                detail = (
+                    f"{chain} ends at #{cur.next_seq - 1}, not at its expected head "
+                    f"{expected[:12]}…: entries at its end were deleted or rewritten"
+                )
+                problems.append(Problem(chain, cur.next_seq - 1, "truncated", detail))
+    return VerifyReport(count, {c: cur.prev for c, cur in cursors.items()}, tuple(problems))
+
+
+def compare_with_witness(
+    local: Mapping[str, Sequence[str]], anchored: Mapping[str, tuple[int, str]]
+) -> list[Problem]:
+    """Each chain's local copy against what a witness (NetBox) anchored for it.
+
+    ``local`` maps a chain to its hashes in order; ``anchored`` maps a chain to (length, head)
+    as the witness holds it. A witness that is behind (entries not sent yet) is compared at its
+    own length. A chain whose hash there differs was rewritten locally.
+
+    >>> compare_with_witness({"r": ["a", "b"]}, {"r": (1, "a")})
+    []
+    >>> [p.kind for p in compare_with_witness({"r": ["x", "y"]}, {"r": (2, "b")})]
+    ['rewritten']
+    """
+    problems: list[Problem] = []
+    for chain, (length, head) in anchored.items():
+        mine = local.get(chain)
+        if mine is None:
+            continue
+        if len(mine) < length:
+            detail = f"{chain} has {len(mine)} entries here but {length} in NetBox"
+            problems.append(Problem(chain, len(mine), "truncated", detail))
+        elif length and mine[length - 1] != head:
+            detail = (
+                f"{chain} was rewritten here: entry #{length} is {mine[length - 1][:12]}… "
+                f"but NetBox anchored {head[:12]}…"
+            )
+            problems.append(Problem(chain, length, "rewritten", detail))
+    return problems
