@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from runbooks_rules.plan import plan_hash
+
 from runbooks.core.results import Diff, Status, StepKind
-from runbooks.core.store import canonical
 
 
 @dataclass(frozen=True)
@@ -66,13 +66,16 @@ class Plan:
 
     @property
     def content_hash(self) -> str:
-        body = {
-            "runbook": self.runbook,
-            "params": self.params,
-            "refusal": self.refusal,
-            "steps": [s.intent() for s in self.steps],
-        }
-        return hashlib.sha256(canonical(body).encode()).hexdigest()
+        """The hash approvals sign: `runbooks_rules.plan.plan_hash`, which NetBox recomputes
+        from the plan document it is given."""
+        return plan_hash(
+            {
+                "runbook": self.runbook,
+                "params": self.params,
+                "refusal": self.refusal,
+                "steps": [s.intent() for s in self.steps],
+            }
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {

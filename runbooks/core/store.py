@@ -1,44 +1,72 @@
 """The record store: append-only, hash-chained entries in SQLite, exportable as JSONL.
 
-Each entry carries the hash of the entry before it. ``verify`` recomputes the chain and
-names what broke: an entry edited (its content no longer matches its hash), deleted
-(a link points to no entry), reordered (a link points to an entry elsewhere in the
-store) or truncated (the stored head is gone). SQLite triggers refuse UPDATE and DELETE
-so accidents cannot happen; the chain catches deliberate edits, and each run's head hash
-is also written to an independent witness (the NetBox journal) by the runbooks.
+Every run, and every change, is its own chain (`runbooks_rules.chain`): entry *n* carries the
+hash of entry *n-1* of the same run, entry 1 the run's genesis, and the hash covers every
+field including the entry's position. The same chain, byte for byte, is what NetBox holds when
+the netbox-runbooks plugin is configured, so each run's head here can be compared with the head
+anchored there. ``verify`` recomputes every chain and names what broke: an entry edited,
+deleted, reordered, or a run truncated (the ``heads`` table remembers each run's last entry).
+SQLite triggers refuse UPDATE and DELETE so accidents cannot happen; the chain catches
+deliberate edits, and the witnesses (NetBox's copy, the journal entries the runbooks write)
+catch a chain rewritten with recomputed hashes.
 
 Secrets are masked before anything is written.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import sqlite3
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
+from runbooks_rules.chain import (
+    Entry,
+    Problem,
+    VerifyReport,
+    canonical,
+    genesis,
+    make_entry,
+    verify_entries,
+)
+
 from runbooks.core import secrets
 from runbooks.core.errors import InputError, StoreError
 
-GENESIS = "0" * 64
+__all__ = [
+    "Entry",
+    "Problem",
+    "RecordStore",
+    "VerifyReport",
+    "canonical",
+    "genesis",
+    "read_jsonl",
+    "verify_entries",
+]
+
+FORMAT = "2"  # per-run chains; format 1 (one chain through the whole store) is not read
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS entries (
-    seq       INTEGER PRIMARY KEY,
+    pos       INTEGER PRIMARY KEY,
     run_id    TEXT NOT NULL,
+    seq       INTEGER NOT NULL,
     ts        TEXT NOT NULL,
     actor     TEXT NOT NULL,
     kind      TEXT NOT NULL,
     step      TEXT,
     payload   TEXT NOT NULL,
     prev_hash TEXT NOT NULL,
-    hash      TEXT NOT NULL UNIQUE
+    hash      TEXT NOT NULL UNIQUE,
+    UNIQUE (run_id, seq)
 );
-CREATE INDEX IF NOT EXISTS entries_run ON entries (run_id, seq);
+CREATE TABLE IF NOT EXISTS heads (
+    run_id TEXT PRIMARY KEY,
+    seq    INTEGER NOT NULL,
+    hash   TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TRIGGER IF NOT EXISTS entries_no_update BEFORE UPDATE ON entries
     BEGIN SELECT RAISE(ABORT, 'records are append-only'); END;
@@ -46,136 +74,7 @@ CREATE TRIGGER IF NOT EXISTS entries_no_delete BEFORE DELETE ON entries
     BEGIN SELECT RAISE(ABORT, 'records are append-only'); END;
 """
 
-
-_SELECT = "SELECT seq, run_id, ts, actor, kind, step, payload, prev_hash, hash FROM entries"
-
-
-def canonical(data: Any) -> str:
-    """The one JSON form that is hashed: sorted keys, no spaces, UTF-8 kept."""
-    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
-
-
-@dataclass(frozen=True)
-class Entry:
-    seq: int
-    run_id: str
-    ts: str
-    actor: str
-    kind: str
-    step: str | None
-    payload: dict[str, Any]
-    prev_hash: str
-    hash: str
-
-    def content_hash(self) -> str:
-        return entry_hash(
-            self.run_id, self.ts, self.actor, self.kind, self.step, self.payload, self.prev_hash
-        )
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "seq": self.seq,
-            "run_id": self.run_id,
-            "ts": self.ts,
-            "actor": self.actor,
-            "kind": self.kind,
-            "step": self.step,
-            "payload": self.payload,
-            "prev_hash": self.prev_hash,
-            "hash": self.hash,
-        }
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Entry:
-        return cls(**{k: data[k] for k in cls.__dataclass_fields__})
-
-
-def entry_hash(
-    run_id: str,
-    ts: str,
-    actor: str,
-    kind: str,
-    step: str | None,
-    payload: dict[str, Any],
-    prev_hash: str,
-) -> str:
-    body = canonical(
-        {
-            "run_id": run_id,
-            "ts": ts,
-            "actor": actor,
-            "kind": kind,
-            "step": step,
-            "payload": payload,
-            "prev_hash": prev_hash,
-        }
-    )
-    return hashlib.sha256(body.encode()).hexdigest()
-
-
-@dataclass(frozen=True)
-class Problem:
-    seq: int
-    kind: str  # edited | deleted | reordered | truncated
-    detail: str
-
-
-@dataclass(frozen=True)
-class VerifyReport:
-    entries: int
-    head: str
-    problems: tuple[Problem, ...] = field(default_factory=tuple)
-
-    @property
-    def ok(self) -> bool:
-        return not self.problems
-
-
-def verify_entries(entries: Iterable[Entry], expected_head: str | None = None) -> VerifyReport:
-    """Recompute the chain over entries in sequence order and name every break."""
-    rows = list(entries)
-    by_hash = {e.hash: e for e in rows}
-    problems: list[Problem] = []
-    prev = GENESIS
-    last_seq = 0
-    for entry in rows:
-        if entry.content_hash() != entry.hash:
-            problems.append(
-                Problem(entry.seq, "edited", f"entry {entry.seq} does not match its hash")
-            )
-        if entry.prev_hash != prev:
-            if entry.prev_hash in by_hash and by_hash[entry.prev_hash].seq != last_seq:
-                problems.append(
-                    Problem(
-                        entry.seq,
-                        "reordered",
-                        f"entry {entry.seq} follows entry {by_hash[entry.prev_hash].seq}, "
-                        f"not entry {last_seq}",
-                    )
-                )
-            elif entry.prev_hash != GENESIS and entry.prev_hash not in by_hash:
-                problems.append(
-                    Problem(entry.seq, "deleted", f"the entry before {entry.seq} is missing")
-                )
-            else:
-                problems.append(
-                    Problem(
-                        entry.seq,
-                        "reordered",
-                        f"entry {entry.seq} is out of its place in the chain",
-                    )
-                )
-        prev = entry.hash
-        last_seq = entry.seq
-    if expected_head is not None and expected_head != prev:
-        problems.append(
-            Problem(
-                last_seq,
-                "truncated",
-                "the store's head entry is missing: entries at the end were deleted",
-            )
-        )
-    return VerifyReport(len(rows), prev, tuple(problems))
+_SELECT = "SELECT pos, run_id, seq, ts, actor, kind, step, payload, prev_hash, hash FROM entries"
 
 
 class RecordStore:
@@ -188,11 +87,25 @@ class RecordStore:
             self._db = sqlite3.connect(self.path, isolation_level=None, timeout=30)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
+            self._check_format()
             self._db.executescript(_SCHEMA)
+            self._db.execute(
+                "INSERT OR IGNORE INTO meta (key, value) VALUES ('format', ?)", (FORMAT,)
+            )
         except (sqlite3.Error, OSError) as exc:
             raise StoreError(
                 f"cannot open record store {self.path}: {exc}", path=str(path)
             ) from exc
+
+    def _check_format(self) -> None:
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(entries)")}
+        if columns and "pos" not in columns:
+            raise StoreError(
+                f"record store {self.path} has the format of runbooks 0.1 (one chain through "
+                "the whole store); move it aside (its `records export` of that version stays "
+                "verifiable) and start a new one",
+                path=str(self.path),
+            )
 
     def close(self) -> None:
         self._db.close()
@@ -212,71 +125,118 @@ class RecordStore:
         actor: str,
         step: str | None = None,
     ) -> Entry:
-        """Mask, chain and durably write one entry."""
+        """Mask, chain and durably write one entry at the end of its run's chain."""
         clean = json.loads(canonical(secrets.mask(payload)))
         actor = secrets.mask_text(actor)
         ts = datetime.now(UTC).isoformat(timespec="microseconds")
         try:
             self._db.execute("BEGIN IMMEDIATE")
             row = self._db.execute(
-                "SELECT seq, hash FROM entries ORDER BY seq DESC LIMIT 1"
+                "SELECT seq, hash FROM heads WHERE run_id = ?", (run_id,)
             ).fetchone()
-            seq, prev = (row[0] + 1, row[1]) if row else (1, GENESIS)
-            digest = entry_hash(run_id, ts, actor, kind, step, clean, prev)
-            self._db.execute(
-                "INSERT INTO entries (seq, run_id, ts, actor, kind, step, payload, prev_hash, hash)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (seq, run_id, ts, actor, kind, step, canonical(clean), prev, digest),
-            )
-            self._db.execute(
-                "INSERT INTO meta (key, value) VALUES ('head', ?) "
-                "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-                (digest,),
-            )
+            seq, prev = (row[0] + 1, row[1]) if row else (1, genesis(run_id))
+            entry = make_entry(run_id, seq, ts, actor, kind, step, clean, prev)
+            self._insert(entry)
             self._db.execute("COMMIT")
         except sqlite3.Error as exc:
             if self._db.in_transaction:
                 self._db.execute("ROLLBACK")
             raise StoreError(f"cannot write record store {self.path}: {exc}") from exc
-        return Entry(seq, run_id, ts, actor, kind, step, clean, prev, digest)
+        return entry
+
+    def _insert(self, entry: Entry) -> None:
+        self._db.execute(
+            "INSERT INTO entries (run_id, seq, ts, actor, kind, step, payload, prev_hash, hash)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                entry.run_id,
+                entry.seq,
+                entry.ts,
+                entry.actor,
+                entry.kind,
+                entry.step,
+                canonical(entry.payload),
+                entry.prev_hash,
+                entry.hash,
+            ),
+        )
+        self._db.execute(
+            "INSERT INTO heads (run_id, seq, hash) VALUES (?, ?, ?) ON CONFLICT(run_id) "
+            "DO UPDATE SET seq = excluded.seq, hash = excluded.hash",
+            (entry.run_id, entry.seq, entry.hash),
+        )
+
+    def import_chain(self, entries: list[Entry]) -> int:
+        """Copy a run's entries kept elsewhere (NetBox) into this store, after the ones it
+        already has; each must verify and continue the local chain. Returns how many."""
+        if not entries:
+            return 0
+        run_id = entries[0].run_id
+        have = self.entries(run_id)
+        report = verify_entries([*have, *[e for e in entries if e.seq > len(have)]])
+        if not report.ok:
+            first = report.problems[0]
+            raise StoreError(f"{run_id} cannot be imported: {first.kind}: {first.detail}")
+        new = [e for e in entries if e.seq > len(have)]
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+            for entry in new:
+                self._insert(entry)
+            self._db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
+            raise StoreError(f"cannot write record store {self.path}: {exc}") from exc
+        return len(new)
 
     def _rows(self, sql: str, args: tuple[Any, ...] = ()) -> Iterator[Entry]:
         try:
-            cursor = self._db.execute(sql, args)
-            for row in cursor:
+            for row in self._db.execute(sql, args):
                 yield Entry(
-                    row[0],
-                    row[1],
                     row[2],
+                    row[1],
                     row[3],
                     row[4],
                     row[5],
-                    json.loads(row[6]),
-                    row[7],
+                    row[6],
+                    json.loads(row[7]),
                     row[8],
+                    row[9],
                 )
         except sqlite3.Error as exc:
             raise StoreError(f"cannot read record store {self.path}: {exc}") from exc
 
-    def entries(self, run_id: str | None = None) -> list[Entry]:
+    def entries(self, run_id: str | None = None, after: int = 0) -> list[Entry]:
+        """Every entry in the order written; or one run's, from position ``after + 1`` on."""
         if run_id is None:
-            return list(self._rows(_SELECT + " ORDER BY seq"))
-        return list(self._rows(_SELECT + " WHERE run_id = ? ORDER BY seq", (run_id,)))
+            return list(self._rows(_SELECT + " ORDER BY pos"))
+        return list(
+            self._rows(_SELECT + " WHERE run_id = ? AND seq > ? ORDER BY seq", (run_id, after))
+        )
 
-    def head(self) -> str:
-        row = self._db.execute("SELECT value FROM meta WHERE key = 'head'").fetchone()
-        return str(row[0]) if row else GENESIS
+    def heads(self) -> dict[str, tuple[int, str]]:
+        """Each run's (length, head hash), as the store recorded them on append."""
+        rows = self._db.execute("SELECT run_id, seq, hash FROM heads").fetchall()
+        return {str(r[0]): (int(r[1]), str(r[2])) for r in rows}
 
     def run_head(self, run_id: str) -> str:
-        row = self._db.execute(
-            "SELECT hash FROM entries WHERE run_id = ? ORDER BY seq DESC LIMIT 1", (run_id,)
-        ).fetchone()
-        return str(row[0]) if row else GENESIS
+        """The hash of a run's last entry ('' for a run with none)."""
+        row = self._db.execute("SELECT hash FROM heads WHERE run_id = ?", (run_id,)).fetchone()
+        return str(row[0]) if row else ""
+
+    def chains(self) -> dict[str, list[str]]:
+        """Each run's hashes in order (to compare with a witness)."""
+        out: dict[str, list[str]] = {}
+        for run_id, digest in self._db.execute(
+            "SELECT run_id, hash FROM entries ORDER BY run_id, seq"
+        ):
+            out.setdefault(str(run_id), []).append(str(digest))
+        return out
 
     def resolve_run(self, prefix: str) -> str:
         """A run id from a unique prefix of it; InputError when none or several match."""
         rows = self._db.execute(
-            "SELECT DISTINCT run_id FROM entries WHERE run_id LIKE ? || '%' LIMIT 2", (prefix,)
+            "SELECT DISTINCT run_id FROM heads WHERE run_id LIKE ? || '%' LIMIT 2", (prefix,)
         ).fetchall()
         if not rows:
             raise InputError(f"no run {prefix!r} in {self.path}", run=prefix)
@@ -306,7 +266,7 @@ class RecordStore:
                 " WHERE t.run_id = s.run_id AND t.payload LIKE ?)"
             )
             args.append(f"%{text}%")
-        sql += " ORDER BY s.seq DESC"
+        sql += " ORDER BY s.pos DESC"
         try:
             rows = self._db.execute(sql, args).fetchall()
         except sqlite3.Error as exc:
@@ -324,8 +284,10 @@ class RecordStore:
             for r in rows
         ]
 
-    def verify(self) -> VerifyReport:
-        return verify_entries(self.entries(), expected_head=self.head())
+    def verify(self, run_id: str | None = None) -> VerifyReport:
+        """Recompute every chain (or one run's) against the heads recorded on append."""
+        heads = {k: v[1] for k, v in self.heads().items() if run_id in (None, k)}
+        return verify_entries(self.entries(run_id), expected_heads=heads)
 
     def export_jsonl(self, out: IO[str], run_id: str | None = None) -> int:
         count = 0

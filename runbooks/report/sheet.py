@@ -1,111 +1,36 @@
-"""The record sheet (相關記錄) of one run: the steps and their evidence, who held each authority,
-and the manual's two signature blocks (職位責任人簽字 / 上級主管簽字); a run that handed something
-over to a person (a step's evidence names its ``recipient``) gets their receipt block too."""
+"""The record sheet (相關記錄) of one run, rendered: the rows and their evidence, who held each
+authority, and the manual's two signature blocks (職位責任人簽字 / 上級主管簽字). What a sheet
+holds is `runbooks_rules.sheet.context`, which the NetBox plugin renders too."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from collections.abc import Mapping
 from typing import Any
+
+from runbooks_rules import sheet as _sheet
 
 from runbooks.core import secrets
 from runbooks.core.errors import InputError
-from runbooks.core.policy import AUTHORITY_NAMES
 from runbooks.core.store import Entry
 from runbooks.report.render import render
 
 
-@dataclass
-class Row:
-    step: str
-    title: str = ""
-    kind: str = ""
-    status: str = ""
-    targets: list[str] = field(default_factory=list)
-    started: str = ""
-    ended: str = ""
-    actor: str = ""
-    evidence: dict[str, Any] = field(default_factory=dict)
-    diffs: list[dict[str, Any]] = field(default_factory=list)
-    error: str = ""
-    notes: list[str] = field(default_factory=list)
+def context(
+    entries: list[Entry],
+    head: str,
+    chain_ok: bool,
+    signatures: Mapping[str, Mapping[str, str]] | None = None,
+    authorities: Mapping[str, list[str]] | None = None,
+) -> dict[str, Any]:
+    try:
+        return _sheet.context(entries, head, chain_ok, signatures, authorities)
+    except _sheet.NotARun as exc:
+        raise InputError(str(exc)) from None
 
 
-def rows(entries: list[Entry]) -> list[Row]:
-    """One row per step, in order, with what happened to it (undo included)."""
-    table: dict[str, Row] = {}
-    for e in entries:
-        if not e.step:
-            continue
-        row = table.setdefault(e.step, Row(e.step))
-        p = e.payload
-        if e.kind == "step.started":
-            row.title, row.kind = p.get("title", ""), p.get("kind", "")
-            row.targets, row.started, row.actor = p.get("targets", []), e.ts, e.actor
-        elif e.kind == "step.finished":
-            row.status, row.ended = p.get("status", ""), e.ts
-            row.evidence, row.diffs = p.get("evidence", {}), p.get("diffs", [])
-            if p.get("resumed"):
-                row.notes.append(f"resumed: {p['resumed']}")
-        elif e.kind in ("step.failed", "step.refused"):
-            row.status = "failed" if e.kind == "step.failed" else "refused"
-            row.error, row.ended = p.get("error", ""), e.ts
-        elif e.kind == "manual.answered":
-            row.notes.append(
-                f"confirmed by {p.get('confirmed_by')} at "
-                f"{str(p.get('confirmed_at', ''))[:19]}: {p.get('note', '')}"
-            )
-        elif e.kind == "undo.finished":
-            row.notes.append(f"undone at {e.ts[:19]}")
-            row.status = "undone"
-        elif e.kind in ("undo.failed", "undo.skipped"):
-            row.notes.append(
-                f"UNDO {e.kind.split('.')[1].upper()}: {p.get('error') or p.get('reason', '')}"
-            )
-    return list(table.values())
+def markdown(entries: list[Entry], head: str, chain_ok: bool, **server: Any) -> str:
+    return render("sheet.md.j2", **secrets.mask(context(entries, head, chain_ok, **server)))
 
 
-def context(entries: list[Entry], head: str, chain_ok: bool) -> dict[str, Any]:
-    if not entries or entries[0].kind != "run.started":
-        raise InputError("not a run: its record does not start with run.started")
-    started = entries[0].payload
-    finished = [e for e in entries if e.kind == "run.finished"]
-    signatures = {
-        e.payload.get("role"): {"actor": e.actor, "ts": e.ts, "note": e.payload.get("note", "")}
-        for e in entries
-        if e.kind == "record.signed"
-    }
-    authorities = started.get("authorities") or {"handle": [entries[0].actor]}
-    table = rows(entries)
-    return {
-        "run_id": entries[0].run_id,
-        "started": started,
-        "start_ts": entries[0].ts,
-        "end_ts": finished[-1].ts if finished else "",
-        "status": finished[-1].payload.get("status") if finished else "interrupted",
-        "error": finished[-1].payload.get("error", "") if finished else "",
-        "rows": [asdict(r) for r in table],
-        "authorities": [
-            (AUTHORITY_NAMES.get(k, k), ", ".join(dict.fromkeys(v)) or "—")
-            for k, v in authorities.items()
-        ],
-        "responsible": signatures.get("responsible"),
-        "supervisor": signatures.get("supervisor"),
-        "recipients": list(
-            dict.fromkeys(
-                str(r.evidence["recipient"])
-                for r in table
-                if r.status != "undone" and r.evidence.get("recipient")
-            )
-        ),
-        "head": head,
-        "chain_ok": chain_ok,
-        "entries": len(entries),
-    }
-
-
-def markdown(entries: list[Entry], head: str, chain_ok: bool) -> str:
-    return render("sheet.md.j2", **secrets.mask(context(entries, head, chain_ok)))
-
-
-def html(entries: list[Entry], head: str, chain_ok: bool) -> str:
-    return render("sheet.html.j2", **secrets.mask(context(entries, head, chain_ok)))
+def html(entries: list[Entry], head: str, chain_ok: bool, **server: Any) -> str:
+    return render("sheet.html.j2", **secrets.mask(context(entries, head, chain_ok, **server)))

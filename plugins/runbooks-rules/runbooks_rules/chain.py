@@ -182,52 +182,57 @@ def verify_entries(
     count = 0
     for entry in entries:
         count += 1
-        chain = entry.run_id
-        cur = cursors.setdefault(chain, _Cursor(1, genesis(chain)))
-        where = f"{chain} #{entry.seq}"
-        if entry.content_hash() != entry.hash:
-            problems.append(Problem(chain, entry.seq, "edited", f"{where} does not match its hash"))
-        if entry.seq > cur.next_seq:
-            problems.append(
-                Problem(
-                    chain,
-                    entry.seq,
-                    "deleted",
-                    f"{where} follows #{cur.next_seq - 1}: the entries between are missing",
-                )
-            )
-        elif entry.seq < cur.next_seq:
-            problems.append(
-                Problem(chain, entry.seq, "reordered", f"{where} comes after #{cur.next_seq - 1}")
-            )
-        elif entry.prev_hash != cur.prev:
-            if entry.prev_hash in cur.seen:
-                detail = f"{where} links to #{cur.seen[entry.prev_hash]}, not #{entry.seq - 1}"
-                problems.append(Problem(chain, entry.seq, "reordered", detail))
-            else:
-                detail = f"the entry {where} links to is missing"
-                problems.append(Problem(chain, entry.seq, "deleted", detail))
+        cur = cursors.setdefault(entry.run_id, _Cursor(1, genesis(entry.run_id)))
+        problems.extend(_check(entry, cur))
         cur.seen[entry.hash] = entry.seq
-        cur.next_seq = max(cur.next_seq, entry.seq + 1)
-        cur.prev = entry.hash
+        if entry.seq >= cur.next_seq:  # an entry out of its place does not move the head back
+            cur.next_seq = entry.seq + 1
+            cur.prev = entry.hash
     for chain, expected in (expected_heads or {}).items():
-        cur = cursors.get(chain)
-        if cur is None:
-            problems.append(Problem(chain, 0, "deleted", f"every entry of {chain} is missing"))
-        elif cur.prev != expected:
-            if expected in cur.seen:
-                detail = (
-                    f"{chain} goes on past its expected head (#{cur.seen[expected]}): "
-                    "entries were added after it"
-                )
-                problems.append(Problem(chain, cur.next_seq - 1, "truncated", detail))
-            else:
-                detail = (
-                    f"{chain} ends at #{cur.next_seq - 1}, not at its expected head "
-                    f"{expected[:12]}…: entries at its end were deleted or rewritten"
-                )
-                problems.append(Problem(chain, cur.next_seq - 1, "truncated", detail))
+        problems.extend(_check_head(chain, cursors.get(chain), expected))
     return VerifyReport(count, {c: cur.prev for c, cur in cursors.items()}, tuple(problems))
+
+
+def _check(entry: Entry, cur: _Cursor) -> list[Problem]:
+    """What is wrong with one entry, given where its chain stands."""
+    chain, where = entry.run_id, f"{entry.run_id} #{entry.seq}"
+    found = []
+    if entry.content_hash() != entry.hash:
+        found.append(Problem(chain, entry.seq, "edited", f"{where} does not match its hash"))
+    if entry.seq > cur.next_seq:
+        detail = f"{where} follows #{cur.next_seq - 1}: the entries between are missing"
+        found.append(Problem(chain, entry.seq, "deleted", detail))
+    elif entry.seq < cur.next_seq:
+        detail = f"{where} comes after #{cur.next_seq - 1}"
+        found.append(Problem(chain, entry.seq, "reordered", detail))
+    elif entry.prev_hash != cur.prev:
+        if entry.prev_hash in cur.seen:
+            detail = f"{where} links to #{cur.seen[entry.prev_hash]}, not #{entry.seq - 1}"
+            found.append(Problem(chain, entry.seq, "reordered", detail))
+        else:
+            detail = f"the entry {where} links to is missing"
+            found.append(Problem(chain, entry.seq, "deleted", detail))
+    return found
+
+
+def _check_head(chain: str, cur: _Cursor | None, expected: str) -> list[Problem]:
+    """A chain's end against the head a witness expects."""
+    if cur is None:
+        return [Problem(chain, 0, "deleted", f"every entry of {chain} is missing")]
+    if cur.prev == expected:
+        return []
+    last = cur.next_seq - 1
+    if expected in cur.seen:
+        detail = (
+            f"{chain} goes on past its expected head (#{cur.seen[expected]}): "
+            "entries were added after it"
+        )
+    else:
+        detail = (
+            f"{chain} ends at #{last}, not at its expected head {expected[:12]}…: "
+            "entries at its end were deleted or rewritten"
+        )
+    return [Problem(chain, last, "truncated", detail)]
 
 
 def compare_with_witness(

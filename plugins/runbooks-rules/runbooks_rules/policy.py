@@ -147,13 +147,10 @@ def check_approve(
     approvers = signers(sigs, APPROVE, plan_hash)
     if emergency:
         if not approvers:
-            raise Refusal(
-                "an emergency approval comes on top of a normal approval", who.username
-            )
+            raise Refusal("an emergency approval comes on top of a normal approval", who.username)
         if who.username in approvers:
             raise Refusal(
-                f"{who.username} already approved; the emergency approval needs a second "
-                "approver",
+                f"{who.username} already approved; the emergency approval needs a second approver",
                 who.username,
             )
     elif who.username in approvers:
@@ -205,6 +202,33 @@ def check_run(
     return True
 
 
+def check_run_unreviewed(who: Identity, preparer: str, in_window: bool) -> None:
+    """May ``who`` run an unreviewed change (one its preparer asked to run without signatures)?
+    Only its preparer, holding handle, and only inside its window: no one approved an
+    emergency run.
+
+    >>> olivia = Identity("olivia", frozenset({HANDLE}))
+    >>> check_run_unreviewed(olivia, "olivia", in_window=True)
+    >>> try:
+    ...     check_run_unreviewed(olivia, "rachel", in_window=True)
+    ... except Refusal as exc:
+    ...     print(exc)
+    olivia did not prepare this unreviewed change: only its preparer rachel runs it
+    """
+    _require(who, HANDLE, "run a change")
+    if who.username != preparer:
+        raise Refusal(
+            f"{who.username} did not prepare this unreviewed change: only its preparer "
+            f"{preparer} runs it",
+            who.username,
+        )
+    if not in_window:
+        raise Refusal(
+            "outside the change's maintenance window: an unreviewed change runs only inside it",
+            who.username,
+        )
+
+
 def check_signoff(who: Identity, operators: Iterable[str]) -> None:
     _require(who, SUPERVISE, "sign off a record")
     if who.username in set(operators):
@@ -234,11 +258,7 @@ def signoff_role(
 
 def check_hash(plan_hash: str, given_hash: str) -> None:
     """A signature names the hash of the plan it signs: at least 12 characters of it."""
-    if (
-        not given_hash
-        or not plan_hash.startswith(given_hash)
-        or len(given_hash) < MIN_HASH_PREFIX
-    ):
+    if not given_hash or not plan_hash.startswith(given_hash) or len(given_hash) < MIN_HASH_PREFIX:
         raise Refusal(
             "the signature must name the plan's hash (at least 12 characters of "
             f"{plan_hash[:12]}…); got {given_hash[:16] or 'none'}"

@@ -101,9 +101,7 @@ def sections(plan: Mapping[str, Any]) -> dict[str, list[Any]]:
     diffs = [(s, d) for s in steps for d in s.get("diffs", [])]
 
     def textual(d: Mapping[str, Any]) -> bool:
-        return bool(d.get("text")) or (
-            d.get("kind") == "text" and isinstance(d.get("before"), str)
-        )
+        return bool(d.get("text")) or (d.get("kind") == "text" and isinstance(d.get("before"), str))
 
     return {
         "checks": [s for s in steps if s.get("kind") == "check"],
@@ -148,8 +146,8 @@ def unified(diff: Mapping[str, Any], context: int = 3) -> str:
 def diff_lines(text: str) -> list[tuple[str, str]]:
     """Each line of a unified diff with its class: add, del, hunk, file or ctx.
 
-    >>> diff_lines("--- a\\n+++ b\\n@@ -1 +1 @@\\n-x\\n+y\\n z")
-    [('file', '--- a'), ('file', '+++ b'), ('hunk', '@@ -1 +1 @@'), ('del', '-x'), ('add', '+y'), ('ctx', ' z')]
+    >>> [cls for cls, _ in diff_lines("--- a\\n+++ b\\n@@ -1 +1 @@\\n-x\\n+y\\n z")]
+    ['file', 'file', 'hunk', 'del', 'add', 'ctx']
     """
     out: list[tuple[str, str]] = []
     for line in text.splitlines():
@@ -165,4 +163,3 @@ def diff_lines(text: str) -> list[tuple[str, str]]:
             cls = "ctx"
         out.append((cls, line))
     return out
-

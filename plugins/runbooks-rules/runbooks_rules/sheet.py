@@ -106,8 +106,7 @@ def context(
         "error": finished[-1].payload.get("error", "") if finished else "",
         "rows": [asdict(r) for r in table],
         "authorities": [
-            (AUTHORITY_NAMES.get(k, k), ", ".join(dict.fromkeys(v)) or "—")
-            for k, v in held.items()
+            (AUTHORITY_NAMES.get(k, k), ", ".join(dict.fromkeys(v)) or "—") for k, v in held.items()
         ],
         "responsible": signed.get("responsible"),
         "supervisor": signed.get("supervisor"),

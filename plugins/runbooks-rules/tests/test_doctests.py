@@ -7,7 +7,7 @@ import importlib
 
 import pytest
 
-MODULES = ["chain", "ids", "plan", "policy", "review", "sheet"]
+MODULES = ["chain", "ids", "lifecycle", "plan", "policy", "review", "sheet"]
 
 
 @pytest.mark.parametrize("name", MODULES)
