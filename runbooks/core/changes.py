@@ -1,25 +1,32 @@
 """Changes: a plan stored for review, signed by other people, run within its window.
 
-A change lives in the record chain itself (entries whose run id is the change id), so its
-plan, every signature and every refusal are as tamper-evident as the runs it leads to:
+Where a team's changes live is a `Changes` book: `ChangeBook` keeps them in the local record
+store (one person, no server), and the NetBox book (`runbooks.gateways.netbox_plugin`) keeps
+them in NetBox through the netbox-runbooks plugin, where the server decides. Both apply the same
+rules (`runbooks_rules.policy`).
+
+In the local store a change lives in the record chain itself (the entries of the chain named
+by the change id), so its plan, every signature and every refusal are as tamper-evident as the
+runs it leads to:
 
     change.planned   runbook, parameters, the plan, its hash, the preparer, the window
-    change.signed    review | approve | emergency | supervise, by whom, bound to a hash
+    change.signed    review | approve | emergency, by whom, bound to a hash
     change.refused   an attempt that broke a rule: who, what, why
     change.ran       the run it led to
 """
 
 from __future__ import annotations
 
-import secrets as _random
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from functools import partial
-from typing import Any
+from typing import Any, Protocol
+
+from runbooks_rules.ids import new_change_id, new_run_id
 
 from runbooks.core import policy
-from runbooks.core.engine import Engine, new_run_id
+from runbooks.core.engine import Engine
 from runbooks.core.errors import ApprovalError, DriftError, InputError, RunbookError
 from runbooks.core.plan import Plan
 from runbooks.core.policy import Identity, Signature
@@ -28,9 +35,7 @@ from runbooks.core.runbook import Runbook
 from runbooks.core.store import RecordStore
 from runbooks.core.window import Window
 
-
-def new_change_id() -> str:
-    return "CHG-" + datetime.now(UTC).strftime("%Y%m%d-") + _random.token_hex(3)
+__all__ = ["Change", "ChangeBook", "Changes", "RunGrant", "explain_drift", "run_change"]
 
 
 @dataclass(frozen=True)
@@ -45,32 +50,85 @@ class Change:
     window: Window | None
     signatures: tuple[Signature, ...] = ()
     runs: tuple[str, ...] = ()
+    state: str = ""  # the status the server holds (NetBox); derived locally when empty
+    url: str = ""  # where people read it (its NetBox page)
+    refusal: str = ""  # the last refusal that changed its status
+    key: str = ""  # the server's own id of it (NetBox's primary key)
 
     def signers(self, authority: str) -> list[str]:
-        return [
-            s.actor
-            for s in self.signatures
-            if s.authority == authority and s.plan_hash == self.plan_hash
-        ]
+        return policy.signers(self.signatures, authority, self.plan_hash)
 
     @property
     def status(self) -> str:
+        if self.state:
+            return self.state
         if self.runs:
             return "ran"
-        if self.signers(policy.APPROVE):
-            return "approved"
-        if self.signers(policy.REVIEW):
-            return "reviewed"
-        return "planned"
+        return policy.status(self.plan_hash, self.signatures)
+
+
+@dataclass(frozen=True)
+class RunGrant:
+    """A run the book allowed: its id, and whether it runs as an emergency (outside the window)."""
+
+    run_id: str
+    emergency: bool
+
+
+class Changes(Protocol):
+    """Where a team's changes, signatures and sign-offs are kept, and who decides."""
+
+    def create(
+        self, plan: Plan, preparer: Identity, window: Window | None, unreviewed: bool = False
+    ) -> Change: ...
+
+    def get(self, change_id: str) -> Change: ...
+
+    def list(self) -> list[Change]: ...
+
+    def sign(
+        self,
+        change: Change,
+        who: Identity,
+        authority: str,
+        given_hash: str,
+        note: str = "",
+        current: Plan | None = None,
+    ) -> Change: ...
+
+    def precheck_run(self, change: Change, who: Identity, in_window: bool) -> None:
+        """Refuse early (before the re-plan) what the rules refuse anyway."""
+
+    def start_run(
+        self,
+        change: Change,
+        who: Identity,
+        planned: Plan,
+        now: datetime,
+        *,
+        scheduled: bool = False,
+        worker: str | None = None,
+    ) -> RunGrant:
+        """Decide, with the plan recomputed now, whether ``who`` may run the change (a server
+        judges the window by its own clock, not ``now``)."""
+        ...
+
+    def schedule(self, change: Change, who: Identity, confirm_manual: bool) -> Change: ...
+
+    def signoff(self, run_id: str, who: Identity, note: str = "") -> str:
+        """Sign a finished run's record; the role signed (responsible or supervisor)."""
+        ...
 
 
 class ChangeBook:
-    """Creates, reads and signs changes in a record store."""
+    """Creates, reads and signs changes in the local record store."""
 
     def __init__(self, store: RecordStore) -> None:
         self.store = store
 
-    def create(self, plan: Plan, preparer: Identity, window: Window | None) -> Change:
+    def create(
+        self, plan: Plan, preparer: Identity, window: Window | None, unreviewed: bool = False
+    ) -> Change:
         policy.check_prepare(preparer)
         if plan.refusal:
             raise InputError(f"a refused plan cannot become a change: {plan.refusal}")
@@ -157,24 +215,15 @@ class ChangeBook:
             )
             self.refuse(change, who.username, authority, str(drift))
             raise drift
-        sigs = change.signatures
-        rule: Callable[[], None]
-        if authority == policy.REVIEW:
-            rule = partial(
-                policy.check_review, who, change.preparer, change.plan_hash, given_hash, sigs
-            )
-        elif authority in (policy.APPROVE, policy.EMERGENCY):
-            rule = partial(
-                policy.check_approve,
-                who,
-                change.preparer,
-                change.plan_hash,
-                given_hash,
-                sigs,
-                emergency=authority == policy.EMERGENCY,
-            )
-        else:
-            raise InputError(f"unknown authority {authority!r}")
+        rule = partial(
+            policy.check_sign,
+            who,
+            authority,
+            change.preparer,
+            change.plan_hash,
+            given_hash,
+            change.signatures,
+        )
         self.guarded(change, who, authority, rule)
         self.store.append(
             change.id,
@@ -190,54 +239,115 @@ class ChangeBook:
         )
         return self.get(change.id)
 
-    def record_run(self, change: Change, who: Identity, run_id: str, emergency: bool) -> None:
-        self.store.append(
-            change.id, "change.ran", {"run_id": run_id, "emergency": emergency}, actor=who.username
-        )
-
-
-def run_change(
-    engine: Engine, book: ChangeBook, change: Change, who: Identity, runbook: Runbook
-) -> RunResult:
-    """Run an approved change: separation of duties, window, drift — each refusal recorded."""
-    now = engine.clock()
-    in_window = change.window is None or change.window.contains(now)
-    emergency = bool(
-        book.guarded(
+    def precheck_run(self, change: Change, who: Identity, in_window: bool) -> None:
+        self.guarded(
             change,
             who,
             "run",
             partial(policy.check_run, who, change.plan_hash, change.signatures, in_window),
         )
-    )
-    planned = engine.plan(runbook)
-    if planned.content_hash != change.plan_hash:
-        lines = explain_drift(change.plan, planned)
-        drift = DriftError(
-            "refused: the world changed since the plan was approved: " + "; ".join(lines),
-            lines=lines,
-            approved=change.plan_hash,
-            now=planned.content_hash,
+
+    def start_run(
+        self,
+        change: Change,
+        who: Identity,
+        planned: Plan,
+        now: datetime,
+        *,
+        scheduled: bool = False,
+        worker: str | None = None,
+    ) -> RunGrant:
+        in_window = change.window is None or change.window.contains(now)
+        emergency = bool(
+            self.guarded(
+                change,
+                who,
+                "run",
+                partial(policy.check_run, who, change.plan_hash, change.signatures, in_window),
+            )
         )
-        book.refuse(change, who.username, "run", str(drift))
-        raise drift
-    run_id = new_run_id()
-    book.record_run(change, who, run_id, emergency)
+        if planned.content_hash != change.plan_hash:
+            lines = explain_drift(change.plan, planned)
+            drift = DriftError(
+                "refused: the world changed since the plan was approved: " + "; ".join(lines),
+                lines=lines,
+                approved=change.plan_hash,
+                now=planned.content_hash,
+            )
+            self.refuse(change, who.username, "run", str(drift))
+            raise drift
+        run_id = new_run_id()
+        payload: dict[str, Any] = {"run_id": run_id, "emergency": emergency}
+        if worker:
+            payload["worker"] = worker
+        self.store.append(change.id, "change.ran", payload, actor=who.username)
+        return RunGrant(run_id, emergency)
+
+    def schedule(self, change: Change, who: Identity, confirm_manual: bool) -> Change:
+        if change.status != "approved":
+            raise ApprovalError(
+                f"{change.id} is {change.status}, not approved: it cannot be scheduled"
+            )
+        return change
+
+    def signoff(self, run_id: str, who: Identity, note: str = "") -> str:
+        full = self.store.resolve_run(run_id)
+        entries = self.store.entries(full)
+        if not entries or entries[0].kind != "run.started":
+            raise InputError(f"{run_id} is not a run")
+        operators = {e.actor for e in entries if e.kind in ("run.started", "run.resumed")}
+        signed = [str(e.payload.get("role")) for e in entries if e.kind == "record.signed"]
+        finished = any(e.kind == "run.finished" for e in entries)
+        try:
+            role = policy.signoff_role(who, operators, finished, signed)
+        except ApprovalError as exc:
+            if finished and who.username not in operators:
+                self.store.append(full, "record.refused", {"reason": str(exc)}, actor=who.username)
+            raise
+        self.store.append(
+            full,
+            "record.signed",
+            {"role": role, "note": note, "authorities": sorted(who.authorities)},
+            actor=who.username,
+        )
+        return role
+
+
+def run_change(
+    engine: Engine,
+    book: Changes,
+    change: Change,
+    who: Identity,
+    runbook: Runbook,
+    *,
+    scheduled: bool = False,
+    worker: str | None = None,
+) -> RunResult:
+    """Run an approved change: the rules first (before any work), then the plan recomputed
+    now, which the book compares with the approved one (NetBox decides, when it is the book);
+    then the run inside the window, unless it was granted as an emergency."""
+    now = engine.clock()
+    book.precheck_run(change, who, change.window is None or change.window.contains(now))
+    planned = engine.plan(runbook)
+    grant = book.start_run(change, who, planned, engine.clock(), scheduled=scheduled, worker=worker)
+    extra: dict[str, Any] = {
+        "change": change.id,
+        "emergency": grant.emergency,
+        "authorities": {
+            "handle": [change.preparer, who.username],
+            "review": change.signers(policy.REVIEW),
+            "approve": change.signers(policy.APPROVE),
+            "emergency": change.signers(policy.EMERGENCY),
+        },
+    }
+    if worker:
+        extra["worker"] = worker
     return engine.run(
         runbook,
         plan_hash=change.plan_hash,
-        run_id=run_id,
-        window=None if emergency else change.window,
-        extra={
-            "change": change.id,
-            "emergency": emergency,
-            "authorities": {
-                "handle": [change.preparer, who.username],
-                "review": change.signers(policy.REVIEW),
-                "approve": change.signers(policy.APPROVE),
-                "emergency": change.signers(policy.EMERGENCY),
-            },
-        },
+        run_id=grant.run_id,
+        window=None if grant.emergency else change.window,
+        extra=extra,
     )
 
 

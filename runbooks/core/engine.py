@@ -9,12 +9,13 @@ before it is retried.
 from __future__ import annotations
 
 import logging
-import secrets as _random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+
+from runbooks_rules.ids import new_run_id
 
 from runbooks.core import secrets
 from runbooks.core.context import Confirmer, RunContext, refuse_all
@@ -48,10 +49,6 @@ class _Silent:
 
     def undo_finished(self, step: Step, ok: bool, error: str | None) -> None:
         pass
-
-
-def new_run_id() -> str:
-    return datetime.now(UTC).strftime("%Y%m%d-%H%M%S-") + _random.token_hex(3)
 
 
 @dataclass

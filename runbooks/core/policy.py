@@ -24,6 +24,7 @@ from runbooks_rules.policy import (
     Identity,
     Signature,
     signers,
+    status,
 )
 
 from runbooks.core.errors import ApprovalError
@@ -48,6 +49,7 @@ __all__ = [
     "check_signoff",
     "signers",
     "signoff_role",
+    "status",
 ]
 
 

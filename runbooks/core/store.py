@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
@@ -82,6 +82,8 @@ class RecordStore:
 
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
+        # called with each entry once it is durable (a mirror to NetBox wakes up on it)
+        self.observers: list[Callable[[Entry], None]] = []
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(self.path, isolation_level=None, timeout=30)
@@ -142,6 +144,8 @@ class RecordStore:
             if self._db.in_transaction:
                 self._db.execute("ROLLBACK")
             raise StoreError(f"cannot write record store {self.path}: {exc}") from exc
+        for observer in self.observers:
+            observer(entry)
         return entry
 
     def _insert(self, entry: Entry) -> None:
