@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import secrets as _random
+import socket
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -89,55 +90,87 @@ def change_targets(plan: dict[str, Any]) -> list[str]:
 
 
 def run_change_job(
-    change_id: str, store_path: str, confirmed_by: str | None = None
+    change_id: str,
+    store_path: str | None = None,
+    confirmed_by: str | None = None,
+    netbox_url: str | None = None,
 ) -> dict[str, Any]:
     """The RQ job: run one approved change as the worker's identity, holding its targets.
 
-    Nobody watches a worker: manual steps are confirmed only when the person who scheduled
-    the change confirmed them in advance (``confirmed_by``), and the record says so."""
-    from runbooks.cli.common import identity, rebuild_runbook
+    With NetBox's change control (``netbox_url``) the job names only the change: the worker
+    acts with its own token, keeps its own local record (mirrored to NetBox), and takes who
+    scheduled the change and what they confirmed from NetBox. Without it, the job names the
+    store of the machine that scheduled it. Nobody watches a worker: manual steps are
+    confirmed only when the person who scheduled the change confirmed them in advance, and the
+    record says so."""
+    from runbooks.cli.common import book_of, identity_of, rebuild_runbook
     from runbooks.cli.output import Progress
-    from runbooks.cli.settings import setup_logging
+    from runbooks.cli.settings import Settings, default_store, setup_logging
     from runbooks.core.changes import ChangeBook, run_change
     from runbooks.core.context import Confirmation, Confirmer, refuse_all
     from runbooks.core.engine import Engine
-    from runbooks.core.store import RecordStore
+    from runbooks.core.errors import InputError
 
-    with RecordStore(Path(store_path)) as store:
-        setup_logging(Path(store_path).parent / "runbook.log", verbose=False)
-        book = ChangeBook(store)
-        change = book.get(change_id)
-        who = identity()
+    s = Settings(Path(store_path) if store_path else default_store())
+    try:
+        setup_logging(s.store_path.parent / "runbook.log", verbose=False)
+        changes, who = book_of(s), identity_of(s)
+        api = s.plugin()
+        if netbox_url and (api is None or api.settings.url != netbox_url.rstrip("/")):
+            raise InputError(
+                f"{change_id} was scheduled in the change control of {netbox_url}; this worker "
+                f"works with {api.settings.url if api else 'no NetBox'}"
+            )
+        change = changes.get(change_id)
+        if not isinstance(changes, ChangeBook):
+            confirmed_by = change.scheduled_by if change.confirm_manual else None
         runbook = rebuild_runbook(change.runbook, change.params, {})
+        worker = f"{who.username}@{socket.gethostname()}:{os.getpid()}"
+        confirmer: Confirmer = refuse_all
+        if confirmed_by:
+            by = confirmed_by
+
+            def confirmer(step_title: str, instruction: str, actor: str) -> Confirmation:
+                return Confirmation(
+                    True,
+                    by,
+                    datetime.now(UTC),
+                    "confirmed in advance when the change was scheduled",
+                )
+
         locks = TargetLocks(connect())
         with locks.hold(change_targets(change.plan), owner=f"{who.username}:{change.id}"):
-            confirmer: Confirmer = refuse_all
-            if confirmed_by:
-
-                def confirmer(step_title: str, instruction: str, actor: str) -> Confirmation:
-                    return Confirmation(
-                        True,
-                        confirmed_by,
-                        datetime.now(UTC),
-                        "confirmed in advance when the change was scheduled",
-                    )
-
-            engine = Engine(store, who.username, confirmer=confirmer, listener=Progress(quiet=True))
-            result = run_change(engine, book, change, who, runbook)
-        return {"run_id": result.run_id, "status": str(result.status), "error": result.error}
+            engine = Engine(
+                s.store(), who.username, confirmer=confirmer, listener=Progress(quiet=True)
+            )
+            result = run_change(
+                engine, changes, change, who, runbook, scheduled=True, worker=worker
+            )
+        mirror = s.mirror()
+        if mirror is not None and mirror.tracks(result.run_id):
+            mirror.flush(result.run_id)
+        return {
+            "run_id": result.run_id,
+            "status": str(result.status),
+            "error": result.error,
+            "worker": worker,
+        }
+    finally:
+        s.close()
 
 
 def schedule(
     change_id: str,
     start: datetime | None,
-    store_path: Path,
+    store_path: Path | None,
     queue: str = QUEUE,
     confirmed_by: str | None = None,
+    netbox_url: str | None = None,
 ) -> str:
     """Enqueue a change for its window's start (now if the window is open or absent)."""
     q = Queue(queue, connection=connect())
     job_timeout = 6 * 3600
-    args = (change_id, str(store_path.resolve()), confirmed_by)
+    args = (change_id, str(store_path.resolve()) if store_path else None, confirmed_by, netbox_url)
     if start is not None and start > datetime.now(UTC):
         job = q.enqueue_at(
             start, run_change_job, *args, job_timeout=job_timeout, job_id=f"runbooks-{change_id}"

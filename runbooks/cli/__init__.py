@@ -21,6 +21,7 @@ from runbooks.cli.common import (
     ParamsArg,
     ParamsFile,
     YesOpt,
+    book,
     build_runbook,
     identity,
     make_engine,
@@ -31,7 +32,7 @@ from runbooks.cli.common import (
 from runbooks.cli.output import emit_json, err, out
 from runbooks.cli.settings import Settings, default_store
 from runbooks.core import registry
-from runbooks.core.changes import ChangeBook
+from runbooks.core.changes import ChangeBook, run_change
 from runbooks.core.errors import InputError, RunbookError
 from runbooks.core.results import RunResult
 from runbooks.core.runbook import Runbook
@@ -145,19 +146,27 @@ def plan(
     if (window_start is None) != (window_end is None):
         raise InputError("give both --window-start and --window-end, or neither")
     window = Window.parse(window_start, window_end) if window_start and window_end else None
-    who = identity()
+    who = identity(ctx)
     result = make_engine(ctx, who.username, quiet=json_out).plan(runbook)
     change = None
     if save and not result.refusal:
-        change = ChangeBook(settings(ctx).store()).create(result, who, window)
+        change = book(ctx).create(result, who, window)
     if json_out:
-        emit_json({**result.to_dict(), "change": change.id if change else None})
+        emit_json(
+            {
+                **result.to_dict(),
+                "change": change.id if change else None,
+                "url": change.url if change else None,
+            }
+        )
     else:
         output.show_plan(result)
         if change:
             out.print(
                 f"stored as change [bold]{change.id}[/] — review it: runbook review {change.id}"
             )
+            if change.url:
+                out.print(f"in NetBox: {change.url}")
     if result.refusal:
         raise typer.Exit(1)
 
@@ -180,20 +189,18 @@ def run(
 ) -> None:
     """Run an approved change inside its window (or, explicitly, a runbook without one)."""
     overrides = parse_params(params, params_file)
+    changes = book(ctx)
     if target.upper().startswith("CHG-"):
-        from runbooks.core.changes import run_change
-
-        book = ChangeBook(settings(ctx).store())
-        change = book.get(target)
+        change = changes.get(target)
         runbook = rebuild_runbook(change.runbook, change.params, overrides)
-        who = identity()
+        who = identity(ctx)
         engine = make_engine(ctx, who.username, yes, json_out)
         if not json_out:
             err.print(
                 f"[bold]Running[/] change {change.id} ({escape(change.runbook)}) as "
                 f"{escape(who.username)}"
             )
-        result = run_change(engine, book, change, who, runbook)
+        result = run_change(engine, changes, change, who, runbook)
     else:
         runbook = build_runbook(target, overrides)
         if not no_change_control:
@@ -201,15 +208,19 @@ def run(
                 f"{target} is a runbook, not a change: plan it (runbook plan {target} ...), have "
                 "it reviewed and approved, then run the change — or pass --no-change-control"
             )
-        who = identity()
+        who = identity(ctx)
         engine = make_engine(ctx, who.username, yes, json_out)
         planned = engine.plan(runbook)
         if planned.refusal:
             raise RunbookError(f"plan refused: {planned.refusal}")
-        result = engine.run(
-            runbook, plan_hash=planned.content_hash, extra={"change": None, "unreviewed": True}
-        )
-    _report(result, json_out)
+        if isinstance(changes, ChangeBook):
+            result = engine.run(
+                runbook, plan_hash=planned.content_hash, extra={"change": None, "unreviewed": True}
+            )
+        else:  # NetBox keeps it too, as an unreviewed change run by its preparer
+            change = changes.create(planned, who, None, unreviewed=True)
+            result = run_change(engine, changes, change, who, runbook)
+    _report(ctx, result, json_out)
 
 
 @app.command()
@@ -221,25 +232,66 @@ def resume(
     json_out: JsonOpt = False,
 ) -> None:
     """Continue a run that was interrupted, from its record."""
-    store = settings(ctx).store()
-    full_id = store.resolve_run(run_id)
+    full_id = _resumable(ctx, run_id)
     overrides = parse_params(params)
 
     def factory(started: dict[str, Any]) -> Runbook:
         return rebuild_runbook(str(started["runbook"]), started.get("params", {}), overrides)
 
-    who = identity()
+    who = identity(ctx)
     result = make_engine(ctx, who.username, yes, json_out).resume(full_id, factory, overrides)
-    _report(result, json_out)
+    _report(ctx, result, json_out)
 
 
-def _report(result: RunResult, json_out: bool) -> None:
+def _resumable(ctx: typer.Context, run_id: str) -> str:
+    """The run's full id. A run NetBox keeps is brought into the local store when this machine
+    lacks entries of it (resumed elsewhere), and its mirror picks up where NetBox stands."""
+    s = settings(ctx)
+    store, api = s.store(), s.plugin()
+    if api is None:
+        return store.resolve_run(run_id)
+    from runbooks.gateways.netbox_records import NetBoxRecords
+
+    records = NetBoxRecords(api)
+    try:
+        run = records.run(run_id)
+    except InputError:  # a run only this machine knows (not started through NetBox)
+        return store.resolve_run(run_id)
+    full_id, length = str(run["run_id"]), int(run.get("length") or 0)
+    if len(store.entries(full_id)) < length:
+        store.import_chain(records.entries(int(run["id"])))
+    mirror = s.mirror()
+    if mirror is not None:
+        mirror.track(full_id, int(run["id"]), length, str(run.get("head") or ""))
+    return full_id
+
+
+def _report(ctx: typer.Context, result: RunResult, json_out: bool) -> None:
+    anchored = _anchor(ctx, result.run_id)
     if json_out:
-        emit_json(result.to_dict())
+        emit_json({**result.to_dict(), **anchored})
     else:
         output.show_run(result)
+        if anchored:
+            out.print(
+                f"record in NetBox: {anchored['netbox_entries']} entries, head "
+                f"{anchored['netbox_head'][:16]}… {anchored['netbox_url']}"
+            )
     if not result.ok:
         raise typer.Exit(1)
+
+
+def _anchor(ctx: typer.Context, run_id: str) -> dict[str, Any]:
+    """Wait until NetBox holds the run's whole record (runs granted by NetBox only)."""
+    mirror = settings(ctx).mirror()
+    if mirror is None or not mirror.tracks(run_id):
+        return {}
+    held = mirror.flush(run_id)
+    return {
+        "netbox_entries": held.sent,
+        "netbox_head": held.head,
+        "netbox_url": held.url,
+    }
 
 
 def _mount_subcommands() -> None:

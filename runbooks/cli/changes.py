@@ -12,6 +12,7 @@ from rich.markup import escape
 from runbooks.cli.common import (
     JsonOpt,
     ParamsArg,
+    book,
     identity,
     make_engine,
     parse_params,
@@ -20,8 +21,7 @@ from runbooks.cli.common import (
 )
 from runbooks.cli.output import emit_json, err, out
 from runbooks.core import policy
-from runbooks.core.changes import Change, ChangeBook
-from runbooks.core.errors import ApprovalError, InputError
+from runbooks.core.changes import Change, Changes
 from runbooks.core.plan import Plan
 from runbooks.report import review as review_doc
 
@@ -39,7 +39,7 @@ def _replan(ctx: typer.Context, change: Change, actor: str, params: list[str] | 
 
 def changes(ctx: typer.Context, json_out: JsonOpt = False) -> None:
     """List changes, newest first, with their status."""
-    rows = ChangeBook(settings(ctx).store()).list()
+    rows = book(ctx).list()
     if json_out:
         emit_json(
             [
@@ -51,6 +51,8 @@ def changes(ctx: typer.Context, json_out: JsonOpt = False) -> None:
                     "created": c.created,
                     "hash": c.plan_hash,
                     "window": c.window.to_dict() if c.window else None,
+                    "url": c.url or None,
+                    "refusal": c.refusal or None,
                 }
                 for c in rows
             ]
@@ -60,6 +62,7 @@ def changes(ctx: typer.Context, json_out: JsonOpt = False) -> None:
         out.print(
             f"[bold]{c.id}[/] {c.status:<9} {escape(c.runbook):<20} by {escape(c.preparer)} "
             f"{c.created[:19]} [dim]{c.plan_hash[:12]}[/]"
+            + (f" [dim]{escape(c.url)}[/]" if c.url else "")
         )
 
 
@@ -75,18 +78,17 @@ def review(
     params: ParamsArg = None,
 ) -> None:
     """Render the review document of a change; with --accept, sign it as its reviewer."""
-    book = ChangeBook(settings(ctx).store())
-    change = book.get(change_id)
+    changes = book(ctx)
+    change = changes.get(change_id)
     if html is not None:
         html.write_text(review_doc.html(change), encoding="utf-8")
         err.print(f"review page written to {html}")
     else:
         out.print(Markdown(review_doc.markdown(change)))
+    if change.url:
+        err.print(f"in NetBox: {change.url}")
     if accept:
-        who = identity()
-        current = _replan(ctx, change, who.username, params)
-        change = book.sign(change, who, policy.REVIEW, given_hash or "", note, current)
-        out.print(f"[green]reviewed[/] by {escape(who.username)} (hash {change.plan_hash[:12]})")
+        _sign(ctx, changes, change, policy.REVIEW, given_hash, note, params)
 
 
 def approve(
@@ -100,13 +102,27 @@ def approve(
     params: ParamsArg = None,
 ) -> None:
     """Approve a reviewed change, naming its plan hash (the plan is recomputed first)."""
-    who = identity()
-    book = ChangeBook(settings(ctx).store())
-    change = book.get(change_id)
-    current = _replan(ctx, change, who.username, params)
+    changes = book(ctx)
     authority = policy.EMERGENCY if emergency else policy.APPROVE
-    change = book.sign(change, who, authority, given_hash or "", note, current)
-    kind = "emergency approval" if emergency else "approved"
+    _sign(ctx, changes, changes.get(change_id), authority, given_hash, note, params)
+
+
+def _sign(
+    ctx: typer.Context,
+    changes: Changes,
+    change: Change,
+    authority: str,
+    given_hash: str | None,
+    note: str,
+    params: list[str] | None,
+) -> None:
+    """Sign after recomputing the plan: nobody signs a plan that no longer holds."""
+    who = identity(ctx)
+    current = _replan(ctx, change, who.username, params)
+    change = changes.sign(change, who, authority, given_hash or "", note, current)
+    kind = {policy.REVIEW: "reviewed", policy.EMERGENCY: "emergency approval"}.get(
+        authority, "approved"
+    )
     out.print(f"[green]{kind}[/] by {escape(who.username)} (hash {change.plan_hash[:12]})")
 
 
@@ -116,32 +132,8 @@ def signoff(
     note: NoteOpt = "",
 ) -> None:
     """Sign a finished run's record: as its responsible person (the operator) or supervisor."""
-    who = identity()
-    store = settings(ctx).store()
-    full = store.resolve_run(run_id)
-    entries = store.entries(full)
-    if not entries or entries[0].kind != "run.started":
-        raise InputError(f"{run_id} is not a run")
-    if not any(e.kind == "run.finished" for e in entries):
-        raise ApprovalError("the run has not finished: its record cannot be signed yet")
-    operators = {e.actor for e in entries if e.kind in ("run.started", "run.resumed")}
-    if who.username in operators:
-        role = "responsible"
-    else:
-        try:
-            policy.check_signoff(who, operators)
-        except ApprovalError as exc:
-            store.append(full, "record.refused", {"reason": str(exc)}, actor=who.username)
-            raise
-        role = "supervisor"
-    if any(e.kind == "record.signed" and e.payload.get("role") == role for e in entries):
-        raise ApprovalError(f"the record already carries the {role} signature")
-    store.append(
-        full,
-        "record.signed",
-        {"role": role, "note": note, "authorities": sorted(who.authorities)},
-        actor=who.username,
-    )
+    who = identity(ctx)
+    role = book(ctx).signoff(run_id, who, note)
     out.print(f"[green]signed[/] as {role}: {escape(who.username)}")
 
 
@@ -159,13 +151,17 @@ def schedule(
     """Put an approved change on the queue (RQ on Redis) for its window's start."""
     from runbooks import scheduling
 
-    store = settings(ctx).store()
-    change = ChangeBook(store).get(change_id)
-    if change.status != "approved":
-        raise ApprovalError(f"{change.id} is {change.status}, not approved: it cannot be scheduled")
+    changes = book(ctx)
+    who = identity(ctx)
+    change = changes.schedule(changes.get(change_id), who, confirm_manual=yes)
     start = change.window.start if change.window else None
-    confirmed_by = identity().username if yes else None
-    job = scheduling.schedule(change.id, start, settings(ctx).store_path, queue, confirmed_by)
+    api = settings(ctx).plugin()
+    if api is None:  # the job names this machine's store
+        job = scheduling.schedule(
+            change.id, start, settings(ctx).store_path, queue, who.username if yes else None
+        )
+    else:  # NetBox holds who scheduled it and what they confirmed: any worker can run it
+        job = scheduling.schedule(change.id, start, None, queue, None, api.settings.url)
     when = f"at {start.isoformat(timespec='seconds')}" if start else "now"
     out.print(f"scheduled {change.id} {when} (job {job}); a `runbook worker` will run it")
 

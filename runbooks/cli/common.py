@@ -17,6 +17,7 @@ from runbooks.cli.output import err
 from runbooks.cli.settings import Settings, current_actor
 from runbooks.config import netbox_settings
 from runbooks.core import policy, registry
+from runbooks.core.changes import ChangeBook, Changes
 from runbooks.core.context import Confirmation, Confirmer, confirm_all, refuse_all
 from runbooks.core.engine import Engine
 from runbooks.core.errors import InputError
@@ -41,15 +42,39 @@ def settings(ctx: typer.Context) -> Settings:
     return obj
 
 
-def identity() -> Identity:
-    """The owner of the NetBox token in use; without NetBox, the local user, who may only
-    prepare and run (never review, approve or sign off)."""
+def identity(ctx: typer.Context) -> Identity:
+    return identity_of(settings(ctx))
+
+
+def identity_of(s: Settings) -> Identity:
+    """The owner of the NetBox token in use, with the authorities the server grants; without
+    NetBox, the local user, who may only prepare and run (never review, approve or sign off)."""
+    api = s.plugin()
+    if api is not None:
+        from runbooks.gateways.netbox_plugin import whoami
+
+        return whoami(api)
     nb = netbox_settings()
     if nb is None:
         return Identity(current_actor(), frozenset({policy.HANDLE}), source="local")
     from runbooks.gateways.identity import NetBoxIdentity
 
     return NetBoxIdentity(nb).whoami()
+
+
+def book(ctx: typer.Context) -> Changes:
+    return book_of(settings(ctx))
+
+
+def book_of(s: Settings) -> Changes:
+    """Where the team's changes live: NetBox (the plugin decides) or the local store."""
+    api = s.plugin()
+    if api is None:
+        return ChangeBook(s.store())
+    from runbooks.gateways.netbox_plugin import NetBoxChanges
+
+    mirror = s.mirror()
+    return NetBoxChanges(api, on_grant=mirror.track if mirror else None)
 
 
 def parse_params(items: list[str] | None, params_file: Path | None = None) -> dict[str, Any]:

@@ -7,9 +7,15 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from runbooks.config import netbox_settings
 from runbooks.core import secrets
 from runbooks.core.store import RecordStore
+
+if TYPE_CHECKING:
+    from runbooks.gateways.netbox_plugin import PluginAPI
+    from runbooks.gateways.netbox_records import RecordMirror
 
 
 def default_store() -> Path:
@@ -26,9 +32,15 @@ def current_actor() -> str:
 
 @dataclass
 class Settings:
+    """What one command works with: the local record store, and NetBox with the
+    netbox-runbooks plugin when one is configured (then the team's changes live there)."""
+
     store_path: Path
     verbose: bool = False
     _store: RecordStore | None = None
+    _plugin: PluginAPI | None = None
+    _probed: bool = False
+    _mirror: RecordMirror | None = None
 
     def store(self) -> RecordStore:
         if self._store is None:
@@ -36,7 +48,36 @@ class Settings:
             setup_logging(self.store_path.parent / "runbook.log", self.verbose)
         return self._store
 
+    def plugin(self) -> PluginAPI | None:
+        """NetBox's change control, when NetBox is configured and runs the plugin (asked once
+        per command; a NetBox that does not answer is an error, not a fallback)."""
+        if not self._probed:
+            self._probed = True
+            nb = netbox_settings()
+            if nb is not None and nb.token:
+                from runbooks.gateways import netbox_plugin
+
+                if netbox_plugin.available(nb):
+                    self._plugin = netbox_plugin.PluginAPI(nb)
+        return self._plugin
+
+    def mirror(self) -> RecordMirror | None:
+        """The mirror that sends granted runs' entries to NetBox as the store writes them."""
+        api = self.plugin()
+        if api is not None and self._mirror is None:
+            from runbooks.gateways.netbox_records import RecordMirror
+
+            self._mirror = RecordMirror(api, self.store_path)
+            self.store().observers.append(self._mirror.observe)
+        return self._mirror
+
     def close(self) -> None:
+        if self._mirror is not None:
+            self._mirror.close()
+            self._mirror = None
+        if self._plugin is not None:
+            self._plugin.close()
+            self._plugin = None
         if self._store is not None:
             self._store.close()
             self._store = None

@@ -54,6 +54,8 @@ class Change:
     url: str = ""  # where people read it (its NetBox page)
     refusal: str = ""  # the last refusal that changed its status
     key: str = ""  # the server's own id of it (NetBox's primary key)
+    scheduled_by: str = ""  # who queued it for its window (NetBox records it)
+    confirm_manual: bool = False  # ... confirming its manual steps in advance, in their name
 
     def signers(self, authority: str) -> list[str]:
         return policy.signers(self.signatures, authority, self.plan_hash)

@@ -148,6 +148,8 @@ def change_from(data: Mapping[str, Any]) -> Change:
         url=str(data.get("display_url") or ""),
         refusal=str(data.get("refusal") or ""),
         key=str(data["id"]),
+        scheduled_by=str(data.get("scheduled_by") or ""),
+        confirm_manual=bool(data.get("confirm_manual")),
     )
 
 

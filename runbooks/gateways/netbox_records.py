@@ -34,6 +34,7 @@ BATCH = 200  # entries per request (a step's few entries usually go in one)
 @dataclass
 class _Mirrored:
     key: int  # NetBox's id of the run
+    url: str  # the run's page in NetBox
     sent: int = 0  # entries NetBox holds
     head: str = ""
     error: RunbookError | None = None
@@ -56,10 +57,14 @@ class RecordMirror:
 
     # -- the engine's side: register a run, wake on each entry ---------------------------------
     def track(self, run_id: str, key: int, sent: int = 0, head: str = "") -> None:
+        url = f"{self.api.settings.url}/plugins/runbooks/runs/{key}/"
         with self._lock:
-            self._runs[run_id] = _Mirrored(key, sent, head)
+            self._runs[run_id] = _Mirrored(key, url, sent, head)
         self._start()
         self._wake.set()
+
+    def tracks(self, run_id: str) -> bool:
+        return run_id in self._runs
 
     def observe(self, entry: Entry) -> None:
         """A store observer: an entry of a mirrored run was written."""

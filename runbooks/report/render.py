@@ -7,6 +7,7 @@ from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup, escape
+from runbooks_rules.review import diff_lines
 
 
 def value(v: Any) -> str:
@@ -21,17 +22,11 @@ def value(v: Any) -> str:
 def diff_html(text: str) -> Markup:
     """A unified diff with added and removed lines coloured (every line escaped)."""
     out = Markup("")
-    for line in text.splitlines():
-        if line.startswith("+") and not line.startswith("+++"):
-            cls = "add"
-        elif line.startswith("-") and not line.startswith("---"):
-            cls = "del"
-        elif line.startswith("@@"):
-            cls = "hunk"
-        else:
+    for cls, line in diff_lines(text):
+        if cls == "ctx":
             out += escape(line) + Markup("\n")
-            continue
-        out += Markup('<span class="{}">{}</span>').format(cls, line)
+        else:
+            out += Markup('<span class="{}">{}</span>').format(cls, line)
     return out
 
 

@@ -95,25 +95,21 @@ def summary(
 
 
 def sections(plan: Mapping[str, Any]) -> dict[str, list[Any]]:
-    """The review document's parts: pre-check evidence, NetBox field diffs, configuration
-    diffs (devices), host diffs (Ansible check mode), and other changes."""
+    """The review document's parts: the pre-check evidence, then the diffs of each system
+    (``netbox``, ``device``, ``host``, ``other``, in that order) as (step, diff, text), where
+    ``text`` is the unified diff of a configuration or file change and '' for field changes."""
     steps = list(plan.get("steps", []))
-    diffs = [(s, d) for s in steps for d in s.get("diffs", [])]
-
-    def textual(d: Mapping[str, Any]) -> bool:
-        return bool(d.get("text")) or (d.get("kind") == "text" and isinstance(d.get("before"), str))
-
-    return {
-        "checks": [s for s in steps if s.get("kind") == "check"],
-        "object_diffs": [(s, d) for s, d in diffs if d.get("fields") and not textual(d)],
-        "config_diffs": [
-            (s, d) for s, d in diffs if textual(d) and system_of(str(d["target"])) == DEVICE
-        ],
-        "host_diffs": [
-            (s, d) for s, d in diffs if textual(d) and system_of(str(d["target"])) != DEVICE
-        ],
-        "other_diffs": [(s, d) for s, d in diffs if not d.get("fields") and not textual(d)],
-    }
+    parts: dict[str, list[Any]] = {"checks": [s for s in steps if s.get("kind") == "check"]}
+    for system in SYSTEM_NAMES:
+        parts[system] = []
+    for step in steps:
+        for diff in step.get("diffs", []):
+            textual = bool(diff.get("text")) or (
+                diff.get("kind") == "text" and isinstance(diff.get("before"), str)
+            )
+            item = (step, diff, unified(diff) if textual else "")
+            parts[system_of(str(diff.get("target", "")))].append(item)
+    return parts
 
 
 def unified(diff: Mapping[str, Any], context: int = 3) -> str:
