@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import sys
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -12,17 +13,62 @@ from rich.table import Table
 
 from runbooks.cli.output import emit_json, out
 from runbooks.core.errors import InputError, IntegrityError
-from runbooks.core.store import RecordStore, read_jsonl, verify_entries
+from runbooks.core.store import (
+    Entry,
+    Problem,
+    RecordStore,
+    VerifyReport,
+    canonical,
+    compare_with_witness,
+    read_jsonl,
+    verify_entries,
+)
+from runbooks.gateways.netbox_records import NetBoxRecords
 
 app = typer.Typer(no_args_is_help=True)
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output on stdout.")]
+LocalOpt = Annotated[
+    bool,
+    typer.Option("--local", help="This machine's store, not the team's records in NetBox."),
+]
 
 
 def _store(ctx: typer.Context) -> RecordStore:
     from runbooks.cli.common import settings
 
     return settings(ctx).store()
+
+
+def _netbox(ctx: typer.Context, local: bool = False) -> NetBoxRecords | None:
+    """The team's records in NetBox, when its change control is configured (and not --local)."""
+    from runbooks.cli.common import settings
+
+    api = None if local else settings(ctx).plugin()
+    return NetBoxRecords(api) if api is not None else None
+
+
+@dataclass(frozen=True)
+class _Run:
+    """One run's record, wherever it is kept, with what its sheet shows."""
+
+    entries: list[Entry]
+    head: str
+    chain_ok: bool
+    server: dict[str, Any] = field(default_factory=dict)  # sign-offs NetBox holds
+
+
+def _run(ctx: typer.Context, run_id: str, local: bool) -> _Run:
+    netbox = _netbox(ctx, local)
+    if netbox is not None:
+        run = netbox.run(run_id)
+        entries = netbox.entries(int(run["id"]))
+        head = str(run.get("head") or "")
+        report = verify_entries(entries, {str(run["run_id"]): head} if head else None)
+        return _Run(entries, head, report.ok, {"signatures": netbox.signatures(run)})
+    store = _store(ctx)
+    full = store.resolve_run(run_id)
+    return _Run(store.entries(full), store.run_head(full), store.verify(full).ok)
 
 
 @app.command("list")
@@ -32,10 +78,13 @@ def list_runs(
     search: Annotated[
         str | None, typer.Option(help="Only runs whose record mentions this.")
     ] = None,
+    local: LocalOpt = False,
     json_out: JsonOpt = False,
 ) -> None:
     """List runs, newest first."""
-    runs = _store(ctx).runs(runbook=runbook, text=search)
+    netbox = _netbox(ctx, local)
+    source = netbox if netbox is not None else _store(ctx)
+    runs = source.runs(runbook=runbook, text=search)
     if json_out:
         emit_json(runs)
         return
@@ -53,60 +102,131 @@ def list_runs(
 
 
 @app.command()
-def show(ctx: typer.Context, run_id: str, json_out: JsonOpt = False) -> None:
+def show(
+    ctx: typer.Context, run_id: str, local: LocalOpt = False, json_out: JsonOpt = False
+) -> None:
     """Show every entry of one run's record."""
-    store = _store(ctx)
-    entries = store.entries(store.resolve_run(run_id))
+    run = _run(ctx, run_id, local)
     if json_out:
-        emit_json([e.to_dict() for e in entries])
+        emit_json([e.to_dict() for e in run.entries])
         return
-    for e in entries:
+    for e in run.entries:
         detail = e.payload.get("status") or e.payload.get("error") or e.payload.get("title") or ""
         step = f" {e.step}" if e.step else ""
         out.print(
             f"{e.seq:>6} {e.ts[:23]} [bold]{e.kind:<15}[/]{escape(step)} "
             f"[dim]{escape(e.actor)}[/] {escape(str(detail))}"
         )
-    out.print(f"head {store.run_head(entries[0].run_id)}")
+    out.print(f"head {run.head}")
 
 
 @app.command()
 def verify(
     ctx: typer.Context,
+    run_id: Annotated[
+        str | None, typer.Argument(help="Verify this run's copy in NetBox too.")
+    ] = None,
     file: Annotated[
         Path | None, typer.Option(help="Verify a JSONL export instead of the store.")
     ] = None,
+    head: Annotated[str | None, typer.Option(help="The head a one-run export must end at.")] = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Recompute the hash chain; exit 5 and name each break when the record was tampered with."""
+    """Recompute the hash chains; with NetBox's change control, compare each run's head with
+    the head NetBox anchored. Exit 5 and name each break when a record was tampered with."""
+    compared = 0
     if file is not None:
         try:
             with file.open(encoding="utf-8") as fh:
-                report = verify_entries(read_jsonl(fh))
+                entries = read_jsonl(fh)
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise InputError(f"cannot read export {file}: {exc}") from exc
+        names = {e.run_id for e in entries}
+        if head is not None and len(names) != 1:
+            raise InputError("--head checks a one-run export; this file holds several runs")
+        report = verify_entries(entries, {names.pop(): head} if head else None)
     else:
-        report = _store(ctx).verify()
+        store = _store(ctx)
+        report = store.verify()
+        netbox = _netbox(ctx)
+        if netbox is not None:
+            chains = store.chains()
+            anchored = netbox.anchored_heads(chains)
+            compared = len(anchored)
+            report = _with(report, compare_with_witness(chains, anchored))
+            if run_id is not None:
+                report = _with(report, _netbox_copy(netbox, run_id))
     if json_out:
         emit_json(
             {
                 "ok": report.ok,
                 "entries": report.entries,
-                "head": report.head,
+                "runs": len(report.heads),
+                "compared_with_netbox": compared,
                 "problems": [p.__dict__ for p in report.problems],
             }
         )
     elif report.ok:
-        out.print(f"[green]ok[/]: {report.entries} entries, chain intact, head {report.head}")
+        anchored_note = f"; {compared} run(s) match the heads NetBox anchored" if compared else ""
+        out.print(
+            f"[green]ok[/]: {report.entries} entries in {len(report.heads)} run(s), every "
+            "chain intact"
+            f"{anchored_note}"
+        )
     else:
         for p in report.problems:
-            out.print(f"[bold red]{p.kind}[/] at entry {p.seq}: {escape(p.detail)}")
+            out.print(f"[bold red]{p.kind}[/] {escape(p.run_id)} #{p.seq}: {escape(p.detail)}")
     if not report.ok:
         first = report.problems[0]
         raise IntegrityError(
-            f"record chain broken: {len(report.problems)} problem(s), first: {first.kind} at "
-            f"entry {first.seq}"
+            f"record chain broken: {len(report.problems)} problem(s), first: {first.kind} in "
+            f"{first.run_id} at entry {first.seq}"
         )
+
+
+def _with(report: VerifyReport, problems: list[Problem]) -> VerifyReport:
+    return replace(report, problems=(*report.problems, *problems))
+
+
+def _netbox_copy(netbox: NetBoxRecords, run_id: str) -> list[Problem]:
+    """NetBox's copy of one run, recomputed here and by the server."""
+    run = netbox.run(run_id)
+    key, name = int(run["id"]), str(run["run_id"])
+    mine = verify_entries(netbox.entries(key), {name: str(run.get("head") or "")})
+    theirs = netbox.verify(key)
+    server = [
+        Problem(name, int(p.get("seq", 0)), str(p.get("kind")), f"NetBox: {p.get('detail')}")
+        for p in theirs.get("problems", [])
+    ]
+    return list(mine.problems) + server
+
+
+@app.command()
+def push(
+    ctx: typer.Context,
+    run_id: Annotated[str | None, typer.Argument(help="One run; all runs when omitted.")] = None,
+) -> None:
+    """Send NetBox the entries of runs it granted that it does not hold yet (NetBox was away
+    when they were written)."""
+    from runbooks.cli.common import settings
+
+    s = settings(ctx)
+    netbox, mirror = _netbox(ctx), s.mirror()
+    if netbox is None or mirror is None:
+        raise InputError("no NetBox change control configured: nothing to push to")
+    store = s.store()
+    mine = store.heads()
+    wanted = [store.resolve_run(run_id)] if run_id else sorted(mine)
+    sent = 0
+    for name, (length, _) in netbox.anchored_heads(wanted).items():
+        if mine[name][0] > length:
+            run = netbox.run(name)
+            mirror.track(name, int(run["id"]), length, str(run.get("head") or ""))
+            held = mirror.flush(name)
+            out.print(f"{name}: NetBox now holds {held.sent} entries")
+            sent += 1
+    if not sent:
+        out.print("NetBox holds every entry of the runs it granted")
 
 
 @app.command()
@@ -119,29 +239,31 @@ def export(
     output: Annotated[
         Path | None, typer.Option("-o", "--output", help="File; stdout if omitted.")
     ] = None,
+    local: LocalOpt = False,
 ) -> None:
     """Export entries (hashes included) so an archived copy can be verified later."""
     if fmt not in ("jsonl", "md", "html"):
         raise InputError(f"unknown export format {fmt!r} (known: jsonl, md, html)")
-    store = _store(ctx)
-    run = store.resolve_run(run_id) if run_id else None
-    if fmt != "jsonl":
-        if run is None:
+    if run_id is None:
+        if fmt != "jsonl":
             raise InputError(f"the {fmt} record sheet is of one run: name it")
-        from runbooks.report import sheet
+        entries = _store(ctx).entries()
+    else:
+        run = _run(ctx, run_id, local)
+        entries = run.entries
+        if fmt != "jsonl":
+            from runbooks.report import sheet
 
-        entries = store.entries(run)
-        render = sheet.html if fmt == "html" else sheet.markdown
-        text = render(entries, store.run_head(run), store.verify().ok)
-        if output is None:
-            sys.stdout.write(text)
-        else:
-            output.write_text(text, encoding="utf-8")
-            out.print(f"record sheet written to {output}")
-        return
+            render = sheet.html if fmt == "html" else sheet.markdown
+            _write(render(entries, run.head, run.chain_ok, **run.server), output)
+            return
+    _write("".join(canonical(e.to_dict()) + "\n" for e in entries), output, len(entries))
+
+
+def _write(text: str, output: Path | None, entries: int | None = None) -> None:
     if output is None:
-        store.export_jsonl(sys.stdout, run)
+        sys.stdout.write(text)
         return
-    with output.open("w", encoding="utf-8") as fh:
-        count = store.export_jsonl(fh, run)
-    out.print(f"exported {count} entries to {output}")
+    output.write_text(text, encoding="utf-8")
+    what = f"exported {entries} entries" if entries is not None else "record sheet written"
+    out.print(f"{what} to {output}")
