@@ -2,22 +2,27 @@
 
 Layout (all names fixed so `lab status` and people can find them):
 
-- ``cache_dir()/netbox-<version>/venv``: NetBox's own virtualenv (kept across runs).
+- ``cache_dir()/netbox-<version>/venv``: NetBox's own virtualenv (kept across runs), shared
+  by every clone on the machine. This checkout's ``plugins/runbooks-rules`` and
+  ``plugins/netbox-runbooks`` are installed into it editable: plugin edits take effect when
+  the server next starts, and `up` restarts a running server whose plugin code changed. `up`
+  from another clone re-points the venv at that clone's plugins (and `up` from this one back).
 - ``cache_dir()/netbox-<version>/migrated.sql.gz``: a dump of a freshly migrated, empty
-  database. The first migrate takes ~6 minutes; the dump restores in seconds.
+  database, NetBox core only. The first migrate takes ~6 minutes; the dump restores in seconds.
 - ``state_dir()/netbox/``: NETBOX_ROOT (``conf/configuration.py``), the generated secret key,
   token peppers and API tokens (mode 0600), the server's pid file and log.
 - PostgreSQL databases on 127.0.0.1:5432: ``runbooks_lab_netbox`` (live),
-  ``runbooks_lab_netbox_migrated`` (template: migrated, empty) and
-  ``runbooks_lab_netbox_seeded`` (template: the seeded lab). `reset()` recreates the live
-  database from the seeded template.
+  ``runbooks_lab_netbox_migrated`` (template: migrated, empty; core from the dump, then the
+  plugin's migrations, labelled with both) and ``runbooks_lab_netbox_seeded`` (template: the
+  seeded lab). `reset()` recreates the live database from the seeded template.
 - Redis on 127.0.0.1:6379, databases 10 (tasks) and 11 (cache).
 - RUNBOOKS_NETBOX_INSTANCE=<name> (with its own RUNBOOKS_NETBOX_PORT) runs an independent
   second NetBox: databases ``runbooks_lab_netbox_<name>[_seeded|_migrated]``, state in
   ``state_dir()/netbox-<name>``, Redis dbs 12/13 or 14/15. Sessions that reset NetBox
   concurrently must not share one instance.
 
-Public API: install, up, down, destroy, reset, serve, stop, status, credentials, render_configs.
+Public API: install, up, down, destroy, reset, serve, stop, status, credentials, web_login,
+render_configs.
 """
 
 from __future__ import annotations
@@ -28,12 +33,14 @@ import hashlib
 import json
 import logging
 import os
+import re
 import secrets
 import shutil
 import signal
 import socket
 import subprocess
 import time
+import tomllib
 import zlib
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -115,7 +122,18 @@ def venv() -> Path:
 
 
 def snapshot() -> Path:
+    """NetBox core's first migrate, dumped: no plugin's tables (those come from this checkout)."""
     return home() / "migrated.sql.gz"
+
+
+def plugin_sources() -> tuple[Path, ...]:
+    """This checkout's packages installed into NetBox's venv, a dependency before its user."""
+    plugins = paths.REPO_ROOT / "plugins"
+    return plugins / "runbooks-rules", plugins / "netbox-runbooks"
+
+
+def _plugin_migrations() -> Path:
+    return plugin_sources()[-1] / netbox_seed.PLUGINS[0] / "migrations"
 
 
 def root() -> Path:
@@ -137,6 +155,11 @@ def _pid_file() -> Path:
 
 def _log_file() -> Path:
     return root() / "server.log"
+
+
+def _code_file() -> Path:
+    """`plugin_code_digest()` as it was when the running server started."""
+    return root() / "server.code"
 
 
 # -- small helpers ------------------------------------------------------------------------------
@@ -245,30 +268,111 @@ def find_python() -> Path:
 
 
 def install() -> None:
-    """NetBox in its own venv (once per version), and its configuration (every time)."""
-    done = venv() / ".runbooks-installed"  # written last: a half-made venv is redone
-    if not done.exists():
-        python = find_python()
-        log.info("installing NetBox %s with %s into %s (about 75 s)", VERSION, python, venv())
-        started = time.monotonic()
-        if venv().exists():
-            shutil.rmtree(venv())  # a half-made venv from an interrupted install
-        home().mkdir(parents=True, exist_ok=True)
-        _run([python, "-m", "venv", venv()], "creating NetBox's venv")
-        _run(
-            [
-                venv() / "bin" / "pip",
-                "install",
-                "--quiet",
-                "--disable-pip-version-check",
-                f"netbox=={VERSION}",
-            ],
-            f"pip install netbox=={VERSION}",
-            timeout=900,
-        )
-        done.write_text(VERSION, encoding="utf-8")
-        log.info("NetBox installed in %.0f s", time.monotonic() - started)
+    """NetBox in its own venv (once per version), this checkout's plugins in it (when missing
+    or installed from elsewhere), and its configuration (every time)."""
+    with _venv_lock():
+        done = venv() / ".runbooks-installed"  # written last: a half-made venv is redone
+        if not done.exists():
+            _install_netbox()
+            done.write_text(VERSION, encoding="utf-8")
+        stale = _stale_plugins()
+        if stale:
+            _install_plugins(stale)
     write_configuration()
+
+
+# The venv is shared by every clone and instance on the machine, whose NetBox locks differ.
+_venv_lock = MachineLock(lambda: home().with_suffix(".lock"), "NetBox venv")
+
+
+def _install_netbox() -> None:
+    python = find_python()
+    log.info("installing NetBox %s with %s into %s (about 75 s)", VERSION, python, venv())
+    started = time.monotonic()
+    if venv().exists():
+        shutil.rmtree(venv())  # a half-made venv from an interrupted install
+    home().mkdir(parents=True, exist_ok=True)
+    _run([python, "-m", "venv", venv()], "creating NetBox's venv")
+    _pip(["install", f"netbox=={VERSION}"], f"pip install netbox=={VERSION}", timeout=900)
+    log.info("NetBox installed in %.0f s", time.monotonic() - started)
+
+
+def _pip(args: list[str | os.PathLike[str]], what: str, timeout: float = 300) -> None:
+    pip = venv() / "bin" / "pip"
+    quiet = ["--quiet", "--no-input", "--disable-pip-version-check"]
+    _run([pip, *quiet, *args], what, env=_netbox_env(), timeout=timeout)
+
+
+def _dist_key(name: str) -> str:
+    """A distribution name as dist-info directories spell it (PEP 503 normalised, with `_`).
+
+    >>> _dist_key("netbox-runbooks"), _dist_key("Runbooks.Rules")
+    ('netbox_runbooks', 'runbooks_rules')
+    """
+    return re.sub(r"[-_.]+", "_", name).lower()
+
+
+def _project(source: Path) -> tuple[str, str]:
+    """(distribution name, digest of pyproject.toml) of a package directory."""
+    raw = (source / "pyproject.toml").read_bytes()
+    name = str(tomllib.loads(raw.decode())["project"]["name"])
+    return name, hashlib.sha256(raw).hexdigest()
+
+
+def installed_from(dist: str) -> str | None:
+    """Where NetBox's venv has `dist` from: the file URL of an editable install (pip's
+    direct_url.json), "" when installed otherwise, None when not installed. Read from the
+    files, not by starting NetBox's interpreter: `up` asks on every run."""
+    for info in venv().glob("lib/python3.*/site-packages/*.dist-info"):
+        if _dist_key(info.name.split("-", 1)[0]) != _dist_key(dist):
+            continue
+        try:
+            direct = json.loads((info / "direct_url.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return ""
+        editable = bool(direct.get("dir_info", {}).get("editable"))
+        return str(direct.get("url", "")) if editable else ""
+    return None
+
+
+def _plugins_marker() -> Path:
+    """pyproject digests of the plugins as last installed: an editable install reads code from
+    the checkout, but its metadata (version, dependencies) only from a reinstall."""
+    return venv() / ".runbooks-plugins.json"
+
+
+def _recorded_plugins() -> dict[str, str]:
+    try:
+        recorded = json.loads(_plugins_marker().read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return {str(k): str(v) for k, v in recorded.items()} if isinstance(recorded, dict) else {}
+
+
+def _stale_plugins() -> list[Path]:
+    """This checkout's plugin packages that NetBox's venv lacks, has from another checkout
+    (a CI clone), or has with metadata from another pyproject.toml."""
+    recorded = _recorded_plugins()
+    stale = []
+    for source in plugin_sources():
+        dist, digest = _project(source)
+        if installed_from(dist) != source.resolve().as_uri() or recorded.get(dist) != digest:
+            stale.append(source)
+    return stale
+
+
+def _install_plugins(sources: list[Path]) -> None:
+    """pip install -e: NetBox imports the checkout's files, so code edits need no reinstall.
+    netbox-runbooks requires runbooks-rules, which is installed first or already is."""
+    started = time.monotonic()
+    log.info("installing %s into NetBox's venv (editable)", ", ".join(str(s) for s in sources))
+    editable: list[str | os.PathLike[str]] = []
+    for source in sources:
+        editable += ["-e", source.resolve()]
+    _pip(["install", *editable], "pip install -e " + " ".join(s.name for s in sources))
+    recorded = _recorded_plugins() | dict(_project(s) for s in sources)
+    _plugins_marker().write_text(json.dumps(recorded, sort_keys=True), encoding="utf-8")
+    log.info("plugins installed in %.1f s", time.monotonic() - started)
 
 
 def write_configuration() -> Path:
@@ -288,6 +392,7 @@ def write_configuration() -> Path:
         redis_port=REDIS_PORT,
         tasks_db=_redis_dbs()[0],
         cache_db=_redis_dbs()[1],
+        plugins=list(netbox_seed.PLUGINS),
     )
     conf.parent.mkdir(parents=True, exist_ok=True)
     if not conf.exists() or conf.read_text(encoding="utf-8") != text:
@@ -323,23 +428,38 @@ CENSUS_REPORTING_ENABLED = False
 RELEASE_CHECK_URL = None
 ISOLATED_DEPLOYMENT = True
 TIME_ZONE = "UTC"
+# Without plugins only for the first migrate, whose dump (kept per NetBox version) is core only.
+PLUGINS = [] if os.environ.get("RUNBOOKS_NETBOX_CORE_ONLY") else {plugins!r}
 """
 
 
-def _netbox_env(db: str | None = None) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV"))}
+def _netbox_env(db: str | None = None, *, core_only: bool = False) -> dict[str, str]:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("PYTHON", "VIRTUAL_ENV", "RUNBOOKS_NETBOX_CORE_ONLY"))
+    }
     env["NETBOX_ROOT"] = str(root())
     env["RUNBOOKS_NETBOX_DB"] = db or _db()
     env["PATH"] = f"{venv() / 'bin'}:{env.get('PATH', '/usr/bin:/bin')}"
+    if core_only:
+        env["RUNBOOKS_NETBOX_CORE_ONLY"] = "1"
     return env
 
 
-def manage(*args: str, stdin: bytes | None = None, timeout: float = 120) -> str:
-    """Run one NetBox management command (`netbox migrate`, ...); each costs ~8 s of start-up."""
+def manage(
+    *args: str,
+    stdin: bytes | None = None,
+    timeout: float = 120,
+    db: str | None = None,
+    core_only: bool = False,
+) -> str:
+    """Run one NetBox management command (`netbox migrate`, ...); each costs ~8 s of start-up.
+    `db`: another database than the live one (a template); `core_only`: without plugins."""
     return _run(
         [venv() / "bin" / "netbox", *args],
         f"netbox {args[0]}",
-        env=_netbox_env(),
+        env=_netbox_env(db, core_only=core_only),
         stdin=stdin,
         timeout=timeout,
     )
@@ -468,11 +588,33 @@ def _create_from(name: str, template: str) -> None:
     _psql(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
 
 
-def _freeze(name: str) -> None:
+def _freeze(name: str, label: str = f"netbox {VERSION}") -> None:
     """Mark a database as a template nobody connects to (so CREATE ... TEMPLATE never waits),
-    labelled with the NetBox version whose schema it holds."""
+    labelled with the schema it holds (see `migrated_label`)."""
     _psql(f'ALTER DATABASE "{name}" WITH IS_TEMPLATE true ALLOW_CONNECTIONS false')
-    _psql(f"COMMENT ON DATABASE \"{name}\" IS 'netbox {VERSION}'")
+    _psql(f"COMMENT ON DATABASE \"{name}\" IS '{label}'")
+
+
+def plugin_migrations_digest() -> str:
+    """A digest of the plugin's migration files (names and contents), "" when it has none.
+    Contents, not paths: a CI clone with the same migrations shares the templates."""
+    files = sorted(_plugin_migrations().glob("*.py"))
+    if not any(f.name != "__init__.py" for f in files):
+        return ""
+    digest = hashlib.sha256()
+    for path in files:
+        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()[:16]
+
+
+def migrated_label(plugin_digest: str) -> str:
+    """The migrated template's label: NetBox's version, and the plugin's migrations if any.
+
+    >>> migrated_label(""), migrated_label("0123abcd")
+    ('netbox 4.7.3', 'netbox 4.7.3 netbox_runbooks 0123abcd')
+    """
+    core = f"netbox {VERSION}"
+    return f"{core} {netbox_seed.PLUGINS[0]} {plugin_digest}" if plugin_digest else core
 
 
 def _version_of(name: str) -> str:
@@ -485,11 +627,25 @@ def _version_of(name: str) -> str:
 
 
 def ensure_migrated() -> None:
-    """The migrated, empty template: from itself, the cached dump, or (once, ~6 min) a migrate."""
+    """The migrated, empty template: NetBox core from itself, the cached dump or (once, ~6 min)
+    a migrate; then the plugin's migrations (seconds) whenever its migration files changed."""
+    core, want = migrated_label(""), migrated_label(plugin_migrations_digest())
     if _db_migrated() in databases():
-        if _version_of(_db_migrated()) == f"netbox {VERSION}":
+        have = _version_of(_db_migrated())
+        if have == want:
             return
-        _drop(_db_migrated())  # another NetBox version's schema
+        if have != core:
+            # another NetBox version, or migrations since edited in place (as they are while a
+            # plugin is young): only the core schema is certain, so start again from it
+            _drop(_db_migrated())
+    if _db_migrated() not in databases():
+        _migrate_core()
+    if want != core:
+        _migrate_plugin(want)
+
+
+def _migrate_core() -> None:
+    """The core-only migrated template, from the cached dump, else by NetBox's first migrate."""
     if snapshot().exists():
         started = time.monotonic()
         _psql(f'CREATE DATABASE "{_db_migrated()}"')
@@ -506,7 +662,7 @@ def ensure_migrated() -> None:
     if _db() in databases():
         _drop(_db())
     _psql(f'CREATE DATABASE "{_db()}"')
-    manage("migrate", "--no-input", timeout=1800)
+    manage("migrate", "--no-input", timeout=1800, core_only=True)
     dump = _run(
         ["pg_dump", "-h", PG_HOST, "-p", str(PG_PORT), "-U", PG_USER, "--no-owner", _db()],
         "pg_dump of the migrated database",
@@ -521,8 +677,27 @@ def ensure_migrated() -> None:
     log.info("migrated in %.0f s; snapshot kept at %s", time.monotonic() - started, snapshot())
 
 
+def _migrate_plugin(label: str) -> None:
+    """Apply the plugin's migrations to the migrated template in place: core's are all applied
+    already, so `migrate` costs NetBox's start-up and the plugin's own (seconds)."""
+    started = time.monotonic()
+    _psql(f'ALTER DATABASE "{_db_migrated()}" WITH ALLOW_CONNECTIONS true')
+    try:
+        manage("migrate", "--no-input", db=_db_migrated(), timeout=600)
+    except BaseException:
+        _drop(_db_migrated())  # partly migrated: the next `up` starts again from the core schema
+        raise
+    _freeze(_db_migrated(), label)
+    log.info("applied the plugin's migrations in %.1f s (%s)", time.monotonic() - started, label)
+
+
 def _spec_digest(spec: dict[str, object]) -> str:
-    blob = json.dumps({"netbox": VERSION, "spec": spec}, sort_keys=True).encode()
+    """What the seeded template depends on: NetBox's version, the plugin's migrations (the
+    seed grants access to the plugin's object types, which exist only after them), the spec."""
+    migrations = plugin_migrations_digest()
+    blob = json.dumps(
+        {"netbox": VERSION, "migrations": migrations, "spec": spec}, sort_keys=True
+    ).encode()
     return hashlib.sha256(blob).hexdigest()
 
 
@@ -661,6 +836,7 @@ def _start_server() -> subprocess.Popen[bytes]:
         raise LabError(
             f"port {port()} on {HOST} is taken by another program; set RUNBOOKS_NETBOX_PORT"
         )
+    code = plugin_code_digest()  # before it starts: an edit made meanwhile restarts it next time
     with open(_log_file(), "ab") as logf:
         proc = subprocess.Popen(
             [
@@ -677,6 +853,7 @@ def _start_server() -> subprocess.Popen[bytes]:
             start_new_session=True,  # its own process group: stop() signals exactly that group
         )
     _pid_file().write_text(f"{proc.pid} {_start_time(proc.pid)}", encoding="utf-8")
+    _code_file().write_text(code, encoding="utf-8")
     return proc
 
 
@@ -698,10 +875,33 @@ def _wait_serving(
     log.info("NetBox answering on %s (pid %d)", url(), proc.pid)
 
 
+def plugin_code_digest() -> str:
+    """The plugin code a server started now would run: the packages' files and their place
+    (a server started from another clone's plugins runs other code, whatever the contents)."""
+    digest = hashlib.sha256()
+    for source in plugin_sources():
+        package = source / _dist_key(_project(source)[0])
+        files = [source / "pyproject.toml", *sorted(package.rglob("*"))]
+        for path in files:
+            if path.is_file() and "__pycache__" not in path.parts:
+                digest.update(str(path).encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()[:16]
+
+
+def _runs_current_code() -> bool:
+    with contextlib.suppress(OSError):
+        return _code_file().read_text(encoding="utf-8").strip() == plugin_code_digest()
+    return False
+
+
 def serve(timeout: float = 90) -> None:
-    """Run NetBox on 127.0.0.1:<port> (runserver: also serves the web UI's static files)."""
+    """Run NetBox on 127.0.0.1:<port> (runserver: also serves the web UI's static files).
+    A running server whose plugin code has changed since it started is restarted: Django
+    loads a plugin once, and runserver --noreload does not watch files."""
     if _server_pid() is not None and _serving():
-        return
+        if _runs_current_code():
+            return
+        log.info("the plugins' code changed since NetBox started: restarting it")
     stop()
     _wait_serving(_start_server(), timeout)
 
@@ -804,13 +1004,10 @@ def status() -> list[ComponentStatus]:
         result.append(ComponentStatus("netbox", False, f"not running ({url()})"))
     else:
         ok = _serving()
-        result.append(
-            ComponentStatus(
-                "netbox",
-                ok,
-                f"{VERSION} at {url()} (pid {pid})" + ("" if ok else ", not answering"),
-            )
-        )
+        detail = f"{VERSION} at {url()} (pid {pid})" + ("" if ok else ", not answering")
+        if not _runs_current_code():
+            detail += "; plugin code changed since it started (`lab up` restarts it)"
+        result.append(ComponentStatus("netbox", ok, detail))
     return result
 
 
@@ -835,10 +1032,11 @@ def credentials(role: str) -> tuple[str, str]:
 
 
 def web_login(role: str = "admin") -> tuple[str, str, str]:
-    """(URL, username, password) for signing in to the web UI as the lab admin; never logged."""
+    """(URL, username, password) for signing in to the web UI as a lab person by role or
+    username ("admin" too), e.g. a browser test as the reviewer; never logged."""
     entry = _person(role)
-    if "password" not in entry:
-        raise InputError(f"only the lab admin signs in to the web UI; {role!r} uses its API token")
+    if "password" not in entry:  # tokens from a seed older than web passwords for everyone
+        raise LabError(f"the lab's {role!r} has no web password: run `runbook lab up` again")
     return url(), entry["username"], entry["password"]
 
 

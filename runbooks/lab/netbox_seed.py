@@ -16,12 +16,16 @@ Decisions (documented here because the runbooks rely on them):
   with dns_name and description naming the slot; pc-install registers the PC on it.
 - BGP ASN: integer custom field `bgp_asn` on dcim.device.
 - Groups and permissions: every runbook-* group may view everything public except tokens and
-  permissions, add journal entries and render device configs (render-config needs a
-  write-enabled token; rendering changes nothing). runbook-operators may also add, change and
-  delete objects of dcim, ipam, extras, tenancy, circuits, virtualization, wireless and vpn.
+  permissions, and every object type of the lab's plugins (`PLUGINS`, public or not; they
+  exist only once the plugin's migrations ran, so the seed runs after them), add journal
+  entries and render device configs (render-config needs a write-enabled token; rendering
+  changes nothing). runbook-operators may also add, change and delete objects of dcim, ipam,
+  extras, tenancy, circuits, virtualization, wireless and vpn. The plugin's own writes are
+  decided by its rules, not by object permissions: no permission is granted for them here.
 - Tokens: v2 (`nbt_<key>.<secret>`, header `Bearer`), write-enabled, one per person plus a
-  superuser `runbooks-lab` (role "admin") for the lab itself, which alone also gets a generated
-  web password. Tokens and the password exist only in NetBox (hashed) and in `out` (0600).
+  superuser `runbooks-lab` (role "admin") for the lab itself. Everyone also gets a generated
+  web password (a browser test signs in as the reviewer). Tokens and passwords exist only in
+  NetBox (hashed) and in `out` (0600).
 """
 
 from __future__ import annotations
@@ -50,6 +54,11 @@ OPERATOR_APPS = (
     "vpn",
 )
 HIDDEN_TYPES = (("users", "token"), ("users", "objectpermission"))
+PLUGINS = ("netbox_runbooks",)  # NetBox's PLUGINS: app labels of this repository's plugins
+# Web passwords are random 24-character secrets, which key stretching does not make any
+# harder to guess; Django's 1.5 million rounds would cost ~0.7 s a person on every seed.
+# Django re-hashes with its own rounds at a person's first sign-in.
+PASSWORD_ROUNDS = 1000
 ENV_PARAMS = {"trim_blocks": True, "lstrip_blocks": True, "undefined": "jinja2.StrictUndefined"}
 
 
@@ -362,10 +371,11 @@ def _seed_people(spec: dict[str, Any]) -> dict[str, dict[str, str]]:  # pragma: 
     public = object_types.public()
     for app, model in HIDDEN_TYPES:
         public = public.exclude(app_label=app, model=model)
+    readable = public | object_types.filter(app_label__in=PLUGINS)
     journal = object_types.filter(app_label="extras", model="journalentry")
     device = object_types.filter(app_label="dcim", model="device")
     perm = users.ObjectPermission
-    _permission(perm, "runbooks: read everything", ["view"], public, everyone)
+    _permission(perm, "runbooks: read everything", ["view"], readable.distinct(), everyone)
     _permission(perm, "runbooks: journal entries", ["add"], journal, everyone)
     _permission(perm, "runbooks: render device configs", ["render_config"], device, everyone)
     _permission(
@@ -377,7 +387,7 @@ def _seed_people(spec: dict[str, Any]) -> dict[str, dict[str, str]]:  # pragma: 
     )
 
     admin = users.User.objects.create_superuser(username=ADMIN_USER)
-    tokens = {"admin": _token(users.Token, admin, web=True)}
+    tokens = {"admin": _token(users.Token, admin)}
     for u in spec["users"]:
         user = users.User.objects.create_user(username=u["username"])
         user.groups.set([groups[g] for g in u["groups"]])
@@ -397,16 +407,12 @@ def _permission(model: Any, name: str, actions: list[str], types: Any, groups: A
     perm.groups.set(list(groups))
 
 
-def _token(model: Any, user: Any, *, web: bool = False) -> dict[str, str]:
-    """A v2 API token for `user` (and a web password when `web`), shown only in `out`.
-
-    Only the admin gets a password: each hash costs ~0.5 s of PBKDF2 on a lab `up`, and people
-    act through the API, where the token's owner is their identity."""
-    entry = {"username": user.username}
-    if web:
-        entry["password"] = secrets.token_urlsafe(18)
-        user.set_password(entry["password"])
-        user.save()
+def _token(model: Any, user: Any) -> dict[str, str]:
+    """A v2 API token and a web password for `user`, shown only in `out`."""
+    hasher = _orm("django.contrib.auth.hashers").PBKDF2PasswordHasher()
+    entry = {"username": user.username, "password": secrets.token_urlsafe(18)}
+    user.password = hasher.encode(entry["password"], hasher.salt(), iterations=PASSWORD_ROUNDS)
+    user.save()
     token = model(user=user, version=2, write_enabled=True, description="runbooks lab")
     token.save()
     entry["token"] = f"nbt_{token.key}.{token.token}"
