@@ -59,7 +59,7 @@ DB_BASE = "runbooks_lab_netbox"
 PG_HOST, PG_PORT, PG_USER = "127.0.0.1", 5432, "postgres"
 REDIS_HOST, REDIS_PORT = "127.0.0.1", 6379
 HOST = "127.0.0.1"  # never anything else: the lab must not listen beyond this machine
-ROLES = ("operator", "reviewer", "approver", "supervisor", "admin")
+ROLES = ("operator", "reviewer", "approver", "approver2", "supervisor", "worker", "admin")
 
 
 # -- where things live ------------------------------------------------------------------------

@@ -78,8 +78,12 @@ class Host(_Model):
 
 
 class User(_Model):
+    """A lab person. Roles name who they are in the lab (credentials(role)); their NetBox
+    groups give their authorities. approver2: the second approver an emergency approval
+    needs; worker: the service account that runs scheduled changes."""
+
     username: str
-    role: Literal["operator", "reviewer", "approver", "supervisor"]
+    role: Literal["operator", "reviewer", "approver", "approver2", "supervisor", "worker"]
     groups: list[str]
 
 

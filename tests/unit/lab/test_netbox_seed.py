@@ -107,7 +107,33 @@ def test_people_and_groups(spec):
         "runbook-supervisors",
     ]
     assert spec["operator_groups"] == ["runbook-operators"]
-    assert {u["role"] for u in spec["users"]} == {"operator", "reviewer", "approver", "supervisor"}
+    assert {u["role"] for u in spec["users"]} == {
+        "operator",
+        "reviewer",
+        "approver",
+        "approver2",
+        "supervisor",
+        "worker",
+    }
+
+
+def test_emergency_approvals_have_two_approvers_and_scheduled_runs_a_worker(spec):
+    people = {u["role"]: u for u in spec["users"]}
+    assert people["approver"]["groups"] == people["approver2"]["groups"] == ["runbook-approvers"]
+    assert people["approver"]["username"] != people["approver2"]["username"]
+    assert people["worker"] == {
+        "username": "runbooks-worker",
+        "role": "worker",
+        "groups": ["runbook-operators"],
+    }
+
+
+def test_every_lab_role_has_credentials_and_no_username_is_taken_twice(spec):
+    from runbooks.lab import netbox
+
+    assert {u["role"] for u in spec["users"]} | {"admin"} == set(netbox.ROLES)
+    names = [u["username"] for u in spec["users"]] + [netbox_seed.ADMIN_USER]
+    assert len(names) == len(set(names))
 
 
 def test_a_topology_without_the_netbox_catalogue_is_refused():
