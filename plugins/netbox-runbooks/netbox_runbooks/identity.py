@@ -1,0 +1,42 @@
+"""Who is acting, as the rules see them: the authenticated NetBox user and the manual's four
+authorities, from their NetBox groups (runbook-operators, …) or from object permissions on
+*Runbooks > change* with the additional actions handle, review, approve, supervise."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from core.models import ObjectType
+from django.db.models import Q, QuerySet
+from runbooks_rules.policy import AUTHORITIES, GROUP_AUTHORITIES, Identity, authorities_from
+from users.models import ObjectPermission, User
+
+__all__ = ("holders", "identity_of")
+
+
+def identity_of(user: Any) -> Identity:
+    """The rules' view of ``user``: username and authorities (superusers hold all four)."""
+    groups = list(user.groups.values_list("name", flat=True))
+    permitted = [a for a in AUTHORITIES if user.has_perm(f"netbox_runbooks.{a}_change")]
+    return Identity(user.username, authorities_from(groups, permitted))
+
+
+def holders(authority: str) -> QuerySet[User]:
+    """The active users who hold ``authority`` through a group or an object permission: the
+    people a notification goes to. Superusers are left out unless granted it that way (they
+    hold everything, and are told about nothing in particular)."""
+    groups = [g for g, a in GROUP_AUTHORITIES.items() if a == authority]
+    change_type = ObjectType.objects.get_by_natural_key("netbox_runbooks", "change")
+    perms = ObjectPermission.objects.filter(
+        enabled=True, actions__contains=[authority], object_types=change_type
+    )
+    return (
+        User.objects.filter(is_active=True)
+        .filter(
+            Q(groups__name__in=groups)
+            | Q(object_permissions__in=perms)
+            | Q(groups__object_permissions__in=perms)
+        )
+        .distinct()
+        .order_by("username")
+    )
