@@ -1,0 +1,166 @@
+"""The whole way of a change through the plugin's API, with its statuses at every stage:
+plan → review → approve → run → entries → run.finished → sign-offs; the chains verify,
+the people who act next are notified, the record sheet carries both signatures."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+if TYPE_CHECKING:
+    from conftest import Lab
+
+pytestmark = pytest.mark.lab
+log = logging.getLogger(__name__)
+
+
+def _status(nb: Lab, change: dict[str, Any]) -> str:
+    return str(nb.change(change)["status"])
+
+
+def _notified(nb: Lab, role: str, obj: str, pk: int) -> list[str]:
+    """The event types of the notifications a person holds for one object."""
+    user = nb["admin"].get("/api/users/users/", username=nb[role].username).json()["results"][0]
+    rows = (
+        nb["admin"]
+        .get("/api/extras/notifications/", user_id=user["id"], object_id=pk, limit=0)
+        .json()["results"]
+    )
+    return [r["event_type"] for r in rows if r["object_type"] == f"netbox_runbooks.{obj}"]
+
+
+def test_a_change_from_plan_to_signed_record(nb: Lab) -> None:
+    change = nb.create()
+    assert change["status"] == "planned"
+    assert change["preparer"] == nb["operator"].username
+    assert change["targets"] == ["leaf1"]
+    assert change["name"].startswith("CHG-")
+    assert "runbooks_review_requested" in _notified(nb, "reviewer", "change", change["id"])
+
+    reviewed = nb.sign("reviewer", change, "review", note="diffs read")
+    assert reviewed.status_code == 201, reviewed.text
+    assert reviewed.json()["status"] == "reviewed"
+    assert "runbooks_approval_requested" in _notified(nb, "approver", "change", change["id"])
+    approved = nb.sign("approver", change, "approve")
+    assert approved.status_code == 201, approved.text
+    assert approved.json()["status"] == "approved"
+    assert [(s["authority"], s["user"]) for s in approved.json()["signatures"]] == [
+        ("review", nb["reviewer"].username),
+        ("approve", nb["approver"].username),
+    ]
+    assert "runbooks_change_approved" in _notified(nb, "operator", "change", change["id"])
+
+    started = nb.start(change)
+    assert started.status_code == 201, started.text
+    run = started.json()
+    assert (run["operator"], run["status"], run["emergency"]) == ("olivia", "running", False)
+    assert _status(nb, change) == "running"
+
+    entries = nb.entries(
+        run,
+        [
+            nb.started(run, change),
+            ("step.started", "set_colour", {"title": "Paint the device", "kind": "change"}),
+            ("step.finished", "set_colour", {"status": "changed", "evidence": {"colour": "blue"}}),
+            ("run.finished", None, {"status": "succeeded"}),
+        ],
+    )
+    posted = nb["operator"].post(f"runs/{run['id']}/entries/", {"entries": entries})
+    assert posted.status_code == 201, posted.text
+    assert posted.json() == {"length": 4, "head": entries[-1]["hash"]}
+    finished = nb["admin"].get(f"runs/{run['id']}/").json()
+    assert (finished["status"], finished["length"], finished["head"]) == (
+        "succeeded",
+        4,
+        entries[-1]["hash"],
+    )
+    assert finished["finished"]
+    assert _status(nb, change) == "succeeded"
+    assert "runbooks_signoff_requested" in _notified(nb, "supervisor", "run", run["id"])
+
+    verify = nb["reviewer"].get(f"runs/{run['id']}/verify/").json()
+    assert verify == {"ok": True, "entries": 4, "head": entries[-1]["hash"], "problems": []}
+    stored = nb["reviewer"].get(f"runs/{run['id']}/entries/").json()["results"]
+    assert [e["hash"] for e in stored] == [e["hash"] for e in entries]
+    assert {e["recorded_by"] for e in stored} == {"olivia"}
+
+    responsible = nb["operator"].post(f"runs/{run['id']}/signoff/", {"note": "done"})
+    assert responsible.status_code == 201, responsible.text
+    assert responsible.json()["role"] == "responsible"
+    supervisor = nb["supervisor"].post(f"runs/{run['id']}/signoff/", {"note": "checked"})
+    assert supervisor.status_code == 201, supervisor.text
+    assert supervisor.json()["role"] == "supervisor"
+
+    kinds = [e["kind"] for e in nb.chain(change)]
+    assert kinds == [
+        "change.planned",
+        "change.signed",
+        "change.signed",
+        "change.ran",
+        "record.signed",
+        "record.signed",
+    ]
+    assert nb["approver"].get(f"changes/{change['id']}/verify/").json()["ok"] is True
+
+    sheet = nb["supervisor"].get(f"runs/{run['id']}/sheet/", format="md")
+    assert sheet.status_code == 200, sheet.text
+    assert "text/markdown" in sheet.headers["Content-Type"]
+    assert "olivia, " in sheet.text and "sophia, " in sheet.text and "verified" in sheet.text
+    html = nb["supervisor"].get(f"runs/{run['id']}/sheet/", format="html")
+    assert html.status_code == 200 and "<h1>Record sheet" in html.text
+
+
+def test_lists_filter_and_leave_the_plan_out(nb: Lab) -> None:
+    first = nb.create()
+    nb.create(plan=nb.plan(target="leaf2"))
+    rows = nb["reviewer"].get("changes/", target="leaf1").json()["results"]
+    assert [r["name"] for r in rows] == [first["name"]]
+    assert "plan" not in rows[0] and rows[0]["plan_hash"] == first["plan_hash"]
+    by_name = nb["reviewer"].get("changes/", name__isw=first["name"][:12]).json()["count"]
+    assert by_name >= 1
+    mine = nb["reviewer"].get("changes/", preparer="olivia", status="planned").json()
+    assert mine["count"] == 2
+    brief = nb["reviewer"].get("changes/", brief=1).json()["results"][0]
+    assert set(brief) == {"id", "url", "display", "name", "runbook", "status", "plan_hash"}
+    assert "plan" in nb["reviewer"].get(f"changes/{first['id']}/").json()
+
+
+def test_graphql_reads_changes_and_runs(nb: Lab) -> None:
+    change = nb.approved()
+    run = nb.start(change).json()
+    query = (
+        "{ runbook_change_list { name status plan_hash preparer { username } "
+        "signatures { authority user { username } } runs { run_id status } } "
+        "runbook_run_list { run_id status change { name } operator { username } } }"
+    )
+    resp = nb["reviewer"].post("/graphql/", {"query": query})
+    assert resp.status_code == 200, resp.text
+    data = resp.json()["data"]
+    assert data["runbook_change_list"][0]["name"] == change["name"]
+    assert data["runbook_change_list"][0]["runs"] == [
+        {"run_id": run["run_id"], "status": "running"}
+    ]
+    assert data["runbook_run_list"][0]["operator"] == {"username": "olivia"}
+
+
+def test_posting_entries_takes_little_time(nb: Lab) -> None:
+    """A batch of 200 entries (the client's batch) and a single one, timed."""
+    change = nb.approved()
+    run = nb.start(change).json()
+    batch = nb.entries(
+        run,
+        [nb.started(run, change)]
+        + [("step.finished", f"s{i}", {"status": "ok", "n": i}) for i in range(199)],
+    )
+    started = time.monotonic()
+    assert nb["operator"].post(f"runs/{run['id']}/entries/", {"entries": batch}).status_code == 201
+    took_batch = time.monotonic() - started
+    one = nb.entries(run, [("step.started", "x", {})], after=(200, batch[-1]["hash"]))
+    started = time.monotonic()
+    assert nb["operator"].post(f"runs/{run['id']}/entries/", {"entries": one}).status_code == 201
+    took_one = time.monotonic() - started
+    log.info("POST entries: 200 in %.0f ms, 1 in %.0f ms", took_batch * 1000, took_one * 1000)
+    assert took_batch < 10 and took_one < 5
