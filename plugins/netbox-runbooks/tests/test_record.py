@@ -143,6 +143,9 @@ def test_the_database_refuses_to_rewrite_the_record(nb: Lab) -> None:
         done = nb.sql(statement)
         assert done.returncode != 0, statement
         assert "runbook records are append-only" in done.stderr, done.stderr
+    for table in ("run", "change"):  # held by nothing else, a run or change still stays
+        done = nb.sql(f"DELETE FROM netbox_runbooks_{table}")  # noqa: S608
+        assert "runbook changes and runs are never deleted" in done.stderr, done.stderr
     verify = nb["admin"].get(f"runs/{run['id']}/verify/").json()
     assert verify["ok"] and verify["entries"] == 2
     assert len(nb.change(change)["signatures"]) == 2

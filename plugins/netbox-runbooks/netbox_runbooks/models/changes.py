@@ -96,6 +96,11 @@ class Change(NetBoxModel):
     def get_absolute_url(self) -> str:
         return reverse("plugins:netbox_runbooks:change", args=[self.pk])
 
+    def serialize_object(self, exclude: Any = None) -> dict[str, Any]:
+        """NetBox's change log of a change leaves out the plan document: it never changes
+        (its hash is logged and chained), and it can hold whole configurations."""
+        return super().serialize_object(exclude=[*(exclude or []), "plan"])  # type: ignore[no-any-return]
+
     def get_status_color(self) -> str:
         return str(ChangeStatusChoices.colors.get(self.status))
 
