@@ -60,6 +60,10 @@ class _Run:
 
 def _run(ctx: typer.Context, run_id: str, local: bool) -> _Run:
     netbox = _netbox(ctx, local)
+    if netbox is not None and run_id.upper().startswith("CHG-"):  # a change's own chain
+        entries = netbox.change_entries(run_id)
+        head = entries[-1].hash if entries else ""
+        return _Run(entries, head, verify_entries(entries).ok)
     if netbox is not None:
         run = netbox.run(run_id)
         entries = netbox.entries(int(run["id"]))

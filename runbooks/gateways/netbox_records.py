@@ -198,7 +198,15 @@ class NetBoxRecords:
         ]
 
     def entries(self, key: int) -> list[Entry]:
-        rows = self.api.get_all(f"runs/{key}/entries/")
+        return self._chain(f"runs/{key}/entries/")
+
+    def change_entries(self, change_id: str) -> list[Entry]:
+        """A change's own chain, written by the server: planned, signed, refused, ran …"""
+        change = find_one(self.api, "changes/", "name", change_id, "change")
+        return self._chain(f"changes/{change['id']}/entries/")
+
+    def _chain(self, path: str) -> list[Entry]:
+        rows = self.api.get_all(path)
         return [Entry.from_dict(r) for r in sorted(rows, key=lambda r: int(r["seq"]))]
 
     def verify(self, key: int) -> dict[str, Any]:

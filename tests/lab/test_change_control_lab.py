@@ -1,5 +1,6 @@
-"""Change control with the lab's people: identity is the owner of the NetBox token in use,
-authorities come from NetBox groups, and the review page renders in a real browser."""
+"""Change control with the lab's people through the `runbook` command: identity is the owner of
+the NetBox token in use, authorities come from NetBox groups, NetBox's netbox-runbooks plugin
+decides and records every refusal, and the CLI's review page renders in a real browser."""
 
 from __future__ import annotations
 
@@ -81,6 +82,7 @@ def test_the_whole_change_flow_with_the_lab_people(
     assert "rachel cannot run a change" in refused.stderr
     result = json.loads(as_role("operator", "run", change, "--yes", "--json").stdout)
     assert result["status"] == "succeeded"
+    assert result["netbox_entries"] > 0 and result["netbox_url"].startswith(netbox.url())
 
     as_role("operator", "signoff", result["run_id"])
     as_role("supervisor", "signoff", result["run_id"])
@@ -88,10 +90,9 @@ def test_the_whole_change_flow_with_the_lab_people(
     assert "| 審核 review | rachel |" in sheet and "| 批准 approve | arthur |" in sheet
     assert "olivia, 20" in sheet and "sophia, 20" in sheet  # both signature blocks signed
     listed = json.loads(as_role("supervisor", "records", "list", "--json").stdout)
-    assert listed[0]["actor"] == "olivia"
-    history = [
-        e for e in json.loads(as_role("supervisor", "records", "show", change, "--json").stdout)
-    ]
+    assert listed[0]["actor"] == "olivia" and listed[0]["change"] == change
+    # the change's own chain, kept by NetBox: every refusal with the person who tried
+    history = json.loads(as_role("supervisor", "records", "show", change, "--json").stdout)
     refusals = [
         (e["actor"], e["payload"]["action"]) for e in history if e["kind"] == "change.refused"
     ]
@@ -101,6 +102,9 @@ def test_the_whole_change_flow_with_the_lab_people(
         ("arthur", "approve"),
         ("rachel", "run"),
     ]
+    kinds = [e["kind"] for e in history]
+    assert kinds[0] == "change.planned" and kinds.count("change.signed") == 2
+    assert "change.ran" in kinds and kinds.count("record.signed") == 2
 
 
 def test_the_review_page_shows_the_diffs_in_a_browser(

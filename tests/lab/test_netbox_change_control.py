@@ -1,0 +1,179 @@
+"""Change control in NetBox, as a team uses it: two engineers on two machines (separate homes,
+separate local stores) complete a rack-in of leaf3 through one NetBox — one plans and runs,
+the others review, approve and sign off where they are — and a local chain rewritten with
+recomputed hashes is named by `runbook records verify`, because NetBox anchored the head."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from runbooks_rules.chain import canonical, entry_hash
+
+from runbooks.core.store import RecordStore
+from runbooks.lab import frr, netbox
+
+Runner = Callable[..., subprocess.CompletedProcess[str]]
+
+
+def machine(home: Path) -> Runner:
+    """`runbook` on a machine of its own: its own home, hence its own local store and log."""
+    home.mkdir(parents=True, exist_ok=True)
+    ssh = frr.device_ssh_params("leaf3")
+
+    def run(role: str, *args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
+        url, token = netbox.credentials(role)
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("RUNBOOKS_", "NETBOX_", "XDG_"))
+        }
+        env.update(
+            HOME=str(home),
+            RUNBOOKS_NETBOX_URL=url,
+            RUNBOOKS_NETBOX_TOKEN=token,
+            RUNBOOKS_DEVICE_USERNAME=ssh["username"],
+            RUNBOOKS_DEVICE_KEY_FILE=ssh["key_file"],
+            RUNBOOKS_DEVICE_TIMEOUT="20",
+        )
+        done = subprocess.run(
+            [sys.executable, "-m", "runbooks.cli", *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=600,
+        )
+        if ok:
+            assert done.returncode == 0, done.stderr
+        assert token not in done.stdout + done.stderr
+        return done
+
+    return run
+
+
+def store_of(home: Path) -> Path:
+    return home / ".local" / "share" / "runbooks" / "records.sqlite3"
+
+
+def api(path: str, role: str = "supervisor") -> Any:
+    url, token = netbox.credentials(role)
+    response = requests.get(
+        f"{url}/api/plugins/runbooks/{path}",
+        headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
+        timeout=30,
+    )
+    response.raise_for_status()
+    return response.json()
+
+
+def rewrite(store: Path, run_id: str) -> None:
+    """What someone with the file can do: drop the guards, edit an entry of a run, recompute
+    that entry's hash and every later one, and the run's head — the chain verifies again."""
+    db = sqlite3.connect(store)
+    db.execute("DROP TRIGGER entries_no_update")
+    rows = db.execute(
+        "SELECT pos, seq, ts, actor, kind, step, payload FROM entries WHERE run_id = ? "
+        "ORDER BY seq",
+        (run_id,),
+    ).fetchall()
+    prev = None
+    for pos, seq, ts, actor, kind, step, payload in rows:
+        body = json.loads(payload)
+        if kind == "run.finished":
+            body["note"] = "all fine"  # the edit
+        prev = (
+            prev or db.execute("SELECT prev_hash FROM entries WHERE pos = ?", (pos,)).fetchone()[0]
+        )
+        digest = entry_hash(run_id, seq, ts, actor, kind, step, body, prev)
+        db.execute(
+            "UPDATE entries SET payload = ?, prev_hash = ?, hash = ? WHERE pos = ?",
+            (canonical(body), prev, digest, pos),
+        )
+        prev = digest
+    db.execute("UPDATE heads SET hash = ? WHERE run_id = ?", (prev, run_id))
+    db.commit()
+    db.close()
+
+
+@pytest.mark.slow
+def test_two_engineers_rack_in_leaf3_through_one_netbox(lab_reset: Any, tmp_path: Path) -> None:
+    olivias = machine(tmp_path / "olivia-laptop")  # plans and runs
+    office = machine(tmp_path / "office-pc")  # rachel reviews, arthur approves, sophia signs
+
+    planned = json.loads(
+        olivias(
+            "operator",
+            "plan",
+            "rack-in",
+            "device=leaf3",
+            "--window-start",
+            "-5m",
+            "--window-end",
+            "+2h",
+            "--json",
+        ).stdout
+    )
+    change, digest, page = planned["change"], planned["hash"], planned["url"]
+    assert change.startswith("CHG-") and page.startswith(netbox.url())
+    assert (
+        not store_of(tmp_path / "olivia-laptop").exists()
+        or not sqlite3.connect(store_of(tmp_path / "olivia-laptop"))
+        .execute("SELECT 1 FROM entries WHERE run_id = ?", (change,))
+        .fetchall()
+    )
+
+    # the office machine has never seen this change: it reads it from NetBox
+    listed = json.loads(office("reviewer", "changes", "--json").stdout)
+    assert [c["id"] for c in listed if c["status"] == "planned"] == [change]
+    review = office("reviewer", "review", change).stdout
+    assert "leaf3" in review and digest in review
+    office("reviewer", "review", change, "--accept", "--hash", digest[:16])
+    refused = olivias("operator", "approve", change, "--hash", digest[:16], ok=False)
+    assert refused.returncode == 3 and "olivia cannot approve a change" in refused.stderr
+    office("approver", "approve", change, "--hash", digest[:16])
+    assert json.loads(office("approver", "changes", "--json").stdout)[0]["status"] == "approved"
+
+    result = json.loads(olivias("operator", "run", change, "--yes", "--json").stdout)
+    assert result["status"] == "succeeded", result
+    run_id = result["run_id"]
+    local = (
+        sqlite3.connect(store_of(tmp_path / "olivia-laptop"))
+        .execute("SELECT COUNT(*), MAX(seq) FROM entries WHERE run_id = ?", (run_id,))
+        .fetchone()
+    )
+    assert result["netbox_entries"] == local[0] == local[1] > 20
+
+    held = api(f"runs/?run_id={run_id}")["results"][0]
+    assert held["operator"] == "olivia" and held["status"] == "succeeded"
+    assert held["length"] == local[0] and held["head"] == result["netbox_head"]
+    assert api(f"changes/?name={change}")["results"][0]["status"] == "succeeded"
+
+    olivias("operator", "signoff", run_id)
+    refused = office("reviewer", "signoff", run_id, ok=False)
+    assert refused.returncode == 3 and "supervise" in refused.stderr
+    office("supervisor", "signoff", run_id)
+    sheet = office("supervisor", "records", "export", run_id, "--format", "md").stdout
+    assert "| 審核 review | rachel |" in sheet and "| 批准 approve | arthur |" in sheet
+    assert "olivia, 20" in sheet and "sophia, 20" in sheet  # both signature blocks
+    assert "chain verified" in sheet
+
+    verified = olivias("operator", "records", "verify", run_id, "--json").stdout
+    assert json.loads(verified)["compared_with_netbox"] >= 1
+
+    # olivia's laptop: the run's chain rewritten with every hash recomputed verifies alone,
+    # but not against the head NetBox anchored
+    rewrite(store_of(tmp_path / "olivia-laptop"), run_id)
+    with RecordStore(store_of(tmp_path / "olivia-laptop")) as rewritten:
+        assert rewritten.verify().ok  # consistent in itself: only the anchor can tell
+    caught = olivias("operator", "records", "verify", ok=False)
+    assert caught.returncode == 5, caught.stdout + caught.stderr
+    assert f"rewritten {run_id}" in caught.stdout and "NetBox anchored" in caught.stdout
