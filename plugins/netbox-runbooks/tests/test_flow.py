@@ -164,3 +164,20 @@ def test_posting_entries_takes_little_time(nb: Lab) -> None:
     took_one = time.monotonic() - started
     log.info("POST entries: 200 in %.0f ms, 1 in %.0f ms", took_batch * 1000, took_one * 1000)
     assert took_batch < 10 and took_one < 5
+
+
+def test_a_scheduled_change_is_run_by_the_worker(nb: Lab) -> None:
+    change = nb.approved()
+    queued = nb["operator"].post(f"changes/{change['id']}/schedule/", {"confirm_manual": True})
+    assert queued.status_code == 200, queued.text
+    assert (queued.json()["status"], queued.json()["confirm_manual"]) == ("scheduled", True)
+    run = nb.start(change, "worker", scheduled=True, worker="host1:4242")
+    assert run.status_code == 201, run.text
+    assert (run.json()["operator"], run.json()["worker"]) == ("runbooks-worker", "host1:4242")
+    assert nb.change(change)["status"] == "running"
+    ran = nb.chain(change)[-1]
+    assert (ran["kind"], ran["actor"], ran["payload"]["scheduled"]) == (
+        "change.ran",
+        "runbooks-worker",
+        True,
+    )
