@@ -1,15 +1,16 @@
 """Lab tests of the netbox-runbooks plugin: the REST API of a real NetBox with the plugin,
 called directly with the lab people's own tokens (`runbooks.lab.netbox.credentials`).
 
-`nb` holds the lab's NetBox for the test (`netbox.held()`: reset to the seeded state first,
-other processes' resets wait) and gives a `Lab`: the people, plan documents, record entries
-built with `runbooks_rules`, and psql on the NetBox's own database. Set
+`netbox_lab` (the lab's own fixture) brings the lab's NetBox up with the plugin of this
+checkout (restarted when the plugin's code changed); `nb` holds it for the test
+(`netbox.held()`: reset to the seeded state first, other processes' resets wait) and gives a
+`Lab`: the people, plan documents, record entries built with `runbooks_rules`, and psql on the
+NetBox's own database. Set
 RUNBOOKS_NETBOX_INSTANCE/RUNBOOKS_NETBOX_PORT to run them against a second lab NetBox.
 """
 
 from __future__ import annotations
 
-import contextlib
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -18,10 +19,10 @@ from typing import Any
 
 import pytest
 import requests
+from netbox_fixtures import netbox_lab  # noqa: F401 (the lab's NetBox, up: a fixture)
 from runbooks_rules.chain import genesis, make_entry
 from runbooks_rules.plan import plan_hash
 
-from runbooks.core.errors import RunbookError
 from runbooks.lab import netbox
 
 API = "/api/plugins/runbooks/"
@@ -244,28 +245,18 @@ class Lab:
         )
 
 
-def _serves_plugin() -> bool:
-    with contextlib.suppress(RunbookError, requests.RequestException):
-        url, token = netbox.credentials("admin")
-        resp = requests.get(
-            url + API + "whoami/", headers={"Authorization": f"Bearer {token}"}, timeout=5
-        )
-        return resp.status_code == 200
-    return False
-
-
 @pytest.fixture(scope="session")
-def people() -> dict[str, Person]:
-    """The lab's people (their usernames as the plugin names them), on a NetBox serving the
-    plugin: the lab's NetBox is brought up when it does not."""
-    if not _serves_plugin():
-        netbox.up()
-    assert _serves_plugin(), f"the lab's NetBox at {netbox.url()} does not serve netbox-runbooks"
+def people(request: pytest.FixtureRequest) -> dict[str, Person]:
+    """The lab's people, with their usernames as the plugin names them, on the lab's NetBox
+    (up: the lab's own `netbox_lab` fixture)."""
+    request.getfixturevalue("netbox_lab")
     found = {}
     for role in ROLES:
         url, token = netbox.credentials(role)
         person = Person(role, "", url, token)
-        person.username = person.get("whoami/").json()["username"]
+        answer = person.get("whoami/")
+        assert answer.status_code == 200, f"{url} does not serve netbox-runbooks: {answer.text}"
+        person.username = answer.json()["username"]
         found[role] = person
     return found
 
