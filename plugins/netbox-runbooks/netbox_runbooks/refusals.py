@@ -48,7 +48,9 @@ def guarded[T](
 
 
 def _locked(change_id: int) -> Change:
-    return Change.objects.select_for_update().select_related("preparer").get(pk=change_id)
+    return (
+        Change.objects.select_for_update(of=("self",)).select_related("preparer").get(pk=change_id)
+    )
 
 
 def _record(

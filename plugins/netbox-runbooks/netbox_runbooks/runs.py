@@ -90,7 +90,7 @@ def post_entries(user: Any, run_id: int, entries: Sequence[Mapping[str, Any]]) -
     change_id = Run.objects.values_list("change_id", flat=True).get(pk=run_id)
 
     def work(change: Change) -> Posted:
-        run = Run.objects.select_for_update().select_related("operator").get(pk=run_id)
+        run = Run.objects.select_for_update(of=("self",)).select_related("operator").get(pk=run_id)
         if run.operator_id != user.pk:
             raise policy.Refusal(
                 f"{user.username} did not start run {run.run_id}: only its operator "
@@ -122,7 +122,7 @@ def sign_off(user: Any, run_id: int, note: str = "") -> Signature:
     change_id = Run.objects.values_list("change_id", flat=True).get(pk=run_id)
 
     def work(change: Change) -> Signature:
-        run = Run.objects.select_for_update().select_related("operator").get(pk=run_id)
+        run = Run.objects.select_for_update(of=("self",)).select_related("operator").get(pk=run_id)
         who = identity_of(user)
         signed = run.signatures.values_list("authority", flat=True)
         finished = run.status != lifecycle.RUNNING
