@@ -1,5 +1,5 @@
-"""GraphQL types of changes and runs, with their signatures; a device's or virtual machine's
-changes through ``runbook_changes``. Record entries stay in the REST API (they are many)."""
+"""GraphQL types of changes and runs, with their signatures and the devices and virtual
+machines a change targets. Record entries stay in the REST API (they are many)."""
 
 from typing import TYPE_CHECKING, Annotated
 
