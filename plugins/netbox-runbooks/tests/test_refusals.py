@@ -5,6 +5,7 @@ Authorities come from the lab's groups, and from object permissions with custom 
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -242,3 +243,16 @@ def test_nothing_is_rewritten_through_the_api(nb: Lab) -> None:
         )
         assert resp.status_code == 405, (method, path, resp.status_code, resp.text)
     assert nb.change(change)["plan_hash"] == change["plan_hash"]
+
+
+def test_writes_need_a_write_enabled_token(nb: Lab) -> None:
+    change = nb.create()
+    body = {"user": nb.user_id("reviewer"), "write_enabled": False, "version": 2}
+    made = nb["admin"].post("/api/users/tokens/", body)
+    assert made.status_code == 201, made.text
+    token = f"nbt_{made.json()['key']}.{made.json()['token']}"
+    read_only = dataclasses.replace(nb["reviewer"], token=token)
+    assert read_only.get(f"changes/{change['id']}/").status_code == 200
+    resp = read_only.post(f"changes/{change['id']}/sign/", {"authority": "review", "hash": ""})
+    assert resp.status_code == 403 and "read-only" in resp.json()["detail"], resp.text
+    assert [e["kind"] for e in nb.chain(change)] == ["change.planned"]  # no rule was asked
