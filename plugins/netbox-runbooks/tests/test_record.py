@@ -5,6 +5,7 @@ rewrite entries and signatures; verify recomputes every hash and names what brok
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -208,3 +209,21 @@ def test_an_api_token_never_lands_in_stored_data(nb: Lab) -> None:
             found = nb.sql(query)  # on stdin: the token is on no command line
             assert found.stdout.strip() == "0", (table, found.stderr)
     assert nb["admin"].get("changes/").json()["count"] == 1
+
+
+def test_concurrent_posts_of_one_position_write_it_once(nb: Lab) -> None:
+    _, run, posted = _run(nb)
+    entry = _next(run, posted[-1])
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        codes = list(
+            pool.map(
+                lambda _: (
+                    nb["operator"]
+                    .post(f"runs/{run['id']}/entries/", {"entries": [entry]})
+                    .status_code
+                ),
+                range(6),
+            )
+        )
+    assert sorted(codes) == [201, 409, 409, 409, 409, 409]
+    assert _record(nb, run)[:2] == (3, entry["hash"])
