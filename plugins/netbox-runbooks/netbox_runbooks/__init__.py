@@ -19,7 +19,10 @@ class RunbooksConfig(PluginConfig):
 
     def ready(self) -> None:
         super().ready()
-        from netbox_runbooks import events
+        from netbox_runbooks import (
+            events,
+            widgets,  # noqa: F401 - registers the dashboard widget
+        )
 
         events.register()
 

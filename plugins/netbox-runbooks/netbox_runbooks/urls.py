@@ -1,20 +1,16 @@
-"""The web UI's routes. The pages are built on these models by the UI's own views; until
-they land, a change's and a run's page name (which the API's `display_url`, notifications
-and search results link to) lead to the object in the API."""
+"""The web UI's routes. ``change`` and ``run`` (and the two lists) are the names the API's
+``display_url``, notifications and search results link to."""
 
 from __future__ import annotations
 
-from django.urls import path
-from django.views.generic import RedirectView
+from django.urls import include, path
+from utilities.urls import get_model_urls
 
-
-def _to_api(name: str) -> RedirectView:
-    return RedirectView.as_view(pattern_name=f"plugins-api:netbox_runbooks-api:{name}")
-
+from netbox_runbooks import views  # noqa: F401 - registers the model views listed here
 
 urlpatterns = [
-    path("changes/", _to_api("change-list"), name="change_list"),
-    path("changes/<int:pk>/", _to_api("change-detail"), name="change"),
-    path("runs/", _to_api("run-list"), name="run_list"),
-    path("runs/<int:pk>/", _to_api("run-detail"), name="run"),
+    path("changes/", include(get_model_urls("netbox_runbooks", "change", detail=False))),
+    path("changes/<int:pk>/", include(get_model_urls("netbox_runbooks", "change"))),
+    path("runs/", include(get_model_urls("netbox_runbooks", "run", detail=False))),
+    path("runs/<int:pk>/", include(get_model_urls("netbox_runbooks", "run"))),
 ]
