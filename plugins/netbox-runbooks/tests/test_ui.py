@@ -1,0 +1,298 @@
+"""The plugin's web UI on the lab's NetBox, as its people use it through a browser session
+(requests, logged in with their web passwords): the lists, a change's page as its review
+document, the buttons only the rules would allow, signatures and sign-offs posted through
+the pages (refusals shown with the server's sentence and recorded), the Runbooks tab of a
+device, the dashboard widget, and the time a 50-step change's page takes."""
+
+from __future__ import annotations
+
+import html
+import re
+import statistics
+import time
+from typing import TYPE_CHECKING, Any
+
+import pytest
+import requests
+from runbooks_rules.plan import plan_hash
+
+from runbooks.lab import netbox
+
+if TYPE_CHECKING:
+    from conftest import Lab
+
+pytestmark = pytest.mark.lab
+UI = "/plugins/runbooks/"
+WIDGET = "netbox_runbooks.WaitingForMeWidget"
+
+
+class Web:
+    """One person's logged-in browser session on the lab's NetBox."""
+
+    def __init__(self, role: str) -> None:
+        self.url, self.username, password = netbox.web_login(role)
+        self.session = requests.Session()
+        page = self.session.get(self.url + "/login/", timeout=30)
+        form = {"username": self.username, "password": password, "next": "/"}
+        answer = self.post("/login/", form, csrf=_csrf(page.text))
+        assert f">{self.username}<" in answer.text or "logout" in answer.text, "login failed"
+
+    def get(self, path: str, **params: Any) -> requests.Response:
+        resp = self.session.get(self.url + path, params=params, timeout=60)
+        assert resp.status_code == 200, (path, resp.status_code, resp.text[:300])
+        return resp
+
+    def post(self, path: str, data: dict[str, Any], csrf: str | None = None) -> requests.Response:
+        token = csrf or self.session.cookies["csrftoken"]
+        body = {"csrfmiddlewaretoken": token, **data}
+        headers = {"Referer": self.url + path, "X-CSRFToken": token}
+        return self.session.post(self.url + path, data=body, headers=headers, timeout=60)
+
+
+def _csrf(page: str) -> str:
+    return re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page).group(1)  # type: ignore[union-attr]
+
+
+def messages(page: str) -> list[str]:
+    """The texts of the toasts (NetBox's messages) on a page."""
+    bodies = re.findall(r'<div class="toast-body">\s*(.*?)\s*</div>', page, re.S)
+    return [html.unescape(b) for b in bodies]
+
+
+def heading(page: str, title: str) -> int:
+    """Where a card headed ``title`` starts on a page."""
+    found = re.search(rf'<h2 class="card-header[^"]*">\s*{re.escape(title)}\s*<', page)
+    assert found, f"no card {title!r}"
+    return found.start()
+
+
+def buttons(page: str) -> set[str]:
+    """The signature and sign-off buttons a page offers."""
+    return set(re.findall(r'id="(sign-\w+|signoff)-button"', page))
+
+
+def plan(target: str = "leaf1", steps: int = 1, lines: int = 6) -> dict[str, Any]:
+    """A plan document with a pre-check and, per change step, a NetBox field diff and a
+    device configuration (a text diff of ``lines`` lines) — hash included."""
+    running = "".join(f"interface swp{i}\n description old{i}\n" for i in range(lines // 2))
+    intended = running.replace(" description old1\n", " description uplink\n") + "ip forwarding\n"
+    change_steps = [
+        {
+            "step": f"change_{n}",
+            "kind": "change",
+            "status": "planned",
+            "targets": [target],
+            "title": f"Configure {target} (part {n})",
+            "duration_s": 4.0,
+            "reversible": n != steps,
+            "evidence": {},
+            "error": None,
+            "diffs": [
+                {
+                    "target": f"NetBox dcim.device {target}",
+                    "kind": "fields",
+                    "summary": "description",
+                    "fields": [{"name": "description", "before": f"v{n}", "after": f"v{n + 1}"}],
+                },
+                {
+                    "target": f"{target} configuration",
+                    "kind": "text",
+                    "summary": "rendered by NetBox",
+                    "before": running,
+                    "after": intended,
+                    "text": "",
+                    "fields": [],
+                },
+            ],
+        }
+        for n in range(1, steps + 1)
+    ]
+    check = {
+        "step": "device_answers",
+        "kind": "check",
+        "status": "ok",
+        "targets": [target],
+        "title": f"{target} answers",
+        "duration_s": 1.0,
+        "reversible": True,
+        "evidence": {"uptime": 4242, "hostname": target},
+        "error": None,
+        "diffs": [],
+    }
+    doc: dict[str, Any] = {
+        "runbook": "ledger",
+        "instruction": "99 Test instruction",
+        "params": {"device": target},
+        "refusal": None,
+        "expected_duration_s": 1.0 + 4.0 * steps,
+        "steps": [check, *change_steps],
+    }
+    doc["hash"] = plan_hash(doc)
+    return doc
+
+
+def change_page(web: Web, change: dict[str, Any]) -> str:
+    return web.get(f"{UI}changes/{change['id']}/").text
+
+
+def sign(web: Web, change: dict[str, Any], authority: str, digest: str) -> str:
+    resp = web.post(f"{UI}changes/{change['id']}/sign/", {"authority": authority, "hash": digest})
+    assert resp.status_code == 200 and resp.url.endswith(f"/changes/{change['id']}/"), resp.url
+    return resp.text
+
+
+def test_the_lists_filter_and_search(nb: Lab) -> None:
+    first = nb.create(plan=plan("leaf1"))
+    second = nb.create(plan=plan("leaf2"))
+    web = Web("reviewer")
+    home = web.get("/").text
+    assert f'href="{UI}changes/"' in home and f'href="{UI}runs/"' in home  # the menu
+    listed = web.get(f"{UI}changes/").text
+    assert first["name"] in listed and second["name"] in listed
+    assert "ledger" in listed and "olivia" in listed
+    only = web.get(f"{UI}changes/", target="leaf2").text
+    assert second["name"] in only and first["name"] not in only
+    searched = web.get(f"{UI}changes/", q=first["name"]).text
+    assert first["name"] in searched and second["name"] not in searched
+    assert first["name"] not in web.get(f"{UI}changes/", status="approved").text
+    assert "Filters" in web.get(f"{UI}runs/").text
+
+
+def test_a_change_page_is_its_review_document(nb: Lab) -> None:
+    change = nb.create(plan=plan("leaf1", steps=2))
+    page = change_page(Web("reviewer"), change)
+    assert 'id="plan-hash"' in page and change["plan_hash"] in page
+    order = ["Summary", "Steps", "Pre-check evidence", "NetBox objects", "Device configurations"]
+    order += ["Signatures", "History", "Runs"]
+    places = [heading(page, title) for title in order]
+    assert places == sorted(places), dict(zip(order, places, strict=True))
+    assert "2 device configurations (2 edit); 2 NetBox objects (2 update)" in page
+    assert "commit-confirm" in page  # how device configurations roll back
+    assert "Configure leaf1 (part 2)" in re.search(
+        r'id="summary-irreversible">(.*?)</td>', page, re.S
+    ).group(1)  # type: ignore[union-attr]
+    assert re.search(r'rb-diff-add[^"]*">\+ description uplink<', page)
+    assert re.search(r'rb-diff-del[^"]*">- description old1<', page)
+    assert re.search(r'rb-diff-hunk[^"]*">@@ ', page)
+    assert "uptime: <code" in page  # pre-check evidence
+    assert 'data-kind="change.planned"' in page and "chain verified" in page
+
+
+def test_the_buttons_are_the_rules(nb: Lab) -> None:
+    change = nb.create(plan=plan("leaf1"))
+    olivia, rachel, arthur = Web("operator"), Web("reviewer"), Web("approver")
+    assert buttons(change_page(olivia, change)) == set()  # the preparer signs nothing
+    assert buttons(change_page(rachel, change)) == {"sign-review"}
+    assert buttons(change_page(arthur, change)) == set()  # approval comes after review
+    assert nb.sign("reviewer", change, "review").status_code == 201
+    assert buttons(change_page(rachel, change)) == set()
+    assert buttons(change_page(arthur, change)) == {"sign-approve"}
+    assert nb.sign("approver", change, "approve").status_code == 201
+    assert buttons(change_page(arthur, change)) == set()
+    # a second approver may approve too, or add the emergency approval a run outside needs
+    assert buttons(change_page(Web("approver2"), change)) == {"sign-approve", "sign-emergency"}
+    assert buttons(change_page(Web("supervisor"), change)) == set()
+
+
+def test_signing_through_the_page(nb: Lab) -> None:
+    change = nb.create(plan=plan("leaf1"))
+    rachel = Web("reviewer")
+    refused = sign(rachel, change, "review", "0" * 16)
+    detail = nb.chain(change)[-1]
+    assert detail["kind"] == "change.refused" and detail["recorded_by"] == rachel.username
+    assert detail["payload"]["reason"] in messages(refused)
+    assert nb.change(change)["status"] == "planned"
+    signed = sign(rachel, change, "review", change["plan_hash"][:16])
+    assert any("signed" in m and change["name"] in m for m in messages(signed))
+    assert 'data-authority="review" data-user="rachel"' in signed
+    assert nb.change(change)["status"] == "reviewed"
+    again = sign(rachel, change, "review", change["plan_hash"])  # no button, but the rules say why
+    assert "rachel has already reviewed this plan" in messages(again)
+    olivia = sign(Web("operator"), change, "approve", change["plan_hash"])
+    assert "olivia cannot approve a change: needs the 批准 approve authority (holds: handle)" in (
+        messages(olivia)
+    )
+
+
+def finished_run(nb: Lab) -> tuple[dict[str, Any], dict[str, Any]]:
+    """An approved change run by olivia to a succeeded record."""
+    change = nb.approved(plan=plan("leaf1"))
+    run = nb.start(change).json()
+    entries = nb.entries(
+        run,
+        [
+            nb.started(run, change),
+            ("step.started", "change_1", {"title": "Configure leaf1 (part 1)", "kind": "change"}),
+            ("step.finished", "change_1", {"status": "changed", "evidence": {}}),
+            ("run.finished", None, {"status": "succeeded"}),
+        ],
+    )
+    assert nb["operator"].post(f"runs/{run['id']}/entries/", {"entries": entries}).ok
+    return change, run
+
+
+def test_a_run_page_and_its_sign_offs(nb: Lab) -> None:
+    change, run = finished_run(nb)
+    path = f"{UI}runs/{run['id']}/"
+    olivia, rachel, sophia = Web("operator"), Web("reviewer"), Web("supervisor")
+    page = olivia.get(path).text
+    assert run["run_id"] in page and "verified by the server" in page
+    assert page.count('class="rb-entry"') == 4 and "step.finished" in page
+    assert "職位責任人簽字" in page and "上級主管簽字" in page
+    assert buttons(page) == {"signoff"} and buttons(rachel.get(path).text) == set()
+    assert buttons(sophia.get(path).text) == {"signoff"}
+    signed = olivia.post(f"{path}signoff/", {"note": "done"}).text
+    assert any("as 職位責任人 Responsible person" in m for m in messages(signed))
+    assert buttons(signed) == set()
+    refused = rachel.post(f"{path}signoff/", {"note": ""}).text
+    assert "rachel cannot sign off a record: needs the 督導 supervise authority" in " ".join(
+        messages(refused)
+    )
+    sophia.post(f"{path}signoff/", {"note": "checked"})
+    markdown = sophia.get(f"{path}sheet/", format="md")
+    assert "text/markdown" in markdown.headers["Content-Type"]
+    assert "olivia, " in markdown.text and "sophia, " in markdown.text
+    assert "<h1>Record sheet" in sophia.get(f"{path}sheet/", format="html").text
+    assert change["name"] in sophia.get(path).text
+
+
+def test_the_runbooks_tab_of_a_device(nb: Lab) -> None:
+    change, run = finished_run(nb)
+    other = nb.create(plan=plan("leaf2"))
+    device = nb["admin"].get("/api/dcim/devices/", name="leaf1").json()["results"][0]
+    page = Web("reviewer").get(f"/dcim/devices/{device['id']}/runbooks/").text
+    assert change["name"] in page and run["run_id"] in page and other["name"] not in page
+    assert f'href="/dcim/devices/{device["id"]}/runbooks/"' in page  # the tab itself
+
+
+def test_the_widget_lists_what_waits_for_me(nb: Lab) -> None:
+    change = nb.create(plan=plan("leaf1"))
+    people = {role: Web(role) for role in ("reviewer", "approver", "operator")}
+    for web in people.values():
+        web.get("/")
+        web.post(
+            "/extras/dashboard/widgets/add/", {"widget_class": WIDGET, "title": "", "color": ""}
+        )
+
+    def waiting(role: str) -> bool:
+        home = people[role].get("/").text
+        assert "Runbooks: waiting for me" in home
+        return change["name"] in home
+
+    assert (waiting("reviewer"), waiting("approver"), waiting("operator")) == (True, False, False)
+    nb.sign("reviewer", change, "review")
+    assert (waiting("reviewer"), waiting("approver"), waiting("operator")) == (False, True, False)
+
+
+def test_a_fifty_step_change_renders_within_a_second(nb: Lab) -> None:
+    doc = plan("leaf1", steps=50, lines=60)
+    change = nb.create(plan=doc)
+    web = Web("reviewer")
+    change_page(web, change)  # warm: templates compiled, the session's user loaded
+    took = []
+    for _ in range(3):
+        started = time.perf_counter()
+        page = change_page(web, change)
+        took.append(time.perf_counter() - started)
+    assert page.count("rb-diff-item") == 100
+    assert statistics.median(took) <= 1.0, took
