@@ -98,8 +98,10 @@ class Changes(Protocol):
         current: Plan | None = None,
     ) -> Change: ...
 
-    def precheck_run(self, change: Change, who: Identity, in_window: bool) -> None:
-        """Refuse early (before the re-plan) what the rules refuse anyway."""
+    def precheck_run(
+        self, change: Change, who: Identity, in_window: bool, scheduled: bool = False
+    ) -> None:
+        """Refuse early (before the re-plan) what the rules refuse anyway; record it."""
 
     def start_run(
         self,
@@ -241,7 +243,9 @@ class ChangeBook:
         )
         return self.get(change.id)
 
-    def precheck_run(self, change: Change, who: Identity, in_window: bool) -> None:
+    def precheck_run(
+        self, change: Change, who: Identity, in_window: bool, scheduled: bool = False
+    ) -> None:
         self.guarded(
             change,
             who,
@@ -329,7 +333,9 @@ def run_change(
     now, which the book compares with the approved one (NetBox decides, when it is the book);
     then the run inside the window, unless it was granted as an emergency."""
     now = engine.clock()
-    book.precheck_run(change, who, change.window is None or change.window.contains(now))
+    book.precheck_run(
+        change, who, change.window is None or change.window.contains(now), scheduled=scheduled
+    )
     planned = engine.plan(runbook)
     grant = book.start_run(change, who, planned, engine.clock(), scheduled=scheduled, worker=worker)
     extra: dict[str, Any] = {

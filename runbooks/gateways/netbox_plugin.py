@@ -209,11 +209,12 @@ class NetBoxChanges:
                 raise DriftError(str(exc), lines=body["drift"]) from None
             raise
 
-    def precheck_run(self, change: Change, who: Identity, in_window: bool) -> None:
-        # the rules alone, as the server will apply them: a person who may not run the change
-        # is told before the re-plan (the server decides, and records, when the run starts)
-        if change.state != "unreviewed":
-            policy.check_run(who, change.plan_hash, change.signatures, in_window)
+    def precheck_run(
+        self, change: Change, who: Identity, in_window: bool, scheduled: bool = False
+    ) -> None:
+        # the server's checks before the plan hash: a person who may not run the change is
+        # told (and the server records it) before the re-plan; the window is the server's
+        self.api.post(f"changes/{change.key}/runs/", {"check_only": True, "scheduled": scheduled})
 
     def start_run(
         self,

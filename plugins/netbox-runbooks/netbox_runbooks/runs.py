@@ -4,7 +4,7 @@ the rules of `runbooks_rules` decide, every refusal is recorded on the change.""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from django.utils import timezone
@@ -18,7 +18,50 @@ from netbox_runbooks.models import Change, Run, Signature
 from netbox_runbooks.records import Posted, append_change_entry, append_run_entries
 from netbox_runbooks.refusals import Drift, guarded
 
-__all__ = ("post_entries", "sign_off", "start_run")
+__all__ = ("check_start", "post_entries", "sign_off", "start_run")
+
+
+def _may_start(change: Change, user: Any, scheduled: bool) -> bool:
+    """The person's authority and duties (the window judged by the server's clock), then the
+    change's state; True when it runs as an emergency."""
+    who = identity_of(user)
+    in_window = change.in_window(timezone.now())
+    if change.unreviewed:
+        policy.check_run_unreviewed(who, change.preparer.username, in_window)
+        emergency = False
+    else:
+        emergency = policy.check_run(who, change.plan_hash, signatures_of(change), in_window)
+    lifecycle.check_startable(change.name, change.status, change.stale, scheduled)
+    return emergency
+
+
+def _refused_run(scheduled: bool) -> Callable[[Change, policy.Refusal], bool]:
+    """What a refused run does to the change: drift makes it refused and stale; a scheduled
+    run refused for any reason leaves a scheduled change refused. Others leave it as it was."""
+
+    def refused(change: Change, exc: policy.Refusal) -> bool:
+        drifted = isinstance(exc, Drift)
+        if not drifted and not (scheduled and change.status == lifecycle.SCHEDULED):
+            return False
+        change.status, change.refusal = lifecycle.REFUSED, str(exc)
+        change.stale = change.stale or drifted
+        notifications.after_refusal(change)
+        return True
+
+    return refused
+
+
+def check_start(user: Any, change_id: int, scheduled: bool = False) -> bool:
+    """May ``user`` start a run of the change now? The checks of `start_run` before the plan
+    hash, so a client asks before its slow re-plan; a refusal is recorded as any other.
+    Writes nothing else. True when the run would be an emergency."""
+    return guarded(
+        change_id,
+        user,
+        "run",
+        lambda change: _may_start(change, user, scheduled),
+        _refused_run(scheduled),
+    )
 
 
 def start_run(
@@ -37,14 +80,7 @@ def start_run(
     leaves a scheduled change ``refused``, whatever the reason."""
 
     def work(change: Change) -> Run:
-        who = identity_of(user)
-        in_window = change.in_window(timezone.now())
-        if change.unreviewed:
-            policy.check_run_unreviewed(who, change.preparer.username, in_window)
-            emergency = False
-        else:
-            emergency = policy.check_run(who, change.plan_hash, signatures_of(change), in_window)
-        lifecycle.check_startable(change.name, change.status, change.stale, scheduled)
+        emergency = _may_start(change, user, scheduled)
         if plan_hash != change.plan_hash:
             raise Drift(
                 "the world changed since the plan was approved: "
@@ -71,16 +107,7 @@ def start_run(
         append_change_entry(change, "change.ran", payload, user)
         return run
 
-    def refused(change: Change, exc: policy.Refusal) -> bool:
-        drifted = isinstance(exc, Drift)
-        if not drifted and not (scheduled and change.status == lifecycle.SCHEDULED):
-            return False
-        change.status, change.refusal = lifecycle.REFUSED, str(exc)
-        change.stale = change.stale or drifted
-        notifications.after_refusal(change)
-        return True
-
-    return guarded(change_id, user, "run", work, refused)
+    return guarded(change_id, user, "run", work, _refused_run(scheduled))
 
 
 def post_entries(user: Any, run_id: int, entries: Sequence[Mapping[str, Any]]) -> Posted:

@@ -100,6 +100,22 @@ def test_a_run_started_by_the_reviewer_is_refused(nb: Lab) -> None:
     assert nb.change(change)["runs"] == []
 
 
+def test_asking_first_refuses_and_records_but_starts_nothing(nb: Lab) -> None:
+    nb.grant("reviewer", "handle")
+    change = nb.approved()
+    before = nb.change(change)
+    asked = nb.start(change, "reviewer", check_only=True, plan_hash="")
+    assert nb.refused(asked, change, "reviewer") == (
+        "rachel reviewed or approved this change and cannot run it"
+    )
+    _unchanged(nb, before)
+    allowed = nb.start(change, "operator", check_only=True, plan_hash="")
+    assert allowed.status_code == 200 and allowed.json() == {"emergency": False}
+    assert nb.change(change)["runs"] == [] and nb.change(change)["status"] == "approved"
+    missing = nb.start(change, "operator", plan_hash="")
+    assert missing.status_code == 400 and "plan_hash is required" in missing.json()["detail"]
+
+
 def test_a_run_by_someone_without_the_handle_authority_is_refused(nb: Lab) -> None:
     change = nb.approved()
     before = nb.change(change)

@@ -182,7 +182,9 @@ class ScheduleSerializer(serializers.Serializer):
 
 
 class RunStartSerializer(serializers.Serializer):
-    plan_hash = serializers.CharField(**HASH)
+    # check_only: the checks before the plan hash, nothing started (the client asks first)
+    check_only = serializers.BooleanField(default=False)
+    plan_hash = serializers.CharField(**{**HASH, "required": False, "allow_blank": True})
     drift = serializers.ListField(child=serializers.CharField(max_length=2000), default=list)
     scheduled = serializers.BooleanField(default=False)
     worker = serializers.CharField(

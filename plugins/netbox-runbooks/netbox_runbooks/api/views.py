@@ -28,7 +28,7 @@ from runbooks_rules.policy import AUTHORITIES
 from netbox_runbooks import changes, records, runs
 from netbox_runbooks import sheet as record_sheet
 from netbox_runbooks.api import serializers as s
-from netbox_runbooks.errors import RunbooksError
+from netbox_runbooks.errors import Invalid, RunbooksError
 from netbox_runbooks.filtersets import ChangeFilterSet, RunFilterSet
 from netbox_runbooks.identity import identity_of
 from netbox_runbooks.models import Change, RecordEntry, Run
@@ -168,6 +168,11 @@ class ChangeViewSet(RulesViewSet):
     def start_run(self, request: Request, pk: Any = None) -> Response:
         change = self.visible(Change, pk)
         body = self.body(s.RunStartSerializer)
+        if body["check_only"]:
+            emergency = runs.check_start(request.user, change.pk, body["scheduled"])
+            return Response({"emergency": emergency}, status=status.HTTP_200_OK)
+        if not body.get("plan_hash"):
+            raise Invalid("plan_hash is required: the plan as your client recomputed it now")
         run = runs.start_run(
             request.user,
             change.pk,
