@@ -1040,6 +1040,27 @@ def web_login(role: str = "admin") -> tuple[str, str, str]:
     return url(), entry["username"], entry["password"]
 
 
+def web_session(role: str) -> requests.Session:
+    """A lab person signed in to NetBox's web UI, as their browser would be (session cookie,
+    CSRF token in ``session.headers``); for UI tests and benchmarks."""
+    base, username, password = web_login(role)
+    session = requests.Session()
+    page = session.get(f"{base}/login/", timeout=30)
+    found = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text)
+    if found is None:
+        raise LabError(f"NetBox's login page at {base}/login/ has no CSRF token")
+    answer = session.post(
+        f"{base}/login/",
+        data={"csrfmiddlewaretoken": found[1], "username": username, "password": password},
+        headers={"Referer": f"{base}/login/"},
+        timeout=30,
+    )
+    if answer.status_code != 200 or "/login/" in answer.url:
+        raise LabError(f"{username} could not sign in to NetBox's web UI ({answer.status_code})")
+    session.headers["X-CSRFToken"] = session.cookies.get("csrftoken", "")
+    return session
+
+
 def render_configs(platform: str = "frr") -> dict[str, str]:
     """device name -> frr.conf rendered by NetBox (render-config, as the operator), every router."""
     resp = _api(f"/api/dcim/devices/?platform={platform}&limit=0&fields=id,name", "operator")
