@@ -1,0 +1,141 @@
+"""Scheduled changes through NetBox: olivia schedules an approved change (confirming its manual
+step in advance), and a worker on a machine of its own — its own home and store, the service
+account's token, nothing but NetBox and Redis — runs it; the record says which worker ran
+which change, and who confirmed what. A scheduled change whose plan drifted before its window
+is refused at the worker and shows as refused in the change list, not still scheduled."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from runbooks.lab import netbox
+
+SUPPORT = Path(__file__).resolve().parents[1] / "support"
+
+
+class Machine:
+    """`runbook` as one person on a machine of their own (a home, hence a store, of its own)."""
+
+    def __init__(self, home: Path, queue: str) -> None:
+        home.mkdir(parents=True, exist_ok=True)
+        self.home, self.queue = home, queue
+
+    def __call__(self, role: str, *args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
+        url, token = netbox.credentials(role)
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("RUNBOOKS_", "XDG_"))}
+        env.update(
+            HOME=str(self.home),
+            RUNBOOKS_NETBOX_URL=url,
+            RUNBOOKS_NETBOX_TOKEN=token,
+            RUNBOOKS_MODULES=str(SUPPORT / "ledger_runbook.py"),
+            RUNBOOKS_REDIS_URL="redis://127.0.0.1:6379/14",
+        )
+        done = subprocess.run(
+            [sys.executable, "-m", "runbooks.cli", *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=300,
+        )
+        if ok:
+            assert done.returncode == 0, done.stdout + done.stderr
+        assert token not in done.stdout + done.stderr
+        return done
+
+
+def approved(desk: Machine, office: Machine, workdir: Path) -> tuple[str, str]:
+    """A change of the test runbook planned at olivia's desk, reviewed and approved at the
+    office: (change id, plan hash)."""
+    planned = json.loads(
+        desk(
+            "operator",
+            "plan",
+            "test-ledger",
+            f"workdir={workdir}",
+            "--window-start",
+            "-1m",
+            "--window-end",
+            "+1h",
+            "--json",
+        ).stdout
+    )
+    change, digest = planned["change"], planned["hash"]
+    office("reviewer", "review", change, "--accept", "--hash", digest)
+    office("approver", "approve", change, "--hash", digest)
+    return change, digest
+
+
+@pytest.fixture
+def machines(netbox_lab: str, tmp_path: Path) -> Any:
+    queue = f"test-{secrets.token_hex(4)}"
+    with netbox.held():  # reset first; nobody else's reset during the test
+        yield (
+            Machine(tmp_path / "desk", queue),
+            Machine(tmp_path / "office", queue),
+            Machine(tmp_path / "worker-box", queue),
+        )
+
+
+def test_a_worker_elsewhere_runs_a_scheduled_change_with_its_own_token(
+    machines: Any, tmp_path: Path
+) -> None:
+    desk, office, worker = machines
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    change, _ = approved(desk, office, workdir)
+
+    desk("operator", "schedule", change, "--queue", desk.queue, "--yes")
+    listed = json.loads(office("approver", "changes", "--json").stdout)
+    assert [c["status"] for c in listed if c["id"] == change] == ["scheduled"]
+
+    worker("worker", "worker", "--queue", worker.queue, "--burst")
+    listed = json.loads(office("approver", "changes", "--json").stdout)
+    assert [c["status"] for c in listed if c["id"] == change] == ["succeeded"]
+    runs = json.loads(office("supervisor", "records", "list", "--json").stdout)
+    run = next(r for r in runs if r["change"] == change)
+    assert run["actor"] == "runbooks-worker" and run["status"] == "succeeded"
+
+    record = json.loads(office("supervisor", "records", "show", run["run_id"], "--json").stdout)
+    started = record[0]["payload"]
+    assert started["change"] == change and started["worker"].startswith("runbooks-worker@")
+    answered = [e for e in record if e["kind"] == "manual.answered"]
+    assert answered and all(e["payload"]["confirmed_by"] == "olivia" for e in answered)
+    history = json.loads(office("supervisor", "records", "show", change, "--json").stdout)
+    scheduled = [e for e in history if e["kind"] == "change.scheduled"]
+    ran = [e for e in history if e["kind"] == "change.ran"]
+    assert scheduled[0]["actor"] == "olivia" and scheduled[0]["payload"]["confirm_manual"]
+    assert ran[0]["actor"] == "runbooks-worker" and ran[0]["payload"]["scheduled"] is True
+    # the worker's machine keeps its own copy of the record, the same chain as NetBox's
+    mine = json.loads(
+        worker("worker", "records", "show", run["run_id"], "--local", "--json").stdout
+    )
+    assert [e["hash"] for e in mine] == [e["hash"] for e in record]
+    assert (workdir / "config.txt").exists()
+
+
+def test_a_scheduled_change_whose_plan_drifted_shows_as_refused(
+    machines: Any, tmp_path: Path
+) -> None:
+    desk, office, worker = machines
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    change, _ = approved(desk, office, workdir)
+    desk("operator", "schedule", change, "--queue", desk.queue, "--yes")
+    (workdir / "config.txt").write_text("hostname someone-else\n")  # the world moves on
+
+    worker("worker", "worker", "--queue", worker.queue, "--burst")
+    listed = json.loads(office("approver", "changes", "--json").stdout)
+    entry = next(c for c in listed if c["id"] == change)
+    assert entry["status"] == "refused"
+    assert "the world changed since the plan was approved" in entry["refusal"]
+    assert "plan again" in entry["refusal"]
+    assert not (workdir / "ledger.log").exists()  # nothing was applied
