@@ -7,9 +7,8 @@ from __future__ import annotations
 from django import forms
 from django.utils.translation import gettext_lazy as _
 from netbox.forms import NetBoxModelFilterSetForm
-from users.models import User
 from utilities.forms import BOOLEAN_WITH_BLANK_CHOICES
-from utilities.forms.fields import DynamicModelMultipleChoiceField, TagFilterField
+from utilities.forms.fields import TagFilterField
 from utilities.forms.rendering import FieldSet
 
 from netbox_runbooks.allowed import CHANGE_AUTHORITIES
@@ -19,15 +18,17 @@ from netbox_runbooks.models import Change, Run
 __all__ = ("ChangeFilterForm", "RunFilterForm", "SignForm", "SignoffForm")
 
 
-def _people(label: str) -> DynamicModelMultipleChoiceField:
-    """People by username: the filtersets filter preparer and operator by username."""
-    return DynamicModelMultipleChoiceField(
-        queryset=User.objects.all(),
-        to_field_name="username",
-        context={"value": "username"},
-        required=False,
-        label=label,
-    )
+def _people(field: str, label: str) -> forms.MultipleChoiceField:
+    """The people who prepared changes (or ran them), by username: the filtersets filter by
+    username, and NetBox's filter widgets re-render a selection only for primary keys, so the
+    choices are the few names found, read when the form is shown."""
+
+    def names() -> list[tuple[str, str]]:
+        model = Run if field == "operator" else Change
+        found = model.objects.order_by().values_list(f"{field}__username", flat=True).distinct()
+        return [(name, name) for name in sorted(found)]
+
+    return forms.MultipleChoiceField(choices=names, required=False, label=label)
 
 
 def _yes_no(label: str) -> forms.NullBooleanField:
@@ -48,7 +49,7 @@ class ChangeFilterForm(NetBoxModelFilterSetForm):
     )
     runbook = forms.CharField(required=False, label=_("Runbook"))
     target = forms.CharField(required=False, label=_("Target (name)"))
-    preparer = _people(_("Preparer"))
+    preparer = _people("preparer", _("Preparer"))
     name = forms.CharField(required=False, label=_("Change (CHG-…)"))
     plan_hash = forms.CharField(required=False, label=_("Plan hash"))
     unreviewed = _yes_no(_("Unreviewed"))
@@ -66,7 +67,7 @@ class RunFilterForm(NetBoxModelFilterSetForm):
     status = forms.MultipleChoiceField(choices=RunStatusChoices, required=False, label=_("Status"))
     runbook = forms.CharField(required=False, label=_("Runbook"))
     target = forms.CharField(required=False, label=_("Target (name)"))
-    operator = _people(_("Operator"))
+    operator = _people("operator", _("Operator"))
     change = forms.CharField(required=False, label=_("Change (CHG-…)"))
     run_id = forms.CharField(required=False, label=_("Run id"))
     emergency = _yes_no(_("Emergency"))

@@ -155,6 +155,9 @@ def test_the_lists_filter_and_search(nb: Lab) -> None:
     searched = web.get(f"{UI}changes/", q=first["name"]).text
     assert first["name"] in searched and second["name"] not in searched
     assert first["name"] not in web.get(f"{UI}changes/", status="approved").text
+    by_olivia = web.get(f"{UI}changes/", preparer="olivia").text  # the filter form's people
+    assert first["name"] in by_olivia and re.search(r'<option value="olivia"\s+selected', by_olivia)
+    assert first["name"] not in web.get(f"{UI}changes/", preparer="rachel").text
     assert "Filters" in web.get(f"{UI}runs/").text
 
 
@@ -263,6 +266,26 @@ def test_the_runbooks_tab_of_a_device(nb: Lab) -> None:
     page = Web("reviewer").get(f"/dcim/devices/{device['id']}/runbooks/").text
     assert change["name"] in page and run["run_id"] in page and other["name"] not in page
     assert f'href="/dcim/devices/{device["id"]}/runbooks/"' in page  # the tab itself
+
+
+def test_the_runbooks_tab_of_a_virtual_machine_and_the_alert_on_a_device(nb: Lab) -> None:
+    site = nb["admin"].get("/api/dcim/devices/", name="leaf1").json()["results"][0]["site"]
+    made = nb["admin"].post(
+        "/api/virtualization/virtual-machines/", {"name": "vm-ui", "site": site["id"]}
+    )
+    assert made.status_code == 201, made.text
+    change = nb.approved(plan=plan("vm-ui"))
+    web = Web("reviewer")
+    page = web.get(f"/virtualization/virtual-machines/{made.json()['id']}/runbooks/").text
+    assert change["name"] in page
+    approved = nb.approved(plan=plan("leaf2"))
+    device = nb["admin"].get("/api/dcim/devices/", name="leaf2").json()["results"][0]
+    alert = re.search(
+        r'<div class="alert alert-info".*?</div>\s*</div>',
+        web.get(f"/dcim/devices/{device['id']}/").text,
+        re.S,
+    )
+    assert alert and approved["name"] in alert.group(0) and "Approved" in alert.group(0)
 
 
 def test_the_widget_lists_what_waits_for_me(nb: Lab) -> None:
