@@ -89,6 +89,11 @@ def instance() -> str:
     return name
 
 
+def database() -> str:
+    """The live database NetBox serves from (for tests that look at what NetBox stored)."""
+    return _db()
+
+
 def _db() -> str:
     """The live database NetBox serves from."""
     return f"{DB_BASE}_{instance()}" if instance() else DB_BASE

@@ -75,6 +75,31 @@ def api(path: str, role: str = "supervisor") -> Any:
     return response.json()
 
 
+def netbox_rows(*tables: str) -> str:
+    """Everything NetBox stored in these tables, as text (psql as postgres)."""
+    return "".join(
+        subprocess.run(
+            [
+                "psql",
+                "-h",
+                "127.0.0.1",
+                "-U",
+                "postgres",
+                "-d",
+                netbox.database(),
+                "-qAt",
+                "-c",
+                f"SELECT t::text FROM {table} t",
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=60,
+        ).stdout
+        for table in tables
+    )
+
+
 def rewrite(store: Path, run_id: str) -> None:
     """What someone with the file can do: drop the guards, edit an entry of a run, recompute
     that entry's hash and every later one, and the run's head — the chain verifies again."""
@@ -165,6 +190,18 @@ def test_two_engineers_rack_in_leaf3_through_one_netbox(lab_reset: Any, tmp_path
     assert "| 審核 review | rachel |" in sheet and "| 批准 approve | arthur |" in sheet
     assert "olivia, 20" in sheet and "sophia, 20" in sheet  # both signature blocks
     assert "chain verified" in sheet
+
+    # no secret reached what NetBox keeps: every person's token, the devices' key
+    stored = netbox_rows(
+        "netbox_runbooks_change",
+        "netbox_runbooks_run",
+        "netbox_runbooks_recordentry",
+        "netbox_runbooks_signature",
+    )
+    key = Path(frr.device_ssh_params("leaf3")["key_file"]).read_text()
+    secrets = [netbox.credentials(r)[1] for r in ("operator", "reviewer", "approver", "supervisor")]
+    secrets += [line for line in key.splitlines() if len(line) > 40]
+    assert stored.count(run_id) > 20 and not [s for s in secrets if s in stored]
 
     verified = olivias("operator", "records", "verify", run_id, "--json").stdout
     assert json.loads(verified)["compared_with_netbox"] >= 1
