@@ -35,7 +35,9 @@ class ChangeTable(NetBoxTable):
     window_start = columns.DateTimeColumn(timespec="minutes", verbose_name=_("Window start"))
     window_end = columns.DateTimeColumn(timespec="minutes", verbose_name=_("Window end"))
     preparer = tables.Column(accessor="preparer__username", verbose_name=_("Preparer"))
-    plan_hash = columns.TemplateColumn(template_code=SHORT_HASH, verbose_name=_("Plan hash"))
+    plan_hash = columns.TemplateColumn(
+        template_code=SHORT_HASH, export_raw=True, verbose_name=_("Plan hash")
+    )
     unreviewed = columns.BooleanColumn(verbose_name=_("Unreviewed"))
     stale = columns.BooleanColumn(verbose_name=_("Stale"))
     refusal = tables.Column(verbose_name=_("Refusal"))
@@ -81,7 +83,7 @@ class RunTable(NetBoxTable):
     scheduled = columns.BooleanColumn(verbose_name=_("Scheduled"))
     worker = tables.Column(verbose_name=_("Worker"))
     length = tables.Column(verbose_name=_("Entries"))
-    head = columns.TemplateColumn(template_code=SHORT_HASH, verbose_name=_("Head"))
+    head = columns.TemplateColumn(template_code=SHORT_HASH, export_raw=True, verbose_name=_("Head"))
     actions = columns.ActionsColumn(actions=("changelog",))
 
     class Meta(NetBoxTable.Meta):
