@@ -159,18 +159,23 @@ def chromium(profile: Path) -> WebDriver:
 
 
 @pytest.fixture
-def browser(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Browser]:
+def browser(
+    tmp_path: Path, request: pytest.FixtureRequest, capsys: pytest.CaptureFixture[str]
+) -> Iterator[Browser]:
+    """Chromium for the test; where its screenshots are goes to the test's output whatever
+    the outcome (past the capture), to its report and to the JUnit XML (a property)."""
     shots = Path(os.environ.get("RUNBOOKS_ARTIFACTS") or tmp_path) / "netbox-review-browser"
     shots.mkdir(parents=True, exist_ok=True)
+    where = f"screenshots of {request.node.name}: {shots}"
     request.node.user_properties.append(("screenshots", str(shots)))
-    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
+    request.node.add_report_section("call", "screenshots", str(shots))
     driver = chromium(tmp_path / "chromium-profile")
     try:
         yield Browser(driver, shots)
     finally:
         driver.quit()
-        if reporter is not None:
-            reporter.write_line(f"screenshots of {request.node.name}: {shots}")
+        with capsys.disabled():
+            print(f"\n{where}")
 
 
 def coloured(cell: WebElement) -> tuple[float, float, float]:
