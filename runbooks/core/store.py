@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
@@ -133,22 +134,28 @@ class RecordStore:
         clean = json.loads(canonical(secrets.mask(payload)))
         actor = secrets.mask_text(actor)
         ts = datetime.now(UTC).isoformat(timespec="microseconds")
-        try:
-            self._db.execute("BEGIN IMMEDIATE")
+        with self._writing():
             row = self._db.execute(
                 "SELECT seq, hash FROM heads WHERE run_id = ?", (run_id,)
             ).fetchone()
             seq, prev = (row[0] + 1, row[1]) if row else (1, genesis(run_id))
             entry = make_entry(run_id, seq, ts, actor, kind, step, clean, prev)
             self._insert(entry)
+        for observer in self.observers:
+            observer(entry)
+        return entry
+
+    @contextmanager
+    def _writing(self) -> Iterator[None]:
+        """One write transaction, taken at once (BEGIN IMMEDIATE): all of it or nothing."""
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+            yield
             self._db.execute("COMMIT")
         except sqlite3.Error as exc:
             if self._db.in_transaction:
                 self._db.execute("ROLLBACK")
             raise StoreError(f"cannot write record store {self.path}: {exc}") from exc
-        for observer in self.observers:
-            observer(entry)
-        return entry
 
     def _insert(self, entry: Entry) -> None:
         self._db.execute(
@@ -184,15 +191,9 @@ class RecordStore:
             first = report.problems[0]
             raise StoreError(f"{run_id} cannot be imported: {first.kind}: {first.detail}")
         new = [e for e in entries if e.seq > len(have)]
-        try:
-            self._db.execute("BEGIN IMMEDIATE")
+        with self._writing():
             for entry in new:
                 self._insert(entry)
-            self._db.execute("COMMIT")
-        except sqlite3.Error as exc:
-            if self._db.in_transaction:
-                self._db.execute("ROLLBACK")
-            raise StoreError(f"cannot write record store {self.path}: {exc}") from exc
         return len(new)
 
     def _rows(self, sql: str, args: tuple[Any, ...] = ()) -> Iterator[Entry]:

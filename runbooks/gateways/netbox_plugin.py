@@ -23,11 +23,10 @@ from runbooks.core import policy
 from runbooks.core.changes import Change, RunGrant, explain_drift
 from runbooks.core.errors import (
     ApprovalError,
-    AuthenticationError,
-    ConnectError,
     DriftError,
     InputError,
     IntegrityError,
+    RejectedError,
 )
 from runbooks.core.plan import Plan
 from runbooks.core.policy import Identity, Signature
@@ -82,21 +81,16 @@ class PluginAPI(NetBoxHTTP):
 
 def available(settings: NetBoxSettings, timeout: float = 10.0) -> bool:
     """Does this NetBox run the netbox-runbooks plugin (its API root answers)? A NetBox that
-    does not answer is an error, never a reason to fall back to the local store."""
+    does not answer, or refuses the token, is an error: never a reason to fall back to the
+    local store."""
+    http = NetBoxHTTP(settings, allow_writes=False, timeout=timeout)
     try:
-        response = requests.get(
-            settings.url + API,
-            headers={"Authorization": settings.authorization, "Accept": "application/json"},
-            timeout=timeout,
-        )
-    except requests.RequestException as exc:
-        raise ConnectError(f"NetBox at {settings.url} is unreachable ({exc})") from exc
-    if response.status_code in (401, 403):
-        raise AuthenticationError(
-            f"NetBox refused the token ({response.status_code}): it is invalid, expired or "
-            "lacks permission"
-        )
-    return response.status_code == 200 and "json" in response.headers.get("Content-Type", "")
+        http.call("GET", API, what="the netbox-runbooks API")
+    except RejectedError:  # 404: NetBox without the plugin
+        return False
+    finally:
+        http.close()
+    return True
 
 
 def find_one(api: PluginAPI, path: str, field: str, prefix: str, what: str) -> dict[str, Any]:

@@ -1062,7 +1062,7 @@ def web_session(role: str) -> requests.Session:
     )
     if answer.status_code != 200 or "/login/" in answer.url:
         raise LabError(f"{username} could not sign in to NetBox's web UI ({answer.status_code})")
-    session.headers["X-CSRFToken"] = session.cookies.get("csrftoken", "")
+    session.headers["X-CSRFToken"] = session.cookies.get("csrftoken") or ""
     return session
 
 
