@@ -5,7 +5,6 @@ the people who act next are notified, the record sheet carries both signatures."
 from __future__ import annotations
 
 import logging
-import time
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -146,8 +145,9 @@ def test_graphql_reads_changes_and_runs(nb: Lab) -> None:
     assert data["runbook_run_list"][0]["operator"] == {"username": "olivia"}
 
 
-def test_posting_entries_takes_little_time(nb: Lab) -> None:
-    """A batch of 200 entries (the client's batch) and a single one, timed."""
+def test_a_batch_of_entries_and_then_a_single_one_continue_the_record(nb: Lab) -> None:
+    """The client's batch (200 entries) and a single entry after it: both accepted in order.
+    (What posting costs is measured in bench/netbox_records.py, not here.)"""
     change = nb.approved()
     run = nb.start(change).json()
     batch = nb.entries(
@@ -155,15 +155,11 @@ def test_posting_entries_takes_little_time(nb: Lab) -> None:
         [nb.started(run, change)]
         + [("step.finished", f"s{i}", {"status": "ok", "n": i}) for i in range(199)],
     )
-    started = time.monotonic()
-    assert nb["operator"].post(f"runs/{run['id']}/entries/", {"entries": batch}).status_code == 201
-    took_batch = time.monotonic() - started
+    answer = nb["operator"].post(f"runs/{run['id']}/entries/", {"entries": batch})
+    assert answer.status_code == 201 and answer.json()["length"] == 200
     one = nb.entries(run, [("step.started", "x", {})], after=(200, batch[-1]["hash"]))
-    started = time.monotonic()
-    assert nb["operator"].post(f"runs/{run['id']}/entries/", {"entries": one}).status_code == 201
-    took_one = time.monotonic() - started
-    log.info("POST entries: 200 in %.0f ms, 1 in %.0f ms", took_batch * 1000, took_one * 1000)
-    assert took_batch < 10 and took_one < 5
+    answer = nb["operator"].post(f"runs/{run['id']}/entries/", {"entries": one})
+    assert answer.status_code == 201 and answer.json() == {"length": 201, "head": one[0]["hash"]}
 
 
 def test_a_scheduled_change_is_run_by_the_worker(nb: Lab) -> None:
