@@ -8,11 +8,11 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from cli_support import LEDGER, Machine
 from PIL import Image
 
 from runbooks.lab import netbox
@@ -22,32 +22,9 @@ Runner = Callable[..., subprocess.CompletedProcess[str]]
 
 
 @pytest.fixture
-def as_role(netbox_lab: str, store_path: Path) -> Runner:
-    """Run the CLI with the token of a lab person (operator, reviewer, approver, supervisor)."""
-
-    def run(role: str, *args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
-        url, token = netbox.credentials(role)
-        env = {
-            **os.environ,
-            "RUNBOOKS_NETBOX_URL": url,
-            "RUNBOOKS_NETBOX_TOKEN": token,
-            "RUNBOOKS_STORE": str(store_path),
-            "RUNBOOKS_MODULES": str(SUPPORT / "ledger_runbook.py"),
-        }
-        env.pop("RUNBOOKS_ACTOR", None)
-        done = subprocess.run(
-            [sys.executable, "-m", "runbooks.cli", *args],
-            env=env,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if ok:
-            assert done.returncode == 0, done.stderr
-        assert token not in done.stdout + done.stderr
-        return done
-
-    return run
+def as_role(netbox_lab: str, store_path: Path, tmp_path: Path) -> Runner:
+    """The CLI with the token of a lab person (operator, reviewer, approver, supervisor)."""
+    return Machine(tmp_path / "home", RUNBOOKS_STORE=str(store_path), RUNBOOKS_MODULES=LEDGER)
 
 
 def test_the_whole_change_flow_with_the_lab_people(

@@ -6,62 +6,18 @@ recomputed hashes is named by `runbook records verify`, because NetBox anchored 
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 import subprocess
-import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
+from cli_support import Machine, device_env
 from runbooks_rules.chain import canonical, entry_hash
 
 from runbooks.core.store import RecordStore
 from runbooks.lab import frr, netbox
-
-Runner = Callable[..., subprocess.CompletedProcess[str]]
-
-
-def machine(home: Path) -> Runner:
-    """`runbook` on a machine of its own: its own home, hence its own local store and log."""
-    home.mkdir(parents=True, exist_ok=True)
-    ssh = frr.device_ssh_params("leaf3")
-
-    def run(role: str, *args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
-        url, token = netbox.credentials(role)
-        env = {
-            k: v
-            for k, v in os.environ.items()
-            if not k.startswith(("RUNBOOKS_", "NETBOX_", "XDG_"))
-        }
-        env.update(
-            HOME=str(home),
-            RUNBOOKS_NETBOX_URL=url,
-            RUNBOOKS_NETBOX_TOKEN=token,
-            RUNBOOKS_DEVICE_USERNAME=ssh["username"],
-            RUNBOOKS_DEVICE_KEY_FILE=ssh["key_file"],
-            RUNBOOKS_DEVICE_TIMEOUT="20",
-        )
-        done = subprocess.run(
-            [sys.executable, "-m", "runbooks.cli", *args],
-            env=env,
-            capture_output=True,
-            text=True,
-            check=False,
-            timeout=600,
-        )
-        if ok:
-            assert done.returncode == 0, done.stderr
-        assert token not in done.stdout + done.stderr
-        return done
-
-    return run
-
-
-def store_of(home: Path) -> Path:
-    return home / ".local" / "share" / "runbooks" / "records.sqlite3"
 
 
 def api(path: str, role: str = "supervisor") -> Any:
@@ -131,8 +87,8 @@ def rewrite(store: Path, run_id: str) -> None:
 
 @pytest.mark.slow
 def test_two_engineers_rack_in_leaf3_through_one_netbox(lab_reset: Any, tmp_path: Path) -> None:
-    olivias = machine(tmp_path / "olivia-laptop")  # plans and runs
-    office = machine(tmp_path / "office-pc")  # rachel reviews, arthur approves, sophia signs
+    olivias = Machine(tmp_path / "olivia-laptop", **device_env())  # plans and runs
+    office = Machine(tmp_path / "office-pc", **device_env())  # rachel reviews, arthur approves
 
     planned = json.loads(
         olivias(
@@ -150,8 +106,8 @@ def test_two_engineers_rack_in_leaf3_through_one_netbox(lab_reset: Any, tmp_path
     change, digest, page = planned["change"], planned["hash"], planned["url"]
     assert change.startswith("CHG-") and page.startswith(netbox.url())
     assert (
-        not store_of(tmp_path / "olivia-laptop").exists()
-        or not sqlite3.connect(store_of(tmp_path / "olivia-laptop"))
+        not olivias.store.exists()
+        or not sqlite3.connect(olivias.store)
         .execute("SELECT 1 FROM entries WHERE run_id = ?", (change,))
         .fetchall()
     )
@@ -171,7 +127,7 @@ def test_two_engineers_rack_in_leaf3_through_one_netbox(lab_reset: Any, tmp_path
     assert result["status"] == "succeeded", result
     run_id = result["run_id"]
     local = (
-        sqlite3.connect(store_of(tmp_path / "olivia-laptop"))
+        sqlite3.connect(olivias.store)
         .execute("SELECT COUNT(*), MAX(seq) FROM entries WHERE run_id = ?", (run_id,))
         .fetchone()
     )
@@ -208,8 +164,8 @@ def test_two_engineers_rack_in_leaf3_through_one_netbox(lab_reset: Any, tmp_path
 
     # olivia's laptop: the run's chain rewritten with every hash recomputed verifies alone,
     # but not against the head NetBox anchored
-    rewrite(store_of(tmp_path / "olivia-laptop"), run_id)
-    with RecordStore(store_of(tmp_path / "olivia-laptop")) as rewritten:
+    rewrite(olivias.store, run_id)
+    with RecordStore(olivias.store) as rewritten:
         assert rewritten.verify().ok  # consistent in itself: only the anchor can tell
     caught = olivias("operator", "records", "verify", ok=False)
     assert caught.returncode == 5, caught.stdout + caught.stderr

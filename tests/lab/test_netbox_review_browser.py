@@ -10,14 +10,13 @@ from __future__ import annotations
 import json
 import os
 import re
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
+from cli_support import Machine, device_env
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
@@ -26,7 +25,7 @@ from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support import expected_conditions as seen
 from selenium.webdriver.support.ui import WebDriverWait
 
-from runbooks.lab import frr, netbox
+from runbooks.lab import netbox
 
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 WAIT_S = 20
@@ -39,29 +38,9 @@ pytestmark = pytest.mark.skipif(
 
 def plan_rack_in(home: Path) -> dict[str, Any]:
     """`runbook plan rack-in device=leaf3` as olivia, on a machine (home) of her own."""
-    home.mkdir(parents=True, exist_ok=True)
-    url, token = netbox.credentials("operator")
-    ssh = frr.device_ssh_params("leaf3")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("RUNBOOKS_", "NETBOX_"))}
-    env.update(
-        HOME=str(home),
-        RUNBOOKS_NETBOX_URL=url,
-        RUNBOOKS_NETBOX_TOKEN=token,
-        RUNBOOKS_DEVICE_USERNAME=ssh["username"],
-        RUNBOOKS_DEVICE_KEY_FILE=ssh["key_file"],
-        RUNBOOKS_DEVICE_TIMEOUT="20",
-    )
+    olivia = Machine(home, **device_env())
     argv = ["plan", "rack-in", "device=leaf3", "--window-start", "-5m", "--window-end", "+2h"]
-    done = subprocess.run(
-        [sys.executable, "-m", "runbooks.cli", *argv, "--json"],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=600,
-    )
-    assert done.returncode == 0, done.stderr
-    return dict(json.loads(done.stdout))
+    return dict(json.loads(olivia("operator", *argv, "--json").stdout))
 
 
 def last_refusal(change_url: str) -> str:

@@ -7,49 +7,16 @@ is refused at the worker and shows as refused in the change list, not still sche
 from __future__ import annotations
 
 import json
-import os
 import secrets
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+from cli_support import LEDGER, Machine
 
 from runbooks.lab import netbox
 
-SUPPORT = Path(__file__).resolve().parents[1] / "support"
-
-
-class Machine:
-    """`runbook` as one person on a machine of their own (a home, hence a store, of its own)."""
-
-    def __init__(self, home: Path, queue: str) -> None:
-        home.mkdir(parents=True, exist_ok=True)
-        self.home, self.queue = home, queue
-
-    def __call__(self, role: str, *args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
-        url, token = netbox.credentials(role)
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("RUNBOOKS_", "XDG_"))}
-        env.update(
-            HOME=str(self.home),
-            RUNBOOKS_NETBOX_URL=url,
-            RUNBOOKS_NETBOX_TOKEN=token,
-            RUNBOOKS_MODULES=str(SUPPORT / "ledger_runbook.py"),
-            RUNBOOKS_REDIS_URL="redis://127.0.0.1:6379/14",
-        )
-        done = subprocess.run(
-            [sys.executable, "-m", "runbooks.cli", *args],
-            env=env,
-            capture_output=True,
-            text=True,
-            check=False,
-            timeout=300,
-        )
-        if ok:
-            assert done.returncode == 0, done.stdout + done.stderr
-        assert token not in done.stdout + done.stderr
-        return done
+REDIS_URL = "redis://127.0.0.1:6379/14"
 
 
 def approved(desk: Machine, office: Machine, workdir: Path) -> tuple[str, str]:
@@ -76,28 +43,29 @@ def approved(desk: Machine, office: Machine, workdir: Path) -> tuple[str, str]:
 
 @pytest.fixture
 def machines(netbox_lab: str, tmp_path: Path) -> Any:
-    queue = f"test-{secrets.token_hex(4)}"
+    env = {"RUNBOOKS_MODULES": LEDGER, "RUNBOOKS_REDIS_URL": REDIS_URL}
     with netbox.held():  # reset first; nobody else's reset during the test
         yield (
-            Machine(tmp_path / "desk", queue),
-            Machine(tmp_path / "office", queue),
-            Machine(tmp_path / "worker-box", queue),
+            f"test-{secrets.token_hex(4)}",  # a queue of the test's own
+            Machine(tmp_path / "desk", **env),
+            Machine(tmp_path / "office", **env),
+            Machine(tmp_path / "worker-box", **env),
         )
 
 
 def test_a_worker_elsewhere_runs_a_scheduled_change_with_its_own_token(
     machines: Any, tmp_path: Path
 ) -> None:
-    desk, office, worker = machines
+    queue, desk, office, worker = machines
     workdir = tmp_path / "work"
     workdir.mkdir()
     change, _ = approved(desk, office, workdir)
 
-    desk("operator", "schedule", change, "--queue", desk.queue, "--yes")
+    desk("operator", "schedule", change, "--queue", queue, "--yes")
     listed = json.loads(office("approver", "changes", "--json").stdout)
     assert [c["status"] for c in listed if c["id"] == change] == ["scheduled"]
 
-    worker("worker", "worker", "--queue", worker.queue, "--burst")
+    worker("worker", "worker", "--queue", queue, "--burst")
     listed = json.loads(office("approver", "changes", "--json").stdout)
     assert [c["status"] for c in listed if c["id"] == change] == ["succeeded"]
     runs = json.loads(office("supervisor", "records", "list", "--json").stdout)
@@ -125,14 +93,14 @@ def test_a_worker_elsewhere_runs_a_scheduled_change_with_its_own_token(
 def test_a_scheduled_change_whose_plan_drifted_shows_as_refused(
     machines: Any, tmp_path: Path
 ) -> None:
-    desk, office, worker = machines
+    queue, desk, office, worker = machines
     workdir = tmp_path / "work"
     workdir.mkdir()
     change, _ = approved(desk, office, workdir)
-    desk("operator", "schedule", change, "--queue", desk.queue, "--yes")
+    desk("operator", "schedule", change, "--queue", queue, "--yes")
     (workdir / "config.txt").write_text("hostname someone-else\n")  # the world moves on
 
-    worker("worker", "worker", "--queue", worker.queue, "--burst")
+    worker("worker", "worker", "--queue", queue, "--burst")
     listed = json.loads(office("approver", "changes", "--json").stdout)
     entry = next(c for c in listed if c["id"] == change)
     assert entry["status"] == "refused"

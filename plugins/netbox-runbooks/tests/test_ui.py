@@ -2,21 +2,19 @@
 (requests, logged in with their web passwords): the lists, a change's page as its review
 document, the buttons only the rules would allow, signatures and sign-offs posted through
 the pages (refusals shown with the server's sentence and recorded), the Runbooks tab of a
-device, the dashboard widget, and the time a 50-step change's page takes."""
+device, the dashboard widget, and a 50-step change shown whole."""
 
 from __future__ import annotations
 
 import html
 import re
-import statistics
-import time
 from typing import TYPE_CHECKING, Any
 
 import pytest
 import requests
-from runbooks_rules.plan import plan_hash
 
 from runbooks.lab import netbox
+from tests.support.synthetic_plan import plan
 
 if TYPE_CHECKING:
     from conftest import Lab
@@ -30,27 +28,19 @@ class Web:
     """One person's logged-in browser session on the lab's NetBox."""
 
     def __init__(self, role: str) -> None:
-        self.url, self.username, password = netbox.web_login(role)
-        self.session = requests.Session()
-        page = self.session.get(self.url + "/login/", timeout=30)
-        form = {"username": self.username, "password": password, "next": "/"}
-        answer = self.post("/login/", form, csrf=_csrf(page.text))
-        assert f">{self.username}<" in answer.text or "logout" in answer.text, "login failed"
+        self.url, self.username, _ = netbox.web_login(role)
+        self.session = netbox.web_session(role)
 
     def get(self, path: str, **params: Any) -> requests.Response:
         resp = self.session.get(self.url + path, params=params, timeout=60)
         assert resp.status_code == 200, (path, resp.status_code, resp.text[:300])
         return resp
 
-    def post(self, path: str, data: dict[str, Any], csrf: str | None = None) -> requests.Response:
-        token = csrf or self.session.cookies["csrftoken"]
+    def post(self, path: str, data: dict[str, Any]) -> requests.Response:
+        token = self.session.cookies["csrftoken"]
         body = {"csrfmiddlewaretoken": token, **data}
         headers = {"Referer": self.url + path, "X-CSRFToken": token}
         return self.session.post(self.url + path, data=body, headers=headers, timeout=60)
-
-
-def _csrf(page: str) -> str:
-    return re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page).group(1)  # type: ignore[union-attr]
 
 
 def messages(page: str) -> list[str]:
@@ -69,66 +59,6 @@ def heading(page: str, title: str) -> int:
 def buttons(page: str) -> set[str]:
     """The signature and sign-off buttons a page offers."""
     return set(re.findall(r'id="(sign-\w+|signoff)-button"', page))
-
-
-def plan(target: str = "leaf1", steps: int = 1, lines: int = 6) -> dict[str, Any]:
-    """A plan document with a pre-check and, per change step, a NetBox field diff and a
-    device configuration (a text diff of ``lines`` lines) — hash included."""
-    running = "".join(f"interface swp{i}\n description old{i}\n" for i in range(lines // 2))
-    intended = running.replace(" description old1\n", " description uplink\n") + "ip forwarding\n"
-    change_steps = [
-        {
-            "step": f"change_{n}",
-            "kind": "change",
-            "status": "planned",
-            "targets": [target],
-            "title": f"Configure {target} (part {n})",
-            "duration_s": 4.0,
-            "reversible": n != steps,
-            "evidence": {},
-            "error": None,
-            "diffs": [
-                {
-                    "target": f"NetBox dcim.device {target}",
-                    "kind": "fields",
-                    "summary": "description",
-                    "fields": [{"name": "description", "before": f"v{n}", "after": f"v{n + 1}"}],
-                },
-                {
-                    "target": f"{target} configuration",
-                    "kind": "text",
-                    "summary": "rendered by NetBox",
-                    "before": running,
-                    "after": intended,
-                    "text": "",
-                    "fields": [],
-                },
-            ],
-        }
-        for n in range(1, steps + 1)
-    ]
-    check = {
-        "step": "device_answers",
-        "kind": "check",
-        "status": "ok",
-        "targets": [target],
-        "title": f"{target} answers",
-        "duration_s": 1.0,
-        "reversible": True,
-        "evidence": {"uptime": 4242, "hostname": target},
-        "error": None,
-        "diffs": [],
-    }
-    doc: dict[str, Any] = {
-        "runbook": "ledger",
-        "instruction": "99 Test instruction",
-        "params": {"device": target},
-        "refusal": None,
-        "expected_duration_s": 1.0 + 4.0 * steps,
-        "steps": [check, *change_steps],
-    }
-    doc["hash"] = plan_hash(doc)
-    return doc
 
 
 def change_page(web: Web, change: dict[str, Any]) -> str:
@@ -307,15 +237,10 @@ def test_the_widget_lists_what_waits_for_me(nb: Lab) -> None:
     assert (waiting("reviewer"), waiting("approver"), waiting("operator")) == (False, True, False)
 
 
-def test_a_fifty_step_change_renders_within_a_second(nb: Lab) -> None:
-    doc = plan("leaf1", steps=50, lines=60)
-    change = nb.create(plan=doc)
-    web = Web("reviewer")
-    change_page(web, change)  # warm: templates compiled, the session's user loaded
-    took = []
-    for _ in range(3):
-        started = time.perf_counter()
-        page = change_page(web, change)
-        took.append(time.perf_counter() - started)
+def test_a_fifty_step_change_shows_every_diff(nb: Lab) -> None:
+    """All of a large change on its page: a field diff and a configuration diff a step. (How
+    long NetBox takes to render it is measured in bench/netbox_records.py.)"""
+    change = nb.create(plan=plan("leaf1", steps=50, lines=60))
+    page = change_page(Web("reviewer"), change)
     assert page.count("rb-diff-item") == 100
-    assert statistics.median(took) <= 1.0, took
+    assert page.count("Configure leaf1 (part ") >= 50
