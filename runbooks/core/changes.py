@@ -17,6 +17,8 @@ runs it leads to:
 
 from __future__ import annotations
 
+import difflib
+import shlex
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -25,7 +27,7 @@ from typing import Any, Protocol
 
 from runbooks_rules.ids import new_change_id, new_run_id
 
-from runbooks.core import policy
+from runbooks.core import policy, registry
 from runbooks.core.engine import Engine
 from runbooks.core.errors import ApprovalError, DriftError, InputError, RunbookError
 from runbooks.core.plan import Plan
@@ -35,7 +37,16 @@ from runbooks.core.runbook import Runbook
 from runbooks.core.store import RecordStore
 from runbooks.core.window import Window
 
-__all__ = ["Change", "ChangeBook", "Changes", "RunGrant", "explain_drift", "run_change"]
+__all__ = [
+    "Change",
+    "ChangeBook",
+    "Changes",
+    "RunGrant",
+    "drift_message",
+    "explain_drift",
+    "plan_command",
+    "run_change",
+]
 
 
 @dataclass(frozen=True)
@@ -98,6 +109,10 @@ class Changes(Protocol):
         current: Plan | None = None,
     ) -> Change: ...
 
+    def precheck_sign(self, change: Change, who: Identity, authority: str, given_hash: str) -> None:
+        """Who is acting, before the re-plan a signature needs: refuse (and record) early what
+        the rules refuse anyway."""
+
     def precheck_run(
         self, change: Change, who: Identity, in_window: bool, scheduled: bool = False
     ) -> None:
@@ -112,9 +127,11 @@ class Changes(Protocol):
         *,
         scheduled: bool = False,
         worker: str | None = None,
+        run_id: str | None = None,
     ) -> RunGrant:
         """Decide, with the plan recomputed now, whether ``who`` may run the change (a server
-        judges the window by its own clock, not ``now``)."""
+        judges the window by its own clock, not ``now``); a granted run keeps ``run_id``, the
+        id its record was begun under (one is chosen when none is given)."""
         ...
 
     def schedule(self, change: Change, who: Identity, confirm_manual: bool) -> Change: ...
@@ -194,12 +211,27 @@ class ChangeBook:
         )
 
     def guarded(self, change: Change, who: Identity, action: str, rule: Callable[[], Any]) -> Any:
-        """Apply a policy rule; a refusal is recorded before it is raised."""
+        """Apply a policy rule; a refusal is recorded before it is raised (under an
+        authenticated name only: a name merely claimed is not written anywhere)."""
         try:
             return rule()
         except (ApprovalError, DriftError, RunbookError) as exc:
-            self.refuse(change, who.username, action, str(exc))
+            if who.source != "local":
+                self.refuse(change, who.username, action, str(exc))
             raise
+
+    def precheck_sign(self, change: Change, who: Identity, authority: str, given_hash: str) -> None:
+        authenticated(who, authority)
+        rule = partial(
+            policy.check_sign,
+            who,
+            authority,
+            change.preparer,
+            change.plan_hash,
+            given_hash,
+            change.signatures,
+        )
+        self.guarded(change, who, authority, rule)
 
     def sign(
         self,
@@ -212,11 +244,10 @@ class ChangeBook:
     ) -> Change:
         """Sign a change. With ``current`` (the plan recomputed now), a plan that drifted
         since it was prepared cannot be signed: the signer would sign what no longer holds."""
+        self.precheck_sign(change, who, authority, given_hash)
         if current is not None and current.content_hash != change.plan_hash:
             lines = explain_drift(change.plan, current)
-            drift = DriftError(
-                "refused: the plan no longer holds: " + "; ".join(lines), lines=lines
-            )
+            drift = DriftError(drift_message(change, lines), lines=lines)
             self.refuse(change, who.username, authority, str(drift))
             raise drift
         rule = partial(
@@ -262,6 +293,7 @@ class ChangeBook:
         *,
         scheduled: bool = False,
         worker: str | None = None,
+        run_id: str | None = None,
     ) -> RunGrant:
         in_window = change.window is None or change.window.contains(now)
         emergency = bool(
@@ -275,14 +307,14 @@ class ChangeBook:
         if planned.content_hash != change.plan_hash:
             lines = explain_drift(change.plan, planned)
             drift = DriftError(
-                "refused: the world changed since the plan was approved: " + "; ".join(lines),
+                drift_message(change, lines),
                 lines=lines,
                 approved=change.plan_hash,
                 now=planned.content_hash,
             )
             self.refuse(change, who.username, "run", str(drift))
             raise drift
-        run_id = new_run_id()
+        run_id = run_id or new_run_id()
         payload: dict[str, Any] = {"run_id": run_id, "emergency": emergency}
         if worker:
             payload["worker"] = worker
@@ -297,6 +329,7 @@ class ChangeBook:
         return change
 
     def signoff(self, run_id: str, who: Identity, note: str = "") -> str:
+        authenticated(who, "sign off")
         full = self.store.resolve_run(run_id)
         entries = self.store.entries(full)
         if not entries or entries[0].kind != "run.started":
@@ -319,6 +352,17 @@ class ChangeBook:
         return role
 
 
+def authenticated(who: Identity, action: str) -> None:
+    """Signatures and sign-offs bind a person: only an identity a server vouched for (the
+    owner of a NetBox token) gives one. Nothing is recorded for a name merely claimed."""
+    if who.source == "local":
+        raise ApprovalError(
+            f"{action} needs an authenticated identity, and {who.username} is only the local "
+            "user's name: set RUNBOOKS_NETBOX_URL and RUNBOOKS_NETBOX_TOKEN (NetBox says who "
+            "you are)"
+        )
+
+
 def run_change(
     engine: Engine,
     book: Changes,
@@ -328,19 +372,22 @@ def run_change(
     *,
     scheduled: bool = False,
     worker: str | None = None,
+    run_id: str | None = None,
 ) -> RunResult:
-    """Run an approved change: the rules first (before any work), then the plan recomputed
-    now, which the book compares with the approved one (NetBox decides, when it is the book);
-    then the run inside the window, unless it was granted as an emergency."""
+    """Run an approved change: the rules first (before any work); then the run's record
+    starts, so that from here on a killed run is on record; then the plan recomputed now,
+    which the book compares with the approved one (NetBox decides, when it is the book),
+    granting the run under the id it was recorded with; then the steps inside the window,
+    unless the run was granted as an emergency.
+
+    ``run_id`` continues a run that was begun and killed before it was granted (its re-plan
+    and the grant happen again)."""
     now = engine.clock()
     book.precheck_run(
         change, who, change.window is None or change.window.contains(now), scheduled=scheduled
     )
-    planned = engine.plan(runbook)
-    grant = book.start_run(change, who, planned, engine.clock(), scheduled=scheduled, worker=worker)
     extra: dict[str, Any] = {
         "change": change.id,
-        "emergency": grant.emergency,
         "authorities": {
             "handle": [change.preparer, who.username],
             "review": change.signers(policy.REVIEW),
@@ -350,17 +397,43 @@ def run_change(
     }
     if worker:
         extra["worker"] = worker
-    return engine.run(
-        runbook,
-        plan_hash=change.plan_hash,
-        run_id=grant.run_id,
-        window=None if grant.emergency else change.window,
-        extra=extra,
-    )
+    if run_id is None:
+        run_id = engine.begin(
+            runbook,
+            plan_hash=change.plan_hash,
+            window=change.window,
+            extra=extra,
+            awaiting_grant=True,
+        )
+    else:
+        engine.note(run_id, "run.resumed", {"in_flight": "the re-plan", "done": []})
+    with engine.holding(run_id):
+        planned = engine.replan(runbook, run_id)
+        try:
+            grant = book.start_run(
+                change,
+                who,
+                planned,
+                engine.clock(),
+                scheduled=scheduled,
+                worker=worker,
+                run_id=run_id,
+            )
+        except (ApprovalError, DriftError) as exc:  # NetBox away: stays interrupted
+            engine.refuse(run_id, exc)
+            raise
+        return engine.granted(
+            runbook,
+            run_id,
+            plan_hash=planned.content_hash,
+            emergency=grant.emergency,
+            window=None if grant.emergency else change.window,
+        )
 
 
 def explain_drift(approved: dict[str, Any], now: Plan) -> list[str]:
-    """What differs between the approved plan and the plan of this moment, step by step."""
+    """Each value that drifted between the approved plan and the plan of this moment, as
+    ``what: then → now`` (the world as the plan found it then, and as it finds it now)."""
     lines: list[str] = []
     old_steps = {s["step"]: s for s in approved.get("steps", [])}
     for step in now.steps:
@@ -370,42 +443,90 @@ def explain_drift(approved: dict[str, Any], now: Plan) -> list[str]:
             lines.append(f"{step.title}: a new step")
             continue
         if old.get("status") != new["status"]:
-            lines.append(f"{step.title}: was {old.get('status')}, now {new['status']}")
+            lines.append(f"{step.title}: {old.get('status')} → {new['status']}")
         old_diffs = {d["target"]: d for d in old.get("diffs", [])}
         for diff in new["diffs"]:
             before = old_diffs.pop(diff["target"], None)
             if before is None:
-                lines.append(f"{step.title}: {diff['target']} now changes")
+                lines.append(f"{diff['target']}: no change planned → {_short(diff['summary'])}")
             elif before != diff:
-                changed = _field_drift(before, diff) or "its intended change differs"
-                lines.append(f"{step.title}: {diff['target']}: {changed}")
-        lines.extend(f"{step.title}: {t} no longer changes" for t in old_diffs)
+                lines.extend(_value_drift(before, diff))
+        lines.extend(f"{t}: {_short(d['summary'])} → already so" for t, d in old_diffs.items())
     lines.extend(f"{s.get('title', name)}: the step is gone" for name, s in old_steps.items())
     if approved.get("params") != now.params:
         lines.append("the parameters differ")
     return lines or ["the plan differs"]
 
 
-def _field_drift(before: dict[str, Any], after: dict[str, Any]) -> str:
+def drift_message(change: Change, lines: list[str], shown: int = 5) -> str:
+    """One short line: what drifted, value by value, and the way on."""
+    items = lines[:shown] + ([f"and {len(lines) - shown} more"] if len(lines) > shown else [])
+    return (
+        f"refused: {change.id} no longer matches the world ({'; '.join(items)}); "
+        f"plan again: {plan_command(change)}"
+    )
+
+
+def plan_command(change: Change) -> str:
+    """The `runbook plan` that prepares the same change anew."""
+    words = ["runbook", "plan", change.runbook]
+    for name, value in change.params.items():
+        if value is None or value == _default(change.runbook, name):
+            continue
+        text = str(value)
+        if isinstance(value, list):
+            text = ",".join(str(v) for v in value)
+        elif isinstance(value, bool):
+            text = text.lower()
+        words.append(shlex.quote(f"{name}={text}"))
+    if change.window is not None:
+        words += ["--window-start", "…", "--window-end", "…"]
+    return " ".join(words)
+
+
+def _default(runbook: str, name: str) -> Any:
+    """A parameter's default (left out of a command line), when the runbook is known here."""
+    try:
+        field = registry.get(runbook).Params.model_fields.get(name)
+    except RunbookError:
+        return None
+    if field is None or field.is_required():
+        return None
+    default = field.get_default(call_default_factory=True)
+    return default.model_dump(mode="json") if hasattr(default, "model_dump") else default
+
+
+def _value_drift(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
+    target = after["target"]
+    if after.get("kind") == "text" or before.get("kind") == "text":
+        then, now = str(before.get("before") or ""), str(after.get("before") or "")
+        if then != now:
+            moved = sum(
+                1
+                for line in difflib.unified_diff(then.splitlines(), now.splitlines(), lineterm="")
+                if line[:1] in "+-" and not line.startswith(("+++", "---"))
+            )
+            return [f"{target}: the configuration planned against changed ({moved} lines)"]
+        return [f"{target}: the intended configuration changed"]
     old = {f["name"]: f for f in before.get("fields", [])}
-    parts = []
+    out = []
     for f in after.get("fields", []):
-        was = old.get(f["name"])
+        was = old.pop(f["name"], None)
         if was == f:
             continue
-        if was is None or was["before"] != f["before"]:
-            parts.append(
-                f"{f['name']} was planned from {_short(was['before'] if was else '—')}, "
-                f"now from {_short(f['before'])}"
-            )
+        if was is None:
+            out.append(f"{target} {f['name']}: unchanged → {_short(f['after'])}")
+        elif was["before"] != f["before"]:
+            out.append(f"{target} {f['name']}: {_short(was['before'])} → {_short(f['before'])}")
         else:
-            parts.append(
-                f"{f['name']} was planned to become {_short(was['after'])}, "
-                f"now {_short(f['after'])}"
+            out.append(
+                f"{target} {f['name']} would become {_short(f['after'])}, "
+                f"not {_short(was['after'])}"
             )
-    return "; ".join(parts)
+    out.extend(f"{target} {name}: {_short(f['after'])} → already so" for name, f in old.items())
+    return out or [f"{target}: {_short(after.get('summary', ''))} differs"]
 
 
-def _short(value: Any, width: int = 60) -> str:
-    text = repr(value)
+def _short(value: Any, width: int = 40) -> str:
+    text = " ".join(str(value).split()) if isinstance(value, str) else repr(value)
     return text if len(text) <= width else text[: width - 1] + "…"

@@ -6,7 +6,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from runbooks.core.errors import InputError
 from runbooks.core.gateway import Gateway, Mode
@@ -14,6 +14,7 @@ from runbooks.core.gateway import Gateway, Mode
 if TYPE_CHECKING:
     from pydantic import BaseModel
 
+    from runbooks.core.results import StepResult
     from runbooks.core.runbook import Runbook
 
 G = TypeVar("G", bound=Gateway)
@@ -48,7 +49,13 @@ def confirm_all(note: str = "confirmed with --yes") -> Confirmer:
 
 @dataclass
 class RunContext:
-    """What a step sees. ``mode`` is PLAN while planning: gateways then refuse writes."""
+    """What a step sees. ``mode`` is PLAN while planning: gateways then refuse writes.
+
+    A plan or run owns its state here, never on the runbook object (which holds parameters
+    only, so one object can be planned and run any number of times): ``results`` are the
+    steps done so far, in order — in a resumed run rebuilt from the record, so what a later
+    step derives from them is what an uninterrupted run would derive — and ``state`` is the
+    runbook's own scratch for this plan or run (`Runbook.new_state`), e.g. what it has read."""
 
     mode: Mode
     run_id: str
@@ -61,6 +68,8 @@ class RunContext:
     # the hash of the run's newest record entry, for a witness outside the store (a NetBox
     # journal entry): everything recorded so far is bound to it; "" in a plan
     record_head: Callable[[], str] = lambda: ""
+    results: dict[str, StepResult] = field(default_factory=dict)
+    state: Any = None
     _gateways: dict[tuple[type[Gateway], str], Gateway] = field(default_factory=dict)
 
     @property

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -32,7 +33,7 @@ from runbooks.core.planning import Listener, as_evidence, params_record, plan_st
 from runbooks.core.results import Diff, RunResult, RunStatus, Status, StepResult
 from runbooks.core.runbook import Runbook
 from runbooks.core.steps import ChangeStep, CheckStep, ManualStep, Step, WaitStep
-from runbooks.core.store import Entry, RecordStore
+from runbooks.core.store import Claim, Entry, RecordStore
 from runbooks.core.window import Window
 
 log = logging.getLogger(__name__)
@@ -61,7 +62,8 @@ class _ChangeOutcome:
 
 @dataclass
 class _RunState:
-    """What the record says about a run; rebuilt from entries on resume."""
+    """What the record says about a run; rebuilt from entries on resume. ``results`` are the
+    finished steps' results in order (what ``ctx.results`` starts from)."""
 
     done: set[str] = field(default_factory=set)
     completed: list[tuple[ChangeStep, list[Diff]]] = field(default_factory=list)
@@ -90,8 +92,13 @@ class Engine:
         self.confirmer = confirmer
         self.gateway_factories = gateway_factories or {}
         self.listener: Listener = listener or _Silent()
+        self._held: dict[str, int] = {}
+        self._claims: dict[str, Claim] = {}
 
-    def _context(self, runbook: Runbook, mode: Mode, run_id: str) -> RunContext:
+    def _context(
+        self, runbook: Runbook, mode: Mode, run_id: str, done: list[StepResult] | None = None
+    ) -> RunContext:
+        """A fresh context for one plan or run: its own state, the results recorded so far."""
         secrets.register_model(runbook.params)
 
         def head() -> str:
@@ -105,6 +112,8 @@ class Engine:
             self.confirmer,
             dict(self.gateway_factories),
             head,
+            results={r.step: r for r in done or []},
+            state=runbook.new_state(),
         )
 
     # ---------------------------------------------------------------- plan
@@ -133,22 +142,95 @@ class Engine:
         back instead."""
         if window is not None:
             window.check_start(self.clock())
+        run_id = self.begin(runbook, plan_hash=plan_hash, run_id=run_id, window=window, extra=extra)
+        return self._continue(runbook, run_id, _RunState(window=window))
+
+    def begin(
+        self,
+        runbook: Runbook,
+        *,
+        plan_hash: str | None = None,
+        run_id: str | None = None,
+        window: Window | None = None,
+        extra: dict[str, Any] | None = None,
+        awaiting_grant: bool = False,
+    ) -> str:
+        """The run's record starts (run.started). A run of a change starts it before its
+        re-plan (``awaiting_grant``): killed at any later point, the run is on record and
+        `resume` or `abandon` takes it from there; `granted` or `refuse` follows."""
         run_id = run_id or new_run_id()
+        payload: dict[str, Any] = {
+            "runbook": runbook.name,
+            "instruction": runbook.instruction,
+            "params": params_record(runbook),
+            "targets": list(runbook.targets()),
+            "steps": [s.name for s in runbook.steps()],
+            "plan_hash": plan_hash,
+            "window": window.to_dict() if window else None,
+            **(extra or {}),
+        }
+        if awaiting_grant:
+            payload["awaiting_grant"] = True
+        self._append(run_id, "run.started", payload)
+        return run_id
+
+    def awaiting_grant(self, run_id: str) -> bool:
+        """Was the run begun for a change and never granted (killed during its re-plan)?"""
+        entries = self.store.entries(run_id)
+        kinds = {e.kind for e in entries}
+        return bool(
+            entries
+            and entries[0].payload.get("awaiting_grant")
+            and "run.granted" not in kinds
+            and "run.finished" not in kinds
+        )
+
+    def replan(self, runbook: Runbook, run_id: str) -> Plan:
+        """The plan recomputed for a begun run; a plan that fails ends the run refused."""
+        self._append(run_id, "run.replanning", {})
+        try:
+            return self.plan(runbook)
+        except RunbookError as exc:
+            self.refuse(run_id, exc)
+            raise
+
+    def refuse(self, run_id: str, exc: Exception) -> None:
+        """A begun run that will not run (its re-plan drifted, the rules refused it)."""
+        self._append(
+            run_id, "run.finished", {"status": str(RunStatus.REFUSED), "error": _describe(exc)}
+        )
+
+    def granted(
+        self,
+        runbook: Runbook,
+        run_id: str,
+        *,
+        plan_hash: str,
+        emergency: bool,
+        window: Window | None,
+    ) -> RunResult:
+        """The book granted the begun run for ``plan_hash``: record it, then run inside
+        ``window`` (none for an emergency run), which it refuses to start outside."""
         self._append(
             run_id,
-            "run.started",
+            "run.granted",
             {
-                "runbook": runbook.name,
-                "instruction": runbook.instruction,
-                "params": params_record(runbook),
-                "targets": list(runbook.targets()),
-                "steps": [s.name for s in runbook.steps()],
                 "plan_hash": plan_hash,
+                "emergency": emergency,
                 "window": window.to_dict() if window else None,
-                **(extra or {}),
             },
         )
-        return self._continue(runbook, run_id, _RunState(window=window))
+        if window is not None:
+            try:
+                window.check_start(self.clock())
+            except WindowError as exc:
+                self.refuse(run_id, exc)
+                raise
+        return self._continue(runbook, run_id, self._replay(runbook, self.store.entries(run_id)))
+
+    def note(self, run_id: str, kind: str, payload: dict[str, Any]) -> None:
+        """An entry of the run's own (e.g. run.resumed before a resumed re-plan)."""
+        self._append(run_id, kind, payload)
 
     def resume(
         self,
@@ -160,13 +242,9 @@ class Engine:
 
         ``overrides`` are parameters given again (secrets the record could not keep); the
         factory applies them and the record names them."""
-        entries = self.store.entries(run_id)
-        if not entries or entries[0].kind != "run.started":
-            raise InputError(f"no run {run_id!r} to resume")
-        finished = [e for e in entries if e.kind == "run.finished"]
-        if finished:
-            status = finished[-1].payload.get("status")
-            raise InputError(f"run {run_id} already finished ({status}); nothing to resume")
+        entries = self._unfinished(run_id)
+        if self.awaiting_grant(run_id):
+            raise InputError(f"run {run_id} was never granted: resume it through its change")
         runbook = runbook_factory(entries[0].payload)
         state = self._replay(runbook, entries)
         self._append(
@@ -180,10 +258,62 @@ class Engine:
         )
         return self._continue(runbook, run_id, state)
 
+    def abandon(
+        self, run_id: str, runbook_factory: Callable[[dict[str, Any]], Runbook], why: str
+    ) -> RunResult:
+        """Give up an interrupted run: a run never granted just ends (nothing was done); a
+        granted one rolls back what its record says it completed, then ends."""
+        entries = self._unfinished(run_id)
+        runbook = runbook_factory(entries[0].payload)
+        with self.holding(run_id):
+            if self.awaiting_grant(run_id):
+                error = f"abandoned before it was granted: {why}"
+                self._append(
+                    run_id, "run.finished", {"status": str(RunStatus.ABANDONED), "error": error}
+                )
+                return RunResult(run_id, runbook.name, RunStatus.ABANDONED, (), error)
+            state = self._replay(runbook, entries)
+            self._append(run_id, "run.abandoned", {"reason": why})
+            ctx = self._context(runbook, Mode.RUN, run_id, state.results)
+            try:
+                return self._rollback(ctx, state, list(state.results), f"abandoned: {why}")
+            finally:
+                ctx.close()
+
+    def _unfinished(self, run_id: str) -> list[Entry]:
+        entries = self.store.entries(run_id)
+        if not entries or entries[0].kind != "run.started":
+            raise InputError(f"no run {run_id!r} to resume")
+        finished = [e for e in entries if e.kind == "run.finished"]
+        if finished:
+            status = finished[-1].payload.get("status")
+            raise InputError(f"run {run_id} already finished ({status}); nothing to resume")
+        return entries
+
+    @contextmanager
+    def holding(self, run_id: str) -> Iterator[None]:
+        """This process works on the run: another `resume` of it is refused meanwhile, and
+        once this process is gone (even killed) the run shows as interrupted."""
+        if run_id in self._held:
+            self._held[run_id] += 1
+        else:
+            self._claims[run_id] = self.store.claim(run_id)
+            self._held[run_id] = 1
+        try:
+            yield
+        finally:
+            self._held[run_id] -= 1
+            if not self._held[run_id]:
+                del self._held[run_id]
+                self._claims.pop(run_id).release()
+
     def _replay(self, runbook: Runbook, entries: list[Entry]) -> _RunState:
         steps = {s.name: s for s in runbook.steps()}
-        window = entries[0].payload.get("window")
+        granted = [e for e in entries if e.kind == "run.granted"]
+        head = granted[-1].payload if granted else entries[0].payload
+        window = head.get("window")
         state = _RunState(window=Window.parse(window["start"], window["end"]) if window else None)
+        results: dict[str, StepResult] = {}
         open_entry: Entry | None = None
         for entry in entries:
             if entry.kind == "step.started":
@@ -203,16 +333,25 @@ class Engine:
                     continue
                 state.done.add(entry.step)
                 step = steps.get(entry.step)
+                kind = str(step.kind) if step else "check"
+                results[entry.step] = StepResult.from_dict(
+                    {"step": entry.step, "kind": kind, **entry.payload}
+                )
                 if isinstance(step, ChangeStep) and entry.payload.get("changed"):
                     diffs = [Diff.from_dict(d) for d in entry.payload.get("undo_diffs", [])]
                     state.completed.append((step, diffs))
             elif entry.kind in ("undo.finished", "undo.skipped") and entry.step:
                 state.undone.add(entry.step)
         state.in_flight = open_entry
+        state.results = list(results.values())
         return state
 
     def _continue(self, runbook: Runbook, run_id: str, state: _RunState) -> RunResult:
-        ctx = self._context(runbook, Mode.RUN, run_id)
+        with self.holding(run_id):
+            return self._steps(runbook, run_id, state)
+
+    def _steps(self, runbook: Runbook, run_id: str, state: _RunState) -> RunResult:
+        ctx = self._context(runbook, Mode.RUN, run_id, state.results)
         results = list(state.results)
         try:
             if state.failed:  # killed during rollback: finish it
@@ -239,6 +378,7 @@ class Engine:
                 finally:
                     state.applying = None
                 results.append(result)
+                ctx.results[step.name] = result
                 state.done.add(step.name)
                 self._notify_finished(runbook, ctx, result)
             self._append(run_id, "run.finished", {"status": str(RunStatus.SUCCEEDED)})
@@ -352,15 +492,17 @@ class Engine:
         A step that was in flight when the run died is verified first: in place, it is not
         applied again; not in place, it is applied with the diffs recorded the first time."""
         outcome = _ChangeOutcome()
+        recorded: list[Diff] = []
         if in_flight is not None:
-            outcome.undo_diffs = [Diff.from_dict(d) for d in in_flight.payload.get("diffs", [])]
-            if self._in_place(runbook, step, ctx, outcome.undo_diffs):
+            recorded = [Diff.from_dict(d) for d in in_flight.payload.get("diffs", [])]
+            if self._in_place(runbook, step, ctx, recorded):
                 outcome.resumed = "verified in place after interruption; not applied again"
-                outcome.diffs = outcome.undo_diffs
+                outcome.diffs = outcome.undo_diffs = recorded
                 return outcome
-            outcome.resumed = "not in place after interruption; applied again"
-        outcome.diffs = step.plan(runbook, ctx)
-        outcome.undo_diffs = outcome.undo_diffs or outcome.diffs
+            outcome.resumed = "not in place after interruption; what is missing applied again"
+        todo = step.plan(runbook, ctx)
+        # the step's result is what it was recorded to do, whichever process did which part
+        outcome.diffs = outcome.undo_diffs = recorded or todo
         self._started(
             ctx,
             step,
@@ -369,11 +511,11 @@ class Engine:
             diffs=[d.to_dict() for d in outcome.undo_diffs],
             retry=in_flight is not None,
         )
-        if outcome.diffs:
+        if todo:
             if step.apply_func is None:
                 raise RunbookError(f"change step {step.name} has no apply function")
             state.applying = (step, outcome.undo_diffs)
-            outcome.evidence = as_evidence(step.apply_func(runbook, ctx, outcome.diffs))
+            outcome.evidence = as_evidence(step.apply_func(runbook, ctx, todo))
             if not self._in_place(runbook, step, ctx, outcome.diffs):
                 raise VerificationError(f"{title}: the change is not in place after applying")
         return outcome
@@ -480,6 +622,4 @@ class Engine:
 
 
 def _describe(exc: BaseException) -> str:
-    if isinstance(exc, RunbookError):
-        return f"{type(exc).__name__}: {exc}"
     return f"{type(exc).__name__}: {exc}"

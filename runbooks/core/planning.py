@@ -63,19 +63,19 @@ def plan_steps(runbook: Runbook, ctx: RunContext, listener: Listener, actor: str
                 step=step.name,
             ) from exc
         planned.append(item)
-        listener.step_finished(
-            StepResult(
-                item.step,
-                item.title,
-                item.kind,
-                item.status,
-                item.targets,
-                bool(item.diffs),
-                item.diffs,
-                item.evidence,
-                item.error,
-            )
+        result = StepResult(
+            item.step,
+            item.title,
+            item.kind,
+            item.status,
+            item.targets,
+            bool(item.diffs),
+            item.diffs,
+            item.evidence,
+            item.error,
         )
+        ctx.results[item.step] = result  # what later steps of the plan see
+        listener.step_finished(result)
     return Plan(
         runbook.name,
         runbook.instruction,

@@ -34,6 +34,8 @@ class RunStatus(enum.StrEnum):
     ROLLED_BACK = "rolled-back"
     ROLLBACK_FAILED = "rollback-failed"
     INTERRUPTED = "interrupted"
+    REFUSED = "refused"  # never granted: its re-plan drifted, or the rules refused it
+    ABANDONED = "abandoned"  # killed before it was granted, then given up
 
 
 @dataclass(frozen=True)
@@ -163,6 +165,25 @@ class StepResult:
             "ended": self.ended.isoformat() if self.ended else None,
             "actor": self.actor,
         }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> StepResult:
+        """A result as the record keeps it (a step.finished entry's payload)."""
+        started, ended = data.get("started"), data.get("ended")
+        return cls(
+            step=data["step"],
+            title=data.get("title", data["step"]),
+            kind=StepKind(data["kind"]),
+            status=Status(data["status"]),
+            targets=tuple(data.get("targets", ())),
+            changed=bool(data.get("changed")),
+            diffs=tuple(Diff.from_dict(d) for d in data.get("diffs", ())),
+            evidence=dict(data.get("evidence") or {}),
+            error=data.get("error"),
+            started=datetime.fromisoformat(started) if started else None,
+            ended=datetime.fromisoformat(ended) if ended else None,
+            actor=data.get("actor"),
+        )
 
 
 @dataclass(frozen=True)

@@ -43,7 +43,13 @@ class Runbook:
     expected_duration: ClassVar[timedelta] = timedelta(minutes=30)
 
     def __init__(self, params: BaseModel) -> None:
-        self.params = params
+        self.params = params  # and nothing else: a plan's or run's state is its context's
+
+    def new_state(self) -> Any:
+        """The scratch of one plan or run (``ctx.state``), made fresh for each; override to
+        keep what the steps read once and reuse. What a later step needs from an earlier one
+        it takes from ``ctx.results``, which a resumed run rebuilds from the record."""
+        return None
 
     @classmethod
     def steps(cls) -> list[Step]:

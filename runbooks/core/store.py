@@ -15,7 +15,10 @@ Secrets are masked before anything is written.
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
+import re
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -38,6 +41,7 @@ from runbooks.core import secrets
 from runbooks.core.errors import InputError, StoreError
 
 __all__ = [
+    "Claim",
     "Entry",
     "Problem",
     "RecordStore",
@@ -78,6 +82,17 @@ CREATE TRIGGER IF NOT EXISTS entries_no_delete BEFORE DELETE ON entries
 """
 
 _SELECT = "SELECT pos, run_id, seq, ts, actor, kind, step, payload, prev_hash, hash FROM entries"
+
+
+class Claim:
+    """A run this process is working on: an exclusive lock (flock) on the run's lock file
+    beside the store, which the kernel releases when the process ends, however it ends."""
+
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
+
+    def release(self) -> None:
+        os.close(self._fd)
 
 
 class RecordStore:
@@ -240,6 +255,35 @@ class RecordStore:
             out.setdefault(str(run_id), []).append(str(digest))
         return out
 
+    def _lock_file(self, run_id: str) -> Path:
+        folder = self.path.parent / f"{self.path.stem}.locks"
+        folder.mkdir(exist_ok=True)
+        return folder / (re.sub(r"[^\w.-]", "_", run_id) + ".lock")
+
+    def claim(self, run_id: str) -> Claim:
+        """Work on a run in this process; InputError while another process works on it."""
+        fd = os.open(self._lock_file(run_id), os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise InputError(f"run {run_id} is running now, in another process") from None
+        return Claim(fd)
+
+    def live(self, run_id: str) -> bool:
+        """Is a process working on the run now? (An unfinished run with none: interrupted.)"""
+        path = self._lock_file(run_id)
+        if not path.exists():
+            return False
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        finally:
+            os.close(fd)
+        return False
+
     def resolve_run(self, prefix: str) -> str:
         """A run id from a unique prefix of it; InputError when none or several match."""
         rows = self._db.execute(
@@ -285,7 +329,7 @@ class RecordStore:
                 "actor": r[2],
                 "runbook": r[3],
                 "targets": json.loads(r[4]) if r[4] else [],
-                "status": r[5] or "interrupted",
+                "status": r[5] or ("running" if self.live(r[0]) else "interrupted"),
                 "entries": r[6],
             }
             for r in rows

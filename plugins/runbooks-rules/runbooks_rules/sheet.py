@@ -92,7 +92,13 @@ def context(
     record's own entries otherwise."""
     if not entries or entries[0].kind != "run.started":
         raise NotARun("not a run: its record does not start with run.started")
-    started = entries[0].payload
+    # a run of a change is granted after its record began: whether it ran as an emergency
+    # is in its run.granted entry
+    granted = [e.payload for e in entries if e.kind == "run.granted"]
+    started = {
+        **entries[0].payload,
+        **{k: v for g in granted[-1:] for k, v in g.items() if k == "emergency"},
+    }
     finished = [e for e in entries if e.kind == "run.finished"]
     signed = signed_in_record(entries) if signatures is None else signatures
     held = authorities or started.get("authorities") or {"handle": [entries[0].actor]}

@@ -129,8 +129,12 @@ def test_approved_change_runs_and_the_record_names_each_authority(
     change = approved(store, prepare(store, workdir))
     result = run_change(engine(store, OSCAR), ChangeBook(store), change, OSCAR, runbook(workdir))
     assert result.status is RunStatus.SUCCEEDED
-    started = store.entries(result.run_id)[0].payload
-    assert started["change"] == change.id and started["emergency"] is False
+    entries = store.entries(result.run_id)
+    started = entries[0].payload
+    # the record began before the re-plan; the grant followed it
+    assert [e.kind for e in entries[:3]] == ["run.started", "run.replanning", "run.granted"]
+    granted = entries[2].payload
+    assert started["change"] == change.id and granted["emergency"] is False
     assert started["authorities"] == {
         "handle": ["olivia", "oscar"],
         "review": ["rachel"],
@@ -145,14 +149,24 @@ def test_drift_after_approval_refuses_the_run_and_says_what_changed(
 ) -> None:
     change = approved(store, prepare(store, workdir))
     (workdir / "inventory.json").write_text(json.dumps({"leaf9": {"status": "planned"}}))
-    with pytest.raises(
-        DriftError,
-        match=r"inventory:leaf9: entry was planned from None, now "
-        r"from \{'status': 'planned'\}",
-    ):
+    with pytest.raises(DriftError) as refused:
         run_change(engine(store, OSCAR), ChangeBook(store), change, OSCAR, runbook(workdir))
+    # one short line: each drifted value (then → now), and the way on
+    message = str(refused.value)
+    assert "inventory:leaf9 entry: None → {'status': 'planned'}" in message
+    assert message.endswith(f"plan again: runbook plan test-ledger workdir={workdir}")
+    assert "\n" not in message and len(message) < 400
     assert not (workdir / "config.txt").exists()  # nothing was applied
-    assert "the world changed" in refusals(store, change)[-1]["reason"]
+    assert "no longer matches the world" in refusals(store, change)[-1]["reason"]
+    # the attempt is on record, begun before its re-plan, and ended refused
+    (run,) = store.runs()
+    assert run["status"] == "refused"
+
+    # the drift undone, a fresh plan with its approvals runs
+    (workdir / "inventory.json").unlink()
+    again = approved(store, prepare(store, workdir))
+    done = run_change(engine(store, OSCAR), ChangeBook(store), again, OSCAR, runbook(workdir))
+    assert done.status is RunStatus.SUCCEEDED
 
 
 def test_an_approval_is_refused_after_drift(store: RecordStore, workdir: Path) -> None:
@@ -161,7 +175,11 @@ def test_an_approval_is_refused_after_drift(store: RecordStore, workdir: Path) -
     change = book.sign(change, RACHEL, policy.REVIEW, change.plan_hash)
     (workdir / "config.txt").write_text("hostname someone-else\n")
     now = engine(store, ARTHUR).plan(runbook(workdir))
-    with pytest.raises(DriftError, match="the plan no longer holds: Write the configuration"):
+    with pytest.raises(
+        DriftError,
+        match=r"leaf9:config.txt: the configuration planned against changed \(1 lines\)\); "
+        r"plan again: runbook plan test-ledger",
+    ):
         book.sign(change, ARTHUR, policy.APPROVE, change.plan_hash, current=now)
     assert book.get(change.id).status == "reviewed"
     assert refusals(store, change)[-1]["action"] == "approve"
@@ -205,8 +223,8 @@ def test_the_emergency_path(store: RecordStore, workdir: Path) -> None:
     change = book.sign(change, BEATRICE, policy.EMERGENCY, change.plan_hash, note="outage")
     result = run_change(engine(store, OSCAR), book, change, OSCAR, runbook(workdir))
     assert result.status is RunStatus.SUCCEEDED
-    started = store.entries(result.run_id)[0].payload
-    assert started["emergency"] is True
+    started, _, granted = (e.payload for e in store.entries(result.run_id)[:3])
+    assert granted["emergency"] is True and granted["window"] is None
     assert started["authorities"]["emergency"] == ["beatrice"]
     assert [e.payload["emergency"] for e in store.entries(change.id) if e.kind == "change.ran"] == [
         True
