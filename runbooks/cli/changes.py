@@ -116,8 +116,10 @@ def _sign(
     note: str,
     params: list[str] | None,
 ) -> None:
-    """Sign after recomputing the plan: nobody signs a plan that no longer holds."""
+    """Sign after recomputing the plan: nobody signs a plan that no longer holds. Who is
+    acting is checked first (and a refusal recorded), before the re-plan reads anything."""
     who = identity(ctx)
+    changes.precheck_sign(change, who, authority, given_hash or "")
     current = _replan(ctx, change, who.username, params)
     change = changes.sign(change, who, authority, given_hash or "", note, current)
     kind = {policy.REVIEW: "reviewed", policy.EMERGENCY: "emergency approval"}.get(

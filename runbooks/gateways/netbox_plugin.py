@@ -20,7 +20,7 @@ import requests
 
 from runbooks.config import NetBoxSettings
 from runbooks.core import policy
-from runbooks.core.changes import Change, RunGrant, explain_drift
+from runbooks.core.changes import Change, RunGrant, drift_message, explain_drift
 from runbooks.core.errors import (
     ApprovalError,
     DriftError,
@@ -198,10 +198,16 @@ class NetBoxChanges:
                 body["drift"] = explain_drift(change.plan, current)
         try:
             return change_from(self.api.post(f"changes/{change.key}/sign/", body))
-        except ApprovalError as exc:
+        except ApprovalError:
             if drifted:
-                raise DriftError(str(exc), lines=body["drift"]) from None
+                lines = body["drift"]
+                raise DriftError(drift_message(change, lines), lines=lines) from None
             raise
+
+    def precheck_sign(self, change: Change, who: Identity, authority: str, given_hash: str) -> None:
+        # who is acting, before the client's re-plan; the server records a refusal
+        body = {"authority": authority, "hash": given_hash, "check_only": True}
+        self.api.post(f"changes/{change.key}/sign/", body)
 
     def precheck_run(
         self, change: Change, who: Identity, in_window: bool, scheduled: bool = False
@@ -219,20 +225,23 @@ class NetBoxChanges:
         *,
         scheduled: bool = False,
         worker: str | None = None,
+        run_id: str | None = None,
     ) -> RunGrant:
         body: dict[str, Any] = {
             "plan_hash": planned.content_hash,
             "scheduled": scheduled,
             "worker": worker,
+            "run_id": run_id or "",
         }
         drifted = planned.content_hash != change.plan_hash
         if drifted:
             body["drift"] = explain_drift(change.plan, planned)
         try:
             data = self.api.post(f"changes/{change.key}/runs/", body)
-        except ApprovalError as exc:
-            if drifted:
-                raise DriftError(str(exc), lines=body["drift"]) from None
+        except ApprovalError:
+            if drifted:  # the server recorded its sentence; the person reads the way on
+                lines = body["drift"]
+                raise DriftError(drift_message(change, lines), lines=lines) from None
             raise
         grant = RunGrant(str(data["run_id"]), bool(data.get("emergency")))
         log.info("NetBox granted run %s of %s (run #%s)", grant.run_id, change.id, data["id"])

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from runbooks.cli import main
+from runbooks.core.store import RecordStore
 
 RUNBOOK = [sys.executable, "-m", "runbooks.cli"]
 
@@ -143,4 +144,26 @@ def test_without_netbox_the_local_user_can_prepare_but_not_approve(
     assert main([*base, "review", change]) == 0
     assert "Change " + change in capsys.readouterr().out
     assert main([*base, "approve", change, "--hash", "0" * 12]) == 3
-    assert "cannot approve a change: needs the 批准 approve authority" in capsys.readouterr().err
+    assert "approve needs an authenticated identity" in capsys.readouterr().err
+
+
+def test_a_claimed_name_signs_nothing_and_is_written_nowhere(
+    store_path: Path,
+    workdir: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Without a NetBox token nobody is authenticated: RUNBOOKS_ACTOR=arthur does not make an
+    approval, a review or a sign-off, and no refusal is recorded under the name arthur."""
+    base = ["--store", str(store_path)]
+    assert main([*base, "plan", "test-ledger", f"workdir={workdir}", "--json"]) == 0
+    planned = json.loads(capsys.readouterr().out)
+    monkeypatch.setenv("RUNBOOKS_ACTOR", "arthur")
+    for args in (
+        ["approve", planned["change"], "--hash", planned["hash"]],
+        ["review", planned["change"], "--accept", "--hash", planned["hash"]],
+    ):
+        assert main([*base, *args]) == 3
+        assert "needs an authenticated identity" in capsys.readouterr().err
+    with RecordStore(store_path) as records:
+        assert [e.actor for e in records.entries() if e.actor == "arthur"] == []

@@ -153,23 +153,29 @@ def sign(
     note: str = "",
     current_hash: str | None = None,
     drift: Sequence[str] = (),
+    check_only: bool = False,
 ) -> Change:
     """Review, approve or emergency-approve a change, naming its plan hash.
 
-    ``current_hash`` is the plan as the signer's client recomputed it just now: a plan that
-    no longer holds cannot be signed (the signer would sign what is no longer true)."""
+    Who is acting comes first: the change's state and the signer's authority and duties, then
+    ``current_hash``, the plan as the signer's client recomputed it just now: a plan that no
+    longer holds cannot be signed (the signer would sign what is no longer true). With
+    ``check_only`` only the first checks are made (a client asks them before its re-plan);
+    a refusal is recorded either way, nothing else is written."""
 
     def work(change: Change) -> Change:
         who = identity_of(user)
         lifecycle.check_signable(change.name, change.status, change.stale, change.unreviewed)
-        if current_hash and current_hash != change.plan_hash:
-            raise Drift(
-                "the plan no longer holds: " + drift_sentence(drift, current_hash, change.plan_hash)
-            )
         sigs = signatures_of(change)
         policy.check_sign(
             who, authority, change.preparer.username, change.plan_hash, given_hash, sigs
         )
+        if check_only:
+            return change
+        if current_hash and current_hash != change.plan_hash:
+            raise Drift(
+                "the plan no longer holds: " + drift_sentence(drift, current_hash, change.plan_hash)
+            )
         created = Signature.objects.create(
             change=change, authority=authority, user=user, plan_hash=change.plan_hash, note=note
         )

@@ -26,3 +26,9 @@ class ChainConflict(RunbooksError):
     """Record entries that do not continue their chain (409); nothing was written."""
 
     status = 409
+
+
+class Taken(RunbooksError):
+    """An id that is already in use (409): a run id given twice; nothing was written."""
+
+    status = 409

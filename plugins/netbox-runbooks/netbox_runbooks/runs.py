@@ -13,6 +13,7 @@ from runbooks_rules.ids import new_run_id
 
 from netbox_runbooks import notifications
 from netbox_runbooks.changes import drift_sentence, signatures_of
+from netbox_runbooks.errors import Taken
 from netbox_runbooks.identity import identity_of
 from netbox_runbooks.models import Change, Run, Signature
 from netbox_runbooks.records import Posted, append_change_entry, append_run_entries
@@ -71,10 +72,13 @@ def start_run(
     drift: Sequence[str] = (),
     scheduled: bool = False,
     worker: str = "",
+    run_id: str = "",
 ) -> Run:
     """Start a run of a change, in this order: the person's authority and duties (with the
     window judged by the server's clock), the change's state, then the plan its client
     recomputed: a different hash means the world drifted, and the change never runs again.
+    ``run_id`` is the id the client began the run's record under (its record starts before
+    its re-plan); the server chooses one when none is given.
 
     A refused run for drift leaves the change ``refused`` and stale; a refused scheduled run
     leaves a scheduled change ``refused``, whatever the reason."""
@@ -86,8 +90,10 @@ def start_run(
                 "the world changed since the plan was approved: "
                 f"{drift_sentence(drift, plan_hash, change.plan_hash)}; plan again"
             )
+        if run_id and Run.objects.filter(run_id=run_id).exists():
+            raise Taken(f"run {run_id} exists already: a run id starts one run only")
         run = Run.objects.create(
-            run_id=new_run_id(),
+            run_id=run_id or new_run_id(),
             change=change,
             operator=user,
             emergency=emergency,

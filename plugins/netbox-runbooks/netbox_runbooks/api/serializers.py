@@ -175,6 +175,8 @@ class SignSerializer(serializers.Serializer):
     note = serializers.CharField(required=False, allow_blank=True, default="", max_length=2000)
     current_hash = serializers.CharField(required=False, allow_blank=True, allow_null=True, **HASH)
     drift = serializers.ListField(child=serializers.CharField(max_length=2000), default=list)
+    # check_only: who is acting (state, authority, duties, the named hash), nothing signed
+    check_only = serializers.BooleanField(default=False)
 
 
 class ScheduleSerializer(serializers.Serializer):
@@ -189,6 +191,10 @@ class RunStartSerializer(serializers.Serializer):
     scheduled = serializers.BooleanField(default=False)
     worker = serializers.CharField(
         required=False, allow_blank=True, allow_null=True, default="", max_length=100
+    )
+    # the id the client began the run's record under (before its re-plan); a new one otherwise
+    run_id = serializers.RegexField(
+        r"^\d{8}-\d{6}-[0-9a-f]{6}$", required=False, allow_blank=True, default=""
     )
 
 

@@ -154,7 +154,10 @@ class ChangeViewSet(RulesViewSet):
             note=body["note"],
             current_hash=body.get("current_hash") or None,
             drift=body["drift"],
+            check_only=body["check_only"],
         )
+        if body["check_only"]:
+            return self.answer(change)
         return self.answer(change, status.HTTP_201_CREATED)
 
     @action(detail=True, methods=["post"])
@@ -180,6 +183,7 @@ class ChangeViewSet(RulesViewSet):
             drift=body["drift"],
             scheduled=body["scheduled"],
             worker=body["worker"] or "",
+            run_id=body["run_id"],
         )
         data = s.RunSerializer(run, context={"request": request}).data
         return Response(data, status=status.HTTP_201_CREATED)
