@@ -56,6 +56,12 @@ class RackIn(rs.RackSteps, Runbook):
     instruction = "7 網絡設備上架 network device rack-in"
     expected_duration = timedelta(minutes=20)
     Params = RackInParams
+    journaled = (
+        "plan_rack_position",
+        "plan_cables_connected",
+        "plan_device_config",
+        "plan_device_active",
+    )
 
     @property
     def p(self) -> RackInParams:
@@ -66,10 +72,6 @@ class RackIn(rs.RackSteps, Runbook):
 
     @check("{device} is planned or staged in NetBox", targets="{device}")
     def device_is_planned(self, ctx: RunContext) -> dict[str, Any]:
-        # a new plan or run: what the change steps find is gathered anew
-        self.changed.clear()
-        self.to_confirm.clear()
-        self.seen.clear()
         ws = self.ws(ctx, fresh=True)
         if ws.status in ("planned", "staged"):
             return {"status": ws.status}
@@ -143,7 +145,8 @@ class RackIn(rs.RackSteps, Runbook):
         missing = [link.interface for link in nc.links_of(ws) if link.interface not in have]
         if missing:
             raise VerificationError(f"{ws.name} has no interface {', '.join(missing)}")
-        return {k: facts.get(k) for k in ("hostname", "os_version", "serial_number", "uptime")}
+        keys = ("hostname", "os_version", "serial_number", "uptime")
+        return {**{k: facts.get(k) for k in keys}, "reached": self.reached(ctx, ws)}
 
     # ---- 4. NetBox: the cables are in
 
@@ -157,7 +160,7 @@ class RackIn(rs.RackSteps, Runbook):
         if rack_id == (ws.rack.id if ws.rack else None) and position == ws.position:
             return []
         diff = rs.netbox(ctx).plan_rack_position(ws.id, rack_id, position, ws.face or "front")
-        return self.noted("position", [diff])
+        return [diff]
 
     @plan_rack_position.apply
     def write_rack_position(self, ctx: RunContext, diffs: list[Diff]) -> dict[str, Any]:
@@ -170,7 +173,7 @@ class RackIn(rs.RackSteps, Runbook):
     @change("Record the cables as connected in NetBox", targets="{device}")
     def plan_cables_connected(self, ctx: RunContext) -> list[Diff]:
         ws = self.ws(ctx, fresh=True)
-        return self.noted("cables", rs.netbox(ctx).plan_cable_status(ws, "connected"))
+        return rs.netbox(ctx).plan_cable_status(ws, "connected")
 
     @plan_cables_connected.apply
     def connect_cables(self, ctx: RunContext, diffs: list[Diff]) -> dict[str, Any]:
@@ -191,10 +194,11 @@ class RackIn(rs.RackSteps, Runbook):
         ws = self.ws(ctx, render=True)
         peers = self.peers(ctx, ws, render=True)
         diffs = self.config_diffs(ctx, [ws, *peers.values()], "configuration rendered by NetBox")
-        if ctx.planning and self.changed.get("cables"):
+        cables = ctx.results.get("plan_cables_connected")
+        if ctx.planning and cables is not None and cables.diffs:
             diffs.append(nc.sessions_note(ws, peers, adding=True))
-            self.to_confirm.update(peers)  # their sessions change at run time
-        return self.noted("config", diffs)
+            rs.state(ctx).to_confirm.update(peers)  # their sessions change at run time
+        return diffs
 
     @plan_device_config.apply
     def commit_device_config(self, ctx: RunContext, diffs: list[Diff]) -> dict[str, Any]:
@@ -252,11 +256,16 @@ class RackIn(rs.RackSteps, Runbook):
     @change("Confirm the configurations (every post-check passed)", targets="{device}")
     def plan_confirm_config(self, ctx: RunContext) -> list[Diff]:
         ws = self.ws(ctx)
-        return self.pending_confirms(ctx, [ws, *self.peers(ctx, ws).values()])
+        devices = [ws, *self.peers(ctx, ws).values()]
+        return self.pending_confirms(ctx, devices, committed_by="plan_device_config")
 
     @plan_confirm_config.apply
     def confirm_config(self, ctx: RunContext, diffs: list[Diff]) -> dict[str, Any]:
         return self.confirm_configs(ctx, diffs)
+
+    @plan_confirm_config.verify
+    def configs_confirmed(self, ctx: RunContext, diffs: list[Diff]) -> bool:
+        return self.confirmed(ctx, diffs, committed_by="plan_device_config")
 
     @plan_confirm_config.undo
     def nothing_to_unconfirm(self, ctx: RunContext, diffs: list[Diff]) -> None:
@@ -270,7 +279,7 @@ class RackIn(rs.RackSteps, Runbook):
             ip.id: {"status": "active"} for ip in ws.ip_addresses if ip.status == "reserved"
         }
         diffs += nb.plan_updates("ipam.ipaddress", reserved, "address in use")
-        return self.noted("netbox", diffs)
+        return diffs
 
     @plan_device_active.apply
     def mark_device_active(self, ctx: RunContext, diffs: list[Diff]) -> dict[str, Any]:

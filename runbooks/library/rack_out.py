@@ -55,7 +55,15 @@ class RackOut(rs.RackSteps, Runbook):
     instruction = "8 網絡設備下架 network device rack-out"
     expected_duration = timedelta(minutes=30)
     Params = RackOutParams
-    location = "?"  # rack and unit, as NetBox had them when the run began
+    journaled = (
+        "plan_device_decommissioning",
+        "plan_drain_bgp",
+        "plan_remove_configuration",
+        "plan_cables_decommissioning",
+        "plan_neighbour_configs",
+        "plan_device_offline",
+        "plan_addresses_released",
+    )
 
     @property
     def p(self) -> RackOutParams:
@@ -73,14 +81,11 @@ class RackOut(rs.RackSteps, Runbook):
 
     @check("{device} is active in NetBox", targets="{device}")
     def device_is_active(self, ctx: RunContext) -> dict[str, Any]:
-        self.changed.clear()
-        self.to_confirm.clear()
-        self.seen.clear()
         ws = self.ws(ctx, fresh=True)
         if ws.status != "active":
             raise InventoryError(f"{ws.name} is {ws.status} in NetBox; rack-out needs active")
-        self.location = f"{ws.rack.name if ws.rack else 'no rack'} U{ws.position or 0:g}"
-        return {"status": ws.status, "location": self.location}
+        location = f"{ws.rack.name if ws.rack else 'no rack'} U{ws.position or 0:g}"
+        return {"status": ws.status, "location": location}  # the removal step reads it here
 
     @check("Every neighbour keeps another path", targets="{device}")
     def neighbours_keep_another_path(self, ctx: RunContext) -> dict[str, Any]:
@@ -96,8 +101,10 @@ class RackOut(rs.RackSteps, Runbook):
 
     @check("{device} answers on its management address", targets="{device}")
     def device_answers(self, ctx: RunContext) -> dict[str, Any]:
-        facts = self.device(ctx, self.ws(ctx)).facts()
-        return {k: facts.get(k) for k in ("hostname", "os_version", "serial_number", "uptime")}
+        ws = self.ws(ctx)
+        facts = self.device(ctx, ws).facts()
+        keys = ("hostname", "os_version", "serial_number", "uptime")
+        return {**{k: facts.get(k) for k in keys}, "reached": self.reached(ctx, ws)}
 
     @check("Keep its running configuration in the record (the backup)", targets="{device}")
     def keep_running_config_as_backup(self, ctx: RunContext) -> dict[str, Any]:
@@ -109,7 +116,7 @@ class RackOut(rs.RackSteps, Runbook):
     @change("Mark {device} decommissioning in NetBox", targets="{device}")
     def plan_device_decommissioning(self, ctx: RunContext) -> list[Diff]:
         ws = self.ws(ctx, fresh=True)
-        return self.noted("status", [rs.netbox(ctx).plan_device_status(ws, "decommissioning")])
+        return [rs.netbox(ctx).plan_device_status(ws, "decommissioning")]
 
     @plan_device_decommissioning.apply
     def mark_decommissioning(self, ctx: RunContext, diffs: list[Diff]) -> dict[str, Any]:
@@ -133,7 +140,7 @@ class RackOut(rs.RackSteps, Runbook):
         candidate = nc.with_neighbors_shut(running, enabled)
         summary = f"shut down BGP to {', '.join(enabled)}"
         diff = nc.config_diff(ws.name, running, candidate, gw.compare(candidate), summary)
-        return self.noted("drain", [diff])
+        return [diff]
 
     @plan_drain_bgp.apply
     def shut_bgp_sessions(self, ctx: RunContext, diffs: list[Diff]) -> dict[str, Any]:
@@ -197,9 +204,9 @@ class RackOut(rs.RackSteps, Runbook):
         delta = gw.compare(candidate)
         if not delta.strip():
             return []
-        self.to_confirm.add(ws.name)
+        rs.state(ctx).to_confirm.add(ws.name)
         summary = f"remove everything but {mgmt} {ws.primary_ip4}"
-        return self.noted("removal", [nc.config_diff(ws.name, running, candidate, delta, summary)])
+        return [nc.config_diff(ws.name, running, candidate, delta, summary)]
 
     @plan_remove_configuration.apply
     def remove_configuration(self, ctx: RunContext, diffs: list[Diff]) -> dict[str, Any]:
@@ -223,11 +230,15 @@ class RackOut(rs.RackSteps, Runbook):
 
     @change("Confirm the removal", targets="{device}")
     def plan_confirm_removal(self, ctx: RunContext) -> list[Diff]:
-        return self.pending_confirms(ctx, [self.ws(ctx)])
+        return self.pending_confirms(ctx, [self.ws(ctx)], committed_by="plan_remove_configuration")
 
     @plan_confirm_removal.apply
     def confirm_removal(self, ctx: RunContext, diffs: list[Diff]) -> dict[str, Any]:
         return self.confirm_configs(ctx, diffs)
+
+    @plan_confirm_removal.verify
+    def removal_confirmed(self, ctx: RunContext, diffs: list[Diff]) -> bool:
+        return self.confirmed(ctx, diffs, committed_by="plan_remove_configuration")
 
     @plan_confirm_removal.undo
     def nothing_to_unconfirm(self, ctx: RunContext, diffs: list[Diff]) -> None:
@@ -240,7 +251,7 @@ class RackOut(rs.RackSteps, Runbook):
         ws = self.ws(ctx, fresh=True)
         connected = [link.interface for link in nc.links_of(ws, ["connected", "planned"])]
         diffs = rs.netbox(ctx).plan_cable_status(ws, "decommissioning", connected)
-        return self.noted("cables", diffs)
+        return diffs
 
     @plan_cables_decommissioning.apply
     def mark_cables(self, ctx: RunContext, diffs: list[Diff]) -> dict[str, Any]:
@@ -259,10 +270,11 @@ class RackOut(rs.RackSteps, Runbook):
         ws = self.ws(ctx, fresh=True)
         peers = self.peers(ctx, ws, render=True)
         diffs = self.config_diffs(ctx, list(peers.values()), "configuration rendered by NetBox")
-        if ctx.planning and self.changed.get("cables"):
+        cables = ctx.results.get("plan_cables_decommissioning")
+        if ctx.planning and cables is not None and cables.diffs:
             diffs.append(nc.sessions_note(ws, peers, adding=False))
-            self.to_confirm.update(peers)  # their sessions change at run time
-        return self.noted("neighbours", diffs)
+            rs.state(ctx).to_confirm.update(peers)  # their sessions change at run time
+        return diffs
 
     @plan_neighbour_configs.apply
     def commit_neighbour_configs(self, ctx: RunContext, diffs: list[Diff]) -> dict[str, Any]:
@@ -294,12 +306,16 @@ class RackOut(rs.RackSteps, Runbook):
 
     @change("Confirm the neighbours' configurations", targets="{device}")
     def plan_confirm_neighbours(self, ctx: RunContext) -> list[Diff]:
-        ws = self.ws(ctx)
-        return self.pending_confirms(ctx, list(self.peers(ctx, ws).values()))
+        peers = list(self.peers(ctx, self.ws(ctx)).values())
+        return self.pending_confirms(ctx, peers, committed_by="plan_neighbour_configs")
 
     @plan_confirm_neighbours.apply
     def confirm_neighbours(self, ctx: RunContext, diffs: list[Diff]) -> dict[str, Any]:
         return self.confirm_configs(ctx, diffs)
+
+    @plan_confirm_neighbours.verify
+    def neighbours_confirmed(self, ctx: RunContext, diffs: list[Diff]) -> bool:
+        return self.confirmed(ctx, diffs, committed_by="plan_neighbour_configs")
 
     @plan_confirm_neighbours.undo
     def nothing_to_unconfirm_on_neighbours(self, ctx: RunContext, diffs: list[Diff]) -> None:
@@ -312,7 +328,7 @@ class RackOut(rs.RackSteps, Runbook):
         if self.p.release_addresses:
             fields["primary_ip4"] = None  # NetBox keeps a primary address assigned
         diff = rs.netbox(ctx).plan_update("dcim.device", ws.id, fields, "offline, unracked")
-        return self.noted("offline", [diff])
+        return [diff]
 
     @plan_device_offline.apply
     def mark_offline(self, ctx: RunContext, diffs: list[Diff]) -> dict[str, Any]:
@@ -336,7 +352,7 @@ class RackOut(rs.RackSteps, Runbook):
             for ip in ws.ip_addresses
         }
         diffs = rs.netbox(ctx).plan_updates("ipam.ipaddress", released, "release address")
-        return self.noted("addresses", diffs)
+        return diffs
 
     @plan_addresses_released.apply
     def release_addresses(self, ctx: RunContext, diffs: list[Diff]) -> dict[str, Any]:
@@ -352,7 +368,8 @@ class RackOut(rs.RackSteps, Runbook):
     def confirm_physical_removal(self, ctx: RunContext) -> str:
         ws = self.ws(ctx)
         cables = "; ".join(self.link_text(link) for link in nc.links_of(ws))
-        return f"{ws.name} is unplugged ({cables}) and removed from {self.location}"
+        location = ctx.results["device_is_active"].evidence["location"]
+        return f"{ws.name} is unplugged ({cables}) and removed from {location}"
 
     @change("Witness the run in the NetBox journal of {device}", targets="{device}")
     def plan_journal_entry(self, ctx: RunContext) -> list[Diff]:

@@ -10,6 +10,7 @@ import json
 import logging
 import time
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from runbooks.core.context import RunContext
@@ -110,37 +111,35 @@ def cli_json(gw: NetworkGateway, command: str) -> dict[str, Any]:
 # ---- steps' shared work: a mixin of the rack-in and rack-out runbooks -----------------------
 
 
+@dataclass
+class RackState:
+    """One plan's or run's own reading (the engine makes one for each, `Runbook.new_state`):
+    NetBox working sets read so far, the address each device was first reached at, and in a
+    plan the devices whose configuration it would commit. What a step needs from an earlier
+    step's work it takes from the record (``ctx.results``), not from here."""
+
+    seen: dict[str, DeviceWorkingSet] = field(default_factory=dict)
+    targets: dict[str, DeviceTarget] = field(default_factory=dict)
+    to_confirm: set[str] = field(default_factory=set)
+
+
+def state(ctx: RunContext) -> RackState:
+    assert isinstance(ctx.state, RackState), "a rack runbook's context holds a RackState"
+    return ctx.state
+
+
 class RackSteps:
-    """The reading, committing and witnessing both rack runbooks do; ``self.p.device`` names
-    the device. Nothing here decides: the runbook modules say what is checked and changed."""
+    """The reading, committing and witnessing both rack runbooks do; ``self.params.device``
+    names the device. Nothing here decides: the runbook modules say what is checked and
+    changed. The object holds its parameters only: per-plan and per-run data is the engine's
+    (``ctx.state``, ``ctx.results``)."""
 
     params: Any
+    # the change steps the journal entry sums up, in order
+    journaled: tuple[str, ...] = ()
 
-    @property
-    def changed(self) -> dict[str, list[str]]:
-        """What the change steps of this plan or run found to do: step group → summaries."""
-        if not hasattr(self, "_changed"):
-            self._changed: dict[str, list[str]] = {}
-        return self._changed
-
-    @property
-    def to_confirm(self) -> set[str]:
-        """Devices whose configuration this plan or run commits."""
-        if not hasattr(self, "_to_confirm"):
-            self._to_confirm: set[str] = set()
-        return self._to_confirm
-
-    @property
-    def seen(self) -> dict[str, DeviceWorkingSet]:
-        if not hasattr(self, "_seen"):
-            self._seen: dict[str, DeviceWorkingSet] = {}
-        return self._seen
-
-    def noted(self, group: str, diffs: list[Diff]) -> list[Diff]:
-        found = [f"{d.target}: {d.summary}" for d in diffs if not d.empty]
-        if found:
-            self.changed[group] = found
-        return diffs
+    def new_state(self) -> RackState:
+        return RackState()
 
     # -- NetBox reads
     def ws(
@@ -150,12 +149,13 @@ class RackSteps:
         read afresh (their ETags, what earlier steps wrote); a plan writes nothing, so it
         reads each device once (plus its rendering)."""
         name = name or self.params.device
-        ws = self.seen.get(name)
+        seen = state(ctx).seen
+        ws = seen.get(name)
         if ws is None or (fresh and not ctx.planning):
             ws = netbox(ctx).working_set(name)
         if render:
             ws = dataclasses.replace(ws, config=netbox(ctx).render_config(ws.id))
-        self.seen[ws.name] = ws
+        seen[ws.name] = ws
         return ws
 
     def peers(
@@ -167,15 +167,30 @@ class RackSteps:
     def device(self, ctx: RunContext, ws: DeviceWorkingSet) -> NetworkGateway:
         """The run's session to a device, at the address it had when first reached (a later
         step may take the address away in NetBox; an undo still needs the device)."""
-        if not hasattr(self, "_targets"):
-            self._targets: dict[str, DeviceTarget] = {}
-        target = self._targets.setdefault(ws.name, device_target(ws))
+        targets = state(ctx).targets
+        target = targets.get(ws.name) or self.recorded_target(ctx, ws.name) or device_target(ws)
+        targets[ws.name] = target
         return NetworkGateway.for_device(ctx, target)
 
     def gateway_named(self, ctx: RunContext, name: str) -> NetworkGateway:
-        if name in getattr(self, "_targets", {}):
-            return NetworkGateway.for_device(ctx, self._targets[name])
-        return self.device(ctx, self.seen.get(name) or self.ws(ctx, name=name))
+        target = state(ctx).targets.get(name) or self.recorded_target(ctx, name)
+        if target is not None:
+            return NetworkGateway.for_device(ctx, target)
+        return self.device(ctx, state(ctx).seen.get(name) or self.ws(ctx, name=name))
+
+    def recorded_target(self, ctx: RunContext, name: str) -> DeviceTarget | None:
+        """Where the run reached the device, as its record says (``device_answers``): a run
+        resumed after NetBox took the address away still reaches it there."""
+        answered = ctx.results.get("device_answers")
+        reached = answered.evidence.get("reached") if answered else None
+        if not isinstance(reached, dict) or reached.get("name") != name:
+            return None
+        return DeviceTarget(name, str(reached["host"]), str(reached["platform"]))
+
+    def reached(self, ctx: RunContext, ws: DeviceWorkingSet) -> dict[str, str]:
+        """The device's address and platform, for the record (see `recorded_target`)."""
+        target = self.device(ctx, ws).target
+        return {"name": target.name, "host": target.host, "platform": target.platform}
 
     def rack_of(self, ctx: RunContext, ws: DeviceWorkingSet) -> tuple[int | None, str]:
         wanted = getattr(self.params, "rack", None)
@@ -224,7 +239,7 @@ class RackSteps:
             candidate = leave_unmanaged(candidate, running, mgmt_interface(ws))
             delta = gw.compare(candidate)
             if delta.strip():
-                self.to_confirm.add(ws.name)
+                state(ctx).to_confirm.add(ws.name)
                 diffs.append(config_diff(ws.name, running, candidate, delta, summary))
         return diffs
 
@@ -236,6 +251,10 @@ class RackSteps:
         try:
             for diff in (d for d in diffs if d.kind == "text"):
                 gw = self.gateway_named(ctx, device_of(diff))
+                if gw.has_pending_commit():  # an interrupted run's commit, not confirmed
+                    if not gw.compare(str(diff.after)).strip():
+                        continue  # in place and waiting for the confirmation step
+                    gw.rollback()
                 gw.commit(str(diff.after), revert_in=revert_in)
                 done.append((gw, diff))
         except Exception as exc:
@@ -257,12 +276,30 @@ class RackSteps:
         texts = reversed([d for d in diffs if d.kind == "text"])
         restore_all((self.gateway_named(ctx, device_of(d)), str(d.before)) for d in texts)
 
-    def pending_confirms(self, ctx: RunContext, devices: list[DeviceWorkingSet]) -> list[Diff]:
-        """Devices whose commit waits for confirmation (in a plan: those the plan changes)."""
+    def pending_confirms(
+        self, ctx: RunContext, devices: list[DeviceWorkingSet], committed_by: str
+    ) -> list[Diff]:
+        """Devices whose commit waits for confirmation: in a plan those the plan commits; in a
+        run those the record says step ``committed_by`` committed. A device no longer running
+        what was committed (its commit-confirm timer ran out: it went back by itself) cannot
+        be confirmed: that refuses the step, and the run rolls back."""
         if ctx.planning:
-            names = [ws.name for ws in devices if ws.name in self.to_confirm]
+            names = [ws.name for ws in devices if ws.name in state(ctx).to_confirm]
         else:
-            names = [ws.name for ws in devices if self.device(ctx, ws).has_pending_commit()]
+            names = []
+            committed = ctx.results.get(committed_by)
+            for diff in committed.diffs if committed else ():
+                if diff.kind != "text":
+                    continue
+                gw = self.gateway_named(ctx, device_of(diff))
+                if gw.compare(str(diff.after)).strip():
+                    raise VerificationError(
+                        f"{gw.target.name} went back to its earlier configuration (its "
+                        "commit-confirm timer ran out before the confirmation): what the "
+                        "post-checks passed is no longer running"
+                    )
+                if gw.has_pending_commit():
+                    names.append(gw.target.name)
         return [
             Diff(
                 target=f"{name} configuration",
@@ -274,6 +311,18 @@ class RackSteps:
             )
             for name in names
         ]
+
+    def confirmed(self, ctx: RunContext, diffs: list[Diff], committed_by: str) -> bool:
+        """In place: every device confirmed runs what was committed, nothing pending."""
+        committed = ctx.results.get(committed_by)
+        if committed is None:
+            return False
+        intended = {device_of(d): str(d.after) for d in committed.diffs if d.kind == "text"}
+        for diff in diffs:
+            gw = self.gateway_named(ctx, device_of(diff))
+            if gw.has_pending_commit() or gw.compare(intended[device_of(diff)]).strip():
+                return False
+        return True
 
     def confirm_configs(self, ctx: RunContext, diffs: list[Diff]) -> dict[str, Any]:
         for diff in diffs:
@@ -311,7 +360,16 @@ class RackSteps:
 
     # -- the journal
     def journal_diffs(self, ctx: RunContext, ws: DeviceWorkingSet) -> list[Diff]:
-        if not {k: v for k, v in self.changed.items() if k != "journal"}:
+        """The journal entry summing up what this plan or run changes, from its record: a
+        resumed run writes the entry an uninterrupted one would."""
+        items = [
+            f"{d.target}: {d.summary}"
+            for name in self.journaled
+            if (result := ctx.results.get(name)) is not None
+            for d in result.diffs
+            if not d.empty
+        ]
+        if not items:
             return []
         runbook = ctx.runbook
         head = ctx.record_head()  # "" in a plan: the run writes the head it has reached
@@ -325,7 +383,7 @@ class RackSteps:
         lines = [
             f"**{runbook.instruction}** — runbook `{runbook.name}`, run `{run_id}` by {actor}",
             "",
-            *[f"- {item}" for group in self.changed.values() for item in group],
+            *[f"- {item}" for item in items],
             "",
             f"Record: `runbook records show {run_id}`. {witness}",
         ]
