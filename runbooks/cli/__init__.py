@@ -231,7 +231,8 @@ def resume(
     yes: YesOpt = False,
     json_out: JsonOpt = False,
 ) -> None:
-    """Continue a run that was interrupted, from its record."""
+    """Continue a run that was interrupted, from its record (a run killed before it was
+    granted is re-planned and asks for its grant again)."""
     full_id = _resumable(ctx, run_id)
     overrides = parse_params(params)
 
@@ -239,8 +240,38 @@ def resume(
         return rebuild_runbook(str(started["runbook"]), started.get("params", {}), overrides)
 
     who = identity(ctx)
-    result = make_engine(ctx, who.username, yes, json_out).resume(full_id, factory, overrides)
+    engine = make_engine(ctx, who.username, yes, json_out)
+    if engine.awaiting_grant(full_id):
+        started = settings(ctx).store().entries(full_id)[0].payload
+        changes = book(ctx)
+        change = changes.get(str(started["change"]))
+        result = run_change(engine, changes, change, who, factory(started), run_id=full_id)
+    else:
+        result = engine.resume(full_id, factory, overrides)
     _report(ctx, result, json_out)
+
+
+@app.command()
+def abandon(
+    ctx: typer.Context,
+    run_id: Annotated[str, typer.Argument(help="The interrupted run (a unique prefix is enough).")],
+    reason: Annotated[str, typer.Option("--reason", help="Why, for the record.")] = "",
+    params: ParamsArg = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Give up an interrupted run: what its record says it completed is rolled back, and the
+    run ends (one never granted just ends: it did nothing)."""
+    full_id = _resumable(ctx, run_id)
+    overrides = parse_params(params)
+
+    def factory(started: dict[str, Any]) -> Runbook:
+        return rebuild_runbook(str(started["runbook"]), started.get("params", {}), overrides)
+
+    who = identity(ctx)
+    engine = make_engine(ctx, who.username, quiet=json_out)
+    why = reason or f"given up by {who.username}"
+    result = engine.abandon(full_id, factory, why)
+    _report(ctx, result, json_out, ok=result.status in ("abandoned", "rolled-back"))
 
 
 def _resumable(ctx: typer.Context, run_id: str) -> str:
@@ -266,7 +297,7 @@ def _resumable(ctx: typer.Context, run_id: str) -> str:
     return full_id
 
 
-def _report(ctx: typer.Context, result: RunResult, json_out: bool) -> None:
+def _report(ctx: typer.Context, result: RunResult, json_out: bool, ok: bool = False) -> None:
     anchored = _anchor(ctx, result.run_id)
     if json_out:
         emit_json({**result.to_dict(), **anchored})
@@ -277,7 +308,7 @@ def _report(ctx: typer.Context, result: RunResult, json_out: bool) -> None:
                 f"record in NetBox: {anchored['netbox_entries']} entries, head "
                 f"{anchored['netbox_head'][:16]}… {anchored['netbox_url']}"
             )
-    if not result.ok:
+    if not (result.ok or ok):
         raise typer.Exit(1)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
 
@@ -23,6 +24,7 @@ from runbooks.cli.output import emit_json, err, out
 from runbooks.core import policy
 from runbooks.core.changes import Change, Changes
 from runbooks.core.plan import Plan
+from runbooks.core.store import RecordStore
 from runbooks.report import review as review_doc
 
 HashOpt = Annotated[
@@ -38,8 +40,16 @@ def _replan(ctx: typer.Context, change: Change, actor: str, params: list[str] | 
 
 
 def changes(ctx: typer.Context, json_out: JsonOpt = False) -> None:
-    """List changes, newest first, with their status."""
+    """List changes, newest first, with their status (``interrupted`` when this machine holds
+    a run of it that was killed: `runbook resume <run>` or `runbook abandon <run>`)."""
     rows = book(ctx).list()
+    stopped = interrupted_runs(settings(ctx).store())
+    rows = [
+        replace(c, state="interrupted", refusal=f"run {stopped[c.id]} was interrupted")
+        if c.id in stopped
+        else c
+        for c in rows
+    ]
     if json_out:
         emit_json(
             [
@@ -64,6 +74,15 @@ def changes(ctx: typer.Context, json_out: JsonOpt = False) -> None:
             f"{c.created[:19]} [dim]{c.plan_hash[:12]}[/]"
             + (f" [dim]{escape(c.url)}[/]" if c.url else "")
         )
+
+
+def interrupted_runs(store: RecordStore) -> dict[str, str]:
+    """change id -> its run that this machine began and no process holds any more."""
+    return {
+        str(r["change"]): str(r["run_id"])
+        for r in store.runs()
+        if r.get("change") and r["status"] == "interrupted"
+    }
 
 
 def review(

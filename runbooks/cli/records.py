@@ -85,10 +85,13 @@ def list_runs(
     local: LocalOpt = False,
     json_out: JsonOpt = False,
 ) -> None:
-    """List runs, newest first."""
+    """List runs, newest first. From NetBox, this machine's runs that were killed show as
+    interrupted (NetBox cannot tell a run that stopped from one still running), and one killed
+    before NetBox granted it shows too."""
     netbox = _netbox(ctx, local)
-    source = netbox if netbox is not None else _store(ctx)
-    runs = source.runs(runbook=runbook, text=search)
+    runs = (netbox or _store(ctx)).runs(runbook=runbook, text=search)
+    if netbox is not None:
+        runs = _with_interrupted(runs, _store(ctx).runs(runbook=runbook, text=search))
     if json_out:
         emit_json(runs)
         return
@@ -103,6 +106,16 @@ def list_runs(
             r["status"],
         )
     out.print(table)
+
+
+def _with_interrupted(
+    team: list[dict[str, Any]], mine: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    stopped = {r["run_id"]: r for r in mine if r["status"] == "interrupted"}
+    listed = {r["run_id"] for r in team}
+    merged = [{**r, "status": "interrupted"} if r["run_id"] in stopped else r for r in team]
+    merged += [r for k, r in stopped.items() if k not in listed]  # never granted
+    return sorted(merged, key=lambda r: str(r["started"]), reverse=True)
 
 
 @app.command()

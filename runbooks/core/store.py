@@ -304,7 +304,8 @@ class RecordStore:
                    (SELECT json_extract(f.payload, '$.status') FROM entries f
                      WHERE f.run_id = s.run_id AND f.kind = 'run.finished'
                      ORDER BY f.seq DESC LIMIT 1),
-                   (SELECT COUNT(*) FROM entries c WHERE c.run_id = s.run_id)
+                   (SELECT COUNT(*) FROM entries c WHERE c.run_id = s.run_id),
+                   json_extract(s.payload, '$.change')
               FROM entries s WHERE s.kind = 'run.started'
         """
         args: list[Any] = []
@@ -331,6 +332,7 @@ class RecordStore:
                 "targets": json.loads(r[4]) if r[4] else [],
                 "status": r[5] or ("running" if self.live(r[0]) else "interrupted"),
                 "entries": r[6],
+                "change": r[7],
             }
             for r in rows
         ]

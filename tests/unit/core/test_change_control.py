@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -12,7 +13,7 @@ from runbooks.core import policy
 from runbooks.core.changes import Change, ChangeBook, run_change
 from runbooks.core.context import confirm_all
 from runbooks.core.engine import Engine
-from runbooks.core.errors import ApprovalError, DriftError, WindowError
+from runbooks.core.errors import ApprovalError, DriftError, InputError, WindowError
 from runbooks.core.policy import Identity
 from runbooks.core.results import RunStatus
 from runbooks.core.store import RecordStore
@@ -229,3 +230,65 @@ def test_the_emergency_path(store: RecordStore, workdir: Path) -> None:
     assert [e.payload["emergency"] for e in store.entries(change.id) if e.kind == "change.ran"] == [
         True
     ]
+
+
+def test_a_run_killed_during_its_re_plan_is_on_record_and_resumes(
+    store: RecordStore, workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The record starts before the re-plan: a run stopped there is interrupted, not absent;
+    continued, it re-plans, is granted under the same id and runs."""
+    change = approved(store, prepare(store, workdir))
+    book = ChangeBook(store)
+
+    def killed(self: Engine, runbook: object) -> None:
+        raise KeyboardInterrupt  # what a kill looks like from the record's side
+
+    with monkeypatch.context() as patched:
+        patched.setattr(Engine, "plan", killed)
+        with pytest.raises(KeyboardInterrupt):
+            run_change(engine(store, OSCAR), book, change, OSCAR, runbook(workdir))
+    (run,) = store.runs()
+    assert (run["status"], run["change"]) == ("interrupted", change.id)
+    assert not (workdir / "config.txt").exists()
+    eng = engine(store, OSCAR)
+    assert eng.awaiting_grant(run["run_id"])
+    with pytest.raises(InputError, match="never granted"):
+        eng.resume(run["run_id"], lambda _: runbook(workdir))
+
+    done = run_change(eng, book, book.get(change.id), OSCAR, runbook(workdir), run_id=run["run_id"])
+    assert (done.status, done.run_id) == (RunStatus.SUCCEEDED, run["run_id"])
+    kinds = [e.kind for e in store.entries(done.run_id)]
+    assert kinds[:5] == [
+        "run.started",
+        "run.replanning",
+        "run.resumed",
+        "run.replanning",
+        "run.granted",
+    ]
+    assert store.verify().ok
+
+
+def test_an_interrupted_run_is_abandoned_with_its_completed_steps_undone(
+    store: RecordStore, workdir: Path
+) -> None:
+    change = approved(store, prepare(store, workdir))
+    eng = engine(store, OSCAR)
+    run_id = eng.begin(runbook(workdir), plan_hash=change.plan_hash, extra={"change": change.id})
+    with pytest.raises(KeyboardInterrupt), pytest.MonkeyPatch.context() as patched:
+        # killed right after the configuration was written and recorded
+        original = Engine._notify_finished
+
+        def stop_after_config(self: Engine, rb: object, ctx: object, result: Any) -> None:
+            original(self, rb, ctx, result)  # type: ignore[arg-type]
+            if result.step == "plan_config":
+                raise KeyboardInterrupt
+
+        patched.setattr(Engine, "_notify_finished", stop_after_config)
+        eng.granted(
+            runbook(workdir), run_id, plan_hash=change.plan_hash, emergency=False, window=None
+        )
+    assert (workdir / "config.txt").exists()
+    done = engine(store, OSCAR).abandon(run_id, lambda _: runbook(workdir), "no longer wanted")
+    assert done.status is RunStatus.ROLLED_BACK and "abandoned: no longer wanted" in str(done.error)
+    assert not (workdir / "config.txt").exists()
+    assert store.runs()[0]["status"] == "rolled-back"
