@@ -10,6 +10,8 @@ Files on the device, under ``Paths.state_dir`` (default /etc/frr/napalm):
 * ``pending``         exists while a commit waits for confirmation; holds the deadline,
                       the message and the PID of the revert timer. The timer renames it
                       to ``reverting`` when it fires, confirm to ``confirming``: one wins.
+* ``confirm.pid``     the PID of a confirm under way (it saves frr.conf), from before it
+                      claims ``pending`` until it is done: a commit is pending until then.
 * ``startup-before-commit.conf``, ``commits.log``, ``revert.log``.
 
 A commit with ``revert_in`` leaves frr.conf (startup) on the old configuration until it is
@@ -136,13 +138,15 @@ class ConfigSession:
         return readers.parse_reload_diff(output)
 
     def pending_state(self) -> str:
-        """``PENDING`` (waiting for confirmation), ``REVERTING`` (timer fired) or ``NONE``."""
+        """``PENDING`` (waiting for confirmation), ``CONFIRMING`` (a confirm is saving it),
+        ``REVERTING`` (timer fired) or ``NONE``."""
         output, _ = self._run(shell.pending_status(self.paths))
-        match = re.search(r"^(PENDING|REVERTING) \d+$", output, re.M)
+        match = re.search(r"^(PENDING|CONFIRMING|REVERTING) \d+$", output, re.M)
         return match.group(1) if match else "NONE"
 
     def has_pending(self) -> bool:
-        """True until a commit with revert_in is confirmed, rolled back or reverted."""
+        """True until a commit with revert_in is confirmed, rolled back or reverted — and
+        until that confirm or revert has finished (frr.conf saved, the old config back)."""
         return self.pending_state() != "NONE"
 
     def _claim(self) -> bool:
@@ -249,16 +253,33 @@ class ConfigSession:
         self._run(f"{log_line}; rm -f {shell.q(self.candidate_path)} {shell.q(self.merge_path)}")
 
     def confirm(self) -> None:
+        """Confirm the pending commit and save it to frr.conf; the confirm runs on the device
+        on its own (it finishes even if this session dies) and this waits for it."""
         state = self.pending_state()
-        if state == "REVERTING":
-            raise CommitConfirmException("too late: the revert timer has fired")
+        if state in ("REVERTING", "CONFIRMING"):
+            what = "the revert timer has fired" if state == "REVERTING" else "being confirmed"
+            raise CommitConfirmException(f"too late: {what}")
         if state == "NONE":
             raise CommitConfirmException("no commit is waiting for confirmation")
-        if not self._claim():
+        result = self.paths.state(f"confirm-{self.session}.result")
+        _, rc = self._run(f"rm -f {shell.q(result)}; {shell.start_confirm(self.paths, result)}")
+        deadline = time.monotonic() + RELOAD_TIMEOUT
+        outcome = ""
+        while time.monotonic() < deadline:
+            outcome, _ = self._run(f"cat {shell.q(result)} 2>/dev/null")
+            if outcome.strip() and not self.has_pending():
+                break
+            time.sleep(0.1)
+        self._run(f"rm -f {shell.q(result)}")
+        if "TOO_LATE" in outcome:
             raise CommitConfirmException("too late: the revert timer has fired")
-        _, rc = self._run(shell.vtysh(self.paths, "write memory"))
-        if rc != 0:
-            raise CommitConfirmException(f"confirmed, but saving to frr.conf failed (exit {rc})")
+        match = re.search(r"CONFIRMED rc=(\d+)", outcome)
+        if rc != 0 or match is None:
+            raise CommitConfirmException(f"the confirm did not finish: {outcome.strip()!r}")
+        if match.group(1) != "0":
+            raise CommitConfirmException(
+                f"confirmed, but saving to frr.conf failed (exit {match.group(1)})"
+            )
 
     def discard(self) -> None:
         self.candidate = None

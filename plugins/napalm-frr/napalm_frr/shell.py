@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 # Marker that names our revert timer in the process table (its $0), so a recycled PID
 # is never mistaken for it.
 TIMER_NAME = "napalm-frr-revert"
+CONFIRM_NAME = "napalm-frr-confirm"  # likewise, the process that confirms a commit
 HEREDOC_END = "__NAPALM_FRR_EOF__"
 BEGIN = "printf '%s\\n' '__NAPALM''_BEGIN__'"
 END = "printf '__NAPALM''_RC=%s\\n' \"$?\""
@@ -52,6 +53,11 @@ class Paths:
     @property
     def reverting(self) -> str:
         return self.state("reverting")
+
+    @property
+    def claimer(self) -> str:
+        """Holds the PID of the confirm under way, from before it claims until it is done."""
+        return self.state("confirm.pid")
 
     @property
     def startup_backup(self) -> str:
@@ -173,14 +179,46 @@ def _timer_pid(files: str) -> str:
     )
 
 
-def pending_status(paths: Paths) -> str:
-    """Print ``PENDING <pid>`` (waiting), ``REVERTING <pid>`` (timer fired) or ``NONE``."""
+def _confirmer_pid(paths: Paths) -> str:
+    """Sets $pid to the PID of a confirm under way, if that process is alive and ours."""
     return (
-        f"if [ -f {q(paths.reverting)} ] && {_timer_pid(q(paths.reverting))}; "
-        'then echo "REVERTING $pid"; '
-        f"elif {_timer_pid(q(paths.pending))}; "
-        'then echo "PENDING $pid"; else echo NONE; fi'
+        f"pid=$(cat {q(paths.claimer)} 2>/dev/null); "
+        f'[ -n "$pid" ] && grep -qa {CONFIRM_NAME} /proc/$pid/cmdline 2>/dev/null'
     )
+
+
+def pending_status(paths: Paths) -> str:
+    """Print ``PENDING <pid>`` (waiting), ``CONFIRMING <pid>`` (a confirm under way),
+    ``REVERTING <pid>`` (timer fired) or ``NONE``.
+
+    The looks go in the order the files move — ``pending`` first, then the confirm's PID file
+    (written before it claims ``pending``, removed once frr.conf is saved), then ``reverting``
+    (made from ``pending`` by one rename, removed once the revert is done) — so a commit
+    moving on between two looks is seen in its next state, never as NONE before it is over."""
+    return (
+        f'if {_timer_pid(q(paths.pending))}; then echo "PENDING $pid"; '
+        f'elif {_confirmer_pid(paths)}; then echo "CONFIRMING $pid"; '
+        f'elif {_timer_pid(q(paths.reverting))}; then echo "REVERTING $pid"; '
+        "else echo NONE; fi"
+    )
+
+
+def start_confirm(paths: Paths, result: str) -> str:
+    """Confirm the pending commit in a process of its own (``setsid nohup``, like the timer),
+    so a confirm once begun finishes even if our session dies: it names itself in the PID
+    file, takes ``pending`` from the timer (an atomic rename: one of them wins) and stops it,
+    saves the running configuration to frr.conf, and only then removes the PID file. It writes
+    ``CONFIRMED rc=<write memory's status>`` or ``TOO_LATE`` to ``result``."""
+    claimed, out = q(paths.state("confirming")), q(result)
+    script = (
+        f"echo $$ > {q(paths.claimer)}; "
+        f"if mv {q(paths.pending)} {claimed} 2>/dev/null; then "
+        f"if {_timer_pid(claimed)}; then kill -s TERM -- -$pid; fi; "
+        f"{vtysh(paths, 'write memory')} > /dev/null 2>&1; rc=$?; rm -f {claimed}; "
+        f"echo CONFIRMED rc=$rc > {out}; else echo TOO_LATE > {out}; fi; "
+        f"rm -f {q(paths.claimer)}"
+    )
+    return f"( setsid nohup sh -c {q(script)} {CONFIRM_NAME} > /dev/null 2>&1 < /dev/null & )"
 
 
 def claim_pending(paths: Paths) -> str:

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import subprocess
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -37,7 +39,8 @@ case "$2" in
   "show running-config no-header") cat "$RUNNING" ;;
   "show running-config")
     printf 'Building configuration...\n\nCurrent configuration:\n'; cat "$RUNNING" ;;
-  "write memory") cp "$RUNNING" "$STARTUP" ;;
+  "write memory") [ -f "$RUNNING.slowsave" ] && sleep "$(cat "$RUNNING.slowsave")"
+                  cp "$RUNNING" "$STARTUP" ;;
   *) echo "% Unknown command: $2" ;;
 esac
 """
@@ -358,3 +361,64 @@ def test_a_loaded_candidate_cannot_be_committed_while_one_is_pending(
         dev.commit_config()
     assert "10.14.0.0" not in box["running"].read_text()
     dev.rollback()
+
+
+# sed that fires the revert timer between the moments a status check looks at its files: a
+# status read in two looks must not see "nothing pending" while the revert is under way
+RACING_SED = r"""#!/bin/bash
+if [ -f "$TRIGGER" ] && [ "${!#}" = "$PENDING" ]; then
+  rm -f "$TRIGGER"
+  pid=$(sed_real -n 's/^pid=//p' "$PENDING" | tail -1)
+  for child in $(cat /proc/$pid/task/$pid/children); do kill "$child"; done  # its sleep
+  for _ in $(seq 100); do [ -f "$REVERTING" ] && break; sleep 0.05; done
+fi
+exec sed_real "$@"
+"""
+
+
+def test_no_commit_is_reported_gone_while_its_revert_runs(box: dict[str, Path]) -> None:
+    """The timer fires between the two looks of a status check (deterministically: the
+    check's own ``sed`` fires it): the check must still say a commit is pending, and say
+    nothing is pending only once the configuration is back."""
+    racing = box["root"] / "racing"
+    racing.mkdir()
+    trigger, state = box["root"] / "fire-now", box["state"]
+    script = RACING_SED.replace("sed_real", str(shutil.which("sed")))
+    script = script.replace("$TRIGGER", str(trigger)).replace("$PENDING", str(state / "pending"))
+    (racing / "sed").write_text(script.replace("$REVERTING", str(state / "reverting")))
+    (racing / "sed").chmod(0o755)
+    dev = _driver(box)
+    dev.device = LocalShell({**os.environ, "PATH": f"{racing}:{os.environ['PATH']}"})
+    dev.load_merge_candidate(config="ip route 10.15.0.0/16 Null0\n")
+    dev.commit_config(revert_in=60)
+    Path(f"{box['running']}.slow").write_text("2")  # the revert's reload takes 2 s
+    trigger.write_text("")
+    assert dev.has_pending_commit(), "reported nothing pending while the revert was under way"
+    assert not trigger.exists(), "the timer was not fired inside the status check"
+    assert "10.15.0.0" in box["running"].read_text()
+    assert _wait(lambda: not dev.has_pending_commit(), 10)
+    assert box["running"].read_text() == START
+
+
+def test_a_confirm_is_pending_until_the_configuration_is_saved(
+    any_dev: FRRDriver, box: dict[str, Path]
+) -> None:
+    """Another session asking while a confirm is under way hears "pending" until frr.conf
+    holds the confirmed configuration (a crash in between must not look confirmed)."""
+    any_dev.load_merge_candidate(config="ip route 10.16.0.0/16 Null0\n")
+    any_dev.commit_config(revert_in=60)
+    Path(f"{box['running']}.slowsave").write_text("2")  # saving frr.conf takes 2 s
+    other = _driver(box, any_dev.sudo)
+    confirming = threading.Thread(target=any_dev.confirm_commit)
+    confirming.start()
+    seen = []
+    while confirming.is_alive():
+        pending = other.has_pending_commit()
+        seen.append(pending)
+        if not pending:
+            assert "10.16.0.0" in box["startup"].read_text(), "not pending, yet not saved"
+        time.sleep(0.05)
+    confirming.join()
+    assert True in seen, "the confirm was never seen under way"
+    assert not other.has_pending_commit()
+    assert "10.16.0.0" in box["startup"].read_text()
