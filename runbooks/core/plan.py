@@ -25,25 +25,23 @@ class PlannedStep:
     error: str | None = None
 
     def intent(self) -> dict[str, Any]:
-        """What the hash covers: the step and its diffs. Evidence (counters, uptimes) varies
-        from one read to the next and is shown to reviewers but not hashed."""
+        """What the hash covers: everything a reviewer reads of the step (`runbooks_rules.plan`)
+        but its evidence, which (counters, uptimes) varies from one read to the next and is
+        shown as such."""
         return {
             "step": self.step,
             "kind": str(self.kind),
             "status": str(self.status),
             "targets": list(self.targets),
             "diffs": [d.to_dict() for d in self.diffs],
-        }
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            **self.intent(),
             "title": self.title,
             "duration_s": self.duration_s,
             "reversible": self.reversible,
-            "evidence": self.evidence,
             "error": self.error,
         }
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.intent(), "evidence": self.evidence}
 
 
 @dataclass(frozen=True)
@@ -71,6 +69,7 @@ class Plan:
         return plan_hash(
             {
                 "runbook": self.runbook,
+                "instruction": self.instruction,
                 "params": self.params,
                 "refusal": self.refusal,
                 "steps": [s.intent() for s in self.steps],

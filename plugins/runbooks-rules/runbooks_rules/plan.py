@@ -1,7 +1,9 @@
 """The plan hash an approval binds to, computed from the plan document itself.
 
-The hash covers what a plan intends (each step, its status, targets and diffs) and not the
-evidence (counters and uptimes change between two reads). Whoever holds the plan document
+The hash covers everything a reviewer reads of a plan — the runbook, its instruction and
+parameters, and each step's title, kind, status, targets, diffs, expected duration, whether it
+can be undone — but not the evidence (counters and uptimes change between two reads; review
+pages say so). Whoever holds the plan document
 (the reviewer's page, NetBox) can recompute it, so a document cannot be shown under the hash
 of another plan.
 """
@@ -13,7 +15,17 @@ from typing import Any
 
 from runbooks_rules.chain import canonical, digest
 
-INTENT_KEYS = ("step", "kind", "status", "targets", "diffs")
+INTENT_KEYS = (
+    "step",
+    "kind",
+    "status",
+    "targets",
+    "diffs",
+    "title",
+    "duration_s",
+    "reversible",
+    "error",
+)
 
 
 def intent(step: Mapping[str, Any]) -> dict[str, Any]:
@@ -24,12 +36,15 @@ def intent(step: Mapping[str, Any]) -> dict[str, Any]:
 def plan_hash(plan: Mapping[str, Any]) -> str:
     """The content hash of a plan document (``Plan.to_dict()`` in runbooks.core.plan).
 
-    >>> plan = {"runbook": "r", "params": {}, "refusal": None, "steps": []}
+    >>> plan = {"runbook": "r", "params": {}, "refusal": None, "steps": [{"step": "s"}]}
     >>> plan_hash(plan) == plan_hash({**plan, "created": "later", "actor": "someone"})
     True
+    >>> plan_hash(plan) == plan_hash({**plan, "steps": [{"step": "s", "reversible": False}]})
+    False
     """
     body = {
         "runbook": plan["runbook"],
+        "instruction": plan.get("instruction", ""),
         "params": plan["params"],
         "refusal": plan.get("refusal"),
         "steps": [intent(s) for s in plan.get("steps", [])],

@@ -187,7 +187,8 @@ def check_run(
             "the change is not approved for this plan: review and approval are needed",
             who.username,
         )
-    if who.username in signers(sigs, APPROVE, plan_hash) + signers(sigs, REVIEW, plan_hash):
+    signed = [signers(sigs, a, plan_hash) for a in (REVIEW, APPROVE, EMERGENCY)]
+    if who.username in {name for names in signed for name in names}:
         raise Refusal(
             f"{who.username} reviewed or approved this change and cannot run it", who.username
         )
@@ -257,9 +258,21 @@ def signoff_role(
 
 
 def check_hash(plan_hash: str, given_hash: str) -> None:
-    """A signature names the hash of the plan it signs: at least 12 characters of it."""
+    """A signature names the hash of the plan it signs: at least 12 characters of it.
+
+    What was given is echoed only when it looks like a hash (a token pasted by mistake must not
+    reach the record).
+
+    >>> try:
+    ...     check_hash("ab" * 32, "nbt_secret.secret")
+    ... except Refusal as exc:
+    ...     print(str(exc).split("; ")[1])
+    got something that is not a hash
+    """
     if not given_hash or not plan_hash.startswith(given_hash) or len(given_hash) < MIN_HASH_PREFIX:
+        shown = given_hash[:16] if all(c in "0123456789abcdef" for c in given_hash) else ""
+        got = shown or ("none" if not given_hash else "something that is not a hash")
         raise Refusal(
             "the signature must name the plan's hash (at least 12 characters of "
-            f"{plan_hash[:12]}…); got {given_hash[:16] or 'none'}"
+            f"{plan_hash[:12]}…); got {got}"
         )
