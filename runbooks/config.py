@@ -11,6 +11,7 @@ import os
 from dataclasses import dataclass
 
 from runbooks.core import secrets
+from runbooks.core.errors import InputError
 
 
 @dataclass(frozen=True)
@@ -33,5 +34,9 @@ def netbox_settings() -> NetBoxSettings | None:
     token = os.environ.get("RUNBOOKS_NETBOX_TOKEN") or os.environ.get("NETBOX_TOKEN") or ""
     if not url:
         return None
+    if not url.startswith(("http://", "https://")):
+        raise InputError(
+            f"RUNBOOKS_NETBOX_URL must start with http:// or https:// (got {url[:60]!r})"
+        )
     secrets.register(token)
     return NetBoxSettings(url.rstrip("/"), token)

@@ -33,6 +33,7 @@ from runbooks_rules.chain import (
     canonical,
     compare_with_witness,
     genesis,
+    json_safe,
     make_entry,
     verify_entries,
 )
@@ -49,6 +50,7 @@ __all__ = [
     "canonical",
     "compare_with_witness",
     "genesis",
+    "json_safe",
     "read_jsonl",
     "verify_entries",
 ]
@@ -146,7 +148,7 @@ class RecordStore:
         step: str | None = None,
     ) -> Entry:
         """Mask, chain and durably write one entry at the end of its run's chain."""
-        clean = json.loads(canonical(secrets.mask(payload)))
+        clean = json.loads(canonical(json_safe(secrets.mask(payload))))
         actor = secrets.mask_text(actor)
         ts = datetime.now(UTC).isoformat(timespec="microseconds")
         with self._writing():

@@ -19,7 +19,7 @@ from typing import Any
 import requests
 
 from runbooks.config import NetBoxSettings
-from runbooks.core import policy
+from runbooks.core import policy, secrets
 from runbooks.core.changes import Change, RunGrant, drift_message, explain_drift
 from runbooks.core.errors import (
     ApprovalError,
@@ -30,7 +30,7 @@ from runbooks.core.errors import (
 )
 from runbooks.core.plan import Plan
 from runbooks.core.policy import Identity, Signature
-from runbooks.core.store import canonical
+from runbooks.core.store import canonical, json_safe
 from runbooks.core.window import Window
 from runbooks.gateways.netbox_http import NetBoxHTTP, Reply, _detail
 
@@ -160,13 +160,19 @@ class NetBoxChanges:
         policy.check_prepare(preparer)  # the server checks again; this saves a round trip
         if plan.refusal:
             raise InputError(f"a refused plan cannot become a change: {plan.refusal}")
+        document = _json(plan.to_dict())
+        if secrets.mask(document) != document:  # what the hash covers cannot be masked
+            raise InputError(
+                "the plan holds a secret (a password, token or key in a diff or its evidence): "
+                "it is not sent to NetBox for review; keep secrets in SecretStr parameters"
+            )
         data = self.api.post(
             "changes/",
             {
                 "runbook": plan.runbook,
                 "instruction": plan.instruction,
                 "params": plan.params,
-                "plan": _json(plan.to_dict()),
+                "plan": document,
                 "window_start": window.start.isoformat() if window else None,
                 "window_end": window.end.isoformat() if window else None,
                 "unreviewed": unreviewed,
@@ -195,11 +201,11 @@ class NetBoxChanges:
         if current is not None:
             body["current_hash"] = current.content_hash
             if drifted:
-                body["drift"] = explain_drift(change.plan, current)
+                body["drift"] = secrets.mask(explain_drift(change.plan, current))
         try:
             return change_from(self.api.post(f"changes/{change.key}/sign/", body))
-        except ApprovalError:
-            if drifted:
+        except ApprovalError as exc:
+            if drifted and _about_drift(exc):
                 lines = body["drift"]
                 raise DriftError(drift_message(change, lines), lines=lines) from None
             raise
@@ -235,11 +241,11 @@ class NetBoxChanges:
         }
         drifted = planned.content_hash != change.plan_hash
         if drifted:
-            body["drift"] = explain_drift(change.plan, planned)
+            body["drift"] = secrets.mask(explain_drift(change.plan, planned))
         try:
             data = self.api.post(f"changes/{change.key}/runs/", body)
-        except ApprovalError:
-            if drifted:  # the server recorded its sentence; the person reads the way on
+        except ApprovalError as exc:
+            if drifted and _about_drift(exc):  # the server recorded it; the person reads the way on
                 lines = body["drift"]
                 raise DriftError(drift_message(change, lines), lines=lines) from None
             raise
@@ -261,4 +267,10 @@ class NetBoxChanges:
 
 def _json(data: Any) -> Any:
     """The JSON-clean form the server hashes (what the local canonical form would be)."""
-    return json.loads(canonical(data))
+    return json.loads(canonical(json_safe(data)))
+
+
+def _about_drift(refusal: ApprovalError) -> bool:
+    """Did the server refuse because the plan no longer holds (not, say, for the person)?"""
+    text = str(refusal)
+    return "no longer holds" in text or "the world changed" in text

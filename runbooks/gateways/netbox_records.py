@@ -22,7 +22,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from runbooks.core.errors import ConnectError, RunbookError, StoreError
+from runbooks.core.errors import (
+    AuthenticationError,
+    ConnectError,
+    GatewayError,
+    RunbookError,
+    StoreError,
+)
 from runbooks.core.store import Entry, RecordStore
 from runbooks.gateways.netbox_plugin import PluginAPI, find_one
 
@@ -101,18 +107,30 @@ class RecordMirror:
             answer = self.api.post(
                 f"runs/{mirrored.key}/entries/", {"entries": [e.to_dict() for e in batch]}
             )
-        except ConnectError as exc:  # NetBox away: keep the entries, try again shortly
-            log.warning("record of %s not sent to NetBox yet: %s", run_id, exc)
-            mirrored.retry_at = time.monotonic() + self.retry_s
-            return False
-        except RunbookError as exc:
-            if not self._caught_up(run_id, mirrored, reader):
-                log.error("NetBox refused the record of %s: %s", run_id, exc)
-                mirrored.error = exc
-            return mirrored.error is None
+        except Exception as exc:  # whatever it is, the thread goes on and flush hears of it
+            return self._failed(run_id, mirrored, reader, exc)
         with self._lock:
             mirrored.sent, mirrored.head = int(answer["length"]), str(answer["head"])
         return True
+
+    def _failed(
+        self, run_id: str, mirrored: _Mirrored, reader: RecordStore, exc: Exception
+    ) -> bool:
+        """What a failed send means; True when NetBox turns out to hold the entries already."""
+        if isinstance(exc, AuthenticationError):  # the token was revoked: retrying cannot help
+            mirrored.error = exc
+        elif isinstance(exc, ConnectError | GatewayError):  # away, timed out, 5xx: again soon
+            log.warning("record of %s not sent to NetBox yet: %s", run_id, exc)
+            mirrored.retry_at = time.monotonic() + self.retry_s
+        elif isinstance(exc, RunbookError):  # refused (403/409/400): unless already there
+            if self._caught_up(run_id, mirrored, reader):
+                return True
+            log.error("NetBox refused the record of %s: %s", run_id, exc)
+            mirrored.error = exc
+        else:  # a bug must not kill the thread and leave flush waiting
+            log.error("sending the record of %s to NetBox failed", run_id, exc_info=exc)
+            mirrored.error = StoreError(f"{type(exc).__name__}: {exc}")
+        return False
 
     def _caught_up(self, run_id: str, mirrored: _Mirrored, reader: RecordStore) -> bool:
         """After a refusal: does NetBox already hold these entries (sent by a process that

@@ -16,18 +16,42 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 
 def canonical(data: Any) -> str:
-    """The one JSON form that is hashed: sorted keys, no spaces, UTF-8 kept.
+    """The one JSON form that is hashed: sorted keys, no spaces, UTF-8 kept; standard JSON
+    only (NaN and infinities are not JSON: `json_safe` turns them into text first).
 
     >>> canonical({"b": 1, "a": "漢"})
     '{"a":"漢","b":1}'
     """
-    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    return json.dumps(
+        data,
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+        default=str,
+        allow_nan=False,
+    )
+
+
+def json_safe(data: Any) -> Any:
+    """``data`` with every number JSON cannot carry (NaN, ±infinity) as its text.
+
+    >>> json_safe({"loss": float("nan"), "n": [1.5, float("-inf")]})
+    {'loss': 'nan', 'n': [1.5, '-inf']}
+    """
+    if isinstance(data, float) and not math.isfinite(data):
+        return str(data)
+    if isinstance(data, dict):
+        return {k: json_safe(v) for k, v in data.items()}
+    if isinstance(data, list | tuple):
+        return [json_safe(v) for v in data]
+    return data
 
 
 def digest(text: str) -> str:

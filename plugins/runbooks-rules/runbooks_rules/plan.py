@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from runbooks_rules.chain import canonical, digest
+from runbooks_rules.chain import canonical, digest, json_safe
 
 INTENT_KEYS = (
     "step",
@@ -49,4 +49,4 @@ def plan_hash(plan: Mapping[str, Any]) -> str:
         "refusal": plan.get("refusal"),
         "steps": [intent(s) for s in plan.get("steps", [])],
     }
-    return digest(canonical(body))
+    return digest(canonical(json_safe(body)))

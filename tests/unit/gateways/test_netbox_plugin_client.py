@@ -6,6 +6,7 @@ the same rules the plugin uses (runbooks_rules.chain); the lab tests use the rea
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -13,16 +14,19 @@ import pytest
 import requests
 from runbooks_rules.chain import Entry, genesis
 
-from runbooks.config import NetBoxSettings
+from runbooks.config import NetBoxSettings, netbox_settings
+from runbooks.core import secrets
 from runbooks.core.errors import (
     ApprovalError,
     AuthenticationError,
     ConnectError,
+    GatewayError,
+    InputError,
     IntegrityError,
     StoreError,
 )
 from runbooks.core.store import RecordStore
-from runbooks.gateways.netbox_plugin import PluginAPI
+from runbooks.gateways.netbox_plugin import NetBoxChanges, PluginAPI
 from runbooks.gateways.netbox_records import RecordMirror
 
 TOKEN = "nbt_" + "k" * 12 + "." + "s" * 40
@@ -31,10 +35,10 @@ TOKEN = "nbt_" + "k" * 12 + "." + "s" * 40
 class FakePlugin(PluginAPI):
     """The plugin's entries endpoint: all or nothing, each entry must continue the chain."""
 
-    def __init__(self, away: int = 0, refuse: bool = False) -> None:
+    def __init__(self, away: int = 0, refuse: Exception | None = None) -> None:
         super().__init__(NetBoxSettings("http://127.0.0.1:9", TOKEN))
         self.held: list[Entry] = []
-        self.away = away  # this many requests fail as if NetBox were down
+        self.away = away  # this many requests fail as if NetBox were down or overloaded
         self.refuse = refuse
         self.posts = 0
 
@@ -42,9 +46,11 @@ class FakePlugin(PluginAPI):
         self.posts += 1
         if self.away > 0:
             self.away -= 1
+            if self.away % 2:
+                raise GatewayError("NetBox failed POST entries (502: Bad Gateway)", status=502)
             raise ConnectError("NetBox at http://127.0.0.1:9 is unreachable (connection refused)")
-        if self.refuse:
-            raise ApprovalError("olivia did not start this run and cannot add to its record")
+        if self.refuse is not None:
+            raise self.refuse
         for raw in body["entries"]:
             entry = Entry.from_dict(raw)
             head = self.held[-1].hash if self.held else genesis(entry.run_id)
@@ -84,12 +90,20 @@ def test_netbox_holds_the_same_chain_in_order(store: RecordStore) -> None:
     mirror.close()
     assert [e.hash for e in api.held] == [e.hash for e in store.entries("run-1")]
     assert held.head == store.run_head("run-1") and held.sent == 25
-    assert api.posts <= 25  # batched as they come, never one request per entry more
     assert held.url == "http://127.0.0.1:9/plugins/runbooks/runs/7/"
 
 
+def test_what_waits_goes_in_one_request(store: RecordStore) -> None:
+    write(store, 150)  # e.g. written while NetBox was away, or before the run was granted
+    api = FakePlugin()
+    mirror = mirrored(store, api)
+    assert mirror.flush("run-1", timeout=10).sent == 150
+    mirror.close()
+    assert api.posts == 1
+
+
 def test_entries_written_while_netbox_is_away_arrive_later(store: RecordStore) -> None:
-    api = FakePlugin(away=3)
+    api = FakePlugin(away=4)  # connection refused, 502, refused, 502
     mirror = mirrored(store, api)
     write(store, 4)
     assert mirror.flush("run-1", timeout=10).sent == 4
@@ -106,13 +120,34 @@ def test_netbox_away_past_the_wait_says_how_to_send_the_rest(store: RecordStore)
     mirror.close()
 
 
-def test_a_refusal_by_netbox_is_raised_at_the_flush(store: RecordStore) -> None:
-    api = FakePlugin(refuse=True)
+@pytest.mark.parametrize(
+    ("refusal", "said"),
+    [
+        (ApprovalError("olivia did not start this run"), "olivia did not start this run"),
+        (AuthenticationError("the token was revoked"), "the token was revoked"),
+        (ValueError("Out of range float values are not JSON compliant"), "ValueError: Out of"),
+    ],
+)
+def test_what_retrying_cannot_mend_is_raised_at_the_flush(
+    store: RecordStore, refusal: Exception, said: str
+) -> None:
+    api = FakePlugin(refuse=refusal)
     mirror = mirrored(store, api)
     write(store, 1)
-    with pytest.raises(StoreError, match="NetBox refused the record of run-1: olivia did not"):
+    with pytest.raises(StoreError, match=f"NetBox refused the record of run-1: {said}"):
         mirror.flush("run-1", timeout=10)
     mirror.close()
+    assert api.posts == 1  # not retried
+
+
+def test_numbers_json_cannot_carry_are_kept_as_text(store: RecordStore) -> None:
+    api = FakePlugin()
+    mirror = mirrored(store, api)
+    store.append("run-1", "step.finished", {"loss": float("nan")}, actor="olivia", step="s")
+    mirror.flush("run-1", timeout=10)
+    mirror.close()
+    assert store.entries("run-1")[0].payload == {"loss": "nan"} and store.verify().ok
+    assert api.held[0].hash == store.run_head("run-1")
 
 
 def test_entries_a_dead_process_sent_are_not_sent_twice(store: RecordStore) -> None:
@@ -159,3 +194,25 @@ def test_the_plugins_answers_become_one_line_errors(
     with pytest.raises(error) as raised:
         api._check(response(status, {"detail": detail}), "POST sign", accept_text=False)
     assert detail in str(raised.value) and "\n" not in str(raised.value)
+
+
+def test_a_netbox_url_without_its_scheme_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RUNBOOKS_NETBOX_URL", "netbox.example:8000")
+    with pytest.raises(InputError, match=r"must start with http:// or https://"):
+        netbox_settings()
+
+
+def test_a_plan_that_holds_a_secret_is_not_sent_for_review(store: RecordStore) -> None:
+    from runbooks.core.plan import Plan, PlannedStep
+    from runbooks.core.policy import HANDLE, Identity
+    from runbooks.core.results import Diff, Status, StepKind
+
+    secret = "s3cr3t-" + "x" * 12
+    secrets.register(secret)
+    diff = Diff.of_text("r1 configuration", "hostname r1\n", f"password {secret}\n")
+    step = PlannedStep("apply", "Apply", StepKind.CHANGE, Status.PLANNED, ("r1",), diffs=(diff,))
+    plan = Plan("rack-in", "7", {}, (step,), datetime.now(UTC), "olivia")
+    api = FakePlugin()
+    with pytest.raises(InputError, match="the plan holds a secret"):
+        NetBoxChanges(api).create(plan, Identity("olivia", frozenset({HANDLE})), None)
+    assert api.posts == 0
