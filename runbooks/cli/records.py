@@ -147,6 +147,9 @@ def verify(
         Path | None, typer.Option(help="Verify a JSONL export instead of the store.")
     ] = None,
     head: Annotated[str | None, typer.Option(help="The head a one-run export must end at.")] = None,
+    local: Annotated[
+        bool, typer.Option("--local", help="This machine's store alone, not compared with NetBox.")
+    ] = False,
     json_out: JsonOpt = False,
 ) -> None:
     """Recompute the hash chains; with NetBox's change control, compare each run's head with
@@ -165,7 +168,7 @@ def verify(
     else:
         store = _store(ctx)
         report = store.verify()
-        netbox = _netbox(ctx)
+        netbox = _netbox(ctx, local)
         if netbox is not None:
             chains = store.chains()
             anchored = netbox.anchored_heads(chains)
