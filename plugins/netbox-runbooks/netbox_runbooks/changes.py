@@ -28,7 +28,7 @@ from virtualization.models import VirtualMachine
 from netbox_runbooks import notifications
 from netbox_runbooks.errors import Invalid, Refused
 from netbox_runbooks.identity import identity_of
-from netbox_runbooks.models import Change, Signature
+from netbox_runbooks.models import Change, RecordEntry, Signature
 from netbox_runbooks.records import append_change_entry, server_ts
 from netbox_runbooks.refusals import Drift, guarded
 
@@ -50,11 +50,25 @@ class ChangeSpec:
 
 
 def signatures_of(change: Change) -> list[policy.Signature]:
-    """The change's signatures (not its runs' sign-offs) as the rules see them."""
+    """The change's signatures (not its runs' sign-offs) as the rules see them: only those its
+    own chain witnesses (a ``change.signed`` entry naming the same row, person, authority and
+    hash), so a row put into the table by other means counts for nothing."""
+    witnessed = witnessed_signatures(change)
     return [
         policy.Signature(s.authority, s.user.username, s.created.isoformat(), s.plan_hash, s.note)
         for s in change.signatures.filter(run__isnull=True).select_related("user")
+        if witnessed.get(s.pk) == (s.user.username, s.authority, s.plan_hash)
     ]
+
+
+def witnessed_signatures(change: Change) -> dict[int, tuple[str, str, str]]:
+    """Signature row -> (person, authority, hash) as the change's chain recorded it."""
+    out: dict[int, tuple[str, str, str]] = {}
+    for e in RecordEntry.objects.filter(chain=change.name, kind="change.signed"):
+        data = e.data
+        if isinstance(data.get("signature"), int):
+            out[data["signature"]] = (e.actor, str(data["authority"]), str(data["plan_hash"]))
+    return out
 
 
 def drift_sentence(drift: Sequence[str], now_hash: str, then_hash: str) -> str:
@@ -68,7 +82,7 @@ def drift_sentence(drift: Sequence[str], now_hash: str, then_hash: str) -> str:
 
 def create_change(user: Any, spec: ChangeSpec) -> Change:
     """Store a plan as a change: the user must hold handle; its hash is computed here."""
-    who = identity_of(user)
+    who = identity_of(user)  # no change exists yet to judge a constrained permission by
     try:
         policy.check_prepare(who)
     except policy.Refusal as exc:  # no change exists yet to record it on
@@ -164,7 +178,7 @@ def sign(
     a refusal is recorded either way, nothing else is written."""
 
     def work(change: Change) -> Change:
-        who = identity_of(user)
+        who = identity_of(user, change)
         lifecycle.check_signable(change.name, change.status, change.stale, change.unreviewed)
         sigs = signatures_of(change)
         policy.check_sign(
@@ -208,7 +222,7 @@ def schedule(user: Any, change_id: int, confirm_manual: bool = False) -> Change:
     advance, in their own name."""
 
     def work(change: Change) -> Change:
-        who = identity_of(user)
+        who = identity_of(user, change)
         lifecycle.check_schedulable(change.name, change.status, change.stale, change.unreviewed)
         # a window still to come counts as inside it; one that is over needs an emergency
         ahead = change.window_end is None or timezone.now() <= change.window_end

@@ -14,10 +14,22 @@ from users.models import ObjectPermission, User
 __all__ = ("holders", "identity_of")
 
 
-def identity_of(user: Any) -> Identity:
-    """The rules' view of ``user``: username and authorities (superusers hold all four)."""
+def identity_of(user: Any, change: Any = None) -> Identity:
+    """The rules' view of ``user``: username and authorities (superusers hold all four).
+
+    Given a ``change``, an object permission counts only if its constraints admit that change
+    (a permission to approve pc-install changes does not approve a rack-in); without one, any
+    permission counts (what a person may do somewhere: the pages' lists and the widget)."""
     groups = list(user.groups.values_list("name", flat=True))
-    permitted = [a for a in AUTHORITIES if user.has_perm(f"netbox_runbooks.{a}_change")]
+    permitted = [
+        a
+        for a in AUTHORITIES
+        if (
+            user.has_perm(f"netbox_runbooks.{a}_change", change)
+            if change is not None
+            else user.has_perm(f"netbox_runbooks.{a}_change")
+        )
+    ]
     return Identity(user.username, authorities_from(groups, permitted))
 
 

@@ -89,11 +89,12 @@ class Posted:
 
 
 def append_run_entries(
-    run: Run, posted: Sequence[Mapping[str, Any]], user: Any, plan_hash_: str
+    run: Run, posted: Sequence[Mapping[str, Any]], user: Any, change: Change
 ) -> Posted:
     """Append entries to a run's record, all or nothing: each must take the next position,
-    link to the head, match its recomputed hash and carry a time stamp the server's clock
-    allows; the first is run.started for the change's plan; nothing follows run.finished.
+    link to the head, match its recomputed hash, carry a time stamp the server's clock allows
+    and stand in the poster's name; the first is run.started for the change's plan; nothing
+    follows run.finished.
     Raises ChainConflict naming the first entry that does not fit (nothing is written).
     The caller holds the run's lock."""
     skew = timedelta(seconds=float(get_plugin_config("netbox_runbooks", "max_clock_skew_s")))
@@ -111,7 +112,7 @@ def append_run_entries(
         entry = _entry(run.run_id, raw)
         _check_place(entry, seq + 1, prev)
         _check_time(entry, latest)
-        _check_content(entry, plan_hash_)
+        _check_content(entry, change, run, user)
         if entry.kind == RUN_FINISHED:
             finished, closed = _finished_status(entry), True
         rows.append(_store(entry, user, run=run))
@@ -182,15 +183,33 @@ def _check_time(entry: Entry, latest: datetime) -> None:
         )
 
 
-def _check_content(entry: Entry, plan_hash_: str) -> None:
-    """A run's record starts with run.started for the plan its change was approved for."""
+def _check_content(entry: Entry, change: Change, run: Run, user: Any) -> None:
+    """A run's record starts with run.started for the plan its change was approved for; what
+    it says of the grant is what the server granted; every entry is in the poster's name (a
+    manual step of a scheduled run may be confirmed by whoever scheduled it, in advance)."""
+    data = entry.payload
     if entry.seq == 1 and entry.kind != RUN_STARTED:
         raise ChainConflict(f"entry #1 is {entry.kind}: a run's record starts with run.started")
-    if entry.kind == RUN_STARTED and entry.payload.get("plan_hash") != plan_hash_:
+    if entry.kind == RUN_STARTED and data.get("plan_hash") != change.plan_hash:
         raise ChainConflict(
-            f"entry #{entry.seq} starts a run of plan "
-            f"{str(entry.payload.get('plan_hash'))[:12]}…, not of the change's plan "
-            f"{plan_hash_[:12]}…"
+            f"entry #{entry.seq} starts a run of plan {str(data.get('plan_hash'))[:12]}…, not "
+            f"of the change's plan {change.plan_hash[:12]}…"
+        )
+    if entry.kind == RUN_STARTED and data.get("change") not in (None, change.name):
+        raise ChainConflict(
+            f"entry #{entry.seq} starts a run of {data.get('change')}, not of {change.name}"
+        )
+    granted_as = data.get("emergency") if entry.kind in (RUN_STARTED, "run.granted") else None
+    if granted_as is not None and bool(granted_as) != run.emergency:
+        granted = "an emergency" if run.emergency else "not an emergency"
+        raise ChainConflict(f"entry #{entry.seq} misstates the grant: the run is {granted}")
+    allowed = {user.username}
+    if entry.kind == "manual.answered" and change.confirm_manual and change.scheduled_by:
+        allowed.add(change.scheduled_by.username)
+    if entry.actor not in allowed:
+        raise ChainConflict(
+            f"entry #{entry.seq} is in the name of {entry.actor!r}: {user.username} may add "
+            "entries in their own name only"
         )
 
 
@@ -213,10 +232,10 @@ def verify_change(change: Change) -> tuple[VerifyReport, list[dict[str, Any]]]:
     hash its chain was started with. Returns the report and the plan problems found."""
     entries = [e.to_entry() for e in RecordEntry.objects.filter(chain=change.name).order_by("seq")]
     report = verify_entries(entries)
+    problems = _unwitnessed(change, entries)
     planned = next((e for e in entries if e.kind == "change.planned"), None)
     recomputed = plan_hash(change.plan)
     anchored = {change.plan_hash, planned.payload.get("plan_hash") if planned else recomputed}
-    problems: list[dict[str, Any]] = []
     if anchored != {recomputed}:
         problems.append(
             {
@@ -228,6 +247,30 @@ def verify_change(change: Change) -> tuple[VerifyReport, list[dict[str, Any]]]:
             }
         )
     return report, problems
+
+
+def _unwitnessed(change: Change, entries: Sequence[Entry]) -> list[dict[str, Any]]:
+    """Signature rows of the change that no entry of its chain records (put in by other means
+    than the API: they count for nothing, and verify names them)."""
+    witnessed = {
+        e.payload.get("signature"): (e.actor, e.payload.get("authority"))
+        for e in entries
+        if e.kind in ("change.signed", "record.signed")
+    }
+    problems = []
+    for sig in change.signatures.select_related("user"):
+        recorded = witnessed.get(sig.pk)
+        if recorded is None or recorded[0] != sig.user.username:
+            problems.append(
+                {
+                    "run_id": change.name,
+                    "seq": 0,
+                    "kind": "edited",
+                    "detail": f"signature #{sig.pk} ({sig.authority} by {sig.user.username}) is "
+                    f"not recorded in {change.name}'s chain",
+                }
+            )
+    return problems
 
 
 def report_dict(report: VerifyReport, extra: Sequence[Mapping[str, Any]] = ()) -> dict[str, Any]:

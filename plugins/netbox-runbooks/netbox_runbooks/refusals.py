@@ -19,13 +19,22 @@ from netbox_runbooks.errors import Refused
 from netbox_runbooks.models import Change
 from netbox_runbooks.records import append_change_entry
 
-__all__ = ("Drift", "guarded")
+__all__ = ("Drift", "OutsideWindow", "guarded")
 
 OnRefusal = Callable[[Change, Refusal], bool]
 
 
 class Drift(Refusal):
     """The plan no longer holds: the world changed since it was planned (or approved)."""
+
+
+class OutsideWindow(Refusal):
+    """A run asked for outside the change's window, by a person who may otherwise run it;
+    ``over``: the window has ended (it will not open again)."""
+
+    def __init__(self, message: str, actor: str, over: bool) -> None:
+        super().__init__(message, actor)
+        self.over = over
 
 
 def guarded[T](

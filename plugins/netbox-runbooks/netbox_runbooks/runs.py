@@ -17,32 +17,47 @@ from netbox_runbooks.errors import Taken
 from netbox_runbooks.identity import identity_of
 from netbox_runbooks.models import Change, Run, Signature
 from netbox_runbooks.records import Posted, append_change_entry, append_run_entries
-from netbox_runbooks.refusals import Drift, guarded
+from netbox_runbooks.refusals import Drift, OutsideWindow, guarded
 
 __all__ = ("check_start", "post_entries", "sign_off", "start_run")
 
 
 def _may_start(change: Change, user: Any, scheduled: bool) -> bool:
-    """The person's authority and duties (the window judged by the server's clock), then the
-    change's state; True when it runs as an emergency."""
-    who = identity_of(user)
-    in_window = change.in_window(timezone.now())
-    if change.unreviewed:
-        policy.check_run_unreviewed(who, change.preparer.username, in_window)
-        emergency = False
-    else:
-        emergency = policy.check_run(who, change.plan_hash, signatures_of(change), in_window)
+    """The person's authority and duties, then the change's state, then the window (judged
+    by the server's clock: outside it, an emergency approval is needed); True when the run
+    would be an emergency. The window comes last so that its refusal (`OutsideWindow`) speaks
+    only of a person who may otherwise run the change."""
+    who = identity_of(user, change)
+    sigs = [] if change.unreviewed else signatures_of(change)
+
+    def check(in_window: bool) -> bool:
+        if change.unreviewed:
+            policy.check_run_unreviewed(who, change.preparer.username, in_window)
+            return False
+        return policy.check_run(who, change.plan_hash, sigs, in_window)
+
+    check(in_window=True)
     lifecycle.check_startable(change.name, change.status, change.stale, scheduled)
-    return emergency
+    now = timezone.now()
+    if change.in_window(now):
+        return False
+    try:
+        return check(in_window=False)
+    except policy.Refusal as exc:
+        over = change.window_end is not None and now > change.window_end
+        raise OutsideWindow(str(exc), who.username, over) from None
 
 
 def _refused_run(scheduled: bool) -> Callable[[Change, policy.Refusal], bool]:
-    """What a refused run does to the change: drift makes it refused and stale; a scheduled
-    run refused for any reason leaves a scheduled change refused. Others leave it as it was."""
+    """What a refused run does to the change: drift makes it refused and stale (never runs
+    again); a scheduled run refused because its window is over leaves it refused. Any other
+    refusal — a person who may not run it, a window not yet open — leaves it as it was, so
+    nobody cancels a change by asking to run it."""
 
     def refused(change: Change, exc: policy.Refusal) -> bool:
         drifted = isinstance(exc, Drift)
-        if not drifted and not (scheduled and change.status == lifecycle.SCHEDULED):
+        over = isinstance(exc, OutsideWindow) and exc.over
+        if not (drifted or (over and scheduled and change.status == lifecycle.SCHEDULED)):
             return False
         change.status, change.refusal = lifecycle.REFUSED, str(exc)
         change.stale = change.stale or drifted
@@ -130,7 +145,7 @@ def post_entries(user: Any, run_id: int, entries: Sequence[Mapping[str, Any]]) -
                 f"{run.operator.username} adds to its record",
                 user.username,
             )
-        posted = append_run_entries(run, entries, user, change.plan_hash)
+        posted = append_run_entries(run, entries, user, change)
         if posted.finished:
             _finish(run, change, posted.finished)
         return posted
@@ -149,22 +164,28 @@ def _finish(run: Run, change: Change, status: str) -> None:
 
 
 def sign_off(user: Any, run_id: int, note: str = "") -> Signature:
-    """Sign a finished run's record: its operator as the responsible person (職位責任人), a
-    supervisor who did not run it as supervisor (上級主管); each once. The signature binds
-    to the record's head, which the change's chain keeps (record.signed)."""
+    """Sign a finished run's record: its operator as the responsible person (職位責任人) — for a
+    scheduled run, also the person who scheduled it (a worker's service account signs for
+    nobody) — and a supervisor who did neither as supervisor (上級主管); each once. The
+    signature binds to the record's head, which the change's chain keeps (record.signed)."""
     change_id = Run.objects.values_list("change_id", flat=True).get(pk=run_id)
 
     def work(change: Change) -> Signature:
         run = Run.objects.select_for_update(of=("self",)).select_related("operator").get(pk=run_id)
-        who = identity_of(user)
+        who = identity_of(user, change)
         signed = run.signatures.values_list("authority", flat=True)
         finished = run.status != lifecycle.RUNNING
-        role = policy.signoff_role(who, [run.operator.username], finished, list(signed))
+        ran = [run.operator.username]
+        if run.scheduled and change.scheduled_by is not None:
+            ran.append(change.scheduled_by.username)
+        role = policy.signoff_role(who, ran, finished, list(signed))
         signature = Signature.objects.create(
             change=change, run=run, authority=role, user=user, plan_hash=change.plan_hash, note=note
         )
         payload = {
             "run_id": run.run_id,
+            "signature": signature.pk,
+            "authority": role,
             "role": role,
             "note": note,
             "length": run.length,

@@ -251,13 +251,14 @@ def people(request: pytest.FixtureRequest) -> dict[str, Person]:
     (up: the lab's own `netbox_lab` fixture)."""
     request.getfixturevalue("netbox_lab")
     found = {}
-    for role in ROLES:
-        url, token = netbox.credentials(role)
-        person = Person(role, "", url, token)
-        answer = person.get("whoami/")
-        assert answer.status_code == 200, f"{url} does not serve netbox-runbooks: {answer.text}"
-        person.username = answer.json()["username"]
-        found[role] = person
+    with netbox.held(reset_first=False):  # no other session's reset in the middle of asking
+        for role in ROLES:
+            url, token = netbox.credentials(role)
+            person = Person(role, "", url, token)
+            answer = person.get("whoami/")
+            assert answer.status_code == 200, f"{url} does not serve netbox-runbooks: {answer.text}"
+            person.username = answer.json()["username"]
+            found[role] = person
     return found
 
 

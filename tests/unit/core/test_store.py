@@ -63,7 +63,12 @@ def test_verify_detects_an_edited_entry(filled: Path) -> None:
 
 
 def test_verify_detects_an_edited_entry_whose_hash_was_recomputed(filled: Path) -> None:
-    tamper(filled, "UPDATE entries SET hash = 'f' || substr(hash, 2) WHERE pos = 2")
+    # another first digit, always (a hash that began with the digit written would be unchanged)
+    tamper(
+        filled,
+        "UPDATE entries SET hash = CASE substr(hash, 1, 1) WHEN 'f' THEN 'e' ELSE 'f' END"
+        " || substr(hash, 2) WHERE pos = 2",
+    )
     found = problems(filled)
     assert ("edited", "run-a", 2) in found
     assert ("deleted", "run-a", 3) in found  # entry 3 now links to a hash that is gone
