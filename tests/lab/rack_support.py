@@ -155,6 +155,17 @@ def snapshot() -> dict[str, Any]:
     return state
 
 
+def snapshot_journal() -> list[str]:
+    """Every NetBox journal entry's text."""
+    settings = netbox_settings()
+    assert settings is not None
+    nb = NetBoxGateway(settings, Mode.PLAN)
+    try:
+        return [str(o.get("comments")) for o in nb.find("extras.journalentry")]
+    finally:
+        nb.close()
+
+
 def config_lines(text: str) -> list[str]:
     """A configuration's lines without what FRR writes on its own (version, ``!``, ``end``):
     a startup file written by a commit and the one the lab started with then compare."""
