@@ -33,7 +33,7 @@ from runbooks.cli.output import emit_json, err, out
 from runbooks.cli.settings import Settings, default_store
 from runbooks.core import registry
 from runbooks.core.changes import ChangeBook, run_change
-from runbooks.core.errors import InputError, RunbookError
+from runbooks.core.errors import ApprovalError, InputError, RunbookError
 from runbooks.core.results import RunResult
 from runbooks.core.runbook import Runbook
 from runbooks.core.window import Window
@@ -289,6 +289,14 @@ def _resumable(ctx: typer.Context, run_id: str) -> str:
     except InputError:  # a run only this machine knows (not started through NetBox)
         return store.resolve_run(run_id)
     full_id, length = str(run["run_id"]), int(run.get("length") or 0)
+    who = identity(ctx)
+    if run.get("operator") != who.username:  # before anything touches a device
+        raise ApprovalError(
+            f"{who.username} did not start run {full_id}: only its operator "
+            f"{run.get('operator')} continues it (NetBox keeps its record in their name)"
+        )
+    if run.get("status") not in (None, "running"):
+        raise InputError(f"run {full_id} already finished ({run['status']}); nothing to resume")
     if len(store.entries(full_id)) < length:
         store.import_chain(records.entries(int(run["id"])))
     mirror = s.mirror()

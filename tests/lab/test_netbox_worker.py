@@ -88,6 +88,11 @@ def test_a_worker_elsewhere_runs_a_scheduled_change_with_its_own_token(
     )
     assert [e["hash"] for e in mine] == [e["hash"] for e in record]
     assert (workdir / "config.txt").exists()
+    # only the run's operator continues it, asked before anything is done
+    refused = office("reviewer", "resume", run["run_id"], "--yes", ok=False)
+    assert refused.returncode == 3 and "rachel did not start run" in refused.stderr
+    finished = worker("worker", "resume", run["run_id"], "--yes", ok=False)
+    assert finished.returncode == 2 and "already finished (succeeded)" in finished.stderr
 
 
 def test_a_scheduled_change_whose_plan_drifted_shows_as_refused(
