@@ -126,3 +126,23 @@ def test_rollback_after_resume_uses_the_recorded_before_state(
     assert json.loads(done.stdout)["status"] == "rolled-back"
     assert (workdir / "config.txt").read_text() == "hostname old\n"
     assert "leaf9" not in json.loads((workdir / "inventory.json").read_text())
+
+
+def test_an_interrupted_run_is_abandoned_with_one_command(store_path: Path, workdir: Path) -> None:
+    (workdir / "config.txt").write_text("hostname old\n")
+    run_id = start_and_kill(store_path, workdir, "pause_after=plan_config")
+    done = subprocess.run(
+        [*RUNBOOK, "--store", str(store_path), "abandon", run_id, "--reason", "no longer wanted"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert (workdir / "config.txt").read_text() == "hostname old\n"  # undone from the record
+    with RecordStore(store_path) as records:
+        (run,) = records.runs()
+        assert run["status"] == "rolled-back"
+        assert records.verify().ok
+        kinds = [e.kind for e in records.entries(run_id)]
+    assert "run.abandoned" in kinds and kinds[-1] == "run.finished"
+    assert resume(store_path, run_id).returncode == 2  # nothing left to resume
