@@ -22,6 +22,7 @@ from typing import Any
 import redis
 from rq import Queue, Worker
 
+from runbooks.core.context import Confirmation, Confirmer, refuse_all
 from runbooks.core.errors import ConnectError, LockedError
 
 log = logging.getLogger(__name__)
@@ -107,7 +108,6 @@ def run_change_job(
     from runbooks.cli.output import Progress
     from runbooks.cli.settings import Settings, default_store, setup_logging
     from runbooks.core.changes import ChangeBook, run_change
-    from runbooks.core.context import Confirmation, Confirmer, refuse_all
     from runbooks.core.engine import Engine
     from runbooks.core.errors import InputError
 
@@ -126,22 +126,13 @@ def run_change_job(
             confirmed_by = change.scheduled_by if change.confirm_manual else None
         runbook = rebuild_runbook(change.runbook, change.params, {})
         worker = f"{who.username}@{socket.gethostname()}:{os.getpid()}"
-        confirmer: Confirmer = refuse_all
-        if confirmed_by:
-            by = confirmed_by
-
-            def confirmer(step_title: str, instruction: str, actor: str) -> Confirmation:
-                return Confirmation(
-                    True,
-                    by,
-                    datetime.now(UTC),
-                    "confirmed in advance when the change was scheduled",
-                )
-
         locks = TargetLocks(connect())
         with locks.hold(change_targets(change.plan), owner=f"{who.username}:{change.id}"):
             engine = Engine(
-                s.store(), who.username, confirmer=confirmer, listener=Progress(quiet=True)
+                s.store(),
+                who.username,
+                confirmer=_confirmed_in_advance(confirmed_by),
+                listener=Progress(quiet=True),
             )
             result = run_change(
                 engine, changes, change, who, runbook, scheduled=True, worker=worker
@@ -157,6 +148,19 @@ def run_change_job(
         }
     finally:
         s.close()
+
+
+def _confirmed_in_advance(by: str | None) -> Confirmer:
+    """A worker's answer to a manual step: yes in the name of who scheduled the change, when
+    they confirmed its manual steps in advance; no otherwise (nobody watches a worker)."""
+    if not by:
+        return refuse_all
+
+    def confirmer(step_title: str, instruction: str, actor: str) -> Confirmation:
+        note = "confirmed in advance when the change was scheduled"
+        return Confirmation(True, by, datetime.now(UTC), note)
+
+    return confirmer
 
 
 def schedule(

@@ -69,7 +69,8 @@ def _run(ctx: typer.Context, run_id: str, local: bool) -> _Run:
         entries = netbox.entries(int(run["id"]))
         head = str(run.get("head") or "")
         report = verify_entries(entries, {str(run["run_id"]): head} if head else None)
-        return _Run(entries, head, report.ok, {"signatures": netbox.signatures(run)})
+        server = {"signatures": netbox.signatures(run), "authorities": netbox.authorities(run)}
+        return _Run(entries, head, report.ok, server)
     store = _store(ctx)
     full = store.resolve_run(run_id)
     return _Run(store.entries(full), store.run_head(full), store.verify(full).ok)
@@ -154,28 +155,10 @@ def verify(
 ) -> None:
     """Recompute the hash chains; with NetBox's change control, compare each run's head with
     the head NetBox anchored. Exit 5 and name each break when a record was tampered with."""
-    compared = 0
     if file is not None:
-        try:
-            with file.open(encoding="utf-8") as fh:
-                entries = read_jsonl(fh)
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise InputError(f"cannot read export {file}: {exc}") from exc
-        names = {e.run_id for e in entries}
-        if head is not None and len(names) != 1:
-            raise InputError("--head checks a one-run export; this file holds several runs")
-        report = verify_entries(entries, {names.pop(): head} if head else None)
+        report, compared = _verify_export(file, head), 0
     else:
-        store = _store(ctx)
-        report = store.verify()
-        netbox = _netbox(ctx, local)
-        if netbox is not None:
-            chains = store.chains()
-            anchored = netbox.anchored_heads(chains)
-            compared = len(anchored)
-            report = _with(report, compare_with_witness(chains, anchored))
-            if run_id is not None:
-                report = _with(report, _netbox_copy(netbox, run_id))
+        report, compared = _verify_store(ctx, run_id, local)
     if json_out:
         emit_json(
             {
@@ -190,8 +173,7 @@ def verify(
         anchored_note = f"; {compared} run(s) match the heads NetBox anchored" if compared else ""
         out.print(
             f"[green]ok[/]: {report.entries} entries in {len(report.heads)} run(s), every "
-            "chain intact"
-            f"{anchored_note}"
+            f"chain intact{anchored_note}"
         )
     else:
         for p in report.problems:
@@ -202,6 +184,35 @@ def verify(
             f"record chain broken: {len(report.problems)} problem(s), first: {first.kind} in "
             f"{first.run_id} at entry {first.seq}"
         )
+
+
+def _verify_export(file: Path, head: str | None) -> VerifyReport:
+    """A JSONL export's chains; a one-run export against the head it must end at."""
+    try:
+        with file.open(encoding="utf-8") as fh:
+            entries = read_jsonl(fh)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise InputError(f"cannot read export {file}: {exc}") from exc
+    names = {e.run_id for e in entries}
+    if head is not None and len(names) != 1:
+        raise InputError("--head checks a one-run export; this file holds several runs")
+    return verify_entries(entries, {names.pop(): head} if head else None)
+
+
+def _verify_store(ctx: typer.Context, run_id: str | None, local: bool) -> tuple[VerifyReport, int]:
+    """This machine's chains, each compared with the head NetBox anchored (unless ``local``),
+    and NetBox's own copy of ``run_id``; the report and how many runs were compared."""
+    store = _store(ctx)
+    report = store.verify()
+    netbox = _netbox(ctx, local)
+    if netbox is None:
+        return report, 0
+    chains = store.chains()
+    anchored = netbox.anchored_heads(chains)
+    report = _with(report, compare_with_witness(chains, anchored))
+    if run_id is not None:
+        report = _with(report, _netbox_copy(netbox, run_id))
+    return report, len(anchored)
 
 
 def _with(report: VerifyReport, problems: list[Problem]) -> VerifyReport:

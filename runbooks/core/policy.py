@@ -46,7 +46,6 @@ __all__ = [
     "check_review",
     "check_run",
     "check_sign",
-    "check_signoff",
     "signers",
     "signoff_role",
     "status",
@@ -69,5 +68,4 @@ check_review = _enforced(_rules.check_review)
 check_approve = _enforced(_rules.check_approve)
 check_sign = _enforced(_rules.check_sign)
 check_run = _enforced(_rules.check_run)
-check_signoff = _enforced(_rules.check_signoff)
 signoff_role = _enforced(_rules.signoff_role)

@@ -240,6 +240,21 @@ class NetBoxRecords:
                 out[str(r["run_id"])] = (int(r.get("length") or 0), str(r.get("head") or ""))
         return out
 
+    def authorities(self, run: dict[str, Any]) -> dict[str, list[str]]:
+        """Who held each authority for the run, as NetBox recorded it (not as the run's own
+        record says): the preparer and the operator handled it, the change's signers
+        reviewed and approved it."""
+        change = run.get("change") or {}
+        if not change.get("id"):
+            return {"handle": [str(run.get("operator") or "")]}
+        detail = self.api.get(f"changes/{change['id']}/")
+        held: dict[str, list[str]] = {"handle": [str(detail.get("preparer") or "")]}
+        held["handle"].append(str(run.get("operator") or ""))
+        for sig in detail.get("signatures") or []:
+            if sig.get("authority") in ("review", "approve", "emergency"):
+                held.setdefault(str(sig["authority"]), []).append(str(sig["user"]))
+        return held
+
     @staticmethod
     def signatures(run: dict[str, Any]) -> dict[str, dict[str, str]]:
         """The record's sign-offs as the sheet shows them (role -> actor, ts, note)."""

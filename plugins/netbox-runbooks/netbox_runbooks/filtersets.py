@@ -1,4 +1,4 @@
-"""Filters of the change and run lists (REST API, and the web UI's lists when they come).
+"""Filters of the change and run lists (the REST API and the web UI's lists).
 NetBox adds the lookups (``name__isw``, ``status__n``, …) to every declared field."""
 
 from __future__ import annotations
