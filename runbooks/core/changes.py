@@ -397,6 +397,7 @@ def run_change(
     }
     if worker:
         extra["worker"] = worker
+    resumed = run_id is not None
     if run_id is None:
         run_id = engine.begin(
             runbook,
@@ -405,9 +406,9 @@ def run_change(
             extra=extra,
             awaiting_grant=True,
         )
-    else:
-        engine.note(run_id, "run.resumed", {"in_flight": "the re-plan", "done": []})
     with engine.holding(run_id):
+        if resumed:
+            engine.note(run_id, "run.resumed", {"in_flight": "the re-plan", "done": []})
         planned = engine.replan(runbook, run_id)
         try:
             grant = book.start_run(

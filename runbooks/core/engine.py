@@ -246,17 +246,18 @@ class Engine:
         if self.awaiting_grant(run_id):
             raise InputError(f"run {run_id} was never granted: resume it through its change")
         runbook = runbook_factory(entries[0].payload)
-        state = self._replay(runbook, entries)
-        self._append(
-            run_id,
-            "run.resumed",
-            {
-                "in_flight": state.in_flight.step if state.in_flight else None,
-                "done": sorted(state.done),
-                "overrides": secrets.mask(overrides or {}),
-            },
-        )
-        return self._continue(runbook, run_id, state)
+        with self.holding(run_id):  # before anything is written: one process resumes it
+            state = self._replay(runbook, self._unfinished(run_id))
+            self._append(
+                run_id,
+                "run.resumed",
+                {
+                    "in_flight": state.in_flight.step if state.in_flight else None,
+                    "done": sorted(state.done),
+                    "overrides": secrets.mask(overrides or {}),
+                },
+            )
+            return self._continue(runbook, run_id, state)
 
     def abandon(
         self, run_id: str, runbook_factory: Callable[[dict[str, Any]], Runbook], why: str
@@ -272,7 +273,15 @@ class Engine:
                     run_id, "run.finished", {"status": str(RunStatus.ABANDONED), "error": error}
                 )
                 return RunResult(run_id, runbook.name, RunStatus.ABANDONED, (), error)
-            state = self._replay(runbook, entries)
+            state = self._replay(runbook, self._unfinished(run_id))
+            step = next(
+                (s for s in runbook.steps() if state.in_flight and s.name == state.in_flight.step),
+                None,
+            )
+            if state.in_flight is not None and isinstance(step, ChangeStep) and step.reversible:
+                # killed inside it: its undo restores the before-state it recorded on starting
+                diffs = [Diff.from_dict(d) for d in state.in_flight.payload.get("diffs", [])]
+                state.completed.append((step, diffs))
             self._append(run_id, "run.abandoned", {"reason": why})
             ctx = self._context(runbook, Mode.RUN, run_id, state.results)
             try:

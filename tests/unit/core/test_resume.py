@@ -146,3 +146,52 @@ def test_an_interrupted_run_is_abandoned_with_one_command(store_path: Path, work
         kinds = [e.kind for e in records.entries(run_id)]
     assert "run.abandoned" in kinds and kinds[-1] == "run.finished"
     assert resume(store_path, run_id).returncode == 2  # nothing left to resume
+
+
+def test_abandoning_a_run_killed_inside_a_step_undoes_that_step_too(
+    store_path: Path, workdir: Path
+) -> None:
+    """Killed after the inventory write, before its record: the step's own recorded
+    before-state is restored as well as the steps completed before it."""
+    run_id = start_and_kill(store_path, workdir, "pause_in=plan_inventory:after")
+    assert "leaf9" in json.loads((workdir / "inventory.json").read_text())
+    abandon = [*RUNBOOK, "--store", str(store_path), "abandon", run_id, "--json"]
+    done = subprocess.run(abandon, capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["status"] == "rolled-back"
+    assert "leaf9" not in json.loads((workdir / "inventory.json").read_text())
+    assert not (workdir / "config.txt").exists()
+
+
+def test_a_run_is_resumed_by_one_process_at_a_time(store_path: Path, workdir: Path) -> None:
+    run_id = start_and_kill(store_path, workdir, "pause_after=plan_config")
+    first = subprocess.Popen(
+        [
+            *RUNBOOK,
+            "--store",
+            str(store_path),
+            "resume",
+            run_id,
+            "pause_in=plan_inventory:before",
+            "--yes",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not (workdir / "paused").exists():
+            assert first.poll() is None and time.monotonic() < deadline
+            time.sleep(0.05)
+        with RecordStore(store_path) as records:
+            assert records.runs()[0]["status"] == "running"  # a process holds it
+            before = len(records.entries(run_id))
+        second = resume(store_path, run_id)
+        assert second.returncode == 2 and "is running now" in second.stderr
+        with RecordStore(store_path) as records:
+            assert len(records.entries(run_id)) == before  # the refused resume wrote nothing
+    finally:
+        if first.poll() is None:
+            os.killpg(first.pid, signal.SIGKILL)
+        first.wait(10)
