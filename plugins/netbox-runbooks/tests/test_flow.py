@@ -177,3 +177,26 @@ def test_a_scheduled_change_is_run_by_the_worker(nb: Lab) -> None:
         "runbooks-worker",
         True,
     )
+
+
+def test_a_run_keeps_the_id_its_record_began_under(nb: Lab) -> None:
+    """The client begins a run's record before its re-plan, under an id of its own; NetBox
+    grants the run under that id (once), and takes the record from its first entry."""
+    change = nb.approved()
+    begun = "20261207-101500-abc123"
+    resp = nb.start(change, run_id=begun)
+    assert resp.status_code == 201, resp.text
+    run = resp.json()
+    assert run["run_id"] == begun
+    entries = nb.entries(
+        run, [nb.started(run, change), ("run.replanning", None, {}), ("run.granted", None, {})]
+    )
+    posted = nb["operator"].post(f"runs/{run['id']}/entries/", {"entries": entries})
+    assert posted.status_code == 201, posted.text
+    assert posted.json()["length"] == 3
+    other = nb.approved()
+    taken = nb.start(other, run_id=begun)
+    assert taken.status_code == 409 and "exists already" in taken.json()["detail"]
+    assert nb.change(other)["runs"] == [] and nb.change(other)["status"] == "approved"
+    malformed = nb.start(other, run_id="../../etc")
+    assert malformed.status_code == 400

@@ -193,7 +193,7 @@ def test_drift_at_the_run_refuses_the_change_for_good(nb: Lab) -> None:
     assert nb.change(change)["runs"] == []
 
 
-def test_a_refused_scheduled_run_leaves_the_change_refused(nb: Lab) -> None:
+def test_a_scheduled_run_refused_before_its_window_leaves_it_scheduled(nb: Lab) -> None:
     later = (datetime.now(UTC) + timedelta(hours=1), datetime.now(UTC) + timedelta(hours=2))
     change = nb.approved(window=later)
     scheduled = nb["operator"].post(f"changes/{change['id']}/schedule/", {"confirm_manual": True})
@@ -202,8 +202,10 @@ def test_a_refused_scheduled_run_leaves_the_change_refused(nb: Lab) -> None:
     early = nb.start(change, "worker", scheduled=True, worker="host1:4242")
     detail = nb.refused(early, change, "worker")
     assert detail.startswith("outside the change's maintenance window")
+    # too early is not too late: the change stays scheduled for its window (test_duties.py
+    # shows a scheduled run refused once its window is over leaving it refused)
     after = nb.change(change)
-    assert (after["status"], after["refusal"], after["stale"]) == ("refused", detail, False)
+    assert (after["status"], after["refusal"], after["stale"]) == ("scheduled", "", False)
 
 
 def test_an_unreviewed_change_is_run_by_its_preparer_alone(nb: Lab) -> None:
@@ -272,3 +274,30 @@ def test_writes_need_a_write_enabled_token(nb: Lab) -> None:
     resp = read_only.post(f"changes/{change['id']}/sign/", {"authority": "review", "hash": ""})
     assert resp.status_code == 403 and "read-only" in resp.json()["detail"], resp.text
     assert [e["kind"] for e in nb.chain(change)] == ["change.planned"]  # no rule was asked
+
+
+def test_who_signs_is_asked_first_and_before_the_plan(nb: Lab) -> None:
+    """A client asks (check_only) before its re-plan; the server answers who may sign before
+    it looks at a recomputed plan: a person without the authority hears that, not 'drift'."""
+    nb.grant("reviewer", "approve")
+    change = nb.create()
+    assert nb.sign("reviewer", change, "review").status_code == 201
+    before = nb.change(change)
+    asked = nb.sign("reviewer", change, "approve", check_only=True)
+    assert nb.refused(asked, change, "reviewer") == (
+        "rachel reviewed this change; another person must approve it"
+    )
+    _unchanged(nb, before)
+    drifted = nb.sign(
+        "reviewer",
+        change,
+        "approve",
+        current_hash=plan_hash(nb.plan(value="pink")),
+        drift=["leaf1 colour: 'red' → 'pink'"],
+    )
+    assert nb.refused(drifted, change, "reviewer") == (
+        "rachel reviewed this change; another person must approve it"
+    )
+    allowed = nb.sign("approver", change, "approve", check_only=True)
+    assert allowed.status_code == 200, allowed.text
+    assert nb.change(change) == before  # asked, not signed
