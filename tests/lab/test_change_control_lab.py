@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 from collections.abc import Callable
@@ -127,3 +128,63 @@ def test_the_review_page_shows_the_diffs_in_a_browser(
     if artifacts := os.environ.get("RUNBOOKS_ARTIFACTS"):  # keep the screenshot for a person
         Path(artifacts).mkdir(parents=True, exist_ok=True)
         shutil.copy(shot, Path(artifacts) / "review.png")
+
+
+def _approved(as_role: Runner, workdir: Path) -> tuple[str, str]:
+    planned = json.loads(
+        as_role(
+            "operator",
+            "plan",
+            "test-ledger",
+            f"workdir={workdir}",
+            "--window-start",
+            "-1m",
+            "--window-end",
+            "+2h",
+            "--json",
+        ).stdout
+    )
+    change, digest = planned["change"], planned["hash"]
+    as_role("reviewer", "review", change, "--accept", "--hash", digest)
+    as_role("approver", "approve", change, "--hash", digest)
+    return change, digest
+
+
+def test_drift_names_each_value_and_the_way_on_and_a_fresh_plan_runs(
+    as_role: Runner, workdir: Path
+) -> None:
+    change, _ = _approved(as_role, workdir)
+    (workdir / "inventory.json").write_text(json.dumps({"leaf9": {"status": "planned"}}))
+    refused = as_role("operator", "run", change, "--yes", ok=False)
+    assert refused.returncode == 3
+    line = refused.stderr.strip().splitlines()[-1]  # after the re-plan's progress lines
+    assert line.startswith("runbook: error: refused: ") and len(line) < 500, line
+    assert "inventory:leaf9 entry: None → {'status': 'planned'}" in line
+    assert line.endswith(
+        f"plan again: runbook plan test-ledger workdir={workdir} --window-start … --window-end …"
+    )
+    runs = json.loads(as_role("operator", "records", "list", "--local", "--json").stdout)
+    assert runs[0]["status"] == "refused"  # the attempt is on record: begun, then refused
+
+    (workdir / "inventory.json").unlink()  # the drift undone: plan again, approvals again
+    again, _ = _approved(as_role, workdir)
+    result = json.loads(as_role("operator", "run", again, "--yes", "--json").stdout)
+    assert result["status"] == "succeeded"
+
+
+def test_who_signs_is_checked_before_the_re_plan(as_role: Runner, workdir: Path) -> None:
+    """A reviewer trying to approve hears why at once, from NetBox, before the client
+    re-plans (which would fail here: the work directory is gone)."""
+    planned = json.loads(
+        as_role("operator", "plan", "test-ledger", f"workdir={workdir}", "--json").stdout
+    )
+    change, digest = planned["change"], planned["hash"]
+    as_role("reviewer", "review", change, "--accept", "--hash", digest)
+    shutil.rmtree(workdir)
+    refused = as_role("reviewer", "approve", change, "--hash", digest, ok=False)
+    assert refused.returncode == 3
+    # her authority or her duties (she reviewed it) refuse her; not the plan
+    assert re.fullmatch(
+        r"runbook: error: rachel (cannot approve a change: .*|reviewed this change; .*)\n",
+        refused.stderr,
+    ), refused.stderr
