@@ -502,14 +502,21 @@ class Engine:
         applied again; not in place, it is applied with the diffs recorded the first time."""
         outcome = _ChangeOutcome()
         recorded: list[Diff] = []
+        todo: list[Diff] | None = None
         if in_flight is not None:
             recorded = [Diff.from_dict(d) for d in in_flight.payload.get("diffs", [])]
-            if self._in_place(runbook, step, ctx, recorded):
+            if step.verify_func is None:  # in place means: a re-plan finds nothing left to do
+                todo = step.plan(runbook, ctx)
+                in_place = not todo
+            else:
+                in_place = self._in_place(runbook, step, ctx, recorded)
+            if in_place:
                 outcome.resumed = "verified in place after interruption; not applied again"
                 outcome.diffs = outcome.undo_diffs = recorded
                 return outcome
             outcome.resumed = "not in place after interruption; what is missing applied again"
-        todo = step.plan(runbook, ctx)
+        if todo is None:
+            todo = step.plan(runbook, ctx)
         # the step's result is what it was recorded to do, whichever process did which part
         outcome.diffs = outcome.undo_diffs = recorded or todo
         self._started(
