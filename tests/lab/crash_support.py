@@ -18,9 +18,11 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+from runbooks_rules.sheet import rows as sheet_rows
 
 from runbooks.core.store import RecordStore
 from runbooks.gateways.ansible_process import descendants
@@ -31,6 +33,7 @@ RACK_MODULES = "runbooks.library.rack_in,runbooks.library.rack_out"
 RUN_ID = re.compile(r"\b\d{8}-\d{6}-[0-9a-f]{6}\b")
 CHANGE_ID = re.compile(r"\bCHG-\d{8}-[0-9a-f]{6}\b")
 HASH = re.compile(r"\b[0-9a-f]{64}\b")
+TIME = re.compile(r"\b\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(\+00:00|Z)?")  # e.g. ETags
 
 
 @dataclass
@@ -133,24 +136,23 @@ def run_id_of(store: Path) -> str:
     return str(runs[0]["run_id"])
 
 
-def finished_steps(store: Path, run_id: str) -> dict[str, dict[str, Any]]:
-    """Each step's last recorded result: status, changed, and what its diffs were about."""
+def finished_steps(store: Path, run_id: str) -> list[dict[str, Any]]:
+    """The run's record sheet, row by row (runbooks_rules.sheet), as two runs of one change
+    must agree on it: each step's title, kind, status, targets, actor, error and diffs (what
+    and from what to what), run ids and hashes normalised. Times, evidence (uptimes, counts)
+    and the notes a resume adds are left out."""
     with RecordStore(store) as records:
         entries = records.entries(run_id)
-    out: dict[str, dict[str, Any]] = {}
-    for e in entries:
-        if e.kind == "step.finished" and e.step:
-            out[e.step] = {
-                "status": e.payload["status"],
-                "diffs": sorted(
-                    normalise(f"{d['target']}: {d['summary']}") for d in e.payload["diffs"]
-                ),
-            }
-    return out
+    keep = ("step", "title", "kind", "status", "targets", "actor", "diffs", "error")
+    return [
+        json.loads(normalise(json.dumps({k: asdict(row)[k] for k in keep}, sort_keys=True)))
+        for row in sheet_rows(entries)
+    ]
 
 
 def normalise(text: str) -> str:
-    """Run ids and hashes out: two runs of one change then read the same."""
+    """Run ids, hashes and times out: two runs of one change then read the same."""
+    text = TIME.sub("<time>", text)
     return HASH.sub("<hash>", CHANGE_ID.sub("<change>", RUN_ID.sub("<run>", text)))
 
 
