@@ -7,12 +7,17 @@ role, platform, interfaces with cables, link peers and addresses, and config con
 Planning: ``plan_*`` methods read and return `Diff` objects that carry each object's ETag;
 they never write (and the session itself refuses writes in a plan).
 
+The journal: `plan_journal` and `journal` find before they create (an object's entry holding
+a marker, e.g. a run's id, is written once however often a run is resumed); `remove_journal`
+takes a run's entry back.
+
 Running: `apply(diffs)` writes them as bulk requests with ``If-Match`` on the planned ETags
 (an object edited since the plan stops the run with `DriftError`, nothing written), each entry
 with a changelog message naming the run; it returns `Applied` holding NetBox's own change
 records. `undo(diffs)` restores every altered field from those records.
 
-A runbook uses it as ``nb = ctx.gateway(NetBoxGateway)``.
+A runbook uses it as ``nb = ctx.gateway(NetBoxGateway)``. Every write goes through the
+``@writes`` methods below: the session refuses any other (a plan's session every write).
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ import pynetbox
 from runbooks.config import NetBoxSettings, netbox_settings
 from runbooks.core.errors import InputError, InventoryError
 from runbooks.core.gateway import Gateway, Mode, reads, writes
-from runbooks.core.results import Diff
+from runbooks.core.results import Diff, FieldChange
 from runbooks.gateways.netbox_changes import (
     Applied,
     ObjectChange,
@@ -59,7 +64,11 @@ class NetBoxGateway(Gateway):
     ) -> None:
         super().__init__(mode)
         self.http = NetBoxHTTP(
-            settings, allow_writes=mode is Mode.RUN, timeout=timeout, session=session
+            settings,
+            allow_writes=mode is Mode.RUN,
+            timeout=timeout,
+            session=session,
+            declared_only=True,
         )
         self.run_id = run_id
         self.message = f"runbook {runbook or '?'} run {run_id or '?'}"
@@ -77,7 +86,9 @@ class NetBoxGateway(Gateway):
 
     @property
     def session(self) -> GuardedSession:
-        """The one requests session (count requests with ``session.log.count``)."""
+        """The one requests session (count requests with ``session.log.count``). It writes
+        only inside this gateway's declared writes: a write sent through it directly is
+        refused, in a plan and in a run alike."""
         return self.http.session
 
     # -- reads -------------------------------------------------------------------------------
@@ -142,8 +153,20 @@ class NetBoxGateway(Gateway):
         return [str(ip["address"]) for ip in reply.data][:count]
 
     @reads
+    def rack_units(self, rack_id: int, face: str, exclude: int) -> list[dict[str, Any]]:
+        """The rack's elevation on one face, unit by unit, without device ``exclude``."""
+        reply = self.http.call(
+            "GET",
+            f"/api/dcim/racks/{rack_id}/elevation/",
+            params={"face": face, "exclude": exclude, "limit": 0},
+            what=f"elevation of rack #{rack_id}",
+        )
+        return list(reply.data.get("results", []))
+
+    @reads
     def pynetbox(self) -> pynetbox.api:
-        """A pynetbox API on this gateway's session: in a plan its writes raise too."""
+        """A pynetbox API on this gateway's session, for reading: its writes are refused
+        (in a plan as every write is; in a run as not declared: use the gateway's writes)."""
         api = pynetbox.api(self.http.settings.url, token=self.http.settings.token)
         api.http_session = self.http.session
         return api
@@ -350,31 +373,99 @@ class NetBoxGateway(Gateway):
     @writes
     def apply(self, diffs: Sequence[Diff]) -> Applied:
         """Write the planned NetBox diffs (others are ignored); refuse on drift (412)."""
-        return self._writer.apply(_planned(diffs))
+        with self.http.session.permit():
+            return self._writer.apply(_planned(diffs))
 
     @writes
     def undo(self, diffs: Sequence[Diff]) -> Applied:
         """Restore what `apply` of these diffs changed, from NetBox's change records."""
-        return self._writer.undo(_planned(diffs))
+        with self.http.session.permit():
+            return self._writer.undo(_planned(diffs))
+
+    # -- the journal: found before it is written ----------------------------------------------
+
+    @reads
+    def journal_entry(self, obj_type: str, obj_id: int, marker: str) -> dict[str, Any] | None:
+        """The object's journal entry whose comments hold ``marker`` (one request), if any."""
+        entries = self.find(
+            "extras.journalentry", assigned_object_type=obj_type, assigned_object_id=obj_id
+        )
+        return next((e for e in entries if marker in str(e.get("comments", ""))), None)
+
+    @reads
+    def plan_journal(
+        self,
+        obj_type: str,
+        obj_id: int | None,
+        name: str,
+        comments: str,
+        kind: str = "info",
+        *,
+        marker: str | None = None,
+        summary: str = "",
+    ) -> Diff | None:
+        """The journal entry `journal` would write on an object (``name`` names it in the
+        review; ``obj_id`` None: the run creates the object first). None when the object has
+        an entry holding ``marker`` already (looked up when both are known)."""
+        if marker and obj_id is not None and self.journal_entry(obj_type, obj_id, marker):
+            return None
+        return Diff(
+            target=f"NetBox journal of {name}",
+            kind="create",
+            summary=summary or f"journal entry ({kind}) on {name}",
+            fields=(FieldChange("comments", None, comments),),
+            after={
+                "object_type": obj_type,
+                "object_id": obj_id,
+                "object": name,
+                "kind": kind,
+                "comments": comments,
+                "marker": marker,
+            },
+        )
 
     @writes
     def journal(
-        self, obj_type: str, obj_id: int, comments: str, kind: str = "info"
+        self,
+        obj_type: str,
+        obj_id: int,
+        comments: str,
+        kind: str = "info",
+        *,
+        marker: str | None = None,
     ) -> dict[str, Any]:
-        """A journal entry on an object (Markdown ``comments``); returns NetBox's entry."""
-        reply = self.http.call(
-            "POST",
-            endpoint("extras.journalentry"),
-            body={
-                "assigned_object_type": obj_type,
-                "assigned_object_id": obj_id,
-                "kind": kind,
-                "comments": comments,
-                "changelog_message": self.message,
-            },
-            what=f"journal entry on {obj_type} #{obj_id}",
-        )
+        """Find or create a journal entry on an object (Markdown ``comments``): the object's
+        entry holding ``marker`` (default: these very comments) when it has one, else a new
+        entry, so a retried or resumed run writes it once. Returns NetBox's entry."""
+        found = self.journal_entry(obj_type, obj_id, marker or comments)
+        if found is not None:
+            return found
+        with self.http.session.permit():
+            reply = self.http.call(
+                "POST",
+                endpoint("extras.journalentry"),
+                body={
+                    "assigned_object_type": obj_type,
+                    "assigned_object_id": obj_id,
+                    "kind": kind,
+                    "comments": comments,
+                    "changelog_message": self.message,
+                },
+                what=f"journal entry on {obj_type} #{obj_id}",
+            )
         return dict(reply.data)
+
+    @writes
+    def remove_journal(self, obj_type: str, obj_id: int, marker: str) -> int | None:
+        """Delete the object's journal entry holding ``marker`` (an undone run's witness);
+        returns its id, None when there is none."""
+        found = self.journal_entry(obj_type, obj_id, marker)
+        if found is None:
+            return None
+        entry_id = int(found["id"])
+        with self.http.session.permit():
+            self._writer.apply(_planned([self.plan_delete("extras.journalentry", entry_id)]))
+        return entry_id
 
 
 def _planned(diffs: Sequence[Diff]) -> list[PlannedWrite]:

@@ -10,8 +10,11 @@ Every NetBox answer passes through `NetBoxHTTP.call`, which turns what can go wr
 - other 4xx → ``RejectedError``, 5xx → ``GatewayError``, both with NetBox's ``detail``;
 - an HTML page where JSON was expected (NetBox's login page answers 200) → ``AuthenticationError``.
 
-The session itself refuses writes while planning (`GuardedSession.allow_writes` is False), so
-even a pynetbox object handed out by the gateway cannot write during a plan.
+The session itself refuses writes while planning (`GuardedSession.allow_writes` is False, fixed
+when it is made), so even a pynetbox object handed out by the gateway cannot write during a
+plan. A session made ``declared_only`` (the NetBox gateway's) writes only inside `permit`, which
+the gateway's declared ``@writes`` methods open: in a run too, nothing writes through the
+session, its pynetbox API or a raw call that the gateway did not declare as a write.
 """
 
 from __future__ import annotations
@@ -19,7 +22,8 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -58,26 +62,47 @@ class RequestLog:
 
 
 class GuardedSession(requests.Session):
-    """A requests session that counts requests and refuses writes unless `allow_writes`."""
+    """A requests session that counts requests and refuses writes unless `allow_writes`;
+    ``declared_only``: and outside `permit` (a declared write) as well."""
 
-    def __init__(self, allow_writes: bool) -> None:
+    def __init__(self, allow_writes: bool, *, declared_only: bool = False) -> None:
         super().__init__()
-        self.allow_writes = allow_writes
+        self._allow_writes = allow_writes
+        self._declared_only = declared_only
+        self._permits = 0
         self.log = RequestLog()
+
+    @property
+    def allow_writes(self) -> bool:
+        """Fixed when the session is made: a plan's session cannot be switched to writing."""
+        return self._allow_writes
+
+    @contextmanager
+    def permit(self) -> Iterator[None]:
+        """Writes allowed (if `allow_writes`) while open: a declared write is under way."""
+        self._permits += 1
+        try:
+            yield
+        finally:
+            self._permits -= 1
 
     def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
         method = (request.method or "GET").upper()
         path = urlsplit(request.url or "").path
-        if (
-            not self.allow_writes
-            and method not in READ_METHODS
-            and not path.endswith(READ_ONLY_POSTS)
-        ):
-            raise DryRunViolation(
-                f"NetBox {method} {path} refused: planning never writes",
-                gateway="NetBoxGateway",
-                method=method,
-            )
+        if method not in READ_METHODS and not path.endswith(READ_ONLY_POSTS):
+            if not self._allow_writes:
+                raise DryRunViolation(
+                    f"NetBox {method} {path} refused: planning never writes",
+                    gateway="NetBoxGateway",
+                    method=method,
+                )
+            if self._declared_only and not self._permits:
+                raise DryRunViolation(
+                    f"NetBox {method} {path} refused: not a declared write of the gateway "
+                    "(write through its @writes methods)",
+                    gateway="NetBoxGateway",
+                    method=method,
+                )
         started = time.monotonic()
         try:
             response = super().send(request, **kwargs)
@@ -115,13 +140,20 @@ class NetBoxHTTP:
         allow_writes: bool,
         timeout: float = 30.0,
         session: GuardedSession | None = None,
+        declared_only: bool = False,
     ) -> None:
         if not settings.token:
             raise AuthenticationError("no NetBox token: set RUNBOOKS_NETBOX_TOKEN")
+        if session is not None and session.allow_writes and not allow_writes:
+            raise DryRunViolation(
+                "a NetBox session that writes was given for a plan: planning never writes",
+                gateway="NetBoxGateway",
+                method="__init__",
+            )
         secrets.register(settings.token)
         self.settings = settings
         self.timeout = timeout
-        self.session = session or GuardedSession(allow_writes)
+        self.session = session or GuardedSession(allow_writes, declared_only=declared_only)
         self.session.headers.update(
             {"Authorization": settings.authorization, "Accept": "application/json"}
         )

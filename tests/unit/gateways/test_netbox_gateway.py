@@ -3,6 +3,8 @@ conditional writes, drift naming, working-set parsing, undo bodies (a fake trans
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 import requests
 
@@ -21,8 +23,9 @@ from runbooks.core.gateway import Mode
 from runbooks.core.results import Diff
 from runbooks.gateways.netbox import NetBoxGateway
 from runbooks.gateways.netbox_changes import META, ObjectChange, PlannedWrite, restore_body
+from runbooks.gateways.netbox_http import GuardedSession
 from runbooks.gateways.netbox_model import etag_of
-from tests.unit.gateways.netbox_fake import TOKEN, Answer, fake_gateway
+from tests.unit.gateways.netbox_fake import TOKEN, URL, Answer, FakeNetBox, Sent, fake_gateway
 
 ETAG = 'W/"2026-11-28T10:00:00.000001+00:00"'
 DEVICE = {
@@ -487,3 +490,124 @@ def test_open_builds_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.delenv("RUNBOOKS_NETBOX_URL")
     with pytest.raises(RunbookError, match="NetBox is not configured"):
         NetBoxGateway.open(ctx, "leaf3")  # type: ignore[arg-type]
+
+
+# -- no write escapes the declaration: the session, pynetbox and raw calls --------------------
+
+
+def former_escapes(gw: NetBoxGateway) -> dict[str, Callable[[], object]]:
+    """Every way past the gateway's declared writes that it hands out."""
+    url = "http://netbox.invalid/api/dcim/devices/"
+    return {
+        "session.post": lambda: gw.session.post(url, json={"name": "x"}),
+        "session.patch": lambda: gw.session.patch(f"{url}5/", json={"status": "active"}),
+        "session.put": lambda: gw.session.put(f"{url}5/", json={}),
+        "session.delete": lambda: gw.session.delete(f"{url}5/"),
+        "pynetbox create": lambda: gw.pynetbox().dcim.devices.create(name="x"),
+        "pynetbox bulk update": lambda: gw.pynetbox().dcim.devices.update([{"id": 5}]),
+        "http.call": lambda: gw.http.call("POST", "/api/extras/journal-entries/", body={}),
+    }
+
+
+@pytest.mark.parametrize("mode", [Mode.PLAN, Mode.RUN])
+def test_no_write_passes_the_session_outside_a_declared_write(mode: Mode) -> None:
+    gw, fake = fake_gateway(mode)
+    said = "planning never writes" if mode is Mode.PLAN else "not a declared write"
+    for name, escape in former_escapes(gw).items():
+        with pytest.raises(DryRunViolation, match=said):
+            escape()
+        assert fake.sent == [], name
+    # reads still pass: pynetbox reads, GraphQL and render-config are POSTs that store nothing
+    fake.on("GET", "/api/dcim/devices/5/", Answer(200, DEVICE, {"ETag": ETAG}))
+    assert gw.pynetbox().dcim.devices.get(5).name == "leaf3"
+
+
+def test_a_plan_session_cannot_be_switched_to_writing() -> None:
+    gw, fake = fake_gateway(Mode.PLAN)
+    with pytest.raises(AttributeError):
+        gw.session.allow_writes = True  # type: ignore[misc]
+    with gw.session.permit(), pytest.raises(DryRunViolation, match="planning never writes"):
+        gw.session.post("http://netbox.invalid/api/dcim/devices/", json={})
+    assert fake.sent == []
+    writing = GuardedSession(allow_writes=True)
+    with pytest.raises(DryRunViolation, match="given for a plan"):
+        NetBoxGateway(NetBoxSettings(URL, TOKEN), Mode.PLAN, session=writing)
+
+
+def test_rack_units_is_a_declared_read() -> None:
+    gw, fake = fake_gateway(Mode.PLAN)
+    units = {"results": [{"id": 20.0, "device": {"name": "leaf9"}}, {"id": 21.0, "device": None}]}
+    fake.on("GET", "/api/dcim/racks/1/elevation/", Answer(200, units))
+    assert [u["id"] for u in gw.rack_units(1, "front", exclude=5)] == [20.0, 21.0]
+    assert ("exclude", "5") in fake.sent[0].query and ("face", "front") in fake.sent[0].query
+
+
+# -- the journal: found before it is written ---------------------------------------------------
+
+JOURNAL = "/api/extras/journal-entries/"
+WITNESS = "**rack-in** — run `run-7`\n\nRecord head hash before this entry: `ab12`."
+
+
+class JournalOf:
+    """NetBox's journal entries of device #5: listed, created, deleted."""
+
+    def __init__(self) -> None:
+        self.entries: list[dict[str, object]] = []
+
+    def listed(self, sent: Sent) -> Answer:
+        assert ("assigned_object_id", "5") in sent.query
+        return Answer(200, {"results": list(self.entries)})
+
+    def created(self, sent: Sent) -> Answer:
+        entry = {"id": 40 + len(self.entries), **sent.body, "display": "entry"}
+        entry["last_updated"] = "2026-11-28T10:00:00Z"
+        self.entries.append(entry)
+        return Answer(201, entry)
+
+
+def journal_fake(mode: Mode) -> tuple[NetBoxGateway, FakeNetBox, JournalOf]:
+    gw, fake = fake_gateway(mode)
+    journal = JournalOf()
+    fake.on("GET", JOURNAL, journal.listed)
+    fake.on("POST", JOURNAL, journal.created)
+    return gw, fake, journal
+
+
+def test_journal_is_found_before_it_is_written_once() -> None:
+    gw, fake, journal = journal_fake(Mode.RUN)
+    first = gw.journal("dcim.device", 5, WITNESS, "success", marker="run `run-7`")
+    again = gw.journal("dcim.device", 5, WITNESS, "success", marker="run `run-7`")
+    assert first["id"] == again["id"] == 40
+    assert [s.method for s in fake.sent] == ["GET", "POST", "GET"]  # the second wrote nothing
+    (body,) = [s.body for s in fake.sent if s.method == "POST"]
+    assert body["comments"] == WITNESS and "`ab12`" in body["comments"]
+    assert body["kind"] == "success" and body["changelog_message"] == gw.message
+    # without a marker, the comments themselves are the marker
+    gw.journal("dcim.device", 5, "another note")
+    gw.journal("dcim.device", 5, "another note")
+    assert len(journal.entries) == 2
+
+
+def test_plan_journal_is_empty_once_the_entry_is_there() -> None:
+    gw, fake, _ = journal_fake(Mode.RUN)
+    diff = gw.plan_journal("dcim.device", 5, "leaf3", WITNESS, "info", marker="run `run-7`")
+    assert diff is not None and diff.kind == "create" and diff.target == "NetBox journal of leaf3"
+    assert diff.after["comments"] == WITNESS and diff.after["object_id"] == 5
+    gw.journal("dcim.device", 5, WITNESS, marker="run `run-7`")
+    assert gw.plan_journal("dcim.device", 5, "leaf3", WITNESS, marker="run `run-7`") is None
+    # an object the run has yet to create, or no marker: nothing to look up
+    sent = len(fake.sent)
+    assert gw.plan_journal("dcim.device", None, "pc9", "handed over") is not None
+    assert len(fake.sent) == sent
+
+
+def test_remove_journal_deletes_the_marked_entry_with_its_etag() -> None:
+    gw, fake, journal = journal_fake(Mode.RUN)
+    assert gw.remove_journal("dcim.device", 5, "run `run-7`") is None
+    gw.journal("dcim.device", 5, WITNESS, marker="run `run-7`")
+    fake.on("GET", f"{JOURNAL}40/", Answer(200, journal.entries[0], {"ETag": ETAG}))
+    fake.on("DELETE", JOURNAL, Answer(204))
+    fake.on("GET", "/api/core/object-changes/", Answer(200, {"results": []}))
+    assert gw.remove_journal("dcim.device", 5, "run `run-7`") == 40
+    (delete,) = [s for s in fake.sent if s.method == "DELETE"]
+    assert delete.body[0]["id"] == 40 and delete.headers["If-Match"] == ETAG
