@@ -7,11 +7,15 @@
     done.summary()                                                # host, task, status, diff, time
 
 Every playbook run gets a fresh private data directory and a scratch directory outside it
-(extra-vars file, SSH control sockets, known_hosts), both removed afterwards unless
+(extra-vars file, SSH control sockets), both removed afterwards unless
 ``keep_artifacts``. No secret reaches a file: the child's environment is allow-listed (ansible-
 runner dumps it into ``artifacts/*/command``), extra-vars travel in a 0600 file outside the
 private data directory (never on the command line), events are masked before ansible-runner
 writes them, and a last scrub masks any registered secret left in the directory.
+
+Host keys are checked against the known_hosts file of the settings (``RUNBOOKS_SSH_KNOWN_HOSTS``,
+default ``~/.ssh/known_hosts``, never written to): a host not in it, or whose key differs, is
+unreachable, and the error says so in one line.
 
 The inventory comes from NetBox: ``inventory/netbox.yml`` (netbox.netbox.nb_inventory) is
 resolved once per gateway with ``ansible-inventory`` (the NetBox token in that subprocess's
@@ -24,6 +28,7 @@ import contextlib
 import json
 import logging
 import os
+import shlex
 import shutil
 import sys
 import tempfile
@@ -301,6 +306,15 @@ class AnsibleGateway(Gateway):
         down = result.unreachable
         if down:
             where = [t for t in result.tasks if t.status == "unreachable"]
+            refused = [(t, _key_refusal(t.msg)) for t in where if _key_refusal(t.msg)]
+            if refused:
+                t, why = refused[0]
+                raise ConnectError(
+                    f"{result.playbook}: {t.host} refused: its host key {why} "
+                    f"{self.settings.known_hosts}",
+                    hosts=down,
+                    **ctx,
+                )
             first = f" at '{where[0].task}' ({where[0].msg})" if where else ""
             raise ConnectError(
                 f"{result.playbook}: unreachable: {', '.join(down)}{first}", hosts=down, **ctx
@@ -360,9 +374,16 @@ class AnsibleGateway(Gateway):
 
     def _env(self, private: Path, scratch: Path, ident: str) -> dict[str, str]:
         s = self.settings
+        # Ansible adds StrictHostKeyChecking=no after these when checking is off; when on, ssh
+        # must neither ask (there is no one to answer) nor add: unknown or changed is refused.
+        known, strict = (
+            (s.known_hosts, "-o StrictHostKeyChecking=yes ")
+            if s.host_key_checking
+            else (scratch / "known_hosts", "")
+        )
         ssh_args = (
-            "-o ControlMaster=auto -o ControlPersist=60s "
-            f"-o UserKnownHostsFile={scratch / 'known_hosts'} -o LogLevel=ERROR"
+            f"-o ControlMaster=auto -o ControlPersist=60s {strict}"
+            f"-o {shlex.quote(f'UserKnownHostsFile="{known}"')} -o LogLevel=ERROR"
         )
         empty_cfg = private / "ansible.cfg"
         empty_cfg.write_text("# shields the run from ansible.cfg files on the machine\n")
@@ -388,6 +409,23 @@ class AnsibleGateway(Gateway):
             env["ANSIBLE_REMOTE_USER"] = s.remote_user
         env.update(s.extra_env)
         return env
+
+
+def _key_refusal(msg: str) -> str:
+    """How ssh refused a host for its key, as the end of a sentence; "" if it did not.
+
+    >>> _key_refusal("Failed to connect to the host via ssh: @@@ WARNING: REMOTE HOST IDENTIF")
+    ''
+    >>> _key_refusal("...@    WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED!     @...")
+    'does not match the one in'
+    >>> _key_refusal("No ED25519 host key is known for 198.18.0.41 and you have requested strict")
+    'is not in'
+    """
+    if "IDENTIFICATION HAS CHANGED" in msg or "has changed and you have requested strict" in msg:
+        return "does not match the one in"
+    if "host key is known for" in msg or "Host key verification failed" in msg:
+        return "is not in"
+    return ""
 
 
 def _our_child(ident: str) -> int:

@@ -11,6 +11,7 @@ from typing import Any
 
 from pydantic import SecretStr
 
+from runbooks.config import ssh_known_hosts
 from runbooks.core import secrets
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -35,7 +36,10 @@ class AnsibleSettings:
     keep_artifacts: bool = False
     remote_user: str | None = None
     private_key_file: Path | None = None
-    host_key_checking: bool = False  # per-run known_hosts file either way, ~/.ssh untouched
+    # On: hosts are checked against `known_hosts` (never written to); an unknown or changed
+    # key makes the host unreachable. Off: a per-run known_hosts file. ~/.ssh untouched either way.
+    host_key_checking: bool = True
+    known_hosts: Path = field(default_factory=ssh_known_hosts)
     connect_timeout_s: int = 10
     timeout_s: float = 1800.0
     forks: int = 10
@@ -48,7 +52,8 @@ class AnsibleSettings:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> AnsibleSettings:
         """NetBox as for every gateway (RUNBOOKS_NETBOX_URL/_TOKEN, or NETBOX_URL/NETBOX_TOKEN);
-        RUNBOOKS_ANSIBLE_INVENTORY, _USER, _PRIVATE_KEY, _WORK_DIR, _PIPELINING for the rest."""
+        RUNBOOKS_ANSIBLE_INVENTORY, _USER, _PRIVATE_KEY, _WORK_DIR, _PIPELINING for the rest;
+        host keys as for every SSH transport (RUNBOOKS_SSH_KNOWN_HOSTS)."""
         e = os.environ if env is None else env
         base = cls()
         key = e.get("RUNBOOKS_ANSIBLE_PRIVATE_KEY")
@@ -65,6 +70,7 @@ class AnsibleSettings:
             remote_user=e.get("RUNBOOKS_ANSIBLE_USER"),
             private_key_file=Path(key) if key else None,
             pipelining=e.get("RUNBOOKS_ANSIBLE_PIPELINING", "0") == "1",
+            known_hosts=ssh_known_hosts(e),
         )
 
 

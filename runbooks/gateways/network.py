@@ -4,6 +4,10 @@
   names): ``frr`` → our FRR driver, ``cisco_ios`` → ``ios``, ``eos`` → ``eos``…
 - Credentials come from the environment (``RUNBOOKS_DEVICE_USERNAME``, ``…_PASSWORD``,
   ``…_KEY_FILE``, ``…_PORT``, ``…_TIMEOUT``) or are handed in; never from code.
+- Host keys are checked against the known_hosts file of the settings
+  (``RUNBOOKS_SSH_KNOWN_HOSTS``, default ``~/.ssh/known_hosts``): Netmiko-based drivers get
+  ``ssh_strict`` with that file, so a device not in it, or whose key differs, is refused
+  before any credential is sent (Netmiko's own default accepts any key).
 - One connection per device per run (``ctx.gateway`` caches it), opened on first use,
   closed when the run ends; per-device timeouts.
 - In a plan only getters and ``compare`` are allowed; commit, confirm, rollback raise.
@@ -19,13 +23,16 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TypeVar
 
 from napalm import get_network_driver
 from napalm.base import exceptions as napalm_errors
 from netmiko import exceptions as netmiko_errors
 from netutils.lib_mapper import NAPALM_LIB_MAPPER, NAPALM_LIB_MAPPER_REVERSE
+from paramiko.ssh_exception import BadHostKeyException
 
+from runbooks.config import ssh_known_hosts
 from runbooks.core import secrets
 from runbooks.core.context import RunContext
 from runbooks.core.errors import (
@@ -71,6 +78,7 @@ class Credentials:
     key_file: str | None = None
     port: int = 22
     timeout: int = 30
+    known_hosts: Path = field(default_factory=ssh_known_hosts)
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Credentials:
@@ -89,6 +97,7 @@ class Credentials:
             source.get("RUNBOOKS_DEVICE_KEY_FILE") or None,
             int(source.get("RUNBOOKS_DEVICE_PORT", "22")),
             int(source.get("RUNBOOKS_DEVICE_TIMEOUT", "30")),
+            ssh_known_hosts(source),
         )
 
 
@@ -99,8 +108,35 @@ class DeviceTarget:
     platform: str
 
 
+def host_key_args(known_hosts: Path) -> dict[str, Any]:
+    """Netmiko's options that check the device's host key against ``known_hosts`` only and
+    refuse an unknown or changed key (Netmiko's default adds any key it is shown).
+
+    >>> host_key_args(Path("/etc/runbooks/known_hosts"))["ssh_strict"]
+    True
+    """
+    return {
+        "ssh_strict": True,
+        "system_host_keys": False,
+        "alt_host_keys": True,
+        "alt_key_file": str(known_hosts),
+    }
+
+
+def _key_refusal(exc: BaseException) -> str:
+    """How paramiko refused the device's host key (somewhere in the chain); "" if it did not."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, BadHostKeyException):
+            return "does not match the one in"
+        if "not found in known_hosts" in str(seen):
+            return "is not in"
+        seen = seen.__cause__ or seen.__context__
+    return ""
+
+
 @contextmanager
-def _translated(device: str, action: str) -> Iterator[None]:
+def _translated(device: str, action: str, known_hosts: Path | None = None) -> Iterator[None]:
     """NAPALM's and Netmiko's exceptions as our one-line errors."""
     try:
         yield
@@ -132,6 +168,12 @@ def _translated(device: str, action: str) -> Iterator[None]:
         OSError,
         EOFError,
     ) as e:
+        why = _key_refusal(e)
+        if why:
+            raise ConnectError(
+                f"{device}: refused while {action}: its host key {why} {known_hosts}",
+                device=device,
+            ) from e
         raise ConnectError(
             f"{device}: unreachable while {action} ({type(e).__name__})", device=device
         ) from e
@@ -172,13 +214,14 @@ class NetworkGateway(Gateway):
     def _open(self) -> Any:
         if self._device is None:
             creds = self._credentials
-            args = {"port": creds.port, **self._optional_args}
+            args = {"port": creds.port, **host_key_args(creds.known_hosts), **self._optional_args}
             if creds.key_file:
                 args.setdefault("key_file", creds.key_file)
                 args.setdefault("use_keys", True)
             driver = get_network_driver(self.driver_name)
             started = time.monotonic()
-            with _translated(self.target.name, f"connecting to {self.target.host}"):
+            action = f"connecting to {self.target.host}"
+            with _translated(self.target.name, action, creds.known_hosts):
                 device = driver(
                     self.target.host,
                     creds.username,

@@ -4,6 +4,10 @@ PostgreSQL refuses to run as root, and a cluster may live on this machine, insid
 namespaces, or on a server reached over SSH. The gateway does everything through one ``Shell``:
 client programs (psql, pg_dump) run *on the server* and talk to the cluster over its unix
 socket, so no TCP port is ever needed and the same code serves all three places.
+
+Over SSH the server's host key is checked against the known_hosts file of the settings
+(``RUNBOOKS_SSH_KNOWN_HOSTS``, default ``~/.ssh/known_hosts``): a server that is not in it, or
+whose key differs, is refused before any command (or credential) is sent.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol
 
+from runbooks.config import ssh_known_hosts
 from runbooks.core.errors import ConnectError, GatewayError, GatewayTimeout
 
 log = logging.getLogger(__name__)
@@ -73,6 +78,7 @@ class _ShellBase:
             raise GatewayTimeout(
                 f"{self.where}: `{shlex.join(argv)}` did not finish within {timeout:.0f} s"
             ) from exc
+        self._refused(proc)
         if check and proc.returncode != 0:
             tail = (proc.stderr.strip() or proc.stdout.strip() or "no output").splitlines()[-5:]
             raise CommandError(
@@ -83,6 +89,9 @@ class _ShellBase:
                 stderr=proc.stderr[-4000:],
             )
         return proc
+
+    def _refused(self, proc: subprocess.CompletedProcess[str]) -> None:
+        """Raise when the transport itself refused to connect (nothing ran)."""
 
     def close(self) -> None:
         pass
@@ -125,9 +134,11 @@ class SshShell(_ShellBase):
         user: str = "root",
         port: int = 22,
         os_user: str = "postgres",
+        known_hosts: str | Path | None = None,
     ) -> None:
         self.host, self.key_file, self.user, self.port = host, key_file, user, port
         self.os_user = os_user
+        self.known_hosts = Path(known_hosts) if known_hosts else ssh_known_hosts()
         self.where = f"{user}@{host}"
         self._control_dir = Path(tempfile.mkdtemp(prefix="rb-ssh-"))
         self._control = self._control_dir / "ctl"
@@ -142,9 +153,9 @@ class SshShell(_ShellBase):
             "-o",
             "BatchMode=yes",
             "-o",
-            "StrictHostKeyChecking=no",
+            "StrictHostKeyChecking=yes",  # never ask, never add: unknown or changed is refused
             "-o",
-            "UserKnownHostsFile=/dev/null",
+            f'UserKnownHostsFile="{self.known_hosts}"',
             "-o",
             "LogLevel=ERROR",
             "-o",
@@ -156,6 +167,17 @@ class SshShell(_ShellBase):
             "-o",
             "ControlPersist=120",
         ]
+
+    def _refused(self, proc: subprocess.CompletedProcess[str]) -> None:
+        if proc.returncode != 255 or "Host key verification failed" not in proc.stderr:
+            return
+        changed = "IDENTIFICATION HAS CHANGED" in proc.stderr
+        why = "does not match the one in" if changed else "is not in"
+        raise ConnectError(
+            f"{self.where}: refused: the host key of {self.host} {why} {self.known_hosts}",
+            host=self.host,
+            known_hosts=str(self.known_hosts),
+        )
 
     def _prefix(self, argv: Sequence[str]) -> list[str]:
         remote = list(argv) if self.user == self.os_user else [*_as_user(self.os_user), *argv]

@@ -1,0 +1,267 @@
+"""SSH host keys are checked by every transport by default: the database server's ssh, Ansible's
+ssh and the network devices' Netmiko all use the one known_hosts file of the settings
+(RUNBOOKS_SSH_KNOWN_HOSTS, default ~/.ssh/known_hosts) and refuse an unknown or changed key in
+one line. (The refusal against real sshd's: tests/lab/test_network_gateway_lab.py.)"""
+
+from __future__ import annotations
+
+import base64
+import doctest
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import paramiko
+import pytest
+from napalm import get_network_driver
+from napalm.base import exceptions as napalm_errors
+from netmiko import ConnectHandler
+from paramiko.ssh_exception import BadHostKeyException, SSHException
+
+from runbooks import config
+from runbooks.core.errors import ConnectError
+from runbooks.core.gateway import Mode
+from runbooks.gateways import ansible, network
+from runbooks.gateways.ansible import AnsibleGateway, AnsibleSettings
+from runbooks.gateways.ansible_events import PlaybookResult, TaskResult
+from runbooks.gateways.network import Credentials, DeviceTarget, NetworkGateway
+from runbooks.gateways.postgres_shell import SshShell
+
+# An ed25519 public key (any valid one: the tests never connect).
+KEY = "AAAAC3NzaC1lZDI1NTE5AAAAIIUm8pHRPys5VY16McnvSYe68fzgZBhRH7VuS/fLR8Th"
+
+_KEY = paramiko.Ed25519Key(data=base64.b64decode(KEY))
+
+
+@pytest.fixture
+def known_hosts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    path = tmp_path / "known hosts"  # a space: the path must reach ssh as one file
+    path.write_text(f"198.18.0.41 ssh-ed25519 {KEY}\n")
+    monkeypatch.setenv("RUNBOOKS_SSH_KNOWN_HOSTS", str(path))
+    return path
+
+
+def test_the_setting_defaults_to_the_users_known_hosts(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("RUNBOOKS_SSH_KNOWN_HOSTS", raising=False)
+    monkeypatch.setenv("HOME", "/home/olivia")
+    assert config.ssh_known_hosts() == Path("/home/olivia/.ssh/known_hosts")
+    assert doctest.testmod(config).failed == 0
+
+
+def _no_blind_trust(argv: list[str]) -> None:
+    joined = " ".join(argv)
+    assert "StrictHostKeyChecking=no" not in joined
+    assert "/dev/null" not in joined
+    assert "accept-new" not in joined
+
+
+def test_the_database_servers_ssh_checks_keys_against_the_setting(known_hosts: Path) -> None:
+    shell = SshShell("198.18.0.41", "/k")
+    try:
+        argv = shell._prefix(["psql", "-c", "select 1"])
+        _no_blind_trust(argv)
+        assert "StrictHostKeyChecking=yes" in argv
+        assert f'UserKnownHostsFile="{known_hosts}"' in argv
+        assert shell.known_hosts == known_hosts
+    finally:
+        shell.close()
+
+
+def test_ssh_reads_the_setting_as_one_file_and_checks_strictly(known_hosts: Path) -> None:
+    """What ssh itself makes of our options (`ssh -G` prints its configuration, no connection)."""
+    shell = SshShell("198.18.0.41", "/k")
+    try:
+        ssh = shell._ssh()
+        done = subprocess.run(
+            [*ssh, "-G", "root@198.18.0.41"], capture_output=True, text=True, check=True
+        )
+    finally:
+        shell.close()
+    settings = dict(line.split(" ", 1) for line in done.stdout.splitlines())
+    assert settings["stricthostkeychecking"] == "true"
+    assert settings["userknownhostsfile"] == str(known_hosts)
+
+
+@pytest.mark.parametrize(
+    ("stderr", "says"),
+    [
+        (
+            "No ED25519 host key is known for 198.18.0.41 and you have requested strict "
+            "checking.\nHost key verification failed.\n",
+            "the host key of 198.18.0.41 is not in",
+        ),
+        (
+            "@@@@@@@@\n@    WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED!     @\n@@@@@@@@\n"
+            "IT IS POSSIBLE THAT SOMEONE IS DOING SOMETHING NASTY!\nHost key for 198.18.0.41 "
+            "has changed and you have requested strict checking.\nHost key verification failed.\n",
+            "the host key of 198.18.0.41 does not match the one in",
+        ),
+    ],
+)  # ssh's own words (OpenSSH 9.2, LogLevel=ERROR), measured against a real sshd
+def test_a_refused_server_is_one_line_naming_the_file(
+    known_hosts: Path, monkeypatch: pytest.MonkeyPatch, stderr: str, says: str
+) -> None:
+    def refused(argv: list[str], **_: Any) -> subprocess.CompletedProcess[str]:
+        return subprocess.CompletedProcess(argv, 255, "", stderr)
+
+    monkeypatch.setattr(subprocess, "run", refused)
+    shell = SshShell("198.18.0.41", "/k")
+    with pytest.raises(ConnectError) as info:
+        shell.run(["true"], check=False)  # refused even when the caller reads the exit code
+    message = str(info.value)
+    assert message.startswith(f"root@198.18.0.41: refused: {says} {known_hosts}")
+    assert "\n" not in message
+
+
+# --------------------------------------------------------------------------------- Ansible
+
+
+def test_ansible_checks_keys_against_the_setting_by_default(
+    known_hosts: Path, tmp_path: Path
+) -> None:
+    settings = AnsibleSettings.from_env()
+    assert settings.host_key_checking is True
+    assert settings.known_hosts == known_hosts
+    private, scratch = tmp_path / "private", tmp_path / "scratch"
+    private.mkdir()
+    scratch.mkdir()
+    env = AnsibleGateway(Mode.PLAN, settings)._env(private, scratch, "id")
+    assert env["ANSIBLE_HOST_KEY_CHECKING"] == "True"
+    args = env["ANSIBLE_SSH_ARGS"]
+    _no_blind_trust([args])
+    assert "-o StrictHostKeyChecking=yes" in args
+    assert f'UserKnownHostsFile="{known_hosts}"\'' in args  # quoted for Ansible's shlex
+    assert str(scratch) not in args.split("ControlPersist")[1]
+
+
+def test_ansible_without_checking_uses_a_per_run_file(known_hosts: Path, tmp_path: Path) -> None:
+    """Turned off explicitly: Ansible adds StrictHostKeyChecking=no itself; ~/.ssh and the
+    setting's file are left alone (keys seen go to the run's scratch dir)."""
+    from dataclasses import replace
+
+    settings = replace(AnsibleSettings.from_env(), host_key_checking=False)
+    env = AnsibleGateway(Mode.PLAN, settings)._env(tmp_path, tmp_path / "s", "id")
+    assert env["ANSIBLE_HOST_KEY_CHECKING"] == "False"
+    assert "StrictHostKeyChecking" not in env["ANSIBLE_SSH_ARGS"]
+    assert str(tmp_path / "s" / "known_hosts") in env["ANSIBLE_SSH_ARGS"]
+
+
+@pytest.mark.parametrize(
+    ("msg", "says"),
+    [
+        (
+            "Task failed: Failed to connect to the host via ssh: No ED25519 host key is known "
+            "for 198.18.0.41 and you have requested strict checking.\r\nHost key verification "
+            "failed.",
+            "srv1 refused: its host key is not in",
+        ),
+        (
+            "Task failed: Failed to connect to the host via ssh: @@@@@@@@@@@@@@@@@@@@@@@@@@@\n"
+            "@    WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED!     @\n@@@@@@@@@@@@@@@@@@@"
+            "@@@@@@@@\nIT IS POSSIBLE THAT SOMEONE IS DOING SOMETHING NASTY!\nThe fingerprint",
+            "srv1 refused: its host key does not match the one in",
+        ),  # Ansible's message as the gateway keeps it: cut before ssh's last line
+    ],
+)
+def test_ansible_refusal_is_one_line(known_hosts: Path, msg: str, says: str) -> None:
+    task = TaskResult("srv1", "Gather facts", "play", "unreachable", msg=msg)
+    result = PlaybookResult("site.yml", False, "failed", 4, tasks=(task,))
+    with pytest.raises(ConnectError) as info:
+        AnsibleGateway(Mode.PLAN, AnsibleSettings.from_env())._raise_for(result)
+    assert str(info.value) == f"site.yml: {says} {known_hosts}"
+    assert info.value.context["hosts"] == ["srv1"]
+    assert doctest.testmod(ansible).failed == 0
+
+
+# ------------------------------------------------------------------------ network devices
+
+
+class _Recorder:
+    """A NAPALM driver that records what it is given and fails to connect as told."""
+
+    given: dict[str, Any] = {}
+    error: BaseException | None = None
+
+    def __init__(self, host: str, user: str, password: str, **kw: Any) -> None:
+        _Recorder.given = kw["optional_args"]
+
+    def open(self) -> None:
+        if _Recorder.error is not None:
+            raise _Recorder.error
+
+    def close(self) -> None:
+        pass
+
+    def get_facts(self) -> dict[str, Any]:
+        return {"hostname": "leaf1"}
+
+
+def _gateway(monkeypatch: pytest.MonkeyPatch, error: BaseException | None = None) -> Any:
+    monkeypatch.setattr(network, "get_network_driver", lambda name: _Recorder)
+    _Recorder.error = error
+    creds = Credentials.from_env({"RUNBOOKS_DEVICE_USERNAME": "root", **_env()})
+    return NetworkGateway(Mode.PLAN, DeviceTarget("leaf1", "198.18.0.11", "frr"), creds, "t")
+
+
+def _env() -> dict[str, str]:
+    import os
+
+    return {"RUNBOOKS_SSH_KNOWN_HOSTS": os.environ["RUNBOOKS_SSH_KNOWN_HOSTS"]}
+
+
+def test_devices_get_strict_host_key_options(
+    known_hosts: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert _gateway(monkeypatch).facts() == {"hostname": "leaf1"}
+    given = _Recorder.given
+    assert given["ssh_strict"] is True
+    assert given["system_host_keys"] is False
+    assert (given["alt_host_keys"], given["alt_key_file"]) == (True, str(known_hosts))
+
+
+def test_netmiko_given_those_options_trusts_the_file_only(known_hosts: Path) -> None:
+    """Through the FRR driver's own filter (napalm's netmiko_args) into Netmiko's client:
+    the file's keys are loaded and a missing key is refused (paramiko's RejectPolicy)."""
+    frr_driver = get_network_driver("frr")  # the project's driver, as the gateway finds it
+    key = known_hosts.parent / "id_ed25519"  # Netmiko wants the file to exist; never read
+    key.touch()
+    args = {**network.host_key_args(known_hosts), "key_file": str(key), "port": 22}
+    driver = frr_driver("198.18.0.41", "root", "", optional_args=args)
+    conn = ConnectHandler(
+        device_type="linux",
+        host="198.18.0.41",
+        username="root",
+        auto_connect=False,
+        **driver.netmiko_optional_args,
+    )
+    client = conn._build_ssh_client()
+    try:
+        assert isinstance(conn.key_policy, paramiko.RejectPolicy)
+        assert client.get_host_keys().lookup("198.18.0.41") is not None  # from our file
+        assert client.get_host_keys().lookup("198.18.0.42") is None
+    finally:
+        client.close()
+
+
+@pytest.mark.parametrize(
+    ("cause", "says"),
+    [
+        (SSHException("Server '198.18.0.11' not found in known_hosts"), "is not in"),
+        (
+            BadHostKeyException("198.18.0.11", _KEY, _KEY),
+            "does not match the one in",
+        ),
+    ],
+)
+def test_a_refused_device_is_one_line_naming_the_file(
+    known_hosts: Path, monkeypatch: pytest.MonkeyPatch, cause: Exception, says: str
+) -> None:
+    try:  # as the FRR driver raises it: NAPALM's ConnectionException from paramiko's error
+        raise napalm_errors.ConnectionException("Cannot connect to 198.18.0.11") from cause
+    except napalm_errors.ConnectionException as exc:
+        error = exc
+    with pytest.raises(ConnectError) as info:
+        _gateway(monkeypatch, error).facts()
+    assert str(info.value) == (
+        f"leaf1: refused while connecting to 198.18.0.11: its host key {says} {known_hosts}"
+    )
