@@ -9,7 +9,13 @@ run's export verifies on its own.
 `verify_entries` recomputes chains and names what broke: an entry edited (its content no
 longer matches its hash), deleted (a position or a link is missing), reordered (a link or
 position points backwards), truncated (the last entries are gone: the expected head is not
-the head), rewritten (the chain verifies but differs from an independent witness).
+the head), rewritten (the chain verifies but differs from an independent witness); and an
+entry a record store wrote in its own chain on finding its guards (SQLite triggers) gone,
+`UNGUARDED`, as unguarded, for ever.
+
+`verify_rows` is `verify_entries` for entries as a store keeps them, the payload as its
+canonical text: that text is hashed as it is, never parsed and re-serialised, which is what
+makes verifying a large store fast.
 """
 
 from __future__ import annotations
@@ -17,9 +23,21 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from json.encoder import encode_basestring
+from typing import Any, NamedTuple
+
+# A local record store's own chain (no run or change is named so), and the kind of entry it
+# appends there when it opens and finds triggers that guard its tables missing or altered
+# (recreating them): whatever was done while they were off, SQLite did not refuse it. Verify
+# reports every such entry, however long ago.
+STORE_CHAIN = "store"
+UNGUARDED = "store.triggers_recreated"
+
+# An entry as a store keeps it: seq, run_id, ts, actor, kind, step, payload (its canonical
+# JSON text), prev_hash, hash -- the fields of `Entry`, in its order.
+Row = tuple[Any, ...]
 
 
 def canonical(data: Any) -> str:
@@ -95,6 +113,36 @@ def entry_hash(
     )
 
 
+def entry_hash_of_text(
+    run_id: str,
+    seq: int,
+    ts: str,
+    actor: str,
+    kind: str,
+    step: str | None,
+    payload_text: str,
+    prev_hash: str,
+) -> str:
+    """`entry_hash` of an entry whose payload is given as its canonical JSON text: the text is
+    hashed as it is (it is what `canonical` writes for the payload within the entry's own
+    canonical form), so ``entry_hash_of_text(..., canonical(p), ...) == entry_hash(..., p,
+    ...)`` and any other text, an edited one, hashes differently.
+
+    >>> p = {"b": [1, "漢"], "a": None}
+    >>> args = ("r", 3, "2026-01-01T00:00:00+00:00", "olivia", "step.finished", None)
+    >>> entry_hash_of_text(*args, canonical(p), "0" * 64) == entry_hash(*args, p, "0" * 64)
+    True
+    """
+    if type(seq) is not int:
+        raise TypeError(f"an entry's seq is an int, not {type(seq).__name__}")
+    enc = encode_basestring  # a string exactly as canonical() writes it (ensure_ascii=False)
+    return digest(
+        f'{{"actor":{enc(actor)},"kind":{enc(kind)},"payload":{payload_text},'
+        f'"prev_hash":{enc(prev_hash)},"run_id":{enc(run_id)},"seq":{seq},'
+        f'"step":{"null" if step is None else enc(step)},"ts":{enc(ts)}}}'
+    )
+
+
 @dataclass(frozen=True)
 class Entry:
     """One record entry: ``seq`` is its position in the chain ``run_id`` (1, 2, ...)."""
@@ -167,7 +215,7 @@ def make_entry(
 class Problem:
     run_id: str
     seq: int
-    kind: str  # edited | deleted | reordered | truncated | rewritten
+    kind: str  # edited | deleted | reordered | truncated | rewritten | unguarded
     detail: str
 
 
@@ -194,6 +242,19 @@ class _Cursor:
     seen: dict[str, int] = field(default_factory=dict)  # hash -> seq within this chain
 
 
+class _Link(NamedTuple):
+    """What verifying needs of one entry: its place, its links, whether its content still
+    matches its hash; the kind and payload only to name an `UNGUARDED` entry."""
+
+    run_id: str
+    seq: Any  # an int, unless someone wrote something else there
+    prev_hash: str
+    hash: str
+    intact: bool
+    kind: str
+    payload: Mapping[str, Any] | str
+
+
 def verify_entries(
     entries: Iterable[Entry], expected_heads: Mapping[str, str] | None = None
 ) -> VerifyReport:
@@ -201,42 +262,103 @@ def verify_entries(
 
     ``expected_heads`` (chain -> hash), from an independent witness or given with an export,
     also catches entries deleted at a chain's end."""
+    links = (
+        _Link(e.run_id, e.seq, e.prev_hash, e.hash, e.content_hash() == e.hash, e.kind, e.payload)
+        for e in entries
+    )
+    return _verify(links, expected_heads)
+
+
+def verify_rows(
+    rows: Iterable[Row], expected_heads: Mapping[str, str] | None = None
+) -> VerifyReport:
+    """`verify_entries` for entries as a store keeps them (`Row`: the payload as its canonical
+    text, hashed as it is). A row whose fields are not of their types does not match its
+    hash."""
+    return _verify(_row_links(rows), expected_heads)
+
+
+def _row_links(rows: Iterable[Row]) -> Iterator[_Link]:
+    for seq, run_id, ts, actor, kind, step, payload, prev, digest_ in rows:
+        try:
+            intact = digest_ == entry_hash_of_text(
+                run_id, seq, ts, actor, kind, step, payload, prev
+            )
+        except TypeError:  # a field of another type (a BLOB, a number, a text for seq)
+            intact = False
+        yield _Link(str(run_id), seq, str(prev), str(digest_), intact, str(kind), payload)
+
+
+def _verify(links: Iterable[_Link], expected_heads: Mapping[str, str] | None) -> VerifyReport:
     cursors: dict[str, _Cursor] = {}
     problems: list[Problem] = []
     count = 0
-    for entry in entries:
+    for link in links:
         count += 1
-        cur = cursors.setdefault(entry.run_id, _Cursor(1, genesis(entry.run_id)))
-        problems.extend(_check(entry, cur))
-        cur.seen[entry.hash] = entry.seq
-        if entry.seq >= cur.next_seq:  # an entry out of its place does not move the head back
-            cur.next_seq = entry.seq + 1
-            cur.prev = entry.hash
+        cur = cursors.get(link.run_id)
+        if cur is None:
+            cur = cursors[link.run_id] = _Cursor(1, genesis(link.run_id))
+        found = _check(link, cur)
+        if found:
+            problems.extend(found)
+        if type(link.seq) is not int:
+            continue  # no place in its chain: it neither moves nor links the chain on
+        cur.seen[link.hash] = link.seq
+        if link.seq >= cur.next_seq:  # an entry out of its place does not move the head back
+            cur.next_seq = link.seq + 1
+            cur.prev = link.hash
     for chain, expected in (expected_heads or {}).items():
         problems.extend(_check_head(chain, cursors.get(chain), expected))
     return VerifyReport(count, {c: cur.prev for c, cur in cursors.items()}, tuple(problems))
 
 
-def _check(entry: Entry, cur: _Cursor) -> list[Problem]:
+def _check(link: _Link, cur: _Cursor) -> list[Problem]:
     """What is wrong with one entry, given where its chain stands."""
-    chain, where = entry.run_id, f"{entry.run_id} #{entry.seq}"
+    if type(link.seq) is not int:
+        detail = f"an entry of {link.run_id} has no position: {str(link.seq)[:20]!r}"
+        return [Problem(link.run_id, 0, "edited", detail)]
+    if link.intact and link.seq == cur.next_seq and link.prev_hash == cur.prev:
+        return [_unguarded(link)] if _says_unguarded(link) else []
+    chain, seq, where = link.run_id, link.seq, f"{link.run_id} #{link.seq}"
     found = []
-    if entry.content_hash() != entry.hash:
-        found.append(Problem(chain, entry.seq, "edited", f"{where} does not match its hash"))
-    if entry.seq > cur.next_seq:
+    if not link.intact:
+        found.append(Problem(chain, seq, "edited", f"{where} does not match its hash"))
+    if seq > cur.next_seq:
         detail = f"{where} follows #{cur.next_seq - 1}: the entries between are missing"
-        found.append(Problem(chain, entry.seq, "deleted", detail))
-    elif entry.seq < cur.next_seq:
+        found.append(Problem(chain, seq, "deleted", detail))
+    elif seq < cur.next_seq:
         detail = f"{where} comes after #{cur.next_seq - 1}"
-        found.append(Problem(chain, entry.seq, "reordered", detail))
-    elif entry.prev_hash != cur.prev:
-        if entry.prev_hash in cur.seen:
-            detail = f"{where} links to #{cur.seen[entry.prev_hash]}, not #{entry.seq - 1}"
-            found.append(Problem(chain, entry.seq, "reordered", detail))
+        found.append(Problem(chain, seq, "reordered", detail))
+    elif link.prev_hash != cur.prev:
+        if link.prev_hash in cur.seen:
+            detail = f"{where} links to #{cur.seen[link.prev_hash]}, not #{seq - 1}"
+            found.append(Problem(chain, seq, "reordered", detail))
         else:
             detail = f"the entry {where} links to is missing"
-            found.append(Problem(chain, entry.seq, "deleted", detail))
+            found.append(Problem(chain, seq, "deleted", detail))
+    if _says_unguarded(link):
+        found.append(_unguarded(link))
     return found
+
+
+def _says_unguarded(link: _Link) -> bool:
+    return link.kind == UNGUARDED and link.run_id == STORE_CHAIN
+
+
+def _unguarded(link: _Link) -> Problem:
+    """A store's own entry saying its guards were found gone: what it says of them."""
+    try:
+        said = json.loads(link.payload) if isinstance(link.payload, str) else link.payload
+        gone = ", ".join(str(t) for t in [*said.get("missing", []), *said.get("altered", [])])
+        noticed = str(said.get("noticed", "?"))
+    except (ValueError, AttributeError, TypeError):
+        gone, noticed = "(unreadable)", "?"
+    detail = (
+        f"the store's triggers {gone} were dropped or altered outside runbooks, found so and "
+        f"recreated when it was opened at {noticed}: until then its entries, heads and meta "
+        "data could be changed without SQLite refusing"
+    )
+    return Problem(link.run_id, int(link.seq), "unguarded", detail)
 
 
 def _check_head(chain: str, cur: _Cursor | None, expected: str) -> list[Problem]:
