@@ -6,9 +6,13 @@ field including the entry's position. The same chain, byte for byte, is what Net
 the netbox-runbooks plugin is configured, so each run's head here can be compared with the head
 anchored there. ``verify`` recomputes every chain and names what broke: an entry edited,
 deleted, reordered, or a run truncated (the ``heads`` table remembers each run's last entry).
-SQLite triggers refuse UPDATE and DELETE so accidents cannot happen; the chain catches
-deliberate edits, and the witnesses (NetBox's copy, the journal entries the runbooks write)
-catch a chain rewritten with recomputed hashes.
+SQLite triggers refuse UPDATE and DELETE of entries and ``meta`` rows, and let a run's head
+only move forward to an entry that is there, so accidents cannot happen. Someone with the file
+can drop them: a store that opens and finds a trigger missing or altered recreates it and
+appends an entry of its own saying so (chain ``store``, kind ``store.triggers_recreated``),
+which ``verify`` reports as "unguarded" from then on. The chain catches deliberate edits, and
+the witnesses (NetBox's copy, the journal entries the runbooks write) catch a chain rewritten
+with recomputed hashes -- and triggers put back before the store was next opened.
 
 Secrets are masked before anything is written.
 """
@@ -27,6 +31,8 @@ from pathlib import Path
 from typing import IO, Any
 
 from runbooks_rules.chain import (
+    STORE_CHAIN,
+    UNGUARDED,
     Entry,
     Problem,
     VerifyReport,
@@ -36,12 +42,15 @@ from runbooks_rules.chain import (
     json_safe,
     make_entry,
     verify_entries,
+    verify_rows,
 )
 
 from runbooks.core import secrets
 from runbooks.core.errors import InputError, StoreError
 
 __all__ = [
+    "STORE_CHAIN",
+    "UNGUARDED",
     "Claim",
     "Entry",
     "Problem",
@@ -56,9 +65,10 @@ __all__ = [
 ]
 
 FORMAT = "2"  # per-run chains; format 1 (one chain through the whole store) is not read
+GUARDS = "2"  # meta 'guards': the triggers below are all installed (a store before had two)
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS entries (
+_TABLES = (
+    """CREATE TABLE IF NOT EXISTS entries (
     pos       INTEGER PRIMARY KEY,
     run_id    TEXT NOT NULL,
     seq       INTEGER NOT NULL,
@@ -70,20 +80,54 @@ CREATE TABLE IF NOT EXISTS entries (
     prev_hash TEXT NOT NULL,
     hash      TEXT NOT NULL UNIQUE,
     UNIQUE (run_id, seq)
-);
-CREATE TABLE IF NOT EXISTS heads (
+)""",
+    """CREATE TABLE IF NOT EXISTS heads (
     run_id TEXT PRIMARY KEY,
     seq    INTEGER NOT NULL,
     hash   TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TRIGGER IF NOT EXISTS entries_no_update BEFORE UPDATE ON entries
-    BEGIN SELECT RAISE(ABORT, 'records are append-only'); END;
-CREATE TRIGGER IF NOT EXISTS entries_no_delete BEFORE DELETE ON entries
-    BEGIN SELECT RAISE(ABORT, 'records are append-only'); END;
-"""
+)""",
+    "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+)
+
+# name -> the statement (as sqlite_master keeps it, up to white space). The first two are
+# what every store of this format had from its start; INSERT OR REPLACE deletes a row without
+# firing a DELETE trigger, hence the *_no_replace ones.
+_TRIGGERS = {
+    "entries_no_update": """CREATE TRIGGER entries_no_update BEFORE UPDATE ON entries
+    BEGIN SELECT RAISE(ABORT, 'records are append-only'); END""",
+    "entries_no_delete": """CREATE TRIGGER entries_no_delete BEFORE DELETE ON entries
+    BEGIN SELECT RAISE(ABORT, 'records are append-only'); END""",
+    "entries_no_replace": """CREATE TRIGGER entries_no_replace BEFORE INSERT ON entries
+    WHEN EXISTS (SELECT 1 FROM entries e WHERE e.pos = NEW.pos
+                 OR (e.run_id = NEW.run_id AND e.seq = NEW.seq) OR e.hash = NEW.hash)
+    BEGIN SELECT RAISE(ABORT, 'records are append-only'); END""",
+    "heads_no_delete": """CREATE TRIGGER heads_no_delete BEFORE DELETE ON heads
+    BEGIN SELECT RAISE(ABORT, 'a run''s head only moves forward'); END""",
+    "heads_forward": """CREATE TRIGGER heads_forward BEFORE UPDATE ON heads
+    WHEN NEW.run_id IS NOT OLD.run_id OR NEW.seq <= OLD.seq
+      OR NOT EXISTS (SELECT 1 FROM entries e
+                     WHERE e.run_id = NEW.run_id AND e.seq = NEW.seq AND e.hash = NEW.hash)
+    BEGIN SELECT RAISE(ABORT, 'a run''s head only moves forward, to an entry of it'); END""",
+    "heads_no_replace": """CREATE TRIGGER heads_no_replace BEFORE INSERT ON heads
+    WHEN EXISTS (SELECT 1 FROM heads h WHERE h.run_id = NEW.run_id)
+      OR NOT EXISTS (SELECT 1 FROM entries e
+                     WHERE e.run_id = NEW.run_id AND e.seq = NEW.seq AND e.hash = NEW.hash)
+    BEGIN SELECT RAISE(ABORT, 'a run''s head only moves forward, to an entry of it'); END""",
+    "meta_no_update": """CREATE TRIGGER meta_no_update BEFORE UPDATE ON meta
+    BEGIN SELECT RAISE(ABORT, 'the store''s meta data is written once'); END""",
+    "meta_no_delete": """CREATE TRIGGER meta_no_delete BEFORE DELETE ON meta
+    BEGIN SELECT RAISE(ABORT, 'the store''s meta data is written once'); END""",
+    "meta_no_replace": """CREATE TRIGGER meta_no_replace BEFORE INSERT ON meta
+    WHEN EXISTS (SELECT 1 FROM meta m WHERE m.key = NEW.key)
+    BEGIN SELECT RAISE(ABORT, 'the store''s meta data is written once'); END""",
+}
+_FIRST_TRIGGERS = ("entries_no_update", "entries_no_delete")
 
 _SELECT = "SELECT pos, run_id, seq, ts, actor, kind, step, payload, prev_hash, hash FROM entries"
+
+
+def _same_sql(a: str | None, b: str) -> bool:
+    return " ".join((a or "").split()) == " ".join(b.split())
 
 
 class Claim:
@@ -110,10 +154,9 @@ class RecordStore:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             self._check_format()
-            self._db.executescript(_SCHEMA)
-            self._db.execute(
-                "INSERT OR IGNORE INTO meta (key, value) VALUES ('format', ?)", (FORMAT,)
-            )
+            if not self._guarded():
+                with self._writing():
+                    self._guard()
         except (sqlite3.Error, OSError) as exc:
             raise StoreError(
                 f"cannot open record store {self.path}: {exc}", path=str(path)
@@ -128,6 +171,45 @@ class RecordStore:
                 "verifiable) and start a new one",
                 path=str(self.path),
             )
+
+    def _guarded(self) -> bool:
+        """Are the tables there with every trigger as written, and the meta data? (A read.)"""
+        have = dict(self._db.execute("SELECT name, sql FROM sqlite_master WHERE type = 'trigger'"))
+        if any(not _same_sql(have.get(name), sql) for name, sql in _TRIGGERS.items()):
+            return False
+        keys = {row[0] for row in self._db.execute("SELECT key FROM meta")}
+        return {"format", "guards"} <= keys
+
+    def _guard(self) -> None:
+        """Create what is missing; within one write transaction, so a store opened by two
+        processes at once records a missing trigger once. Triggers missing or altered in a
+        store that had them are recreated and recorded (UNGUARDED), a store of this format
+        from before its guards were added only gets the ones it never had."""
+        tables = {
+            row[0]
+            for row in self._db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+        }
+        for sql in _TABLES:
+            self._db.execute(sql)
+        have = dict(self._db.execute("SELECT name, sql FROM sqlite_master WHERE type = 'trigger'"))
+        meta = dict(self._db.execute("SELECT key, value FROM meta"))
+        missing = [name for name in _TRIGGERS if name not in have]
+        altered = [n for n in _TRIGGERS if n in have and not _same_sql(have[n], _TRIGGERS[n])]
+        for name in altered:
+            self._db.execute(f"DROP TRIGGER {name}")
+        for name in [*missing, *altered]:
+            self._db.execute(_TRIGGERS[name])
+        for key, value in (("format", FORMAT), ("guards", GUARDS)):
+            if key not in meta:
+                self._db.execute("INSERT INTO meta (key, value) VALUES (?, ?)", (key, value))
+        if not tables & {"entries", "heads", "meta"}:
+            return  # a new store
+        if "guards" not in meta and "format" in meta:  # from before the guards: not all lost
+            missing = [name for name in missing if name in _FIRST_TRIGGERS]
+        if missing or altered:
+            noticed = datetime.now(UTC).isoformat(timespec="microseconds")
+            said = {"missing": missing, "altered": altered, "noticed": noticed, "recreated": True}
+            self._append_in_transaction(STORE_CHAIN, UNGUARDED, said, actor="runbooks", ts=noticed)
 
     def close(self) -> None:
         self._db.close()
@@ -152,14 +234,25 @@ class RecordStore:
         actor = secrets.mask_text(actor)
         ts = datetime.now(UTC).isoformat(timespec="microseconds")
         with self._writing():
-            row = self._db.execute(
-                "SELECT seq, hash FROM heads WHERE run_id = ?", (run_id,)
-            ).fetchone()
-            seq, prev = (row[0] + 1, row[1]) if row else (1, genesis(run_id))
-            entry = make_entry(run_id, seq, ts, actor, kind, step, clean, prev)
-            self._insert(entry)
+            entry = self._append_in_transaction(run_id, kind, clean, actor=actor, step=step, ts=ts)
         for observer in self.observers:
             observer(entry)
+        return entry
+
+    def _append_in_transaction(
+        self,
+        run_id: str,
+        kind: str,
+        clean: dict[str, Any],
+        *,
+        actor: str,
+        ts: str,
+        step: str | None = None,
+    ) -> Entry:
+        row = self._db.execute("SELECT seq, hash FROM heads WHERE run_id = ?", (run_id,)).fetchone()
+        seq, prev = (row[0] + 1, row[1]) if row else (1, genesis(run_id))
+        entry = make_entry(run_id, seq, ts, actor, kind, step, clean, prev)
+        self._insert(entry)
         return entry
 
     @contextmanager
@@ -190,11 +283,15 @@ class RecordStore:
                 entry.hash,
             ),
         )
-        self._db.execute(
-            "INSERT INTO heads (run_id, seq, hash) VALUES (?, ?, ?) ON CONFLICT(run_id) "
-            "DO UPDATE SET seq = excluded.seq, hash = excluded.hash",
-            (entry.run_id, entry.seq, entry.hash),
+        moved = self._db.execute(
+            "UPDATE heads SET seq = ?, hash = ? WHERE run_id = ?",
+            (entry.seq, entry.hash, entry.run_id),
         )
+        if not moved.rowcount:
+            self._db.execute(
+                "INSERT INTO heads (run_id, seq, hash) VALUES (?, ?, ?)",
+                (entry.run_id, entry.seq, entry.hash),
+            )
 
     def import_chain(self, entries: list[Entry]) -> int:
         """Copy a run's entries kept elsewhere (NetBox) into this store, after the ones it
@@ -340,9 +437,19 @@ class RecordStore:
         ]
 
     def verify(self, run_id: str | None = None) -> VerifyReport:
-        """Recompute every chain (or one run's) against the heads recorded on append."""
+        """Recompute every chain (or one run's) against the heads recorded on append; the
+        store's own chain says whether its triggers were ever found missing (unguarded).
+        Each entry's payload is hashed as stored, not parsed."""
         heads = {k: v[1] for k, v in self.heads().items() if run_id in (None, k)}
-        return verify_entries(self.entries(run_id), expected_heads=heads)
+        columns = "SELECT seq, run_id, ts, actor, kind, step, payload, prev_hash, hash FROM entries"
+        try:
+            if run_id is None:
+                rows = self._db.execute(columns + " ORDER BY pos")
+            else:
+                rows = self._db.execute(columns + " WHERE run_id = ? ORDER BY pos", (run_id,))
+            return verify_rows(rows, expected_heads=heads)
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot read record store {self.path}: {exc}") from exc
 
     def export_jsonl(self, out: IO[str], run_id: str | None = None) -> int:
         count = 0
