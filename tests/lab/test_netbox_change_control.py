@@ -58,9 +58,11 @@ def netbox_rows(*tables: str) -> str:
 
 def rewrite(store: Path, run_id: str) -> None:
     """What someone with the file can do: drop the guards, edit an entry of a run, recompute
-    that entry's hash and every later one, and the run's head — the chain verifies again."""
+    that entry's hash and every later one, and the run's head — the chain verifies again (the
+    store, opened next, notes that its guards were dropped)."""
     db = sqlite3.connect(store)
     db.execute("DROP TRIGGER entries_no_update")
+    db.execute("DROP TRIGGER heads_forward")
     rows = db.execute(
         "SELECT pos, seq, ts, actor, kind, step, payload FROM entries WHERE run_id = ? "
         "ORDER BY seq",
@@ -166,7 +168,10 @@ def test_two_engineers_rack_in_leaf3_through_one_netbox(lab_reset: Any, tmp_path
     # but not against the head NetBox anchored
     rewrite(olivias.store, run_id)
     with RecordStore(olivias.store) as rewritten:
-        assert rewritten.verify().ok  # consistent in itself: only the anchor can tell
+        # the chains consistent in themselves: only the anchor can tell the rewrite; the store
+        # tells that its triggers were dropped
+        assert [p.kind for p in rewritten.verify().problems] == ["unguarded"]
     caught = olivias("operator", "records", "verify", ok=False)
     assert caught.returncode == 5, caught.stdout + caught.stderr
     assert f"rewritten {run_id}" in caught.stdout and "NetBox anchored" in caught.stdout
+    assert "unguarded store #1" in caught.stdout
