@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any, Self
@@ -27,6 +28,18 @@ from runbooks.gateways.postgres_backup import MANIFEST, BackupManifest, require_
 from runbooks.gateways.postgres_shell import LocalShell, NsenterShell, Shell, SshShell
 
 log = logging.getLogger(__name__)
+
+# A read never writes: its session starts every transaction read-only, so the server itself
+# refuses an INSERT, a nextval() or a function that writes.
+READ_ONLY_SESSION = "PGOPTIONS=-c default_transaction_read_only=on"
+
+# What could take a query out of its read-only transaction (transaction control, SET ...,
+# set_config): refused before anything is sent. Over-eager on purpose: reads need none of it.
+_LEAVES_READ_ONLY = re.compile(
+    r"(^|;)\s*(begin|start|commit|end|rollback|abort|savepoint|release|prepare|set|reset)\b"
+    r"|read\s+write|transaction_read_only|set_config",
+    re.IGNORECASE,
+)
 
 
 @dataclass(frozen=True)
@@ -64,6 +77,10 @@ class Cluster:
             "-d",
             db,
         ]
+
+    def psql_read_only(self, db: str = "postgres") -> list[str]:
+        """``psql`` in a session whose transactions are read-only (``READ_ONLY_SESSION``)."""
+        return ["env", READ_ONLY_SESSION, *self.psql(db)]
 
 
 def shell_from(params: Any) -> Shell:
@@ -127,8 +144,15 @@ class PostgresGateway(Gateway):
 
     @reads
     def query_json(self, cluster: Cluster, sql: str, db: str = "postgres") -> Any:
-        """Run one query returning one JSON value."""
-        out = self.shell.run([*cluster.psql(db), "-c", sql]).stdout.strip()
+        """Run one query returning one JSON value, in a read-only session: the server refuses
+        any write, and a statement that could leave the read-only transaction is refused here.
+        """
+        if _LEAVES_READ_ONLY.search(sql):
+            raise InputError(
+                f"query_json only reads: {' '.join(sql.split())[:80]!r} could leave "
+                "its read-only transaction"
+            )
+        out = self.shell.run([*cluster.psql_read_only(db), "-c", sql]).stdout.strip()
         return json.loads(out) if out else None
 
     @reads
@@ -170,13 +194,14 @@ class PostgresGateway(Gateway):
         script = facts.fingerprint_script()
         for db in self.databases(cluster):
             if quiet_jobs < 2:
-                text = self.shell.run([*cluster.psql(db), "-f", "-"], input=script).stdout
+                argv = [*cluster.psql_read_only(db), "-f", "-"]
+                text = self.shell.run(argv, input=script).stdout
                 out[db] = facts.parse_fingerprint_output(text)
                 continue
             sizes = {str(t["table"]): int(t["pages"]) for t in self.query_json(
                 cluster, parallel.TABLE_SIZES_SQL, db)}  # fmt: skip
             scripts = parallel.parallel_scripts(sizes, quiet_jobs)
-            argv = [*cluster.psql(db), "-f", "-"]
+            argv = [*cluster.psql_read_only(db), "-f", "-"]
             with ThreadPoolExecutor(len(scripts) or 1) as pool:
                 runs = list(pool.map(lambda s, a=argv: self.shell.run(a, input=s), scripts))
             out[db] = parallel.add_parts([r.stdout for r in runs])
@@ -248,33 +273,6 @@ class PostgresGateway(Gateway):
         """Encoding and locale of template0: pg_upgrade needs the new cluster to match."""
         return dict(self.query_json(cluster, _LOCALE_SQL))
 
-    def _initdb(
-        self,
-        data_dir: str,
-        bin_dir: str,
-        checksums: bool,
-        superuser: str,
-        locale: dict[str, str] | None,
-    ) -> None:
-        argv = [
-            f"{bin_dir}/initdb",
-            "-D",
-            data_dir,
-            "-U",
-            superuser,
-            "--auth=peer",
-            "--no-sync",  # pg_upgrade syncs the whole new data directory when it is done
-            facts.initdb_checksum_flag(checksums),
-        ]
-        if locale:
-            argv += [
-                f"--encoding={locale['encoding']}",
-                f"--lc-collate={locale['collate']}",
-                f"--lc-ctype={locale['ctype']}",
-                "--locale-provider=libc",
-            ]
-        self.shell.run(argv, timeout=300)
-
     # ------------------------------------------------------------------ writes
     @writes
     def write_text(self, path: str, text: str, *, append: bool = False) -> None:
@@ -331,12 +329,41 @@ class PostgresGateway(Gateway):
         self, cluster: Cluster, *, checksums: bool, superuser: str, locale: dict[str, str]
     ) -> None:
         """A new empty cluster with the old one's encoding, locale and checksum setting."""
-        self._initdb(cluster.data_dir, cluster.bin_dir, checksums, superuser, locale)
+        argv = initdb_argv(cluster.data_dir, cluster.bin_dir, checksums, superuser, locale)
+        self.shell.run(argv, timeout=300)
 
     @writes
     def analyze(self, cluster: Cluster) -> None:
         argv = [cluster.bin("vacuumdb"), "--all", "--analyze-only", "-q"]
         self.shell.run([*argv, "-h", cluster.socket_dir, "-p", str(cluster.port)], timeout=3600)
+
+
+def initdb_argv(
+    data_dir: str,
+    bin_dir: str,
+    checksums: bool,
+    superuser: str,
+    locale: dict[str, str] | None,
+) -> list[str]:
+    """initdb for a new cluster with the old one's checksum setting and locale."""
+    argv = [
+        f"{bin_dir}/initdb",
+        "-D",
+        data_dir,
+        "-U",
+        superuser,
+        "--auth=peer",
+        "--no-sync",  # pg_upgrade syncs the whole new data directory when it is done
+        facts.initdb_checksum_flag(checksums),
+    ]
+    if locale:
+        argv += [
+            f"--encoding={locale['encoding']}",
+            f"--lc-collate={locale['collate']}",
+            f"--lc-ctype={locale['ctype']}",
+            "--locale-provider=libc",
+        ]
+    return argv
 
 
 def tail(text: str, lines: int = 3) -> str:

@@ -10,13 +10,15 @@ every application session ends and no new one can start, while the runbook can s
 from __future__ import annotations
 
 import logging
+import shlex
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from runbooks.core.errors import InputError, RollbackError, VerificationError
 from runbooks.core.gateway import reads, writes
 from runbooks.gateways import postgres_facts as facts
-from runbooks.gateways.postgres import Cluster, PostgresGateway, tail
+from runbooks.gateways.postgres import Cluster, PostgresGateway, initdb_argv, tail
 from runbooks.gateways.postgres_backup import MANIFEST, BackupManifest, UnverifiedBackupError
 from runbooks.gateways.postgres_shell import CommandError
 
@@ -24,6 +26,15 @@ log = logging.getLogger(__name__)
 
 PG_UPGRADE_OLD_PORT = 50432  # pg_upgrade's private servers: sockets in the work dir, no TCP
 PG_UPGRADE_NEW_PORT = 50433
+SCRATCH_PREFIX = "runbook-check."  # pg_upgrade --check's throwaway directory (mktemp -d -t)
+
+
+@dataclass(frozen=True)
+class UpgradeCheck:
+    """pg_upgrade --check's report, and the throwaway directory it ran in (removed)."""
+
+    report: str
+    scratch: str
 
 
 def dump_file(db: str) -> str:
@@ -222,50 +233,45 @@ class UpgradeGateway(PostgresGateway):
 
     @reads
     def upgrade_check(
-        self, old: Cluster, new_bin: str, scratch_dir: str, *, checksums: bool, superuser: str
-    ) -> str:
+        self, old: Cluster, new_bin: str, *, checksums: bool, superuser: str
+    ) -> UpgradeCheck:
         """``pg_upgrade --check`` of the running old cluster against a throwaway new cluster
-        initialised with the given checksum setting. Returns pg_upgrade's report."""
-        new_dir = f"{scratch_dir}/check-new"
-        self.shell.run(["rm", "-rf", new_dir])
-        self.shell.run(["mkdir", "-p", "-m", "0700", scratch_dir])
+        initialised with the given checksum setting.
+
+        A plan makes this check, so nothing of the server's is written: the throwaway cluster,
+        pg_upgrade's logs and sockets live in a directory of their own (``mktemp -d`` in the
+        server's temporary directory), removed when the check ends, by the script's trap and
+        again here, and found gone before the report is returned."""
+        scratch = self.shell.run(["mktemp", "-d", "-t", f"{SCRATCH_PREFIX}XXXXXX"]).stdout.strip()
+        if not scratch.startswith("/") or SCRATCH_PREFIX not in scratch:
+            raise VerificationError(f"mktemp gave {scratch!r}, not a scratch directory")
+        new_dir = f"{scratch}/new"
+        initdb = initdb_argv(new_dir, new_bin, checksums, superuser, self.locale(old))
+        check = ["env", "-C", scratch, f"{new_bin}/pg_upgrade", "--check"]
+        check += ["-b", old.bin_dir, "-B", new_bin, "-d", old.data_dir, "-D", new_dir]
+        check += ["-p", str(old.port), "-P", str(PG_UPGRADE_NEW_PORT), "-s", scratch]
+        check += ["-U", superuser]
+        script = (
+            "trap 'rm -rf -- \"$1\"' EXIT; trap 'exit 129' HUP; trap 'exit 130' INT; "
+            "trap 'exit 143' TERM; "
+            f'{shlex.join(initdb)} >"$1/initdb.log" 2>&1 '
+            '|| { tail -n 5 "$1/initdb.log"; exit 3; }; '
+            f"{shlex.join(check)}"
+        )
         try:
-            self._initdb(new_dir, new_bin, checksums, superuser, self.locale(old))
-            proc = self.shell.run(
-                [
-                    "env",
-                    "-C",
-                    scratch_dir,
-                    f"{new_bin}/pg_upgrade",
-                    "--check",
-                    "-b",
-                    old.bin_dir,
-                    "-B",
-                    new_bin,
-                    "-d",
-                    old.data_dir,
-                    "-D",
-                    new_dir,
-                    "-p",
-                    str(old.port),
-                    "-P",
-                    str(PG_UPGRADE_NEW_PORT),
-                    "-s",
-                    scratch_dir,
-                    "-U",
-                    superuser,
-                ],
-                check=False,
-                timeout=300,
-            )
+            proc = self.shell.run(["sh", "-c", script, "sh", scratch], check=False, timeout=600)
         finally:
-            self.shell.run(["rm", "-rf", new_dir], check=False)
+            gone = self.shell.run(
+                ["sh", "-c", 'rm -rf -- "$1"; ! test -e "$1"', "sh", scratch], check=False
+            )
+        if gone.returncode != 0:
+            raise VerificationError(f"the scratch directory {scratch} could not be removed")
         report = (proc.stdout + proc.stderr).strip()
         if proc.returncode != 0:
             raise VerificationError(
                 f"pg_upgrade --check failed: {tail(report)}", report=report[-4000:]
             )
-        return report
+        return UpgradeCheck(report, scratch)
 
     @writes
     def make_bin_shim(self, real_bin: str, shim_dir: str, strip_options: list[str]) -> str:

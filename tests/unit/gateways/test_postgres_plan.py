@@ -18,7 +18,7 @@ from runbooks.core.results import Status
 from runbooks.core.store import RecordStore
 from runbooks.gateways.postgres import Cluster
 from runbooks.gateways.postgres_shell import LocalShell, NsenterShell, SshShell
-from runbooks.gateways.postgres_upgrade import UpgradeGateway
+from runbooks.gateways.postgres_upgrade import UpgradeCheck, UpgradeGateway
 from runbooks.library.db_upgrade import DbUpgrade
 from runbooks.library.db_upgrade_parts import FailAt
 
@@ -95,9 +95,10 @@ class PretendServer(UpgradeGateway):
 
     @reads
     def upgrade_check(
-        self, old: Cluster, new_bin: str, scratch_dir: str, *, checksums: bool, superuser: str
-    ) -> str:
-        return f"Clusters are compatible (checksums={checksums})"
+        self, old: Cluster, new_bin: str, *, checksums: bool, superuser: str
+    ) -> UpgradeCheck:
+        report = f"Clusters are compatible (checksums={checksums})"
+        return UpgradeCheck(report, "/tmp/runbook-check.Ab12Cd")
 
 
 def plan(tmp_path: Path, **server_facts: Any) -> Plan:
@@ -130,6 +131,8 @@ def test_the_plan_is_the_procedure_with_its_evidence(tmp_path: Path) -> None:
     assert survey["column_options_stripped"] == {"pg_attver": 12}
     assert survey["expected_downtime_s"] > 0
     assert "checksums=False" in steps["pg_upgrade_check"].evidence["report"]
+    scratch = steps["pg_upgrade_check"].evidence["scratch"]
+    assert "scratch cluster in /tmp/runbook-check.Ab12Cd, removed" in scratch
     assert "unavailable for about" in steps["announce"].evidence["instruction"]
     upgrade = steps["plan_upgrade"].diffs[0]
     assert upgrade.before["version"] == 15
