@@ -18,6 +18,7 @@ The procedure, in order:
    table's rows and checksum equal to step 4, extensions).
 7. Switch the service over: the endpoint is served by 18 (downtime ends); analyze; check the
    service and record the downtime.
+8. Witness the run in the server's NetBox journal: an entry with the record's head hash.
 
 Rollback: any failure after writers stop stops 18, starts the old cluster on its endpoint and
 verifies every table against step 4. Writes made to 18 after the switch are not carried back.
@@ -432,3 +433,32 @@ class DbUpgrade(DbUpgradeBase):
             "pg_upgrade_s": state.get("pg_upgrade_s"),
             "old_cluster_kept": self.p.old_data,
         }
+
+    # ------------------------------------------------------------------ 8. witness
+    @change("Witness the run in the NetBox journal of the server", targets=TARGET)
+    def plan_journal_entry(self, ctx: RunContext) -> list[Diff]:
+        return self.journal_diffs(ctx)
+
+    @plan_journal_entry.apply
+    def write_journal_entry(self, ctx: RunContext, diffs: list[Diff]) -> dict[str, Any]:
+        after = diffs[0].after
+        entry = self.netbox(ctx).journal(
+            "dcim.device",
+            int(after["object_id"]),
+            str(after["comments"]),
+            str(after["kind"]),
+            marker=self.journal_marker(ctx),
+        )
+        return {"journal_entry": entry.get("id"), "device": self.journal_device}
+
+    @plan_journal_entry.verify
+    def journal_entry_written(self, ctx: RunContext, diffs: list[Diff]) -> bool:
+        device_id = int(diffs[0].after["object_id"])
+        entry = self.netbox(ctx).journal_entry("dcim.device", device_id, self.journal_marker(ctx))
+        return entry is not None
+
+    @plan_journal_entry.undo
+    def remove_journal_entry(self, ctx: RunContext, diffs: list[Diff]) -> None:
+        for diff in diffs:  # an undone run is not witnessed as done
+            device_id = int(diff.after["object_id"])
+            self.netbox(ctx).remove_journal("dcim.device", device_id, self.journal_marker(ctx))

@@ -21,9 +21,11 @@ from typing import Any, Literal
 from pydantic import Field
 
 from runbooks.core.context import RunContext
-from runbooks.core.errors import VerificationError
+from runbooks.core.errors import InventoryError, VerificationError
+from runbooks.core.results import Diff
 from runbooks.core.runbook import Params, Runbook
 from runbooks.gateways import postgres_facts as facts
+from runbooks.gateways.netbox import NetBoxGateway
 from runbooks.gateways.postgres import Cluster
 from runbooks.gateways.postgres_upgrade import UpgradeGateway
 
@@ -121,6 +123,11 @@ class DbUpgradeParams(Params):
     # the 2-core lab machine, busy, 2 sessions were slower (1.2 s vs 0.9 s for 1M rows)
     fingerprint_jobs: int = Field(default=1, ge=1, le=16)
     fail_at: FailAt | None = None  # rehearsal: the named step fails after doing its work
+    # the run is witnessed in the NetBox journal of this device (default: host, which is an
+    # address with transport=ssh); journal=False for a server NetBox does not hold: the plan
+    # then shows no witness
+    netbox_device: str | None = None
+    journal: bool = True
 
 
 class DbUpgradeBase(Runbook):
@@ -204,6 +211,65 @@ class DbUpgradeBase(Runbook):
     def before(self, ctx: RunContext) -> facts.Fingerprints | None:
         raw = self.state(ctx).get("before")
         return facts.fingerprints_from_json(raw) if raw else None
+
+    # ------------------------------------------------------------------ the NetBox journal
+    def netbox(self, ctx: RunContext) -> NetBoxGateway:
+        return ctx.gateway(NetBoxGateway)
+
+    @property
+    def journal_device(self) -> str:
+        return self.p.netbox_device or self.p.host
+
+    def journal_device_id(self, ctx: RunContext) -> int:
+        found = self.netbox(ctx).find("dcim.device", name=self.journal_device)
+        if not found:
+            raise InventoryError(
+                f"NetBox has no device {self.journal_device!r} to witness the run in its "
+                "journal (name it with netbox_device, or set journal=false)"
+            )
+        return int(found[0]["id"])
+
+    def journal_marker(self, ctx: RunContext) -> str:
+        return f"run `{ctx.run_id}`"
+
+    def journal_diffs(self, ctx: RunContext) -> list[Diff]:
+        """The entry witnessing this run in the server's NetBox journal, with the record's
+        head hash; none once the run has written it (a resumed run writes it once)."""
+        if not self.p.journal:
+            return []
+        diff = self.netbox(ctx).plan_journal(
+            "dcim.device",
+            self.journal_device_id(ctx),
+            self.journal_device,
+            self.journal_text(ctx),
+            marker=None if ctx.planning else self.journal_marker(ctx),
+            summary="journal entry witnessing this run",
+        )
+        return [diff] if diff is not None else []
+
+    def journal_text(self, ctx: RunContext) -> str:
+        p = self.p
+        head = ctx.record_head()  # "" in a plan: the run writes the head it has reached
+        witness = (
+            f"Record head hash before this entry: `{head}` (check it: `runbook records verify`)."
+            if head
+            else "The record's head hash is written here by the run."
+        )
+        # a plan names no run and no person: who plans (or re-plans to review) must not change it
+        run_id, actor = ("<the run>", "<its operator>") if ctx.planning else (ctx.run_id, ctx.actor)
+        downtime = None if ctx.planning else downtime_s(self.state(ctx))
+        service = f"- {p.socket_dir} port {p.port} is served by PostgreSQL {p.to_version}"
+        lines = [
+            f"**{self.instruction}** — runbook `{self.name}`, run `{run_id}` by {actor}",
+            "",
+            f"- PostgreSQL {p.from_version} ({p.old_data}) upgraded to {p.to_version} "
+            f"({p.new_data}) by pg_upgrade --{p.mode}, after a backup verified by restoring it; "
+            "the old cluster is kept",
+            service + (f" (downtime {downtime} s)" if downtime is not None else ""),
+            "",
+            f"Record: `runbook records show {run_id}`. {witness}",
+        ]
+        return "\n".join(lines)
 
 
 def downtime_s(state: dict[str, Any]) -> float | None:

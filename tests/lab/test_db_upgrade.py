@@ -2,8 +2,9 @@
 
 db1 runs Debian's PostgreSQL 15 with sample data (runbooks/lab/hosts.py). Each test leaves
 db1 as it found it: the upgrade keeps the 15 cluster (copy mode), so the fixture stops 18,
-starts 15 again and removes what the upgrade added. Applications are checked over TCP on db1's
-management address (the lab's namespace), as the runbook user with its password.
+starts 15 again and removes what the upgrade added; the run's NetBox journal entry on db1 is
+removed once checked. Applications are checked over TCP on db1's management address (the lab's
+namespace), as the runbook user with its password.
 """
 
 from __future__ import annotations
@@ -16,12 +17,16 @@ from typing import Any
 import psycopg
 import pytest
 
+from runbooks.config import netbox_settings
 from runbooks.core.context import confirm_all
 from runbooks.core.engine import Engine
+from runbooks.core.gateway import Mode
 from runbooks.core.results import RunResult, RunStatus
 from runbooks.core.store import RecordStore
+from runbooks.gateways.netbox import NetBoxGateway
 from runbooks.lab import hosts, node
 from runbooks.lab import lab as lab_ops
+from runbooks.lab import netbox as lab_netbox
 from runbooks.library.db_upgrade import DbUpgrade, embedded_bin_dir
 from runbooks.library.db_upgrade_parts import mirror_embedded_binaries
 
@@ -51,9 +56,13 @@ def restore_db1() -> None:
 
 
 @pytest.fixture
-def db1_clean(lab: Any) -> Iterator[dict[str, Any]]:
+def db1_clean(lab: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
     """db1's connection parameters, read now (a reset makes a new password), with db1
-    restored around the test and the lab held against resets meanwhile."""
+    restored around the test and the lab held against resets meanwhile; NetBox (the witness)
+    in the environment."""
+    url, token = lab_netbox.credentials("operator")
+    monkeypatch.setenv("RUNBOOKS_NETBOX_URL", url)
+    monkeypatch.setenv("RUNBOOKS_NETBOX_TOKEN", token)
     mirror_embedded_binaries()  # setting up: db1, with its private /tmp, sees them there
     with lab_ops.held(reset_first=False):  # a reset by another session waits
         restore_db1()
@@ -115,6 +124,7 @@ def run(tmp_path: Path, **params: Any) -> RunResult:
                 "host": SSH["host"],
                 "transport": "ssh",
                 "ssh_key": SSH["key_file"],
+                "journal": False,  # the witness is checked once, in the upgrade that succeeds
                 **params,
             }
         )
@@ -126,7 +136,7 @@ def run(tmp_path: Path, **params: Any) -> RunResult:
 def test_db1_upgrades_to_18_with_data_intact(db1_clean: dict[str, Any], tmp_path: Path) -> None:
     version, *before = app_query(db1_clean)
     assert version == 15
-    result = run(tmp_path)
+    result = run(tmp_path, journal=True, netbox_device="db1")
     assert result.status is RunStatus.SUCCEEDED, result.error
     version, *after = app_query(db1_clean)
     assert version == 18
@@ -134,6 +144,24 @@ def test_db1_upgrades_to_18_with_data_intact(db1_clean: dict[str, Any], tmp_path
     evidence = {s.step: s.evidence for s in result.steps}
     assert evidence["survey_cluster"]["new_cluster_initdb"] == "--no-data-checksums"
     assert evidence["service_check"]["downtime_s"] > 0
+
+    # one entry in db1's NetBox journal witnesses the run: the record's head before it
+    settings = netbox_settings()
+    assert settings is not None
+    nb = NetBoxGateway(settings, Mode.RUN, run_id="test", runbook="test")
+    (db1,) = nb.find("dcim.device", name="db1")
+    journal = nb.find(
+        "extras.journalentry", assigned_object_type="dcim.device", assigned_object_id=db1["id"]
+    )
+    (witness,) = [e for e in journal if f"run `{result.run_id}`" in str(e["comments"])]
+    entries = RecordStore(tmp_path / "records.sqlite3").entries(result.run_id)
+    started = next(
+        e for e in entries if e.kind == "step.started" and e.step == "plan_journal_entry"
+    )
+    assert f"Record head hash before this entry: `{started.prev_hash}`" in witness["comments"]
+    assert evidence["plan_journal_entry"]["journal_entry"] == witness["id"]
+    nb.apply([nb.plan_delete("extras.journalentry", witness["id"])])  # db1's journal as it was
+    nb.close()
 
 
 @pytest.mark.parametrize(
@@ -168,6 +196,7 @@ def test_db1_plan_over_nsenter_changes_nothing(db1_clean: dict[str, Any], tmp_pa
     assert survey["data_checksums"] is False
     assert survey["new_cluster_initdb"] == "--no-data-checksums"
     assert "scratch cluster in /tmp/runbook-check." in steps["pg_upgrade_check"].evidence["scratch"]
+    assert steps["plan_journal_entry"].diffs[0].target == "NetBox journal of db1"
     assert app_query(db1_clean)[0] == 15
 
 

@@ -109,6 +109,7 @@ class LocalCluster:
             "socket_dir": str(self.root / "sock"),
             "work_dir": str(self.root / "work"),
             "private_port": PRIVATE_PORT,
+            "journal": False,  # a throwaway cluster is no NetBox device: nothing to witness in
         }
 
     def psql(self, sql: str, db: str = "postgres", bin_dir: Path = PG15) -> str:

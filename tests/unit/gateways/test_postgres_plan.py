@@ -16,11 +16,15 @@ from runbooks.core.gateway import Gateway, Mode, reads
 from runbooks.core.plan import Plan
 from runbooks.core.results import Status
 from runbooks.core.store import RecordStore
+from runbooks.gateways.netbox import NetBoxGateway
 from runbooks.gateways.postgres import Cluster
 from runbooks.gateways.postgres_shell import LocalShell, NsenterShell, SshShell
 from runbooks.gateways.postgres_upgrade import UpgradeCheck, UpgradeGateway
 from runbooks.library.db_upgrade import DbUpgrade
 from runbooks.library.db_upgrade_parts import FailAt
+from tests.unit.gateways.netbox_fake import Answer, fake_gateway
+
+DB1 = {"id": 41, "name": "db1"}
 
 
 class RecordingShell:
@@ -101,6 +105,14 @@ class PretendServer(UpgradeGateway):
         return UpgradeCheck(report, "/tmp/runbook-check.Ab12Cd")
 
 
+def netbox_with_db1(mode: Mode) -> NetBoxGateway:
+    """A NetBox holding device db1 (id 41) and no journal entry."""
+    gw, fake = fake_gateway(mode)
+    fake.on("GET", "/api/dcim/devices/", Answer(body={"count": 1, "results": [DB1]}))
+    fake.on("GET", "/api/extras/journal-entries/", Answer(body={"count": 0, "results": []}))
+    return gw
+
+
 def plan(tmp_path: Path, **server_facts: Any) -> Plan:
     PretendServer.facts = server_facts
     shell = RecordingShell()
@@ -109,9 +121,11 @@ def plan(tmp_path: Path, **server_facts: Any) -> Plan:
         return PretendServer(ctx.mode, shell)
 
     rb = DbUpgrade(DbUpgrade.parse_params({"new_bin": "/opt/pg18/bin"}))
-    engine = Engine(
-        RecordStore(tmp_path / "r.sqlite3"), "olivia", gateway_factories={UpgradeGateway: factory}
-    )
+    factories: dict[type[Gateway], Any] = {
+        UpgradeGateway: factory,
+        NetBoxGateway: lambda ctx, key: netbox_with_db1(ctx.mode),
+    }
+    engine = Engine(RecordStore(tmp_path / "r.sqlite3"), "olivia", gateway_factories=factories)
     result = engine.plan(rb)
     assert shell.commands == []  # every fact came from the table above: nothing was sent
     return result
@@ -123,7 +137,7 @@ def test_the_plan_is_the_procedure_with_its_evidence(tmp_path: Path) -> None:
     assert [s.step for s in p.steps] == [
         "survey_cluster", "pg_upgrade_check", "announce", "plan_backup", "plan_verify_backup",
         "plan_prepare_new", "plan_stop_writers", "plan_upgrade", "plan_start_new", "post_checks",
-        "plan_switch", "plan_analyze", "service_check",
+        "plan_switch", "plan_analyze", "service_check", "plan_journal_entry",
     ]  # fmt: skip
     steps = {s.step: s for s in p.steps}
     survey = steps["survey_cluster"].evidence
@@ -144,6 +158,12 @@ def test_the_plan_is_the_procedure_with_its_evidence(tmp_path: Path) -> None:
     switch = steps["plan_switch"].diffs[0]
     assert switch.target == "db1:/var/run/postgresql:5432"
     assert "PostgreSQL 18" in switch.after["served_by"]
+    # the witness: the server's NetBox device, no run, person or head named by a plan
+    (journal,) = steps["plan_journal_entry"].diffs
+    assert journal.target == "NetBox journal of db1" and journal.after["object_id"] == 41
+    text = journal.after["comments"]
+    assert "run `<the run>` by <its operator>" in text and "olivia" not in text
+    assert "The record's head hash is written here by the run." in text
     assert all(s.status is not Status.REFUSED for s in p.steps)
     assert p.content_hash == plan(tmp_path).content_hash
 

@@ -1,14 +1,31 @@
 """db-upgrade's parts that need no server: where the new binaries are (found, never copied
-by parsing parameters for a plan)."""
+by parsing parameters for a plan) and the witness in the server's NetBox journal."""
 
 from __future__ import annotations
 
+import subprocess
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from runbooks.core.context import RunContext, confirm_all
+from runbooks.core.gateway import Mode
+from runbooks.core.steps import ChangeStep
+from runbooks.gateways.netbox import NetBoxGateway
+from runbooks.gateways.postgres_upgrade import UpgradeGateway
 from runbooks.library import db_upgrade_parts as parts
 from runbooks.library.db_upgrade import DbUpgrade
+from tests.unit.gateways.netbox_fake import Answer, Sent, fake_gateway
+
+HEAD = "9f" * 32
+
+
+def journal_step() -> ChangeStep:
+    step = next(s for s in DbUpgrade.steps() if s.name == "plan_journal_entry")
+    assert isinstance(step, ChangeStep)
+    return step
 
 
 def tree(root: Path) -> list[tuple[str, int, int]]:
@@ -51,3 +68,79 @@ def test_the_real_package_is_found_and_the_cache_directory_left_alone(
     monkeypatch.setenv("RUNBOOKS_CACHE_DIR", str(tmp_path))
     DbUpgrade.parse_params({})
     assert tree(tmp_path) == []
+
+
+class NoServer:
+    """The journal step reads the run's state file; there is none (no downtime known)."""
+
+    where = "fake"
+
+    def run(
+        self, argv: Sequence[str], *, input: str | None = None, timeout: float = 120,
+        check: bool = True,
+    ) -> subprocess.CompletedProcess[str]:  # fmt: skip
+        assert argv[0] == "cat", argv  # a read of the state file, nothing else
+        return subprocess.CompletedProcess(list(argv), 1, "", "")
+
+    def close(self) -> None:
+        pass
+
+
+def netbox_journal(mode: Mode, entries: list[dict[str, Any]]) -> NetBoxGateway:
+    """NetBox with device db1 (id 41) whose journal is ``entries``; a POST adds one."""
+    gw, fake = fake_gateway(mode, run_id="run-7")
+
+    def add(sent: Sent) -> Answer:
+        entries.append({"id": 500 + len(entries), **sent.body})
+        return Answer(201, entries[-1])
+
+    fake.on("GET", "/api/dcim/devices/", Answer(body={"count": 1, "results": [{"id": 41}]}))
+    fake.on(
+        "GET",
+        "/api/extras/journal-entries/",
+        lambda sent: Answer(body={"count": len(entries), "results": list(entries)}),
+    )
+    fake.on("POST", "/api/extras/journal-entries/", add)
+    return gw
+
+
+def test_the_run_leaves_one_journal_entry_on_the_server_with_the_record_head() -> None:
+    entries: list[dict[str, Any]] = []
+    rb = DbUpgrade(
+        DbUpgrade.parse_params(
+            {"host": "198.18.0.41", "netbox_device": "db1", "new_bin": "/opt/pg18/bin"}
+        )
+    )
+    ctx = RunContext(
+        Mode.RUN,
+        "run-7",
+        "olivia",
+        rb,
+        confirm_all(),
+        {
+            NetBoxGateway: lambda c, k: netbox_journal(c.mode, entries),
+            UpgradeGateway: lambda c, k: UpgradeGateway(c.mode, NoServer()),
+        },
+        lambda: HEAD,
+    )
+    step = journal_step()
+    assert step.apply_func is not None and step.verify_func is not None
+    (diff,) = step.plan(rb, ctx)
+    assert diff.target == "NetBox journal of db1"
+    evidence = step.apply_func(rb, ctx, [diff])
+    assert evidence == {"journal_entry": 500, "device": "db1"}
+    (entry,) = entries
+    assert entry["assigned_object_type"] == "dcim.device" and entry["assigned_object_id"] == 41
+    text = entry["comments"]
+    assert "runbook `db-upgrade`, run `run-7` by olivia" in text
+    assert f"Record head hash before this entry: `{HEAD}`" in text
+    assert "PostgreSQL 15 (/var/lib/postgresql/15/main) upgraded to 18" in text
+    assert step.verify_func(rb, ctx, [diff])
+    assert step.plan(rb, ctx) == []  # written once: a resumed run finds it
+    ctx.close()
+
+
+def test_a_server_netbox_does_not_hold_has_no_witness() -> None:
+    rb = DbUpgrade(DbUpgrade.parse_params({"journal": False, "new_bin": "/opt/pg18/bin"}))
+    ctx = RunContext(Mode.PLAN, "plan", "olivia", rb)  # no NetBox configured or asked
+    assert journal_step().plan(rb, ctx) == []
