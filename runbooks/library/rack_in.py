@@ -32,10 +32,11 @@ from pydantic import Field
 from runbooks.core.context import RunContext
 from runbooks.core.errors import InventoryError, VerificationError
 from runbooks.core.results import Diff
-from runbooks.core.runbook import Params, Runbook
+from runbooks.core.runbook import Params
 from runbooks.core.steps import change, check, manual
 from runbooks.library import network_common as nc
 from runbooks.library import rack_steps as rs
+from runbooks.library.base import LibraryRunbook
 
 
 class RackInParams(Params):
@@ -48,7 +49,7 @@ class RackInParams(Params):
     settle_timeout_s: float = Field(90, gt=0, le=900, description="how long BGP may take")
 
 
-class RackIn(rs.RackSteps, Runbook):
+class RackIn(rs.RackSteps, LibraryRunbook[RackInParams]):
     """Rack in a planned network device: NetBox's plan becomes the running network."""
 
     name = "rack-in"
@@ -62,11 +63,6 @@ class RackIn(rs.RackSteps, Runbook):
         "plan_device_config",
         "plan_device_active",
     )
-
-    @property
-    def p(self) -> RackInParams:
-        assert isinstance(self.params, RackInParams)
-        return self.params
 
     # ---- 1. pre-checks from NetBox -----------------------------------------------------------
 
@@ -159,29 +155,29 @@ class RackIn(rs.RackSteps, Runbook):
         position = self.p.position if self.p.position is not None else ws.position
         if rack_id == (ws.rack.id if ws.rack else None) and position == ws.position:
             return []
-        diff = rs.netbox(ctx).plan_rack_position(ws.id, rack_id, position, ws.face or "front")
+        diff = self.netbox(ctx).plan_rack_position(ws.id, rack_id, position, ws.face or "front")
         return [diff]
 
     @plan_rack_position.apply
     def write_rack_position(self, ctx: RunContext, diffs: list[Diff]) -> dict[str, Any]:
-        return rs.netbox(ctx).apply(diffs).evidence()
+        return self.netbox(ctx).apply(diffs).evidence()
 
     @plan_rack_position.undo
     def restore_rack_position(self, ctx: RunContext, diffs: list[Diff]) -> None:
-        rs.netbox(ctx).undo(diffs)
+        self.netbox(ctx).undo(diffs)
 
     @change("Record the cables as connected in NetBox", targets="{device}")
     def plan_cables_connected(self, ctx: RunContext) -> list[Diff]:
         ws = self.ws(ctx, fresh=True)
-        return rs.netbox(ctx).plan_cable_status(ws, "connected")
+        return self.netbox(ctx).plan_cable_status(ws, "connected")
 
     @plan_cables_connected.apply
     def connect_cables(self, ctx: RunContext, diffs: list[Diff]) -> dict[str, Any]:
-        return rs.netbox(ctx).apply(diffs).evidence()
+        return self.netbox(ctx).apply(diffs).evidence()
 
     @plan_cables_connected.undo
     def restore_cables(self, ctx: RunContext, diffs: list[Diff]) -> None:
-        rs.netbox(ctx).undo(diffs)
+        self.netbox(ctx).undo(diffs)
 
     # ---- 5. the configuration, with commit-confirm ---------------------------------------------
 
@@ -273,7 +269,7 @@ class RackIn(rs.RackSteps, Runbook):
 
     @change("Mark {device} and its addresses active in NetBox", targets="{device}")
     def plan_device_active(self, ctx: RunContext) -> list[Diff]:
-        nb, ws = rs.netbox(ctx), self.ws(ctx, fresh=True)
+        nb, ws = self.netbox(ctx), self.ws(ctx, fresh=True)
         diffs = [nb.plan_device_status(ws, "active")]
         reserved = {
             ip.id: {"status": "active"} for ip in ws.ip_addresses if ip.status == "reserved"
@@ -283,15 +279,15 @@ class RackIn(rs.RackSteps, Runbook):
 
     @plan_device_active.apply
     def mark_device_active(self, ctx: RunContext, diffs: list[Diff]) -> dict[str, Any]:
-        return rs.netbox(ctx).apply(diffs).evidence()
+        return self.netbox(ctx).apply(diffs).evidence()
 
     @plan_device_active.undo
     def restore_device_status(self, ctx: RunContext, diffs: list[Diff]) -> None:
-        rs.netbox(ctx).undo(diffs)
+        self.netbox(ctx).undo(diffs)
 
     @change("Witness the run in the NetBox journal of {device}", targets="{device}")
     def plan_journal_entry(self, ctx: RunContext) -> list[Diff]:
-        return self.journal_diffs(ctx, self.ws(ctx))
+        return self.journal_diffs(ctx)
 
     @plan_journal_entry.apply
     def write_journal_entry(self, ctx: RunContext, diffs: list[Diff]) -> dict[str, Any]:
@@ -299,8 +295,8 @@ class RackIn(rs.RackSteps, Runbook):
 
     @plan_journal_entry.verify
     def journal_entry_written(self, ctx: RunContext, diffs: list[Diff]) -> bool:
-        return self.journal_entry_of_run(ctx, self.ws(ctx)) is not None
+        return self.journal_written(ctx, diffs)
 
     @plan_journal_entry.undo
     def remove_journal_entry(self, ctx: RunContext, diffs: list[Diff]) -> None:
-        self.delete_journal(ctx, self.ws(ctx))
+        self.remove_journal(ctx, diffs)

@@ -31,11 +31,12 @@ from pydantic import Field
 from runbooks.core.context import RunContext
 from runbooks.core.errors import InventoryError, VerificationError
 from runbooks.core.results import Diff
-from runbooks.core.runbook import Params, Runbook
+from runbooks.core.runbook import Params
 from runbooks.core.steps import change, check, manual
 from runbooks.gateways.netbox_model import DeviceWorkingSet
 from runbooks.library import network_common as nc
 from runbooks.library import rack_steps as rs
+from runbooks.library.base import LibraryRunbook
 
 
 class RackOutParams(Params):
@@ -47,7 +48,7 @@ class RackOutParams(Params):
     settle_timeout_s: float = Field(90, gt=0, le=900, description="how long routing may take")
 
 
-class RackOut(rs.RackSteps, Runbook):
+class RackOut(rs.RackSteps, LibraryRunbook[RackOutParams]):
     """Rack out an active network device without cutting anyone off."""
 
     name = "rack-out"
@@ -64,11 +65,6 @@ class RackOut(rs.RackSteps, Runbook):
         "plan_device_offline",
         "plan_addresses_released",
     )
-
-    @property
-    def p(self) -> RackOutParams:
-        assert isinstance(self.params, RackOutParams)
-        return self.params
 
     def neighbours(self, ctx: RunContext, ws: DeviceWorkingSet) -> dict[str, DeviceWorkingSet]:
         names = dict.fromkeys(link.peer_device for link in nc.links_of(ws, ["connected"]))
@@ -116,15 +112,15 @@ class RackOut(rs.RackSteps, Runbook):
     @change("Mark {device} decommissioning in NetBox", targets="{device}")
     def plan_device_decommissioning(self, ctx: RunContext) -> list[Diff]:
         ws = self.ws(ctx, fresh=True)
-        return [rs.netbox(ctx).plan_device_status(ws, "decommissioning")]
+        return [self.netbox(ctx).plan_device_status(ws, "decommissioning")]
 
     @plan_device_decommissioning.apply
     def mark_decommissioning(self, ctx: RunContext, diffs: list[Diff]) -> dict[str, Any]:
-        return rs.netbox(ctx).apply(diffs).evidence()
+        return self.netbox(ctx).apply(diffs).evidence()
 
     @plan_device_decommissioning.undo
     def restore_status(self, ctx: RunContext, diffs: list[Diff]) -> None:
-        rs.restore_fields(rs.netbox(ctx), diffs)  # status is written twice in a run
+        rs.restore_fields(self.netbox(ctx), diffs)  # status is written twice in a run
 
     # ---- 3. drain
 
@@ -250,16 +246,16 @@ class RackOut(rs.RackSteps, Runbook):
     def plan_cables_decommissioning(self, ctx: RunContext) -> list[Diff]:
         ws = self.ws(ctx, fresh=True)
         connected = [link.interface for link in nc.links_of(ws, ["connected", "planned"])]
-        diffs = rs.netbox(ctx).plan_cable_status(ws, "decommissioning", connected)
+        diffs = self.netbox(ctx).plan_cable_status(ws, "decommissioning", connected)
         return diffs
 
     @plan_cables_decommissioning.apply
     def mark_cables(self, ctx: RunContext, diffs: list[Diff]) -> dict[str, Any]:
-        return rs.netbox(ctx).apply(diffs).evidence()
+        return self.netbox(ctx).apply(diffs).evidence()
 
     @plan_cables_decommissioning.undo
     def restore_cables(self, ctx: RunContext, diffs: list[Diff]) -> None:
-        rs.netbox(ctx).undo(diffs)
+        self.netbox(ctx).undo(diffs)
 
     @change(
         "Configure the neighbours as NetBox now renders them (commit-confirm)",
@@ -327,16 +323,16 @@ class RackOut(rs.RackSteps, Runbook):
         fields: dict[str, Any] = {"status": "offline", "position": None, "face": None}
         if self.p.release_addresses:
             fields["primary_ip4"] = None  # NetBox keeps a primary address assigned
-        diff = rs.netbox(ctx).plan_update("dcim.device", ws.id, fields, "offline, unracked")
+        diff = self.netbox(ctx).plan_update("dcim.device", ws.id, fields, "offline, unracked")
         return [diff]
 
     @plan_device_offline.apply
     def mark_offline(self, ctx: RunContext, diffs: list[Diff]) -> dict[str, Any]:
-        return rs.netbox(ctx).apply(diffs).evidence()
+        return self.netbox(ctx).apply(diffs).evidence()
 
     @plan_device_offline.undo
     def restore_device(self, ctx: RunContext, diffs: list[Diff]) -> None:
-        rs.netbox(ctx).undo(diffs)
+        self.netbox(ctx).undo(diffs)
 
     @change("Release the addresses of {device} in NetBox (as configured)", targets="{device}")
     def plan_addresses_released(self, ctx: RunContext) -> list[Diff]:
@@ -351,16 +347,16 @@ class RackOut(rs.RackSteps, Runbook):
             }
             for ip in ws.ip_addresses
         }
-        diffs = rs.netbox(ctx).plan_updates("ipam.ipaddress", released, "release address")
+        diffs = self.netbox(ctx).plan_updates("ipam.ipaddress", released, "release address")
         return diffs
 
     @plan_addresses_released.apply
     def release_addresses(self, ctx: RunContext, diffs: list[Diff]) -> dict[str, Any]:
-        return rs.netbox(ctx).apply(diffs).evidence()
+        return self.netbox(ctx).apply(diffs).evidence()
 
     @plan_addresses_released.undo
     def restore_addresses(self, ctx: RunContext, diffs: list[Diff]) -> None:
-        rs.netbox(ctx).undo(diffs)
+        self.netbox(ctx).undo(diffs)
 
     # ---- 6. the operator, then the journal
 
@@ -373,7 +369,7 @@ class RackOut(rs.RackSteps, Runbook):
 
     @change("Witness the run in the NetBox journal of {device}", targets="{device}")
     def plan_journal_entry(self, ctx: RunContext) -> list[Diff]:
-        return self.journal_diffs(ctx, self.ws(ctx))
+        return self.journal_diffs(ctx)
 
     @plan_journal_entry.apply
     def write_journal_entry(self, ctx: RunContext, diffs: list[Diff]) -> dict[str, Any]:
@@ -381,8 +377,8 @@ class RackOut(rs.RackSteps, Runbook):
 
     @plan_journal_entry.verify
     def journal_entry_written(self, ctx: RunContext, diffs: list[Diff]) -> bool:
-        return self.journal_entry_of_run(ctx, self.ws(ctx)) is not None
+        return self.journal_written(ctx, diffs)
 
     @plan_journal_entry.undo
     def remove_journal_entry(self, ctx: RunContext, diffs: list[Diff]) -> None:
-        self.delete_journal(ctx, self.ws(ctx))
+        self.remove_journal(ctx, diffs)

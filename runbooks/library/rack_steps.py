@@ -1,7 +1,8 @@
 """The work both rack runbooks do on NetBox and the devices: reading working sets once,
 committing NetBox-rendered configurations with commit-confirm, restoring them, confirming,
-routing checks and the journal entry. The runbook modules say what is checked and changed;
-the pure comparisons are in `network_common`."""
+routing checks, and the device's journal as the run's witness (`runbooks.library.witness`).
+The runbook modules say what is checked and changed; the pure comparisons are in
+`network_common`."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from runbooks.gateways.netbox import NetBoxGateway
 from runbooks.gateways.netbox_changes import PlannedWrite, plain
 from runbooks.gateways.netbox_model import DeviceWorkingSet
 from runbooks.gateways.network import DeviceTarget, NetworkGateway
+from runbooks.library.base import netbox
 from runbooks.library.network_common import (
     Link,
     config_diff,
@@ -32,12 +34,9 @@ from runbooks.library.network_common import (
     loopback_of,
     mgmt_interface,
 )
+from runbooks.library.witness import JournalWitness, Witnessed
 
 log = logging.getLogger(__name__)
-
-
-def netbox(ctx: RunContext) -> NetBoxGateway:
-    return ctx.gateway(NetBoxGateway)
 
 
 def restore_device(gw: NetworkGateway, running_before: str, attempts: int = 2) -> None:
@@ -128,15 +127,13 @@ def state(ctx: RunContext) -> RackState:
     return ctx.state
 
 
-class RackSteps:
+class RackSteps(JournalWitness):
     """The reading, committing and witnessing both rack runbooks do; ``self.params.device``
     names the device. Nothing here decides: the runbook modules say what is checked and
     changed. The object holds its parameters only: per-plan and per-run data is the engine's
     (``ctx.state``, ``ctx.results``)."""
 
     params: Any
-    # the change steps the journal entry sums up, in order
-    journaled: tuple[str, ...] = ()
 
     def new_state(self) -> RackState:
         return RackState()
@@ -202,23 +199,15 @@ class RackSteps:
         return int(found[0]["id"]), wanted
 
     def u_height(self, ctx: RunContext, ws: DeviceWorkingSet) -> float:
-        reply = netbox(ctx).http.call(
-            "GET", f"/api/dcim/device-types/{ws.device_type.id}/", what="device type"
-        )
-        return float(reply.data.get("u_height") or 0)
+        device_type = netbox(ctx).get("dcim.devicetype", ws.device_type.id)
+        return float(device_type.get("u_height") or 0)
 
     def units_taken(
         self, ctx: RunContext, rack_id: int, face: str, position: float, height: float, exclude: int
     ) -> list[str]:
         """Devices other than ``exclude`` in units [position, position + height)."""
-        reply = netbox(ctx).http.call(
-            "GET",
-            f"/api/dcim/racks/{rack_id}/elevation/",
-            params={"face": face, "exclude": exclude, "limit": 0},
-            what=f"elevation of rack #{rack_id}",
-        )
         taken = []
-        for unit in reply.data.get("results", []):
+        for unit in netbox(ctx).rack_units(rack_id, face, exclude):
             if position <= float(unit["id"]) < position + max(height, 1) and unit.get("device"):
                 taken.append(f"U{float(unit['id']):g} by {unit['device'].get('name')}")
         return taken
@@ -358,62 +347,7 @@ class RackSteps:
                 raise VerificationError("; ".join(missing))
             time.sleep(2)
 
-    # -- the journal
-    def journal_diffs(self, ctx: RunContext, ws: DeviceWorkingSet) -> list[Diff]:
-        """The journal entry summing up what this plan or run changes, from its record: a
-        resumed run writes the entry an uninterrupted one would."""
-        items = [
-            f"{d.target}: {d.summary}"
-            for name in self.journaled
-            if (result := ctx.results.get(name)) is not None
-            for d in result.diffs
-            if not d.empty
-        ]
-        if not items:
-            return []
-        runbook = ctx.runbook
-        head = ctx.record_head()  # "" in a plan: the run writes the head it has reached
-        witness = (
-            f"Record head hash before this entry: `{head}` (check it: `runbook records verify`)."
-            if head
-            else "The record's head hash is written here by the run."
-        )
-        # a plan names no run and no person: who plans (or re-plans to review) must not change it
-        run_id, actor = ("<the run>", "<its operator>") if ctx.planning else (ctx.run_id, ctx.actor)
-        lines = [
-            f"**{runbook.instruction}** — runbook `{runbook.name}`, run `{run_id}` by {actor}",
-            "",
-            *[f"- {item}" for item in items],
-            "",
-            f"Record: `runbook records show {run_id}`. {witness}",
-        ]
-        text = "\n".join(lines)
-        return [
-            Diff(
-                target=f"NetBox journal of {ws.name}",
-                kind="create",
-                summary="journal entry witnessing this run",
-                fields=(FieldChange("comments", None, text),),
-                after={"comments": text},
-            )
-        ]
-
-    def write_journal(self, ctx: RunContext, diffs: list[Diff]) -> dict[str, Any]:
+    # -- the journal: the device witnesses the run
+    def witnessed(self, ctx: RunContext) -> list[Witnessed]:
         ws = self.ws(ctx)
-        entry = netbox(ctx).journal("dcim.device", ws.id, str(diffs[0].after["comments"]))
-        return {"journal_entry": entry.get("id")}
-
-    def journal_entry_of_run(self, ctx: RunContext, ws: DeviceWorkingSet) -> int | None:
-        entries = netbox(ctx).find(
-            "extras.journalentry", assigned_object_type="dcim.device", assigned_object_id=ws.id
-        )
-        for entry in entries:
-            if f"run `{ctx.run_id}`" in str(entry.get("comments", "")):
-                return int(entry["id"])
-        return None
-
-    def delete_journal(self, ctx: RunContext, ws: DeviceWorkingSet) -> None:
-        entry = self.journal_entry_of_run(ctx, ws)
-        if entry is not None:
-            nb = netbox(ctx)
-            nb.apply([nb.plan_delete("extras.journalentry", entry)])
+        return [Witnessed("dcim.device", ws.id, ws.name)]
