@@ -21,7 +21,8 @@ per part, and also runs on its own with plain ``ansible-playbook``):
 5. Verify: the PC reports the planned name, address, software and account; NetBox has it.
 6. Hand the PC over: the user logs in, sets their password and signs the hand-over (a manual
    step, answered by the engineer who saw them sign).
-7. Record the hand-over in the PC's NetBox journal.
+7. Record the hand-over in the PC's NetBox journal: the entry witnesses the run (what it
+   changed and the record's head hash).
 
 The initial password never reaches a record, log, review or artifact: it is generated at run
 time, registered with the secrets masker, sent to Ansible only as a SHA-512 crypt hash in a
@@ -49,14 +50,14 @@ from runbooks.core.errors import (
     RollbackError,
 )
 from runbooks.core.results import Diff, FieldChange
-from runbooks.core.runbook import Params, Runbook
+from runbooks.core.runbook import Params
 from runbooks.core.steps import change, check, manual
-from runbooks.gateways.ansible import AnsibleGateway
 from runbooks.gateways.ansible_events import PlaybookResult
 from runbooks.gateways.ansible_settings import software_source
-from runbooks.gateways.netbox import NetBoxGateway
 from runbooks.gateways.netbox_changes import Applied
 from runbooks.library import naming
+from runbooks.library.base import LibraryRunbook
+from runbooks.library.witness import JournalWitness, Witnessed
 
 PLAYBOOK = "pc_install.yml"
 ROLLBACK = "pc_install_rollback.yml"
@@ -121,7 +122,7 @@ class Registration:
         }
 
 
-class PcInstall(Runbook):
+class PcInstall(JournalWitness, LibraryRunbook[PcInstallParams]):
     """Install a PC: NetBox registration, address, hostname, software, account, hand-over."""
 
     name = "pc-install"
@@ -129,17 +130,8 @@ class PcInstall(Runbook):
     instruction = "20 PC 機安裝 PC install"
     expected_duration = timedelta(minutes=30)
     Params = PcInstallParams
-
-    @property
-    def p(self) -> PcInstallParams:
-        assert isinstance(self.params, PcInstallParams)
-        return self.params
-
-    def netbox(self, ctx: RunContext) -> NetBoxGateway:
-        return ctx.gateway(NetBoxGateway)
-
-    def ansible(self, ctx: RunContext) -> AnsibleGateway:
-        return ctx.gateway(AnsibleGateway)
+    journaled = ("plan_registration", "plan_install")
+    journal_kind = "success"
 
     # ------------------------------------------------------------------ lookups
     def bench_address(self, ctx: RunContext) -> str:
@@ -478,40 +470,31 @@ class PcInstall(Runbook):
             f"(asset {self.p.asset_tag}, account {reg.account}); the user signed the hand-over."
         )
 
+    def witnessed(self, ctx: RunContext) -> list[Witnessed]:
+        reg = self.registration(ctx)  # a plan's PC is not in NetBox yet: no id
+        device_id = int(reg.device["id"]) if reg.device is not None else None
+        return [Witnessed("dcim.device", device_id, reg.hostname, self.handover_text(reg))]
+
     @change("Record the hand-over in the PC's NetBox journal", targets="{slot}")
     def plan_handover_record(self, ctx: RunContext) -> list[Diff]:
-        reg = self.registration(ctx)
-        text = self.handover_text(reg)
-        if reg.device is not None:
-            entries = self.netbox(ctx).find(
-                "extras.journalentry",
-                assigned_object_type="dcim.device",
-                assigned_object_id=reg.device["id"],
-            )
-            if any(text in str(e.get("comments", "")) for e in entries):
-                return []
-        return [
-            Diff(
-                target=f"netbox:dcim.device:{reg.hostname}:journal",
-                kind="create",
-                summary=f"journal entry (success) on {reg.hostname}",
-                after={"kind": "success", "comments": text},
-            )
-        ]
+        return self.journal_diffs(ctx)
 
     @plan_handover_record.apply
     def record_handover(self, ctx: RunContext, diffs: list[Diff]) -> dict[str, Any]:
         reg = self.registration(ctx)
-        if reg.device is None:
-            raise InventoryError(f"NetBox: no device {reg.hostname}")
-        entry = self.netbox(ctx).journal(
-            "dcim.device", int(reg.device["id"]), diffs[0].after["comments"], "success"
-        )
         # the record sheet gets the user's receipt block (使用人簽收) from "recipient"
         return {
-            "journal_entry": entry.get("id"),
+            **self.write_journal(ctx, diffs),
             "recipient": f"{reg.contact['name']} <{self.p.user}>",
         }
+
+    @plan_handover_record.verify
+    def handover_recorded(self, ctx: RunContext, diffs: list[Diff]) -> bool:
+        return self.journal_written(ctx, diffs)
+
+    @plan_handover_record.undo
+    def handover_withdrawn(self, ctx: RunContext, diffs: list[Diff]) -> None:
+        self.remove_journal(ctx, diffs)
 
 
 def sha512_crypt(password: SecretStr) -> str:

@@ -14,7 +14,8 @@ one tag per part, and also runs on its own with plain ``ansible-playbook``):
    the rollback playbook on every host (``undo_on_failure``), as it does when a later step fails.
    Package installs and upgrades are not rolled back.
 5. Post-checks: the services are healthy and their ports listen.
-6. Close the announcement in the NetBox journal: the maintenance is finished.
+6. Close the announcement in the NetBox journal: the maintenance is finished. The entry on
+   each host witnesses the run (what it changed there and the record's head hash).
 
 Every task's result (host, task, status, changed, diff, duration) is in the step's evidence.
 """
@@ -30,12 +31,12 @@ from pydantic import Field, field_validator
 from runbooks.core.context import RunContext
 from runbooks.core.errors import InventoryError, RollbackError
 from runbooks.core.results import Diff
-from runbooks.core.runbook import Params, Runbook
+from runbooks.core.runbook import Params
 from runbooks.core.steps import change, check
-from runbooks.gateways.ansible import AnsibleGateway
 from runbooks.gateways.ansible_events import PlaybookResult
 from runbooks.gateways.ansible_settings import software_source
-from runbooks.gateways.netbox import NetBoxGateway
+from runbooks.library.base import LibraryRunbook
+from runbooks.library.witness import JournalWitness, Witnessed, mentions, write_entries
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +64,7 @@ def _hosts(runbook: Any) -> list[str]:
     return list(runbook.params.hosts)
 
 
-class ServerMaintenance(Runbook):
+class ServerMaintenance(JournalWitness, LibraryRunbook[ServerMaintenanceParams]):
     """Maintain servers: pre-checks, announcement, updates and baseline, post-checks."""
 
     name = "server-maintenance"
@@ -71,17 +72,8 @@ class ServerMaintenance(Runbook):
     instruction = "4 服務器維護 server maintenance"
     expected_duration = timedelta(minutes=20)
     Params = ServerMaintenanceParams
-
-    @property
-    def p(self) -> ServerMaintenanceParams:
-        assert isinstance(self.params, ServerMaintenanceParams)
-        return self.params
-
-    def ansible(self, ctx: RunContext) -> AnsibleGateway:
-        return ctx.gateway(AnsibleGateway)
-
-    def netbox(self, ctx: RunContext) -> NetBoxGateway:
-        return ctx.gateway(NetBoxGateway)
+    journaled = ("plan_announcement", "plan_maintenance")
+    journal_kind = "success"
 
     def extravars(self, ctx: RunContext) -> dict[str, Any]:
         return {
@@ -134,38 +126,22 @@ class ServerMaintenance(Runbook):
     def journal_marker(self, ctx: RunContext, what: str) -> str:
         return f"runbook {self.name} run {ctx.run_id}: {what}"
 
-    def plan_journal(self, ctx: RunContext, what: str, text: str, kind: str) -> list[Diff]:
+    def plan_notice(self, ctx: RunContext, what: str, text: str, kind: str) -> list[Diff]:
+        """A notice in each server's journal, once per run (a resumed run finds it)."""
         nb, marker = self.netbox(ctx), self.journal_marker(ctx, what)
-        diffs = []
-        for host, device_id in self.device_ids(ctx).items():
-            entries = nb.find(
-                "extras.journalentry",
-                assigned_object_type="dcim.device",
-                assigned_object_id=device_id,
+        diffs = [
+            nb.plan_journal(
+                "dcim.device",
+                device_id,
+                host,
+                f"{text}\n\n_{marker}_",
+                kind,
+                marker=None if ctx.planning else marker,
+                summary=f"maintenance {what} ({kind})",
             )
-            if any(marker in str(e.get("comments", "")) for e in entries):
-                continue
-            diffs.append(
-                Diff(
-                    target=f"netbox:dcim.device:{host}:journal",
-                    kind="create",
-                    summary=f"journal entry ({kind}) on {host}",
-                    after={
-                        "device_id": device_id,
-                        "kind": kind,
-                        "comments": f"{text}\n\n_{marker}_",
-                    },
-                )
-            )
-        return diffs
-
-    def write_journal(self, ctx: RunContext, diffs: list[Diff]) -> dict[str, Any]:
-        nb, written = self.netbox(ctx), {}
-        for diff in diffs:
-            after = diff.after
-            entry = nb.journal("dcim.device", after["device_id"], after["comments"], after["kind"])
-            written[diff.target] = entry.get("id")
-        return {"journal_entries": written}
+            for host, device_id in self.device_ids(ctx).items()
+        ]
+        return [d for d in diffs if d is not None]
 
     @change("Announce the maintenance in the servers' NetBox journal", targets=_hosts)
     def plan_announcement(self, ctx: RunContext) -> list[Diff]:
@@ -173,17 +149,17 @@ class ServerMaintenance(Runbook):
             f"**Maintenance starts** ({self.p.reason}): OS package updates and the baseline "
             f"configuration on {', '.join(self.p.hosts)}; services restart where needed."
         )
-        return self.plan_journal(ctx, "announced", text, "warning")
+        return self.plan_notice(ctx, "announced", text, "warning")
 
     @plan_announcement.apply
     def announce(self, ctx: RunContext, diffs: list[Diff]) -> dict[str, Any]:
-        return self.write_journal(ctx, diffs)
+        return write_entries(self.netbox(ctx), diffs)
 
     @plan_announcement.undo
     def announce_rollback(self, ctx: RunContext, diffs: list[Diff]) -> None:
         # the journal is an audit trail: the announcement stays, a second entry says why
         text = "**Maintenance rolled back**: a later step failed; see the run's record."
-        self.write_journal(ctx, self.plan_journal(ctx, "rolled back", text, "danger"))
+        write_entries(self.netbox(ctx), self.plan_notice(ctx, "rolled back", text, "danger"))
 
     # ------------------------------------------------------------------ 4. the maintenance
     @change(
@@ -227,11 +203,32 @@ class ServerMaintenance(Runbook):
         return {"hosts": result.evidence(), "duration_s": round(result.duration_s, 1)}
 
     # ------------------------------------------------------------------ 6. close
+    def witnessed(self, ctx: RunContext) -> list[Witnessed]:
+        finished = f"**Maintenance finished** ({self.p.reason}); post-checks passed."
+        return [
+            Witnessed("dcim.device", i, host, finished) for host, i in self.device_ids(ctx).items()
+        ]
+
+    def journal_items(self, ctx: RunContext, target: Witnessed) -> list[str]:
+        """What the run changed on this server (its announcement, its files and packages)."""
+        return [
+            f"{d.target}: {d.summary}"
+            for d in self.journal_changes(ctx)
+            if mentions(d.target, target.name)
+        ]
+
     @change("Close the announcement in the servers' NetBox journal", targets=_hosts)
     def plan_completion(self, ctx: RunContext) -> list[Diff]:
-        text = f"**Maintenance finished** ({self.p.reason}); post-checks passed."
-        return self.plan_journal(ctx, "finished", text, "success")
+        return self.journal_diffs(ctx)
 
     @plan_completion.apply
     def complete(self, ctx: RunContext, diffs: list[Diff]) -> dict[str, Any]:
         return self.write_journal(ctx, diffs)
+
+    @plan_completion.verify
+    def completion_written(self, ctx: RunContext, diffs: list[Diff]) -> bool:
+        return self.journal_written(ctx, diffs)
+
+    @plan_completion.undo
+    def completion_withdrawn(self, ctx: RunContext, diffs: list[Diff]) -> None:
+        self.remove_journal(ctx, diffs)

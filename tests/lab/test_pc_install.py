@@ -170,7 +170,15 @@ def test_plan_run_and_second_run(pc_lab: AnsibleLab, caplog: pytest.LogCaptureFi
         assigned_object_type="dcim.device",
         assigned_object_id=nb_device["id"],
     )
-    assert any("Handed over" in e["comments"] for e in journal)
+    # the hand-over entry witnesses the run, once: the record's head before that step
+    [witness] = [e["comments"] for e in journal if f"run `{result.run_id}`" in e["comments"]]
+    head = next(
+        e.prev_hash
+        for e in pc_lab.store.entries(result.run_id)
+        if e.kind == "step.started" and e.step == "plan_handover_record"
+    )
+    assert "Handed over" in witness
+    assert f"Record head hash before this entry: `{head}`" in witness
 
     # the initial password: only in the engineer's 0600 hand-over file
     [handover] = list(pc_lab.tmp.joinpath("handover").iterdir())
@@ -197,6 +205,13 @@ def test_plan_run_and_second_run(pc_lab: AnsibleLab, caplog: pytest.LogCaptureFi
         for s in ("plan_registration", "plan_install", "plan_handover_record")
     )
     assert pc_lab.store.verify().ok
+    # the second run changed nothing: it witnessed nothing either
+    handed = netbox_get(
+        "extras/journal-entries",
+        assigned_object_type="dcim.device",
+        assigned_object_id=nb_device["id"],
+    )
+    assert [e["comments"] for e in handed if "Handed over" in e["comments"]] == [witness]
     files = pc_lab.assert_no_secret(caplog.text)
     logging.getLogger(__name__).warning(
         "plan %.1f s, run %.1f s, second plan+run %.1f s, %d files scanned",

@@ -18,6 +18,8 @@ from ansible_support import AnsibleLab, ansible_lab, fingerprint, taken_down_aft
 from lab_fixtures import LabHandle, ssh_run
 
 from runbooks.core.results import RunStatus, Status
+from runbooks.core.store import RecordStore
+from runbooks.lab import netbox
 from runbooks.library.server_maintenance import ServerMaintenance
 
 pytestmark = pytest.mark.slow
@@ -48,6 +50,38 @@ def setup(
 
 def runbook(hosts_: str) -> ServerMaintenance:
     return ServerMaintenance(ServerMaintenance.parse_params({"hosts": hosts_, "packages": "pv"}))
+
+
+def witnesses(store: RecordStore, run_id: str, host: str) -> tuple[list[str], str]:
+    """The run's entries in the host's NetBox journal, and the record's head they must name
+    (the hash of every record entry before the closing step)."""
+    import requests
+
+    url, token = netbox.credentials("operator")
+
+    def get(path: str, **params: Any) -> list[dict[str, Any]]:
+        reply = requests.get(
+            f"{url}/api/{path}/",
+            params={**params, "limit": 0},
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=30,
+        )
+        reply.raise_for_status()
+        return list(reply.json()["results"])
+
+    [device] = get("dcim/devices", name=host)
+    journal = get(
+        "extras/journal-entries",
+        assigned_object_type="dcim.device",
+        assigned_object_id=device["id"],
+    )
+    ours = [str(e["comments"]) for e in journal if f"run `{run_id}`" in str(e["comments"])]
+    head = next(
+        e.prev_hash
+        for e in store.entries(run_id)
+        if e.kind == "step.started" and e.step == "plan_completion"
+    )
+    return ours, head
 
 
 def test_plan_run_and_second_run(
@@ -82,6 +116,12 @@ def test_plan_run_and_second_run(
     assert done["post_checks"].evidence["hosts"]["srv2"]["agent_status"]["host"] == "srv2"
     rc, out, _ = ssh_run(client, "cat /srv/baseline-agent/status.json; head -2 /etc/motd")
     assert rc == 0 and '"host": "srv1"' in out
+    # each server's journal witnesses the run once: what it changed there, the record's head
+    for host in ("srv1", "srv2"):
+        ours, head = witnesses(setup.store, result.run_id, host)
+        assert len(ours) == 1, (host, ours)
+        assert f"Record head hash before this entry: `{head}`" in ours[0]
+        assert "Maintenance finished" in ours[0] and f"- {host}:" in ours[0]
 
     started = time.monotonic()
     again = engine.plan(runbook("srv1,srv2"))

@@ -93,10 +93,19 @@ class FakeNetBox(NetBoxGateway):
 
     @writes
     def journal(
-        self, obj_type: str, obj_id: int, comments: str, kind: str = "info"
+        self,
+        obj_type: str,
+        obj_id: int,
+        comments: str,
+        kind: str = "info",
+        *,
+        marker: str | None = None,
     ) -> dict[str, Any]:
+        found = self.journal_entry(obj_type, obj_id, marker or comments)
+        if found is not None:
+            return found
         self.world.journal.append((obj_id, comments, kind))
-        return {"id": len(self.world.journal)}
+        return {"id": len(self.world.journal), "comments": comments}
 
 
 def engine(tmp_path: Path, world: World) -> Engine:
@@ -142,11 +151,22 @@ def test_plan_holds_check_mode_diffs_and_changes_nothing(tmp_path: Path) -> None
 
 def test_run_then_nothing_left_to_change(tmp_path: Path) -> None:
     world = World()
-    result = engine(tmp_path, world).run(book())
+    eng = engine(tmp_path, world)
+    result = eng.run(book())
     assert result.status is RunStatus.SUCCEEDED, result.error
     steps = {s.step: s for s in result.steps}
     assert steps["plan_maintenance"].status is Status.CHANGED
     assert [kind for _, _, kind in world.journal] == ["warning", "success"]
+    # the closing entry witnesses the run: what it changed on the host, the record's head
+    (_, witness, _) = world.journal[-1]
+    started = next(
+        e
+        for e in eng.store.entries(result.run_id)
+        if e.kind == "step.started" and e.step == "plan_completion"
+    )
+    assert f"Record head hash before this entry: `{started.prev_hash}`" in witness
+    assert f"runbook `server-maintenance`, run `{result.run_id}` by olivia" in witness
+    assert "Maintenance finished" in witness and "- srv1:/etc/motd: motd" in witness
     again = engine(tmp_path, world).plan(book())
     assert {s.step: s for s in again.steps}["plan_maintenance"].status is Status.NO_CHANGE
 
