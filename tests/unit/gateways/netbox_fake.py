@@ -57,7 +57,9 @@ class FakeNetBox(BaseAdapter):
         self.routes[(method, path)] = list(answers)
         return self
 
-    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
+    def send(
+        self, request: requests.PreparedRequest, *args: Any, **kwargs: Any
+    ) -> requests.Response:
         parts = urlsplit(request.url or "")
         raw = request.body
         body = json.loads(raw) if raw else None
