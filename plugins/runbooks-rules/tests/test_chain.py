@@ -6,15 +6,29 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from hypothesis import given
+from hypothesis import strategies as st
 from runbooks_rules.chain import (
     STORE_CHAIN,
     UNGUARDED,
     Entry,
     canonical,
+    entry_hash,
+    entry_hash_of_text,
     genesis,
     make_entry,
     verify_entries,
     verify_rows,
+)
+
+JSON = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=12,
 )
 
 
@@ -58,3 +72,19 @@ def test_a_position_that_is_not_a_number_is_an_edit_not_a_crash() -> None:
     odd = [entries[0], dataclasses.replace(entries[1], seq="2")]  # as a JSON export may hold
     assert [(p.kind, p.seq) for p in verify_entries(odd).problems] == [("edited", 0)]
     assert [(p.kind, p.seq) for p in verify_rows(rows(odd)).problems] == [("edited", 0)]
+
+
+@given(
+    payload=st.dictionaries(st.text(), JSON, max_size=5),
+    fields=st.tuples(st.text(), st.text(), st.text(), st.text()),
+    step=st.none() | st.text(),
+    seq=st.integers(min_value=1, max_value=2**40),
+)
+def test_the_stored_text_hashes_as_the_payload_does(
+    payload: dict[str, Any], fields: tuple[str, str, str, str], step: str | None, seq: int
+) -> None:
+    run_id, ts, actor, kind = fields
+    prev = genesis(run_id)
+    assert entry_hash_of_text(
+        run_id, seq, ts, actor, kind, step, canonical(payload), prev
+    ) == entry_hash(run_id, seq, ts, actor, kind, step, payload, prev)
