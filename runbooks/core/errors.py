@@ -98,10 +98,6 @@ class IntegrityError(StoreError):
     exit_code = 5
 
 
-class LabError(RunbookError):
-    """The lab cannot be brought up, reached or torn down."""
-
-
 class LockedError(RunbookError):
     """Another run holds a target: two runs never touch one device at once."""
 

@@ -26,8 +26,8 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from runbooks.core.errors import LabError
 from runbooks.lab import network, node
+from runbooks.lab.errors import LabError
 from runbooks.lab.paths import state_dir
 from runbooks.lab.topology import Device, Topology
 

@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 
-from runbooks.core.errors import LabError
 from runbooks.lab import frr, hosts, network, node, software, topology
+from runbooks.lab.errors import LabError
 from runbooks.lab.locks import MachineLock
 from runbooks.lab.paths import state_dir
 from runbooks.lab.status import ComponentStatus

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from runbooks.core.errors import LabError
+from runbooks.lab.errors import LabError
 
 
 class MachineLock:

@@ -47,8 +47,9 @@ from pathlib import Path
 
 import requests
 
-from runbooks.core.errors import InputError, LabError
+from runbooks.core.errors import InputError
 from runbooks.lab import netbox_seed, paths, topology
+from runbooks.lab.errors import LabError
 from runbooks.lab.locks import MachineLock
 from runbooks.lab.status import ComponentStatus
 

@@ -21,7 +21,7 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from runbooks.core.errors import LabError
+from runbooks.lab.errors import LabError
 from runbooks.lab.topology import Topology
 
 log = logging.getLogger(__name__)

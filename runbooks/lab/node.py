@@ -20,8 +20,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from runbooks.core.errors import LabError
 from runbooks.lab import network
+from runbooks.lab.errors import LabError
 from runbooks.lab.paths import state_dir
 
 log = logging.getLogger(__name__)

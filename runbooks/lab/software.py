@@ -18,8 +18,8 @@ import subprocess
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from runbooks.core.errors import LabError
 from runbooks.lab import paths, topology
+from runbooks.lab.errors import LabError
 
 log = logging.getLogger(__name__)
 

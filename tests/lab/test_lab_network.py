@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 from lab_fixtures import Connect, LabHandle, bring_up, ssh_run  # fixtures come from conftest
 
-from runbooks.core.errors import LabError
 from runbooks.lab import frr, hosts, network, node
 from runbooks.lab import lab as lab_ops
+from runbooks.lab.errors import LabError
 from runbooks.lab.paths import state_dir
 
 pytestmark = pytest.mark.lab

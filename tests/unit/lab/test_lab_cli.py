@@ -7,8 +7,8 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from runbooks.core.errors import LabError
 from runbooks.lab import cli, lab
+from runbooks.lab.errors import LabError
 from runbooks.lab.lab import Progress, Timings
 from runbooks.lab.status import ComponentStatus
 

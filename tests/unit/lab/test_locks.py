@@ -9,14 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from runbooks.core.errors import LabError
+from runbooks.lab.errors import LabError
 from runbooks.lab.locks import MachineLock
 
 OTHER = textwrap.dedent(
     """
     import sys
     from pathlib import Path
-    from runbooks.core.errors import LabError
+    from runbooks.lab.errors import LabError
     from runbooks.lab.locks import MachineLock
     lock = MachineLock(lambda: Path(sys.argv[1]), "test lock")
     try:

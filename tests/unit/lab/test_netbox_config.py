@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from runbooks.core.errors import InputError, LabError
+from runbooks.core.errors import InputError
 from runbooks.lab import netbox
+from runbooks.lab.errors import LabError
 
 
 @pytest.fixture

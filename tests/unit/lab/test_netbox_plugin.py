@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from runbooks.core.errors import LabError
 from runbooks.lab import netbox, paths
+from runbooks.lab.errors import LabError
 
 
 @pytest.fixture
