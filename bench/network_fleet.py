@@ -77,7 +77,9 @@ def key_file() -> str:
 
 
 def via_gateway(devices: list[tuple[str, str]], workers: int) -> dict[str, str]:
-    creds = Credentials("root", key_file=key_file(), timeout=60)
+    creds = Credentials(
+        "root", key_file=key_file(), timeout=60, known_hosts=node.known_hosts_file()
+    )
 
     def one(dev: tuple[str, str]) -> str:
         gw = NetworkGateway(Mode.PLAN, DeviceTarget(dev[0], dev[1], "frr"), creds, "bench")

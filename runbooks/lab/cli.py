@@ -1,8 +1,9 @@
-"""`runbook lab up | down | status | reset | software`: the lab (mounted by runbooks.cli)."""
+"""`runbook lab up | down | status | reset | software | env`: the lab (mounted by runbooks.cli)."""
 
 from __future__ import annotations
 
 import json
+import shlex
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -110,3 +111,14 @@ def software_repository() -> None:
     )
     # for RUNBOOKS_SOFTWARE_SOURCE="$(runbook lab software)"
     sys.stdout.write(software.source_line() + "\n")
+
+
+@app.command("env")
+def environment(as_json: JsonOpt = False) -> None:
+    """The settings runbooks need for the lab's devices and hosts (its key, its known_hosts):
+    `eval "$(runbook lab env)"`. Paths only, no secret."""
+    settings = lab.runbooks_env()
+    if as_json:
+        sys.stdout.write(json.dumps(settings, indent=2) + "\n")
+    else:
+        sys.stdout.write("".join(f"export {k}={shlex.quote(v)}\n" for k, v in settings.items()))

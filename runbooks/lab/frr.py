@@ -66,7 +66,7 @@ def factory_config(name: str) -> str:
 
 
 def device_ssh_params(name: str, topo: Topology | None = None) -> dict[str, Any]:
-    """How to log in to a device: {host, username, key_file, port}."""
+    """How to log in to a device: {host, username, key_file, port, known_hosts}."""
     from runbooks.lab import topology
 
     return node.login_params((topo or topology.load()).device(name).mgmt)
@@ -198,6 +198,7 @@ def start_device(dev: Device, config: str) -> bool:
         _prepare_dirs(dev, config)
         pid = node.start_holder(d, dev.name, _holder_script(dev.name))
         log.info("device %s: holder %d", dev.name, pid)
+    node.trust_host_key(str(dev.mgmt), dev.name, d / "ssh_host_ed25519_key")
     missing = [x for x in FRR_DAEMONS if not _pid_file_alive(d / "run-frr" / f"{x}.pid")]
     for daemon in missing:
         node.nsenter(

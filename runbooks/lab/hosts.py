@@ -61,7 +61,7 @@ def host_dir(name: str) -> Path:
 
 
 def host_ssh_params(name: str, topo: Topology | None = None) -> dict[str, Any]:
-    """How to log in to a host: {host, username, key_file, port}."""
+    """How to log in to a host: {host, username, key_file, port, known_hosts}."""
     return node.login_params(_host(topo, name).mgmt)
 
 
@@ -181,6 +181,7 @@ def start_host(topo: Topology, host: Host) -> bool:
         _prepare_dirs(host)
         pid = node.start_holder(h, host.name, _holder_script(host.name))
         log.info("host %s: holder %d", host.name, pid)
+    node.trust_host_key(str(host.mgmt), host.name, h / "ssh_host_ed25519_key")
     if not node.ssh_answers(str(host.mgmt), timeout=0.3):
         node.nsenter(pid, ["/usr/sbin/sshd", "-f", str(INSIDE_LAB_DIR / "sshd_config")], check=True)
     if host.postgresql:

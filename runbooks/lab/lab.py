@@ -80,6 +80,19 @@ def held(
                 _reset(progress)
 
 
+def runbooks_env() -> dict[str, str]:
+    """What runbooks need to reach the lab's devices and hosts (`runbook lab env`): root with
+    the lab's key, host keys checked against the lab's known_hosts. Paths only, no secret."""
+    key = str(node.ssh_dir() / "id_ed25519")
+    return {
+        "RUNBOOKS_SSH_KNOWN_HOSTS": str(node.known_hosts_file()),
+        "RUNBOOKS_DEVICE_USERNAME": "root",
+        "RUNBOOKS_DEVICE_KEY_FILE": key,
+        "RUNBOOKS_ANSIBLE_USER": "root",
+        "RUNBOOKS_ANSIBLE_PRIVATE_KEY": key,
+    }
+
+
 def preflight() -> None:
     """Refuse early, in one line, when the lab cannot work on this machine."""
     missing = sorted({pkg for path, pkg in REQUIRED.items() if not os.path.exists(path)})

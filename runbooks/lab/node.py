@@ -1,5 +1,5 @@
-"""What every lab node shares: a holder process owning its namespaces, nsenter, the lab's SSH key
-and a per-node sshd.
+"""What every lab node shares: a holder process owning its namespaces, nsenter, the lab's SSH key,
+a per-node sshd, and the lab's known_hosts file holding every node's host key.
 
 A node (network device or Linux host) is a network namespace `rbl-<name>` plus one long-lived
 holder process (`ip netns exec … unshare --mount --uts --ipc`) that sets up the node's private
@@ -9,12 +9,14 @@ holder, so they all share its namespaces; `ip netns pids` then finds every proce
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import select
 import shutil
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -48,6 +50,31 @@ def lab_key() -> Path:
         authorized.write_text(pub, encoding="ascii")
         authorized.chmod(0o600)
     return key
+
+
+def known_hosts_file() -> Path:
+    """The lab's known_hosts: the host key of every node it started, by address and name.
+    Runbooks on the lab check host keys against it (RUNBOOKS_SSH_KNOWN_HOSTS)."""
+    return ssh_dir() / "known_hosts"
+
+
+_known_hosts_lock = threading.Lock()  # nodes start in parallel threads (a reset)
+
+
+def trust_host_key(address: str, name: str, host_key: Path) -> None:
+    """Put a node's host key (``<host_key>.pub``) into the lab's known_hosts, replacing any
+    line for its address or name; the file is replaced whole (atomic), public keys only."""
+    kind, key = host_key.with_name(host_key.name + ".pub").read_text(encoding="ascii").split()[:2]
+    path = known_hosts_file()
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    with _known_hosts_lock, open(path.with_name("known_hosts.lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # and other processes starting nodes (a bench)
+        old = path.read_text(encoding="ascii").splitlines() if path.exists() else []
+        keep = [ln for ln in old if not {address, name} & set(ln.split(" ", 1)[0].split(","))]
+        tmp = path.with_name(f"known_hosts.{os.getpid()}.{threading.get_ident()}")
+        tmp.write_text("".join(f"{ln}\n" for ln in keep) + f"{address},{name} {kind} {key}\n")
+        tmp.chmod(0o644)
+        tmp.replace(path)
 
 
 def prepare_state_dir() -> Path:
@@ -207,12 +234,14 @@ def remove_tree(path: Path) -> None:
 
 
 def login_params(address: object) -> dict[str, Any]:
-    """How to log in to a lab node (device or host): root with the lab's generated key."""
+    """How to log in to a lab node (device or host): root with the lab's generated key,
+    its host key checked against the lab's known_hosts."""
     return {
         "host": str(address),
         "username": "root",
         "key_file": str(ssh_dir() / "id_ed25519"),
         "port": 22,
+        "known_hosts": str(known_hosts_file()),
     }
 
 

@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from runbooks.lab import frr, netbox
+from runbooks.lab import frr, netbox, node
 
 SUPPORT = Path(__file__).resolve().parents[1] / "support"
 LEDGER = str(SUPPORT / "ledger_runbook.py")  # the test runbook (RUNBOOKS_MODULES)
@@ -51,7 +51,11 @@ class Machine:
             if not k.startswith(("RUNBOOKS_", "NETBOX_", "XDG_"))
         }
         env.update(
-            HOME=str(self.home), RUNBOOKS_NETBOX_URL=url, RUNBOOKS_NETBOX_TOKEN=token, **self.env
+            HOME=str(self.home),
+            RUNBOOKS_NETBOX_URL=url,
+            RUNBOOKS_NETBOX_TOKEN=token,
+            RUNBOOKS_SSH_KNOWN_HOSTS=str(node.known_hosts_file()),  # the lab's nodes' host keys
+            **self.env,
         )
         done = subprocess.run(
             [sys.executable, "-m", "runbooks.cli", *args],

@@ -21,13 +21,16 @@ from typing import Any
 import paramiko
 import pytest
 
-from runbooks.lab import frr, hosts
+from runbooks.lab import frr, hosts, node
 from runbooks.lab import lab as lab_ops
 from runbooks.lab import topology as topology_mod
 from runbooks.lab.lab import Timings
 from runbooks.lab.topology import Topology
 
 Connect = Callable[[str], paramiko.SSHClient]
+
+# Runbooks on the lab check host keys against the lab's known_hosts (as `runbook lab env` says).
+os.environ["RUNBOOKS_SSH_KNOWN_HOSTS"] = str(node.known_hosts_file())
 
 
 @dataclass(frozen=True)
