@@ -441,24 +441,12 @@ class DbUpgrade(DbUpgradeBase):
 
     @plan_journal_entry.apply
     def write_journal_entry(self, ctx: RunContext, diffs: list[Diff]) -> dict[str, Any]:
-        after = diffs[0].after
-        entry = self.netbox(ctx).journal(
-            "dcim.device",
-            int(after["object_id"]),
-            str(after["comments"]),
-            str(after["kind"]),
-            marker=self.journal_marker(ctx),
-        )
-        return {"journal_entry": entry.get("id"), "device": self.journal_device}
+        return self.write_journal(ctx, diffs)
 
     @plan_journal_entry.verify
     def journal_entry_written(self, ctx: RunContext, diffs: list[Diff]) -> bool:
-        device_id = int(diffs[0].after["object_id"])
-        entry = self.netbox(ctx).journal_entry("dcim.device", device_id, self.journal_marker(ctx))
-        return entry is not None
+        return self.journal_written(ctx, diffs)
 
     @plan_journal_entry.undo
     def remove_journal_entry(self, ctx: RunContext, diffs: list[Diff]) -> None:
-        for diff in diffs:  # an undone run is not witnessed as done
-            device_id = int(diff.after["object_id"])
-            self.netbox(ctx).remove_journal("dcim.device", device_id, self.journal_marker(ctx))
+        self.remove_journal(ctx, diffs)  # an undone run is not witnessed as done

@@ -23,11 +23,12 @@ from pydantic import Field
 from runbooks.core.context import RunContext
 from runbooks.core.errors import InventoryError, VerificationError
 from runbooks.core.results import Diff
-from runbooks.core.runbook import Params, Runbook
+from runbooks.core.runbook import Params
 from runbooks.gateways import postgres_facts as facts
-from runbooks.gateways.netbox import NetBoxGateway
 from runbooks.gateways.postgres import Cluster
 from runbooks.gateways.postgres_upgrade import UpgradeGateway
+from runbooks.library.base import LibraryRunbook
+from runbooks.library.witness import JournalWitness, Witnessed
 
 log = logging.getLogger(__name__)
 
@@ -130,15 +131,10 @@ class DbUpgradeParams(Params):
     journal: bool = True
 
 
-class DbUpgradeBase(Runbook):
+class DbUpgradeBase(JournalWitness, LibraryRunbook[DbUpgradeParams]):
     """What the steps of db-upgrade share: clusters, paths, the run's state file, rollback
     helpers. The state file (in the run's work directory on the server) carries what later
     steps and undo need across a resume: the survey, the quiet fingerprints, timestamps."""
-
-    @property
-    def p(self) -> DbUpgradeParams:
-        assert isinstance(self.params, DbUpgradeParams)
-        return self.params
 
     def pg(self, ctx: RunContext) -> UpgradeGateway:
         return ctx.gateway(UpgradeGateway)
@@ -213,63 +209,35 @@ class DbUpgradeBase(Runbook):
         return facts.fingerprints_from_json(raw) if raw else None
 
     # ------------------------------------------------------------------ the NetBox journal
-    def netbox(self, ctx: RunContext) -> NetBoxGateway:
-        return ctx.gateway(NetBoxGateway)
-
     @property
     def journal_device(self) -> str:
         return self.p.netbox_device or self.p.host
 
-    def journal_device_id(self, ctx: RunContext) -> int:
+    def journal_diffs(self, ctx: RunContext) -> list[Diff]:
+        """The witness entry, unless journal=false: then not even NetBox is asked."""
+        return super().journal_diffs(ctx) if self.p.journal else []
+
+    def witnessed(self, ctx: RunContext) -> list[Witnessed]:
+        """The server's NetBox device."""
         found = self.netbox(ctx).find("dcim.device", name=self.journal_device)
         if not found:
             raise InventoryError(
                 f"NetBox has no device {self.journal_device!r} to witness the run in its "
                 "journal (name it with netbox_device, or set journal=false)"
             )
-        return int(found[0]["id"])
+        return [Witnessed("dcim.device", int(found[0]["id"]), self.journal_device)]
 
-    def journal_marker(self, ctx: RunContext) -> str:
-        return f"run `{ctx.run_id}`"
-
-    def journal_diffs(self, ctx: RunContext) -> list[Diff]:
-        """The entry witnessing this run in the server's NetBox journal, with the record's
-        head hash; none once the run has written it (a resumed run writes it once)."""
-        if not self.p.journal:
-            return []
-        diff = self.netbox(ctx).plan_journal(
-            "dcim.device",
-            self.journal_device_id(ctx),
-            self.journal_device,
-            self.journal_text(ctx),
-            marker=None if ctx.planning else self.journal_marker(ctx),
-            summary="journal entry witnessing this run",
-        )
-        return [diff] if diff is not None else []
-
-    def journal_text(self, ctx: RunContext) -> str:
+    def journal_items(self, ctx: RunContext, target: Witnessed) -> list[str]:
+        """The upgrade in two lines; the downtime once the run has measured it."""
         p = self.p
-        head = ctx.record_head()  # "" in a plan: the run writes the head it has reached
-        witness = (
-            f"Record head hash before this entry: `{head}` (check it: `runbook records verify`)."
-            if head
-            else "The record's head hash is written here by the run."
-        )
-        # a plan names no run and no person: who plans (or re-plans to review) must not change it
-        run_id, actor = ("<the run>", "<its operator>") if ctx.planning else (ctx.run_id, ctx.actor)
         downtime = None if ctx.planning else downtime_s(self.state(ctx))
-        service = f"- {p.socket_dir} port {p.port} is served by PostgreSQL {p.to_version}"
-        lines = [
-            f"**{self.instruction}** — runbook `{self.name}`, run `{run_id}` by {actor}",
-            "",
-            f"- PostgreSQL {p.from_version} ({p.old_data}) upgraded to {p.to_version} "
+        service = f"{p.socket_dir} port {p.port} is served by PostgreSQL {p.to_version}"
+        return [
+            f"PostgreSQL {p.from_version} ({p.old_data}) upgraded to {p.to_version} "
             f"({p.new_data}) by pg_upgrade --{p.mode}, after a backup verified by restoring it; "
             "the old cluster is kept",
             service + (f" (downtime {downtime} s)" if downtime is not None else ""),
-            "",
-            f"Record: `runbook records show {run_id}`. {witness}",
         ]
-        return "\n".join(lines)
 
 
 def downtime_s(state: dict[str, Any]) -> float | None:

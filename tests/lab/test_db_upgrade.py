@@ -159,7 +159,7 @@ def test_db1_upgrades_to_18_with_data_intact(db1_clean: dict[str, Any], tmp_path
         e for e in entries if e.kind == "step.started" and e.step == "plan_journal_entry"
     )
     assert f"Record head hash before this entry: `{started.prev_hash}`" in witness["comments"]
-    assert evidence["plan_journal_entry"]["journal_entry"] == witness["id"]
+    assert evidence["plan_journal_entry"]["journal_entries"] == {"db1": witness["id"]}
     nb.apply([nb.plan_delete("extras.journalentry", witness["id"])])  # db1's journal as it was
     nb.close()
 

@@ -128,7 +128,7 @@ def test_the_run_leaves_one_journal_entry_on_the_server_with_the_record_head() -
     (diff,) = step.plan(rb, ctx)
     assert diff.target == "NetBox journal of db1"
     evidence = step.apply_func(rb, ctx, [diff])
-    assert evidence == {"journal_entry": 500, "device": "db1"}
+    assert evidence == {"journal_entries": {"db1": 500}}
     (entry,) = entries
     assert entry["assigned_object_type"] == "dcim.device" and entry["assigned_object_id"] == 41
     text = entry["comments"]
