@@ -217,6 +217,7 @@ def test_devices_get_strict_host_key_options(
     assert given["ssh_strict"] is True
     assert given["system_host_keys"] is False
     assert (given["alt_host_keys"], given["alt_key_file"]) == (True, str(known_hosts))
+    assert doctest.testmod(network).failed == 0
 
 
 def test_netmiko_given_those_options_trusts_the_file_only(known_hosts: Path) -> None:
