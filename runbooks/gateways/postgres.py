@@ -33,11 +33,17 @@ log = logging.getLogger(__name__)
 # refuses an INSERT, a nextval() or a function that writes.
 READ_ONLY_SESSION = "PGOPTIONS=-c default_transaction_read_only=on"
 
-# What could take a query out of its read-only transaction (transaction control, SET ...,
-# set_config): refused before anything is sent. Over-eager on purpose: reads need none of it.
+# A read is one SELECT (or WITH … SELECT) statement: psql runs a string that starts with a
+# backslash as its own command (`\! cmd` is a shell), a second statement or a comment could hide
+# one that leaves the read-only transaction (COMMIT, SET ..., set_config), and a few functions
+# act even in a read-only transaction (large-object export, ending other sessions, reloading
+# the configuration; COPY … TO PROGRAM is a statement of its own). Over-eager on purpose.
+_A_READ = re.compile(r"\A\s*(select|with)\b", re.IGNORECASE)
 _LEAVES_READ_ONLY = re.compile(
-    r"(^|;)\s*(begin|start|commit|end|rollback|abort|savepoint|release|prepare|set|reset)\b"
-    r"|read\s+write|transaction_read_only|set_config",
+    r";|--|/\*|read\s+write|transaction_read_only|set_config"
+    r"|\b(lo_import|lo_export|lo_\w+|pg_terminate_backend|pg_cancel_backend|pg_reload_conf"
+    r"|pg_rotate_logfile|pg_switch_wal|pg_promote|pg_file_\w+|pg_create_\w+|pg_drop_\w+"
+    r"|dblink\w*|pg_advisory\w*)\s*\(",
     re.IGNORECASE,
 )
 
@@ -147,10 +153,10 @@ class PostgresGateway(Gateway):
         """Run one query returning one JSON value, in a read-only session: the server refuses
         any write, and a statement that could leave the read-only transaction is refused here.
         """
-        if _LEAVES_READ_ONLY.search(sql):
+        if not _A_READ.match(sql) or _LEAVES_READ_ONLY.search(sql):
             raise InputError(
-                f"query_json only reads: {' '.join(sql.split())[:80]!r} could leave "
-                "its read-only transaction"
+                f"query_json only reads: {' '.join(sql.split())[:80]!r} is not one plain "
+                "SELECT: it could leave its read-only transaction or act outside it"
             )
         out = self.shell.run([*cluster.psql_read_only(db), "-c", sql]).stdout.strip()
         return json.loads(out) if out else None

@@ -16,6 +16,7 @@ import pytest
 
 from runbooks.core.context import confirm_all
 from runbooks.core.engine import Engine
+from runbooks.core.errors import InputError
 from runbooks.core.gateway import Mode
 from runbooks.core.results import RunResult, RunStatus, Status
 from runbooks.core.store import RecordStore
@@ -98,12 +99,17 @@ def test_plan_changes_nothing_and_shows_the_procedure(
     old = Cluster(
         str(cluster.root / "15"), str(pc.PG15), pc.SERVICE_PORT, str(cluster.root / "sock")
     )
+    # (SQL that is one SELECT, so the gateway sends it)
     for sql in (
-        "INSERT INTO orders (amount) VALUES (1) RETURNING to_json(id)",
+        "WITH d AS (INSERT INTO orders (amount) VALUES (1) RETURNING id) SELECT to_json(1)",
         "SELECT to_json(nextval('orders_id_seq'))",
-        "SELECT 1; DELETE FROM orders",
+        "WITH d AS (DELETE FROM orders RETURNING 1) SELECT to_json(count(*)) FROM d",
     ):
         with pytest.raises(CommandError, match="read-only transaction"):
+            gw.query_json(old, sql)
+    # and what is not one SELECT is not even sent
+    for sql in ("INSERT INTO orders (amount) VALUES (1)", "SELECT 1; DELETE FROM orders"):
+        with pytest.raises(InputError, match="could leave its read-only transaction"):
             gw.query_json(old, sql)
     assert gw.query_json(old, "SELECT to_json(count(*)) FROM orders") == 2000
 

@@ -77,6 +77,14 @@ def test_queries_run_in_a_read_only_session_the_server_enforces() -> None:
         "SELECT set_config('transaction_read_only', 'off', false)",
         "SET SESSION CHARACTERISTICS AS TRANSACTION READ  WRITE",
         "begin; insert into t values (1)",
+        # found by review: each passed the first filter
+        "COPY (SELECT 1) TO PROGRAM 'touch /tmp/x'",
+        "\\! touch /tmp/x",
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity",
+        "SELECT 1 ;/**/SET/**/SESSION CHARACTERISTICS AS TRANSACTION READ/**/WRITE",
+        "SELECT lo_export(16385, '/tmp/x')",
+        "SELECT pg_reload_conf()",
+        "SELECT 1 -- a comment could hide the rest",
     ],
 )
 def test_a_query_that_could_leave_its_read_only_transaction_is_not_sent(sql: str) -> None:
