@@ -24,6 +24,7 @@ import logging
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -61,6 +62,11 @@ class RequestLog:
         self.lines.append(line)
 
 
+# The sessions a declared write is under way for, in this thread (or task) only: a declared
+# write in one thread does not open the session to an undeclared one in another.
+_DECLARED: ContextVar[frozenset[int]] = ContextVar("netbox_declared_writes", default=frozenset())
+
+
 class GuardedSession(requests.Session):
     """A requests session that counts requests and refuses writes unless `allow_writes`;
     ``declared_only``: and outside `permit` (a declared write) as well."""
@@ -69,7 +75,6 @@ class GuardedSession(requests.Session):
         super().__init__()
         self._allow_writes = allow_writes
         self._declared_only = declared_only
-        self._permits = 0
         self.log = RequestLog()
 
     @property
@@ -79,12 +84,14 @@ class GuardedSession(requests.Session):
 
     @contextmanager
     def permit(self) -> Iterator[None]:
-        """Writes allowed (if `allow_writes`) while open: a declared write is under way."""
-        self._permits += 1
+        """Writes allowed (if `allow_writes`) while open, in this thread only: a declared write
+        of the gateway is under way. For the gateway's ``@writes`` methods; a plan's session
+        refuses writes inside it too."""
+        token = _DECLARED.set(_DECLARED.get() | {id(self)})
         try:
             yield
         finally:
-            self._permits -= 1
+            _DECLARED.reset(token)
 
     def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
         method = (request.method or "GET").upper()
@@ -96,7 +103,7 @@ class GuardedSession(requests.Session):
                     gateway="NetBoxGateway",
                     method=method,
                 )
-            if self._declared_only and not self._permits:
+            if self._declared_only and id(self) not in _DECLARED.get():
                 raise DryRunViolation(
                     f"NetBox {method} {path} refused: not a declared write of the gateway "
                     "(write through its @writes methods)",

@@ -3,6 +3,7 @@ conditional writes, drift naming, working-set parsing, undo bodies (a fake trans
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 
 import pytest
@@ -532,6 +533,28 @@ def test_a_plan_session_cannot_be_switched_to_writing() -> None:
     writing = GuardedSession(allow_writes=True)
     with pytest.raises(DryRunViolation, match="given for a plan"):
         NetBoxGateway(NetBoxSettings(URL, TOKEN), Mode.PLAN, session=writing)
+
+
+def test_a_declared_write_opens_the_session_in_its_own_thread_only() -> None:
+    """A write declared in one thread does not let another thread write undeclared."""
+    gw, fake = fake_gateway(Mode.RUN)
+    inside, release = threading.Event(), threading.Event()
+
+    def declared() -> None:
+        with gw.session.permit():
+            inside.set()
+            release.wait(5)
+
+    writer = threading.Thread(target=declared)
+    writer.start()
+    try:
+        assert inside.wait(5)
+        with pytest.raises(DryRunViolation, match="not a declared write"):
+            gw.session.post("http://netbox.invalid/api/dcim/devices/", json={})
+    finally:
+        release.set()
+        writer.join(5)
+    assert fake.sent == []
 
 
 def test_rack_units_is_a_declared_read() -> None:
