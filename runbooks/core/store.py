@@ -122,6 +122,9 @@ _TRIGGERS = {
     BEGIN SELECT RAISE(ABORT, 'the store''s meta data is written once'); END""",
 }
 _FIRST_TRIGGERS = ("entries_no_update", "entries_no_delete")
+# the store's own chain says when a store from before the guards got them: a store whose
+# 'guards' mark is gone afterwards was tampered with, not old
+GUARDS_INSTALLED = "store.guards_installed"
 
 _SELECT = "SELECT pos, run_id, seq, ts, actor, kind, step, payload, prev_hash, hash FROM entries"
 
@@ -183,8 +186,9 @@ class RecordStore:
     def _guard(self) -> None:
         """Create what is missing; within one write transaction, so a store opened by two
         processes at once records a missing trigger once. Triggers missing or altered in a
-        store that had them are recreated and recorded (UNGUARDED), a store of this format
-        from before its guards were added only gets the ones it never had."""
+        store that had them are recreated and recorded (UNGUARDED); a store of this format
+        from before its guards were added gets the ones it never had, and that is recorded
+        too (GUARDS_INSTALLED), so deleting the 'guards' mark later is not taken for age."""
         tables = {
             row[0]
             for row in self._db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
@@ -204,12 +208,26 @@ class RecordStore:
                 self._db.execute("INSERT INTO meta (key, value) VALUES (?, ?)", (key, value))
         if not tables & {"entries", "heads", "meta"}:
             return  # a new store
-        if "guards" not in meta and "format" in meta:  # from before the guards: not all lost
-            missing = [name for name in missing if name in _FIRST_TRIGGERS]
+        noticed = datetime.now(UTC).isoformat(timespec="microseconds")
+        if "guards" not in meta and "format" in meta:
+            if self._guards_installed():  # its guards were installed once: their mark is gone
+                missing = [*missing, "meta 'guards'"]
+            else:  # from before the guards: not all lost; installing them is on record
+                missing = [name for name in missing if name in _FIRST_TRIGGERS]
+                installed = {"installed": sorted(_TRIGGERS), "noticed": noticed}
+                self._append_in_transaction(
+                    STORE_CHAIN, GUARDS_INSTALLED, installed, actor="runbooks", ts=noticed
+                )
         if missing or altered:
-            noticed = datetime.now(UTC).isoformat(timespec="microseconds")
             said = {"missing": missing, "altered": altered, "noticed": noticed, "recreated": True}
             self._append_in_transaction(STORE_CHAIN, UNGUARDED, said, actor="runbooks", ts=noticed)
+
+    def _guards_installed(self) -> bool:
+        row = self._db.execute(
+            "SELECT 1 FROM entries WHERE run_id = ? AND kind = ? LIMIT 1",
+            (STORE_CHAIN, GUARDS_INSTALLED),
+        ).fetchone()
+        return row is not None
 
     def close(self) -> None:
         self._db.close()

@@ -77,8 +77,11 @@ def digest(text: str) -> str:
 
 
 def genesis(chain: str) -> str:
-    """What entry 1 of a chain links to: a hash of the chain's own id, so no two chains (and
-    no two stores) start from the same value.
+    """What entry 1 of a chain links to: a hash of the chain's own id, so no two runs' or
+    changes' chains start from the same value. It is derived, not random: a run's chain is
+    the same bytes in every store that holds it (this machine's, NetBox's, an export), and
+    anyone can check entry 1 without being handed a value. (Each store's own ``store`` chain
+    starts from the same value in every store; it holds only what the store noted of itself.)
 
     >>> genesis("CHG-1") == genesis("CHG-1") != genesis("CHG-2")
     True

@@ -277,11 +277,21 @@ def test_a_store_from_before_the_guards_gets_them_without_a_false_alarm(
     db.close()
     with RecordStore(store_path) as store:
         store.append("run-a", "step.finished", {"n": 1}, actor="olivia")
-        assert store.verify().ok and store.entries("store") == []
+        assert store.verify().ok  # no alarm; that the guards came now is on record
+        assert [e.kind for e in store.entries("store")] == ["store.guards_installed"]
     db = sqlite3.connect(store_path)
     refused(db, "DELETE FROM heads", "only moves forward")
     refused(db, "DELETE FROM meta", "written once")
     db.close()
+    # found by review: every guard dropped and the 'guards' mark deleted, so that the store
+    # looks as if it came from before the guards — the record of their installing says not
+    db = sqlite3.connect(store_path)
+    for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'").fetchall():
+        db.execute(f"DROP TRIGGER {name}")
+    db.execute("DELETE FROM meta WHERE key = 'guards'")
+    db.commit()
+    db.close()
+    assert problems(store_path) == [("unguarded", "store", 2)]
 
 
 def test_verify_names_an_edited_position(filled: Path) -> None:
