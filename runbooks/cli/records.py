@@ -195,7 +195,8 @@ def _verify_export(file: Path, head: str | None) -> VerifyReport:
         raise InputError(f"cannot read export {file}: {exc}") from exc
     names = {e.run_id for e in entries}
     if head is not None and len(names) != 1:
-        raise InputError("--head checks a one-run export; this file holds several runs")
+        holds = "no entry" if not names else f"{len(names)} runs"
+        raise InputError(f"--head checks a one-run export; {file} holds {holds}")
     return verify_entries(entries, {names.pop(): head} if head else None)
 
 

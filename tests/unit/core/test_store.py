@@ -386,6 +386,9 @@ def test_records_verify_of_a_one_run_export(
     said = capsys.readouterr().out
     assert said.startswith("truncated run-b #2") and len(said.strip().splitlines()) == 1
     assert "not at its expected head" in said
+    export.write_text("")  # nothing left: one line saying so, exit 2
+    assert main([*verify, "--head", head]) == 2
+    assert f"{export} holds no entry" in capsys.readouterr().err
 
 
 def test_records_verify_of_a_store_whose_triggers_were_dropped(
