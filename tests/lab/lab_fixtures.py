@@ -72,7 +72,9 @@ def lab() -> LabHandle:
 
 def _connect(params: dict[str, Any]) -> paramiko.SSHClient:
     client = paramiko.SSHClient()
-    client.set_missing_host_key_policy(paramiko.AutoAddPolicy())  # lab keys are new per lab
+    # the keys the lab wrote as each node started: a node that answers with another is refused
+    client.load_host_keys(str(node.known_hosts_file()))
+    client.set_missing_host_key_policy(paramiko.RejectPolicy())
     client.connect(
         params["host"],
         port=params["port"],
