@@ -44,8 +44,10 @@ def _reload_diff(output: str) -> tuple[list[str], list[str]]:
 
 
 def test_every_active_device_answers_ssh_with_the_rendered_config(
-    lab: LabHandle, device_ssh: Connect
+    lab_reset: LabHandle, device_ssh: Connect
 ) -> None:
+    """The seeded lab (reset first: a demo run before leaves leaf3 racked in)."""
+    lab = lab_reset
     for name in lab.active_devices:
         client = device_ssh(name)
         rc, out, _ = ssh_run(client, "hostname")
@@ -58,15 +60,15 @@ def test_every_active_device_answers_ssh_with_the_rendered_config(
 
 
 def test_the_planned_leaf_is_a_factory_default_box_with_its_links_wired(
-    lab: LabHandle, device_ssh: Connect
+    lab_reset: LabHandle, device_ssh: Connect
 ) -> None:
-    for name in lab.planned_devices:
+    for name in lab_reset.planned_devices:
         rc, out, _ = ssh_run(device_ssh(name), "vtysh -c 'show running-config'; ip -j addr")
         assert rc == 0
         assert f"hostname {name}" in out and "router bgp" not in out
         assert "198.18.255." not in out and "198.18.1." not in out
         wired = frr.lldp_neighbours(name)
-        assert wired == frr.expected_lldp(lab.topology, name)
+        assert wired == frr.expected_lldp(lab_reset.topology, name)
 
 
 def test_bgp_is_established_to_every_peer(lab: LabHandle, device_ssh: Connect) -> None:
