@@ -61,6 +61,7 @@ from runbooks.gateways.ansible_inventory import (
     yaml_hostvars,
 )
 from runbooks.gateways.ansible_settings import AnsibleSettings, plain_vars
+from runbooks.gateways.ssh_host_keys import key_refusal
 
 if TYPE_CHECKING:
     from runbooks.core.context import RunContext
@@ -306,7 +307,7 @@ class AnsibleGateway(Gateway):
         down = result.unreachable
         if down:
             where = [t for t in result.tasks if t.status == "unreachable"]
-            refused = [(t, _key_refusal(t.msg)) for t in where if _key_refusal(t.msg)]
+            refused = [(t, key_refusal(t.msg)) for t in where if key_refusal(t.msg)]
             if refused:
                 t, why = refused[0]
                 raise ConnectError(
@@ -409,23 +410,6 @@ class AnsibleGateway(Gateway):
             env["ANSIBLE_REMOTE_USER"] = s.remote_user
         env.update(s.extra_env)
         return env
-
-
-def _key_refusal(msg: str) -> str:
-    """How ssh refused a host for its key, as the end of a sentence; "" if it did not.
-
-    >>> _key_refusal("Failed to connect to the host via ssh: @@@ WARNING: REMOTE HOST IDENTIF")
-    ''
-    >>> _key_refusal("...@    WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED!     @...")
-    'does not match the one in'
-    >>> _key_refusal("No ED25519 host key is known for 198.18.0.41 and you have requested strict")
-    'is not in'
-    """
-    if "IDENTIFICATION HAS CHANGED" in msg or "has changed and you have requested strict" in msg:
-        return "does not match the one in"
-    if "host key is known for" in msg or "Host key verification failed" in msg:
-        return "is not in"
-    return ""
 
 
 def _our_child(ident: str) -> int:

@@ -23,6 +23,7 @@ from typing import Protocol
 
 from runbooks.config import ssh_known_hosts
 from runbooks.core.errors import ConnectError, GatewayError, GatewayTimeout
+from runbooks.gateways.ssh_host_keys import key_refusal
 
 log = logging.getLogger(__name__)
 
@@ -169,10 +170,9 @@ class SshShell(_ShellBase):
         ]
 
     def _refused(self, proc: subprocess.CompletedProcess[str]) -> None:
-        if proc.returncode != 255 or "Host key verification failed" not in proc.stderr:
+        why = key_refusal(proc.stderr) if proc.returncode == 255 else ""  # 255: ssh itself
+        if not why:
             return
-        changed = "IDENTIFICATION HAS CHANGED" in proc.stderr
-        why = "does not match the one in" if changed else "is not in"
         raise ConnectError(
             f"{self.where}: refused: the host key of {self.host} {why} {self.known_hosts}",
             host=self.host,

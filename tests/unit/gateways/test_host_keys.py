@@ -21,7 +21,7 @@ from paramiko.ssh_exception import BadHostKeyException, SSHException
 from runbooks import config
 from runbooks.core.errors import ConnectError
 from runbooks.core.gateway import Mode
-from runbooks.gateways import ansible, network
+from runbooks.gateways import network, ssh_host_keys
 from runbooks.gateways.ansible import AnsibleGateway, AnsibleSettings
 from runbooks.gateways.ansible_events import PlaybookResult, TaskResult
 from runbooks.gateways.network import Credentials, DeviceTarget, NetworkGateway
@@ -170,7 +170,7 @@ def test_ansible_refusal_is_one_line(known_hosts: Path, msg: str, says: str) -> 
         AnsibleGateway(Mode.PLAN, AnsibleSettings.from_env())._raise_for(result)
     assert str(info.value) == f"site.yml: {says} {known_hosts}"
     assert info.value.context["hosts"] == ["srv1"]
-    assert doctest.testmod(ansible).failed == 0
+    assert doctest.testmod(ssh_host_keys).failed == 0
 
 
 # ------------------------------------------------------------------------ network devices
