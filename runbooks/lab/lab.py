@@ -83,13 +83,13 @@ def held(
 def runbooks_env() -> dict[str, str]:
     """What runbooks need to reach the lab's devices and hosts (`runbook lab env`): root with
     the lab's key, host keys checked against the lab's known_hosts. Paths only, no secret."""
-    key = str(node.ssh_dir() / "id_ed25519")
+    login = node.login_params("")  # how every node is logged in to, whichever address
     return {
-        "RUNBOOKS_SSH_KNOWN_HOSTS": str(node.known_hosts_file()),
-        "RUNBOOKS_DEVICE_USERNAME": "root",
-        "RUNBOOKS_DEVICE_KEY_FILE": key,
-        "RUNBOOKS_ANSIBLE_USER": "root",
-        "RUNBOOKS_ANSIBLE_PRIVATE_KEY": key,
+        "RUNBOOKS_SSH_KNOWN_HOSTS": login["known_hosts"],
+        "RUNBOOKS_DEVICE_USERNAME": login["username"],
+        "RUNBOOKS_DEVICE_KEY_FILE": login["key_file"],
+        "RUNBOOKS_ANSIBLE_USER": login["username"],
+        "RUNBOOKS_ANSIBLE_PRIVATE_KEY": login["key_file"],
     }
 
 
