@@ -4,10 +4,13 @@ given (device credentials, a test runbook, a queue). Shared by the lab tests of 
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from runbooks.lab import frr, netbox, node
 
@@ -69,3 +72,26 @@ class Machine:
             assert done.returncode == 0, done.stdout + done.stderr
         assert token not in done.stdout + done.stderr
         return done
+
+
+Runner = Callable[..., subprocess.CompletedProcess[str]]  # a Machine, or a test's stand-in
+
+
+def planned_ledger(desk: Runner, workdir: Path, window_end: str = "+2h") -> dict[str, Any]:
+    """olivia plans the test runbook at ``desk``, its window open since a minute ago: the
+    plan's JSON (change, hash, actor, ...)."""
+    args = ["plan", "test-ledger", f"workdir={workdir}", "--window-start", "-1m"]
+    done = desk("operator", *args, "--window-end", window_end, "--json")
+    return dict(json.loads(done.stdout))
+
+
+def approved_ledger(
+    desk: Runner, office: Runner, workdir: Path, window_end: str = "+2h"
+) -> tuple[str, str]:
+    """A change of the test runbook planned at olivia's ``desk``, reviewed and approved at the
+    ``office``: (change id, plan hash)."""
+    planned = planned_ledger(desk, workdir, window_end)
+    change, digest = planned["change"], planned["hash"]
+    office("reviewer", "review", change, "--accept", "--hash", digest)
+    office("approver", "approve", change, "--hash", digest)
+    return change, digest

@@ -6,3 +6,4 @@ Every test under tests/lab carries the `lab` marker (tests/conftest.py adds it),
 
 from lab_fixtures import db1, device_ssh, host_ssh, lab, lab_reset  # noqa: F401
 from netbox_fixtures import netbox_lab, netbox_reset  # noqa: F401
+from rack_support import rack_lab  # noqa: F401

@@ -9,17 +9,15 @@ import os
 import re
 import shutil
 import subprocess
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from cli_support import LEDGER, Machine
+from cli_support import LEDGER, Machine, Runner, approved_ledger, planned_ledger
 from PIL import Image
 
 from runbooks.lab import netbox
 
 SUPPORT = Path(__file__).resolve().parents[1] / "support"
-Runner = Callable[..., subprocess.CompletedProcess[str]]
 
 
 @pytest.fixture
@@ -31,19 +29,7 @@ def as_role(netbox_lab: str, store_path: Path, tmp_path: Path) -> Runner:
 def test_the_whole_change_flow_with_the_lab_people(
     as_role: Runner, workdir: Path, store_path: Path
 ) -> None:
-    planned = json.loads(
-        as_role(
-            "operator",
-            "plan",
-            "test-ledger",
-            f"workdir={workdir}",
-            "--window-start",
-            "-1m",
-            "--window-end",
-            "+2h",
-            "--json",
-        ).stdout
-    )
+    planned = planned_ledger(as_role, workdir)
     change, digest = planned["change"], planned["hash"]
     assert planned["actor"] == "olivia"
 
@@ -130,30 +116,10 @@ def test_the_review_page_shows_the_diffs_in_a_browser(
         shutil.copy(shot, Path(artifacts) / "review.png")
 
 
-def _approved(as_role: Runner, workdir: Path) -> tuple[str, str]:
-    planned = json.loads(
-        as_role(
-            "operator",
-            "plan",
-            "test-ledger",
-            f"workdir={workdir}",
-            "--window-start",
-            "-1m",
-            "--window-end",
-            "+2h",
-            "--json",
-        ).stdout
-    )
-    change, digest = planned["change"], planned["hash"]
-    as_role("reviewer", "review", change, "--accept", "--hash", digest)
-    as_role("approver", "approve", change, "--hash", digest)
-    return change, digest
-
-
 def test_drift_names_each_value_and_the_way_on_and_a_fresh_plan_runs(
     as_role: Runner, workdir: Path
 ) -> None:
-    change, _ = _approved(as_role, workdir)
+    change, _ = approved_ledger(as_role, as_role, workdir)
     (workdir / "inventory.json").write_text(json.dumps({"leaf9": {"status": "planned"}}))
     refused = as_role("operator", "run", change, "--yes", ok=False)
     assert refused.returncode == 3
@@ -167,7 +133,7 @@ def test_drift_names_each_value_and_the_way_on_and_a_fresh_plan_runs(
     assert runs[0]["status"] == "refused"  # the attempt is on record: begun, then refused
 
     (workdir / "inventory.json").unlink()  # the drift undone: plan again, approvals again
-    again, _ = _approved(as_role, workdir)
+    again, _ = approved_ledger(as_role, as_role, workdir)
     result = json.loads(as_role("operator", "run", again, "--yes", "--json").stdout)
     assert result["status"] == "succeeded"
 

@@ -29,7 +29,7 @@ from crash_support import (
     status_of,
     wait_for_bgp,
 )
-from rack_support import DEVICES, differences, engine, rack_lab  # noqa: F401 (fixture)
+from rack_support import DEVICES, differences, engine
 
 from runbooks.core.results import RunStatus
 from runbooks.core.runbook import Runbook

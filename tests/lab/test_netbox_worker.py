@@ -12,33 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cli_support import LEDGER, Machine
+from cli_support import LEDGER, Machine, approved_ledger
 
 from runbooks.lab import netbox
 
 REDIS_URL = "redis://127.0.0.1:6379/14"
-
-
-def approved(desk: Machine, office: Machine, workdir: Path) -> tuple[str, str]:
-    """A change of the test runbook planned at olivia's desk, reviewed and approved at the
-    office: (change id, plan hash)."""
-    planned = json.loads(
-        desk(
-            "operator",
-            "plan",
-            "test-ledger",
-            f"workdir={workdir}",
-            "--window-start",
-            "-1m",
-            "--window-end",
-            "+1h",
-            "--json",
-        ).stdout
-    )
-    change, digest = planned["change"], planned["hash"]
-    office("reviewer", "review", change, "--accept", "--hash", digest)
-    office("approver", "approve", change, "--hash", digest)
-    return change, digest
 
 
 @pytest.fixture
@@ -59,7 +37,7 @@ def test_a_worker_elsewhere_runs_a_scheduled_change_with_its_own_token(
     queue, desk, office, worker = machines
     workdir = tmp_path / "work"
     workdir.mkdir()
-    change, _ = approved(desk, office, workdir)
+    change, _ = approved_ledger(desk, office, workdir, window_end="+1h")
 
     desk("operator", "schedule", change, "--queue", queue, "--yes")
     listed = json.loads(office("approver", "changes", "--json").stdout)
@@ -101,7 +79,7 @@ def test_a_scheduled_change_whose_plan_drifted_shows_as_refused(
     queue, desk, office, worker = machines
     workdir = tmp_path / "work"
     workdir.mkdir()
-    change, _ = approved(desk, office, workdir)
+    change, _ = approved_ledger(desk, office, workdir, window_end="+1h")
     desk("operator", "schedule", change, "--queue", queue, "--yes")
     (workdir / "config.txt").write_text("hostname someone-else\n")  # the world moves on
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from rack_support import (  # noqa: F401  (rack_lab is a fixture)
+from rack_support import (
     MODULES,
     BGPDown,
     LLDPSeesStrangers,
@@ -24,7 +24,6 @@ from rack_support import (  # noqa: F401  (rack_lab is a fixture)
     differences,
     engine,
     netbox_failing_on,
-    rack_lab,
     snapshot,
 )
 

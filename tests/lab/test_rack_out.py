@@ -9,14 +9,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from rack_support import (  # noqa: F401  (rack_lab is a fixture)
+from rack_support import (
     BGPDown,
     RejectingDevice,
     devices_with,
     differences,
     engine,
     netbox_failing_on,
-    rack_lab,
     snapshot,
 )
 

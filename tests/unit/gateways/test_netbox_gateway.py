@@ -526,7 +526,7 @@ def test_no_write_passes_the_session_outside_a_declared_write(mode: Mode) -> Non
 def test_a_plan_session_cannot_be_switched_to_writing() -> None:
     gw, fake = fake_gateway(Mode.PLAN)
     with pytest.raises(AttributeError):
-        gw.session.allow_writes = True  # type: ignore[misc]
+        gw.session.allow_writes = True  # type: ignore[misc]  # read-only: the refusal is the test
     with gw.session.permit(), pytest.raises(DryRunViolation, match="planning never writes"):
         gw.session.post("http://netbox.invalid/api/dcim/devices/", json={})
     assert fake.sent == []
