@@ -102,3 +102,14 @@ class LockedError(RunbookError):
     """Another run holds a target: two runs never touch one device at once."""
 
     exit_code = 3
+
+
+class UnsupportedError(GatewayError):
+    """A device's driver cannot do what was asked (a getter it does not implement).
+
+    Never a silent pass: whoever checks turns it into a named, visible "cannot check".
+    """
+
+
+class SecretUnavailable(InventoryError):
+    """A placeholder in a sanitised configuration has no secret to put back."""
