@@ -1,6 +1,6 @@
 #!/bin/sh
-# Install the Debian packages the lab needs (NetBox's PostgreSQL and Redis, FRR devices,
-# Linux hosts). Idempotent: installs only what is missing; safe to run twice.
+# Install the Debian packages the lab needs (NetBox's PostgreSQL and Redis, FRR devices, the
+# BIRD2 border router, Linux hosts). Idempotent: installs only what is missing; safe to run twice.
 # For CI on a fresh Debian 12/13 machine; run as root (or with sudo available).
 set -eu
 
@@ -8,6 +8,7 @@ PACKAGES="
 postgresql postgresql-client
 redis-server
 frr frr-pythontools
+bird2
 openssh-server openssh-client
 lldpd
 iproute2 iputils-ping
