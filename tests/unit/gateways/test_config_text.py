@@ -1,0 +1,280 @@
+"""Sanitised configuration text: no planted secret survives `sanitize`, every one is registered
+with the masker, and `fill_secrets` puts each back from the raw text (or says which line it
+cannot)."""
+
+from __future__ import annotations
+
+import doctest
+
+import pytest
+
+from runbooks.core import secrets
+from runbooks.core.errors import InventoryError, SecretUnavailable
+from runbooks.gateways import config_text
+from runbooks.gateways.config_text import PLACEHOLDER, fill_secrets, sanitize
+
+IOS = """\
+Building configuration...
+!
+version 15.9
+hostname r1
+!
+enable secret 5 $1$mERr$hx5rVt7rPNoS4wqbXKX7m0
+enable password 7 0822455D0A16
+username netops privilege 15 secret 9 $9$nhEmQVczB7dqsO$X.HsgL6x1il0RxkOSSvyQYwucySCt7qFm4v7pqCxkKM
+username backup password 0 Backup-Pw-41
+!
+interface GigabitEthernet0/1
+ ip address 10.0.0.1 255.255.255.254
+ ip ospf message-digest-key 1 md5 Ospf-Md5-Key
+!
+router bgp 65001
+ neighbor 10.0.0.2 remote-as 65002
+ neighbor 10.0.0.2 password Bgp-Ios-Pw-1
+!
+snmp-server community Comm-Ro-77 RO
+snmp-server community Comm-Rw-88 RW 10
+snmp-server host 10.9.9.9 version 2c Comm-Trap-99
+tacacs-server key 7 Tacacs-Key-5
+ntp authentication-key 1 md5 Ntp-Md5-Key 7
+key chain KC
+ key 1
+  key-string Key-Chain-Str
+line vty 0 4
+ password 7 Vty-Line-Pw-3
+!
+end
+"""
+IOS_SECRETS = [
+    "$1$mERr$hx5rVt7rPNoS4wqbXKX7m0",
+    "0822455D0A16",
+    "$9$nhEmQVczB7dqsO$X.HsgL6x1il0RxkOSSvyQYwucySCt7qFm4v7pqCxkKM",
+    "Backup-Pw-41",
+    "Ospf-Md5-Key",
+    "Bgp-Ios-Pw-1",
+    "Comm-Ro-77",
+    "Comm-Rw-88",
+    "Comm-Trap-99",
+    "Tacacs-Key-5",
+    "Ntp-Md5-Key",
+    "Key-Chain-Str",
+    "Vty-Line-Pw-3",
+]
+
+EOS = """\
+! device: sw1 (DCS-7050SX3-48YC8, EOS-4.30.1F)
+!
+hostname sw1
+!
+enable password sha512 $6$Eos.Enable$Rk0EnableHashValue
+aaa root secret sha512 $6$Eos.Root$RootHashValue1
+username admin privilege 15 role network-admin secret sha512 $6$Eos.Adm$AdminHashVal
+!
+snmp-server community Eos-Comm-1 ro
+!
+router bgp 65010
+   neighbor SPINES peer group
+   neighbor SPINES password 7 Eos+Bgp+Enc==
+   neighbor 10.1.0.1 peer group SPINES
+!
+end
+"""
+EOS_SECRETS = [
+    "$6$Eos.Enable$Rk0EnableHashValue",
+    "$6$Eos.Root$RootHashValue1",
+    "$6$Eos.Adm$AdminHashVal",
+    "Eos-Comm-1",
+    "Eos+Bgp+Enc==",
+]
+
+JUNOS = """\
+## Last commit: 2026-12-01 10:00:00 UTC by ops
+version 23.4R1.9;
+system {
+    host-name mx1;
+    root-authentication {
+        encrypted-password "$6$jUn0s$RootEncryptedHash"; ## SECRET-DATA
+    }
+    login {
+        user ops {
+            class super-user;
+            authentication {
+                encrypted-password "$6$jUn0s$OpsEncryptedHash"; ## SECRET-DATA
+            }
+        }
+    }
+}
+snmp {
+    community Junos-Comm-2 {
+        authorization read-only;
+    }
+}
+protocols {
+    bgp {
+        group peers {
+            authentication-key "$9$Junos.Bgp.Key.9"; ## SECRET-DATA
+            neighbor 10.2.0.2;
+        }
+    }
+}
+"""
+JUNOS_SECRETS = [
+    "$6$jUn0s$RootEncryptedHash",
+    "$6$jUn0s$OpsEncryptedHash",
+    "Junos-Comm-2",
+    "$9$Junos.Bgp.Key.9",
+]
+
+FRR = """\
+frr defaults traditional
+hostname leaf1
+password Vty-Frr-Pw
+enable password Frr-Enable-Pw
+log syslog informational
+!
+interface swp1
+ ip ospf authentication-key Frr-Ospf-Key
+exit
+!
+router bgp 65101
+ bgp router-id 198.18.1.11
+ neighbor 10.0.1.0 remote-as 65001
+ neighbor 10.0.1.0 password Frr-Bgp-Pw-1
+ neighbor 10.0.1.2 remote-as 65002
+ neighbor 10.0.1.2 password Frr-Bgp-Pw-2
+exit
+!
+router isis CORE
+ area-password clear Frr-Isis-Area
+exit
+!
+"""
+FRR_SECRETS = [
+    "Vty-Frr-Pw",
+    "Frr-Enable-Pw",
+    "Frr-Ospf-Key",
+    "Frr-Bgp-Pw-1",
+    "Frr-Bgp-Pw-2",
+    "Frr-Isis-Area",
+]
+
+BIRD = """\
+router id 198.18.1.21;
+protocol device { }
+protocol bgp spine1 {
+  local 10.0.2.1 as 65201;
+  neighbor 10.0.2.0 as 65001;
+  password "Bird-Bgp-Pw 1";
+  ipv4 { import all; export all; };
+}
+protocol bgp spine2 {
+  local 10.0.2.3 as 65201;
+  neighbor 10.0.2.2 as 65002;
+  password "Bird-Bgp-Pw-2";
+  ipv4 { import all; export all; };
+}
+"""
+BIRD_SECRETS = ["Bird-Bgp-Pw 1", "Bird-Bgp-Pw-2"]
+
+CONFIGS = {
+    "ios": (IOS, IOS_SECRETS),
+    "eos": (EOS, EOS_SECRETS),
+    "junos": (JUNOS, JUNOS_SECRETS),
+    "frr": (FRR, FRR_SECRETS),
+    "bird": (BIRD, BIRD_SECRETS),
+}
+
+
+@pytest.mark.parametrize("platform", CONFIGS)
+def test_no_planted_secret_survives(platform: str) -> None:
+    raw, planted = CONFIGS[platform]
+    clean = sanitize(raw)
+    for value in planted:
+        assert value in raw
+        assert value not in clean, f"{platform}: {value!r} left in the sanitised text"
+    assert clean.count(PLACEHOLDER) == len(planted)
+
+
+@pytest.mark.parametrize("platform", CONFIGS)
+def test_each_secret_found_is_masked_everywhere(platform: str) -> None:
+    raw, planted = CONFIGS[platform]
+    sanitize(raw)
+    for value in planted:
+        assert secrets.MASK in secrets.mask_text(f"error near {value} here")
+
+
+@pytest.mark.parametrize("platform", CONFIGS)
+def test_fill_secrets_round_trips(platform: str) -> None:
+    raw, _ = CONFIGS[platform]
+    assert fill_secrets(sanitize(raw), raw) == raw
+
+
+@pytest.mark.parametrize("platform", CONFIGS)
+def test_what_is_not_a_secret_stays(platform: str) -> None:
+    raw, _ = CONFIGS[platform]
+    kept = [line for line in raw.splitlines() if PLACEHOLDER not in sanitize(line)]
+    assert all(line in sanitize(raw).splitlines() for line in kept)
+
+
+def test_a_diff_is_sanitised_too() -> None:
+    frr_diff = (
+        "Lines To Delete\n===============\nrouter bgp 65101\n no neighbor 10.0.1.2 password "
+        "Old-Pw-Gone\n\nLines To Add\n============\nrouter bgp 65101\n neighbor 10.0.1.2 "
+        "password New-Pw-Here"
+    )
+    ios_diff = "+enable secret 5 $1$new$Enable\n-enable secret 5 $1$old$Enable\n"
+    eos_diff = (
+        "--- system:/running-config\n+++ session:/c\n@@ -5 +5 @@\n+   neighbor S password 7 Eos=\n"
+    )
+    junos_diff = (
+        '[edit protocols bgp group peers]\n+   authentication-key "$9$Nw.Key"; ## SECRET-DATA'
+    )
+    for diff, value in [
+        (frr_diff, "Old-Pw-Gone"),
+        (frr_diff, "New-Pw-Here"),
+        (ios_diff, "$1$new$Enable"),
+        (ios_diff, "$1$old$Enable"),
+        (eos_diff, "Eos="),
+        (junos_diff, "$9$Nw.Key"),
+    ]:
+        assert value not in sanitize(diff)
+        assert sanitize(diff).count("\n") == diff.count("\n")
+
+
+def test_an_unfillable_placeholder_names_its_line() -> None:
+    without_bgp_passwords = "\n".join(
+        line for line in FRR.splitlines() if "neighbor" not in line or "password" not in line
+    )
+    missing = r"line 14 'neighbor 10\.0\.1\.0 password <removed>'"
+    with pytest.raises(SecretUnavailable, match=missing) as e:
+        fill_secrets(sanitize(FRR), without_bgp_passwords)
+    assert isinstance(e.value, InventoryError)
+    assert "Frr-Bgp-Pw-1" not in str(e.value)
+
+
+def test_later_sources_fill_what_the_first_lacks() -> None:
+    """Rack-out's undo: the bare running configuration lost the BGP passwords; NetBox's fresh
+    "service" rendering still has them."""
+    bare = "frr defaults traditional\nhostname leaf1\npassword Vty-Frr-Pw\n"
+    assert fill_secrets(sanitize(FRR), bare, FRR) == FRR
+
+
+def test_the_same_line_in_two_sections_is_filled_from_its_own_section() -> None:
+    raw = (
+        "router bgp 1 vrf red\n neighbor 10.0.0.1 password Red-Pw-1\nexit\n"
+        "router bgp 1 vrf blue\n neighbor 10.0.0.1 password Blue-Pw-2\nexit\n"
+    )
+    assert fill_secrets(sanitize(raw), raw) == raw
+    clean = sanitize(raw)
+    flat = " neighbor 10.0.0.1 password <removed>\n"
+    with pytest.raises(SecretUnavailable, match="line 1"):
+        fill_secrets(flat, raw)  # two sections disagree and nothing says which
+    assert fill_secrets(clean, raw + raw) == raw  # the same twice is no disagreement
+
+
+def test_text_without_placeholders_is_left_alone() -> None:
+    assert fill_secrets("hostname r1\n") == "hostname r1\n"
+
+
+def test_the_doctests() -> None:
+    assert doctest.testmod(config_text).failed == 0
