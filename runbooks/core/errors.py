@@ -58,6 +58,11 @@ class DryRunViolation(RunbookError):
     """Something tried to write while planning. Planning never changes anything."""
 
 
+class ReadOnlyViolation(DryRunViolation):
+    """A write tried through a read path: a plan's device session, or a command that is not
+    read-only sent through a device's ``cli`` (which only reads, in runs too)."""
+
+
 class ApprovalError(RunbookError):
     """The change is not approved, or an approval breaks separation of duties."""
 
