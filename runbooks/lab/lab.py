@@ -1,9 +1,11 @@
-"""The whole lab: NetBox, the management bridge, Linux hosts and FRR devices, up/down/status/reset.
+"""The whole lab: NetBox, the management bridge, Linux hosts and network devices (FRR, and
+BIRD 2 for the platform bird2), up/down/status/reset.
 
 `up` order: address-overlap check -> NetBox (seeded) -> bridge -> hosts -> devices (active ones
 with the configuration NetBox renders, planned ones with factory defaults) -> wait for SSH, BGP
 Established on every active link and LLDP neighbours matching every link. Idempotent: a second
-`up` verifies, restarts what died, and never duplicates anything.
+`up` verifies, restarts what died, and never duplicates anything. A device's NetBox platform
+(through its role) picks its OS: `frr` runs runbooks.lab.frr, `bird2` runbooks.lab.bird.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 
-from runbooks.lab import frr, hosts, network, node, software, topology
+from runbooks.lab import bird, frr, hosts, network, node, software, topology
 from runbooks.lab.errors import LabError
 from runbooks.lab.locks import MachineLock
 from runbooks.lab.paths import state_dir
@@ -40,6 +42,8 @@ REQUIRED = {
     "/usr/lib/frr/staticd": "frr",
     "/usr/bin/vtysh": "frr",
     "/usr/lib/frr/frr-reload.py": "frr-pythontools",
+    "/usr/sbin/bird": "bird2",
+    "/usr/sbin/birdc": "bird2",
     "/usr/sbin/lldpd": "lldpd",
     "/usr/sbin/lldpcli": "lldpd",
     "/usr/sbin/sshd": "openssh-server",
@@ -131,11 +135,15 @@ def _netbox_module() -> ModuleType:
     return netbox
 
 
-def _render(nb: ModuleType, attempts: int = 3) -> dict[str, str]:
-    """NetBox's rendered configs; a NetBox that has just (re)started may refuse for a moment."""
+def _render(nb: ModuleType, topo: Topology, attempts: int = 3) -> dict[str, str]:
+    """NetBox's rendered configs (every FRR router, and the devices of other platforms that
+    start active); a NetBox that has just (re)started may refuse for a moment."""
+    others = {topo.platform(d.name) for d in topo.devices if d.status == "active"} - {"frr"}
     for attempt in range(1, attempts + 1):
         try:
             configs: dict[str, str] = nb.render_configs()
+            for platform in sorted(others):
+                configs |= nb.render_configs(platform)
             return configs
         except LabError as exc:
             if attempt == attempts:
@@ -180,7 +188,7 @@ def _up(progress: Progress, configs: dict[str, str] | None) -> Timings:
             for d in topo.devices
             if d.status == "active"
         ):
-            configs = _render(nb)
+            configs = _render(nb, topo)
             clock.lap("render", f"{len(configs)} configs rendered by NetBox")
     network.ensure_bridge(topo)
     clock.lap("bridge", f"{network.BRIDGE} {network.own_gateway(topo)}")
@@ -193,7 +201,7 @@ def _up(progress: Progress, configs: dict[str, str] | None) -> Timings:
         network.ensure_netns(dev.name)
         network.ensure_mgmt_link(topo, dev.name, dev.mgmt)
     network.ensure_fabric_links(topo)
-    fresh = [d.name for d in topo.devices if frr.start_device(d, _config_for(d, configs))]
+    fresh = [d.name for d in topo.devices if _start_device(topo, d, _config_for(topo, d, configs))]
     clock.lap("devices", _started(fresh, len(topo.devices)))
     _wait_converged(topo, clock)
     return Timings(clock.phases)
@@ -203,9 +211,33 @@ def _started(fresh: list[str], total: int) -> str:
     return f"{len(fresh)} started, {total - len(fresh)} already running"
 
 
-def _config_for(dev: topology.Device, configs: dict[str, str] | None) -> str:
+def _is_bird(topo: Topology, dev: topology.Device) -> bool:
+    return topo.platform(dev.name) == bird.PLATFORM
+
+
+def _start_device(topo: Topology, dev: topology.Device, config: str) -> bool:
+    if _is_bird(topo, dev):
+        return bird.start_device(topo, dev, config)
+    return frr.start_device(dev, config)
+
+
+def _reset_device(topo: Topology, dev: topology.Device, config: str) -> None:
+    if _is_bird(topo, dev):
+        bird.reset_device(topo, dev, config)
+    else:
+        frr.reset_device(dev, config)
+
+
+def bgp_states(topo: Topology, name: str) -> dict[str, str]:
+    """Neighbour address -> BGP state ("Established" when up) of a device, whichever its OS."""
+    return bird.bgp_states(name) if _is_bird(topo, topo.device(name)) else frr.bgp_states(name)
+
+
+def _config_for(topo: Topology, dev: topology.Device, configs: dict[str, str] | None) -> str:
     """The startup config of a device being (re)started: NetBox's, else the one it first had."""
     if dev.status != "active":
+        if _is_bird(topo, dev):
+            return bird.factory_config(topo, dev.name)
         return frr.factory_config(dev.name)
     if configs and dev.name in configs:
         return configs[dev.name]
@@ -246,7 +278,7 @@ def bgp_problems(topo: Topology, names: list[str] | None = None) -> list[str]:
     """Expected BGP sessions (links between active devices) that are not Established."""
     problems = []
     for name in names or [d.name for d in topo.devices if d.status == "active"]:
-        states = frr.bgp_states(name)
+        states = bgp_states(topo, name)
         for peer, peer_name in frr.expected_peers(topo, name).items():
             if states.get(peer) != "Established":
                 problems.append(f"{name} -> {peer_name} ({peer}): {states.get(peer, 'absent')}")
@@ -285,11 +317,13 @@ def _reset(progress: Progress) -> Timings:
     if _use_netbox():
         nb = _netbox_module()
         nb.reset()
-        configs = _render(nb)
+        configs = _render(nb, topo)
         clock.lap("netbox", "seeded state restored, configs rendered")
     with ThreadPoolExecutor(max_workers=8) as pool:
         jobs = [pool.submit(hosts.reset_host, topo, h) for h in topo.hosts]
-        jobs += [pool.submit(frr.reset_device, d, _config_for(d, configs)) for d in topo.devices]
+        jobs += [
+            pool.submit(_reset_device, topo, d, _config_for(topo, d, configs)) for d in topo.devices
+        ]
         for job in jobs:
             job.result()
     clock.lap("restart", f"{len(topo.hosts)} hosts, {len(topo.devices)} devices")
@@ -389,10 +423,13 @@ def _device_status(topo: Topology, dev: topology.Device) -> ComponentStatus:
     if node.holder_pid(frr.device_dir(dev.name), dev.name) is None:
         return ComponentStatus(name, False, "not running")
     ssh = node.ssh_answers(str(dev.mgmt))
+    daemon = "bird" if _is_bird(topo, dev) else "bgpd"
     try:
-        states = frr.bgp_states(dev.name)
+        states = bgp_states(topo, dev.name)
     except LabError:
-        return ComponentStatus(name, False, f"sshd {'answers' if ssh else 'silent'}, bgpd silent")
+        return ComponentStatus(
+            name, False, f"sshd {'answers' if ssh else 'silent'}, {daemon} silent"
+        )
     want = frr.expected_peers(topo, dev.name)
     up_ = sum(1 for p in want if states.get(p) == "Established")
     ok = ssh and up_ == len(want)
@@ -400,5 +437,5 @@ def _device_status(topo: Topology, dev: topology.Device) -> ComponentStatus:
         name,
         ok,
         f"{dev.status}, sshd {'answers' if ssh else 'silent'}, "
-        f"bgpd answers, {up_}/{len(want)} BGP sessions Established",
+        f"{daemon} answers, {up_}/{len(want)} BGP sessions Established",
     )

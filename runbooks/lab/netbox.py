@@ -1067,8 +1067,10 @@ def web_session(role: str) -> requests.Session:
     return session
 
 
-def render_configs(platform: str = "frr") -> dict[str, str]:
-    """device name -> frr.conf rendered by NetBox (render-config, as the operator), every router."""
+def render_configs(platform: str = "frr", intent: str = "service") -> dict[str, str]:
+    """device name -> configuration rendered by NetBox (render-config, as the operator) for
+    every device of a platform (frr.conf for `frr`, bird.conf for `bird2`), with the runbooks'
+    render intent (service, drain or bare) in the request's body."""
     resp = _api(f"/api/dcim/devices/?platform={platform}&limit=0&fields=id,name", "operator")
     if resp.status_code != 200:
         raise LabError(f"NetBox refused the device list: HTTP {resp.status_code}")
@@ -1078,7 +1080,7 @@ def render_configs(platform: str = "frr") -> dict[str, str]:
             f"/api/dcim/devices/{dev['id']}/render-config/",
             "operator",
             method="POST",
-            body={},
+            body={"runbooks_intent": intent},
             accept="text/plain",
         )
         if rendered.status_code != 200:

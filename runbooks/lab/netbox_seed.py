@@ -15,6 +15,9 @@ Decisions (documented here because the runbooks rely on them):
 - The PC slot (role pc, no rack) is not a device: its management address is reserved in NetBox
   with dns_name and description naming the slot; pc-install registers the PC on it.
 - BGP ASN: integer custom field `bgp_asn` on dcim.device.
+- Platforms: `frr` (FRR, our NAPALM driver) and `bird2` (BIRD 2, napalm-bird2 from PyPI; its
+  config context gives the gateway `napalm.driver` and `napalm.optional_args`), each with its
+  config template (templates/frr.conf.j2, templates/bird.conf.j2).
 - Groups and permissions: every runbook-* group may view everything public except tokens and
   permissions, and every object type of the lab's plugins (`PLUGINS`, public or not; they
   exist only once the plugin's migrations ran, so the seed runs after them), add journal
@@ -205,6 +208,7 @@ def build_spec(topo: Topology) -> dict[str, Any]:
             for c in cat.config_templates
         ],
         "platforms": [p.model_dump() for p in cat.platforms],
+        "config_contexts": [c.model_dump() for c in cat.config_contexts],
         "roles": [{"name": r.name, "slug": r.slug, "color": r.color} for r in cat.roles],
         "devices": devices,
         "cables": cables,
@@ -275,9 +279,16 @@ def _seed_catalog(spec: dict[str, Any]) -> tuple[Any, ...]:  # pragma: no cover 
     for p in spec["platforms"]:
         template = templates.get(p.get("config_template") or "")
         platforms[p["slug"]] = dcim.Platform(
-            name=p["name"], slug=p["slug"], config_template=template
+            name=p["name"],
+            slug=p["slug"],
+            manufacturer=makers.get(p.get("manufacturer") or ""),
+            config_template=template,
         )
         platforms[p["slug"]].save()
+    for c in spec.get("config_contexts", []):
+        context = extras.ConfigContext(name=c["name"], weight=c["weight"], data=c["data"])
+        context.save()
+        context.platforms.set([platforms[slug] for slug in c["platforms"]])
     roles = {}
     for r in spec["roles"]:
         roles[r["slug"]] = dcim.DeviceRole(name=r["name"], slug=r["slug"], color=r["color"])

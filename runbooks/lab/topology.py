@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import ipaddress
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from runbooks.core.errors import InputError
 from runbooks.lab.paths import topology_file
+
+DEFAULT_PLATFORM = "frr"
 
 
 class _Model(BaseModel):
@@ -128,7 +130,18 @@ class DeviceType(_Model):
 class Platform(_Model):
     name: str
     slug: str
+    manufacturer: str | None = None  # the software's maker (a manufacturer slug)
     config_template: str | None = None
+
+
+class ConfigContext(_Model):
+    """NetBox config context data for the devices of some platforms (e.g. `napalm.driver` and
+    `napalm.optional_args`, which runbooks' network gateway reads)."""
+
+    name: str
+    platforms: list[str]
+    data: dict[str, Any]
+    weight: int = 1000
 
 
 class Role(_Model):
@@ -177,10 +190,14 @@ class NetBoxCatalog(_Model):
     platforms: list[Platform]
     roles: list[Role]
     config_templates: list[ConfigTemplate] = []
+    config_contexts: list[ConfigContext] = []
     locations: list[Location] = []
     tenants: list[Tenant] = []
     contact_roles: list[ContactRole] = []
     contacts: list[Contact] = []
+
+    def platform_of(self, role: str) -> str:
+        return self.role(role).platform
 
     def role(self, slug: str) -> Role:
         for role in self.roles:
@@ -206,6 +223,11 @@ class Topology(_Model):
             if dev.name == name:
                 return dev
         raise InputError(f"no lab device named {name!r}", device=name)
+
+    def platform(self, name: str) -> str:
+        """The NetBox platform slug of a device (through its role); `frr` without a catalogue."""
+        dev = self.device(name)
+        return self.netbox.platform_of(dev.role) if self.netbox else DEFAULT_PLATFORM
 
 
 def load(path: Path | None = None) -> Topology:

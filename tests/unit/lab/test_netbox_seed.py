@@ -171,6 +171,7 @@ class _Iface:
     link_peers: list[Any] = field(default_factory=list)
     description: str = ""
     device: Any = None
+    id: int = 0
 
     @property
     def ip_addresses(self) -> _Rel:
@@ -192,6 +193,10 @@ class _Device:
     @property
     def custom_field_data(self) -> dict[str, int]:
         return {"bgp_asn": self.asn}
+
+    @property
+    def primary_ip4(self) -> None:
+        return None  # these routers' management address is not the templates' business
 
 
 def _render(device: _Device) -> str:
