@@ -1,111 +1,134 @@
 """The one vendor-neutral device layer: every runbook talks to network devices through this.
 
-- The NAPALM driver comes from the device's NetBox platform (a data table, then netutils'
-  names): ``frr`` → our FRR driver, ``cisco_ios`` → ``ios``, ``eos`` → ``eos``…
-- Credentials come from the environment (``RUNBOOKS_DEVICE_USERNAME``, ``…_PASSWORD``,
-  ``…_KEY_FILE``, ``…_PORT``, ``…_TIMEOUT``) or are handed in; never from code.
+- The NAPALM driver comes from NetBox data: the device's config context ``napalm.driver``,
+  else netutils' name for its platform slug (``cisco_ios`` → ``ios``), else the slug itself
+  (NAPALM imports ``napalm_<slug>``: ``frr``, ``bird2``). Connection options come from the
+  config context's ``napalm.optional_args`` (no secrets there).
+- Credentials come from the source ``RUNBOOKS_DEVICE_CREDENTIALS`` names (environment by
+  default, a 0600 file, the system keyring; per device, per platform; see
+  `runbooks.gateways.device_credentials`), or are handed in; never from code. Their
+  driver options (``secret``: the IOS/EOS enable secret) go to the driver too.
 - Host keys are checked against the known_hosts file of the settings
   (``RUNBOOKS_SSH_KNOWN_HOSTS``, default ``~/.ssh/known_hosts``): Netmiko-based drivers get
   ``ssh_strict`` with that file, so a device not in it, or whose key differs, is refused
   before any credential is sent (Netmiko's own default accepts any key).
 - One connection per device per run (``ctx.gateway`` caches it), opened on first use,
   closed when the run ends; per-device timeouts.
-- In a plan only getters and ``compare`` are allowed; commit, confirm, rollback raise.
+- A plan cannot write at the wire: the driver is handed on only through
+  `runbooks.gateways.network_guard.ReadOnlyDriver` (getters, and load/compare/discard inside
+  ``compare``); ``cli`` takes read-only commands only, in runs too.
+- Configuration text leaves sanitised (`runbooks.gateways.config_text`): ``config``,
+  ``compare`` and ``commit`` return it with ``<removed>`` for each secret, and take
+  candidates holding ``<removed>``, filled from the running configuration (then from
+  ``secret_sources``). ``config_with_secrets`` is the raw text: never log or record it.
+- A getter the driver does not implement raises `UnsupportedError` naming driver and getter.
 - NAPALM's and Netmiko's exceptions become one clear error each: unreachable, refused
   credentials, timeout, rejected configuration.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
 from napalm import get_network_driver
+from napalm.base import NetworkDriver
 from napalm.base import exceptions as napalm_errors
+from napalm.base.mock import MockDriver
 from netmiko import exceptions as netmiko_errors
-from netutils.lib_mapper import NAPALM_LIB_MAPPER, NAPALM_LIB_MAPPER_REVERSE
+from netutils.lib_mapper import NAPALM_LIB_MAPPER_REVERSE
 from paramiko.ssh_exception import BadHostKeyException
 
-from runbooks.config import ssh_known_hosts
 from runbooks.core import secrets
 from runbooks.core.context import RunContext
 from runbooks.core.errors import (
     AuthenticationError,
     ConnectError,
     GatewayTimeout,
+    InputError,
     InventoryError,
     RejectedError,
+    UnsupportedError,
 )
 from runbooks.core.gateway import Gateway, Mode, reads, writes
+from runbooks.gateways import config_text
+from runbooks.gateways.device_credentials import Credentials, credential_source
+from runbooks.gateways.network_guard import ReadOnlyDriver, check_commands
+
+__all__ = ["Credentials", "DeviceTarget", "NetworkGateway", "napalm_driver_for"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-# NetBox platform slug -> NAPALM driver, for what netutils does not name (it has no FRRouting).
-PLATFORM_DRIVERS: dict[str, str] = {
-    "frr": "frr",
-    "frrouting": "frr",
-    "cumulus": "frr",
-}
 
-
-def napalm_driver_for(platform: str) -> str:
-    """The NAPALM driver name for a NetBox platform slug.
+def napalm_driver_for(platform: str, config_context: Mapping[str, Any] | None = None) -> str:
+    """The NAPALM driver of a device: its config context's ``napalm.driver``, else netutils'
+    name for its NetBox platform slug, else the slug itself.
 
     >>> napalm_driver_for("frr"), napalm_driver_for("cisco_ios"), napalm_driver_for("eos")
     ('frr', 'ios', 'eos')
+    >>> napalm_driver_for("bird"), napalm_driver_for("bird", {"napalm": {"driver": "bird2"}})
+    ('bird', 'bird2')
     """
+    driver = napalm_options(config_context).get("driver")
+    if isinstance(driver, str) and driver.strip():
+        return driver.strip()
     slug = platform.strip().lower()
-    if slug in PLATFORM_DRIVERS:
-        return PLATFORM_DRIVERS[slug]
+    if not slug:
+        raise InventoryError("a device without a platform: which NAPALM driver would talk to it?")
     if slug in NAPALM_LIB_MAPPER_REVERSE:  # netutils' normalised names: cisco_ios, arista_eos
         return str(NAPALM_LIB_MAPPER_REVERSE[slug])
-    if slug in NAPALM_LIB_MAPPER:  # already a NAPALM name: ios, eos, junos
-        return slug
-    raise InventoryError(f"no NAPALM driver for NetBox platform {platform!r}", platform=platform)
+    return slug  # a NAPALM name already (ios, junos) or a driver's package (napalm_<slug>)
 
 
-@dataclass(frozen=True)
-class Credentials:
-    username: str
-    password: str = field(default="", repr=False)
-    key_file: str | None = None
-    port: int = 22
-    timeout: int = 30
-    known_hosts: Path = field(default_factory=ssh_known_hosts)
+def napalm_options(config_context: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The ``napalm`` key of a device's NetBox config context (``{}`` when absent).
 
-    @classmethod
-    def from_env(cls, env: dict[str, str] | None = None) -> Credentials:
-        source = dict(os.environ if env is None else env)
-        username = source.get("RUNBOOKS_DEVICE_USERNAME")
-        if not username:
-            raise InventoryError(
-                "no device credentials: set RUNBOOKS_DEVICE_USERNAME (and "
-                "RUNBOOKS_DEVICE_PASSWORD or RUNBOOKS_DEVICE_KEY_FILE)"
-            )
-        password = source.get("RUNBOOKS_DEVICE_PASSWORD", "")
-        secrets.register(password)
-        return cls(
-            username,
-            password,
-            source.get("RUNBOOKS_DEVICE_KEY_FILE") or None,
-            int(source.get("RUNBOOKS_DEVICE_PORT", "22")),
-            int(source.get("RUNBOOKS_DEVICE_TIMEOUT", "30")),
-            ssh_known_hosts(source),
-        )
+    >>> napalm_options({"napalm": {"optional_args": {"sudo": True}}})["optional_args"]
+    {'sudo': True}
+    """
+    found = (config_context or {}).get("napalm")
+    return dict(found) if isinstance(found, Mapping) else {}
 
 
 @dataclass(frozen=True)
 class DeviceTarget:
+    """How to reach one device: name, address, NetBox platform slug, and from NetBox's config
+    context the NAPALM driver (None: from the platform) and its ``optional_args``."""
+
     name: str
     host: str
     platform: str
+    driver: str | None = None
+    optional_args: Mapping[str, Any] = field(default_factory=dict, hash=False)
+
+    @classmethod
+    def from_netbox(
+        cls, name: str, host: str, platform: str, config_context: Mapping[str, Any] | None
+    ) -> DeviceTarget:
+        """A target from NetBox data: the platform slug and the device's config context.
+
+        >>> t = DeviceTarget.from_netbox("leaf9", "198.18.0.19", "frr",
+        ...     {"napalm": {"optional_args": {"sudo": True}}})
+        >>> t.driver_name, dict(t.optional_args)
+        ('frr', {'sudo': True})
+        """
+        options = napalm_options(config_context)
+        args = options.get("optional_args")
+        if args is not None and not isinstance(args, Mapping):
+            raise InventoryError(f"{name}: config context napalm.optional_args is not a mapping")
+        return cls(name, host, platform, napalm_driver_for(platform, config_context), args or {})
+
+    @property
+    def driver_name(self) -> str:
+        return self.driver or napalm_driver_for(self.platform)
 
 
 def host_key_args(known_hosts: Path) -> dict[str, Any]:
@@ -189,36 +212,63 @@ class NetworkGateway(Gateway):
         credentials: Credentials,
         run_id: str = "",
         driver: str | None = None,
-        optional_args: dict[str, Any] | None = None,
+        optional_args: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__(mode)
         self.target = target
-        self.driver_name = driver or napalm_driver_for(target.platform)
+        self.driver_name = driver or target.driver_name
         self.run_id = run_id
         self._credentials = credentials
-        self._optional_args = optional_args or {}
+        self._optional_args = {**target.optional_args, **(optional_args or {})}
         self._device: Any = None
+        self._wire: Any = None  # the driver as this gateway may use it (read-only in a plan)
+        self._class: Any = None
         self.calls = 0  # how many driver calls this run made (for benchmarks and tests)
 
     @classmethod
     def for_device(
         cls, ctx: RunContext, target: DeviceTarget, credentials: Credentials | None = None
     ) -> NetworkGateway:
-        """The run's one gateway for this device (opened on first use)."""
+        """The run's one gateway for this device (opened on first use); without
+        ``credentials``, those of the source ``RUNBOOKS_DEVICE_CREDENTIALS`` names."""
 
         def build(c: RunContext, key: str) -> Gateway:
-            return cls(c.mode, target, credentials or Credentials.from_env(), c.run_id)
+            creds = credentials or credential_source().for_device(
+                target.name, target.platform, target.driver_name
+            )
+            return cls(c.mode, target, creds, c.run_id)
 
         return ctx.gateway(cls, target.name, build)
 
+    def _driver_class(self) -> Any:
+        if self._class is not None:
+            return self._class
+        try:
+            self._class = get_network_driver(self.driver_name)
+            return self._class
+        except napalm_errors.ModuleImportError as exc:
+            raise InventoryError(
+                f"{self.target.name}: no NAPALM driver {self.driver_name!r} (platform "
+                f"{self.target.platform!r}): install napalm-{self.driver_name} or set the "
+                "config context's napalm.driver",
+                device=self.target.name,
+            ) from exc
+
     def _open(self) -> Any:
-        if self._device is None:
+        if self._wire is None:
             creds = self._credentials
-            args = {"port": creds.port, **host_key_args(creds.known_hosts), **self._optional_args}
+            args = {
+                "port": creds.port,
+                **host_key_args(creds.known_hosts),
+                **self._optional_args,
+                **creds.optional_args,
+            }
             if creds.key_file:
                 args.setdefault("key_file", creds.key_file)
                 args.setdefault("use_keys", True)
-            driver = get_network_driver(self.driver_name)
+            driver = self._driver_class()
+            # napalm-bird2 asks PyPI for a newer version on open: devices only, no phoning home
+            os.environ.setdefault("NAPALM_BIRD2_DISABLE_UPDATE_CHECK", "1")
             started = time.monotonic()
             action = f"connecting to {self.target.host}"
             with _translated(self.target.name, action, creds.known_hosts):
@@ -237,13 +287,35 @@ class NetworkGateway(Gateway):
                 time.monotonic() - started,
             )
             self._device = device
-        return self._device
+            self._wire = (
+                device
+                if self.mode is Mode.RUN
+                else ReadOnlyDriver(device, self.target.name, self.driver_name)
+            )
+        return self._wire
 
     def _call(self, action: str, fn: Callable[[Any], T]) -> T:
-        device = self._open()
+        wire = self._open()
         self.calls += 1
         with _translated(self.target.name, action):
-            return fn(device)
+            return fn(wire)
+
+    def _unsupported(self, getter: str) -> UnsupportedError:
+        return UnsupportedError(
+            f"{self.target.name}: the {self.driver_name} driver has no {getter}",
+            device=self.target.name,
+            driver=self.driver_name,
+            getter=getter,
+        )
+
+    def _get(self, getter: str, action: str, **kwargs: Any) -> Any:
+        """A getter of the driver, or `UnsupportedError` when the driver lacks it."""
+        if not self.supports(getter):
+            raise self._unsupported(getter)
+        try:
+            return self._call(action, lambda d: getattr(d, getter)(**kwargs))
+        except NotImplementedError as exc:
+            raise self._unsupported(getter) from exc
 
     def close(self) -> None:
         if self._device is not None:
@@ -251,52 +323,114 @@ class NetworkGateway(Gateway):
                 self._device.close()
             finally:
                 self._device = None
+                self._wire = None
 
     # ---- getters: allowed in plans
     @reads
+    def supports(self, getter: str) -> bool:
+        """Whether the driver implements ``getter`` (``get_route_to``; ``route_to`` too): its
+        class overrides NAPALM's ``NetworkDriver`` method. Asks no device. (NAPALM's mock
+        driver answers every getter it has recorded files for: those count.)"""
+        name = getter if getter.startswith("get_") or getter == "cli" else f"get_{getter}"
+        cls = self._driver_class()
+        if not isinstance(cls, type):
+            return callable(getattr(cls, name, None))
+        if issubclass(cls, MockDriver):
+            return self._mock_supports(cls, name)
+        own = getattr(cls, name, None)
+        return callable(own) and own is not getattr(NetworkDriver, name, None)
+
+    def _mock_supports(self, cls: type, name: str) -> bool:
+        if any(name in vars(k) for k in cls.__mro__ if k not in (MockDriver, NetworkDriver)):
+            return True
+        path = self._optional_args.get("path") or getattr(self._device, "path", None)
+        if not path:
+            return True  # recorded files not known before the device opens: the call decides
+        return any(Path(str(path)).glob(f"{name}.*"))
+
+    @reads
     def facts(self) -> dict[str, Any]:
-        return self._call("reading facts", lambda d: d.get_facts())
+        return dict(self._get("get_facts", "reading facts"))
 
     @reads
     def interfaces(self) -> dict[str, Any]:
-        return self._call("reading interfaces", lambda d: d.get_interfaces())
+        return dict(self._get("get_interfaces", "reading interfaces"))
 
     @reads
     def interfaces_ip(self) -> dict[str, Any]:
-        return self._call("reading interface addresses", lambda d: d.get_interfaces_ip())
+        return dict(self._get("get_interfaces_ip", "reading interface addresses"))
 
     @reads
     def lldp_neighbors(self) -> dict[str, Any]:
-        return self._call("reading LLDP neighbours", lambda d: d.get_lldp_neighbors())
+        return dict(self._get("get_lldp_neighbors", "reading LLDP neighbours"))
 
     @reads
     def lldp_neighbors_detail(self) -> dict[str, Any]:
-        return self._call("reading LLDP details", lambda d: d.get_lldp_neighbors_detail())
+        return dict(self._get("get_lldp_neighbors_detail", "reading LLDP details"))
 
     @reads
     def bgp_neighbors(self) -> dict[str, Any]:
-        return self._call("reading BGP neighbours", lambda d: d.get_bgp_neighbors())
+        return dict(self._get("get_bgp_neighbors", "reading BGP neighbours"))
+
+    @reads
+    def route_to(self, destination: str, protocol: str = "") -> dict[str, Any]:
+        """NAPALM's ``get_route_to``: ``{prefix: [{"current_active": bool, …}]}``. The
+        destination must be an address or prefix (it reaches the device's CLI)."""
+        try:
+            ipaddress.ip_network(destination, strict=False)
+        except ValueError as exc:
+            raise InputError(f"{self.target.name}: {destination[:60]!r} is no prefix") from exc
+        if not protocol.replace("-", "").isalnum() and protocol:
+            raise InputError(f"{self.target.name}: {protocol[:30]!r} is no routing protocol")
+        return dict(
+            self._get(
+                "get_route_to",
+                f"reading the route to {destination}",
+                destination=destination,
+                protocol=protocol,
+            )
+        )
 
     @reads
     def config(self, retrieve: str = "running") -> str:
-        result = self._call("reading the configuration", lambda d: d.get_config(retrieve))
-        return str(result.get(retrieve, ""))
+        """The configuration, sanitised: each secret value is ``<removed>``."""
+        return config_text.sanitize(self.config_with_secrets(retrieve))
 
     @reads
-    def cli(self, commands: list[str]) -> dict[str, Any]:
-        return self._call("running show commands", lambda d: d.cli(commands))
+    def config_with_secrets(self, retrieve: str = "running") -> str:
+        """The raw configuration, secrets and all: never log, record or show it. (Each
+        secret in it is registered with the masker all the same.)"""
+        result = self._get("get_config", "reading the configuration", retrieve=retrieve)
+        text = str(result.get(retrieve, ""))
+        config_text.sanitize(text)  # registers its secrets
+        return text
 
     @reads
-    def compare(self, candidate: str, replace: bool = True) -> str:
-        """The device's own diff between its running configuration and ``candidate``.
-        Loads the candidate, compares, discards: the running configuration is untouched."""
+    def cli(self, commands: list[str], encoding: str = "text") -> dict[str, Any]:
+        """Read-only commands (``show …``; see `runbooks.gateways.network_guard`), in plans
+        and runs alike; text answers come back sanitised."""
+        check_commands(self.target.name, self.driver_name, commands)
+        if not self.supports("cli"):
+            raise self._unsupported("cli")
+        answers = self._call("running show commands", lambda d: d.cli(commands, encoding))
+        return {k: config_text.sanitize(v) if isinstance(v, str) else v for k, v in answers.items()}
+
+    @reads
+    def compare(
+        self, candidate: str, replace: bool = True, secret_sources: Sequence[str] = ()
+    ) -> str:
+        """The device's own diff between its running configuration and ``candidate``,
+        sanitised.
+
+        ``<removed>`` in ``candidate`` is filled from the running configuration, then from
+        ``secret_sources`` (raw texts). The candidate is loaded, compared and discarded (in
+        ``finally``): a compare leaves nothing on the device, in plans and in runs."""
 
         def run(d: Any) -> str:
-            (d.load_replace_candidate if replace else d.load_merge_candidate)(config=candidate)
-            try:
-                return str(d.compare_config())
-            finally:
-                d.discard_config()
+            text = self._filled(d, candidate, secret_sources)
+            with _comparing(d), _discarding(d, self.target.name):
+                (d.load_replace_candidate if replace else d.load_merge_candidate)(config=text)
+                return config_text.sanitize(str(d.compare_config()))
 
         return self._call("comparing the candidate configuration", run)
 
@@ -304,21 +438,45 @@ class NetworkGateway(Gateway):
     def has_pending_commit(self) -> bool:
         return bool(self._call("checking for a pending commit", lambda d: d.has_pending_commit()))
 
+    def _filled(self, wire: Any, candidate: str, sources: Sequence[str]) -> str:
+        """The candidate with its placeholders filled (running configuration first); every
+        secret in it registered with the masker before it goes anywhere."""
+        text = candidate
+        if config_text.PLACEHOLDER in candidate:
+            running = []
+            if self.supports("get_config"):
+                running = [str(wire.get_config(retrieve="running").get("running", ""))]
+            text = config_text.fill_secrets(candidate, *running, *sources)
+        config_text.sanitize(text)
+        return text
+
     # ---- writes: refused in plans
     @writes
-    def commit(self, candidate: str, revert_in: int | None = None, replace: bool = True) -> str:
-        """Apply ``candidate``; with ``revert_in`` the device reverts by itself unless
-        ``confirm`` is called in time (commit-confirm). Returns the diff applied."""
+    def commit(
+        self,
+        candidate: str,
+        revert_in: int | None = None,
+        replace: bool = True,
+        secret_sources: Sequence[str] = (),
+    ) -> str:
+        """Apply ``candidate`` (placeholders filled as in `compare`); with ``revert_in`` the
+        device reverts by itself unless ``confirm`` is called in time (commit-confirm).
+        Returns the diff applied, sanitised."""
         message = f"runbooks run {self.run_id}" if self.run_id else "runbooks"
 
         def run(d: Any) -> str:
-            (d.load_replace_candidate if replace else d.load_merge_candidate)(config=candidate)
-            diff = str(d.compare_config())
+            text = self._filled(d, candidate, secret_sources)
+            try:
+                (d.load_replace_candidate if replace else d.load_merge_candidate)(config=text)
+                diff = str(d.compare_config())
+            except BaseException:
+                _discard_quietly(d, self.target.name)
+                raise
             if not diff.strip():
                 d.discard_config()
                 return ""
             d.commit_config(message=message, revert_in=revert_in)
-            return diff
+            return config_text.sanitize(diff)
 
         return self._call("committing the configuration", run)
 
@@ -329,3 +487,32 @@ class NetworkGateway(Gateway):
     @writes
     def rollback(self) -> None:
         self._call("rolling the configuration back", lambda d: d.rollback())
+
+
+@contextmanager
+def _comparing(wire: Any) -> Iterator[None]:
+    """Open the plan's guard for one load → compare → discard (a run's driver has none)."""
+    if isinstance(wire, ReadOnlyDriver):
+        with wire.comparing():
+            yield
+    else:
+        yield
+
+
+def _discard_quietly(wire: Any, device: str) -> None:
+    """Discard after a failure without hiding it (the failure is what the person needs)."""
+    try:
+        wire.discard_config()
+    except Exception as exc:  # the first failure is what the caller re-raises
+        log.warning("%s: could not discard the candidate: %s", device, type(exc).__name__)
+
+
+@contextmanager
+def _discarding(wire: Any, device: str) -> Iterator[None]:
+    """Discard the candidate when the block ends, however it ends."""
+    try:
+        yield
+    except BaseException:
+        _discard_quietly(wire, device)
+        raise
+    wire.discard_config()

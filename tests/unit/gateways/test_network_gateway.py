@@ -8,6 +8,7 @@ tests/lab.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -52,8 +53,47 @@ def test_the_driver_comes_from_the_netbox_platform(platform: str, driver: str) -
 
 
 def test_an_unknown_platform_is_an_inventory_error() -> None:
-    with pytest.raises(InventoryError, match="no NAPALM driver for NetBox platform 'toaster'"):
-        napalm_driver_for("toaster")
+    """NetBox's platform slug names the driver package (napalm_<slug>): one not installed
+    is refused when the device is first used, before any connection."""
+    assert napalm_driver_for("toaster") == "toaster"
+    gw = NetworkGateway(Mode.PLAN, DeviceTarget("dev1", "198.18.0.250", "toaster"), CREDS)
+    with pytest.raises(InventoryError, match="dev1: no NAPALM driver 'toaster'"):
+        gw.facts()
+    assert gw._device is None
+
+
+@pytest.mark.parametrize(
+    ("platform", "context", "driver", "options"),
+    [
+        ("frr", {}, "frr", {}),
+        ("bird", {"napalm": {"driver": "bird2"}}, "bird2", {}),
+        (
+            "cisco_ios",
+            {"napalm": {"optional_args": {"transport": "ssh"}}},
+            "ios",
+            {"transport": "ssh"},
+        ),
+        ("arista_eos", {"other": 1}, "eos", {}),
+    ],
+)
+def test_driver_and_options_come_from_netbox_data(
+    platform: str, context: dict[str, Any], driver: str, options: dict[str, Any]
+) -> None:
+    target = DeviceTarget.from_netbox("dev1", "198.18.0.250", platform, context)
+    assert (target.driver, dict(target.optional_args)) == (driver, options)
+    assert napalm_driver_for(platform, context) == driver
+    assert NetworkGateway(Mode.PLAN, target, CREDS).driver_name == driver
+
+
+def test_the_old_positional_target_still_works() -> None:
+    target = DeviceTarget("dev1", "198.18.0.250", "cisco_ios")
+    assert (target.driver, target.driver_name, dict(target.optional_args)) == (None, "ios", {})
+    assert hash(target) == hash(DeviceTarget("dev1", "198.18.0.250", "cisco_ios"))
+
+
+def test_a_config_context_that_is_no_mapping_is_an_inventory_error() -> None:
+    with pytest.raises(InventoryError, match=r"napalm\.optional_args is not a mapping"):
+        DeviceTarget.from_netbox("dev1", "h", "frr", {"napalm": {"optional_args": "sudo"}})
 
 
 def gateway(vendor: str, platform: str, mode: Mode = Mode.RUN, **args: object) -> NetworkGateway:

@@ -1,0 +1,113 @@
+"""What may reach a device through a read path: a wire-level guard, like NetBox's session.
+
+- ``cli`` takes read-only commands only, in plans and in runs alike: ``show …`` on every
+  platform, with the output filters a platform's CLI offers (``| include`` on IOS, ``| match``
+  on Junos…), never a pipe or redirect that writes (``| redirect``, ``| save``, ``> file``),
+  nor a second line or a shell metacharacter (FRR's and BIRD's drivers run a shell).
+- In a plan the gateway hands its driver on only through `ReadOnlyDriver`: getters pass, the
+  load → compare → discard sequence passes inside `ReadOnlyDriver.comparing` only, anything
+  else (commit, confirm, rollback, a load outside a compare, a non-read command) raises
+  `ReadOnlyViolation` before the device sees it, whatever the caller does.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from runbooks.core.errors import ReadOnlyViolation
+
+# Output filters (the word after "|") each platform's CLI offers that only read; a platform
+# not listed gets none (FRR's vtysh and BIRD's birdc run through a shell on the device).
+_CISCO_FILTERS = frozenset(
+    {"include", "inc", "i", "exclude", "exc", "e", "begin", "b", "section", "sec", "s", "count"}
+)
+PIPE_FILTERS: dict[str, frozenset[str]] = {
+    "ios": _CISCO_FILTERS,
+    "iosxr": _CISCO_FILTERS,
+    "nxos": _CISCO_FILTERS | {"json", "json-pretty", "xml", "grep", "egrep", "head", "last"},
+    "nxos_ssh": _CISCO_FILTERS | {"json", "json-pretty", "xml", "grep", "egrep", "head", "last"},
+    "eos": _CISCO_FILTERS | {"json", "grep", "nz", "no-more", "head", "tail"},
+    "junos": frozenset({"display", "match", "except", "count", "no-more", "last", "find", "trim"}),
+}
+_VERB = re.compile(r"show(?:\s.*)?\Z", re.DOTALL)
+_FORBIDDEN = re.compile(r"[\x00-\x1f\x7f;&<>`$\\]")  # line breaks, shell and redirects
+
+
+def _refuse(device: str, command: object, why: str) -> ReadOnlyViolation:
+    shown = repr(command)[:120]
+    return ReadOnlyViolation(
+        f"{device}: refused {shown}: {why}", device=device, command=str(command)[:120]
+    )
+
+
+def check_read_only(device: str, driver: str, command: object) -> None:
+    """Raise `ReadOnlyViolation` unless ``command`` only reads on ``driver``'s platform.
+
+    >>> check_read_only("r1", "ios", "show ip bgp summary | include Estab")
+    >>> check_read_only("r1", "ios", "show running-config | redirect flash:x")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    runbooks.core.errors.ReadOnlyViolation: r1: refused 'show running-config | redirect ...
+    """
+    if not isinstance(command, str):
+        raise _refuse(device, command, "a command is one string")
+    if _FORBIDDEN.search(command):
+        raise _refuse(device, command, "a line break, redirect or shell character")
+    head, *pipes = command.split("|")
+    if not _VERB.match(head.strip()):
+        raise _refuse(device, command, "only show commands may run through cli")
+    allowed = PIPE_FILTERS.get(driver, frozenset())
+    for pipe in pipes:
+        word = pipe.strip().split(" ", 1)[0]
+        if word not in allowed:
+            raise _refuse(device, command, f"'| {word}' is not a read-only filter on {driver}")
+
+
+def check_commands(device: str, driver: str, commands: Sequence[str]) -> None:
+    if isinstance(commands, str) or not isinstance(commands, Sequence):
+        raise _refuse(device, commands, "cli takes a list of commands")
+    for command in commands:
+        check_read_only(device, driver, command)
+
+
+_READS = frozenset({"is_alive", "has_pending_commit"})
+_COMPARE = frozenset(
+    {"load_replace_candidate", "load_merge_candidate", "compare_config", "discard_config"}
+)
+
+
+class ReadOnlyDriver:
+    """A NAPALM driver as a plan sees it: reads only (see the module's docstring)."""
+
+    def __init__(self, driver: Any, device: str, driver_name: str) -> None:
+        self._driver = driver
+        self._device = device
+        self._driver_name = driver_name
+        self._comparing = False
+
+    @contextmanager
+    def comparing(self) -> Iterator[None]:
+        """Let a load, compare and discard through (the gateway's ``compare`` only)."""
+        self._comparing = True
+        try:
+            yield
+        finally:
+            self._comparing = False
+
+    def cli(self, commands: list[str], encoding: str = "text") -> Any:
+        check_commands(self._device, self._driver_name, commands)
+        if encoding == "text":
+            return self._driver.cli(list(commands))
+        return self._driver.cli(list(commands), encoding=encoding)
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("get_") or name in _READS or (self._comparing and name in _COMPARE):
+            return getattr(self._driver, name)
+        where = "outside a compare" if name in _COMPARE else "in a plan"
+        raise ReadOnlyViolation(
+            f"{self._device}: {name} refused {where}: a plan only reads the device",
+            device=self._device,
+            method=name,
+        )
