@@ -106,11 +106,15 @@ class NetBoxGateway(Gateway):
         return DeviceWorkingSet.parse(devices[0], config=self.render_config(device.id))
 
     @reads
-    def render_config(self, device_id: int) -> str:
-        """The device's configuration rendered by NetBox (needs a write-enabled token)."""
+    def render_config(self, device_id: int, context: Mapping[str, Any] | None = None) -> str:
+        """The device's configuration rendered by NetBox (needs a write-enabled token).
+
+        ``context`` goes as the request's JSON body: NetBox merges it into the template's
+        context (over the device's config context), e.g. ``{"runbooks_intent": "drain"}``."""
         reply = self.http.call(
             "POST",
             f"/api/dcim/devices/{device_id}/render-config/",
+            body=dict(context) if context else None,
             accept_text=True,
             what=f"render-config of device #{device_id}",
         )

@@ -8,11 +8,12 @@ shapes) so that they are unit-tested without a lab; the runbooks only fetch and 
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from runbooks.core.errors import InventoryError, VerificationError
+from runbooks.core.errors import InventoryError
 from runbooks.core.results import Diff, FieldChange
 from runbooks.gateways.netbox_model import DeviceWorkingSet
 from runbooks.gateways.network import DeviceTarget, napalm_driver_for
@@ -22,71 +23,35 @@ ASN_FIELD = "bgp_asn"
 
 
 def device_target(ws: DeviceWorkingSet) -> DeviceTarget:
-    """How to reach a device: its primary IPv4 (else out-of-band) address and platform."""
+    """How to reach a device: its primary IPv4 (else out-of-band) address, its platform, and
+    the NAPALM driver and options its config context names (`DeviceTarget.from_netbox`)."""
     address = ws.primary_ip4 or ws.oob_ip
     if not address:
         raise InventoryError(f"{ws.name} has no primary or out-of-band IPv4 address in NetBox")
     if ws.platform is None:
         raise InventoryError(f"{ws.name} has no platform in NetBox: which driver would talk to it?")
-    return DeviceTarget(ws.name, address.split("/")[0], ws.platform.slug or ws.platform.name)
+    host = address.split("/", maxsplit=1)[0]
+    platform = ws.platform.slug or ws.platform.name
+    return DeviceTarget.from_netbox(ws.name, host, platform, ws.config_context)
 
 
 def driver_of(ws: DeviceWorkingSet) -> str:
     if ws.platform is None:
         raise InventoryError(f"{ws.name} has no platform in NetBox")
-    return napalm_driver_for(ws.platform.slug or ws.platform.name)
+    return napalm_driver_for(ws.platform.slug or ws.platform.name, ws.config_context)
 
 
-def intended_config(rendered: str) -> str:
-    """NetBox's rendering as a candidate: FRR writes its own ``frr version`` line, so the
-    template's (``8.4`` against the device's ``8.4.4``) would be a diff forever."""
-    lines = [line for line in rendered.splitlines() if not line.startswith("frr version")]
-    return "\n".join(lines).strip("\n") + "\n"
-
-
-def mgmt_interface(ws: DeviceWorkingSet) -> str | None:
-    """The interface holding the device's primary address in NetBox."""
-    for iface in ws.interfaces:
-        if any(ip.address == ws.primary_ip4 for ip in iface.ip_addresses):
-            return iface.name
-    return None
-
-
-def leave_unmanaged(candidate: str, running: str, interface: str | None) -> str:
-    r"""The candidate without the management interface's stanza when the running
-    configuration has none: the box's own address (factory set-up) stays the box's.
-
-    Were FRR to take it over, any return to the earlier configuration (an undo, the
-    commit-confirm timer) would make FRR delete the address and cut the management path.
-
-    >>> leave_unmanaged("hostname a\ninterface eth0\n ip address 1.1.1.1/24\nexit\n!\n",
-    ...                 "hostname a\n", "eth0")
-    'hostname a\n!\n'
-    """
-    if interface is None or f"interface {interface}" in running.splitlines():
-        return candidate
-    out, skipping = [], False
-    for line in candidate.splitlines():
-        if line == f"interface {interface}":
-            skipping = True
-        elif skipping and line == "exit":
-            skipping = False
-            continue
-        if not skipping:
-            out.append(line)
-    return "\n".join(out) + "\n"
-
-
-def config_diff(name: str, running: str, candidate: str, device_diff: str, summary: str) -> Diff:
-    """A configuration change as a plan shows it: the device's own diff (FRR's "Lines To
-    Delete / Lines To Add"); ``before`` keeps the running configuration for undo."""
+def config_diff(name: str, before: str, after: str, device_diff: str, summary: str) -> Diff:
+    """A configuration change as a plan shows it: the device's own diff; ``before`` (the
+    running configuration, for undo) and ``after`` (the candidate). All three sanitised:
+    a secret value stands as a placeholder the device gateway fills when it commits."""
     return Diff(
         target=f"{name} configuration",
         kind="text",
         summary=summary,
         text=device_diff,
-        before=running,
-        after=candidate,
+        before=before,
+        after=after,
     )
 
 
@@ -94,41 +59,22 @@ def device_of(diff: Diff) -> str:
     return diff.target.removesuffix(" configuration")
 
 
-def with_neighbors_shut(running: str, addresses: Iterable[str]) -> str:
-    r"""The running configuration with ``neighbor <address> shutdown`` for each address,
-    inside its ``router bgp`` block (a drain: the sessions close, the routes move away).
+def moves_address(before: str, after: str, address: str | None) -> bool:
+    r"""Whether going from ``before`` to ``after`` (or back: an undo, a commit-confirm timer)
+    adds or removes ``address`` (with or without its length) in the configuration text.
 
-    >>> print(with_neighbors_shut("router bgp 65101\n neighbor 10.0.0.1 remote-as 1\nexit\n",
-    ...                           ["10.0.0.1"]), end="")
-    router bgp 65101
-     neighbor 10.0.0.1 shutdown
-     neighbor 10.0.0.1 remote-as 1
-    exit
+    The management address belongs to the box's OS, not to the routing configuration: a
+    configuration that took it over would take it away again on the way back.
+
+    >>> moves_address("hostname a\n", "hostname a\n ip address 198.18.0.23/24\n", "198.18.0.23")
+    True
+    >>> moves_address("ip address 198.18.0.231/24\n", "hostname a\n", "198.18.0.23/24")
+    False
     """
-    lines = running.splitlines()
-    for i, line in enumerate(lines):
-        if line.startswith("router bgp "):
-            shut = [f" neighbor {a} shutdown" for a in addresses]
-            return "\n".join([*lines[: i + 1], *shut, *lines[i + 1 :]]) + "\n"
-    raise VerificationError("the running configuration has no router bgp block to drain")
-
-
-def bare_config(running: str, hostname: str, mgmt_interface: str, mgmt_address: str) -> str:
-    """What is left after the configuration is removed: the global lines (hostname, logging,
-    the integrated config) and the management address, so the device stays reachable."""
-    keep = [
-        line
-        for line in running.splitlines()
-        if line.startswith(("frr defaults", "log ", "service ", "hostname "))
-    ]
-    if not any(line.startswith("hostname ") for line in keep):
-        keep.insert(0, f"hostname {hostname}")
-    return (
-        "\n".join(
-            [*keep, "!", f"interface {mgmt_interface}", f" ip address {mgmt_address}", "exit", "!"]
-        )
-        + "\n"
-    )
+    if not address:
+        return False
+    found = re.compile(rf"(?<![\d.]){re.escape(address.split('/', maxsplit=1)[0])}(?![\d.])")
+    return bool(found.search(before)) != bool(found.search(after))
 
 
 # ---- the world as NetBox says it should be ------------------------------------------------
@@ -341,28 +287,46 @@ def lost_last_path(device: str, neighbours: Mapping[str, DeviceWorkingSet]) -> d
     return out
 
 
-def routes_via(routes: Mapping[str, Any], protocol: str, next_hops: Iterable[str]) -> list[str]:
-    """Prefixes of ``show ip route json`` that ``protocol`` routes through any of ``next_hops``."""
-    hops = set(next_hops)
-    out = []
-    for prefix, entries in routes.items():
-        for entry in entries:
-            if entry.get("protocol") != protocol or not entry.get(
-                "installed", entry.get("selected")
-            ):
-                continue
-            if any(nh.get("ip") in hops for nh in entry.get("nexthops", [])):
-                out.append(prefix)
-                break
-    return sorted(out)
+def route_installed(routes: Mapping[str, Any], address: str) -> bool:
+    """Whether NAPALM's ``get_route_to(destination=…)`` answer holds an installed route
+    (an entry ``current_active``) to a prefix covering ``address``.
 
-
-def installed_route(routes: Mapping[str, Any], address: str) -> bool:
-    """Whether ``show ip route <address> json`` holds an installed route covering it."""
-    target = ipaddress.ip_address(address)
+    >>> route_installed({"198.18.255.13/32": [{"current_active": True}]}, "198.18.255.13")
+    True
+    >>> route_installed({"198.18.255.13/32": [{"current_active": False}]}, "198.18.255.13")
+    False
+    """
+    target = ipaddress.ip_address(address.split("/", maxsplit=1)[0])
     for prefix, entries in routes.items():
         if target not in ipaddress.ip_network(prefix, strict=False):
             continue
-        if any(e.get("installed") for e in entries):
+        if any(entry.get("current_active") for entry in entries):
             return True
     return False
+
+
+def still_received(bgp: Mapping[str, Any], addresses: Iterable[str]) -> list[str]:
+    """The sessions to ``addresses`` over which a neighbour still takes routes: up, enabled,
+    and with prefixes received (NAPALM's ``get_bgp_neighbors()``; ``received_prefixes`` -1,
+    "unknown", counts as routes). A session absent, down or shut carries nothing.
+
+    >>> peer = {"is_up": True, "is_enabled": True,
+    ...         "address_family": {"ipv4": {"received_prefixes": 3}}}
+    >>> still_received({"global": {"peers": {"198.18.1.1": peer}}}, ["198.18.1.1"])
+    ['198.18.1.1: 3 prefixes received']
+    >>> shut = {**peer, "is_up": False, "is_enabled": False}
+    >>> still_received({"global": {"peers": {"198.18.1.1": shut}}}, ["198.18.1.1"])
+    []
+    """
+    wanted = set(addresses)
+    out = []
+    for vrf in bgp.values():
+        for address, peer in vrf.get("peers", {}).items():
+            if address not in wanted or not peer.get("is_up") or not peer.get("is_enabled", True):
+                continue
+            families = peer.get("address_family", {}).values()
+            received = [int(f.get("received_prefixes", -1)) for f in families] or [-1]
+            if any(n != 0 for n in received):
+                count = sum(n for n in received if n > 0) if all(n >= 0 for n in received) else "?"
+                out.append(f"{address}: {count} prefixes received")
+    return sorted(out)

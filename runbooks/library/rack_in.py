@@ -6,13 +6,16 @@ The work instruction, in order:
    and free; its platform and type are known; its planned cables end on interfaces of active
    devices; its management and loopback addresses are assigned. Anything else is a refusal.
 2. The operator confirms the device is mounted and cabled (who and when are recorded).
-3. The device answers on its management address.
+3. The device answers on its management address; each device's driver can answer the
+   post-checks (a check a driver cannot answer is named in the plan, with its platform and
+   why, and recorded "not checked" in the run: never a silent pass).
 4. NetBox records the cables as connected: the configuration NetBox renders follows from them
    (a cabled peer becomes a BGP neighbour), so they are written first and undone on failure.
-5. The device and its cable peers get the configuration NetBox renders, with commit-confirm:
-   each device reverts by itself unless confirmed in time.
-6. Post-checks: LLDP matches the NetBox cables interface by interface; BGP is established to
-   every peer NetBox gives it; the loopbacks are routed both ways.
+5. The device and its cable peers get the configuration NetBox renders (intent "service"),
+   with commit-confirm: each device reverts by itself unless confirmed in time.
+6. Post-checks, through NAPALM's getters: LLDP matches the NetBox cables interface by
+   interface; BGP is established to every peer NetBox gives it; the loopbacks are routed both
+   ways (an installed route on each side).
 7. Only then the configurations are confirmed; the device and its addresses become active in
    NetBox, and a journal entry on the device witnesses the run.
 
@@ -30,7 +33,7 @@ from typing import Any
 from pydantic import Field
 
 from runbooks.core.context import RunContext
-from runbooks.core.errors import InventoryError, VerificationError
+from runbooks.core.errors import InventoryError, UnsupportedError, VerificationError
 from runbooks.core.results import Diff
 from runbooks.core.runbook import Params
 from runbooks.core.steps import change, check, manual
@@ -62,6 +65,11 @@ class RackIn(rs.RackSteps, LibraryRunbook[RackInParams]):
         "plan_cables_connected",
         "plan_device_config",
         "plan_device_active",
+    )
+    checks_need = (
+        rs.Needs("verify_lldp_matches_cables", "get_lldp_neighbors"),
+        rs.Needs("verify_bgp_established", "get_bgp_neighbors"),
+        rs.Needs("verify_loopbacks_answer", "get_route_to", on="both"),
     )
 
     # ---- 1. pre-checks from NetBox -----------------------------------------------------------
@@ -144,6 +152,11 @@ class RackIn(rs.RackSteps, LibraryRunbook[RackInParams]):
         keys = ("hostname", "os_version", "serial_number", "uptime")
         return {**{k: facts.get(k) for k in keys}, "reached": self.reached(ctx, ws)}
 
+    @check("Each device's driver can answer the post-checks", targets="{device}")
+    def drivers_can_answer(self, ctx: RunContext) -> dict[str, Any]:
+        ws = self.ws(ctx)
+        return self.drivers_answer(ctx, ws, self.peers(ctx, ws))
+
     # ---- 4. NetBox: the cables are in
 
     @change("Record the position in NetBox (when given)", targets="{device}")
@@ -187,9 +200,10 @@ class RackIn(rs.RackSteps, LibraryRunbook[RackInParams]):
         duration=timedelta(minutes=2),
     )
     def plan_device_config(self, ctx: RunContext) -> list[Diff]:
-        ws = self.ws(ctx, render=True)
-        peers = self.peers(ctx, ws, render=True)
-        diffs = self.config_diffs(ctx, [ws, *peers.values()], "configuration rendered by NetBox")
+        ws = self.ws(ctx)
+        peers = self.peers(ctx, ws)
+        devices = [ws, *peers.values()]
+        diffs = self.config_diffs(ctx, devices, rs.SERVICE, "configuration rendered by NetBox")
         cables = ctx.results.get("plan_cables_connected")
         if ctx.planning and cables is not None and cables.diffs:
             diffs.append(nc.sessions_note(ws, peers, adding=True))
@@ -198,7 +212,7 @@ class RackIn(rs.RackSteps, LibraryRunbook[RackInParams]):
 
     @plan_device_config.apply
     def commit_device_config(self, ctx: RunContext, diffs: list[Diff]) -> dict[str, Any]:
-        return self.commit_configs(ctx, diffs, self.p.confirm_within_s)
+        return self.commit_configs(ctx, diffs, rs.SERVICE, self.p.confirm_within_s)
 
     @plan_device_config.verify
     def device_config_in_place(self, ctx: RunContext, diffs: list[Diff]) -> bool:
@@ -214,7 +228,11 @@ class RackIn(rs.RackSteps, LibraryRunbook[RackInParams]):
     def verify_lldp_matches_cables(self, ctx: RunContext) -> dict[str, Any]:
         ws = self.ws(ctx)
         links = nc.links_of(ws)
-        lldp = self.device(ctx, ws).lldp_neighbors()
+        gw = self.device(ctx, ws)
+        try:
+            lldp = gw.lldp_neighbors()
+        except UnsupportedError as exc:
+            return {"not_checked": [self.not_checked(gw, exc)]}
         problems = nc.lldp_mismatches(links, lldp)
         if problems:
             raise VerificationError(f"{ws.name}: {'; '.join(problems)}")
@@ -231,7 +249,10 @@ class RackIn(rs.RackSteps, LibraryRunbook[RackInParams]):
         gw = self.device(ctx, ws)
         deadline = time.monotonic() + self.p.settle_timeout_s
         while True:
-            problems = nc.bgp_problems(sessions, gw.bgp_neighbors())
+            try:
+                problems = nc.bgp_problems(sessions, gw.bgp_neighbors())
+            except UnsupportedError as exc:
+                return {"not_checked": [self.not_checked(gw, exc)]}
             if not problems:
                 return {
                     "established": [

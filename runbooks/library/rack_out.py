@@ -4,19 +4,25 @@ The work instruction, in order:
 
 1. Pre-checks: the device is active in NetBox; every neighbour keeps another path (a
    neighbour whose last connected link goes through this device is a refusal); the device
-   answers. Its running configuration goes into the record as the backup.
+   answers; each device's driver can answer the checks below (a check a driver cannot answer
+   is named in the plan, with its platform and why, and recorded "not checked" in the run:
+   never a silent pass). Its running configuration (sanitised) goes into the record as the
+   backup.
 2. NetBox: the device is decommissioning.
-3. Drain: the device shuts its BGP sessions; wait until the neighbours route nothing through
-   it; verify the neighbours still reach each other's loopbacks.
-4. The configuration is removed (commit-confirm: only the management address stays); the
-   device still answers, then the removal is confirmed.
+3. Drain: the device gets NetBox's rendering with intent "drain" (every BGP session
+   administratively shut); wait until the neighbours take no routes from it over BGP; verify
+   the neighbours still route to each other's loopbacks.
+4. The configuration is removed: NetBox's rendering with intent "bare" (the global lines and
+   the hostname; the management address is the box's own and stays), with commit-confirm;
+   the device still answers, with no BGP session left, then the removal is confirmed.
 5. NetBox: the cables are marked decommissioning; the neighbours get the configuration NetBox
    now renders for them (their sessions to the device go), checked, then confirmed; the device
    is offline and out of its rack position; its addresses are released (as configured).
 6. The operator confirms the physical removal; a journal entry on the device witnesses the run.
 
 A failure anywhere rolls back every completed step in reverse: configurations come back
-from the record, NetBox from its recorded values.
+from the record (their secrets from the running configuration, or from NetBox's fresh
+rendering once the configuration was removed), NetBox from its recorded values.
 """
 
 from __future__ import annotations
@@ -29,7 +35,7 @@ from typing import Any
 from pydantic import Field
 
 from runbooks.core.context import RunContext
-from runbooks.core.errors import InventoryError, VerificationError
+from runbooks.core.errors import InventoryError, UnsupportedError, VerificationError
 from runbooks.core.results import Diff
 from runbooks.core.runbook import Params
 from runbooks.core.steps import change, check, manual
@@ -64,6 +70,12 @@ class RackOut(rs.RackSteps, LibraryRunbook[RackOutParams]):
         "plan_neighbour_configs",
         "plan_device_offline",
         "plan_addresses_released",
+    )
+    checks_need = (
+        rs.Needs("wait_until_prefixes_moved_away", "get_bgp_neighbors", on="peers"),
+        rs.Needs("neighbours_still_reach_each_other", "get_route_to", on="peers"),
+        rs.Needs("device_still_answers", "get_bgp_neighbors"),
+        rs.Needs("verify_neighbour_sessions", "get_bgp_neighbors", on="peers"),
     )
 
     def neighbours(self, ctx: RunContext, ws: DeviceWorkingSet) -> dict[str, DeviceWorkingSet]:
@@ -102,6 +114,11 @@ class RackOut(rs.RackSteps, LibraryRunbook[RackOutParams]):
         keys = ("hostname", "os_version", "serial_number", "uptime")
         return {**{k: facts.get(k) for k in keys}, "reached": self.reached(ctx, ws)}
 
+    @check("Each device's driver can answer the checks", targets="{device}")
+    def drivers_can_answer(self, ctx: RunContext) -> dict[str, Any]:
+        ws = self.ws(ctx)
+        return self.drivers_answer(ctx, ws, self.peers(ctx, ws))
+
     @check("Keep its running configuration in the record (the backup)", targets="{device}")
     def keep_running_config_as_backup(self, ctx: RunContext) -> dict[str, Any]:
         running = self.device(ctx, self.ws(ctx)).config()
@@ -127,20 +144,13 @@ class RackOut(rs.RackSteps, LibraryRunbook[RackOutParams]):
     @change("Drain: shut the BGP sessions of {device}", targets="{device}")
     def plan_drain_bgp(self, ctx: RunContext) -> list[Diff]:
         ws = self.ws(ctx)
-        gw = self.device(ctx, ws)
-        peers = gw.bgp_neighbors().get("global", {}).get("peers", {})
-        enabled = sorted(a for a, p in peers.items() if p.get("is_enabled", True))
-        if not enabled:
-            return []
-        running = gw.config()
-        candidate = nc.with_neighbors_shut(running, enabled)
-        summary = f"shut down BGP to {', '.join(enabled)}"
-        diff = nc.config_diff(ws.name, running, candidate, gw.compare(candidate), summary)
-        return [diff]
+        sessions = nc.expected_sessions(ws, self.neighbours(ctx, ws))
+        summary = f"shut down BGP to {', '.join(s.peer_address for s in sessions) or 'nobody'}"
+        return self.config_diffs(ctx, [ws], rs.DRAIN, summary, confirm=False)
 
     @plan_drain_bgp.apply
     def shut_bgp_sessions(self, ctx: RunContext, diffs: list[Diff]) -> dict[str, Any]:
-        return self.commit_configs(ctx, diffs, None)
+        return self.commit_configs(ctx, diffs, rs.DRAIN, None)
 
     @plan_drain_bgp.verify
     def bgp_sessions_shut(self, ctx: RunContext, diffs: list[Diff]) -> bool:
@@ -148,24 +158,37 @@ class RackOut(rs.RackSteps, LibraryRunbook[RackOutParams]):
 
     @plan_drain_bgp.undo
     def reopen_bgp_sessions(self, ctx: RunContext, diffs: list[Diff]) -> None:
-        self.restore_configs(ctx, diffs)
+        self.restore_configs(ctx, diffs, secrets_from=rs.SERVICE)
 
     @check("Wait until the neighbours route nothing through {device}", targets="{device}")
     def wait_until_prefixes_moved_away(self, ctx: RunContext) -> dict[str, Any]:
+        """Each neighbour's BGP sessions to the device's addresses (get_bgp_neighbors) are
+        down, shut or carry no prefix. Asked of the sessions rather than of routes to the
+        device's own prefixes (get_route_to): a count of what a neighbour takes from the
+        device covers everything it would send through it (the routes it passes on from
+        others too, which no list of its own prefixes names), in one call per neighbour,
+        and get_bgp_neighbors is the getter NAPALM's drivers implement most widely."""
         ws = self.ws(ctx)
-        hops = self.p2p_addresses(ws)
+        addresses = self.p2p_addresses(ws)
+        not_checked: dict[str, str] = {}
         started = time.monotonic()
         while True:
-            left = {
-                name: nc.routes_via(
-                    rs.cli_json(self.device(ctx, peer), "show ip route json"), "bgp", hops
-                )
-                for name, peer in self.neighbours(ctx, ws).items()
-            }
-            left = {n: prefixes for n, prefixes in left.items() if prefixes}
+            left: dict[str, list[str]] = {}
+            for name, peer in self.neighbours(ctx, ws).items():
+                if name in not_checked:
+                    continue
+                gw = self.device(ctx, peer)
+                try:
+                    carrying = nc.still_received(gw.bgp_neighbors(), addresses)
+                except UnsupportedError as exc:
+                    not_checked[name] = self.not_checked(gw, exc)
+                    continue
+                if carrying:
+                    left[name] = carrying
             waited = round(time.monotonic() - started, 1)
             if not left:
-                return {"moved_away_after_s": waited, "next_hops": hops}
+                done = {"moved_away_after_s": waited, "sessions_to": addresses}
+                return done | ({"not_checked": sorted(not_checked.values())} if not_checked else {})
             if waited >= self.p.settle_timeout_s:
                 raise VerificationError(f"still routed through {ws.name}: {left}")
             time.sleep(2)
@@ -176,37 +199,34 @@ class RackOut(rs.RackSteps, LibraryRunbook[RackOutParams]):
         neighbours = self.neighbours(ctx, ws)
         reached: list[str] = []
         missing: list[str] = []
+        not_checked: dict[str, str] = {}
         for a, b in itertools.permutations(neighbours.values(), 2):
             lo = nc.loopback_of(b)
-            routes = rs.cli_json(self.device(ctx, a), f"show ip route {lo} json") if lo else {}
-            ok = lo is not None and nc.installed_route(routes, lo)
+            if a.name in not_checked:
+                continue
+            try:
+                ok = lo is not None and self.routed(ctx, a, lo)
+            except UnsupportedError as exc:
+                not_checked[a.name] = self.not_checked(self.device(ctx, a), exc)
+                continue
             (reached if ok else missing).append(f"{a.name} → {b.name} {lo}")
         if missing:
             raise VerificationError(f"no route without {ws.name}: {'; '.join(missing)}")
-        return {"reached": reached}
+        return {"reached": reached} | (
+            {"not_checked": sorted(not_checked.values())} if not_checked else {}
+        )
 
     # ---- 4. remove the configuration
 
     @change("Remove the configuration of {device} (commit-confirm)", targets="{device}")
     def plan_remove_configuration(self, ctx: RunContext) -> list[Diff]:
         ws = self.ws(ctx)
-        mgmt = nc.mgmt_interface(ws)
-        if mgmt is None or ws.primary_ip4 is None:
-            raise InventoryError(f"{ws.name}: no interface holds its primary address in NetBox")
-        gw = self.device(ctx, ws)
-        running = gw.config()
-        candidate = nc.bare_config(running, ws.name, mgmt, ws.primary_ip4)
-        candidate = nc.leave_unmanaged(candidate, running, mgmt)
-        delta = gw.compare(candidate)
-        if not delta.strip():
-            return []
-        rs.state(ctx).to_confirm.add(ws.name)
-        summary = f"remove everything but {mgmt} {ws.primary_ip4}"
-        return [nc.config_diff(ws.name, running, candidate, delta, summary)]
+        summary = "remove all but the global lines; the management address stays the box's"
+        return self.config_diffs(ctx, [ws], rs.BARE, summary)
 
     @plan_remove_configuration.apply
     def remove_configuration(self, ctx: RunContext, diffs: list[Diff]) -> dict[str, Any]:
-        return self.commit_configs(ctx, diffs, self.p.confirm_within_s)
+        return self.commit_configs(ctx, diffs, rs.BARE, self.p.confirm_within_s)
 
     @plan_remove_configuration.verify
     def configuration_removed(self, ctx: RunContext, diffs: list[Diff]) -> bool:
@@ -214,15 +234,20 @@ class RackOut(rs.RackSteps, LibraryRunbook[RackOutParams]):
 
     @plan_remove_configuration.undo
     def restore_configuration(self, ctx: RunContext, diffs: list[Diff]) -> None:
-        self.restore_configs(ctx, diffs)
+        # the removed configuration's secrets are no longer on the device: NetBox renders them
+        self.restore_configs(ctx, diffs, secrets_from=rs.SERVICE)
 
     @check("Post-check: {device} still answers, with no BGP session left", targets="{device}")
     def device_still_answers(self, ctx: RunContext) -> dict[str, Any]:
         gw = self.device(ctx, self.ws(ctx))
-        peers = [a for vrf in gw.bgp_neighbors().values() for a in vrf.get("peers", {})]
+        answered = {"hostname": gw.facts().get("hostname")}
+        try:
+            peers = [a for vrf in gw.bgp_neighbors().values() for a in vrf.get("peers", {})]
+        except UnsupportedError as exc:
+            return answered | {"not_checked": [self.not_checked(gw, exc)]}
         if peers:
             raise VerificationError(f"BGP neighbours still configured: {', '.join(peers)}")
-        return {"hostname": gw.facts().get("hostname")}
+        return answered
 
     @change("Confirm the removal", targets="{device}")
     def plan_confirm_removal(self, ctx: RunContext) -> list[Diff]:
@@ -264,8 +289,10 @@ class RackOut(rs.RackSteps, LibraryRunbook[RackOutParams]):
     )
     def plan_neighbour_configs(self, ctx: RunContext) -> list[Diff]:
         ws = self.ws(ctx, fresh=True)
-        peers = self.peers(ctx, ws, render=True)
-        diffs = self.config_diffs(ctx, list(peers.values()), "configuration rendered by NetBox")
+        peers = self.peers(ctx, ws)
+        diffs = self.config_diffs(
+            ctx, list(peers.values()), rs.SERVICE, "configuration rendered by NetBox"
+        )
         cables = ctx.results.get("plan_cables_decommissioning")
         if ctx.planning and cables is not None and cables.diffs:
             diffs.append(nc.sessions_note(ws, peers, adding=False))
@@ -274,7 +301,7 @@ class RackOut(rs.RackSteps, LibraryRunbook[RackOutParams]):
 
     @plan_neighbour_configs.apply
     def commit_neighbour_configs(self, ctx: RunContext, diffs: list[Diff]) -> dict[str, Any]:
-        return self.commit_configs(ctx, diffs, self.p.confirm_within_s)
+        return self.commit_configs(ctx, diffs, rs.SERVICE, self.p.confirm_within_s)
 
     @plan_neighbour_configs.verify
     def neighbour_configs_in_place(self, ctx: RunContext, diffs: list[Diff]) -> bool:
@@ -288,17 +315,23 @@ class RackOut(rs.RackSteps, LibraryRunbook[RackOutParams]):
     def verify_neighbour_sessions(self, ctx: RunContext) -> dict[str, Any]:
         ws = self.ws(ctx)
         out: dict[str, Any] = {}
+        not_checked: list[str] = []
         deadline = time.monotonic() + self.p.settle_timeout_s
         for name, peer in self.peers(ctx, ws).items():
             others = {n: self.ws(ctx, name=n) for n in {x.peer_device for x in nc.links_of(peer)}}
             sessions = [s for s in nc.expected_sessions(peer, others) if s.peer_device != ws.name]
             sessions = [s for s in sessions if others[s.peer_device].status == "active"]
-            while problems := nc.bgp_problems(sessions, self.device(ctx, peer).bgp_neighbors()):
-                if time.monotonic() >= deadline:
-                    raise VerificationError(f"{name}: {'; '.join(problems)}")
-                time.sleep(2)
+            gw = self.device(ctx, peer)
+            try:
+                while problems := nc.bgp_problems(sessions, gw.bgp_neighbors()):
+                    if time.monotonic() >= deadline:
+                        raise VerificationError(f"{name}: {'; '.join(problems)}")
+                    time.sleep(2)
+            except UnsupportedError as exc:
+                not_checked.append(self.not_checked(gw, exc))
+                continue
             out[name] = [f"{s.peer_device} {s.peer_address}" for s in sessions]
-        return {"established": out}
+        return {"established": out} | ({"not_checked": not_checked} if not_checked else {})
 
     @change("Confirm the neighbours' configurations", targets="{device}")
     def plan_confirm_neighbours(self, ctx: RunContext) -> list[Diff]:

@@ -1,22 +1,36 @@
 """The work both rack runbooks do on NetBox and the devices: reading working sets once,
-committing NetBox-rendered configurations with commit-confirm, restoring them, confirming,
-routing checks, and the device's journal as the run's witness (`runbooks.library.witness`).
-The runbook modules say what is checked and changed; the pure comparisons are in
-`network_common`."""
+committing the configurations NetBox renders (with commit-confirm), restoring them,
+confirming, the routing checks, which checks each device's driver can answer, and the
+device's journal as the run's witness (`runbooks.library.witness`).
+
+Devices are spoken to through NAPALM's API only (`runbooks.gateways.network`): getters,
+compare, commit with revert_in, confirm, rollback. What a device is to run comes from NetBox's
+rendering, asked for with the intent of the step (`SERVICE`, `DRAIN`, `BARE`: the template
+decides what each means on its platform). Configurations are recorded sanitised; the gateway
+puts the secrets back when it commits. The runbook modules say what is checked and changed;
+the pure comparisons are in `network_common`."""
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import logging
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from runbooks.core.context import RunContext
-from runbooks.core.errors import InventoryError, RollbackError, VerificationError
+from runbooks.core.errors import (
+    DriftError,
+    InventoryError,
+    RollbackError,
+    SecretUnavailable,
+    UnsupportedError,
+    VerificationError,
+)
 from runbooks.core.results import Diff, FieldChange
+from runbooks.core.steps import Step
+from runbooks.gateways.config_text import sanitize
 from runbooks.gateways.netbox import NetBoxGateway
 from runbooks.gateways.netbox_changes import PlannedWrite, plain
 from runbooks.gateways.netbox_model import DeviceWorkingSet
@@ -27,29 +41,53 @@ from runbooks.library.network_common import (
     config_diff,
     device_of,
     device_target,
-    installed_route,
-    intended_config,
-    leave_unmanaged,
     links_of,
     loopback_of,
-    mgmt_interface,
+    moves_address,
+    route_installed,
 )
 from runbooks.library.witness import JournalWitness, Witnessed
 
 log = logging.getLogger(__name__)
 
 
-def restore_device(gw: NetworkGateway, running_before: str, attempts: int = 2) -> None:
+# What a step asks NetBox to render (the request's ``runbooks_intent``; see the templates)
+SERVICE, DRAIN, BARE = "service", "drain", "bare"
+
+SecretSources = Callable[[], Sequence[str]]
+
+
+def no_sources() -> Sequence[str]:
+    return ()
+
+
+def restore_device(
+    gw: NetworkGateway, before: str, more_secrets: SecretSources = no_sources, attempts: int = 2
+) -> None:
     """Undo a configuration commit: cancel a pending commit-confirm (the device goes back
     to its saved configuration at once), then replace with the recorded configuration if
-    it still differs. A broken session is opened again for a second attempt."""
+    it still differs. A broken session is opened again for a second attempt.
+
+    ``before`` is sanitised: the gateway fills its placeholders from the device's running
+    configuration, else from ``more_secrets()`` (asked only then: e.g. NetBox's fresh
+    rendering, when the running configuration no longer holds a secret)."""
+    sources: Sequence[str] = ()
     for attempt in range(1, attempts + 1):
         try:
             if gw.has_pending_commit():
                 gw.rollback()
-            if gw.compare(running_before).strip():
-                gw.commit(running_before)
+            try:
+                delta = gw.compare(before, secret_sources=sources)
+            except SecretUnavailable:
+                if sources:
+                    raise
+                sources = more_secrets()
+                delta = gw.compare(before, secret_sources=sources)
+            if delta.strip():
+                gw.commit(before, secret_sources=sources)
             return
+        except SecretUnavailable:
+            raise  # another session would not find it either
         except Exception as exc:
             if attempt == attempts:
                 raise
@@ -57,14 +95,27 @@ def restore_device(gw: NetworkGateway, running_before: str, attempts: int = 2) -
             gw.close()
 
 
-def restore_all(pairs: Iterable[tuple[NetworkGateway, str]]) -> None:
+def runs(gw: NetworkGateway, sanitized: str) -> bool:
+    """Whether the device runs this (sanitised) configuration. A secret its running
+    configuration cannot fill in means a line it does not hold: it does not."""
+    try:
+        return not gw.compare(sanitized).strip()
+    except SecretUnavailable:
+        return False
+
+
+def restore_all(
+    pairs: Iterable[tuple[NetworkGateway, str]],
+    more_secrets: Callable[[str], Sequence[str]] | None = None,
+) -> None:
     """Restore every device, even when one fails; then say which failed."""
     failed = []
     for gw, before in pairs:
+        name = gw.target.name
         try:
-            restore_device(gw, before)
+            restore_device(gw, before, partial(more_secrets, name) if more_secrets else no_sources)
         except Exception as exc:
-            failed.append(f"{gw.target.name}: {exc}")
+            failed.append(f"{name}: {exc}")
     if failed:
         raise RollbackError(f"configuration not restored on {'; '.join(failed)}")
 
@@ -95,18 +146,6 @@ def restore_fields(nb: NetBoxGateway, diffs: Iterable[Diff]) -> None:
         nb.apply(restores)
 
 
-def cli_json(gw: NetworkGateway, command: str) -> dict[str, Any]:
-    """One vtysh command whose output is JSON (``… json``)."""
-    text = gw.cli([command]).get(command, "")
-    if isinstance(text, dict):
-        return text
-    try:
-        data = json.loads(text) if str(text).strip() else {}
-    except ValueError as exc:
-        raise VerificationError(f"{gw.target.name}: {command!r} did not answer JSON") from exc
-    return data if isinstance(data, dict) else {}
-
-
 # ---- steps' shared work: a mixin of the rack-in and rack-out runbooks -----------------------
 
 
@@ -122,6 +161,22 @@ class RackState:
     to_confirm: set[str] = field(default_factory=set)
 
 
+@dataclass(frozen=True)
+class Needs:
+    """A check (its step's name) that asks a NAPALM getter of the device itself
+    (``on="device"``), of its cable peers (``"peers"``) or of both (``"both"``)."""
+
+    check: str
+    getter: str
+    on: str = "device"
+
+    def devices(
+        self, ws: DeviceWorkingSet, peers: Mapping[str, DeviceWorkingSet]
+    ) -> list[DeviceWorkingSet]:
+        own = [ws] if self.on in ("device", "both") else []
+        return own + (list(peers.values()) if self.on in ("peers", "both") else [])
+
+
 def state(ctx: RunContext) -> RackState:
     assert isinstance(ctx.state, RackState), "a rack runbook's context holds a RackState"
     return ctx.state
@@ -134,32 +189,35 @@ class RackSteps(JournalWitness):
     (``ctx.state``, ``ctx.results``)."""
 
     params: Any
+    checks_need: tuple[Needs, ...] = ()  # which getters the runbook's checks ask of whom
 
     def new_state(self) -> RackState:
         return RackState()
 
     # -- NetBox reads
-    def ws(
-        self, ctx: RunContext, render: bool = False, name: str | None = None, fresh: bool = False
-    ) -> DeviceWorkingSet:
+    def ws(self, ctx: RunContext, name: str | None = None, fresh: bool = False) -> DeviceWorkingSet:
         """The device's working set. Checks reuse the last one read; in a run, change steps
         read afresh (their ETags, what earlier steps wrote); a plan writes nothing, so it
-        reads each device once (plus its rendering)."""
+        reads each device once."""
         name = name or self.params.device
         seen = state(ctx).seen
         ws = seen.get(name)
         if ws is None or (fresh and not ctx.planning):
             ws = netbox(ctx).working_set(name)
-        if render:
-            ws = dataclasses.replace(ws, config=netbox(ctx).render_config(ws.id))
         seen[ws.name] = ws
         return ws
 
     def peers(
-        self, ctx: RunContext, ws: DeviceWorkingSet, render: bool = False, fresh: bool = False
+        self, ctx: RunContext, ws: DeviceWorkingSet, fresh: bool = False
     ) -> dict[str, DeviceWorkingSet]:
         names = dict.fromkeys(link.peer_device for link in links_of(ws))
-        return {n: self.ws(ctx, render, n, fresh) for n in names}
+        return {n: self.ws(ctx, n, fresh) for n in names}
+
+    def rendering(self, ctx: RunContext, name: str, intent: str) -> str:
+        """The configuration NetBox renders for the device with this intent (raw: it may hold
+        secrets; it goes to the device only, never into the record)."""
+        ws = self.ws(ctx, name)
+        return netbox(ctx).render_config(ws.id, context={"runbooks_intent": intent})
 
     def device(self, ctx: RunContext, ws: DeviceWorkingSet) -> NetworkGateway:
         """The run's session to a device, at the address it had when first reached (a later
@@ -218,33 +276,59 @@ class RackSteps(JournalWitness):
 
     # -- device configurations
     def config_diffs(
-        self, ctx: RunContext, devices: list[DeviceWorkingSet], summary: str
+        self,
+        ctx: RunContext,
+        devices: list[DeviceWorkingSet],
+        intent: str,
+        summary: str,
+        confirm: bool = True,
     ) -> list[Diff]:
+        """Each device's change to what NetBox renders for it with ``intent``, as the device
+        itself compares it; sanitised. A change that would add or remove the device's
+        management address is refused: that address is the box's own, and a configuration
+        holding it would take it away on the way back (an undo, a commit-confirm timer)."""
         diffs = []
         for ws in devices:
             gw = self.device(ctx, ws)
             running = gw.config()
-            candidate = intended_config(ws.config or "")
-            candidate = leave_unmanaged(candidate, running, mgmt_interface(ws))
-            delta = gw.compare(candidate)
+            rendered = self.rendering(ctx, ws.name, intent)
+            candidate = sanitize(rendered)
+            if moves_address(running, candidate, ws.primary_ip4):
+                raise InventoryError(
+                    f"{ws.name}: the change would move its management address {ws.primary_ip4} "
+                    "in or out of the configuration (the address is the box's own: NetBox's "
+                    "template must not render its interface, nor the device's configuration "
+                    "hold it)"
+                )
+            delta = gw.compare(rendered)  # the device diffs the real one; we get it sanitised
             if delta.strip():
-                state(ctx).to_confirm.add(ws.name)
+                if confirm:  # committed with commit-confirm: a later step confirms it
+                    state(ctx).to_confirm.add(ws.name)
                 diffs.append(config_diff(ws.name, running, candidate, delta, summary))
         return diffs
 
     def commit_configs(
-        self, ctx: RunContext, diffs: list[Diff], revert_in: int | None
+        self, ctx: RunContext, diffs: list[Diff], intent: str, revert_in: int | None
     ) -> dict[str, Any]:
-        """Commit each device's candidate; if one fails, the ones before go back at once."""
+        """Commit what NetBox renders now for each device, once it is what was planned
+        (sanitised, it must read as the diff's ``after``: else NetBox changed since, a drift).
+        If one device fails, the ones before go back at once."""
         done: list[tuple[NetworkGateway, Diff]] = []
         try:
             for diff in (d for d in diffs if d.kind == "text"):
-                gw = self.gateway_named(ctx, device_of(diff))
+                name = device_of(diff)
+                candidate = self.rendering(ctx, name, intent)
+                if sanitize(candidate) != diff.after:
+                    raise DriftError(
+                        f"{name}: NetBox now renders another configuration than the one "
+                        "planned for this step; plan again"
+                    )
+                gw = self.gateway_named(ctx, name)
                 if gw.has_pending_commit():  # an interrupted run's commit, not confirmed
-                    if not gw.compare(str(diff.after)).strip():
+                    if not gw.compare(candidate).strip():
                         continue  # in place and waiting for the confirmation step
                     gw.rollback()
-                gw.commit(str(diff.after), revert_in=revert_in)
+                gw.commit(candidate, revert_in=revert_in)
                 done.append((gw, diff))
         except Exception as exc:
             try:
@@ -256,14 +340,25 @@ class RackSteps(JournalWitness):
 
     def configs_in_place(self, ctx: RunContext, diffs: list[Diff]) -> bool:
         return all(
-            not self.gateway_named(ctx, device_of(d)).compare(str(d.after)).strip()
+            runs(self.gateway_named(ctx, device_of(d)), str(d.after))
             for d in diffs
             if d.kind == "text"
         )
 
-    def restore_configs(self, ctx: RunContext, diffs: list[Diff]) -> None:
+    def restore_configs(
+        self, ctx: RunContext, diffs: list[Diff], secrets_from: str | None = None
+    ) -> None:
+        """Each device back to its recorded configuration. ``secrets_from``: an intent whose
+        fresh NetBox rendering holds the secrets the running configuration may no longer
+        hold (after a removal); asked for only when needed."""
+
+        def rendered(name: str) -> Sequence[str]:
+            return (self.rendering(ctx, name, secrets_from),) if secrets_from else ()
+
         texts = reversed([d for d in diffs if d.kind == "text"])
-        restore_all((self.gateway_named(ctx, device_of(d)), str(d.before)) for d in texts)
+        restore_all(
+            ((self.gateway_named(ctx, device_of(d)), str(d.before)) for d in texts), rendered
+        )
 
     def pending_confirms(
         self, ctx: RunContext, devices: list[DeviceWorkingSet], committed_by: str
@@ -281,7 +376,7 @@ class RackSteps(JournalWitness):
                 if diff.kind != "text":
                     continue
                 gw = self.gateway_named(ctx, device_of(diff))
-                if gw.compare(str(diff.after)).strip():
+                if not runs(gw, str(diff.after)):
                     raise VerificationError(
                         f"{gw.target.name} went back to its earlier configuration (its "
                         "commit-confirm timer ran out before the confirmation): what the "
@@ -309,7 +404,7 @@ class RackSteps(JournalWitness):
         intended = {device_of(d): str(d.after) for d in committed.diffs if d.kind == "text"}
         for diff in diffs:
             gw = self.gateway_named(ctx, device_of(diff))
-            if gw.has_pending_commit() or gw.compare(intended[device_of(diff)]).strip():
+            if gw.has_pending_commit() or not runs(gw, intended[device_of(diff)]):
                 return False
         return True
 
@@ -318,7 +413,58 @@ class RackSteps(JournalWitness):
             self.gateway_named(ctx, device_of(diff)).confirm()
         return {"confirmed": [device_of(d) for d in diffs]}
 
+    # -- which checks each device's driver can answer
+    def drivers_answer(
+        self, ctx: RunContext, ws: DeviceWorkingSet, peers: Mapping[str, DeviceWorkingSet]
+    ) -> dict[str, Any]:
+        """For each check of ``checks_need``, whether each device it asks has a driver with
+        the getter. One that has none is named with its platform, driver and why: the check
+        will say "not checked" there, and the reviewer decides whether that is acceptable."""
+        titles = {need.check: self.title_of(need.check) for need in self.checks_need}
+        drivers: dict[str, str] = {}
+        cannot: list[dict[str, str]] = []
+        for need in self.checks_need:
+            for dev in need.devices(ws, peers):
+                gw = self.device(ctx, dev)
+                drivers[dev.name] = f"{gw.target.platform} (driver {gw.driver_name})"
+                if not gw.supports(need.getter):
+                    cannot.append(
+                        {
+                            "check": titles[need.check],
+                            "device": dev.name,
+                            "platform": gw.target.platform,
+                            "driver": gw.driver_name,
+                            "why": f"driver {gw.driver_name} has no {need.getter}",
+                        }
+                    )
+        if not cannot:
+            return {"drivers": drivers, "cannot_check": []}
+        warnings = [
+            f"{c['check']}: cannot check on {c['platform']} ({c['device']}): {c['why']}"
+            for c in cannot
+        ]
+        return {"warnings": warnings, "cannot_check": cannot, "drivers": drivers}
+
+    def title_of(self, step_name: str) -> str:
+        step = getattr(type(self), step_name)
+        assert isinstance(step, Step), f"{step_name} is no step of {type(self).__name__}"
+        return step.resolve_title(self)
+
+    @staticmethod
+    def not_checked(gw: NetworkGateway, exc: UnsupportedError) -> str:
+        """What a check records where the device's driver cannot answer it: never a pass."""
+        getter = exc.context.get("getter")
+        why = f"driver {gw.driver_name} has no {getter}" if getter else str(exc)
+        text = f"{gw.target.name}: not checked on {gw.target.platform}: {why}"
+        log.warning("%s", text)
+        return text
+
     # -- routing checks
+    def routed(self, ctx: RunContext, src: DeviceWorkingSet, address: str) -> bool:
+        """Whether ``src`` has an installed route to ``address`` (NAPALM's get_route_to)."""
+        routes = self.device(ctx, src).route_to(f"{address}/32")
+        return route_installed(routes, address)
+
     def loopbacks_routed(
         self,
         ctx: RunContext,
@@ -327,22 +473,32 @@ class RackSteps(JournalWitness):
         timeout_s: float,
     ) -> dict[str, Any]:
         """Each peer has an installed route to the device's loopback and the device one to
-        each peer's loopback (the network's view; a ping needs a device-side ping getter)."""
+        each peer's loopback (the network's view; a ping needs a device-side ping getter).
+        A device whose driver has no get_route_to is named under ``not_checked``."""
         own = loopback_of(ws)
         pairs = [(ws, loopback_of(p), p.name) for p in peers.values()]
         pairs += [(p, own, ws.name) for p in peers.values()]
+        not_checked: dict[str, str] = {}
         deadline = time.monotonic() + timeout_s
         while True:
-            missing = [
-                f"{src.name} has no route to {name}'s loopback {lo}"
-                for src, lo, name in pairs
-                if lo is None
-                or not installed_route(
-                    cli_json(self.device(ctx, src), f"show ip route {lo} json"), lo
-                )
-            ]
+            missing = []
+            for src, lo, name in pairs:
+                if src.name in not_checked:
+                    continue
+                try:
+                    if lo is None or not self.routed(ctx, src, lo):
+                        missing.append(f"{src.name} has no route to {name}'s loopback {lo}")
+                except UnsupportedError as exc:
+                    not_checked[src.name] = self.not_checked(self.device(ctx, src), exc)
             if not missing:
-                return {"routed": [f"{src.name} → {name} {lo}" for src, lo, name in pairs]}
+                routed = [
+                    f"{src.name} → {name} {lo}"
+                    for src, lo, name in pairs
+                    if src.name not in not_checked
+                ]
+                return {"routed": routed} | (
+                    {"not_checked": sorted(not_checked.values())} if not_checked else {}
+                )
             if time.monotonic() >= deadline:
                 raise VerificationError("; ".join(missing))
             time.sleep(2)

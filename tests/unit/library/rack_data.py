@@ -1,11 +1,23 @@
 """Working sets as NetBox's GraphQL would return them, for the rack runbooks' unit tests:
-a two-spine, two-leaf fabric (leaf3 planned) in a few lines per device."""
+a two-spine, two-leaf fabric (leaf3 planned) in a few lines per device; and, to run single
+steps of the runbooks, NetBox's renderings and the devices in memory (`context`)."""
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from runbooks.config import NetBoxSettings
+from runbooks.core.context import RunContext
+from runbooks.core.errors import UnsupportedError
+from runbooks.core.gateway import Gateway, Mode, reads, writes
+from runbooks.core.runbook import Runbook
+from runbooks.gateways.config_text import fill_secrets, sanitize
+from runbooks.gateways.netbox import NetBoxGateway
 from runbooks.gateways.netbox_model import DeviceWorkingSet
+from runbooks.gateways.network import Credentials, DeviceTarget, NetworkGateway
+from runbooks.library.rack_steps import RackState
 
 ASN = {"spine1": 65001, "spine2": 65002, "leaf1": 65101, "leaf2": 65102, "leaf3": 65103}
 IDS = {name: i for i, name in enumerate(ASN, start=1)}
@@ -72,3 +84,166 @@ def working_set(
 
 def _ip(address: str) -> dict[str, Any]:
     return {"id": abs(hash(address)) % 10_000, "address": address, "status": "ACTIVE"}
+
+
+# ---- NetBox and devices in memory, for running single steps of the rack runbooks ------------
+
+PASSWORD = "pl4nted-bgp-s3cret"  # a BGP password NetBox renders: never in a diff or evidence
+
+
+def rendering(name: str, intent: str, links: list[tuple[str, ...]] | None = None) -> str:
+    """A device's configuration as a NetBox template would render it for ``intent``: the
+    same three intents as the lab's templates, in no vendor's words in particular."""
+    lines = [f"hostname {name}", "!"]
+    if intent == "bare":
+        return "\n".join(lines) + "\n"
+    ws = working_set(name, links)
+    lines += [f"interface {i.name}\n ip address {i.ip_addresses[0].address}" for i in ws.interfaces]
+    lines.append(f"router bgp {ASN[name]}")
+    for link in LINKS if links is None else links:
+        a, _, b, _, a_ip, b_ip, cable = link
+        if name not in (a, b) or cable != "connected":
+            continue
+        peer, address = (b, b_ip) if name == a else (a, a_ip)
+        lines += [
+            f" neighbor {address} remote-as {ASN[peer]}",
+            f" neighbor {address} password {PASSWORD}",
+        ]
+        if intent == "drain":
+            lines.append(f" neighbor {address} shutdown")
+    return "\n".join(lines) + "\n"
+
+
+class RenderingNetBox(NetBoxGateway):
+    """NetBox's reads the rack steps make, in memory; each rendering's intent is kept."""
+
+    def __init__(self, mode: Mode, links: list[tuple[str, ...]] | None = None) -> None:
+        super().__init__(NetBoxSettings("http://127.0.0.1:9", "0" * 40), mode)
+        self.links = links
+        self.rendered: list[tuple[str, str]] = []  # (device, intent) of every render request
+        self.renders: dict[tuple[str, str], str] = {}  # a rendering to answer instead
+
+    @reads
+    def working_set(self, name: str, *, render: bool = False) -> DeviceWorkingSet:
+        return working_set(name, self.links)
+
+    @reads
+    def render_config(self, device_id: int, context: Mapping[str, Any] | None = None) -> str:
+        name = next(n for n, i in IDS.items() if i == device_id)
+        intent = str((context or {}).get("runbooks_intent", "service"))
+        self.rendered.append((name, intent))
+        return self.renders.get((name, intent)) or rendering(name, intent, self.links)
+
+
+class MemoryDevice(NetworkGateway):
+    """A device in memory behind the gateway's API: its raw running configuration, the
+    getters' answers (a getter named in ``missing`` is one its driver lacks), and what it was
+    asked. ``cli`` fails the test: the runbooks send no command."""
+
+    def __init__(self, mode: Mode, name: str, running: str, missing: Iterable[str] = ()) -> None:
+        target = DeviceTarget(name, f"198.18.0.{IDS[name]}", "frr")
+        super().__init__(mode, target, Credentials("netops"), driver="frr")
+        self.running = running
+        self.missing = set(missing)
+        self.routes: dict[str, dict[str, Any]] = {}  # destination -> get_route_to's answer
+        self.bgp: list[dict[str, Any]] = []  # get_bgp_neighbors' answers, in turn (last stays)
+        self.lldp: dict[str, Any] = {}
+        self.commits: list[tuple[str, int | None, tuple[str, ...]]] = []
+        self.compared: list[tuple[str, tuple[str, ...]]] = []
+        self.pending = False
+        self.before_commit = running
+
+    def _getter(self, name: str) -> None:
+        if name in self.missing:
+            raise UnsupportedError(
+                f"{self.target.name}: the {self.driver_name} driver has no {name}", getter=name
+            )
+
+    @reads
+    def supports(self, getter: str) -> bool:
+        return getter not in self.missing
+
+    @reads
+    def facts(self) -> dict[str, Any]:
+        return {"hostname": self.target.name, "interface_list": ["swp1", "swp2"]}
+
+    @reads
+    def route_to(self, destination: str, protocol: str = "") -> dict[str, Any]:
+        self._getter("get_route_to")
+        return self.routes.get(destination, {})
+
+    @reads
+    def bgp_neighbors(self) -> dict[str, Any]:
+        self._getter("get_bgp_neighbors")
+        return self.bgp.pop(0) if len(self.bgp) > 1 else self.bgp[0] if self.bgp else {}
+
+    @reads
+    def lldp_neighbors(self) -> dict[str, Any]:
+        self._getter("get_lldp_neighbors")
+        return self.lldp
+
+    @reads
+    def cli(self, commands: list[str]) -> dict[str, Any]:
+        raise AssertionError(f"a runbook sent {commands} to {self.target.name}")
+
+    @reads
+    def config(self, retrieve: str = "running") -> str:
+        return sanitize(self.running)
+
+    @reads
+    def compare(
+        self, candidate: str, replace: bool = True, secret_sources: Sequence[str] = ()
+    ) -> str:
+        self.compared.append((candidate, tuple(secret_sources)))
+        full = fill_secrets(candidate, self.running, *secret_sources)
+        lines = difflib.unified_diff(self.running.splitlines(), full.splitlines(), lineterm="")
+        return sanitize("\n".join(list(lines)[2:]))
+
+    @reads
+    def has_pending_commit(self) -> bool:
+        return self.pending
+
+    @writes
+    def commit(
+        self,
+        candidate: str,
+        revert_in: int | None = None,
+        replace: bool = True,
+        secret_sources: Sequence[str] = (),
+    ) -> str:
+        full = fill_secrets(candidate, self.running, *secret_sources)
+        diff = self.compare(candidate, secret_sources=secret_sources)
+        self.commits.append((full, revert_in, tuple(secret_sources)))
+        self.before_commit, self.running = self.running, full
+        self.pending = revert_in is not None
+        return diff
+
+    @writes
+    def confirm(self) -> None:
+        self.pending = False
+
+    @writes
+    def rollback(self) -> None:
+        self.running, self.pending = self.before_commit, False
+
+
+def context(
+    runbook: Runbook,
+    mode: Mode,
+    devices: Mapping[str, MemoryDevice],
+    netbox: RenderingNetBox | None = None,
+) -> RunContext:
+    """A plan's or run's context whose NetBox and devices are the ones given."""
+    nb = netbox or RenderingNetBox(mode)
+
+    def device(ctx: RunContext, key: str) -> Gateway:
+        return devices[key]
+
+    return RunContext(
+        mode,
+        "run-1",
+        "olivia",
+        runbook,
+        gateway_factories={NetBoxGateway: lambda ctx, key: nb, NetworkGateway: device},
+        state=RackState(),
+    )

@@ -1,14 +1,30 @@
 """rack-in's pure logic: cables that can come up, LLDP against cables, the sessions NetBox
-implies and the BGP check, NetBox's rendering as a candidate. No lab."""
+implies and the BGP check; and its device steps on NetBox and devices in memory: NetBox's
+"service" rendering as the candidate (sanitised in the plan, re-rendered and checked at the
+commit), the loopbacks through get_route_to, a check a driver cannot answer named. No lab."""
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+from typing import Any
+
 import pytest
 
-from runbooks.core.errors import InventoryError
+from runbooks.core.errors import DriftError, InventoryError, VerificationError
+from runbooks.core.gateway import Mode
 from runbooks.library import network_common as nc
+from runbooks.library import rack_steps as rs
 from runbooks.library.rack_in import RackIn
-from tests.unit.library.rack_data import LINKS, working_set
+from tests.unit.library.rack_data import (
+    LINKS,
+    PASSWORD,
+    MemoryDevice,
+    RenderingNetBox,
+    context,
+    rendering,
+    working_set,
+)
 
 
 def test_the_steps_read_as_the_work_instruction() -> None:
@@ -22,6 +38,9 @@ def test_the_steps_read_as_the_work_instruction() -> None:
     ]
     order = [
         "confirm_mounted_and_cabled",
+        "device_answers",
+        "drivers_can_answer",
+        "plan_cables_connected",
         "plan_device_config",
         "verify_lldp_matches_cables",
         "plan_confirm_config",
@@ -132,11 +151,6 @@ def test_the_plan_lists_the_sessions_both_sides_gain() -> None:
     }
 
 
-def test_the_rendered_config_drops_the_version_line_frr_writes_itself() -> None:
-    rendered = "frr version 8.4\nfrr defaults traditional\nhostname leaf3\n!\n"
-    assert nc.intended_config(rendered) == "frr defaults traditional\nhostname leaf3\n!\n"
-
-
 def test_a_device_is_reached_on_its_primary_address_with_its_platform() -> None:
     target = nc.device_target(working_set("leaf3"))
     assert (target.name, target.host, target.platform) == ("leaf3", "198.18.0.5", "frr")
@@ -148,11 +162,7 @@ def test_parameters_are_strict() -> None:
     assert len(LINKS) == 6
 
 
-def test_installed_route_covers_the_address() -> None:
-    routes = {"198.18.255.13/32": [{"installed": True}]}
-    assert nc.installed_route(routes, "198.18.255.13")
-    assert not nc.installed_route({"198.18.255.13/32": [{"selected": True}]}, "198.18.255.13")
-    assert not nc.installed_route({}, "198.18.255.13")
+def test_a_device_without_an_address_cannot_be_reached() -> None:
     with pytest.raises(InventoryError):
         nc.device_target(
             working_set("leaf3").__class__(
@@ -161,13 +171,160 @@ def test_installed_route_covers_the_address() -> None:
         )
 
 
-def test_a_management_address_frr_does_not_configure_stays_the_boxs() -> None:
-    candidate = "hostname leaf3\n!\ninterface eth0\n ip address 198.18.0.23/24\nexit\n!\n"
-    factory = "hostname leaf3\n!\nend\n"
-    assert nc.leave_unmanaged(candidate, factory, "eth0") == "hostname leaf3\n!\n!\n"
-    managed = "hostname leaf3\n!\ninterface eth0\n ip address 198.18.0.23/24\nexit\n"
-    assert nc.leave_unmanaged(candidate, managed, "eth0") == candidate
-    assert nc.mgmt_interface(working_set("leaf3")) is None  # no interface holds 198.18.0.5
+def test_an_installed_route_is_a_current_active_entry_of_get_route_to() -> None:
+    active = {"198.18.255.13/32": [{"current_active": False}, {"current_active": True}]}
+    assert nc.route_installed(active, "198.18.255.13")
+    assert not nc.route_installed(
+        {"198.18.255.13/32": [{"current_active": False}]}, "198.18.255.13"
+    )
+    assert not nc.route_installed({"198.18.255.0/24": [{"current_active": True}]}, "198.18.254.1")
+    assert not nc.route_installed({}, "198.18.255.13")
+
+
+# ---- the device steps, on NetBox and devices in memory ---------------------------------------
+
+CONNECTED = [(*link[:6], "connected") for link in LINKS]  # leaf3's cables, once the run wrote them
+FACTORY = "hostname leaf3\n!\n"
+
+
+def fabric(mode: Mode, missing: dict[str, set[str]] | None = None) -> dict[str, MemoryDevice]:
+    """leaf3 with its factory configuration; the spines running what NetBox rendered before
+    leaf3's cables were connected."""
+    missing = missing or {}
+    running = {"leaf3": FACTORY} | {n: rendering(n, "service") for n in ("spine1", "spine2")}
+    return {n: MemoryDevice(mode, n, text, missing.get(n, ())) for n, text in running.items()}
+
+
+def without_password(text: str) -> str:
+    return text.replace(PASSWORD, "<removed>")
+
+
+def rack_in(**params: Any) -> RackIn:
+    return RackIn(RackIn.parse_params({"device": "leaf3", **params}))
+
+
+def test_the_plan_configures_what_netbox_renders_in_service_sanitised() -> None:
+    devices, nb = fabric(Mode.PLAN), RenderingNetBox(Mode.PLAN, CONNECTED)
+    rb = rack_in()
+    diffs = RackIn.plan_device_config.plan(rb, context(rb, Mode.PLAN, devices, nb))
+    assert nb.rendered == [("leaf3", "service"), ("spine1", "service"), ("spine2", "service")]
+    assert [d.target for d in diffs] == [
+        f"{n} configuration" for n in ("leaf3", "spine1", "spine2")
+    ]
+    leaf3 = diffs[0]
+    assert "+ neighbor 198.18.1.4 password <removed>" in leaf3.text
+    assert (leaf3.before, leaf3.after) == (
+        FACTORY,
+        without_password(rendering("leaf3", "service", CONNECTED)),
+    )
+    for diff in diffs:  # the plan holds no secret: the record and the review will not either
+        assert PASSWORD not in f"{diff.text}{diff.before}{diff.after}"
+    # nothing was written, and no device was sent a command (MemoryDevice.cli fails the test)
+    assert all(not d.commits for d in devices.values())
+
+
+def test_the_commit_sends_netbox_rendering_with_its_secrets_or_refuses_a_drift() -> None:
+    devices, nb = fabric(Mode.RUN), RenderingNetBox(Mode.RUN, CONNECTED)
+    rb = rack_in(confirm_within_s=120)
+    ctx = context(rb, Mode.RUN, devices, nb)
+    diffs = RackIn.plan_device_config.plan(rb, ctx)
+    evidence = RackIn.commit_device_config.apply_func(rb, ctx, diffs)
+    assert evidence == {"committed": ["leaf3", "spine1", "spine2"], "revert_in_s": 120}
+    committed, revert_in, _ = devices["leaf3"].commits[0]
+    assert committed == rendering("leaf3", "service", CONNECTED) and revert_in == 120
+    assert PASSWORD in committed  # the device gets the real rendering
+    assert RackIn.commit_device_config.verify_func(rb, ctx, diffs)
+
+    # NetBox renders spine2 otherwise by the time of the commit: refused, leaf3 and spine1 back
+    devices, nb = fabric(Mode.RUN), RenderingNetBox(Mode.RUN, CONNECTED)
+    ctx = context(rb, Mode.RUN, devices, nb)
+    diffs = RackIn.plan_device_config.plan(rb, ctx)
+    nb.renders[("spine2", "service")] = rendering("spine2", "service", CONNECTED) + "log x\n"
+    with pytest.raises(DriftError, match="spine2: NetBox now renders another configuration"):
+        RackIn.commit_device_config.apply_func(rb, ctx, diffs)
+    assert devices["leaf3"].running == FACTORY
+    assert devices["spine1"].running == rendering("spine1", "service")
+    assert not devices["spine2"].commits
+
+
+def test_the_loopbacks_are_checked_with_get_route_to(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(rs.time, "sleep", lambda s: None)
+    devices = fabric(Mode.RUN)
+    routes = {"leaf3": ["198.18.255.1", "198.18.255.2"], "spine1": ["198.18.255.5"]}
+    routes["spine2"] = ["198.18.255.5"]
+    for name, addresses in routes.items():
+        for address in addresses:
+            devices[name].routes[f"{address}/32"] = {
+                f"{address}/32": [{"protocol": "bgp", "current_active": True}]
+            }
+    rb = rack_in(settle_timeout_s=0.05)
+    ctx = context(rb, Mode.RUN, devices, RenderingNetBox(Mode.RUN, CONNECTED))
+    evidence = RackIn.verify_loopbacks_answer.func(rb, ctx)
+    assert evidence == {
+        "routed": [
+            "leaf3 → spine1 198.18.255.1",
+            "leaf3 → spine2 198.18.255.2",
+            "spine1 → leaf3 198.18.255.5",
+            "spine2 → leaf3 198.18.255.5",
+        ]
+    }
+    devices["spine2"].routes["198.18.255.5/32"]["198.18.255.5/32"][0]["current_active"] = False
+    with pytest.raises(VerificationError, match="spine2 has no route to leaf3's loopback"):
+        RackIn.verify_loopbacks_answer.func(rb, ctx)
+
+
+def test_a_check_a_driver_cannot_answer_is_named_in_the_plan_and_not_passed_in_the_run() -> None:
+    missing = {"leaf3": {"get_route_to", "get_lldp_neighbors"}}
+    rb = rack_in()
+    plan = context(rb, Mode.PLAN, fabric(Mode.PLAN, missing), RenderingNetBox(Mode.PLAN))
+    evidence = RackIn.drivers_can_answer.func(rb, plan)
+    assert evidence["cannot_check"] == [
+        {
+            "check": "Post-check: LLDP matches the NetBox cables, interface by interface",
+            "device": "leaf3",
+            "platform": "frr",
+            "driver": "frr",
+            "why": "driver frr has no get_lldp_neighbors",
+        },
+        {
+            "check": "Post-check: the loopbacks are routed both ways",
+            "device": "leaf3",
+            "platform": "frr",
+            "driver": "frr",
+            "why": "driver frr has no get_route_to",
+        },
+    ]
+    assert evidence["warnings"][0].startswith("Post-check: LLDP matches the NetBox cables")
+    assert "cannot check on frr (leaf3)" in evidence["warnings"][1]
+    full = context(rb, Mode.PLAN, fabric(Mode.PLAN), RenderingNetBox(Mode.PLAN))
+    assert RackIn.drivers_can_answer.func(rb, full)["cannot_check"] == []
+
+    run = context(rb, Mode.RUN, fabric(Mode.RUN, missing), RenderingNetBox(Mode.RUN))
+    lldp = RackIn.verify_lldp_matches_cables.func(rb, run)
+    assert lldp == {
+        "not_checked": ["leaf3: not checked on frr: driver frr has no get_lldp_neighbors"]
+    }
+    devices = fabric(Mode.RUN, missing)
+    for spine in ("spine1", "spine2"):
+        devices[spine].routes["198.18.255.5/32"] = {"198.18.255.5/32": [{"current_active": True}]}
+    run = context(rb, Mode.RUN, devices, RenderingNetBox(Mode.RUN))
+    routed = RackIn.verify_loopbacks_answer.func(rb, run)
+    assert routed["not_checked"] == ["leaf3: not checked on frr: driver frr has no get_route_to"]
+    assert routed["routed"] == ["spine1 → leaf3 198.18.255.5", "spine2 → leaf3 198.18.255.5"]
+
+
+def test_the_library_sends_no_vendor_command_and_edits_no_vendor_text() -> None:
+    """The runbooks speak NAPALM's API and NetBox's renderings only: what differs by platform
+    is in the drivers and the templates."""
+    library = Path(rs.__file__).parent
+    vendor = re.compile(r"\bshow (ip|bgp|run|interfaces?|lldp|route)|vtysh|\bfrr\b|\.cli\(", re.I)
+    found = [
+        f"{path.name}:{number}: {line.strip()}"
+        for path in sorted(library.glob("*.py"))
+        for number, line in enumerate(path.read_text().splitlines(), 1)
+        if vendor.search(line)
+    ]
+    assert found == []
 
 
 def test_the_doctests_of_the_shared_module() -> None:

@@ -1,14 +1,29 @@
-"""rack-out's pure logic: who would be cut off, which routes still go through the device,
-the drain and removal configurations. No lab."""
+"""rack-out's pure logic: who would be cut off, which sessions still carry routes from the
+device; and its device steps on NetBox and devices in memory: the drain and the removal as
+NetBox's "drain" and "bare" renderings (sanitised), the neighbours' BGP sessions and routes
+through NAPALM's getters, the undo of the removal with the secrets NetBox renders, and a
+management address no configuration may move. No lab."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
-from runbooks.core.errors import VerificationError
+from runbooks.core.errors import InventoryError, VerificationError
+from runbooks.core.gateway import Mode
 from runbooks.library import network_common as nc
+from runbooks.library import rack_steps as rs
 from runbooks.library.rack_out import RackOut
-from tests.unit.library.rack_data import LINKS, working_set
+from tests.unit.library.rack_data import (
+    LINKS,
+    PASSWORD,
+    MemoryDevice,
+    RenderingNetBox,
+    context,
+    rendering,
+    working_set,
+)
 
 
 def neighbours(names: list[str], links: list[tuple[str, ...]] = LINKS) -> dict[str, object]:
@@ -45,67 +60,140 @@ def test_links_to_devices_that_are_not_active_are_no_path() -> None:
     assert remaining == {"spine1": []}
 
 
-ROUTES = {
-    "198.18.255.11/32": [
-        {"protocol": "bgp", "installed": True, "nexthops": [{"ip": "198.18.1.1"}]}
-    ],
-    "198.18.255.12/32": [
-        {"protocol": "bgp", "installed": True, "nexthops": [{"ip": "198.18.1.3"}]}
-    ],
-    "198.18.1.0/31": [{"protocol": "connected", "installed": True, "nexthops": [{}]}],
-}
+def bgp(address: str, up: bool, enabled: bool, received: int) -> dict[str, Any]:
+    """get_bgp_neighbors() with one peer."""
+    family = {"ipv4": {"received_prefixes": received, "accepted_prefixes": received}}
+    peer = {"is_up": up, "is_enabled": enabled, "remote_as": 65101, "address_family": family}
+    return {"global": {"router_id": "198.18.255.1", "peers": {address: peer}}}
 
 
 @pytest.mark.parametrize(
-    ("hops", "left"),
+    ("answer", "left"),
     [
-        (["198.18.1.1", "198.18.1.7"], ["198.18.255.11/32"]),
-        (["198.18.1.9"], []),
+        (bgp("198.18.1.1", True, True, 3), ["198.18.1.1: 3 prefixes received"]),
+        (bgp("198.18.1.1", True, True, -1), ["198.18.1.1: ? prefixes received"]),
+        (bgp("198.18.1.1", True, True, 0), []),  # up, but takes nothing from the device
+        (bgp("198.18.1.1", False, False, 3), []),  # shut: the count is the last one seen
+        (bgp("198.18.1.1", False, True, 3), []),
+        (bgp("198.18.1.3", True, True, 3), []),  # another device's session
     ],
 )
-def test_routes_still_through_the_device(hops: list[str], left: list[str]) -> None:
-    assert nc.routes_via(ROUTES, "bgp", hops) == left
+def test_sessions_that_still_carry_routes_from_the_device(
+    answer: dict[str, Any], left: list[str]
+) -> None:
+    assert nc.still_received(answer, ["198.18.1.1", "198.18.1.7"]) == left
 
 
-RUNNING = """!
-frr version 8.4.4
-frr defaults traditional
-hostname leaf1
-log syslog informational
-service integrated-vtysh-config
-!
-interface eth0
- ip address 198.18.0.21/24
-exit
-!
-interface swp1
- ip address 198.18.1.1/31
-exit
-!
-router bgp 65101
- neighbor 198.18.1.0 remote-as 65001
-exit
-!
-end
-"""
+# ---- the device steps, on NetBox and devices in memory ---------------------------------------
 
 
-def test_the_drain_shuts_each_neighbour_inside_router_bgp() -> None:
-    drained = nc.with_neighbors_shut(RUNNING, ["198.18.1.0"])
-    assert (
-        "router bgp 65101\n neighbor 198.18.1.0 shutdown\n neighbor 198.18.1.0 remote-as" in drained
+def fabric(mode: Mode, missing: dict[str, set[str]] | None = None) -> dict[str, MemoryDevice]:
+    """The active devices, each running what NetBox renders for it in service."""
+    missing = missing or {}
+    return {
+        n: MemoryDevice(mode, n, rendering(n, "service"), missing.get(n, ()))
+        for n in ("spine1", "spine2", "leaf1", "leaf2")
+    }
+
+
+def rack_out(**params: Any) -> RackOut:
+    return RackOut(RackOut.parse_params({"device": "leaf1", **params}))
+
+
+def test_the_drain_and_the_removal_are_netbox_renderings_sanitised() -> None:
+    devices, nb = fabric(Mode.PLAN), RenderingNetBox(Mode.PLAN)
+    rb = rack_out()
+    ctx = context(rb, Mode.PLAN, devices, nb)
+    (drain,) = RackOut.plan_drain_bgp.plan(rb, ctx)
+    assert drain.summary == "shut down BGP to 198.18.1.0, 198.18.1.6"
+    assert "+ neighbor 198.18.1.0 shutdown" in drain.text
+    assert " neighbor 198.18.1.0 password <removed>" in drain.after
+    (removal,) = RackOut.plan_remove_configuration.plan(rb, ctx)
+    assert removal.after == "hostname leaf1\n!\n"
+    assert nb.rendered == [("leaf1", "drain"), ("leaf1", "bare")]
+    for diff in (drain, removal):
+        assert PASSWORD not in f"{diff.text}{diff.before}{diff.after}"
+    # the drain is committed without a timer: only the removal waits for a confirmation
+    assert rs.state(ctx).to_confirm == {"leaf1"}
+    assert RackOut.plan_confirm_removal.plan(rb, ctx)[0].target == "leaf1 configuration"
+
+
+def test_the_undo_after_the_removal_fills_the_password_from_netbox() -> None:
+    devices, nb = fabric(Mode.RUN), RenderingNetBox(Mode.RUN)
+    rb = rack_out()
+    ctx = context(rb, Mode.RUN, devices, nb)
+    leaf1 = devices["leaf1"]
+    drain = RackOut.plan_drain_bgp.plan(rb, ctx)
+    RackOut.shut_bgp_sessions.apply_func(rb, ctx, drain)
+    assert leaf1.running == rendering("leaf1", "drain") and leaf1.commits[0][1] is None
+    removal = RackOut.plan_remove_configuration.plan(rb, ctx)
+    RackOut.remove_configuration.apply_func(rb, ctx, removal)
+    leaf1.confirm()  # confirmed: no timer brings the drained configuration back
+    assert PASSWORD not in leaf1.running and "password <removed>" in str(removal[0].before)
+    nb.rendered.clear()
+    RackOut.restore_configuration.undo_func(rb, ctx, removal)
+    assert leaf1.running == rendering("leaf1", "drain")  # the password back, from NetBox
+    assert nb.rendered == [("leaf1", "service")]
+    assert leaf1.commits[-1][2] == (rendering("leaf1", "service"),)
+    RackOut.reopen_bgp_sessions.undo_func(rb, ctx, drain)
+    assert leaf1.running == rendering("leaf1", "service")
+
+
+def test_a_configuration_that_moves_the_management_address_is_refused() -> None:
+    devices, nb = fabric(Mode.PLAN), RenderingNetBox(Mode.PLAN)
+    nb.renders[("leaf1", "bare")] = "hostname leaf1\ninterface eth0\n ip address 198.18.0.3/24\n"
+    rb = rack_out()
+    with pytest.raises(InventoryError, match=r"would move its management address 198\.18\.0\.3/24"):
+        RackOut.plan_remove_configuration.plan(rb, context(rb, Mode.PLAN, devices, nb))
+    devices["leaf1"].running += "interface eth0\n ip address 198.18.0.3/24\n"  # a box holding it
+    nb.renders.clear()
+    with pytest.raises(InventoryError, match="management address"):
+        RackOut.plan_remove_configuration.plan(rb, context(rb, Mode.PLAN, devices, nb))
+
+
+def test_the_neighbours_drain_when_their_sessions_to_the_device_carry_nothing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("runbooks.library.rack_out.time.sleep", lambda s: None)
+    devices = fabric(Mode.RUN)
+    devices["spine1"].bgp = [bgp("198.18.1.1", True, True, 3), bgp("198.18.1.1", False, False, 3)]
+    devices["spine2"].bgp = [bgp("198.18.1.7", True, True, 0)]
+    rb = rack_out(settle_timeout_s=30)
+    ctx = context(rb, Mode.RUN, devices, RenderingNetBox(Mode.RUN))
+    evidence = RackOut.wait_until_prefixes_moved_away.func(rb, ctx)
+    assert evidence["sessions_to"] == ["198.18.1.1", "198.18.1.7"]
+    assert "not_checked" not in evidence
+    devices["spine1"].bgp = [bgp("198.18.1.1", True, True, 2)]
+    rb = rack_out(settle_timeout_s=0.01)
+    ctx = context(rb, Mode.RUN, devices, RenderingNetBox(Mode.RUN))
+    with pytest.raises(VerificationError, match=r"spine1.*198.18.1.1: 2 prefixes received"):
+        RackOut.wait_until_prefixes_moved_away.func(rb, ctx)
+
+
+def test_the_neighbours_reach_each_other_by_get_route_to_or_say_not_checked() -> None:
+    devices = fabric(Mode.RUN, {"spine2": {"get_route_to"}})
+    devices["spine1"].routes["198.18.255.2/32"] = {"198.18.255.2/32": [{"current_active": True}]}
+    rb = rack_out()
+    ctx = context(rb, Mode.RUN, devices, RenderingNetBox(Mode.RUN))
+    assert RackOut.neighbours_still_reach_each_other.func(rb, ctx) == {
+        "reached": ["spine1 → spine2 198.18.255.2"],
+        "not_checked": ["spine2: not checked on frr: driver frr has no get_route_to"],
+    }
+    devices["spine1"].routes.clear()
+    with pytest.raises(VerificationError, match="no route without leaf1: spine1 → spine2"):
+        RackOut.neighbours_still_reach_each_other.func(rb, ctx)
+
+
+def test_the_plan_names_the_checks_the_neighbours_drivers_cannot_answer() -> None:
+    devices = fabric(Mode.PLAN, {"spine2": {"get_bgp_neighbors"}})
+    rb = rack_out()
+    evidence = RackOut.drivers_can_answer.func(
+        rb, context(rb, Mode.PLAN, devices, RenderingNetBox(Mode.PLAN))
     )
-    with pytest.raises(VerificationError):
-        nc.with_neighbors_shut("hostname x\n", ["198.18.1.0"])
-
-
-def test_the_removal_keeps_the_global_lines_and_the_management_address() -> None:
-    bare = nc.bare_config(RUNNING, "leaf1", "eth0", "198.18.0.21/24")
-    assert bare == (
-        "frr defaults traditional\nhostname leaf1\nlog syslog informational\n"
-        "service integrated-vtysh-config\n!\ninterface eth0\n ip address 198.18.0.21/24\n"
-        "exit\n!\n"
-    )
+    assert [(c["check"], c["device"]) for c in evidence["cannot_check"]] == [
+        ("Wait until the neighbours route nothing through leaf1", "spine2"),
+        ("Post-check: the neighbours' other BGP sessions are established", "spine2"),
+    ]
 
 
 def test_the_steps_read_as_the_work_instruction() -> None:
@@ -113,6 +201,8 @@ def test_the_steps_read_as_the_work_instruction() -> None:
     order = [
         "device_is_active",
         "neighbours_keep_another_path",
+        "device_answers",
+        "drivers_can_answer",
         "keep_running_config_as_backup",
         "plan_drain_bgp",
         "wait_until_prefixes_moved_away",
