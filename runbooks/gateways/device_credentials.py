@@ -183,6 +183,8 @@ class FileSource:
                 "(default, platform.<slug>, device.<name>)"
             )
         for where, entry in _entries(data):
+            if not isinstance(entry, Mapping):
+                raise InputError(f"device credentials file {self.path}: [{where}] is no table")
             bad = sorted(set(entry) - set(FIELDS))
             if bad:
                 raise InputError(
@@ -191,10 +193,14 @@ class FileSource:
         return data
 
 
-def _entries(data: Mapping[str, Any]) -> list[tuple[str, Mapping[str, Any]]]:
-    out = [("default", data.get("default") or {})]
+def _entries(data: Mapping[str, Any]) -> list[tuple[str, Any]]:
+    out: list[tuple[str, Any]] = [("default", data.get("default") or {})]
     for kind in ("platform", "device"):
-        out += [(f"{kind}.{k}", v or {}) for k, v in (data.get(kind) or {}).items()]
+        tables = data.get(kind) or {}
+        if not isinstance(tables, Mapping):
+            out.append((kind, tables))
+            continue
+        out += [(f"{kind}.{k}", v or {}) for k, v in tables.items()]
     return out
 
 
