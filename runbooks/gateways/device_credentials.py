@@ -104,7 +104,7 @@ def resolve(
         return Credentials(
             str(found["username"]),
             str(found.get("password") or ""),
-            str(found["key_file"]) if found.get("key_file") else None,
+            os.path.expanduser(str(found["key_file"])) if found.get("key_file") else None,
             int(found.get("port") or 22),
             int(found.get("timeout") or 30),
             ssh_known_hosts(env),
