@@ -34,7 +34,6 @@ import os
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -42,93 +41,27 @@ from napalm import get_network_driver
 from napalm.base import NetworkDriver
 from napalm.base import exceptions as napalm_errors
 from napalm.base.mock import MockDriver
-from netmiko import exceptions as netmiko_errors
-from netutils.lib_mapper import NAPALM_LIB_MAPPER_REVERSE
-from paramiko.ssh_exception import BadHostKeyException
 
-from runbooks.core import secrets
 from runbooks.core.context import RunContext
-from runbooks.core.errors import (
-    AuthenticationError,
-    ConnectError,
-    GatewayTimeout,
-    InputError,
-    InventoryError,
-    RejectedError,
-    UnsupportedError,
-)
+from runbooks.core.errors import InputError, InventoryError, UnsupportedError
 from runbooks.core.gateway import Gateway, Mode, reads, writes
 from runbooks.gateways import config_text
 from runbooks.gateways.device_credentials import Credentials, credential_source
+from runbooks.gateways.network_errors import translated
 from runbooks.gateways.network_guard import ReadOnlyDriver, check_commands
+from runbooks.gateways.network_target import DeviceTarget, napalm_driver_for, napalm_options
 
-__all__ = ["Credentials", "DeviceTarget", "NetworkGateway", "napalm_driver_for"]
+__all__ = [
+    "Credentials",
+    "DeviceTarget",
+    "NetworkGateway",
+    "host_key_args",
+    "napalm_driver_for",
+    "napalm_options",
+]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-
-
-def napalm_driver_for(platform: str, config_context: Mapping[str, Any] | None = None) -> str:
-    """The NAPALM driver of a device: its config context's ``napalm.driver``, else netutils'
-    name for its NetBox platform slug, else the slug itself.
-
-    >>> napalm_driver_for("frr"), napalm_driver_for("cisco_ios"), napalm_driver_for("eos")
-    ('frr', 'ios', 'eos')
-    >>> napalm_driver_for("bird"), napalm_driver_for("bird", {"napalm": {"driver": "bird2"}})
-    ('bird', 'bird2')
-    """
-    driver = napalm_options(config_context).get("driver")
-    if isinstance(driver, str) and driver.strip():
-        return driver.strip()
-    slug = platform.strip().lower()
-    if not slug:
-        raise InventoryError("a device without a platform: which NAPALM driver would talk to it?")
-    if slug in NAPALM_LIB_MAPPER_REVERSE:  # netutils' normalised names: cisco_ios, arista_eos
-        return str(NAPALM_LIB_MAPPER_REVERSE[slug])
-    return slug  # a NAPALM name already (ios, junos) or a driver's package (napalm_<slug>)
-
-
-def napalm_options(config_context: Mapping[str, Any] | None) -> dict[str, Any]:
-    """The ``napalm`` key of a device's NetBox config context (``{}`` when absent).
-
-    >>> napalm_options({"napalm": {"optional_args": {"sudo": True}}})["optional_args"]
-    {'sudo': True}
-    """
-    found = (config_context or {}).get("napalm")
-    return dict(found) if isinstance(found, Mapping) else {}
-
-
-@dataclass(frozen=True)
-class DeviceTarget:
-    """How to reach one device: name, address, NetBox platform slug, and from NetBox's config
-    context the NAPALM driver (None: from the platform) and its ``optional_args``."""
-
-    name: str
-    host: str
-    platform: str
-    driver: str | None = None
-    optional_args: Mapping[str, Any] = field(default_factory=dict, hash=False)
-
-    @classmethod
-    def from_netbox(
-        cls, name: str, host: str, platform: str, config_context: Mapping[str, Any] | None
-    ) -> DeviceTarget:
-        """A target from NetBox data: the platform slug and the device's config context.
-
-        >>> t = DeviceTarget.from_netbox("leaf9", "198.18.0.19", "frr",
-        ...     {"napalm": {"optional_args": {"sudo": True}}})
-        >>> t.driver_name, dict(t.optional_args)
-        ('frr', {'sudo': True})
-        """
-        options = napalm_options(config_context)
-        args = options.get("optional_args")
-        if args is not None and not isinstance(args, Mapping):
-            raise InventoryError(f"{name}: config context napalm.optional_args is not a mapping")
-        return cls(name, host, platform, napalm_driver_for(platform, config_context), args or {})
-
-    @property
-    def driver_name(self) -> str:
-        return self.driver or napalm_driver_for(self.platform)
 
 
 def host_key_args(known_hosts: Path) -> dict[str, Any]:
@@ -144,62 +77,6 @@ def host_key_args(known_hosts: Path) -> dict[str, Any]:
         "alt_host_keys": True,
         "alt_key_file": str(known_hosts),
     }
-
-
-def _key_refusal(exc: BaseException) -> str:
-    """How paramiko refused the device's host key (somewhere in the chain); "" if it did not."""
-    seen: BaseException | None = exc
-    while seen is not None:
-        if isinstance(seen, BadHostKeyException):
-            return "does not match the one in"
-        if "not found in known_hosts" in str(seen):
-            return "is not in"
-        seen = seen.__cause__ or seen.__context__
-    return ""
-
-
-@contextmanager
-def _translated(device: str, action: str, known_hosts: Path | None = None) -> Iterator[None]:
-    """NAPALM's and Netmiko's exceptions as our one-line errors."""
-    try:
-        yield
-    except (napalm_errors.ConnectAuthError, netmiko_errors.NetmikoAuthenticationException) as e:
-        raise AuthenticationError(
-            f"{device}: credentials refused while {action}", device=device
-        ) from e
-    except (
-        napalm_errors.CommandTimeoutException,
-        netmiko_errors.NetmikoTimeoutException,
-        TimeoutError,
-    ) as e:
-        raise GatewayTimeout(f"{device}: timed out while {action}", device=device) from e
-    except (
-        napalm_errors.MergeConfigException,
-        napalm_errors.ReplaceConfigException,
-        napalm_errors.CommitError,
-        napalm_errors.CommitConfirmException,
-    ) as e:
-        raise RejectedError(
-            f"{device}: configuration rejected while {action}: "
-            f"{secrets.mask_text(str(e)).splitlines()[0] if str(e) else ''}",
-            device=device,
-        ) from e
-    except (
-        napalm_errors.ConnectionException,
-        napalm_errors.ConnectionClosedException,
-        ConnectionError,
-        OSError,
-        EOFError,
-    ) as e:
-        why = _key_refusal(e)
-        if why:
-            raise ConnectError(
-                f"{device}: refused while {action}: its host key {why} {known_hosts}",
-                device=device,
-            ) from e
-        raise ConnectError(
-            f"{device}: unreachable while {action} ({type(e).__name__})", device=device
-        ) from e
 
 
 class NetworkGateway(Gateway):
@@ -271,7 +148,7 @@ class NetworkGateway(Gateway):
             os.environ.setdefault("NAPALM_BIRD2_DISABLE_UPDATE_CHECK", "1")
             started = time.monotonic()
             action = f"connecting to {self.target.host}"
-            with _translated(self.target.name, action, creds.known_hosts):
+            with translated(self.target.name, action, creds.known_hosts):
                 device = driver(
                     self.target.host,
                     creds.username,
@@ -297,7 +174,7 @@ class NetworkGateway(Gateway):
     def _call(self, action: str, fn: Callable[[Any], T]) -> T:
         wire = self._open()
         self.calls += 1
-        with _translated(self.target.name, action):
+        with translated(self.target.name, action):
             return fn(wire)
 
     def _unsupported(self, getter: str) -> UnsupportedError:

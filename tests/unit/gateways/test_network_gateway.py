@@ -7,6 +7,7 @@ tests/lab.
 
 from __future__ import annotations
 
+import doctest
 from pathlib import Path
 from typing import Any
 
@@ -193,3 +194,10 @@ def test_credentials_come_from_the_environment() -> None:
     )
     assert (creds.username, creds.key_file, creds.port) == ("netops", "/k", 2222)
     assert "pw-not-real" not in repr(CREDS)
+
+
+def test_the_doctests() -> None:
+    from runbooks.gateways import network, network_guard, network_target
+
+    for module in (network, network_guard, network_target):
+        assert doctest.testmod(module).failed == 0, module.__name__

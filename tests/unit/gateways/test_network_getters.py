@@ -4,6 +4,7 @@ leaves sanitised, and a sanitised candidate is committed with its secrets put ba
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -88,13 +89,16 @@ def test_config_is_sanitised_and_config_with_secrets_is_not() -> None:
 
 
 @pytest.mark.usefixtures("fake_drivers")
-def test_cli_answers_are_sanitised(fake_drivers: type[RecordingDriver]) -> None:
-    fake_drivers.cli = lambda self, commands, encoding="text": {c: RUNNING for c in commands}  # type: ignore[method-assign]
-    try:
-        shown = fake_gateway().cli(["show running-config"])["show running-config"]
-    finally:
-        del fake_drivers.cli
+def test_cli_answers_are_sanitised(
+    fake_drivers: type[RecordingDriver], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def show_running(self: RecordingDriver, commands: list[str], encoding: str = "text") -> Any:
+        return {c: RUNNING for c in commands}
+
+    monkeypatch.setattr(fake_drivers, "cli", show_running)
+    shown = fake_gateway().cli(["show running-config"])["show running-config"]
     assert "Fake-Bgp-Pw-1" not in shown
+    assert " neighbor 10.0.0.2 password <removed>" in shown.splitlines()
 
 
 def test_compare_and_commit_fill_placeholders_from_the_running_configuration(
