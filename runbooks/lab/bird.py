@@ -36,7 +36,8 @@ napalm-bird2 0.0.5, read and tried here (what runbooks may expect of it):
   last commit of the same driver object. `commit_config(revert_in=N)` starts a timer of N
   MINUTES (NAPALM says seconds) in the client's own process, cancelled by close(); there is no
   confirm_commit or has_pending_commit: no commit-confirm on the box.
-- Getters: get_facts (hostname = the address connected to; os_version is empty because
+- Getters: get_facts (hostname = the address connected to, and so is fqdn when
+  `hostname -f` cannot resolve the box's name, as here; os_version is empty because
   `bird --version` writes to stderr; uptime 0), get_interfaces (`ip -j link`),
   get_bgp_neighbors and get_bgp_neighbors_detail (`birdc show protocols all`; peers are keyed
   by protocol NAME, so the template names each `protocol bgp '<peer address>'` to get NAPALM's
