@@ -49,22 +49,21 @@ COMMIT_MESSAGE = (
     "NetworkGateway.commit passes message= to commit_config, which NAPALM's IOS and EOS "
     "drivers refuse (NotImplementedError: Commit message not implemented for this platform)"
 )
+ALL = {"ios", "eos", "junos"}
+RUNS = (  # the tests that commit through the library
+    "test_rack_in_commits_with_revert_in_then_confirms_after_the_checks",
+    "test_rack_in_rolls_back_to_the_recorded_configurations_when_bgp_never_comes_up",
+    "test_rack_in_resumes_from_its_record_after_the_process_died_mid_commit",
+    "test_rack_out_drains_removes_and_confirms",
+    "test_rack_out_undone_puts_back_every_configuration_and_netbox",
+    "test_rack_out_resumes_from_its_record_after_the_process_died_mid_commit",
+)
 NOT_YET: dict[str, list[tuple[set[str], str]]] = {
     "test_a_recorded_device_keeps_what_is_committed_and_rolls_back": [
         ({"ios", "eos"}, COMMIT_MESSAGE)
     ],
-    **{
-        name: [({"ios", "eos", "junos"}, LOOPBACK)]
-        for name in (
-            "test_rack_in_plan_shows_the_device_diff_and_no_secret",
-            "test_rack_in_commits_with_revert_in_then_confirms_after_the_checks",
-            "test_rack_in_rolls_back_to_the_recorded_configurations_when_bgp_never_comes_up",
-            "test_rack_in_resumes_from_its_record_after_the_process_died_mid_commit",
-            "test_rack_out_drains_removes_and_confirms",
-            "test_rack_out_undone_puts_back_every_configuration_and_netbox",
-            "test_rack_out_resumes_from_its_record_after_the_process_died_mid_commit",
-        )
-    },
+    "test_rack_in_plan_shows_the_device_diff_and_no_secret": [(ALL, LOOPBACK)],
+    **{name: [(ALL, LOOPBACK), ({"ios", "eos"}, COMMIT_MESSAGE)] for name in RUNS},
 }
 
 

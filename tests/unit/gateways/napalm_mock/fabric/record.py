@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from tests.unit.library.rack_data import ASN, IDS, LINKS, status_of
-from tests.unit.library.vendor_support import VENDORS, MiniNetBox, Vendor
+from tests.unit.library.vendor_netbox import MiniNetBox
+from tests.unit.library.vendor_support import FIXTURES, TEMPLATE_SECRETS, VENDORS, Vendor
 
 HERE = Path(__file__).parent
 
@@ -164,7 +165,7 @@ def config(netbox: MiniNetBox, name: str) -> dict[str, str]:
 
 def main() -> None:
     for v in VENDORS.values():
-        netbox = MiniNetBox(v)
+        netbox = MiniNetBox(v, FIXTURES, TEMPLATE_SECRETS)
         for name in IDS:
             folder = HERE / v.driver / name
             folder.mkdir(parents=True, exist_ok=True)
