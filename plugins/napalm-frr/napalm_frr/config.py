@@ -282,8 +282,12 @@ class ConfigSession:
             )
 
     def discard(self) -> None:
+        """Forget the candidate and delete what loading and comparing wrote on the device:
+        the candidate and merge files, and the state directory if nothing else is in it."""
         self.candidate = None
-        self._run(f"rm -f {shell.q(self.candidate_path)} {shell.q(self.merge_path)}")
+        written = (self.candidate_path, self.merge_path)
+        files = " ".join(shell.q(p) for path in written for p in (path, f"{path}.tmp"))
+        self._run(f"rm -f {files}; {shell.remove_if_empty(self.paths)}")
 
     def rollback(self) -> None:
         """Running and frr.conf back to before the last commit; cancels a pending revert."""

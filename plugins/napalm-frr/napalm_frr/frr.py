@@ -15,6 +15,7 @@ from dataclasses import fields
 from typing import Any
 
 from napalm.base import NetworkDriver, models
+from napalm.base import constants as c
 from napalm.base.exceptions import (
     CommandTimeoutException,
     ConnectAuthError,
@@ -33,8 +34,9 @@ from netmiko.exceptions import (
 )
 from paramiko.ssh_exception import SSHException
 
-from napalm_frr import parsers, readers, shell
+from napalm_frr import bgp, kernel, parsers, probes, readers, routes, shell, system
 from napalm_frr.config import ConfigSession
+from napalm_frr.errors import FRROutputError
 
 log = logging.getLogger(__name__)
 
@@ -160,6 +162,13 @@ class FRRDriver(NetworkDriver):  # type: ignore[misc]
         """Run a read-only shell snippet with root rights (sudo when configured)."""
         return self._send(shell.privileged(command, self.sudo), timeout)
 
+    def _probe(self, script: str, timeout: float | None = None) -> str:
+        """Run a long read-only snippet with root rights: its output is framed by markers
+        (``shell.with_rc``), as the terminal's echo of a long line cannot be matched."""
+        wrapped = shell.with_rc(shell.privileged(script, self.sudo))
+        output, _ = readers.split_rc(self._send(wrapped, timeout, raw=True))
+        return output
+
     def _interfaces_command(self) -> str:
         return f"{DEVICE_TIME}; {shell.vtysh(self.paths, 'show interface json')}"
 
@@ -212,6 +221,136 @@ class FRRDriver(NetworkDriver):  # type: ignore[misc]
         output = self._sh(shell.vtysh(self.paths, *commands))
         summary, neighbors = readers.load_json_documents(output, " + ".join(commands), 2)
         return parsers.parse_bgp_neighbors(summary, neighbors)
+
+    def get_bgp_neighbors_detail(
+        self, neighbor_address: str = ""
+    ) -> dict[str, dict[int, list[models.PeerDetailsDict]]]:
+        command = "show bgp vrf all neighbors json"
+        neighbors = readers.load_json(self._sh(shell.vtysh(self.paths, command)), command)
+        return bgp.parse_bgp_neighbors_detail(neighbors, neighbor_address)
+
+    def get_bgp_config(
+        self, group: str = "", neighbor: str = ""
+    ) -> dict[str, models.BGPConfigGroupDict]:
+        """From the running configuration's ``router bgp`` (default VRF); a neighbour's
+        password is reported as ``<removed>``, never in clear."""
+        running = self._sh(shell.vtysh(self.paths, "show running-config"))
+        return bgp.parse_bgp_config(running, group, neighbor)
+
+    def get_route_to(
+        self, destination: str = "", protocol: str = "", longer: bool = False
+    ) -> dict[str, list[models.RouteDict]]:
+        """zebra's routes to ``destination`` in every VRF, one entry per next hop;
+        ``current_active`` = selected by zebra and installed in the kernel. An address
+        gives the longest match, a prefix that prefix (and more specific ones with
+        ``longer``). BGP routes carry bgpd's attributes (default VRF)."""
+        commands = routes.route_commands(destination or "0.0.0.0/0", longer or not destination)
+        output = self._sh(shell.vtysh(self.paths, *commands))
+        documents = readers.load_json_all(output, " + ".join(commands))
+        if len(documents) < 3:
+            raise FRROutputError(f"{commands!r}: expected 3 JSON documents: {output[:300]!r}")
+        *ribs, bgp_paths, summary = documents
+        local_as = routes.local_as_of(summary)
+        result: dict[str, list[models.RouteDict]] = {}
+        for rib in ribs:
+            for prefix, entries in routes.parse_route_to(
+                rib, bgp_paths, protocol, local_as
+            ).items():
+                result.setdefault(prefix, []).extend(entries)
+        return result
+
+    def _ip_json(self, command: str) -> Any:
+        output = self._sh(command)
+        return readers.load_json(output, command) if output.strip() else []
+
+    def get_arp_table(self, vrf: str = "") -> list[models.ARPTableDict]:
+        """The kernel's IPv4 neighbours (FRR keeps no ARP table); ``vrf`` limits them to
+        one VRF's interfaces, "" gives every interface's."""
+        return kernel.parse_arp_table(self._ip_json(kernel.neigh_command(kernel.ARP, vrf)))
+
+    def get_ipv6_neighbors_table(self) -> list[models.IPV6NeighborDict]:
+        return kernel.parse_ipv6_neighbors(self._ip_json(kernel.NDP))
+
+    def get_mac_address_table(self) -> list[models.MACAdressTable]:
+        """The Linux bridges' forwarding database; [] on a box without bridges."""
+        return kernel.parse_mac_address_table(self._ip_json(kernel.FDB))
+
+    def get_vlans(self) -> dict[int, models.VlanDict]:
+        """VLAN-aware bridges' VLANs and 802.1Q subinterfaces; {} on a routed-only box."""
+        output = self._sh(f"{kernel.BRIDGE_VLANS}; echo; {kernel.LINKS}")
+        documents = readers.load_json_all(output, f"{kernel.BRIDGE_VLANS}; {kernel.LINKS}")
+        links = documents[-1]
+        bridge_vlans = documents[0] if len(documents) > 1 else []
+        return kernel.parse_vlans(bridge_vlans, links)
+
+    def get_network_instances(self, name: str = "") -> dict[str, models.NetworkInstanceDict]:
+        """The default instance and the kernel's VRF devices (FRR's VRFs)."""
+        return kernel.parse_network_instances(self._ip_json(kernel.LINKS), name)
+
+    def get_environment(self) -> models.EnvironmentDict:
+        return system.parse_environment(self._probe(system.ENVIRONMENT_PROBE))
+
+    def get_users(self) -> dict[str, models.UsersDict]:
+        """Linux login accounts (FRR has no users of its own); ``password`` is always ""."""
+        return system.parse_users(self._probe(system.USERS_PROBE))
+
+    def get_ntp_servers(self) -> dict[str, models.NTPServerDict]:
+        """``server``/``pool`` lines of the NTP daemon's configuration (FRR has no NTP)."""
+        return system.parse_ntp_servers(self._probe(system.NTP_CONFIG_PROBE))
+
+    def get_ntp_peers(self) -> dict[str, models.NTPPeerDict]:
+        """``peer`` lines of the NTP daemon's configuration; {} when it has none."""
+        return system.parse_ntp_peers(self._probe(system.NTP_CONFIG_PROBE))
+
+    def get_ntp_stats(self) -> list[models.NTPStats]:
+        """chronyc's or ntpq's view of the sources; [] when no NTP daemon runs."""
+        return system.parse_ntp_stats(self._probe(system.NTP_STATS_PROBE))
+
+    def get_snmp_information(self) -> models.SNMPDict:
+        """From snmpd.conf (FRR is only snmpd's AgentX subagent); without snmpd, NAPALM's
+        empty shape: no chassis id, contact, location or community."""
+        return system.parse_snmp_information(
+            self._sh(f"cat {shell.q(system.SNMPD_CONF)} 2>/dev/null")
+        )
+
+    def ping(  # noqa: PLR0917 - NAPALM's signature
+        self,
+        destination: str,
+        source: str = c.PING_SOURCE,
+        ttl: int = c.PING_TTL,
+        timeout: int = c.PING_TIMEOUT,
+        size: int = c.PING_SIZE,
+        count: int = c.PING_COUNT,
+        vrf: str = c.PING_VRF,
+        source_interface: str = c.PING_SOURCE_INTERFACE,
+    ) -> models.PingResultDict:
+        """iputils' ping from the box; requests 0.2 s apart."""
+        command = probes.ping_command(
+            destination,
+            source=source,
+            ttl=ttl,
+            timeout=timeout,
+            size=size,
+            count=count,
+            vrf=vrf,
+            source_interface=source_interface,
+        )
+        wait = probes.ping_deadline(count, timeout) + self.command_timeout
+        return probes.parse_ping(self._send(f"{command} 2>&1", wait))
+
+    def traceroute(
+        self,
+        destination: str,
+        source: str = c.TRACEROUTE_SOURCE,
+        ttl: int = c.TRACEROUTE_TTL,
+        timeout: int = c.TRACEROUTE_TIMEOUT,
+        vrf: str = c.TRACEROUTE_VRF,
+    ) -> models.TracerouteResultDict:
+        """``traceroute -n`` from the box (package traceroute); at most 30 hops when
+        ``ttl`` is NAPALM's default 255. Without traceroute: ``{"error": ...}``."""
+        command = probes.traceroute_command(destination, source, ttl, timeout, vrf)
+        wait = probes.traceroute_hops(ttl) * timeout + self.command_timeout
+        return probes.parse_traceroute(self._send(f"{command} 2>&1", wait))
 
     def get_config(
         self,

@@ -73,6 +73,30 @@ def load_json_documents(output: str, command: str, count: int) -> list[Any]:
     return documents
 
 
+def load_json_all(output: str, command: str) -> list[Any]:
+    """Every JSON document printed one after the other (vtysh prints one per VRF for
+    some ``vrf all`` commands, and one per ``-c``).
+
+    >>> load_json_all('{"a": 1}{"b": 2}\\n{\\n}\\n', "x")
+    [{'a': 1}, {'b': 2}, {}]
+    """
+    decoder = json.JSONDecoder()
+    documents: list[Any] = []
+    position = 0
+    while True:
+        starts = [i for i in (output.find("{", position), output.find("[", position)) if i >= 0]
+        if not starts:
+            break
+        try:
+            document, position = decoder.raw_decode(output, min(starts))
+        except ValueError as exc:
+            raise FRROutputError(f"{command!r} printed invalid JSON: {exc}") from exc
+        documents.append(document)
+    if not documents:
+        raise FRROutputError(f"{command!r} printed no JSON: {output.strip()[:300]!r}")
+    return documents
+
+
 _RELOAD_SECTION = re.compile(r"^(Lines To Delete|Lines To Add)\s*\n=+\s*$", re.M)
 
 

@@ -125,6 +125,11 @@ def prepare_state_dir(paths: Paths) -> str:
     )
 
 
+def remove_if_empty(paths: Paths) -> str:
+    """Remove the state directory when it holds nothing (never fails)."""
+    return f"rmdir {q(paths.state_dir)} 2>/dev/null; true"
+
+
 def save_running(paths: Paths, target: str) -> str:
     """Write the running configuration (without vtysh's banner) to ``target``."""
     return f"{vtysh(paths, 'show running-config no-header')} > {q(target)}"
