@@ -148,6 +148,13 @@ def address_of(ws: DeviceWorkingSet, interface: str) -> str | None:
 
 
 def loopback_of(ws: DeviceWorkingSet) -> str | None:
+    """The device's loopback address (without length): the first IPv4 address NetBox marks
+    with the role ``loopback``, whatever the platform names the interface (``Loopback0``,
+    ``lo0.0``); else the address of an interface named ``lo`` (a Linux router's)."""
+    for iface in ws.interfaces:
+        for ip in iface.ip_addresses:
+            if ip.role == "loopback" and ":" not in ip.address:
+                return ip.address.split("/", maxsplit=1)[0]
     return address_of(ws, "lo")
 
 

@@ -6,6 +6,7 @@ commit), the loopbacks through get_route_to, a check a driver cannot answer name
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -169,6 +170,20 @@ def test_a_device_without_an_address_cannot_be_reached() -> None:
                 **{**working_set("leaf3").__dict__, "primary_ip4": None, "oob_ip": None}
             )
         )
+
+
+def test_the_loopback_is_the_address_netbox_marks_loopback_else_the_one_on_lo() -> None:
+    ws = working_set("leaf3")
+    assert nc.loopback_of(ws) == "198.18.255.5"  # on "lo", no role
+    lo = ws.interfaces[0]
+    marked = replace(
+        lo, name="Loopback0", ip_addresses=(replace(lo.ip_addresses[0], role="loopback"),)
+    )
+    swp1 = replace(
+        ws.interfaces[1], ip_addresses=(replace(lo.ip_addresses[0], address="198.18.9.9/32"),)
+    )
+    assert nc.loopback_of(replace(ws, interfaces=(swp1, marked))) == "198.18.255.5"
+    assert nc.loopback_of(replace(ws, interfaces=(swp1, replace(lo, name="Loopback0")))) is None
 
 
 def test_an_installed_route_is_a_current_active_entry_of_get_route_to() -> None:
