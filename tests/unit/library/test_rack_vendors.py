@@ -176,6 +176,8 @@ def test_rack_in_commits_with_revert_in_then_confirms_after_the_checks(
     }
     assert any(result.run_id in text for text in fabric.netbox.journal("leaf3"))
     assert_no_secret(fabric, fabric.record_text(), "the record store")
+    again = fabric.plan(rack_in())  # racked in: the configurations read as NetBox renders them
+    assert again.refusal is None and text_diffs(again, "plan_device_config") == {}
 
 
 def test_rack_in_rolls_back_to_the_recorded_configurations_when_bgp_never_comes_up(
