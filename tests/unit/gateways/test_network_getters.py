@@ -147,3 +147,26 @@ def test_credentials_options_reach_the_driver(fake_drivers: type[RecordingDriver
     assert given["secret"] == "Enable-Secret-1" and given["transport"] == "ssh"
     assert given["ssh_strict"] is True
     assert "Enable-Secret-1" not in repr(creds)
+
+
+def test_a_mock_driver_subclass_supports_what_it_defines(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Like the library's recorded fabric: getters of its own count, and the mock's replayed
+    ones when it has files for them (unknown until it opens: then the call decides)."""
+    from napalm.base.mock import MockDriver
+
+    from runbooks.gateways import network
+
+    class Recorded(MockDriver):  # type: ignore[misc]
+        def get_route_to(self, destination: str = "", protocol: str = "", longer: bool = False):  # type: ignore[no-untyped-def]
+            return {}
+
+    monkeypatch.setattr(network, "get_network_driver", lambda name: Recorded)
+    gw = NetworkGateway(Mode.PLAN, DeviceTarget("dev1", "h", "eos"), Credentials("x"))
+    assert gw.supports("get_route_to") and gw.supports("get_facts")
+    gw = NetworkGateway(
+        Mode.PLAN,
+        DeviceTarget("dev1", "h", "eos", None, {"path": str(MOCK / "eos")}),
+        Credentials("x"),
+    )
+    assert gw.supports("get_route_to") and gw.supports("get_facts")
+    assert not gw.supports("get_lldp_neighbors")
