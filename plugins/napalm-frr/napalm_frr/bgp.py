@@ -110,6 +110,7 @@ class _BgpConfig:
             if args:
                 self.member_of[name] = args[0]
                 self.group(args[0])
+                self.neighbor(name)
             else:
                 self.group(name)
             return

@@ -28,7 +28,7 @@ def neigh_command(base: str, vrf: str = "") -> str:
     """``ip ... neigh show`` limited to one VRF's devices when asked.
 
     >>> neigh_command(ARP, "TEST")
-    "ip -4 -j -s neigh show vrf 'TEST'"
+    'ip -4 -j -s neigh show vrf TEST'
     """
     return f"{base} vrf {q(vrf)}" if vrf else base
 

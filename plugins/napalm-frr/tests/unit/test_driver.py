@@ -164,3 +164,41 @@ def test_open_keeps_commands_out_of_shell_history(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setattr(frr, "ConnectHandler", lambda **kwargs: shell)
     FRRDriver("r1", "root", "").open()
     assert shell.sent == ["set +o history; unset HISTFILE"]
+
+
+def test_sanitized_config_hides_bgp_and_enable_passwords() -> None:
+    running = (
+        "Building configuration...\n\nCurrent configuration:\n!\nfrr version 8.4.4\n"
+        "hostname r1\npassword zebra-login\nenable password zebra-enable\n"
+        "router bgp 65001\n neighbor 198.18.1.1 remote-as 65101\n"
+        " neighbor 198.18.1.1 password bgp-s3cret\nexit\n!\nend\n"
+    )
+    dev = FRRDriver("r1", "root", "")
+    dev.device = Canned(
+        {"vtysh -c 'show running-config'": running, "cat /etc/frr/frr.conf": running}
+    )
+    config = dev.get_config(sanitized=True)
+    for secret in ("zebra-login", "zebra-enable", "bgp-s3cret"):
+        assert secret not in repr(config)
+    assert " neighbor 198.18.1.1 password <removed>" in config["running"]
+    assert "enable password <removed>" in config["startup"]
+    assert dev.get_bgp_config()["_"]["neighbors"]["198.18.1.1"]["authentication_key"] == (
+        "<removed>"
+    )
+
+
+def test_discard_removes_the_candidate_files_and_an_empty_state_dir() -> None:
+    dev = FRRDriver("r1", "root", "")
+    sent: list[str] = []
+
+    class Shell:
+        def send_command(self, command: str, **kwargs: Any) -> str:
+            sent.append(command)
+            return "__NAPALM_BEGIN__\n__NAPALM_RC=0\n"
+
+    dev.device = Shell()
+    dev.discard_config()
+    session = dev._config.session
+    assert f"rm -f /etc/frr/napalm/candidate-{session}.conf" in sent[-1]
+    assert f"/etc/frr/napalm/merge-{session}.conf.tmp" in sent[-1]
+    assert "rmdir /etc/frr/napalm" in sent[-1]

@@ -8,11 +8,11 @@ from typing import Any
 import pytest
 from napalm.base.helpers import sanitize_config
 
-from napalm_frr import parsers, readers, shell
+from napalm_frr import bgp, kernel, parsers, probes, readers, routes, shell, system
 from napalm_frr.errors import FRROutputError
 
 
-@pytest.mark.parametrize("module", [parsers, readers, shell])
+@pytest.mark.parametrize("module", [parsers, readers, shell, bgp, kernel, probes, routes, system])
 def test_doctests(module: Any) -> None:
     assert doctest.testmod(module).failed == 0
 
