@@ -43,7 +43,8 @@ LEAF2 = {"spine1": "198.18.1.3", "spine2": "198.18.1.9"}
 # vendor: such a test is an expected failure (strict: once it passes, the entry goes).
 COMMIT_MESSAGE = (
     "NetworkGateway.commit passes message= to commit_config, which NAPALM's IOS and EOS "
-    "drivers refuse (NotImplementedError: Commit message not implemented for this platform)"
+    "drivers refuse (napalm/ios/ios.py and napalm/eos/eos.py, commit_config: "
+    "NotImplementedError 'Commit message not implemented for this platform')"
 )
 RUNS = (  # the tests that commit through the library
     "test_rack_in_commits_with_revert_in_then_confirms_after_the_checks",

@@ -6,9 +6,8 @@ Three parts, each as small as the orchestration tests allow:
   `NetBoxGateway`, rendering with the vendor's template
   (``napalm_mock/fabric/<driver>/netbox.j2``) and the render intent of the request body.
 - `RecordedDriver`: NAPALM's own mock driver (`napalm.base.mock.MockDriver`) answering from
-  the recorded files of ``napalm_mock/fabric/<driver>/<device>/`` (how they were made:
-  ``record.py`` there),
-  with the device's configuration kept as state (see the class).
+  the recorded files of ``napalm_mock/fabric/<driver>/<device>/`` (``record.py`` there
+  writes them), with the device's configuration kept as state (see the class).
 - `VendorFabric`: both, plus a record store and the engine, for one vendor.
 """
 
