@@ -49,6 +49,7 @@ COMMIT_MESSAGE = (
 RUNS = (  # the tests that commit through the library
     "test_rack_in_commits_with_revert_in_then_confirms_after_the_checks",
     "test_rack_in_rolls_back_to_the_recorded_configurations_when_bgp_never_comes_up",
+    "test_rack_in_puts_back_the_devices_committed_before_one_that_refuses_its_commit",
     "test_rack_in_resumes_from_its_record_after_the_process_died_mid_commit",
     "test_rack_out_drains_removes_and_confirms",
     "test_rack_out_undone_puts_back_every_configuration_and_netbox",
@@ -188,6 +189,19 @@ def test_rack_in_rolls_back_to_the_recorded_configurations_when_bgp_never_comes_
     cables = {c["id"]: c["status"]["value"] for c in fabric.netbox.objects["dcim.cable"].values()}
     assert [cables[3], cables[6]] == ["planned", "planned"]  # leaf3's cables, as they were
     assert fabric.netbox.journal("leaf3") == []
+    assert_no_secret(fabric, fabric.record_text(), "the record store")
+
+
+def test_rack_in_puts_back_the_devices_committed_before_one_that_refuses_its_commit(
+    fabric: VendorFabric,
+) -> None:
+    fabric.network.refuse_commit.add("spine2")  # leaf3 and spine1 take theirs first
+    result = fabric.run(rack_in())
+    assert result.status is RunStatus.ROLLED_BACK, result.error
+    assert "rejected" in (result.error or "")
+    assert fabric.network.devices["leaf3"].commits and fabric.network.devices["spine1"].commits
+    assert_as_recorded(fabric, *IDS)
+    assert fabric.netbox.device("leaf3")["status"]["value"] == "planned"
     assert_no_secret(fabric, fabric.record_text(), "the record store")
 
 

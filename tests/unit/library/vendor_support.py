@@ -162,12 +162,14 @@ class DeviceState:
 @dataclass
 class Network:
     """The devices of one vendor's fabric, and what goes wrong on purpose: ``bgp_never_up``
-    (devices whose sessions never establish), ``interrupt`` (a driver method and the device
-    at whose call the runbook's process dies: ``("commit_config", "spine1")``)."""
+    (devices whose sessions never establish), ``refuse_commit`` (devices that reject every
+    candidate at commit), ``interrupt`` (a driver method and the device at whose call the
+    runbook's process dies: ``("commit_config", "spine1")``)."""
 
     vendor: Vendor
     devices: dict[str, DeviceState]
     bgp_never_up: set[str] = field(default_factory=set)
+    refuse_commit: set[str] = field(default_factory=set)
     interrupt: tuple[str, str] | None = None
     calls: list[tuple[str, str]] = field(default_factory=list)  # (device, method)
 
@@ -382,6 +384,8 @@ class RecordedDriver(MockDriver):  # type: ignore[misc]
                 raise napalm_errors.CommitError("Pending commit confirm already in process!")
         if self.config is None:
             return
+        if self.name in self.network.refuse_commit:
+            raise napalm_errors.ReplaceConfigException("% Invalid input detected at '^' marker.")
         state = self.state
         state.previous, state.running = state.running, self.config
         state.pending = revert_in is not None
