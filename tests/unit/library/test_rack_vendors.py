@@ -50,6 +50,7 @@ RUNS = (  # the tests that commit through the library
     "test_rack_in_commits_with_revert_in_then_confirms_after_the_checks",
     "test_rack_in_rolls_back_to_the_recorded_configurations_when_bgp_never_comes_up",
     "test_rack_in_puts_back_the_devices_committed_before_one_that_refuses_its_commit",
+    "test_rack_in_rolls_back_when_a_commit_confirm_timer_ran_out_during_the_checks",
     "test_rack_in_resumes_from_its_record_after_the_process_died_mid_commit",
     "test_rack_out_drains_removes_and_confirms",
     "test_rack_out_undone_puts_back_every_configuration_and_netbox",
@@ -190,6 +191,21 @@ def test_rack_in_rolls_back_to_the_recorded_configurations_when_bgp_never_comes_
     assert [cables[3], cables[6]] == ["planned", "planned"]  # leaf3's cables, as they were
     assert fabric.netbox.journal("leaf3") == []
     assert_no_secret(fabric, fabric.record_text(), "the record store")
+
+
+def test_rack_in_rolls_back_when_a_commit_confirm_timer_ran_out_during_the_checks(
+    fabric: VendorFabric, no_waiting: None
+) -> None:
+    """leaf3 goes back by itself while LLDP is checked: its BGP never comes up, the run
+    rolls back the others; leaf3, already back, is left as it is (committed once)."""
+    fabric.network.timer_runs_out = ("get_lldp_neighbors", "leaf3")
+    result = fabric.run(rack_in(settle_timeout_s=0.05))
+    assert result.status is RunStatus.ROLLED_BACK, result.error
+    assert fabric.network.timer_runs_out is None, "the timer never ran out"
+    assert "leaf3: BGP session to spine1 (198.18.1.4) is not established" in (result.error or "")
+    assert len(fabric.network.devices["leaf3"].commits) == 1
+    assert_as_recorded(fabric, *IDS)
+    assert fabric.netbox.device("leaf3")["status"]["value"] == "planned"
 
 
 def test_rack_in_puts_back_the_devices_committed_before_one_that_refuses_its_commit(

@@ -163,13 +163,15 @@ class DeviceState:
 class Network:
     """The devices of one vendor's fabric, and what goes wrong on purpose: ``bgp_never_up``
     (devices whose sessions never establish), ``refuse_commit`` (devices that reject every
-    candidate at commit), ``interrupt`` (a driver method and the device at whose call the
-    runbook's process dies: ``("commit_config", "spine1")``)."""
+    candidate at commit), ``timer_runs_out`` (a driver method and the device at whose call
+    the device's commit-confirm timer has run out: it went back by itself), ``interrupt``
+    (likewise, where the runbook's process dies: ``("commit_config", "spine1")``)."""
 
     vendor: Vendor
     devices: dict[str, DeviceState]
     bgp_never_up: set[str] = field(default_factory=set)
     refuse_commit: set[str] = field(default_factory=set)
+    timer_runs_out: tuple[str, str] | None = None
     interrupt: tuple[str, str] | None = None
     calls: list[tuple[str, str]] = field(default_factory=list)  # (device, method)
 
@@ -273,6 +275,10 @@ class RecordedDriver(MockDriver):  # type: ignore[misc]
 
     def _called(self, method: str) -> None:
         self.network.calls.append((self.name, method))
+        state = self.state
+        if self.network.timer_runs_out == (method, self.name) and state.pending:
+            self.network.timer_runs_out = None
+            state.running, state.previous, state.pending = str(state.previous), None, False
         if self.network.interrupt == (method, self.name):
             self.network.interrupt = None
             raise Interrupted(f"killed at {method} of {self.name}")
