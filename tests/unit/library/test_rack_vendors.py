@@ -132,6 +132,15 @@ def test_a_recorded_device_keeps_what_is_committed_and_rolls_back(fabric: Vendor
     assert gw.route_to("198.18.255.1/32") == {}
 
 
+def test_the_recorded_configurations_are_netbox_renderings(fabric: VendorFabric) -> None:
+    """What the devices run at the start is what NetBox renders for them (the racked-in ones
+    their service configuration, leaf3 its bare one): re-record with ``record.py`` after a
+    template change."""
+    for name in IDS:
+        intent = "bare" if name == "leaf3" else "service"
+        assert fabric.originals[name] == fabric.netbox.render(name, intent), name
+
+
 # ---- rack-in --------------------------------------------------------------------------------
 
 
