@@ -11,7 +11,7 @@ would fail the next session's `lab` fixture (it waits for every seeded BGP sessi
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -80,9 +80,15 @@ class RejectingDevice(NetworkGateway):
     """The device refuses every configuration: vtysh rejects a line in the candidate."""
 
     @writes
-    def commit(self, candidate: str, revert_in: int | None = None, replace: bool = True) -> str:
+    def commit(
+        self,
+        candidate: str,
+        revert_in: int | None = None,
+        replace: bool = True,
+        secret_sources: Sequence[str] = (),
+    ) -> str:
         bad = candidate + "interface lo\n ip addresss bogus\nexit\n"
-        return super().commit(bad, revert_in, replace)
+        return super().commit(bad, revert_in, replace, secret_sources)
 
 
 class LLDPSeesStrangers(NetworkGateway):

@@ -5,6 +5,7 @@ from a failure injected at each kind of change step, ending exactly where the ru
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -130,10 +131,16 @@ class RejectsTheRemoval(RejectingDevice):
     """Takes the drain, refuses the configuration that removes BGP."""
 
     @writes
-    def commit(self, candidate: str, revert_in: int | None = None, replace: bool = True) -> str:
+    def commit(
+        self,
+        candidate: str,
+        revert_in: int | None = None,
+        replace: bool = True,
+        secret_sources: Sequence[str] = (),
+    ) -> str:
         if "router bgp" in candidate:
-            return NetworkGateway.commit(self, candidate, revert_in, replace)
-        return super().commit(candidate, revert_in, replace)
+            return NetworkGateway.commit(self, candidate, revert_in, replace, secret_sources)
+        return super().commit(candidate, revert_in, replace, secret_sources)
 
 
 def test_the_device_rejects_the_drain(tmp_path: Path) -> None:
