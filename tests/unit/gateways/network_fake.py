@@ -59,6 +59,10 @@ class RecordingDriver(NetworkDriver):  # type: ignore[misc]
         }
         self.candidate: str | None = None
 
+    def __del__(self) -> None:
+        """Nothing: NAPALM's NetworkDriver.__del__ calls is_alive and close when an instance
+        is collected, which would land in a later test's record."""
+
     def _saw(self, name: str, arg: Any = None) -> None:
         RecordingDriver.seen.append((name, arg))
 
