@@ -27,7 +27,7 @@ from runbooks.core.store import RecordStore
 from runbooks.gateways.netbox import NetBoxGateway
 from runbooks.gateways.netbox_writes import Applied
 from runbooks.gateways.network import Credentials, DeviceTarget, NetworkGateway
-from runbooks.lab import frr, netbox
+from runbooks.lab import frr, netbox, network
 from runbooks.lab import lab as lab_ops
 
 log = logging.getLogger(__name__)
@@ -142,6 +142,7 @@ def snapshot() -> dict[str, Any]:
             state[f"{name} pending commit"] = gw.has_pending_commit()
         finally:
             gw.close()
+        state[f"{name} management address"] = management_addresses(name)
     settings = netbox_settings()
     assert settings is not None
     nb = NetBoxGateway(settings, Mode.PLAN)
@@ -159,6 +160,14 @@ def snapshot() -> dict[str, Any]:
     finally:
         nb.close()
     return state
+
+
+def management_addresses(name: str) -> list[str]:
+    """The addresses on the device's management interface, as its kernel holds them: the
+    box's own, which no commit, undo or commit-confirm revert may take away."""
+    ns = network.netns_name(name)
+    shown = network.run(["ip", "-n", ns, "-j", "-4", "addr", "show", "dev", "eth0"]).stdout
+    return [str(a.address) for a in network.parse_addresses(shown)]
 
 
 def snapshot_journal() -> list[str]:

@@ -66,6 +66,10 @@ def test_rack_in_then_rack_out_of_leaf3(tmp_path: Path) -> None:
     for spine in ("spine1", "spine2"):
         assert after[f"{spine} running"] == before[f"{spine} running"]
     assert "router bgp" not in after["leaf3 running"]
+    # the management address is the box's: no commit, undo or revert touched it anywhere
+    for name in ("leaf3", "spine1", "spine2"):
+        key = f"{name} management address"
+        assert after[key] == before[key] and len(after[key]) == 1, (key, after[key])
     # its management address is the box's own: still reachable for the removal crew
     still = next(s for s in result.steps if s.step == "device_still_answers")
     assert still.evidence["hostname"] == "leaf3"
