@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,23 @@ import pytest
 # frr_lab is shared with the subprocess of the kill test; make it importable whatever
 # pytest's import mode (the runbooks project uses importlib, which adds no paths).
 sys.path.insert(0, str(Path(__file__).parent))
-from frr_lab import ENV, lab_devices, make_driver
+from frr_lab import ENV, frr_device_names, lab_devices, make_driver
+
+
+@pytest.fixture(autouse=True)
+def lab_held(request: pytest.FixtureRequest) -> Iterator[None]:
+    """The runbooks lab held for each live test, as the project's lab tests hold it: no other
+    session's reset or `lab up` in the middle (they wait); no reset of ours either."""
+    if os.environ.get(ENV) or not _lab_selected(request.config):
+        yield
+        return
+    try:
+        from runbooks.lab import lab as lab_ops
+    except ImportError:  # the driver tested outside the runbooks project
+        yield
+        return
+    with lab_ops.held(reset_first=False):
+        yield
 
 
 def _lab_selected(config: pytest.Config) -> bool:
@@ -52,7 +69,7 @@ def _device_ids() -> list[str]:
     except ImportError:
         return []
     try:
-        return [d.name for d in topology.load().devices if d.status == "active"]
+        return frr_device_names(topology.load())
     except Exception:  # no lab topology here
         return []
 

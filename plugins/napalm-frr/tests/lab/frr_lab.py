@@ -24,10 +24,16 @@ def _runbooks_lab_devices() -> list[dict[str, Any]]:
         return []
     try:
         topo = topology.load()
-        params = [frr.device_ssh_params(d.name, topo) for d in topo.devices if d.status == "active"]
+        params = [frr.device_ssh_params(name, topo) for name in frr_device_names(topo)]
     except Exception:  # lab not configured or not up
         return []
     return [p for p in params if os.path.exists(p["key_file"])]
+
+
+def frr_device_names(topo: Any) -> list[str]:
+    """The lab's active devices that run FRR (the lab has other network OSes too)."""
+    platform = getattr(topo, "platform", lambda name: "frr")
+    return [d.name for d in topo.devices if d.status == "active" and platform(d.name) == "frr"]
 
 
 def lab_devices() -> list[dict[str, Any]]:

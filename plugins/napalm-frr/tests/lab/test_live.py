@@ -215,3 +215,146 @@ def test_revert_in_fires_after_our_process_was_killed(device_params: dict[str, A
         if dev.has_pending_commit():
             dev.rollback()
         dev.close()
+
+
+def _established(dev: FRRDriver) -> dict[str, Any]:
+    peers = dev.get_bgp_neighbors().get("global", {}).get("peers", {})
+    return {address: peer for address, peer in peers.items() if peer["is_up"]}
+
+
+def _converged(dev: FRRDriver, seconds: float = 90) -> dict[str, Any]:
+    """The established peers once each has sent its prefixes (another session may have
+    reset the lab just before this test held it)."""
+
+    def ready() -> bool:
+        peers = dev.get_bgp_neighbors().get("global", {}).get("peers", {})
+        return bool(peers) and all(
+            p["is_up"] and p["address_family"]["ipv4"]["received_prefixes"] > 0
+            for p in peers.values()
+            if p["is_enabled"]
+        )
+
+    _wait_until(ready, seconds)
+    return _established(dev)
+
+
+def _models(items: Any, model: Any, allow_subset: bool = False) -> bool:
+    return all(helpers.test_model(model, item, allow_subset=allow_subset) for item in items)
+
+
+def test_new_getters_answer_what_the_device_does(any_device: dict[str, Any] | None) -> None:
+    """Every getter added for the runbooks, on every lab device, checked against what the
+    device's own BGP sessions show: routes to the peers' loopbacks are installed, the peers
+    answer ARP, ping and traceroute, and appear in the BGP configuration and details."""
+    if any_device is None:
+        pytest.skip("no FRR devices (see frr_lab.py), or live tests deselected")
+    dev = make_driver(any_device)
+    dev.open()
+    try:
+        peers = _converged(dev)
+        arp = dev.get_arp_table()
+        assert _models(arp, models.ARPTableDict)
+        config = dev.get_bgp_config()
+        configured = {n for group in config.values() for n in group["neighbors"]}
+        detail = dev.get_bgp_neighbors_detail()
+        for address, peer in peers.items():
+            routes = dev.get_route_to(f"{peer['remote_id']}/32")
+            entries = routes[f"{peer['remote_id']}/32"]
+            assert _models(entries, models.RouteDict)
+            assert any(e["current_active"] and e["protocol"] == "bgp" for e in entries), routes
+            assert address in {e["ip"] for e in arp}
+            ping = dev.ping(address, count=2)
+            assert ping["success"]["packet_loss"] == 0, ping
+            hops = dev.traceroute(address, ttl=3)["success"]
+            assert hops[1]["probes"][1]["ip_address"] == address
+            assert address in configured
+            by_as = detail["global"][peer["remote_as"]]
+            assert any(d["remote_address"] == address and d["up"] for d in by_as)
+        for group in config.values():
+            assert helpers.test_model(models.BGPConfigGroupDict, group)
+            assert _models(group["neighbors"].values(), models.BGPConfigNeighborDict)
+        for by_as in detail.values():
+            for details in by_as.values():
+                assert _models(details, models.PeerDetailsDict)
+        longer = dev.get_route_to("198.18.255.0/24", protocol="bgp", longer=True)
+        assert {f"{p['remote_id']}/32" for p in peers.values()} <= set(longer)
+        assert dev.get_route_to("198.19.254.1") == {}  # nothing routes there
+        assert _models(dev.get_ipv6_neighbors_table(), models.IPV6NeighborDict)
+        env = dev.get_environment()
+        assert env["cpu"] and env["memory"]["available_ram"] > env["memory"]["used_ram"] > 0
+        assert _models(env["cpu"].values(), models.CPUDict)
+        users = dev.get_users()
+        assert users["root"]["level"] == 15 and users["root"]["password"] == ""
+        instances = dev.get_network_instances()
+        assert instances["default"]["type"] == "DEFAULT_INSTANCE"
+        interfaces = set(instances["default"]["interfaces"]["interface"])
+        assert set(dev.get_interfaces()) <= interfaces
+        assert _models(dev.get_mac_address_table(), models.MACAdressTable)
+        assert _models(dev.get_vlans().values(), models.VlanDict)
+        assert _models(dev.get_ntp_servers().values(), models.NTPServerDict, allow_subset=True)
+        assert _models(dev.get_ntp_stats(), models.NTPStats)
+        assert isinstance(dev.get_ntp_peers(), dict)
+        assert helpers.test_model(models.SNMPDict, dev.get_snmp_information())
+        sanitized = dev.get_config(sanitized=True)
+        assert helpers.test_model(models.ConfigDict, sanitized)
+        assert "password" not in sanitized["running"] or "<removed>" in sanitized["running"]
+    finally:
+        dev.close()
+
+
+def test_shut_neighbour_is_not_enabled_and_receives_nothing(driver: FRRDriver) -> None:
+    """What rack-out's drain checks: `neighbor X shutdown` -> is_enabled False, no prefixes."""
+    peers = _converged(driver)
+    if not peers:
+        pytest.skip("the configuration device has no established BGP session")
+    address, peer = next(iter(sorted(peers.items())))
+    assert peer["is_enabled"] and peer["address_family"]["ipv4"]["received_prefixes"] > 0
+    local_as = peer["local_as"]
+    driver.load_merge_candidate(
+        config=f"router bgp {local_as}\n neighbor {address} shutdown\nexit\n"
+    )
+    driver.commit_config(message="live test: shut a neighbour")
+    try:
+        shut = driver.get_bgp_neighbors()["global"]["peers"][address]
+        assert shut["is_enabled"] is False and shut["is_up"] is False
+        assert shut["address_family"]["ipv4"]["received_prefixes"] == 0
+        assert shut["address_family"]["ipv4"]["accepted_prefixes"] == 0
+        routes = driver.get_route_to(f"{peer['remote_id']}/32", protocol="bgp")
+        assert not any(
+            e["current_active"] and e["next_hop"] == address
+            for e in routes.get(f"{peer['remote_id']}/32", [])
+        )
+    finally:
+        driver.rollback()
+
+    def received_again() -> bool:
+        back = _established(driver).get(address)
+        return bool(back) and back["address_family"]["ipv4"]["received_prefixes"] > 0
+
+    assert _wait_until(received_again, 60), "the session did not come back with its prefixes"
+
+
+def test_load_compare_discard_leaves_nothing_on_the_device(
+    device_params: dict[str, Any],
+) -> None:
+    """A compare in a plan must leave the device as it was: with a state directory that did
+    not exist, load + compare + discard leaves not even the directory."""
+    state_dir = f"/etc/frr/napalm-test-{uuid.uuid4().hex[:8]}"
+    optional = {**device_params.get("optional_args", {}), "state_dir": state_dir}
+    dev = make_driver({**device_params, "optional_args": optional})
+    dev.open()
+    try:
+        listing = f"ls -A {state_dir} 2>/dev/null; echo end"
+        for load in ("merge", "replace"):
+            if load == "merge":
+                dev.load_merge_candidate(config=_merge_lo_description(_marker()))
+            else:
+                dev.load_replace_candidate(config=_running(dev))
+            dev.compare_config()
+            assert f"candidate-{dev._config.session}.conf" in dev._sh(listing)
+            dev.discard_config()
+            assert dev._sh(listing).split() == ["end"]
+            assert dev._sh(f"test -e {state_dir} && echo left || echo gone").split() == ["gone"]
+    finally:
+        dev._sh(f"rm -rf {state_dir}")
+        dev.close()
