@@ -66,23 +66,13 @@ def restore_device(
 ) -> None:
     """Undo a configuration commit: cancel a pending commit-confirm (the device goes back
     to its saved configuration at once), then replace with the recorded configuration if
-    it still differs. A broken session is opened again for a second attempt.
-
-    ``before`` is sanitised: the gateway fills its placeholders from the device's running
-    configuration, else from ``more_secrets()`` (asked only then: e.g. NetBox's fresh
-    rendering, when the running configuration no longer holds a secret)."""
-    sources: Sequence[str] = ()
+    it still differs (``before``, sanitised: see `diff_to`). A broken session is opened
+    again for a second attempt."""
     for attempt in range(1, attempts + 1):
         try:
             if gw.has_pending_commit():
                 gw.rollback()
-            try:
-                delta = gw.compare(before, secret_sources=sources)
-            except SecretUnavailable:
-                if sources:
-                    raise
-                sources = more_secrets()
-                delta = gw.compare(before, secret_sources=sources)
+            delta, sources = diff_to(gw, before, more_secrets)
             if delta.strip():
                 gw.commit(before, secret_sources=sources)
             return
@@ -93,6 +83,27 @@ def restore_device(
                 raise
             log.warning("%s: restoring failed (%s); again on a new session", gw.target.name, exc)
             gw.close()
+
+
+def diff_to(
+    gw: NetworkGateway, before: str, more_secrets: SecretSources
+) -> tuple[str, Sequence[str]]:
+    """The device's diff to the sanitised ``before``, and the texts its placeholders were
+    filled from besides the running configuration: none when that holds every secret; else
+    ``more_secrets()`` (asked only then: NetBox's fresh rendering); and when neither holds
+    one (a session NetBox no longer renders, with its password), the driver's own rollback
+    first: what the device ran before its last commit (this run's: its targets are locked),
+    secrets and all; still missing, `SecretUnavailable` names the line."""
+    try:
+        return gw.compare(before), ()
+    except SecretUnavailable:
+        sources = more_secrets()
+    try:
+        return gw.compare(before, secret_sources=sources), sources
+    except SecretUnavailable as exc:
+        log.warning("%s: %s; rolling back to before the last commit", gw.target.name, exc)
+    gw.rollback()
+    return gw.compare(before, secret_sources=sources), sources
 
 
 def runs(gw: NetworkGateway, sanitized: str) -> bool:

@@ -139,6 +139,26 @@ def test_the_undo_after_the_removal_fills_the_password_from_netbox() -> None:
     assert leaf1.running == rendering("leaf1", "service")
 
 
+def test_the_neighbours_undone_after_their_confirmation_get_their_passwords_back() -> None:
+    """Neither the neighbour's running configuration nor NetBox (the cables are
+    decommissioning) holds the password of the session to leaf1 any more: the driver's
+    rollback to before the run's commit brings it back."""
+    leaving = [(*link[:6], "decommissioning") if "leaf1" in link else link for link in LINKS]
+    devices, nb = fabric(Mode.RUN), RenderingNetBox(Mode.RUN, leaving)
+    rb = rack_out()
+    ctx = context(rb, Mode.RUN, devices, nb)
+    diffs = RackOut.plan_neighbour_configs.plan(rb, ctx)
+    assert [d.target for d in diffs] == ["spine1 configuration", "spine2 configuration"]
+    RackOut.commit_neighbour_configs.apply_func(rb, ctx, diffs)
+    for spine, leaf1 in (("spine1", "198.18.1.1"), ("spine2", "198.18.1.7")):
+        devices[spine].confirm()
+        assert f"neighbor {leaf1} " not in devices[spine].running
+    RackOut.restore_neighbour_configs.undo_func(rb, ctx, diffs)
+    for spine in ("spine1", "spine2"):
+        assert devices[spine].running == rendering(spine, "service")
+        assert len(devices[spine].commits) == 1  # rolled back, nothing committed over it
+
+
 def test_a_configuration_that_moves_the_management_address_is_refused() -> None:
     devices, nb = fabric(Mode.PLAN), RenderingNetBox(Mode.PLAN)
     nb.renders[("leaf1", "bare")] = "hostname leaf1\ninterface eth0\n ip address 198.18.0.3/24\n"
