@@ -30,7 +30,7 @@ class MiniNetBox:
 
     RACK = {"id": 1, "name": "R1", "display": "R1", "url": f"{URL}/api/dcim/racks/1/"}
 
-    def __init__(self, vendor: Vendor, templates: Path, secrets: Mapping[str, str]) -> None:
+    def __init__(self, vendor: Vendor, templates: Path, secrets: Mapping[str, Any]) -> None:
         self.vendor = vendor
         self.templates = templates
         self.secrets = secrets  # what a secrets store gives the templates in a real NetBox
@@ -243,6 +243,7 @@ class MiniNetBox:
                                 "address": str(ipaddress.ip_interface(ip["address"]).ip),
                                 "asn": peer_dev["custom_fields"]["bgp_asn"],
                                 "description": description,
+                                "session": cable["id"],  # both ends: one key per session
                             }
                         )
             if iface["name"] == self.vendor.port("lo") and addresses:

@@ -84,9 +84,10 @@ def _junos_revert_in(seconds: int) -> str | None:
 
 
 IOS_ENABLE_SECRET = "$9$nhEmQVczB7dqsO$X.HsgL6x1il0RxkOSSvyQYwucySCt7qFm4v7pqCxkKM"
-IOS_BGP_PASSWORD = "0822455D0A16544541"
 EOS_BGP_PASSWORD = "kQ0dF3yPp5nGoIGvmuyGnA=="
-JUNOS_BGP_KEY = "$9$Hk5FCA0IhruOBIcyKvL7-Vb2aJGjqf5F"
+# one key per BGP session (per cable of rack_data.LINKS), as they would differ on a network
+IOS_BGP_PASSWORDS = {cable: f"0822455D0A16544541{cable:02d}" for cable in range(1, 7)}
+JUNOS_BGP_KEYS = {cable: f"$9$Hk5FCA0IhruOBIcyKvL7-Vb2aJGjq{cable:02d}" for cable in range(1, 7)}
 
 VENDORS: dict[str, Vendor] = {
     "ios": Vendor(
@@ -96,7 +97,7 @@ VENDORS: dict[str, Vendor] = {
         {"swp1": "GigabitEthernet0/1", "swp2": "GigabitEthernet0/2", "swp3": "GigabitEthernet0/3"}
         | {"lo": "Loopback0"},
         "GigabitEthernet0/0",
-        (IOS_ENABLE_SECRET, IOS_BGP_PASSWORD),
+        (IOS_ENABLE_SECRET, *IOS_BGP_PASSWORDS.values()),
         commit_message=False,
         revert_in=_ios_revert_in,
     ),
@@ -116,17 +117,17 @@ VENDORS: dict[str, Vendor] = {
         "Juniper Junos",
         {"swp1": "xe-0/0/0", "swp2": "xe-0/0/1", "swp3": "xe-0/0/2", "lo": "lo0"},
         "em0",
-        (JUNOS_BGP_KEY,),
+        tuple(JUNOS_BGP_KEYS.values()),
         commit_message=True,
         revert_in=_junos_revert_in,
     ),
 }
 # the secrets NetBox's templates hold (a secrets store's values in a real NetBox)
-TEMPLATE_SECRETS = {
+TEMPLATE_SECRETS: dict[str, Any] = {
     "enable_secret": IOS_ENABLE_SECRET,
-    "ios_bgp_password": IOS_BGP_PASSWORD,
+    "ios_bgp_passwords": IOS_BGP_PASSWORDS,
     "eos_bgp_password": EOS_BGP_PASSWORD,
-    "junos_bgp_key": JUNOS_BGP_KEY,
+    "junos_bgp_keys": JUNOS_BGP_KEYS,
 }
 # NAPALM's own sanitising of get_config(sanitized=True), per driver
 SANITIZE = {
