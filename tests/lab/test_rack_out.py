@@ -1,6 +1,7 @@
 """rack-out on the lab: leaf3 racked in and out again; an active leaf (leaf1) racked out
 with its redundancy checks; a refusal when a neighbour would lose its last uplink; rollback
-from a failure injected at each kind of change step, ending exactly where the run began."""
+from a failure injected at each kind of change step, ending exactly where the run began;
+with a BGP password NetBox plants, the same rollback, the password in no record."""
 
 from __future__ import annotations
 
@@ -10,9 +11,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
+from crash_support import wait_for_bgp
 from rack_support import (
+    DEVICES,
     BGPDown,
     RejectingDevice,
+    device_gateway,
     devices_with,
     differences,
     engine,
@@ -25,7 +30,7 @@ from runbooks.core.gateway import Mode, writes
 from runbooks.core.results import RunStatus, Status
 from runbooks.gateways.netbox import NetBoxGateway
 from runbooks.gateways.network import NetworkGateway
-from runbooks.lab import frr
+from runbooks.lab import frr, netbox
 from runbooks.library.rack_in import RackIn
 from runbooks.library.rack_out import RackOut
 
@@ -165,3 +170,55 @@ def test_a_post_check_fails_on_the_neighbours(tmp_path: Path) -> None:
 def test_a_netbox_write_fails_at_the_end(tmp_path: Path) -> None:
     factories = netbox_failing_on("ipam.ipaddress")
     _rolled_back(tmp_path, "leaf1", factories, "plan_addresses_released")
+
+
+PLANTED = "pl4nted-bgp-s3cret"  # NetBox's BGP password for the test: in no record, ever
+
+
+def plant_bgp_password() -> None:
+    """NetBox gives every router a BGP password (a config context the template reads); the
+    active routers run NetBox's rendering with it, their sessions up again with it."""
+    url, token = netbox.credentials("admin")
+    created = requests.post(
+        f"{url}/api/extras/config-contexts/",
+        json={"name": "bgp password (test)", "weight": 1000, "data": {"bgp_password": PLANTED}},
+        headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
+        timeout=30,
+    )
+    assert created.status_code == 201, created.text
+    settings = netbox_settings()
+    assert settings is not None
+    nb = NetBoxGateway(settings, Mode.PLAN)
+    try:
+        for name in ("spine1", "spine2", "leaf1", "leaf2"):
+            rendered = nb.render_config(nb.working_set(name).id, {"runbooks_intent": "service"})
+            assert f"password {PLANTED}" in rendered
+            gw = device_gateway(NetworkGateway, Mode.RUN, name)
+            try:
+                gw.commit(rendered)
+            finally:
+                gw.close()
+    finally:
+        nb.close()
+    wait_for_bgp(DEVICES, timeout=90)
+
+
+def test_a_planted_bgp_password_stays_out_of_the_record_and_comes_back_on_rollback(
+    tmp_path: Path,
+) -> None:
+    plant_bgp_password()
+    before = snapshot()
+    assert " neighbor 198.18.1.0 password <removed>" in before["leaf1 running"]
+    # fails at the very end: every configuration comes back, the neighbours' after their
+    # confirmation (the running configuration and NetBox no longer hold their session to
+    # leaf1: the driver's rollback does), leaf1's after its removal (NetBox renders it)
+    _rolled_back(tmp_path, "leaf1", netbox_failing_on("ipam.ipaddress"), "plan_addresses_released")
+    wait_for_bgp(DEVICES, timeout=90)
+    for name in ("spine1", "leaf1"):
+        gw = device_gateway(NetworkGateway, Mode.PLAN, name)
+        try:
+            assert f"password {PLANTED}" in gw.config_with_secrets()
+        finally:
+            gw.close()
+    stored = b"".join(p.read_bytes() for p in tmp_path.rglob("*") if p.is_file())
+    assert b"password <removed>" in stored and PLANTED.encode() not in stored
