@@ -13,7 +13,8 @@ not write. The device contract:
   management address on `eth0`, the loopback on `lo` and each cable's /31 on its `swpN`, as the
   topology (= NetBox) gives them, are there from power-on, like an installed server's network
   configuration. BIRD's configuration decides only whether it routes: the factory default
-  (`factory_config`) has a router id and the device and kernel protocols, no BGP.
+  (`factory_config`) has the device and kernel protocols, no BGP (and no router id line:
+  BIRD takes one from an interface, and the management address must not appear in it).
 
 napalm-bird2 0.0.5, read and tried here (what runbooks may expect of it):
 - Transports: SSH (paramiko; `key_file`, `port`, `look_for_keys`, `allow_agent`) running
@@ -84,11 +85,14 @@ def device_dir(name: str) -> Path:
 
 
 def factory_config(topo: Topology, name: str) -> str:
-    """What the box boots with: a router id (its management address, the one BIRD would pick)
-    and the device and kernel protocols; no BGP."""
+    """What the box boots with: the device and kernel protocols, no BGP. No `router id` line:
+    BIRD takes one from an interface address, and writing the management address into the
+    routing configuration is what runbooks refuse (the address is the OS's; an undo of a
+    change that removed it would bring it back, and the other way round)."""
+    topo.device(name)  # a lab device: refuse a name the topology does not know
     return (
-        "# BIRD 2 as the box was delivered: no routing configured\n"
-        f"router id {topo.device(name).mgmt};\n\n"
+        "# BIRD 2 as the box was delivered: no routing configured; the router id is taken\n"
+        "# from an interface address\n\n"
         "protocol device {\n}\n\n"
         "protocol kernel {\n\tipv4 {\n\t\texport where source = RTS_BGP;\n\t};\n}\n"
     )
