@@ -21,8 +21,9 @@ The work instruction, in order:
 6. The operator confirms the physical removal; a journal entry on the device witnesses the run.
 
 A failure anywhere rolls back every completed step in reverse: configurations come back
-from the record (their secrets from the running configuration, or from NetBox's fresh
-rendering once the configuration was removed), NetBox from its recorded values.
+from the record (sanitised: their secrets from the running configuration, else NetBox's fresh
+rendering, else the driver's rollback to before the run's commit), NetBox from its recorded
+values.
 """
 
 from __future__ import annotations
