@@ -220,7 +220,20 @@ class FRRDriver(NetworkDriver):  # type: ignore[misc]
         commands = ("show bgp vrf all summary json", "show bgp vrf all neighbors json")
         output = self._sh(shell.vtysh(self.paths, *commands))
         summary, neighbors = readers.load_json_documents(output, " + ".join(commands), 2)
-        return parsers.parse_bgp_neighbors(summary, neighbors)
+        result = parsers.parse_bgp_neighbors(summary, neighbors)
+        # FRR counts what a session received before inbound policy only with
+        # soft-reconfiguration inbound, and only in received-routes: one more round trip
+        # for those sessions (none in most networks)
+        sessions = parsers.soft_reconfig_peers(neighbors)
+        if sessions:
+            greps = "; ".join(
+                f"{shell.vtysh(self.paths, parsers.received_routes_command(*s))}"
+                " | grep -o '\"totalPrefixCounter\":[0-9]*' || echo none"
+                for s in sessions
+            )
+            totals = parsers.parse_received_totals(self._sh(greps), len(sessions))
+            parsers.apply_received(result, sessions, totals)
+        return result
 
     def get_bgp_neighbors_detail(
         self, neighbor_address: str = ""

@@ -316,3 +316,60 @@ def _as_number(value: Any) -> int:
         return int(value)
     except (TypeError, ValueError):
         return 0
+
+
+# FRR's address-family keys -> the words of ``show bgp vrf V <afi> <safi> ...``
+AFI_WORDS = {"ipv4Unicast": "ipv4 unicast", "ipv6Unicast": "ipv6 unicast"}
+_TOTAL = re.compile(r'"totalPrefixCounter":\s*(\d+)')
+
+
+def soft_reconfig_peers(neighbors: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """(vrf, peer, afi) of the sessions that keep what they received before inbound policy
+    (``soft-reconfiguration inbound``): only for those can FRR count received prefixes apart
+    from accepted ones."""
+    found = []
+    for vrf, peers in sorted(neighbors.items()):
+        for name, peer in sorted(peers.items()) if isinstance(peers, dict) else []:
+            if not isinstance(peer, dict) or peer.get("bgpState") != "Established":
+                continue
+            for afi, info in sorted((peer.get("addressFamilyInfo") or {}).items()):
+                soft = isinstance(info, dict) and info.get("inboundSoftConfigPermit")
+                if afi in AFI_WORDS and soft:
+                    found.append((vrf, name, afi))
+    return found
+
+
+def received_routes_command(vrf: str, peer: str, afi: str) -> str:
+    """vtysh's count of what one soft-reconfiguration session received before policy.
+
+    >>> received_routes_command("default", "198.18.1.0", "ipv4Unicast")
+    'show bgp vrf default ipv4 unicast neighbors 198.18.1.0 received-routes json'
+    """
+    return f"show bgp vrf {vrf} {AFI_WORDS[afi]} neighbors {peer} received-routes json"
+
+
+def parse_received_totals(output: str, count: int) -> list[int | None]:
+    """One ``totalPrefixCounter`` (or None) per line of ``count`` greps, in order.
+
+    >>> parse_received_totals('"totalPrefixCounter":5\\nnone\\n', 2)
+    [5, None]
+    """
+    lines = [line for line in output.splitlines() if line.strip()][-count:] if count else []
+    totals: list[int | None] = []
+    for line in lines:
+        match = _TOTAL.search(line)
+        totals.append(int(match.group(1)) if match else None)
+    return totals + [None] * (count - len(totals))
+
+
+def apply_received(
+    result: dict[str, models.BGPStateNeighborsPerVRFDict],
+    sessions: list[tuple[str, str, str]],
+    totals: list[int | None],
+) -> None:
+    """Put the pre-policy counts into ``received_prefixes`` where FRR has them."""
+    for (vrf, peer, afi), total in zip(sessions, totals, strict=False):
+        key = "global" if vrf == "default" else vrf
+        family = result.get(key, {}).get("peers", {}).get(peer, {}).get("address_family", {})
+        if total is not None and AFI_NAMES.get(afi, afi) in family:
+            family[AFI_NAMES.get(afi, afi)]["received_prefixes"] = total

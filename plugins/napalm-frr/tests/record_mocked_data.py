@@ -13,8 +13,9 @@ the lab able to answer them, then undoes it: a neighbour (``--announcer``, defau
 announces 1.0.4.0/24, 1.0.4.128/25 (blackholed) and 8.8.8.8/32 (on its loopback) in BGP (record
 on a device cabled to it, e.g. spine1: the announcer answers pings from the link address); the
 recorded device gets a bridge with a veth port and a static MAC, an NTP configuration seen
-only in its own mount namespace, and one established BGP session (not the announcer's)
-administratively shut. Nothing leaves
+only in its own mount namespace, one established BGP session (not the announcer's)
+administratively shut, and soft-reconfiguration inbound with a route-map refusing 1.0.4.64/26
+on the announcer's session (received and accepted prefixes differ). Nothing leaves
 the lab: its namespaces have no default route, and ping/traceroute are refused unless
 8.8.8.8 is routed to a lab neighbour. Tests that need the staging are recorded only with it.
 """
@@ -89,6 +90,8 @@ NEEDS_STAGING = {
 EMPTY_IN_LAB = {"test_get_vlans", "test_get_ntp_peers", "test_get_ntp_stats"}
 
 ANNOUNCED = ("1.0.4.0/24", "1.0.4.128/25")
+REFUSED = "1.0.4.64/26"  # announced too, refused by the recorded device's inbound policy
+POLICY = "NAPALM-FRR-TEST"
 PROBED = "8.8.8.8"
 BRIDGE, PORT, PEER = "napbr0", "napt1", "napt0"
 STATIC_MAC = "02:00:5e:10:00:01"
@@ -130,11 +133,35 @@ def _vtysh_conf(device: str, lines: list[str]) -> None:
 
 
 def _bgp_lines(asn: int, no: str = "") -> list[str]:
-    lines = [f"{no}ip route {p} blackhole" for p in ANNOUNCED]
+    lines = [f"{no}ip route {p} blackhole" for p in (*ANNOUNCED, REFUSED)]
     lines += ["interface lo", f" {no}ip address {PROBED}/32", "exit"]
     lines += [f"router bgp {asn}", "address-family ipv4 unicast"]
-    lines += [f"{no}network {p}" for p in (*ANNOUNCED, f"{PROBED}/32")]
+    lines += [f"{no}network {p}" for p in (*ANNOUNCED, REFUSED, f"{PROBED}/32")]
     return [*lines, "exit-address-family", "exit"]
+
+
+def _policy_lines(asn: int, peer: str, no: str = "") -> list[str]:
+    """Soft-reconfiguration inbound and a route-map refusing one announced prefix from the
+    announcer: received (before policy) and accepted prefixes then differ."""
+    session = [
+        f"router bgp {asn}",
+        "address-family ipv4 unicast",
+        f"{no}neighbor {peer} soft-reconfiguration inbound",
+        f"{no}neighbor {peer} route-map {POLICY} in",
+        "exit-address-family",
+        "exit",
+    ]
+    policy = [
+        f"ip prefix-list {POLICY} seq 5 permit {REFUSED}",
+        f"route-map {POLICY} deny 10",
+        f"match ip address prefix-list {POLICY}",
+        "exit",
+        f"route-map {POLICY} permit 20",
+        "exit",
+    ]
+    if no:  # the session's lines first, then what they named
+        return [*session, f"no route-map {POLICY}", f"no ip prefix-list {POLICY}"]
+    return [*policy, *session]
 
 
 def _wait_routed(device: str, seconds: float = 60) -> None:
@@ -191,6 +218,13 @@ def staged(device: str, announcer: str) -> Iterator[None]:
             f" && printf '{NTP_CONF}' > /tmp/napalm-frr-timesyncd.conf"
             f" && mount -n --bind /tmp/napalm-frr-timesyncd.conf {TIMESYNCD}"
         )
+        announcer_address = next(
+            address
+            for address, peer in _bgp_peers(device).items()
+            if peer.get("hostname") == announcer
+        )
+        _vtysh_conf(device, _policy_lines(own_asn, announcer_address))
+        undo.callback(_vtysh_conf, device, _policy_lines(own_asn, announcer_address, "no "))
         _on(device, "sh", "-c", script)
         undo.callback(_on, device, "umount", "-n", TIMESYNCD, check=False)
         _wait_routed(device)

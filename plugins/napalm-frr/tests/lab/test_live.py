@@ -358,3 +358,34 @@ def test_load_compare_discard_leaves_nothing_on_the_device(
     finally:
         dev._sh(f"rm -rf {state_dir}")
         dev.close()
+
+
+def test_received_and_accepted_prefixes_differ_under_inbound_policy(driver: FRRDriver) -> None:
+    """With soft-reconfiguration inbound and a route-map refusing the peer's loopback,
+    received_prefixes counts what the peer sent, accepted_prefixes what policy kept."""
+    peers = _converged(driver)
+    if not peers:
+        pytest.skip("the configuration device has no established BGP session")
+    address, peer = next(iter(sorted(peers.items())))
+    refused = f"{peer['remote_id']}/32"
+    config = (
+        f"ip prefix-list NAPALM-FRR-LIVE seq 5 permit {refused}\n"
+        "route-map NAPALM-FRR-LIVE deny 10\n match ip address prefix-list NAPALM-FRR-LIVE\nexit\n"
+        "route-map NAPALM-FRR-LIVE permit 20\nexit\n"
+        f"router bgp {peer['local_as']}\n address-family ipv4 unicast\n"
+        f"  neighbor {address} soft-reconfiguration inbound\n"
+        f"  neighbor {address} route-map NAPALM-FRR-LIVE in\n exit-address-family\nexit\n"
+    )
+    driver.load_merge_candidate(config=config)
+    driver.commit_config(message="live test: inbound policy")
+    try:
+        expected = peer["address_family"]["ipv4"]["accepted_prefixes"] - 1
+
+        def policy_applied() -> bool:  # bgpd applies route-map changes after a delay (5 s)
+            family = driver.get_bgp_neighbors()["global"]["peers"][address]["address_family"]
+            ipv4 = family["ipv4"]
+            return ipv4["accepted_prefixes"] == expected < ipv4["received_prefixes"]
+
+        assert _wait_until(policy_applied, 30), driver.get_bgp_neighbors()
+    finally:
+        driver.rollback()
