@@ -57,7 +57,7 @@ def summary(
     plan: Mapping[str, Any], window: tuple[datetime, datetime] | None = None
 ) -> dict[str, Any]:
     """The opening of a review: targets, changes by system and kind, duration vs window,
-    rollback per system, steps by kind, what cannot be undone."""
+    rollback per system, steps by kind, what cannot be undone, what cannot be checked."""
     steps = list(plan.get("steps", []))
     targets = list(dict.fromkeys(t for s in steps for t in s.get("targets", [])))
     by_system: dict[str, Counter[str]] = {}
@@ -91,6 +91,14 @@ def summary(
             if s.get("diffs") and not s.get("reversible", True)
         ],
         "refusal": plan.get("refusal"),
+        # what a check says cannot be verified (e.g. a getter a device's driver lacks): the
+        # reviewer decides whether the change may go ahead without it
+        "warnings": [
+            str(w)
+            for s in steps
+            if s.get("kind") == "check"
+            for w in (s.get("evidence") or {}).get("warnings", [])
+        ],
     }
 
 
