@@ -11,7 +11,8 @@ miss (they skip a line ours already cleaned).
 
 A sanitised candidate can still be committed: `fill_secrets` puts each placeholder back from
 the line of a raw configuration (the device's running one, a fresh rendering) that reads the
-same around it.
+same around it in the same section (the same enclosing section lines); when that section is
+gone, no line of another section stands in for it: `SecretUnavailable` names the line.
 
 >>> print(sanitize("router bgp 65001\n neighbor 10.0.0.1 password s3cr3t-bgp\n"), end="")
 router bgp 65001
@@ -134,38 +135,49 @@ def _values(sanitized_line: str, raw_line: str) -> tuple[str, ...]:
     return found.groups() if found else ()
 
 
-def _parents(lines: list[str]) -> Iterator[str]:
-    """For each line, the nearest line above it that is indented less (its section)."""
+def _sections(lines: list[str]) -> Iterator[tuple[str, ...]]:
+    """For each line, the path of sections enclosing it: each line above it indented less
+    than the one below, outermost first, stripped (``("protocols {", "bgp {", "group X {",
+    "neighbor 10.0.0.1 {")``). A blank line belongs to the section around it (it ends none)."""
     stack: list[tuple[int, str]] = []
     for line in lines:
+        if not line.strip():
+            yield tuple(text for _, text in stack)
+            continue
         depth = len(line) - len(line.lstrip())
         while stack and stack[-1][0] >= depth:
             stack.pop()
-        yield stack[-1][1] if stack else ""
-        if line.strip():
-            stack.append((depth, line))
+        yield tuple(text for _, text in stack)
+        stack.append((depth, line.strip()))
 
 
-def _fill_line(line: str, parent: str, source: str) -> tuple[str, ...] | None:
-    """The values of ``line``'s placeholders in ``source``: from the one line that reads the
-    same (in the same section if several do); None when no line, or several disagreeing."""
-    pattern = _pattern(line)
+def _same_section(path: tuple[str, ...], raw_path: tuple[str, ...]) -> bool:
+    """Whether a sanitised line's section path is the raw line's (a section line may hold a
+    placeholder too: Junos' ``community <removed> {``)."""
+    return len(path) == len(raw_path) and all(
+        _pattern(mine).match(theirs) for mine, theirs in zip(path, raw_path, strict=True)
+    )
+
+
+def _fill_line(line: str, path: tuple[str, ...], source: str) -> tuple[str, ...] | None:
+    """The values of ``line``'s placeholders in ``source``: from the lines of the same section
+    path that read the same around them; None when there is none, or several disagree. A line
+    of another section is never used, even when the line's own section is gone: its secret
+    is another session's, another user's (a wrong secret put back silently)."""
+    pattern = _pattern(line.strip())
     lines = source.split("\n")
-    found = [
-        (above, match.groups())
-        for raw, above in zip(lines, _parents(lines), strict=True)
-        if (match := pattern.match(raw))
-    ]
-    for candidates in ([v for above, v in found if above == parent], [v for _, v in found]):
-        if len(set(candidates)) == 1:
-            return candidates[0]
-    return None
+    found = {
+        match.groups()
+        for raw, above in zip(lines, _sections(lines), strict=True)
+        if (match := pattern.match(raw.strip())) and _same_section(path, above)
+    }
+    return found.pop() if len(found) == 1 else None
 
 
 def fill_secrets(sanitized: str, *sources: str) -> str:
     r"""``sanitized`` with each ``<removed>`` put back from the first of ``sources`` (raw
-    configurations) holding a line that reads the same around it (in the same section,
-    when lines in several sections do).
+    configurations) holding a line that reads the same around it in the same section (the
+    same path of enclosing section lines; never a line of another section).
 
     Raises `SecretUnavailable` naming the (sanitised) line when no source holds it.
 
@@ -177,10 +189,10 @@ def fill_secrets(sanitized: str, *sources: str) -> str:
         return sanitized
     lines = sanitized.split("\n")
     out = []
-    for number, (line, parent) in enumerate(zip(lines, _parents(lines), strict=True), 1):
+    for number, (line, path) in enumerate(zip(lines, _sections(lines), strict=True), 1):
         if PLACEHOLDER in line:
             values = next(
-                (v for source in sources if (v := _fill_line(line, parent, source)) is not None),
+                (v for source in sources if (v := _fill_line(line, path, source)) is not None),
                 None,
             )
             if values is None:

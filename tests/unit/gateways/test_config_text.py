@@ -272,6 +272,67 @@ def test_the_same_line_in_two_sections_is_filled_from_its_own_section() -> None:
     assert fill_secrets(clean, raw + raw) == raw  # the same twice is no disagreement
 
 
+JUNOS_TWO_KEYS = """\
+protocols {
+    bgp {
+        group FABRIC {
+            neighbor 198.18.1.1 {
+                authentication-key "$9$Leaf1.Session.Key"; ## SECRET-DATA
+                peer-as 65101;
+            }
+            neighbor 198.18.1.3 {
+                authentication-key "$9$Leaf2.Session.Key"; ## SECRET-DATA
+                peer-as 65102;
+            }
+        }
+    }
+}
+"""
+
+
+def test_a_section_gone_from_the_source_takes_no_secret_of_another_section() -> None:
+    """Undoing a rack-out on Junos: leaf1's neighbour is gone from spine1's running
+    configuration, leaf2's (the same line shape, another key) is still there. Its key must
+    not be put on leaf1's neighbour: the line is named instead."""
+    recorded = sanitize(JUNOS_TWO_KEYS)
+    leaf1_gone = "\n".join(JUNOS_TWO_KEYS.splitlines()[:3] + JUNOS_TWO_KEYS.splitlines()[7:])
+    assert "Leaf1" not in leaf1_gone and "$9$Leaf2.Session.Key" in leaf1_gone
+    missing = r"line 5 'authentication-key \"<removed>\"; ## SECRET-DATA'"
+    with pytest.raises(SecretUnavailable, match=missing):
+        fill_secrets(recorded, leaf1_gone)
+    assert fill_secrets(recorded, leaf1_gone, JUNOS_TWO_KEYS) == JUNOS_TWO_KEYS  # a later source
+    assert fill_secrets(recorded, JUNOS_TWO_KEYS) == JUNOS_TWO_KEYS
+
+
+def test_sections_are_compared_whole_not_by_their_last_line() -> None:
+    """Two BGP groups each with a neighbour of the same address: the nearest section line
+    reads the same, the path above it does not."""
+    raw = (
+        "protocols {\n    bgp {\n        group RED {\n            neighbor 10.0.0.1 {\n"
+        '                authentication-key "$9$Red.Key"; ## SECRET-DATA\n'
+        "            }\n        }\n        group BLUE {\n            neighbor 10.0.0.1 {\n"
+        '                authentication-key "$9$Blue.Key"; ## SECRET-DATA\n'
+        "            }\n        }\n    }\n}\n"
+    )
+    assert fill_secrets(sanitize(raw), raw) == raw
+    only_blue = "\n".join(raw.splitlines()[:2] + raw.splitlines()[7:]) + "\n"
+    with pytest.raises(SecretUnavailable, match="line 5"):
+        fill_secrets(sanitize(raw), only_blue)
+
+
+def test_a_blank_line_inside_a_section_keeps_the_section() -> None:
+    """BIRD: a blank line inside a protocol must not make its password line section-less
+    (where the password of any other protocol would read the same)."""
+    raw = (
+        'protocol bgp a {\n\tneighbor 10.0.0.0 as 65001;\n\n\tpassword "Pw-A";\n}\n'
+        'protocol bgp b {\n\tneighbor 10.0.0.2 as 65002;\n\n\tpassword "Pw-B";\n}\n'
+    )
+    assert fill_secrets(sanitize(raw), raw) == raw
+    without_a = "\n".join(raw.splitlines()[5:]) + "\n"
+    with pytest.raises(SecretUnavailable, match="line 4"):
+        fill_secrets(sanitize(raw), without_a)
+
+
 def test_text_without_placeholders_is_left_alone() -> None:
     assert fill_secrets("hostname r1\n") == "hostname r1\n"
 
