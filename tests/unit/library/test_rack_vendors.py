@@ -46,11 +46,6 @@ COMMIT_MESSAGE = (
     "drivers refuse (napalm/ios/ios.py and napalm/eos/eos.py, commit_config: "
     "NotImplementedError 'Commit message not implemented for this platform')"
 )
-OTHER_SECTION = (
-    "config_text.fill_secrets fills a placeholder whose own section is gone from a line of "
-    "another section: undoing spine1's neighbour configuration puts leaf2's session key on "
-    "leaf1's neighbour (a wrong secret, silently), instead of taking the rollback path"
-)
 RUNS = (  # the tests that commit through the library
     "test_rack_in_commits_with_revert_in_then_confirms_after_the_checks",
     "test_rack_in_rolls_back_to_the_recorded_configurations_when_bgp_never_comes_up",
@@ -67,9 +62,6 @@ NOT_YET: dict[str, list[tuple[set[str], str]]] = {
     ],
     **{name: [({"ios", "eos"}, COMMIT_MESSAGE)] for name in RUNS},
 }
-NOT_YET["test_rack_out_undone_puts_back_every_configuration_and_netbox"].append(
-    ({"junos"}, OTHER_SECTION)
-)
 
 
 @pytest.fixture(params=VENDOR_NAMES)
