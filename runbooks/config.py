@@ -1,5 +1,13 @@
-"""Configuration from the environment: where NetBox is and which token to use, and which
-SSH host keys to trust.
+"""Settings: one TOML file, every value overridable by its ``RUNBOOKS_*`` environment variable.
+
+The file is ``--config PATH``, else ``$RUNBOOKS_CONFIG``, else
+``$XDG_CONFIG_HOME/runbooks/config.toml`` (``~/.config/runbooks/config.toml``). Its keys are
+the variables' names without ``RUNBOOKS_``, in lower case (``netbox_url = "https://…"``); an
+unknown key is an error, not a silent no-op. A variable that is set wins over the file.
+
+`Config` is read through pydantic-settings. `apply` hands the file's values to the process as
+the ``RUNBOOKS_*`` variables that are not set, so every module that reads its variable (and
+every child process: Ansible, the worker) sees the same settings as ``runbook config show``.
 
 Credentials never come from code: ``RUNBOOKS_NETBOX_URL`` / ``RUNBOOKS_NETBOX_TOKEN``
 (or NetBox's own ``NETBOX_URL`` / ``NETBOX_TOKEN``). The token's value is registered
@@ -13,12 +21,314 @@ host that is not in it or whose key differs. Nothing ever writes to that file.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+import tomllib
+from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+from pydantic import AliasChoices, Field, SecretStr, ValidationError
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from runbooks.core import secrets
 from runbooks.core.errors import InputError
+
+PREFIX = "RUNBOOKS_"
+CONFIG_ENV = "RUNBOOKS_CONFIG"
+# NetBox's own variables, read when RUNBOOKS_* is not set (as pynetbox users have them)
+FALLBACK_ENV = {"netbox_url": ("NETBOX_URL",), "netbox_token": ("NETBOX_TOKEN",)}
+
+
+def _env(name: str, *, also: tuple[str, ...] = ()) -> Any:
+    """The field's names: its variable (and fallbacks) in the environment, its key in the file."""
+    return AliasChoices(PREFIX + name.upper(), *also, name)
+
+
+class Config(BaseSettings):
+    """Every setting of the `runbook` command and its gateways. The README's table is made
+    from this model (``scripts/settings-table``); the descriptions are that table's text."""
+
+    model_config = SettingsConfigDict(
+        extra="forbid", case_sensitive=True, env_ignore_empty=True, validate_default=False
+    )
+
+    # NetBox, the source of truth
+    netbox_url: str | None = Field(
+        None,
+        validation_alias=_env("netbox_url", also=("NETBOX_URL",)),
+        description="NetBox's address, `https://…` (else `NETBOX_URL`).",
+    )
+    netbox_token: SecretStr | None = Field(
+        None,
+        validation_alias=_env("netbox_token", also=("NETBOX_TOKEN",)),
+        description="NetBox API token; its owner's groups give the authorities (else "
+        "`NETBOX_TOKEN`).",
+    )
+    # this machine
+    store: Path | None = Field(
+        None,
+        validation_alias=_env("store"),
+        description="The record store (SQLite); default "
+        "`$XDG_DATA_HOME/runbooks/records.sqlite3` (`~/.local/share/…`).",
+    )
+    actor: str | None = Field(
+        None,
+        validation_alias=_env("actor"),
+        description="Who acts when no NetBox token says so; default the OS user.",
+    )
+    cache_dir: Path = Field(
+        Path("/var/cache/runbooks"),
+        validation_alias=_env("cache_dir"),
+        description="Caches: Ansible collections, the inventory's schema, PostgreSQL binaries.",
+    )
+    modules: str = Field(
+        "",
+        validation_alias=_env("modules"),
+        description="More runbooks: comma-separated module names or `.py` paths.",
+    )
+    redis_url: str = Field(
+        "redis://127.0.0.1:6379/0",
+        validation_alias=_env("redis_url"),
+        description="Redis of the scheduled runs' queue (`runbook schedule`, the worker).",
+    )
+    ssh_known_hosts: Path | None = Field(
+        None,
+        validation_alias=_env("ssh_known_hosts"),
+        description="The known_hosts file every SSH transport checks; default "
+        "`~/.ssh/known_hosts`. Never written to.",
+    )
+    # network devices
+    device_credentials: str = Field(
+        "env",
+        validation_alias=_env("device_credentials"),
+        description="Where device credentials come from: `env`, `file:<path>` (0600 TOML/YAML) "
+        "or `keyring`.",
+    )
+    device_username: str | None = Field(
+        None, validation_alias=_env("device_username"), description="Device login (source `env`)."
+    )
+    device_password: SecretStr | None = Field(
+        None, validation_alias=_env("device_password"), description="Device password (`env`)."
+    )
+    device_key_file: Path | None = Field(
+        None, validation_alias=_env("device_key_file"), description="Device SSH key (`env`)."
+    )
+    device_port: int | None = Field(
+        None, validation_alias=_env("device_port"), description="Device SSH port (`env`)."
+    )
+    device_timeout: int | None = Field(
+        None, validation_alias=_env("device_timeout"), description="Device timeout, s (`env`)."
+    )
+    device_secret: SecretStr | None = Field(
+        None,
+        validation_alias=_env("device_secret"),
+        description="Enable secret of IOS/EOS devices (`env`).",
+    )
+    # servers and PCs, through Ansible
+    playbooks: Path | None = Field(
+        None,
+        validation_alias=_env("playbooks"),
+        description="A directory of playbooks and roles to use instead of the installed ones.",
+    )
+    ansible_inventory: str | None = Field(
+        None,
+        validation_alias=_env("ansible_inventory"),
+        description="Ansible inventory: a file, a directory or inline text; default the "
+        "installed NetBox inventory (`netbox.netbox.nb_inventory`).",
+    )
+    ansible_user: str | None = Field(
+        None, validation_alias=_env("ansible_user"), description="The hosts' SSH user."
+    )
+    ansible_private_key: Path | None = Field(
+        None, validation_alias=_env("ansible_private_key"), description="The hosts' SSH key."
+    )
+    ansible_work_dir: Path | None = Field(
+        None,
+        validation_alias=_env("ansible_work_dir"),
+        description="Parent of each playbook run's private directory; default the temp dir.",
+    )
+    ansible_pipelining: bool = Field(
+        False,
+        validation_alias=_env("ansible_pipelining"),
+        description="Ansible pipelining: faster, but a cancelled module keeps running.",
+    )
+    software_source: str = Field(
+        "",
+        validation_alias=_env("software_source"),
+        description="The apt source line of the department's repository; empty: the hosts' own.",
+    )
+    handover_dir: Path | None = Field(
+        None,
+        validation_alias=_env("handover_dir"),
+        description="Where pc-install leaves the user's handover sheet; default "
+        "`$XDG_STATE_HOME/runbooks/handover`.",
+    )
+    # the lab (`runbook lab`)
+    lab_dir: Path = Field(
+        Path("/run/runbooks-lab"),
+        validation_alias=_env("lab_dir"),
+        description="The lab's state directory.",
+    )
+    lab_topology: Path | None = Field(
+        None,
+        validation_alias=_env("lab_topology"),
+        description="The lab's topology; default the checkout's `inventory/lab.yml`.",
+    )
+    lab_netbox: bool = Field(
+        True, validation_alias=_env("lab_netbox"), description="Off: the lab without NetBox."
+    )
+    netbox_port: int = Field(
+        8765, validation_alias=_env("netbox_port"), description="The lab NetBox's port."
+    )
+    netbox_instance: str = Field(
+        "",
+        validation_alias=_env("netbox_instance"),
+        description="A second, independent lab NetBox (its own databases; give it its own port).",
+    )
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # the environment wins over what `load` passes in from the file
+        return env_settings, init_settings
+
+
+def env_names(name: str) -> tuple[str, ...]:
+    """The variables that set a field, the first its own.
+
+    >>> env_names("netbox_token")
+    ('RUNBOOKS_NETBOX_TOKEN', 'NETBOX_TOKEN')
+    """
+    return (PREFIX + name.upper(), *FALLBACK_ENV.get(name, ()))
+
+
+def config_path(given: Path | None = None, env: Mapping[str, str] | None = None) -> Path:
+    """The configuration file: ``--config``, else ``$RUNBOOKS_CONFIG``, else the user's.
+
+    >>> config_path(env={"HOME": "/home/olivia"}).as_posix()
+    '/home/olivia/.config/runbooks/config.toml'
+    >>> config_path(env={"RUNBOOKS_CONFIG": "/etc/runbooks.toml"}).as_posix()
+    '/etc/runbooks.toml'
+    """
+    e = os.environ if env is None else env
+    if given is not None:
+        return given.expanduser()
+    if e.get(CONFIG_ENV):
+        return Path(e[CONFIG_ENV]).expanduser()
+    home = e.get("HOME") or str(Path.home())
+    base = e.get("XDG_CONFIG_HOME") or str(Path(home) / ".config")
+    return Path(base) / "runbooks" / "config.toml"
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One row of ``runbook config show``: a value in effect and where it came from."""
+
+    name: str
+    variable: str
+    value: str  # masked when secret
+    source: str  # "env VAR", "file PATH" or "default"
+    secret: bool
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """The settings in effect, the file they were read from, and the file's own keys."""
+
+    config: Config
+    path: Path
+    file_values: Mapping[str, Any]
+    env: Mapping[str, str]
+
+    def source(self, name: str) -> str:
+        for var in env_names(name):
+            if self.env.get(var):
+                return f"env {var}"
+        if name in self.file_values:
+            return f"file {self.path}"
+        return "default"
+
+    def rows(self) -> list[Setting]:
+        rows = []
+        for name, info in Config.model_fields.items():
+            value = getattr(self.config, name)
+            secret = info.annotation is not None and "SecretStr" in str(info.annotation)
+            rows.append(Setting(name, env_names(name)[0], _shown(value), self.source(name), secret))
+        return rows
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, SecretStr):
+        return "********" if value.get_secret_value() else ""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    return str(value)
+
+
+def _exported(value: Any) -> str:
+    if isinstance(value, SecretStr):
+        return value.get_secret_value()
+    return _shown(value)
+
+
+def read_file(path: Path) -> dict[str, Any]:
+    """The file's keys (none when it does not exist). Unknown keys and bad TOML are errors."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return {}
+    except OSError as exc:
+        raise InputError(f"cannot read the configuration {path}: {exc.strerror}") from exc
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise InputError(f"{path} is not valid TOML: {exc}") from exc
+    unknown = sorted(set(data) - set(Config.model_fields))
+    if unknown:
+        raise InputError(f"{path}: unknown setting {unknown[0]!r} (see `runbook config show`)")
+    return data
+
+
+def load(path: Path | None = None, env: Mapping[str, str] | None = None) -> Loaded:
+    """The settings in effect: the environment over the file over the defaults."""
+    e = dict(os.environ if env is None else env)
+    where = config_path(path, e)
+    data = read_file(where)
+    saved = dict(os.environ)
+    try:
+        if env is not None:  # pydantic-settings reads os.environ: let it see this mapping
+            os.environ.clear()
+            os.environ.update(e)
+        config = Config(**data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in first["loc"])
+        raise InputError(f"setting {field}: {first['msg']} ({where} or its variable)") from exc
+    finally:
+        if env is not None:
+            os.environ.clear()
+            os.environ.update(saved)
+    for name in Config.model_fields:
+        value = getattr(config, name)
+        if isinstance(value, SecretStr):
+            secrets.register(value)
+    return Loaded(config, where, data, e)
+
+
+def apply(loaded: Loaded, environ: MutableMapping[str, str] | None = None) -> None:
+    """Hand the file's values to the process as the variables not already set."""
+    target = os.environ if environ is None else environ
+    for name in loaded.file_values:
+        if loaded.source(name).startswith("file"):
+            target[env_names(name)[0]] = _exported(getattr(loaded.config, name))
 
 
 @dataclass(frozen=True)
@@ -63,3 +373,17 @@ def ssh_known_hosts(env: Mapping[str, str] | None = None) -> Path:
         return Path(given).expanduser()
     home = e.get("HOME") or str(Path.home())
     return Path(home) / ".ssh" / "known_hosts"
+
+
+def settings_table() -> str:
+    """The README's settings table, made from `Config` (a test keeps the README in step)."""
+    lines = ["| key in config.toml | variable | default | what |", "|---|---|---|---|"]
+    for name, info in Config.model_fields.items():
+        default = info.default
+        shown = "" if default in (None, "") else _shown(default)
+        also = "".join(f" (or `{v}`)" for v in env_names(name)[1:])
+        lines.append(
+            f"| `{name}` | `{env_names(name)[0]}`{also} | {f'`{shown}`' if shown else ''} "
+            f"| {info.description or ''} |"
+        )
+    return "\n".join(lines) + "\n"

@@ -15,6 +15,7 @@ from typing import Annotated, Any
 import typer
 from rich.markup import escape
 
+from runbooks import config
 from runbooks.cli import output
 from runbooks.cli.common import (
     JsonOpt,
@@ -55,8 +56,19 @@ def _root(
         typer.Option("--store", help="Record store (SQLite). Env: RUNBOOKS_STORE."),
     ] = None,
     verbose: Annotated[bool, typer.Option("-v", "--verbose", help="Log to stderr too.")] = False,
+    config_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            help="Settings file (TOML). Env: RUNBOOKS_CONFIG; default "
+            "~/.config/runbooks/config.toml.",
+        ),
+    ] = None,
 ) -> None:
-    ctx.obj = Settings(store or default_store(), verbose)
+    # the file's values become the unset RUNBOOKS_* variables before anything reads them
+    loaded = config.load(config_file)
+    config.apply(loaded)
+    ctx.obj = Settings(store or default_store(), verbose, loaded=loaded)
     ctx.call_on_close(ctx.obj.close)
 
 
@@ -335,9 +347,11 @@ def _anchor(ctx: typer.Context, run_id: str) -> dict[str, Any]:
 
 def _mount_subcommands() -> None:
     from runbooks.cli import changes
+    from runbooks.cli.config_cmd import app as config_app
     from runbooks.cli.records import app as records_app
 
     changes.register(app)
+    app.add_typer(config_app, name="config", help="The settings: show them, check them.")
     app.add_typer(
         records_app, name="records", help="The required records: list, show, verify, export."
     )

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from runbooks.config import netbox_settings
+from runbooks.config import Loaded, netbox_settings
 from runbooks.core import secrets
 from runbooks.core.store import RecordStore
 
@@ -37,6 +37,7 @@ class Settings:
 
     store_path: Path
     verbose: bool = False
+    loaded: Loaded | None = None  # the settings file and variables, as read at the start
     _store: RecordStore | None = None
     _plugin: PluginAPI | None = None
     _probed: bool = False
