@@ -299,7 +299,9 @@ def main() -> None:
             topo, more = start_extras(OSES[name], max(0, max(args.sizes) - len(base)))
             extras += more
             fleets[name] = (topo, base + more)
-        time.sleep(2)  # sshd, vtysh and bird of the new boxes
+        for name, address in extras:  # the new boxes' sshd answer (then vtysh and bird do)
+            node.wait_for(f"sshd on {name}", lambda a=address: node.ssh_answers(a), 30)
+        time.sleep(1)
         print(
             f"{'OS':>6} {'N':>3} {'serial netmiko':>15} {'nornir':>8} {'gateway':>8} "
             f"{'serial/gw':>10} {'nornir/gw':>10}"

@@ -307,6 +307,10 @@ def ensure_mgmt_link(topo: Topology, node: str, address: ipaddress.IPv4Address) 
         if link_exists(outer):
             run(["ip", "link", "del", outer])
         run(["ip", "link", "add", outer, "type", "veth", "peer", "name", "eth0", "netns", ns])
+        # A node that existed before had another MAC at this address: the machine's stale
+        # neighbour entry for it kept a new box silent for longer than any wait (seen by the
+        # fleet bench, which starts and removes boxes at the same addresses run after run).
+        run(["ip", "neigh", "flush", "to", str(address), "dev", BRIDGE], check=False)
     run(["ip", "link", "set", outer, "master", BRIDGE, "up"])
     iface = ipaddress.IPv4Interface(f"{address}/{topo.addressing.management.prefixlen}")
     if iface.network != topo.addressing.management:
