@@ -44,10 +44,11 @@ def ping_command(
     the source address (ping takes one of them).
 
     >>> ping_command("198.18.255.2", count=3, vrf="TEST")
-    'ping -n -c 3 -i 0.2 -W 2 -w 3 -s 100 -t 255 -I TEST 198.18.255.2'
+    'ping -n -c 3 -i 0.2 -W 2 -s 100 -t 255 -I TEST 198.18.255.2'
     """
     args = ["ping", "-n", "-c", str(count), "-i", str(PING_INTERVAL), "-W", str(timeout)]
-    args += ["-w", str(ping_deadline(count, timeout)), "-s", str(size), "-t", str(ttl)]
+    # no -w deadline: with one, ping keeps sending past ``count`` until it gets answers
+    args += ["-s", str(size), "-t", str(ttl)]
     bind = source_interface or vrf or source
     if bind:
         args += ["-I", bind]

@@ -164,13 +164,14 @@ def _policy_lines(asn: int, peer: str, no: str = "") -> list[str]:
     return [*policy, *session]
 
 
-def _wait_routed(device: str, seconds: float = 60) -> None:
-    """Until the device routes 8.8.8.8 and 1.0.4.0/24 to a lab neighbour (198.18.1.0/24)."""
+def _wait_routed(device: str, seconds: float = 60, paths: int = 1) -> None:
+    """Until the device routes 8.8.8.8 and 1.0.4.0/24 to a lab neighbour (198.18.1.0/24),
+    the latter over ``paths`` next hops."""
     end = time.monotonic() + seconds
     while time.monotonic() < end:
         probe = _on(device, "ip", "route", "get", PROBED, check=False).stdout
         route = _on(device, "ip", "route", "show", ANNOUNCED[0], check=False).stdout
-        if " via 198.18.1." in probe and " via 198.18.1." in route:
+        if " via 198.18.1." in probe and route.count("via 198.18.1.") >= paths:
             return
         time.sleep(1)
     raise RuntimeError(f"{device}: {PROBED} is not routed into the lab; not probing it")
@@ -190,24 +191,37 @@ def wait_converged(device: str, seconds: float = 90) -> None:
 
 
 @contextmanager
-def staged(device: str, announcer: str) -> Iterator[None]:
-    """The lab conditions NAPALM's questions need, undone on exit (see the docstring)."""
+def staged(device: str, announcer: str, multipath: bool = False) -> Iterator[None]:
+    """The lab conditions NAPALM's questions need, undone on exit (see the docstring).
+
+    On a device cabled to the announcer: one other session shut, an inbound policy on the
+    announcer's. With ``multipath`` (a device two hops away, e.g. leaf1): ECMP over both
+    spines instead (multipath-relax, maximum-paths); its pings to 8.8.8.8 go unanswered,
+    as the announcer has no route back to its link addresses (a case of total loss).
+    """
     from runbooks.lab import topology
 
     topo = topology.load()
     asn, own_asn = topo.device(announcer).asn, topo.device(device).asn
-    shut = next(
-        address
-        for address, peer in _bgp_peers(device).items()
-        if peer.get("state") == "Established" and peer.get("hostname") != announcer
-    )
+    peers = _bgp_peers(device)
     with ExitStack() as undo:
         _vtysh_conf(announcer, _bgp_lines(asn))
         undo.callback(_vtysh_conf, announcer, _bgp_lines(asn, no="no "))
-        _vtysh_conf(device, [f"router bgp {own_asn}", f"neighbor {shut} shutdown", "exit"])
-        undo.callback(
-            _vtysh_conf, device, [f"router bgp {own_asn}", f"no neighbor {shut} shutdown", "exit"]
-        )
+        if multipath:
+            _vtysh_conf(device, _multipath_lines(own_asn))
+            undo.callback(_vtysh_conf, device, _multipath_lines(own_asn, "no "))
+        else:
+            shut = next(
+                address
+                for address, peer in peers.items()
+                if peer.get("state") == "Established" and peer.get("hostname") != announcer
+            )
+            lines = [f"router bgp {own_asn}", f"neighbor {shut} shutdown", "exit"]
+            _vtysh_conf(device, lines)
+            undo.callback(_vtysh_conf, device, [*lines[:1], f"no {lines[1]}", *lines[2:]])
+            direct = next(a for a, p in peers.items() if p.get("hostname") == announcer)
+            _vtysh_conf(device, _policy_lines(own_asn, direct))
+            undo.callback(_vtysh_conf, device, _policy_lines(own_asn, direct, "no "))
         undo.callback(_on, device, "ip", "link", "del", BRIDGE, check=False)
         undo.callback(_on, device, "ip", "link", "del", PEER, check=False)
         script = (
@@ -218,17 +232,21 @@ def staged(device: str, announcer: str) -> Iterator[None]:
             f" && printf '{NTP_CONF}' > /tmp/napalm-frr-timesyncd.conf"
             f" && mount -n --bind /tmp/napalm-frr-timesyncd.conf {TIMESYNCD}"
         )
-        announcer_address = next(
-            address
-            for address, peer in _bgp_peers(device).items()
-            if peer.get("hostname") == announcer
-        )
-        _vtysh_conf(device, _policy_lines(own_asn, announcer_address))
-        undo.callback(_vtysh_conf, device, _policy_lines(own_asn, announcer_address, "no "))
         _on(device, "sh", "-c", script)
         undo.callback(_on, device, "umount", "-n", TIMESYNCD, check=False)
-        _wait_routed(device)
+        _wait_routed(device, paths=2 if multipath else 1)
         yield
+
+
+def _multipath_lines(asn: int, no: str = "") -> list[str]:
+    return [
+        f"router bgp {asn}",
+        f"{no}bgp bestpath as-path multipath-relax",
+        "address-family ipv4 unicast",
+        f"{no}maximum-paths 4",
+        "exit-address-family",
+        "exit",
+    ]
 
 
 def _bgp_peers(device: str) -> dict[str, Any]:
@@ -276,6 +294,7 @@ def main() -> None:
     parser.add_argument("--lab-device", help="a device of the runbooks lab, held while recording")
     parser.add_argument("--stage", action="store_true", help="stage the lab (see docstring)")
     parser.add_argument("--announcer", default="leaf2")
+    parser.add_argument("--multipath", action="store_true", help="stage ECMP (see staged)")
     parser.add_argument("--only", nargs="*", help="record only these tests (test_get_facts ...)")
     args = parser.parse_args()
     if not args.lab_device:
@@ -295,7 +314,7 @@ def main() -> None:
     with lab_ops.held(reset_first=False), ExitStack() as stack:
         wait_converged(args.lab_device)
         if args.stage:
-            stack.enter_context(staged(args.lab_device, args.announcer))
+            stack.enter_context(staged(args.lab_device, args.announcer, args.multipath))
         record(device, args.case, args.only or [], staged_lab=args.stage)
 
 
