@@ -263,3 +263,42 @@ def test_the_doctests_of_the_bird_module():
     import doctest
 
     assert doctest.testmod(bird).failed == 0
+
+
+# -- the lab picks each device's OS from its platform ---------------------------------------------
+
+
+def test_a_planned_bird_router_starts_with_the_bird_factory_default(topo):
+    from runbooks.lab import frr
+    from runbooks.lab import lab as lab_ops
+
+    border1, leaf3 = topo.device("border1"), topo.device("leaf3")
+    assert lab_ops._config_for(topo, border1, None) == bird.factory_config(topo, "border1")
+    assert lab_ops._config_for(topo, leaf3, None) == frr.factory_config("leaf3")
+
+
+def test_netbox_renders_the_platforms_of_active_devices_only(topo):
+    from types import SimpleNamespace
+
+    from runbooks.lab import lab as lab_ops
+
+    asked: list[str] = []
+
+    def render_configs(platform: str = "frr") -> dict[str, str]:
+        asked.append(platform)
+        return {f"a-{platform}-router": "..."}
+
+    nb = SimpleNamespace(render_configs=render_configs)
+    assert set(lab_ops._render(nb, topo)) == {"a-frr-router"}  # border1 is planned
+    assert asked == ["frr"]
+    active = topo.model_copy(
+        update={
+            "devices": [
+                d.model_copy(update={"status": "active"}) if d.name == "border1" else d
+                for d in topo.devices
+            ]
+        }
+    )
+    asked.clear()
+    assert set(lab_ops._render(nb, active)) == {"a-frr-router", "a-bird2-router"}
+    assert asked == ["frr", "bird2"]
