@@ -21,6 +21,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from netutils.interface import abbreviated_interface_name
+
 from tests.unit.library.rack_data import ASN, IDS, LINKS, status_of
 from tests.unit.library.vendor_netbox import MiniNetBox
 from tests.unit.library.vendor_support import FIXTURES, TEMPLATE_SECRETS, VENDORS, Vendor
@@ -78,10 +80,16 @@ def interfaces(v: Vendor, name: str) -> dict[str, Any]:
 
 
 def lldp(v: Vendor, name: str) -> dict[str, Any]:
+    """IOS sends its port ID abbreviated (``Port id: Gi0/3`` in ``show lldp neighbors
+    detail``, which NAPALM's IOS driver passes on as it is)."""
     return {
-        v.port(port): [{"hostname": peer, "port": v.port(peer_port)}]
+        v.port(port): [{"hostname": peer, "port": remote_port(v, v.port(peer_port))}]
         for port, peer, peer_port, *_ in links(name)
     }
+
+
+def remote_port(v: Vendor, port: str) -> str:
+    return abbreviated_interface_name(port) if v.driver == "ios" else port
 
 
 def bgp(v: Vendor, name: str) -> dict[str, Any]:
