@@ -1,5 +1,10 @@
 """Settings of the Ansible gateway: where playbooks, inventory and collections are, how to log
-in to hosts; and extra-vars made JSON (secret values revealed only for the 0600 vars file)."""
+in to hosts; and extra-vars made JSON (secret values revealed only for the 0600 vars file).
+
+The playbooks, their roles and templates, and the NetBox inventory are package data
+(``runbooks/playbooks``, ``runbooks/inventory/netbox.yml``): an installed wheel has them, no
+source checkout is assumed. ``RUNBOOKS_PLAYBOOKS`` and ``RUNBOOKS_ANSIBLE_INVENTORY`` (or the
+settings file's ``playbooks`` / ``ansible_inventory``) name a department's own instead."""
 
 from __future__ import annotations
 
@@ -14,7 +19,9 @@ from pydantic import SecretStr
 from runbooks.config import ssh_known_hosts
 from runbooks.core import secrets
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+PACKAGE_DIR = Path(__file__).resolve().parents[1]
+PLAYBOOKS = PACKAGE_DIR / "playbooks"  # the installed playbooks and roles
+NETBOX_INVENTORY = PACKAGE_DIR / "inventory" / "netbox.yml"  # netbox.netbox.nb_inventory
 
 
 def _cache_dir() -> Path:
@@ -25,10 +32,10 @@ def _cache_dir() -> Path:
 class AnsibleSettings:
     """Where playbooks, inventory and collections are, and how to log in to hosts."""
 
-    project_dir: Path = REPO_ROOT / "playbooks"
+    project_dir: Path = PLAYBOOKS
     # an nb_inventory config (resolved through NetBox), any other inventory file or directory,
     # or inline inventory text ("localhost ansible_connection=local")
-    inventory: Path | str = REPO_ROOT / "inventory" / "netbox.yml"
+    inventory: Path | str = NETBOX_INVENTORY
     netbox_url: str | None = None
     netbox_token: str | None = None
     collections_path: Path = field(default_factory=lambda: _cache_dir() / "ansible-collections")
@@ -52,15 +59,24 @@ class AnsibleSettings:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> AnsibleSettings:
         """NetBox as for every gateway (RUNBOOKS_NETBOX_URL/_TOKEN, or NETBOX_URL/NETBOX_TOKEN);
-        RUNBOOKS_ANSIBLE_INVENTORY, _USER, _PRIVATE_KEY, _WORK_DIR, _PIPELINING for the rest;
-        host keys as for every SSH transport (RUNBOOKS_SSH_KNOWN_HOSTS)."""
+        RUNBOOKS_PLAYBOOKS, RUNBOOKS_ANSIBLE_INVENTORY, _USER, _PRIVATE_KEY, _WORK_DIR,
+        _PIPELINING for the rest; host keys as for every SSH transport
+        (RUNBOOKS_SSH_KNOWN_HOSTS).
+
+        >>> AnsibleSettings.from_env({}).project_dir == PLAYBOOKS
+        True
+        >>> AnsibleSettings.from_env({"RUNBOOKS_PLAYBOOKS": "/srv/plays"}).project_dir.as_posix()
+        '/srv/plays'
+        """
         e = os.environ if env is None else env
         base = cls()
         key = e.get("RUNBOOKS_ANSIBLE_PRIVATE_KEY")
         url = e.get("RUNBOOKS_NETBOX_URL") or e.get("NETBOX_URL") or e.get("NETBOX_API")
         token = e.get("RUNBOOKS_NETBOX_TOKEN") or e.get("NETBOX_TOKEN") or None
+        playbooks = e.get("RUNBOOKS_PLAYBOOKS", "").strip()
         return replace(
             base,
+            project_dir=Path(playbooks).expanduser() if playbooks else base.project_dir,
             inventory=e.get("RUNBOOKS_ANSIBLE_INVENTORY", str(base.inventory)),
             netbox_url=url.rstrip("/") if url else None,
             netbox_token=token,

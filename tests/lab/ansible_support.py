@@ -23,7 +23,7 @@ from runbooks.core.engine import Engine
 from runbooks.core.gateway import Gateway
 from runbooks.core.store import RecordStore
 from runbooks.gateways.ansible import AnsibleGateway, AnsibleSettings
-from runbooks.gateways.ansible_settings import REPO_ROOT
+from runbooks.gateways.ansible_settings import NETBOX_INVENTORY
 from runbooks.lab import hosts, netbox, software
 from runbooks.lab.node import ssh_dir
 from runbooks.lab.topology import Topology
@@ -87,7 +87,7 @@ def ansible_lab(
     work = tmp_path / "ansible"
     work.mkdir()
     settings = AnsibleSettings(
-        inventory=REPO_ROOT / "inventory" / "netbox.yml",
+        inventory=NETBOX_INVENTORY,
         netbox_url=url,
         netbox_token=token,
         remote_user="root",

@@ -12,6 +12,7 @@ import pytest
 from runbooks.core import secrets
 from runbooks.gateways.ansible_inventory import is_netbox_inventory, yaml_hostvars
 from runbooks.gateways.ansible_process import child_env, descendants, kill_tree, scrub_tree
+from runbooks.gateways.ansible_settings import NETBOX_INVENTORY
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -35,7 +36,7 @@ def test_child_env_refuses_a_secret(extra: dict[str, str]) -> None:
 
 
 def test_netbox_inventory_file_is_recognised() -> None:
-    assert is_netbox_inventory(REPO / "inventory" / "netbox.yml")
+    assert is_netbox_inventory(NETBOX_INVENTORY)
     assert not is_netbox_inventory(REPO / "inventory" / "lab.yml")
 
 
