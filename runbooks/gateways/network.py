@@ -21,13 +21,22 @@
   ``compare`` and ``commit`` return it with ``<removed>`` for each secret, and take
   candidates holding ``<removed>``, filled from the running configuration (then from
   ``secret_sources``). ``config_with_secrets`` is the raw text: never log or record it.
-- A getter the driver does not implement raises `UnsupportedError` naming driver and getter.
+- A driver answering a NAPALM getter under another name says so in NetBox, not here: the
+  config context's ``napalm.getters`` (``{"get_config": "get_bird_running_config"}``) makes
+  the gateway call that method and give NAPALM's shape (a text becomes get_config's
+  ``{"running": text, "candidate": "", "startup": ""}``).
+- A getter, or a commit-confirm method (``has_pending_commit``, ``confirm_commit``,
+  ``rollback``), the driver does not implement raises `UnsupportedError` naming device, driver
+  and method; `NetworkGateway.commit_confirm_supported` says beforehand whether the device can
+  revert a commit by itself, and a commit with ``revert_in`` on one that cannot is refused
+  (never a commit that silently has no timer).
 - NAPALM's and Netmiko's exceptions become one clear error each: unreachable, refused
   credentials, timeout, rejected configuration.
 """
 
 from __future__ import annotations
 
+import inspect
 import ipaddress
 import logging
 import os
@@ -49,16 +58,26 @@ from runbooks.gateways import config_text
 from runbooks.gateways.device_credentials import Credentials, credential_source
 from runbooks.gateways.network_errors import translated
 from runbooks.gateways.network_guard import ReadOnlyDriver, check_commands
-from runbooks.gateways.network_target import DeviceTarget, napalm_driver_for, napalm_options
+from runbooks.gateways.network_target import (
+    DeviceTarget,
+    napalm_driver_for,
+    napalm_getters,
+    napalm_options,
+)
 
 __all__ = [
+    "COMMIT_CONFIRM",
     "Credentials",
     "DeviceTarget",
     "NetworkGateway",
     "host_key_args",
     "napalm_driver_for",
+    "napalm_getters",
     "napalm_options",
 ]
+
+# What a driver needs for a commit the device reverts by itself unless confirmed
+COMMIT_CONFIRM = ("has_pending_commit", "confirm_commit")
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -97,6 +116,7 @@ class NetworkGateway(Gateway):
         self.run_id = run_id
         self._credentials = credentials
         self._optional_args = {**target.optional_args, **(optional_args or {})}
+        self._getters = dict(target.getters)  # NAPALM getter -> the driver's method for it
         self._device: Any = None
         self._wire: Any = None  # the driver as this gateway may use it (read-only in a plan)
         self._class: Any = None
@@ -177,12 +197,17 @@ class NetworkGateway(Gateway):
         with translated(self.target.name, action):
             return fn(wire)
 
-    def _unsupported(self, getter: str) -> UnsupportedError:
+    def _unsupported(self, method: str, why: str = "") -> UnsupportedError:
+        """``method``: a NAPALM method name; ``getter`` too in the context when it is one (the
+        library's "cannot check" names it)."""
+        mapped = self._getters.get(method)
+        named = f"{method} (nor {mapped}, which napalm.getters maps it to)" if mapped else method
         return UnsupportedError(
-            f"{self.target.name}: the {self.driver_name} driver has no {getter}",
+            f"{self.target.name}: the {self.driver_name} driver has no {named}{why}",
             device=self.target.name,
             driver=self.driver_name,
-            getter=getter,
+            method=method,
+            **({"getter": method} if method.startswith("get_") else {}),
         )
 
     def _get(self, getter: str, action: str, **kwargs: Any) -> Any:
@@ -190,9 +215,31 @@ class NetworkGateway(Gateway):
         if not self.supports(getter):
             raise self._unsupported(getter)
         try:
-            return self._call(action, lambda d: getattr(d, getter)(**kwargs))
+            return self._call(action, lambda d: self._invoke(d, getter, **kwargs))
         except NotImplementedError as exc:
             raise self._unsupported(getter) from exc
+
+    def _invoke(self, wire: Any, getter: str, **kwargs: Any) -> Any:
+        """Call ``getter`` on the driver, or the method ``napalm.getters`` maps it to (with
+        only the arguments that method takes), and answer in NAPALM's shape."""
+        method = self._getters.get(getter)
+        if method is None:
+            return getattr(wire, getter)(**kwargs)
+        fn = getattr(wire, method)
+        answer = fn(**_accepted(fn, kwargs))
+        if getter == "get_config" and isinstance(answer, str):
+            return {"running": answer, "candidate": "", "startup": ""}
+        return answer
+
+    def _method(self, name: str, action: str) -> Any:
+        """A commit-confirm method of the driver (``has_pending_commit``, ``confirm_commit``,
+        ``rollback``), or `UnsupportedError` when the driver lacks it."""
+        if not self.supports(name):
+            raise self._unsupported(name)
+        try:
+            return self._call(action, lambda d: getattr(d, name)())
+        except NotImplementedError as exc:
+            raise self._unsupported(name) from exc
 
     def close(self) -> None:
         if self._device is not None:
@@ -204,11 +251,15 @@ class NetworkGateway(Gateway):
 
     # ---- getters: allowed in plans
     @reads
-    def supports(self, getter: str) -> bool:
-        """Whether the driver implements ``getter`` (``get_route_to``; ``route_to`` too): its
-        class overrides NAPALM's ``NetworkDriver`` method. Asks no device. (NAPALM's mock
-        driver answers every getter it has recorded files for: those count.)"""
-        name = getter if getter.startswith("get_") or getter == "cli" else f"get_{getter}"
+    def supports(self, method: str) -> bool:
+        """Whether the driver implements ``method``: a getter (``get_route_to``; ``route_to``
+        too) or another method of NAPALM's ``NetworkDriver`` (``cli``, ``ping``,
+        ``confirm_commit``, ``has_pending_commit``, ``rollback``), taken as named. Its class
+        overrides NAPALM's ``NetworkDriver`` method, or for a getter the method the device's
+        ``napalm.getters`` maps it to exists. Asks no device. (NAPALM's mock driver answers
+        every getter it has recorded files for: those count, and its own commit methods.)"""
+        name = _napalm_name(method)
+        name = self._getters.get(name, name)
         cls = self._driver_class()
         if not isinstance(cls, type):
             return callable(getattr(cls, name, None))
@@ -217,9 +268,23 @@ class NetworkGateway(Gateway):
         own = getattr(cls, name, None)
         return callable(own) and own is not getattr(NetworkDriver, name, None)
 
+    @reads
+    def commit_confirm_supported(self) -> bool:
+        """Whether a commit with ``revert_in`` reverts on the device by itself unless
+        confirmed: the driver implements ``has_pending_commit`` and ``confirm_commit``
+        (NAPALM's commit-confirm). Asks no device.
+
+        A driver with a ``revert_in`` but neither does not count: napalm-bird2's starts a
+        timer in our own process (counted in minutes, cancelled by ``close``) that dies with
+        the process running the runbook, so nothing on the device would revert a commit that
+        cut it off; and nothing could say a commit is pending or confirm it."""
+        return all(self.supports(name) for name in COMMIT_CONFIRM)
+
     def _mock_supports(self, cls: type, name: str) -> bool:
         if any(name in vars(k) for k in cls.__mro__ if k not in (MockDriver, NetworkDriver)):
             return True
+        if name in vars(MockDriver) and not name.startswith("get_") and name != "cli":
+            return True  # its own load/compare/commit-confirm methods, not replayed from files
         path = self._optional_args.get("path") or getattr(self._device, "path", None)
         if not path:
             return True  # recorded files not known before the device opens: the call decides
@@ -313,7 +378,9 @@ class NetworkGateway(Gateway):
 
     @reads
     def has_pending_commit(self) -> bool:
-        return bool(self._call("checking for a pending commit", lambda d: d.has_pending_commit()))
+        """Whether a commit waits for its confirmation (`UnsupportedError` on a driver
+        without commit-confirm: see `commit_confirm_supported`)."""
+        return bool(self._method("has_pending_commit", "checking for a pending commit"))
 
     def _filled(self, wire: Any, candidate: str, sources: Sequence[str]) -> str:
         """The candidate with its placeholders filled (running configuration first); every
@@ -322,7 +389,8 @@ class NetworkGateway(Gateway):
         if config_text.PLACEHOLDER in candidate:
             running = []
             if self.supports("get_config"):
-                running = [str(wire.get_config(retrieve="running").get("running", ""))]
+                answer = self._invoke(wire, "get_config", retrieve="running")
+                running = [str(answer.get("running", ""))]
             text = config_text.fill_secrets(candidate, *running, *sources)
         config_text.sanitize(text)
         return text
@@ -338,8 +406,17 @@ class NetworkGateway(Gateway):
     ) -> str:
         """Apply ``candidate`` (placeholders filled as in `compare`); with ``revert_in`` the
         device reverts by itself unless ``confirm`` is called in time (commit-confirm).
-        Returns the diff applied, sanitised."""
+        Returns the diff applied, sanitised.
+
+        ``revert_in`` on a device without commit-confirm (`commit_confirm_supported`), or
+        whose driver raises NotImplementedError for it, is refused with `UnsupportedError`
+        before anything is committed (the candidate is discarded)."""
         message = f"runbooks run {self.run_id}" if self.run_id else "runbooks"
+        if revert_in is not None and not self.commit_confirm_supported():
+            missing = next(name for name in COMMIT_CONFIRM if not self.supports(name))
+            raise self._unsupported(
+                missing, f": no commit-confirm, so no commit with revert_in={revert_in}"
+            )
 
         def run(d: Any) -> str:
             text = self._filled(d, candidate, secret_sources)
@@ -352,18 +429,50 @@ class NetworkGateway(Gateway):
             if not diff.strip():
                 d.discard_config()
                 return ""
-            d.commit_config(message=message, revert_in=revert_in)
+            try:
+                d.commit_config(message=message, revert_in=revert_in)
+            except NotImplementedError as exc:
+                _discard_quietly(d, self.target.name)
+                if revert_in is None:
+                    raise
+                raise self._unsupported(
+                    "commit_config", f" with revert_in ({str(exc)[:80] or 'not implemented'})"
+                ) from exc
             return config_text.sanitize(diff)
 
         return self._call("committing the configuration", run)
 
     @writes
     def confirm(self) -> None:
-        self._call("confirming the commit", lambda d: d.confirm_commit())
+        self._method("confirm_commit", "confirming the commit")
 
     @writes
     def rollback(self) -> None:
-        self._call("rolling the configuration back", lambda d: d.rollback())
+        self._method("rollback", "rolling the configuration back")
+
+
+def _napalm_name(method: str) -> str:
+    """NAPALM's name for ``method``: a ``NetworkDriver`` method as named (``cli``, ``ping``,
+    ``confirm_commit``), else the getter (``route_to`` → ``get_route_to``).
+
+    >>> _napalm_name("route_to"), _napalm_name("get_facts"), _napalm_name("confirm_commit")
+    ('get_route_to', 'get_facts', 'confirm_commit')
+    """
+    if method.startswith("get_") or callable(getattr(NetworkDriver, method, None)):
+        return method
+    return f"get_{method}"
+
+
+def _accepted(fn: Callable[..., Any], kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    """The arguments of ``kwargs`` that ``fn`` takes (all of them if it takes ``**kwargs``):
+    a mapped driver method need not take the NAPALM getter's (``retrieve``)."""
+    try:
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return dict(kwargs)
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return dict(kwargs)
+    return {k: v for k, v in kwargs.items() if k in params}
 
 
 @contextmanager

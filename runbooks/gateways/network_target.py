@@ -4,14 +4,18 @@ The driver is the device's config context ``napalm.driver`` if set, else netutil
 NetBox platform slug (``cisco_ios`` → ``ios``), else the slug itself (NAPALM's
 ``get_network_driver`` imports ``napalm_<slug>``: ``frr``, ``bird2``). Connection options are
 the config context's ``napalm.optional_args`` (no secrets: those come with the credentials).
+A driver that answers a NAPALM getter under another name says so in ``napalm.getters``
+(``{"get_config": "get_bird_running_config"}`` for napalm-bird2): platform data, not code.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from napalm.base import NetworkDriver
 from netutils.lib_mapper import NAPALM_LIB_MAPPER_REVERSE
 
 from runbooks.core.errors import InventoryError
@@ -47,16 +51,63 @@ def napalm_options(config_context: Mapping[str, Any] | None) -> dict[str, Any]:
     return dict(found) if isinstance(found, Mapping) else {}
 
 
+_GETTER_NAME = re.compile(r"get_[a-z0-9_]+\Z")
+
+
+def napalm_getters(name: str, config_context: Mapping[str, Any] | None) -> dict[str, str]:
+    """The config context's ``napalm.getters``: each NAPALM getter (``get_config``) the
+    device's driver answers under another method name (``get_bird_running_config``).
+
+    Both names must be getters (``get_…``): the gateway calls the mapped method wherever it
+    reads, in plans too, so a mapping onto a method that writes (``rollback``) is refused.
+
+    >>> bird2 = {"get_config": "get_bird_running_config"}
+    >>> napalm_getters("border1", {"napalm": {"getters": bird2}})
+    {'get_config': 'get_bird_running_config'}
+    >>> napalm_getters("r1", {"napalm": {"getters": {"get_config": "rollback"}}})
+    ... # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    runbooks.core.errors.InventoryError: r1: config context napalm.getters maps get_config to ...
+    """
+    found = napalm_options(config_context).get("getters")
+    if found is None:
+        return {}
+    if not isinstance(found, Mapping):
+        raise InventoryError(f"{name}: config context napalm.getters is not a mapping", device=name)
+    getters: dict[str, str] = {}
+    for getter, method in found.items():
+        if not (
+            isinstance(getter, str)
+            and getter.startswith("get_")
+            and callable(getattr(NetworkDriver, getter, None))
+        ):
+            raise InventoryError(
+                f"{name}: config context napalm.getters names {str(getter)[:60]!r}, which is no "
+                "NAPALM getter",
+                device=name,
+            )
+        if not (isinstance(method, str) and _GETTER_NAME.match(method)):
+            raise InventoryError(
+                f"{name}: config context napalm.getters maps {getter} to {str(method)[:60]!r}, "
+                "which is no getter (get_…)",
+                device=name,
+            )
+        getters[getter] = method
+    return getters
+
+
 @dataclass(frozen=True)
 class DeviceTarget:
     """How to reach one device: name, address, NetBox platform slug, and from NetBox's config
-    context the NAPALM driver (None: from the platform) and its ``optional_args``."""
+    context the NAPALM driver (None: from the platform), its ``optional_args`` and its
+    ``getters`` (a NAPALM getter → the driver's method answering it; see `napalm_getters`)."""
 
     name: str
     host: str
     platform: str
     driver: str | None = None
     optional_args: Mapping[str, Any] = field(default_factory=dict, hash=False)
+    getters: Mapping[str, str] = field(default_factory=dict, hash=False)
 
     @classmethod
     def from_netbox(
@@ -66,14 +117,24 @@ class DeviceTarget:
 
         >>> t = DeviceTarget.from_netbox("leaf9", "198.18.0.19", "frr",
         ...     {"napalm": {"optional_args": {"sudo": True}}})
-        >>> t.driver_name, dict(t.optional_args)
-        ('frr', {'sudo': True})
+        >>> t.driver_name, dict(t.optional_args), dict(t.getters)
+        ('frr', {'sudo': True}, {})
+        >>> DeviceTarget.from_netbox("border1", "198.18.0.31", "bird2",
+        ...     {"napalm": {"getters": {"get_config": "get_bird_running_config"}}}).getters
+        {'get_config': 'get_bird_running_config'}
         """
         options = napalm_options(config_context)
         args = options.get("optional_args")
         if args is not None and not isinstance(args, Mapping):
             raise InventoryError(f"{name}: config context napalm.optional_args is not a mapping")
-        return cls(name, host, platform, napalm_driver_for(platform, config_context), args or {})
+        return cls(
+            name,
+            host,
+            platform,
+            napalm_driver_for(platform, config_context),
+            args or {},
+            napalm_getters(name, config_context),
+        )
 
     @property
     def driver_name(self) -> str:

@@ -19,6 +19,14 @@ router bgp 65001
  neighbor 10.0.0.2 remote-as 65002
  neighbor 10.0.0.2 password Fake-Bgp-Pw-1
 """
+BIRD_RUNNING = """\
+router id 198.18.255.31;
+protocol bgp '198.18.2.0' {
+\tlocal 198.18.2.1 as 65301;
+\tneighbor 198.18.2.0 as 65001;
+\tpassword "Fake-Bird-Pw-1";
+}
+"""
 READS = frozenset(
     {
         "get_facts",
@@ -185,7 +193,96 @@ class BareDriver(NetworkDriver):  # type: ignore[misc]
         raise NotImplementedError("not on this box")
 
 
-DRIVERS = {"recording": RecordingDriver, "bare": BareDriver}
+class BirdLikeDriver(NetworkDriver):  # type: ignore[misc]
+    """Shaped like napalm-bird2: the running configuration from a method of its own name
+    taking no arguments (a text, not NAPALM's dict), no get_config, a commit whose
+    ``revert_in`` is a timer of its own, a rollback, and neither has_pending_commit nor
+    confirm_commit. Calls land in `RecordingDriver.seen`."""
+
+    running: ClassVar[str] = BIRD_RUNNING
+
+    def __init__(
+        self,
+        hostname: str,
+        username: str,
+        password: str,
+        timeout: int = 60,
+        optional_args: dict[str, Any] | None = None,
+    ) -> None:
+        self.candidate: str | None = None
+
+    def __del__(self) -> None:
+        """Nothing (see RecordingDriver.__del__)."""
+
+    def _saw(self, name: str, arg: Any = None) -> None:
+        RecordingDriver.seen.append((name, arg))
+
+    def open(self) -> None:
+        self._saw("open")
+
+    def close(self) -> None:
+        self._saw("close")
+
+    def get_facts(self) -> dict[str, Any]:
+        return {"hostname": "198.18.0.31"}
+
+    def get_bird_running_config(self) -> str:
+        self._saw("get_bird_running_config")
+        return self.running
+
+    def load_replace_candidate(
+        self, filename: str | None = None, config: str | None = None
+    ) -> None:
+        self._saw("load_replace_candidate", config)
+        self.candidate = config
+
+    def compare_config(self) -> str:
+        self._saw("compare_config")
+        return "\n".join(
+            f"+{line}"
+            for line in (self.candidate or "").splitlines()
+            if line not in self.running.splitlines()
+        )
+
+    def discard_config(self) -> None:
+        self._saw("discard_config")
+        self.candidate = None
+
+    def commit_config(self, message: str = "", revert_in: int | None = None) -> None:
+        self._saw("commit_config", revert_in)
+
+    def rollback(self) -> None:
+        self._saw("rollback")
+
+
+class NoConfirmDriver(RecordingDriver):
+    """Declares the commit-confirm methods but says no when called (NotImplementedError), as
+    a driver does for what its platform cannot do."""
+
+    def has_pending_commit(self) -> bool:
+        self._saw("has_pending_commit")
+        raise NotImplementedError("no pending commits on this platform")
+
+    def confirm_commit(self) -> None:
+        self._saw("confirm_commit")
+        raise NotImplementedError("no commit confirm on this platform")
+
+    def rollback(self) -> None:
+        self._saw("rollback")
+        raise NotImplementedError("no rollback on this platform")
+
+    def commit_config(self, message: str = "", revert_in: int | None = None) -> None:
+        self._saw("commit_config", revert_in)
+        if revert_in is not None:
+            raise NotImplementedError("Commit confirm has not been implemented on this platform.")
+
+
+DRIVERS = {
+    "recording": RecordingDriver,
+    "bare": BareDriver,
+    "birdlike": BirdLikeDriver,
+    "noconfirm": NoConfirmDriver,
+}
 CREDS = Credentials("netops", "pw-not-real")
 
 
@@ -197,6 +294,7 @@ def fake_drivers(monkeypatch: pytest.MonkeyPatch) -> type[RecordingDriver]:
     RecordingDriver.seen = []
     RecordingDriver.running = RUNNING
     RecordingDriver.fail_load = False
+    BirdLikeDriver.running = BIRD_RUNNING
     return RecordingDriver
 
 
@@ -205,5 +303,7 @@ def fake_gateway(
     driver: str = "recording",
     platform: str = "cisco_ios",
     creds: Credentials = CREDS,
+    getters: dict[str, str] | None = None,
 ) -> NetworkGateway:
-    return NetworkGateway(mode, DeviceTarget("r1", "198.18.0.250", platform, driver), creds, "t")
+    target = DeviceTarget("r1", "198.18.0.250", platform, driver, {}, getters or {})
+    return NetworkGateway(mode, target, creds, "t")

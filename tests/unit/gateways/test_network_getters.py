@@ -55,7 +55,12 @@ def test_a_getter_raising_not_implemented_is_unsupported() -> None:
     assert gw.supports("get_bgp_neighbors")  # overridden, but it says no at run time
     with pytest.raises(UnsupportedError, match="the bare driver has no get_bgp_neighbors") as e:
         gw.bgp_neighbors()
-    assert e.value.context == {"device": "r1", "driver": "bare", "getter": "get_bgp_neighbors"}
+    assert e.value.context == {
+        "device": "r1",
+        "driver": "bare",
+        "method": "get_bgp_neighbors",
+        "getter": "get_bgp_neighbors",
+    }
 
 
 def test_napalm_mock_supports_what_it_has_recordings_for() -> None:
