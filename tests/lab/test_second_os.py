@@ -347,3 +347,34 @@ def test_rack_in_then_rack_out_of_the_bird_router_through_change_control(desk: A
     _ran(desk, change)
     assert bird.bgp_states(BORDER) == {}
     assert "198.18.1.13" not in frr.bgp_states("spine1")
+
+
+def test_a_bgp_password_reaches_the_box_but_no_diff(connected: dict[str, NetworkGateway]) -> None:
+    """A password from NetBox's config context is configured on the box; what the gateway
+    returns (the diff a record or review would keep) holds the placeholder instead."""
+    planted = "h2-planted-bird-secret"
+    dev = _nb().dcim.devices.get(name=BORDER)
+    dev.local_context_data = {"bgp_password": planted}
+    assert dev.save()
+    rendered = _rendered(BORDER, "service")
+    assert f'password "{planted}";' in rendered
+    diff = connected[BORDER].commit(rendered)
+    assert planted not in diff and 'password "<removed>";' in diff
+    running = bird.run_on_device(BORDER, ["cat", bird.CONFIG], check=True).stdout
+    assert running.count(f'password "{planted}";') == 2  # the box holds the real one
+    assert connected[BORDER].compare(rendered) == ""
+
+
+def test_reset_brings_border1_back_to_planned_and_factory_default(
+    connected: dict[str, NetworkGateway],
+) -> None:
+    _commit_all(connected, "service")
+    _nb().dcim.devices.get(name=BORDER).update({"status": "active"})
+    lab_ops.reset()  # this process holds the lab: its own reset goes ahead
+    topo = lab_ops.topology.load()
+    conf = bird.run_on_device(BORDER, ["cat", bird.CONFIG], check=True).stdout
+    assert conf == bird.factory_config(topo, BORDER)
+    assert bird.bgp_states(BORDER) == {}
+    assert _nb().dcim.devices.get(name=BORDER).status.value == "planned"
+    cables = {c.status.value for c in _nb().dcim.cables.filter(device=BORDER)}
+    assert cables == {"planned"}
