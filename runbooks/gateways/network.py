@@ -13,7 +13,8 @@
   ``ssh_strict`` with that file, so a device not in it, or whose key differs, is refused
   before any credential is sent (Netmiko's own default accepts any key).
 - One connection per device per run (``ctx.gateway`` caches it), opened on first use,
-  closed when the run ends; per-device timeouts.
+  closed when the run ends; per-device timeouts. What a driver prints while it opens
+  (napalm-bird2 prints its version) goes to stderr: stdout is the command's (``--json``).
 - A plan cannot write at the wire: the driver is handed on only through
   `runbooks.gateways.network_guard.ReadOnlyDriver` (getters, and load/compare/discard inside
   ``compare``); ``cli`` takes read-only commands only, in runs too.
@@ -40,6 +41,8 @@ import inspect
 import ipaddress
 import logging
 import os
+import sys
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -168,7 +171,7 @@ class NetworkGateway(Gateway):
             os.environ.setdefault("NAPALM_BIRD2_DISABLE_UPDATE_CHECK", "1")
             started = time.monotonic()
             action = f"connecting to {self.target.host}"
-            with translated(self.target.name, action, creds.known_hosts):
+            with translated(self.target.name, action, creds.known_hosts), _stdout_to_stderr():
                 device = driver(
                     self.target.host,
                     creds.username,
@@ -473,6 +476,33 @@ def _accepted(fn: Callable[..., Any], kwargs: Mapping[str, Any]) -> dict[str, An
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
         return dict(kwargs)
     return {k: v for k, v in kwargs.items() if k in params}
+
+
+class _StdoutToStderr:
+    """Send what is printed to stdout meanwhile to stderr, safely with several threads
+    opening devices at once (the first one in swaps, the last one out puts stdout back)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._inside = 0
+        self._stdout: Any = None
+
+    @contextmanager
+    def __call__(self) -> Iterator[None]:
+        with self._lock:
+            if self._inside == 0:
+                self._stdout, sys.stdout = sys.stdout, sys.stderr
+            self._inside += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._inside -= 1
+                if self._inside == 0:
+                    sys.stdout, self._stdout = self._stdout, None
+
+
+_stdout_to_stderr = _StdoutToStderr()
 
 
 @contextmanager

@@ -4,6 +4,8 @@ NetBox config context ``napalm.getters``), not by code: napalm-bird2 has no get_
 
 from __future__ import annotations
 
+import sys
+import threading
 from typing import Any
 
 import pytest
@@ -123,3 +125,30 @@ def test_a_mapped_method_answering_napalms_shape_passes_through(
     gw = fake_gateway(getters={"get_bgp_neighbors": "get_neighbours_by_peer"})
     assert gw.bgp_neighbors()["global"]["router_id"] == "9.9.9.9"
     assert gw.config_with_secrets().startswith("hostname r1")  # unmapped: the driver's own
+
+
+def test_what_a_driver_prints_on_open_goes_to_stderr(
+    fake_drivers: type[RecordingDriver],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """napalm-bird2 prints "[napalm-bird2] Version …" on its first open: stdout is the
+    command's (`runbook plan --json`). Several threads opening at once leave stdout as it was."""
+    real_stdout = sys.stdout
+    started = threading.Barrier(4)
+
+    def noisy_open(self: RecordingDriver) -> None:
+        started.wait(timeout=5)
+        print("[napalm-bird2] Version 0.0.5", flush=True)
+
+    monkeypatch.setattr(fake_drivers, "open", noisy_open)
+    gateways = [fake_gateway() for _ in range(4)]
+    threads = [threading.Thread(target=gw.facts) for gw in gateways]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=10)
+    assert all(gw.calls == 1 for gw in gateways)
+    assert sys.stdout is real_stdout
+    out, err = capsys.readouterr()
+    assert out == "" and err.count("[napalm-bird2] Version 0.0.5") == 4
