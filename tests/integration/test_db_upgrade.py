@@ -26,6 +26,7 @@ from runbooks.gateways.postgres_shell import CommandError, LocalShell
 from runbooks.gateways.postgres_upgrade import UpgradeGateway
 from runbooks.library.db_upgrade import DbUpgrade
 from tests.support import pg_clusters as pc
+from tests.support.db_upgrade_faults import FaultyDbUpgrade
 
 pytestmark = [
     pytest.mark.slow,
@@ -50,7 +51,7 @@ def cluster(template: Path) -> Iterator[pc.LocalCluster]:
 
 
 def run(cluster: pc.LocalCluster, tmp_path: Path, **params: Any) -> RunResult:
-    rb = DbUpgrade(DbUpgrade.parse_params({**cluster.params, **params}))
+    rb = FaultyDbUpgrade(FaultyDbUpgrade.parse_params({**cluster.params, **params}))
     engine = Engine(RecordStore(tmp_path / "records.sqlite3"), "olivia", confirmer=confirm_all())
     return engine.run(rb)
 

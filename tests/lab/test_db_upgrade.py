@@ -27,8 +27,9 @@ from runbooks.gateways.netbox import NetBoxGateway
 from runbooks.lab import hosts, node
 from runbooks.lab import lab as lab_ops
 from runbooks.lab import netbox as lab_netbox
-from runbooks.library.db_upgrade import DbUpgrade, embedded_bin_dir
+from runbooks.library.db_upgrade import embedded_bin_dir
 from runbooks.library.db_upgrade_parts import mirror_embedded_binaries
+from tests.support.db_upgrade_faults import FaultyDbUpgrade
 
 OLD_BIN = "/usr/lib/postgresql/15/bin"
 WORK = "/var/lib/postgresql/upgrade"
@@ -118,8 +119,8 @@ SSH = hosts.host_ssh_params("db1")
 
 
 def run(tmp_path: Path, **params: Any) -> RunResult:
-    rb = DbUpgrade(
-        DbUpgrade.parse_params(
+    rb = FaultyDbUpgrade(
+        FaultyDbUpgrade.parse_params(
             {
                 "host": SSH["host"],
                 "transport": "ssh",
@@ -186,7 +187,9 @@ def test_db1_plan_over_nsenter_changes_nothing(db1_clean: dict[str, Any], tmp_pa
     pid = node.holder_pid(hosts.host_dir("db1"), "db1")
     as_postgres(["sh", "-c", WARM_UP])  # the server's relcache files: its own, not the plan's
     files, cache = db1_files(), cache_files()
-    rb = DbUpgrade(DbUpgrade.parse_params({"transport": "nsenter", "nsenter_pid": pid}))
+    rb = FaultyDbUpgrade(
+        FaultyDbUpgrade.parse_params({"host": "db1", "transport": "nsenter", "nsenter_pid": pid})
+    )
     plan = Engine(RecordStore(tmp_path / "r.sqlite3"), "olivia").plan(rb)
     assert plan.refusal is None, plan.refusal
     assert db1_files() == files

@@ -120,7 +120,7 @@ def plan(tmp_path: Path, **server_facts: Any) -> Plan:
     def factory(ctx: RunContext, key: str) -> Gateway:
         return PretendServer(ctx.mode, shell)
 
-    rb = DbUpgrade(DbUpgrade.parse_params({"new_bin": "/opt/pg18/bin"}))
+    rb = DbUpgrade(DbUpgrade.parse_params({"host": "db1", "new_bin": "/opt/pg18/bin"}))
     factories: dict[type[Gateway], Any] = {
         UpgradeGateway: factory,
         NetBoxGateway: lambda ctx, key: netbox_with_db1(ctx.mode),

@@ -11,15 +11,18 @@ from typing import Any
 import pytest
 
 from runbooks.core.context import RunContext, confirm_all
+from runbooks.core.errors import InputError, VerificationError
 from runbooks.core.gateway import Mode
 from runbooks.core.steps import ChangeStep
 from runbooks.gateways.netbox import NetBoxGateway
 from runbooks.gateways.postgres_upgrade import UpgradeGateway
 from runbooks.library import db_upgrade_parts as parts
 from runbooks.library.db_upgrade import DbUpgrade
+from tests.support.db_upgrade_faults import FaultyDbUpgrade
 from tests.unit.gateways.netbox_fake import Answer, Sent, fake_gateway
 
 HEAD = "9f" * 32
+SERVER = {"host": "pg-main.example.org"}  # a production server is always named
 
 
 def journal_step() -> ChangeStep:
@@ -54,19 +57,19 @@ def test_parameters_find_the_new_binaries_without_copying_them(
     fake_package: tuple[Path, Path],
 ) -> None:
     package, cache = fake_package
-    params = DbUpgrade(DbUpgrade.parse_params({})).p  # what every plan does first
+    params = DbUpgrade(DbUpgrade.parse_params(SERVER)).p  # what every plan does first
     assert params.new_bin == str(package / "pginstall" / "bin")
     assert tree(cache) == []  # the cache directory as it was: empty
     mirrored = parts.mirror_embedded_binaries()  # setting up the machine: explicit
     assert Path(mirrored, "postgres").exists()
-    assert DbUpgrade(DbUpgrade.parse_params({})).p.new_bin == mirrored
+    assert DbUpgrade(DbUpgrade.parse_params(SERVER)).p.new_bin == mirrored
 
 
 def test_the_real_package_is_found_and_the_cache_directory_left_alone(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("RUNBOOKS_CACHE_DIR", str(tmp_path))
-    DbUpgrade.parse_params({})
+    DbUpgrade.parse_params(SERVER)
     assert tree(tmp_path) == []
 
 
@@ -141,6 +144,25 @@ def test_the_run_leaves_one_journal_entry_on_the_server_with_the_record_head() -
 
 
 def test_a_server_netbox_does_not_hold_has_no_witness() -> None:
-    rb = DbUpgrade(DbUpgrade.parse_params({"journal": False, "new_bin": "/opt/pg18/bin"}))
+    rb = DbUpgrade(DbUpgrade.parse_params({**SERVER, "journal": False, "new_bin": "/opt/pg18/bin"}))
     ctx = RunContext(Mode.PLAN, "plan", "olivia", rb)  # no NetBox configured or asked
     assert journal_step().plan(rb, ctx) == []
+
+
+def test_no_lab_value_is_a_default_or_a_parameter() -> None:
+    """The database server is named by whoever plans; the lab's nsenter transport and the
+    tests' fault injection are not parameters of the production runbook."""
+    with pytest.raises(InputError, match="host"):
+        DbUpgrade.parse_params({})
+    for lab_only in ({"transport": "nsenter", "nsenter_pid": 42}, {"fail_at": "plan_backup"}):
+        with pytest.raises(InputError):
+            DbUpgrade.parse_params({**SERVER, **lab_only})
+
+
+def test_a_fault_is_injected_by_the_tests_subclass_only() -> None:
+    rb = DbUpgrade(DbUpgrade.parse_params(SERVER))
+    rb.after_work("plan_backup")  # the production hook does nothing
+    faulty = FaultyDbUpgrade(FaultyDbUpgrade.parse_params({**SERVER, "fail_at": "plan_backup"}))
+    faulty.after_work("plan_verify_backup")
+    with pytest.raises(VerificationError, match="injected failure at plan_backup"):
+        faulty.after_work("plan_backup")
