@@ -79,6 +79,7 @@ def test_the_bird2_platform_names_its_driver_template_and_options(spec):
     assert napalm["optional_args"]["bird_config_path"] == bird.CONFIG
     assert napalm["optional_args"]["socket_path"] == bird.SOCKET
     assert napalm["optional_args"]["pathvector_managed"] is False
+    assert napalm["getters"] == {"get_config": "get_bird_running_config"}
     templates = {c["name"]: c["code"] for c in spec["config_templates"]}
     assert templates["BIRD"] == (netbox_seed.TEMPLATES / "bird.conf.j2").read_text()
 
