@@ -334,11 +334,11 @@ def _ran(desk: Any, change: str) -> dict[str, Any]:
 
 @pytest.mark.xfail(
     strict=True,
-    raises=AssertionError,  # the plan command fails (cli_support.Machine asserts its exit 0)
-    reason="not yet possible with napalm-bird2 0.0.5 and today's gateway and library: the plan "
-    "reads the running configuration (refused: 'the bird2 driver has no get_config'), the run "
-    "commits with commit-confirm (the driver has no confirm_commit), and the driver prints its "
-    "version on stdout, which breaks `runbook plan --json` (see runbooks/lab/bird.py)",
+    raises=AssertionError,  # the run is rolled back (cli_support.Machine / _ran assert)
+    reason="the run's configuration step uses commit-confirm (has_pending_commit, revert_in, "
+    "confirm_commit), which napalm-bird2 0.0.5 lacks: rolled back with 'the bird2 driver has "
+    "no has_pending_commit' until the library commits without it where the gateway's "
+    "commit_confirm_supported() is false (plan, review and approve already pass)",
 )
 def test_rack_in_then_rack_out_of_the_bird_router_through_change_control(desk: Any) -> None:
     import json
