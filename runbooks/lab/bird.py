@@ -45,8 +45,10 @@ napalm-bird2 0.0.5, read and tried here (what runbooks may expect of it):
   address keys; `is_enabled` is always True, even for a `disabled;` protocol; the address
   family key is "ipv4 unicast", not "ipv4"; local_as and router_id are not read from BIRD),
   is_alive. Not implemented (NetworkDriver raises NotImplementedError): get_config (the
-  driver's own get_bird_running_config reads the file), get_route_to, get_lldp_neighbors(_detail),
-  get_interfaces_ip, get_arp_table, cli, ping, traceroute and the rest.
+  driver's own get_bird_running_config reads the file: the lab's config context maps one to the
+  other in `napalm.getters`, which the gateway honours), get_route_to,
+  get_lldp_neighbors(_detail), get_interfaces_ip, get_arp_table, cli, ping, traceroute and the
+  rest.
 
 API: `device_dir(name)`, `factory_config(topo, name)`, `run_on_device(name, argv)`,
 `birdc(name, command)`, `bgp_states(name)`, `parse_protocols(text)`; the lab itself uses
