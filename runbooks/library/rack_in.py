@@ -8,16 +8,18 @@ The work instruction, in order:
 2. The operator confirms the device is mounted and cabled (who and when are recorded).
 3. The device answers on its management address; each device's driver can answer the
    post-checks (a check a driver cannot answer is named in the plan, with its platform and
-   why, and recorded "not checked" in the run: never a silent pass).
+   why, and recorded "not checked" in the run: never a silent pass) and has commit-confirm
+   (a device whose driver has none is named in the plan likewise).
 4. NetBox records the cables as connected: the configuration NetBox renders follows from them
    (a cabled peer becomes a BGP neighbour), so they are written first and undone on failure.
 5. The device and its cable peers get the configuration NetBox renders (intent "service"),
-   with commit-confirm: each device reverts by itself unless confirmed in time.
+   with commit-confirm where the platform has it: such a device reverts by itself unless
+   confirmed in time; one without is committed as it is, and only the undo puts it back.
 6. Post-checks, through NAPALM's getters: LLDP matches the NetBox cables interface by
    interface; BGP is established to every peer NetBox gives it; the loopbacks are routed both
    ways (an installed route on each side).
-7. Only then the configurations are confirmed; the device and its addresses become active in
-   NetBox, and a journal entry on the device witnesses the run.
+7. Only then the configurations committed with commit-confirm are confirmed; the device and
+   its addresses become active in NetBox, and a journal entry on the device witnesses the run.
 
 A failure anywhere rolls back every completed step in reverse: the devices go back to their
 recorded configurations, NetBox to its recorded values. On a device already racked in, every
@@ -47,7 +49,10 @@ class RackInParams(Params):
     rack: str | None = Field(None, description="rack name, when NetBox has none or another")
     position: float | None = Field(None, ge=1, description="lowest rack unit, likewise")
     confirm_within_s: int = Field(
-        300, ge=30, le=3600, description="commit-confirm: devices revert unless confirmed"
+        300,
+        ge=30,
+        le=3600,
+        description="commit-confirm (where the platform has it): devices revert unless confirmed",
     )
     settle_timeout_s: float = Field(90, gt=0, le=900, description="how long BGP may take")
 
@@ -70,6 +75,7 @@ class RackIn(rs.RackSteps, LibraryRunbook[RackInParams]):
         rs.Needs("verify_lldp_matches_cables", "get_lldp_neighbors"),
         rs.Needs("verify_bgp_established", "get_bgp_neighbors"),
         rs.Needs("verify_loopbacks_answer", "get_route_to", on="both"),
+        rs.Needs("plan_device_config", rs.COMMIT_CONFIRM, on="both"),
     )
 
     # ---- 1. pre-checks from NetBox -----------------------------------------------------------
@@ -192,10 +198,11 @@ class RackIn(rs.RackSteps, LibraryRunbook[RackInParams]):
     def restore_cables(self, ctx: RunContext, diffs: list[Diff]) -> None:
         self.netbox(ctx).undo(diffs)
 
-    # ---- 5. the configuration, with commit-confirm ---------------------------------------------
+    # ---- 5. the configuration, with commit-confirm where the platform has it -----------------
 
     @change(
-        "Configure {device} and its cable peers as NetBox renders them (commit-confirm)",
+        "Configure {device} and its cable peers as NetBox renders them "
+        "(commit-confirm where the platform has it)",
         targets="{device}",
         duration=timedelta(minutes=2),
     )
@@ -207,7 +214,7 @@ class RackIn(rs.RackSteps, LibraryRunbook[RackInParams]):
         cables = ctx.results.get("plan_cables_connected")
         if ctx.planning and cables is not None and cables.diffs:
             diffs.append(nc.sessions_note(ws, peers, adding=True))
-            rs.state(ctx).to_confirm.update(peers)  # their sessions change at run time
+            self.will_confirm(ctx, peers.values())  # their sessions change at run time
         return diffs
 
     @plan_device_config.apply

@@ -6,24 +6,27 @@ The work instruction, in order:
    neighbour whose last connected link goes through this device is a refusal); the device
    answers; each device's driver can answer the checks below (a check a driver cannot answer
    is named in the plan, with its platform and why, and recorded "not checked" in the run:
-   never a silent pass). Its running configuration (sanitised) goes into the record as the
-   backup.
+   never a silent pass) and has commit-confirm (a device without is named in the plan
+   likewise). Its running configuration (sanitised) goes into the record as the backup.
 2. NetBox: the device is decommissioning.
 3. Drain: the device gets NetBox's rendering with intent "drain" (every BGP session
    administratively shut); wait until the neighbours take no routes from it over BGP; verify
    the neighbours still route to each other's loopbacks.
 4. The configuration is removed: NetBox's rendering with intent "bare" (the global lines and
-   the hostname; the management address is the box's own and stays), with commit-confirm;
-   the device still answers, with no BGP session left, then the removal is confirmed.
+   the hostname; the management address is the box's own and stays), with commit-confirm
+   where the platform has it; the device still answers, with no BGP session left, then the
+   removal is confirmed (a device without commit-confirm has nothing to confirm).
 5. NetBox: the cables are marked decommissioning; the neighbours get the configuration NetBox
-   now renders for them (their sessions to the device go), checked, then confirmed; the device
-   is offline and out of its rack position; its addresses are released (as configured).
+   now renders for them (their sessions to the device go), with commit-confirm where the
+   platform has it, checked, then confirmed; the device is offline and out of its rack
+   position; its addresses are released (as configured).
 6. The operator confirms the physical removal; a journal entry on the device witnesses the run.
 
 A failure anywhere rolls back every completed step in reverse: configurations come back
 from the record (sanitised: their secrets from the running configuration, else NetBox's fresh
 rendering, else the driver's rollback to before the run's commit), NetBox from its recorded
-values.
+values. On a device without commit-confirm this undo is the only way back: nothing on the
+device reverts a commit by itself.
 """
 
 from __future__ import annotations
@@ -50,7 +53,10 @@ class RackOutParams(Params):
     device: str = Field(min_length=1, description="the NetBox device to rack out")
     release_addresses: bool = Field(True, description="unassign its addresses (deprecated)")
     confirm_within_s: int = Field(
-        300, ge=30, le=3600, description="commit-confirm: devices revert unless confirmed"
+        300,
+        ge=30,
+        le=3600,
+        description="commit-confirm (where the platform has it): devices revert unless confirmed",
     )
     settle_timeout_s: float = Field(90, gt=0, le=900, description="how long routing may take")
 
@@ -77,6 +83,8 @@ class RackOut(rs.RackSteps, LibraryRunbook[RackOutParams]):
         rs.Needs("neighbours_still_reach_each_other", "get_route_to", on="peers"),
         rs.Needs("device_still_answers", "get_bgp_neighbors"),
         rs.Needs("verify_neighbour_sessions", "get_bgp_neighbors", on="peers"),
+        rs.Needs("plan_remove_configuration", rs.COMMIT_CONFIRM),
+        rs.Needs("plan_neighbour_configs", rs.COMMIT_CONFIRM, on="peers"),
     )
 
     def neighbours(self, ctx: RunContext, ws: DeviceWorkingSet) -> dict[str, DeviceWorkingSet]:
@@ -219,7 +227,10 @@ class RackOut(rs.RackSteps, LibraryRunbook[RackOutParams]):
 
     # ---- 4. remove the configuration
 
-    @change("Remove the configuration of {device} (commit-confirm)", targets="{device}")
+    @change(
+        "Remove the configuration of {device} (commit-confirm where the platform has it)",
+        targets="{device}",
+    )
     def plan_remove_configuration(self, ctx: RunContext) -> list[Diff]:
         ws = self.ws(ctx)
         summary = "remove all but the global lines; the management address stays the box's"
@@ -284,7 +295,8 @@ class RackOut(rs.RackSteps, LibraryRunbook[RackOutParams]):
         self.netbox(ctx).undo(diffs)
 
     @change(
-        "Configure the neighbours as NetBox now renders them (commit-confirm)",
+        "Configure the neighbours as NetBox now renders them "
+        "(commit-confirm where the platform has it)",
         targets="{device}",
         duration=timedelta(minutes=2),
     )
@@ -297,7 +309,7 @@ class RackOut(rs.RackSteps, LibraryRunbook[RackOutParams]):
         cables = ctx.results.get("plan_cables_decommissioning")
         if ctx.planning and cables is not None and cables.diffs:
             diffs.append(nc.sessions_note(ws, peers, adding=False))
-            rs.state(ctx).to_confirm.update(peers)  # their sessions change at run time
+            self.will_confirm(ctx, peers.values())  # their sessions change at run time
         return diffs
 
     @plan_neighbour_configs.apply

@@ -1,14 +1,17 @@
 """The work both rack runbooks do on NetBox and the devices: reading working sets once,
-committing the configurations NetBox renders (with commit-confirm), restoring them,
-confirming, the routing checks, which checks each device's driver can answer, and the
-device's journal as the run's witness (`runbooks.library.witness`).
+committing the configurations NetBox renders (with commit-confirm where the platform has it),
+restoring them, confirming, the routing checks, which checks each device's driver can answer,
+and the device's journal as the run's witness (`runbooks.library.witness`).
 
 Devices are spoken to through NAPALM's API only (`runbooks.gateways.network`): getters,
-compare, commit with revert_in, confirm, rollback. What a device is to run comes from NetBox's
-rendering, asked for with the intent of the step (`SERVICE`, `DRAIN`, `BARE`: the template
-decides what each means on its platform). Configurations are recorded sanitised; the gateway
-puts the secrets back when it commits. The runbook modules say what is checked and changed;
-the pure comparisons are in `network_common`."""
+compare, commit with revert_in, confirm, rollback. A device whose driver has no commit-confirm
+(`NetworkGateway.commit_confirm_supported`: a revert_in that is no revert on the device does
+not count) is committed without revert_in, named in the plan, not waited for by a
+confirmation step, and put back by the run's undo alone. What a device is to run comes from
+NetBox's rendering, asked for with the intent of the step (`SERVICE`, `DRAIN`, `BARE`: the
+template decides what each means on its platform). Configurations are recorded sanitised; the
+gateway puts the secrets back when it commits. The runbook modules say what is checked and
+changed; the pure comparisons are in `network_common`."""
 
 from __future__ import annotations
 
@@ -34,6 +37,7 @@ from runbooks.gateways.config_text import sanitize
 from runbooks.gateways.netbox import NetBoxGateway
 from runbooks.gateways.netbox_changes import PlannedWrite, plain
 from runbooks.gateways.netbox_model import DeviceWorkingSet
+from runbooks.gateways.network import COMMIT_CONFIRM as CONFIRM_METHODS
 from runbooks.gateways.network import DeviceTarget, NetworkGateway
 from runbooks.library.base import netbox
 from runbooks.library.network_common import (
@@ -54,6 +58,9 @@ log = logging.getLogger(__name__)
 # What a step asks NetBox to render (the request's ``runbooks_intent``; see the templates)
 SERVICE, DRAIN, BARE = "service", "drain", "bare"
 
+# What a change step committing with commit-confirm asks of a driver (`Needs.getter`)
+COMMIT_CONFIRM = "commit-confirm"
+
 SecretSources = Callable[[], Sequence[str]]
 
 
@@ -65,12 +72,12 @@ def restore_device(
     gw: NetworkGateway, before: str, more_secrets: SecretSources = no_sources, attempts: int = 2
 ) -> None:
     """Undo a configuration commit: cancel a pending commit-confirm (the device goes back
-    to its saved configuration at once), then replace with the recorded configuration if
-    it still differs (``before``, sanitised: see `diff_to`). A broken session is opened
-    again for a second attempt."""
+    to its saved configuration at once; on a platform that has commit-confirm), then replace
+    with the recorded configuration if it still differs (``before``, sanitised: see
+    `diff_to`). A broken session is opened again for a second attempt."""
     for attempt in range(1, attempts + 1):
         try:
-            if gw.has_pending_commit():
+            if gw.commit_confirm_supported() and gw.has_pending_commit():
                 gw.rollback()
             delta, sources = diff_to(gw, before, more_secrets)
             if delta.strip():
@@ -101,6 +108,8 @@ def diff_to(
     try:
         return gw.compare(before, secret_sources=sources), sources
     except SecretUnavailable as exc:
+        if not gw.supports("rollback"):
+            raise
         log.warning("%s: %s; rolling back to before the last commit", gw.target.name, exc)
     gw.rollback()
     return gw.compare(before, secret_sources=sources), sources
@@ -164,7 +173,7 @@ def restore_fields(nb: NetBoxGateway, diffs: Iterable[Diff]) -> None:
 class RackState:
     """One plan's or run's own reading (the engine makes one for each, `Runbook.new_state`):
     NetBox working sets read so far, the address each device was first reached at, and in a
-    plan the devices whose configuration it would commit. What a step needs from an earlier
+    plan the devices whose commit it would confirm. What a step needs from an earlier
     step's work it takes from the record (``ctx.results``), not from here."""
 
     seen: dict[str, DeviceWorkingSet] = field(default_factory=dict)
@@ -174,8 +183,9 @@ class RackState:
 
 @dataclass(frozen=True)
 class Needs:
-    """A check (its step's name) that asks a NAPALM getter of the device itself
-    (``on="device"``), of its cable peers (``"peers"``) or of both (``"both"``)."""
+    """A step (its name) that asks something of the driver of the device itself
+    (``on="device"``), of its cable peers (``"peers"``) or of both (``"both"``): a check a
+    NAPALM getter, a change committing with commit-confirm `COMMIT_CONFIRM`."""
 
     check: str
     getter: str
@@ -295,7 +305,8 @@ class RackSteps(JournalWitness):
         confirm: bool = True,
     ) -> list[Diff]:
         """Each device's change to what NetBox renders for it with ``intent``, as the device
-        itself compares it; sanitised. A change that would add or remove the device's
+        itself compares it; sanitised. With ``confirm``, a later step confirms the commit of
+        each device that has commit-confirm. A change that would add or remove the device's
         management address is refused: that address is the box's own, and a configuration
         holding it would take it away on the way back (an undo, a commit-confirm timer)."""
         diffs = []
@@ -313,18 +324,28 @@ class RackSteps(JournalWitness):
                 )
             delta = gw.compare(rendered)  # the device diffs the real one; we get it sanitised
             if delta.strip():
-                if confirm:  # committed with commit-confirm: a later step confirms it
-                    state(ctx).to_confirm.add(ws.name)
+                if confirm:
+                    self.will_confirm(ctx, [ws])
                 diffs.append(config_diff(ws.name, running, candidate, delta, summary))
         return diffs
+
+    def will_confirm(self, ctx: RunContext, devices: Iterable[DeviceWorkingSet]) -> None:
+        """In a plan: the confirmation step will confirm these devices' commits, those of
+        them that have commit-confirm (the others are committed without: nothing to confirm)."""
+        for ws in devices:
+            if self.device(ctx, ws).commit_confirm_supported():
+                state(ctx).to_confirm.add(ws.name)
 
     def commit_configs(
         self, ctx: RunContext, diffs: list[Diff], intent: str, revert_in: int | None
     ) -> dict[str, Any]:
         """Commit what NetBox renders now for each device, once it is what was planned
-        (sanitised, it must read as the diff's ``after``: else NetBox changed since, a drift).
-        If one device fails, the ones before go back at once."""
+        (sanitised, it must read as the diff's ``after``: else NetBox changed since, a drift),
+        with ``revert_in`` where the device has commit-confirm, without it elsewhere (named
+        under ``without_commit_confirm``). If one device fails, the ones before go back at
+        once."""
         done: list[tuple[NetworkGateway, Diff]] = []
+        unconfirmed: list[str] = []
         try:
             for diff in (d for d in diffs if d.kind == "text"):
                 name = device_of(diff)
@@ -335,11 +356,14 @@ class RackSteps(JournalWitness):
                         "planned for this step; plan again"
                     )
                 gw = self.gateway_named(ctx, name)
-                if gw.has_pending_commit():  # an interrupted run's commit, not confirmed
+                confirms = gw.commit_confirm_supported()
+                if confirms and gw.has_pending_commit():  # an interrupted run's, unconfirmed
                     if not gw.compare(candidate).strip():
                         continue  # in place and waiting for the confirmation step
                     gw.rollback()
-                gw.commit(candidate, revert_in=revert_in)
+                if revert_in is not None and not confirms:
+                    unconfirmed.append(name)
+                gw.commit(candidate, revert_in=revert_in if confirms else None)
                 done.append((gw, diff))
         except Exception as exc:
             try:
@@ -347,7 +371,8 @@ class RackSteps(JournalWitness):
             except RollbackError as undo:
                 raise RollbackError(f"{exc}; and then {undo}") from exc
             raise
-        return {"committed": [gw.target.name for gw, _ in done], "revert_in_s": revert_in}
+        committed = {"committed": [gw.target.name for gw, _ in done], "revert_in_s": revert_in}
+        return committed | ({"without_commit_confirm": unconfirmed} if unconfirmed else {})
 
     def configs_in_place(self, ctx: RunContext, diffs: list[Diff]) -> bool:
         return all(
@@ -377,7 +402,9 @@ class RackSteps(JournalWitness):
         """Devices whose commit waits for confirmation: in a plan those the plan commits; in a
         run those the record says step ``committed_by`` committed. A device no longer running
         what was committed (its commit-confirm timer ran out: it went back by itself) cannot
-        be confirmed: that refuses the step, and the run rolls back."""
+        be confirmed: that refuses the step, and the run rolls back. A device without
+        commit-confirm has nothing to confirm (it was committed without revert_in); that it
+        still runs what was committed is checked all the same."""
         if ctx.planning:
             names = [ws.name for ws in devices if ws.name in state(ctx).to_confirm]
         else:
@@ -387,13 +414,18 @@ class RackSteps(JournalWitness):
                 if diff.kind != "text":
                     continue
                 gw = self.gateway_named(ctx, device_of(diff))
+                confirms = gw.commit_confirm_supported()
                 if not runs(gw, str(diff.after)):
-                    raise VerificationError(
-                        f"{gw.target.name} went back to its earlier configuration (its "
-                        "commit-confirm timer ran out before the confirmation): what the "
-                        "post-checks passed is no longer running"
+                    why = (
+                        "went back to its earlier configuration (its commit-confirm timer ran "
+                        "out before the confirmation)"
+                        if confirms
+                        else "no longer runs what was committed (changed since)"
                     )
-                if gw.has_pending_commit():
+                    raise VerificationError(
+                        f"{gw.target.name} {why}: what the post-checks passed is not running"
+                    )
+                if confirms and gw.has_pending_commit():
                     names.append(gw.target.name)
         return [
             Diff(
@@ -415,7 +447,8 @@ class RackSteps(JournalWitness):
         intended = {device_of(d): str(d.after) for d in committed.diffs if d.kind == "text"}
         for diff in diffs:
             gw = self.gateway_named(ctx, device_of(diff))
-            if gw.has_pending_commit() or not runs(gw, intended[device_of(diff)]):
+            pending = gw.commit_confirm_supported() and gw.has_pending_commit()
+            if pending or not runs(gw, intended[device_of(diff)]):
                 return False
         return True
 
@@ -428,33 +461,51 @@ class RackSteps(JournalWitness):
     def drivers_answer(
         self, ctx: RunContext, ws: DeviceWorkingSet, peers: Mapping[str, DeviceWorkingSet]
     ) -> dict[str, Any]:
-        """For each check of ``checks_need``, whether each device it asks has a driver with
-        the getter. One that has none is named with its platform, driver and why: the check
-        will say "not checked" there, and the reviewer decides whether that is acceptable."""
+        """For each step of ``checks_need``, whether each device it asks has a driver with
+        the getter (or commit-confirm). One that has none is named with its platform, driver
+        and why: the check will say "not checked" there, the change commits without a
+        device-side revert; the reviewer decides whether that is acceptable."""
         titles = {need.check: self.title_of(need.check) for need in self.checks_need}
         drivers: dict[str, str] = {}
         cannot: list[dict[str, str]] = []
+        warnings: list[str] = []
         for need in self.checks_need:
             for dev in need.devices(ws, peers):
                 gw = self.device(ctx, dev)
                 drivers[dev.name] = f"{gw.target.platform} (driver {gw.driver_name})"
-                if not gw.supports(need.getter):
-                    cannot.append(
-                        {
-                            "check": titles[need.check],
-                            "device": dev.name,
-                            "platform": gw.target.platform,
-                            "driver": gw.driver_name,
-                            "why": f"driver {gw.driver_name} has no {need.getter}",
-                        }
-                    )
+                if need.getter == COMMIT_CONFIRM:
+                    if gw.commit_confirm_supported():
+                        continue
+                    why = self.no_commit_confirm(gw)
+                    warning = f"no commit-confirm on {gw.target.platform} ({dev.name}): {why}"
+                elif gw.supports(need.getter):
+                    continue
+                else:
+                    why = f"driver {gw.driver_name} has no {need.getter}"
+                    warning = f"cannot check on {gw.target.platform} ({dev.name}): {why}"
+                cannot.append(
+                    {
+                        "check": titles[need.check],
+                        "device": dev.name,
+                        "platform": gw.target.platform,
+                        "driver": gw.driver_name,
+                        "why": why,
+                    }
+                )
+                warnings.append(f"{titles[need.check]}: {warning}")
         if not cannot:
             return {"drivers": drivers, "cannot_check": []}
-        warnings = [
-            f"{c['check']}: cannot check on {c['platform']} ({c['device']}): {c['why']}"
-            for c in cannot
-        ]
         return {"warnings": warnings, "cannot_check": cannot, "drivers": drivers}
+
+    @staticmethod
+    def no_commit_confirm(gw: NetworkGateway) -> str:
+        """Why a device's commit has no device-side revert, for the plan."""
+        missing = "/".join(m for m in CONFIRM_METHODS if not gw.supports(m))
+        return (
+            f"driver {gw.driver_name} has no {missing or 'commit-confirm'} (NAPALM's "
+            "commit-confirm): committed without revert_in, nothing on the device reverts it; "
+            "if a later check fails, only the run's undo puts its configuration back"
+        )
 
     def title_of(self, step_name: str) -> str:
         step = getattr(type(self), step_name)
