@@ -157,6 +157,18 @@ class Config(BaseSettings):
         validation_alias=_env("software_source"),
         description="The apt source line of the department's repository; empty: the hosts' own.",
     )
+    domain: str = Field(
+        "",
+        validation_alias=_env("domain"),
+        description="The department's DNS domain: pc-install's default `domain` (PCs are "
+        "`<name>.<domain>`).",
+    )
+    baseline_agent_port: int | None = Field(
+        None,
+        validation_alias=_env("baseline_agent_port"),
+        description="The port the servers' baseline status agent listens on: "
+        "server-maintenance's default `agent_port`.",
+    )
     handover_dir: Path | None = Field(
         None,
         validation_alias=_env("handover_dir"),

@@ -40,7 +40,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 
 from runbooks.core import secrets
 from runbooks.core.context import RunContext
@@ -75,7 +75,21 @@ class PcInstallParams(Params):
     device_type: str = "desktop-pc"
     platform: str = "linux"
     interface: str = "eth0"
-    domain: str = "lab.example"
+    domain: str = Field(
+        default_factory=lambda: os.environ.get("RUNBOOKS_DOMAIN", "").strip(),
+        validate_default=True,
+        description="the department's DNS domain (default: the setting domain, RUNBOOKS_DOMAIN)",
+    )
+
+    @field_validator("domain")
+    @classmethod
+    def _domain_named(cls, value: str) -> str:
+        if not value:
+            raise ValueError(
+                "give domain=<the department's DNS domain> or set the setting domain "
+                "(RUNBOOKS_DOMAIN)"
+            )
+        return value
 
 
 @dataclass(frozen=True)
@@ -416,7 +430,8 @@ class PcInstall(JournalWitness, LibraryRunbook[PcInstallParams]):
     @plan_install.undo
     def uninstall(self, ctx: RunContext, diffs: list[Diff]) -> dict[str, Any]:
         bench = self.bench(ctx)
-        result = self.ansible(ctx).run_unchecked(
+        gateway = self.ansible(ctx)
+        result = gateway.run_unchecked(
             ROLLBACK,
             hosts=bench,
             extravars={"pc_targets": self.p.slot, "pc_install_id": ctx.run_id},
@@ -425,7 +440,7 @@ class PcInstall(JournalWitness, LibraryRunbook[PcInstallParams]):
             again = (
                 f"ansible-playbook -i '{self.p.slot},' -e ansible_host="
                 f"{bench[self.p.slot]['ansible_host']} -e pc_targets={self.p.slot} "
-                f"playbooks/{ROLLBACK} -e pc_install_id={ctx.run_id}"
+                f"{gateway.settings.project_dir / ROLLBACK} -e pc_install_id={ctx.run_id}"
             )
             raise RollbackError(f"rollback playbook: {result.outcome()}; when back: {again}")
         # the account is gone: so is its initial password

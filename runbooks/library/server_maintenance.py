@@ -23,6 +23,7 @@ Every task's result (host, task, status, changed, diff, duration) is in the step
 from __future__ import annotations
 
 import logging
+import os
 from datetime import timedelta
 from typing import Any
 
@@ -50,6 +51,24 @@ class ServerMaintenanceParams(Params):
     upgrade: bool = False  # apt "safe" upgrade of every installed package
     refresh_package_lists: bool = True  # tolerated when it fails (hosts without network)
     reason: str = "scheduled maintenance"
+    agent_port: int | None = Field(
+        default_factory=lambda: _setting_port("RUNBOOKS_BASELINE_AGENT_PORT"),
+        validate_default=True,
+        ge=1,
+        le=65535,
+        description="the port the baseline's status agent listens on (default: the setting "
+        "baseline_agent_port, RUNBOOKS_BASELINE_AGENT_PORT)",
+    )
+
+    @field_validator("agent_port")
+    @classmethod
+    def _agent_port_named(cls, value: int | None) -> int:
+        if value is None:
+            raise ValueError(
+                "give agent_port=<the status agent's port> or set the setting "
+                "baseline_agent_port (RUNBOOKS_BASELINE_AGENT_PORT)"
+            )
+        return value
 
     @field_validator("hosts", "packages", mode="before")
     @classmethod
@@ -58,6 +77,12 @@ class ServerMaintenanceParams(Params):
         if isinstance(value, str):
             return [v.strip() for v in value.split(",") if v.strip()]
         return value
+
+
+def _setting_port(variable: str) -> int | str | None:
+    """A port from the settings (the file's value arrives as its variable); validated as the
+    parameter is."""
+    return os.environ.get(variable, "").strip() or None
 
 
 def _hosts(runbook: Any) -> list[str]:
@@ -83,6 +108,7 @@ class ServerMaintenance(JournalWitness, LibraryRunbook[ServerMaintenanceParams])
             "os_updates_upgrade": self.p.upgrade,
             "os_updates_refresh_cache": self.p.refresh_package_lists,
             "os_updates_source": software_source(),
+            "baseline_agent_port": self.p.agent_port,
         }
 
     def play_check(self, ctx: RunContext, tags: list[str]) -> PlaybookResult:
@@ -183,12 +209,12 @@ class ServerMaintenance(JournalWitness, LibraryRunbook[ServerMaintenanceParams])
 
     @plan_maintenance.undo
     def restore_baseline(self, ctx: RunContext, diffs: list[Diff]) -> dict[str, Any]:
-        result = self.ansible(ctx).run_unchecked(
-            ROLLBACK, limit=self.p.hosts, extravars=self.extravars(ctx)
-        )
+        gateway = self.ansible(ctx)
+        result = gateway.run_unchecked(ROLLBACK, limit=self.p.hosts, extravars=self.extravars(ctx))
         if not result.clean:
+            where = gateway.settings  # the installed playbooks and inventory, or the configured
             again = (
-                f"ansible-playbook -i inventory/netbox.yml playbooks/{ROLLBACK} "
+                f"ansible-playbook -i {where.inventory} {where.project_dir / ROLLBACK} "
                 f"-l {','.join(self.p.hosts)} -e maintenance_id={ctx.run_id}"
             )
             raise RollbackError(f"rollback playbook: {result.outcome()}; when back: {again}")

@@ -148,6 +148,7 @@ def test_the_installed_runbook_plans_server_maintenance_against_the_lab(installe
             "server-maintenance",
             "hosts=srv1",
             "packages=pv",
+            "agent_port=9100",
             "--no-save",
             env=env,
         )

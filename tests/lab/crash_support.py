@@ -229,6 +229,7 @@ def server_env() -> dict[str, str]:
         "RUNBOOKS_SOFTWARE_SOURCE": software.source_line(),
         "RUNBOOKS_ANSIBLE_PRIVATE_KEY": str(ssh_dir() / "id_ed25519"),
         "RUNBOOKS_ANSIBLE_USER": "root",
+        "RUNBOOKS_BASELINE_AGENT_PORT": "9100",  # the lab's status agent port: no default
     }
 
 

@@ -53,6 +53,7 @@ PARAMS = {
     "location": "office-2f",
     "office_prefix": "198.18.64.0/24",
     "tenant": "finance",
+    "domain": "lab.example",  # the lab's domain: no default of the runbook
 }
 
 

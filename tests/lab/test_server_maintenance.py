@@ -49,7 +49,9 @@ def setup(
 
 
 def runbook(hosts_: str) -> ServerMaintenance:
-    return ServerMaintenance(ServerMaintenance.parse_params({"hosts": hosts_, "packages": "pv"}))
+    return ServerMaintenance(
+        ServerMaintenance.parse_params({"hosts": hosts_, "packages": "pv", "agent_port": 9100})
+    )
 
 
 def witnesses(store: RecordStore, run_id: str, host: str) -> tuple[list[str], str]:

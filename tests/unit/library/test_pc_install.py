@@ -31,6 +31,7 @@ PARAMS = {
     "user": "wchen@lab.example",
     "location": "office-2f",
     "office_prefix": "198.18.64.0/24",
+    "domain": "lab.example",
 }
 
 
@@ -209,3 +210,13 @@ def test_registration_refuses_with_one_clear_line(
     book = PcInstall(PcInstall.parse_params(PARAMS))
     with pytest.raises(InventoryError, match=re.escape(said)):
         book.registration(context(netbox_with(**tables)))
+
+
+def test_the_domain_is_named_by_a_parameter_or_the_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No lab domain by default: the parameter, else the department's setting."""
+    monkeypatch.delenv("RUNBOOKS_DOMAIN", raising=False)
+    without = {k: v for k, v in PARAMS.items() if k != "domain"}
+    with pytest.raises(InputError, match="domain"):
+        PcInstall.parse_params(without)
+    monkeypatch.setenv("RUNBOOKS_DOMAIN", "corp.example.org")
+    assert PcInstall(PcInstall.parse_params(without)).p.domain == "corp.example.org"

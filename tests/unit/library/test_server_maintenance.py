@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import secrets
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -17,6 +18,7 @@ from runbooks.core.results import Diff, RunStatus, Status
 from runbooks.core.store import RecordStore
 from runbooks.gateways.ansible import AnsibleGateway, AnsibleSettings
 from runbooks.gateways.ansible_events import PlaybookResult, TaskResult
+from runbooks.gateways.ansible_settings import PLAYBOOKS
 from runbooks.gateways.netbox import NetBoxGateway
 from runbooks.library.server_maintenance import ROLLBACK, ServerMaintenance
 
@@ -24,9 +26,11 @@ from runbooks.library.server_maintenance import ROLLBACK, ServerMaintenance
 class World:
     """What the stand-ins share: the state of the pretend hosts and NetBox."""
 
-    def __init__(self, fail_apply: bool = False) -> None:
+    def __init__(self, fail_apply: bool = False, fail_rollback: bool = False) -> None:
         self.applied = False
         self.fail_apply = fail_apply
+        self.fail_rollback = fail_rollback
+        self.extravars: list[dict[str, Any]] = []
         self.calls: list[tuple[str, bool, tuple[str, ...]]] = []
         self.journal: list[tuple[int, str, str]] = []
 
@@ -52,6 +56,9 @@ class FakeAnsible(AnsibleGateway):
         hosts: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> PlaybookResult:
         self.world.calls.append((playbook, check, tuple(tags)))
+        self.world.extravars.append(dict(extravars or {}))
+        if playbook == ROLLBACK and self.world.fail_rollback:
+            return PlaybookResult(playbook, check, "failed", 4, (), {"srv1": {"unreachable": 1}})
         if playbook == ROLLBACK:
             self.world.applied = False
             return PlaybookResult(playbook, check, "successful", 0, (), {"srv1": {"ok": 3}})
@@ -128,7 +135,9 @@ def engine(tmp_path: Path, world: World) -> Engine:
 
 
 def book(**params: Any) -> ServerMaintenance:
-    return ServerMaintenance(ServerMaintenance.parse_params({"hosts": "srv1", **params}))
+    return ServerMaintenance(
+        ServerMaintenance.parse_params({"hosts": "srv1", "agent_port": 9180, **params})
+    )
 
 
 def test_params_take_comma_lists() -> None:
@@ -185,3 +194,33 @@ def test_unreachable_host_rolls_back_the_step_and_the_announcement(tmp_path: Pat
     assert undone[0].payload["evidence"] == {"rollback": "ran clean on srv1"}
     assert (ROLLBACK, False, ()) in world.calls and not world.applied
     assert [kind for _, _, kind in world.journal] == ["warning", "danger"]
+
+
+def test_the_agent_port_is_named_by_a_parameter_or_the_setting(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """No default port (9100 is node_exporter's): the parameter, else the setting."""
+    monkeypatch.delenv("RUNBOOKS_BASELINE_AGENT_PORT", raising=False)
+    with pytest.raises(InputError, match="agent_port"):
+        ServerMaintenance.parse_params({"hosts": "srv1"})
+    monkeypatch.setenv("RUNBOOKS_BASELINE_AGENT_PORT", "9180")
+    rb = ServerMaintenance(ServerMaintenance.parse_params({"hosts": "srv1"}))
+    assert rb.p.agent_port == 9180
+    assert rb.p.model_dump()["agent_port"] == 9180  # recorded with the plan: a resume keeps it
+    with pytest.raises(InputError):
+        ServerMaintenance.parse_params({"hosts": "srv1", "agent_port": 70000})
+
+
+def test_the_agent_port_reaches_every_playbook_and_a_failed_rollback_names_the_installed_one(
+    tmp_path: Path,
+) -> None:
+    world = World(fail_apply=True, fail_rollback=True)
+    result = engine(tmp_path, world).run(book())
+    assert result.status is RunStatus.ROLLBACK_FAILED
+    assert {v["baseline_agent_port"] for v in world.extravars} == {9180}
+    installed = PLAYBOOKS / ROLLBACK
+    assert installed.is_file()
+    failed = [e for e in engine(tmp_path, world).store.entries(result.run_id) if "failed" in e.kind]
+    assert any(f"-i localhost {installed} -l srv1" in json.dumps(e.payload) for e in failed), [
+        e.payload for e in failed
+    ]
