@@ -90,6 +90,11 @@ def _ip(address: str) -> dict[str, Any]:
 
 PASSWORD = "pl4nted-bgp-s3cret"  # a BGP password NetBox renders: never in a diff or evidence
 
+# What a driver shaped like napalm-bird2 lacks: commit-confirm (no has_pending_commit, no
+# confirm_commit: its revert_in is a timer in our own process) and two getters
+NO_COMMIT_CONFIRM = frozenset({"has_pending_commit", "confirm_commit"})
+BIRD2_LACKS = NO_COMMIT_CONFIRM | {"get_lldp_neighbors", "get_route_to"}
+
 
 def rendering(name: str, intent: str, links: list[tuple[str, ...]] | None = None) -> str:
     """A device's configuration as a NetBox template would render it for ``intent``: the
@@ -137,12 +142,21 @@ class RenderingNetBox(NetBoxGateway):
 
 class MemoryDevice(NetworkGateway):
     """A device in memory behind the gateway's API: its raw running configuration, the
-    getters' answers (a getter named in ``missing`` is one its driver lacks), and what it was
-    asked. ``cli`` fails the test: the runbooks send no command."""
+    getters' answers (a getter or method named in ``missing`` is one its driver lacks: as the
+    gateway does, it raises UnsupportedError, and a commit with revert_in is refused where
+    commit-confirm is missing), and what it was asked. ``cli`` fails the test: the runbooks
+    send no command."""
 
-    def __init__(self, mode: Mode, name: str, running: str, missing: Iterable[str] = ()) -> None:
-        target = DeviceTarget(name, f"198.18.0.{IDS[name]}", "frr")
-        super().__init__(mode, target, Credentials("netops"), driver="frr")
+    def __init__(
+        self,
+        mode: Mode,
+        name: str,
+        running: str,
+        missing: Iterable[str] = (),
+        platform: str = "frr",
+    ) -> None:
+        target = DeviceTarget(name, f"198.18.0.{IDS[name]}", platform)
+        super().__init__(mode, target, Credentials("netops"), driver=platform)
         self.running = running
         self.missing = set(missing)
         self.routes: dict[str, dict[str, Any]] = {}  # destination -> get_route_to's answer
@@ -156,7 +170,9 @@ class MemoryDevice(NetworkGateway):
     def _getter(self, name: str) -> None:
         if name in self.missing:
             raise UnsupportedError(
-                f"{self.target.name}: the {self.driver_name} driver has no {name}", getter=name
+                f"{self.target.name}: the {self.driver_name} driver has no {name}",
+                method=name,
+                **({"getter": name} if name.startswith("get_") else {}),
             )
 
     @reads
@@ -201,6 +217,7 @@ class MemoryDevice(NetworkGateway):
 
     @reads
     def has_pending_commit(self) -> bool:
+        self._getter("has_pending_commit")
         return self.pending
 
     @writes
@@ -211,6 +228,8 @@ class MemoryDevice(NetworkGateway):
         replace: bool = True,
         secret_sources: Sequence[str] = (),
     ) -> str:
+        if revert_in is not None and not self.commit_confirm_supported():
+            raise UnsupportedError(f"{self.target.name}: no commit with revert_in={revert_in}")
         full = fill_secrets(candidate, self.running, *secret_sources)
         diff = self.compare(candidate, secret_sources=secret_sources)
         self.commits.append((full, revert_in, tuple(secret_sources)))
@@ -220,10 +239,12 @@ class MemoryDevice(NetworkGateway):
 
     @writes
     def confirm(self) -> None:
+        self._getter("confirm_commit")
         self.pending = False
 
     @writes
     def rollback(self) -> None:
+        self._getter("rollback")
         self.running, self.pending = self.before_commit, False
 
 

@@ -6,6 +6,7 @@ commit), the loopbacks through get_route_to, a check a driver cannot answer name
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -14,11 +15,14 @@ import pytest
 
 from runbooks.core.errors import DriftError, InventoryError, VerificationError
 from runbooks.core.gateway import Mode
+from runbooks.core.results import Diff, Status, StepKind, StepResult
 from runbooks.library import network_common as nc
 from runbooks.library import rack_steps as rs
 from runbooks.library.rack_in import RackIn
 from tests.unit.library.rack_data import (
+    BIRD2_LACKS,
     LINKS,
+    NO_COMMIT_CONFIRM,
     PASSWORD,
     MemoryDevice,
     RenderingNetBox,
@@ -202,12 +206,20 @@ CONNECTED = [(*link[:6], "connected") for link in LINKS]  # leaf3's cables, once
 FACTORY = "hostname leaf3\n!\n"
 
 
-def fabric(mode: Mode, missing: dict[str, set[str]] | None = None) -> dict[str, MemoryDevice]:
+def fabric(
+    mode: Mode, missing: dict[str, set[str]] | None = None, bird2: Iterable[str] = ()
+) -> dict[str, MemoryDevice]:
     """leaf3 with its factory configuration; the spines running what NetBox rendered before
-    leaf3's cables were connected."""
-    missing = missing or {}
+    leaf3's cables were connected. The devices named in ``bird2`` have a driver shaped like
+    napalm-bird2 (no commit-confirm, no LLDP, no get_route_to)."""
+    missing = {n: set(m) for n, m in (missing or {}).items()}
+    for name in bird2:
+        missing[name] = missing.get(name, set()) | BIRD2_LACKS
     running = {"leaf3": FACTORY} | {n: rendering(n, "service") for n in ("spine1", "spine2")}
-    return {n: MemoryDevice(mode, n, text, missing.get(n, ())) for n, text in running.items()}
+    return {
+        n: MemoryDevice(mode, n, text, missing.get(n, ()), "bird2" if n in bird2 else "frr")
+        for n, text in running.items()
+    }
 
 
 def without_password(text: str) -> str:
@@ -326,6 +338,92 @@ def test_a_check_a_driver_cannot_answer_is_named_in_the_plan_and_not_passed_in_t
     routed = RackIn.verify_loopbacks_answer.func(rb, run)
     assert routed["not_checked"] == ["leaf3: not checked on frr: driver frr has no get_route_to"]
     assert routed["routed"] == ["spine1 → leaf3 198.18.255.5", "spine2 → leaf3 198.18.255.5"]
+
+
+# ---- a device whose driver has no commit-confirm (napalm-bird2's shape) ----------------------
+
+CONFIGURE = "Configure leaf3 and its cable peers as NetBox renders them"
+
+
+def test_a_device_without_commit_confirm_is_named_in_the_plan_and_not_confirmed() -> None:
+    rb = rack_in()
+    devices, nb = fabric(Mode.PLAN, bird2=["leaf3"]), RenderingNetBox(Mode.PLAN, CONNECTED)
+    ctx = context(rb, Mode.PLAN, devices, nb)
+    evidence = RackIn.drivers_can_answer.func(rb, ctx)
+    (entry,) = [c for c in evidence["cannot_check"] if c["check"].startswith(CONFIGURE)]
+    assert (entry["device"], entry["platform"], entry["driver"]) == ("leaf3", "bird2", "bird2")
+    assert entry["why"].startswith(
+        "driver bird2 has no has_pending_commit/confirm_commit (NAPALM's commit-confirm): "
+        "committed without revert_in"
+    )
+    assert "only the run's undo puts its configuration back" in entry["why"]
+    warnings = [w for w in evidence["warnings"] if w.startswith(CONFIGURE)]
+    assert len(warnings) == 1 and "no commit-confirm on bird2 (leaf3): driver bird2" in warnings[0]
+    assert not any("spine" in w for w in evidence["warnings"])  # FRR has commit-confirm
+
+    diffs = RackIn.plan_device_config.plan(rb, ctx)
+    assert [nc.device_of(d) for d in diffs] == ["leaf3", "spine1", "spine2"]
+    assert rs.state(ctx).to_confirm == {"spine1", "spine2"}
+    confirms = RackIn.plan_confirm_config.plan(rb, ctx)
+    assert [d.target for d in confirms] == ["spine1 configuration", "spine2 configuration"]
+
+
+def test_a_cable_peer_without_commit_confirm_is_not_waited_for_either() -> None:
+    """The peers' sessions change only at run time (their cables are connected then): the
+    plan names those to confirm from their drivers."""
+    rb = rack_in()
+    devices = fabric(Mode.PLAN, bird2=["spine2"])
+    devices["spine1"].running = devices["spine2"].running = "hostname x\n"
+    ctx = context(rb, Mode.PLAN, devices, RenderingNetBox(Mode.PLAN))
+    cables = Diff(target="cable #3", summary="planned → connected")
+    ctx.results["plan_cables_connected"] = StepResult(
+        "plan_cables_connected", "", StepKind.CHANGE, Status.PLANNED, diffs=(cables,)
+    )
+    RackIn.plan_device_config.plan(rb, ctx)
+    assert rs.state(ctx).to_confirm == {"leaf3", "spine1"}
+    evidence = RackIn.drivers_can_answer.func(rb, ctx)
+    named = [c["device"] for c in evidence["cannot_check"] if c["check"].startswith(CONFIGURE)]
+    assert named == ["spine2"]
+
+
+def test_a_device_without_commit_confirm_is_committed_without_a_timer_and_undone_by_the_run(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Committed without revert_in (the gateway refuses one), the others with it; the run's
+    confirmation waits for those only; a failing post-check, and the undo puts it back."""
+    monkeypatch.setattr("runbooks.library.rack_in.time.sleep", lambda s: None)
+    devices, nb = fabric(Mode.RUN, bird2=["leaf3"]), RenderingNetBox(Mode.RUN, CONNECTED)
+    assert devices["leaf3"].missing >= NO_COMMIT_CONFIRM
+    rb = rack_in(confirm_within_s=120, settle_timeout_s=0.01)
+    ctx = context(rb, Mode.RUN, devices, nb)
+    diffs = RackIn.plan_device_config.plan(rb, ctx)
+    evidence = RackIn.commit_device_config.apply_func(rb, ctx, diffs)
+    assert evidence == {
+        "committed": ["leaf3", "spine1", "spine2"],
+        "revert_in_s": 120,
+        "without_commit_confirm": ["leaf3"],
+    }
+    assert [c[1] for c in devices["leaf3"].commits] == [None]
+    assert [c[1] for n in ("spine1", "spine2") for c in devices[n].commits] == [120, 120]
+    assert devices["leaf3"].running == rendering("leaf3", "service", CONNECTED)
+    assert RackIn.device_config_in_place.verify_func(rb, ctx, diffs)
+
+    ctx.results["plan_device_config"] = StepResult(
+        "plan_device_config", "", StepKind.CHANGE, Status.CHANGED, diffs=tuple(diffs)
+    )
+    confirms = RackIn.plan_confirm_config.plan(rb, ctx)
+    assert [d.target for d in confirms] == ["spine1 configuration", "spine2 configuration"]
+    assert not RackIn.configs_confirmed.verify_func(rb, ctx, confirms)  # the spines pending
+
+    # the post-check fails (no BGP session comes up): the run undoes the configuration step
+    with pytest.raises(VerificationError, match="leaf3: no BGP session to spine1"):
+        RackIn.verify_bgp_established.func(rb, ctx)
+    RackIn.restore_device_config.undo_func(rb, ctx, diffs)
+    assert devices["leaf3"].running == FACTORY
+    assert devices["leaf3"].commits[-1] == (FACTORY, None, ())  # the recorded one, committed
+    for spine in ("spine1", "spine2"):  # rolled back: their commit-confirm cancelled
+        assert devices[spine].running == rendering(spine, "service")
+        assert not devices[spine].pending and len(devices[spine].commits) == 1
 
 
 def test_the_library_sends_no_vendor_command_and_edits_no_vendor_text() -> None:
