@@ -12,10 +12,12 @@ import pytest
 
 from runbooks.core.errors import InventoryError, VerificationError
 from runbooks.core.gateway import Mode
+from runbooks.core.results import Status, StepKind, StepResult
 from runbooks.library import network_common as nc
 from runbooks.library import rack_steps as rs
 from runbooks.library.rack_out import RackOut
 from tests.unit.library.rack_data import (
+    BIRD2_LACKS,
     LINKS,
     PASSWORD,
     MemoryDevice,
@@ -87,11 +89,20 @@ def test_sessions_that_still_carry_routes_from_the_device(
 # ---- the device steps, on NetBox and devices in memory ---------------------------------------
 
 
-def fabric(mode: Mode, missing: dict[str, set[str]] | None = None) -> dict[str, MemoryDevice]:
-    """The active devices, each running what NetBox renders for it in service."""
+def fabric(
+    mode: Mode, missing: dict[str, set[str]] | None = None, bird2: tuple[str, ...] = ()
+) -> dict[str, MemoryDevice]:
+    """The active devices, each running what NetBox renders for it in service; those named
+    in ``bird2`` with a driver shaped like napalm-bird2 (no commit-confirm, LLDP, routes)."""
     missing = missing or {}
     return {
-        n: MemoryDevice(mode, n, rendering(n, "service"), missing.get(n, ()))
+        n: MemoryDevice(
+            mode,
+            n,
+            rendering(n, "service"),
+            set(missing.get(n, ())) | (BIRD2_LACKS if n in bird2 else set()),
+            "bird2" if n in bird2 else "frr",
+        )
         for n in ("spine1", "spine2", "leaf1", "leaf2")
     }
 
@@ -214,6 +225,75 @@ def test_the_plan_names_the_checks_the_neighbours_drivers_cannot_answer() -> Non
         ("Wait until the neighbours route nothing through leaf1", "spine2"),
         ("Post-check: the neighbours' other BGP sessions are established", "spine2"),
     ]
+
+
+def test_a_device_without_commit_confirm_is_named_removed_without_a_timer_and_undone() -> None:
+    """leaf1's driver has no commit-confirm: the plan names it for the removal (not the
+    drain, committed without a timer anyway), and has no confirmation for it; the run removes
+    its configuration without revert_in, confirms nothing, and the undo puts it back (the
+    password from NetBox's rendering)."""
+    rb = rack_out(confirm_within_s=60)
+    plan = context(rb, Mode.PLAN, fabric(Mode.PLAN, bird2=("leaf1",)), RenderingNetBox(Mode.PLAN))
+    evidence = RackOut.drivers_can_answer.func(rb, plan)
+    named = [(c["check"], c["device"]) for c in evidence["cannot_check"] if "commit" in c["why"]]
+    assert named == [
+        ("Remove the configuration of leaf1 (commit-confirm where the platform has it)", "leaf1")
+    ]
+    assert any("no commit-confirm on bird2 (leaf1)" in w for w in evidence["warnings"])
+    assert RackOut.plan_remove_configuration.plan(rb, plan)
+    assert rs.state(plan).to_confirm == set()
+    assert RackOut.plan_confirm_removal.plan(rb, plan) == []
+
+    devices, nb = fabric(Mode.RUN, bird2=("leaf1",)), RenderingNetBox(Mode.RUN)
+    ctx = context(rb, Mode.RUN, devices, nb)
+    leaf1 = devices["leaf1"]
+    removal = RackOut.plan_remove_configuration.plan(rb, ctx)
+    assert RackOut.remove_configuration.apply_func(rb, ctx, removal) == {
+        "committed": ["leaf1"],
+        "revert_in_s": 60,
+        "without_commit_confirm": ["leaf1"],
+    }
+    assert leaf1.running == "hostname leaf1\n!\n" and leaf1.commits[-1][1] is None
+    ctx.results["plan_remove_configuration"] = StepResult(
+        "plan_remove_configuration", "", StepKind.CHANGE, Status.CHANGED, diffs=tuple(removal)
+    )
+    assert RackOut.plan_confirm_removal.plan(rb, ctx) == []  # nothing waits for it
+    RackOut.restore_configuration.undo_func(rb, ctx, removal)
+    assert leaf1.running == rendering("leaf1", "service")  # with its password, from NetBox
+
+
+def test_neighbours_without_commit_confirm_are_named_and_not_waited_for() -> None:
+    leaving = [(*link[:6], "decommissioning") if "leaf1" in link else link for link in LINKS]
+    rb = rack_out(confirm_within_s=60)
+    devices = fabric(Mode.PLAN, bird2=("spine2",))
+    evidence = RackOut.drivers_can_answer.func(
+        rb, context(rb, Mode.PLAN, devices, RenderingNetBox(Mode.PLAN))
+    )
+    named = [(c["check"], c["device"]) for c in evidence["cannot_check"] if "commit" in c["why"]]
+    assert named == [
+        (
+            "Configure the neighbours as NetBox now renders them "
+            "(commit-confirm where the platform has it)",
+            "spine2",
+        )
+    ]
+    plan = context(rb, Mode.PLAN, devices, RenderingNetBox(Mode.PLAN, leaving))
+    assert len(RackOut.plan_neighbour_configs.plan(rb, plan)) == 2
+    assert rs.state(plan).to_confirm == {"spine1"}
+
+    devices = fabric(Mode.RUN, bird2=("spine2",))
+    ctx = context(rb, Mode.RUN, devices, RenderingNetBox(Mode.RUN, leaving))
+    diffs = RackOut.plan_neighbour_configs.plan(rb, ctx)
+    evidence = RackOut.commit_neighbour_configs.apply_func(rb, ctx, diffs)
+    assert evidence["without_commit_confirm"] == ["spine2"]
+    assert [devices[n].commits[-1][1] for n in ("spine1", "spine2")] == [60, None]
+    ctx.results["plan_neighbour_configs"] = StepResult(
+        "plan_neighbour_configs", "", StepKind.CHANGE, Status.CHANGED, diffs=tuple(diffs)
+    )
+    confirms = RackOut.plan_confirm_neighbours.plan(rb, ctx)
+    assert [d.target for d in confirms] == ["spine1 configuration"]
+    RackOut.confirm_neighbours.apply_func(rb, ctx, confirms)
+    assert RackOut.neighbours_confirmed.verify_func(rb, ctx, confirms)
 
 
 def test_the_steps_read_as_the_work_instruction() -> None:
