@@ -66,6 +66,8 @@ class Vendor:
     # what the real driver refuses (napalm/<driver>/<driver>.py, commit_config)
     commit_message: bool
     revert_in: Callable[[int], str | None]
+    # EOS: a commit-confirm is the driver's config session (see RecordedDriver)
+    session_bound: bool = False
 
     def port(self, name: str) -> str:
         return self.ports.get(name, name)
@@ -110,6 +112,7 @@ VENDORS: dict[str, Vendor] = {
         (EOS_BGP_PASSWORD,),
         commit_message=False,
         revert_in=lambda seconds: None,
+        session_bound=True,
     ),
     "junos": Vendor(
         "junos",
@@ -157,6 +160,7 @@ class DeviceState:
     running: str
     previous: str | None = None
     pending: bool = False
+    pending_session: str | None = None  # EOS: the config session waiting for its confirm
     commits: list[tuple[str, int | None]] = field(default_factory=list)  # (text, revert_in)
 
 
@@ -249,7 +253,11 @@ class RecordedDriver(MockDriver):  # type: ignore[misc]
       when configured, up when both ends configure it enabled; a route when its next hop's
       session is up and leads to the destination;
     - commit_config refuses what the vendor's real driver refuses (a commit message on
-      IOS and EOS, a ``revert_in`` IOS or Junos cannot honour).
+      IOS and EOS, a ``revert_in`` IOS or Junos cannot honour);
+    - EOS's driver commits with ``revert_in`` through its config session and keeps it: only
+      that driver object can confirm or roll back the pending commit (another connection
+      is told there is none), and its next load reuses the session, so the discard after
+      a compare aborts the pending commit: the device goes back.
 
     Getters the recorded files do not hold raise NotImplementedError, as the mock does."""
 
@@ -269,6 +277,7 @@ class RecordedDriver(MockDriver):  # type: ignore[misc]
         self.path = str(FIXTURES / self.vendor.driver / self.name)
         self.config: str | None = None  # the candidate loaded
         self.merge: bool | None = None
+        self.session: str | None = None  # EOS's config session of this driver object
 
     @property
     def state(self) -> DeviceState:
@@ -368,6 +377,8 @@ class RecordedDriver(MockDriver):  # type: ignore[misc]
             False,
             config if config is not None else Path(str(filename)).read_text(),
         )
+        if self.vendor.session_bound and self.session is None:
+            self.session = f"napalm_{id(self)}_{len(self.state.commits)}"
 
     def load_merge_candidate(self, filename: str | None = None, config: str | None = None) -> None:
         raise NotImplementedError("the recorded devices take replace candidates only")
@@ -379,6 +390,11 @@ class RecordedDriver(MockDriver):  # type: ignore[misc]
 
     def discard_config(self) -> None:
         self.merge, self.config = None, None
+        state = self.state
+        if self.session is not None and self.session == state.pending_session:
+            state.running, state.previous = str(state.previous), None  # aborted: back
+            state.pending, state.pending_session = False, None
+        self.session = None
 
     def commit_config(self, message: str = "", revert_in: int | None = None) -> None:
         if message and not self.vendor.commit_message:
@@ -398,20 +414,31 @@ class RecordedDriver(MockDriver):  # type: ignore[misc]
         state.pending = revert_in is not None
         state.commits.append((self.config, revert_in))
         self.merge, self.config = None, None
+        if self.vendor.session_bound:
+            state.pending_session = self.session if state.pending else None
+            self.session = self.session if state.pending else None
+
+    def _owns_pending(self) -> bool:
+        return not self.vendor.session_bound or self.session == self.state.pending_session
 
     def confirm_commit(self) -> None:
-        if not self.state.pending:
-            raise napalm_errors.CommitError("No pending commit-confirm")
-        self.state.pending = False
+        if not self.state.pending or not self._owns_pending():
+            raise napalm_errors.CommitError("No pending commit-confirm found!")
+        self.state.pending, self.state.pending_session, self.session = False, None, None
 
     def has_pending_commit(self) -> bool:
         return self.state.pending
 
     def rollback(self) -> None:
         state = self.state
+        if state.pending and not self._owns_pending():
+            raise napalm_errors.CommitError(
+                "Current config session not found as pending commit-confirm"
+            )
         if state.previous is None:
             raise napalm_errors.ReplaceConfigException("Rollback config file does not exist")
         state.running, state.previous, state.pending = state.previous, None, False
+        state.pending_session = self.session = None
 
 
 _STATEFUL = frozenset(
