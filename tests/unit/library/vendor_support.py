@@ -253,7 +253,8 @@ class RecordedDriver(MockDriver):  # type: ignore[misc]
       when configured, up when both ends configure it enabled; a route when its next hop's
       session is up and leads to the destination;
     - commit_config refuses what the vendor's real driver refuses (a commit message on
-      IOS and EOS, a ``revert_in`` IOS or Junos cannot honour);
+      IOS and EOS, a ``revert_in`` IOS or Junos cannot honour, on IOS without the archive
+      feature configured);
     - EOS's driver commits with ``revert_in`` through its config session and keeps it: only
       that driver object can confirm or roll back the pending commit (another connection
       is told there is none), and its next load reuses the session, so the discard after
@@ -401,6 +402,9 @@ class RecordedDriver(MockDriver):  # type: ignore[misc]
             raise NotImplementedError("Commit message not implemented for this platform")
         if revert_in is not None:
             refused = self.vendor.revert_in(revert_in)
+            archive = re.search(r"^archive$", self.state.running, re.M)
+            if self.vendor.driver == "ios" and not archive:
+                refused = "For Cisco devices, revert_in requires 'archive' feature to be enabled."
             if refused:
                 raise napalm_errors.CommitConfirmException(refused)
             if self.state.pending:
