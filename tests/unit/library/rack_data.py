@@ -5,7 +5,7 @@ steps of the runbooks, NetBox's renderings and the devices in memory (`context`)
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from runbooks.config import NetBoxSettings
@@ -37,7 +37,7 @@ def status_of(name: str) -> str:
 
 
 def working_set(
-    name: str, links: list[tuple[str, ...]] | None = None, status: str | None = None
+    name: str, links: Sequence[tuple[str, ...]] | None = None, status: str | None = None
 ) -> DeviceWorkingSet:
     interfaces: list[dict[str, Any]] = [
         {"id": 1, "name": "lo", "ip_addresses": [_ip(f"198.18.255.{IDS[name]}/32")]},
@@ -96,7 +96,7 @@ NO_COMMIT_CONFIRM = frozenset({"has_pending_commit", "confirm_commit"})
 BIRD2_LACKS = NO_COMMIT_CONFIRM | {"get_lldp_neighbors", "get_route_to"}
 
 
-def rendering(name: str, intent: str, links: list[tuple[str, ...]] | None = None) -> str:
+def rendering(name: str, intent: str, links: Sequence[tuple[str, ...]] | None = None) -> str:
     """A device's configuration as a NetBox template would render it for ``intent``: the
     same three intents as the lab's templates, in no vendor's words in particular."""
     lines = [f"hostname {name}", "!"]
@@ -122,7 +122,7 @@ def rendering(name: str, intent: str, links: list[tuple[str, ...]] | None = None
 class RenderingNetBox(NetBoxGateway):
     """NetBox's reads the rack steps make, in memory; each rendering's intent is kept."""
 
-    def __init__(self, mode: Mode, links: list[tuple[str, ...]] | None = None) -> None:
+    def __init__(self, mode: Mode, links: Sequence[tuple[str, ...]] | None = None) -> None:
         super().__init__(NetBoxSettings("http://127.0.0.1:9", "0" * 40), mode)
         self.links = links
         self.rendered: list[tuple[str, str]] = []  # (device, intent) of every render request
@@ -199,7 +199,7 @@ class MemoryDevice(NetworkGateway):
         return self.lldp
 
     @reads
-    def cli(self, commands: list[str]) -> dict[str, Any]:
+    def cli(self, commands: list[str], encoding: str = "text") -> dict[str, Any]:
         raise AssertionError(f"a runbook sent {commands} to {self.target.name}")
 
     @reads
@@ -246,6 +246,12 @@ class MemoryDevice(NetworkGateway):
     def rollback(self) -> None:
         self._getter("rollback")
         self.running, self.pending = self.before_commit, False
+
+
+def fn(func: Callable[..., Any] | None) -> Callable[..., Any]:
+    """A change step's apply, verify or undo function (typed: the step may lack one)."""
+    assert func is not None, "the step has no such function"
+    return func
 
 
 def context(

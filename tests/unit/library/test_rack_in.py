@@ -27,6 +27,7 @@ from tests.unit.library.rack_data import (
     MemoryDevice,
     RenderingNetBox,
     context,
+    fn,
     rendering,
     working_set,
 )
@@ -255,12 +256,12 @@ def test_the_commit_sends_netbox_rendering_with_its_secrets_or_refuses_a_drift()
     rb = rack_in(confirm_within_s=120)
     ctx = context(rb, Mode.RUN, devices, nb)
     diffs = RackIn.plan_device_config.plan(rb, ctx)
-    evidence = RackIn.commit_device_config.apply_func(rb, ctx, diffs)
+    evidence = fn(RackIn.commit_device_config.apply_func)(rb, ctx, diffs)
     assert evidence == {"committed": ["leaf3", "spine1", "spine2"], "revert_in_s": 120}
     committed, revert_in, _ = devices["leaf3"].commits[0]
     assert committed == rendering("leaf3", "service", CONNECTED) and revert_in == 120
     assert PASSWORD in committed  # the device gets the real rendering
-    assert RackIn.commit_device_config.verify_func(rb, ctx, diffs)
+    assert fn(RackIn.commit_device_config.verify_func)(rb, ctx, diffs)
 
     # NetBox renders spine2 otherwise by the time of the commit: refused, leaf3 and spine1 back
     devices, nb = fabric(Mode.RUN), RenderingNetBox(Mode.RUN, CONNECTED)
@@ -268,14 +269,14 @@ def test_the_commit_sends_netbox_rendering_with_its_secrets_or_refuses_a_drift()
     diffs = RackIn.plan_device_config.plan(rb, ctx)
     nb.renders[("spine2", "service")] = rendering("spine2", "service", CONNECTED) + "log x\n"
     with pytest.raises(DriftError, match="spine2: NetBox now renders another configuration"):
-        RackIn.commit_device_config.apply_func(rb, ctx, diffs)
+        fn(RackIn.commit_device_config.apply_func)(rb, ctx, diffs)
     assert devices["leaf3"].running == FACTORY
     assert devices["spine1"].running == rendering("spine1", "service")
     assert not devices["spine2"].commits
 
 
 def test_the_loopbacks_are_checked_with_get_route_to(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(rs.time, "sleep", lambda s: None)
+    monkeypatch.setattr("runbooks.library.rack_steps.time.sleep", lambda s: None)
     devices = fabric(Mode.RUN)
     routes = {"leaf3": ["198.18.255.1", "198.18.255.2"], "spine1": ["198.18.255.5"]}
     routes["spine2"] = ["198.18.255.5"]
@@ -397,7 +398,7 @@ def test_a_device_without_commit_confirm_is_committed_without_a_timer_and_undone
     rb = rack_in(confirm_within_s=120, settle_timeout_s=0.01)
     ctx = context(rb, Mode.RUN, devices, nb)
     diffs = RackIn.plan_device_config.plan(rb, ctx)
-    evidence = RackIn.commit_device_config.apply_func(rb, ctx, diffs)
+    evidence = fn(RackIn.commit_device_config.apply_func)(rb, ctx, diffs)
     assert evidence == {
         "committed": ["leaf3", "spine1", "spine2"],
         "revert_in_s": 120,
@@ -406,19 +407,19 @@ def test_a_device_without_commit_confirm_is_committed_without_a_timer_and_undone
     assert [c[1] for c in devices["leaf3"].commits] == [None]
     assert [c[1] for n in ("spine1", "spine2") for c in devices[n].commits] == [120, 120]
     assert devices["leaf3"].running == rendering("leaf3", "service", CONNECTED)
-    assert RackIn.device_config_in_place.verify_func(rb, ctx, diffs)
+    assert fn(RackIn.device_config_in_place.verify_func)(rb, ctx, diffs)
 
     ctx.results["plan_device_config"] = StepResult(
         "plan_device_config", "", StepKind.CHANGE, Status.CHANGED, diffs=tuple(diffs)
     )
     confirms = RackIn.plan_confirm_config.plan(rb, ctx)
     assert [d.target for d in confirms] == ["spine1 configuration", "spine2 configuration"]
-    assert not RackIn.configs_confirmed.verify_func(rb, ctx, confirms)  # the spines pending
+    assert not fn(RackIn.configs_confirmed.verify_func)(rb, ctx, confirms)  # the spines pending
 
     # the post-check fails (no BGP session comes up): the run undoes the configuration step
     with pytest.raises(VerificationError, match="leaf3: no BGP session to spine1"):
         RackIn.verify_bgp_established.func(rb, ctx)
-    RackIn.restore_device_config.undo_func(rb, ctx, diffs)
+    fn(RackIn.restore_device_config.undo_func)(rb, ctx, diffs)
     assert devices["leaf3"].running == FACTORY
     assert devices["leaf3"].commits[-1] == (FACTORY, None, ())  # the recorded one, committed
     for spine in ("spine1", "spine2"):  # rolled back: their commit-confirm cancelled

@@ -6,6 +6,7 @@ management address no configuration may move. No lab."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
@@ -23,12 +24,13 @@ from tests.unit.library.rack_data import (
     MemoryDevice,
     RenderingNetBox,
     context,
+    fn,
     rendering,
     working_set,
 )
 
 
-def neighbours(names: list[str], links: list[tuple[str, ...]] = LINKS) -> dict[str, object]:
+def neighbours(names: list[str], links: Sequence[tuple[str, ...]] = LINKS) -> dict[str, object]:
     return {n: working_set(n, links) for n in names}
 
 
@@ -135,18 +137,18 @@ def test_the_undo_after_the_removal_fills_the_password_from_netbox() -> None:
     ctx = context(rb, Mode.RUN, devices, nb)
     leaf1 = devices["leaf1"]
     drain = RackOut.plan_drain_bgp.plan(rb, ctx)
-    RackOut.shut_bgp_sessions.apply_func(rb, ctx, drain)
+    fn(RackOut.shut_bgp_sessions.apply_func)(rb, ctx, drain)
     assert leaf1.running == rendering("leaf1", "drain") and leaf1.commits[0][1] is None
     removal = RackOut.plan_remove_configuration.plan(rb, ctx)
-    RackOut.remove_configuration.apply_func(rb, ctx, removal)
+    fn(RackOut.remove_configuration.apply_func)(rb, ctx, removal)
     leaf1.confirm()  # confirmed: no timer brings the drained configuration back
     assert PASSWORD not in leaf1.running and "password <removed>" in str(removal[0].before)
     nb.rendered.clear()
-    RackOut.restore_configuration.undo_func(rb, ctx, removal)
+    fn(RackOut.restore_configuration.undo_func)(rb, ctx, removal)
     assert leaf1.running == rendering("leaf1", "drain")  # the password back, from NetBox
     assert nb.rendered == [("leaf1", "service")]
     assert leaf1.commits[-1][2] == (rendering("leaf1", "service"),)
-    RackOut.reopen_bgp_sessions.undo_func(rb, ctx, drain)
+    fn(RackOut.reopen_bgp_sessions.undo_func)(rb, ctx, drain)
     assert leaf1.running == rendering("leaf1", "service")
 
 
@@ -160,11 +162,11 @@ def test_the_neighbours_undone_after_their_confirmation_get_their_passwords_back
     ctx = context(rb, Mode.RUN, devices, nb)
     diffs = RackOut.plan_neighbour_configs.plan(rb, ctx)
     assert [d.target for d in diffs] == ["spine1 configuration", "spine2 configuration"]
-    RackOut.commit_neighbour_configs.apply_func(rb, ctx, diffs)
+    fn(RackOut.commit_neighbour_configs.apply_func)(rb, ctx, diffs)
     for spine, leaf1 in (("spine1", "198.18.1.1"), ("spine2", "198.18.1.7")):
         devices[spine].confirm()
         assert f"neighbor {leaf1} " not in devices[spine].running
-    RackOut.restore_neighbour_configs.undo_func(rb, ctx, diffs)
+    fn(RackOut.restore_neighbour_configs.undo_func)(rb, ctx, diffs)
     for spine in ("spine1", "spine2"):
         assert devices[spine].running == rendering(spine, "service")
         assert len(devices[spine].commits) == 1  # rolled back, nothing committed over it
@@ -248,7 +250,7 @@ def test_a_device_without_commit_confirm_is_named_removed_without_a_timer_and_un
     ctx = context(rb, Mode.RUN, devices, nb)
     leaf1 = devices["leaf1"]
     removal = RackOut.plan_remove_configuration.plan(rb, ctx)
-    assert RackOut.remove_configuration.apply_func(rb, ctx, removal) == {
+    assert fn(RackOut.remove_configuration.apply_func)(rb, ctx, removal) == {
         "committed": ["leaf1"],
         "revert_in_s": 60,
         "without_commit_confirm": ["leaf1"],
@@ -258,7 +260,7 @@ def test_a_device_without_commit_confirm_is_named_removed_without_a_timer_and_un
         "plan_remove_configuration", "", StepKind.CHANGE, Status.CHANGED, diffs=tuple(removal)
     )
     assert RackOut.plan_confirm_removal.plan(rb, ctx) == []  # nothing waits for it
-    RackOut.restore_configuration.undo_func(rb, ctx, removal)
+    fn(RackOut.restore_configuration.undo_func)(rb, ctx, removal)
     assert leaf1.running == rendering("leaf1", "service")  # with its password, from NetBox
 
 
@@ -284,7 +286,7 @@ def test_neighbours_without_commit_confirm_are_named_and_not_waited_for() -> Non
     devices = fabric(Mode.RUN, bird2=("spine2",))
     ctx = context(rb, Mode.RUN, devices, RenderingNetBox(Mode.RUN, leaving))
     diffs = RackOut.plan_neighbour_configs.plan(rb, ctx)
-    evidence = RackOut.commit_neighbour_configs.apply_func(rb, ctx, diffs)
+    evidence = fn(RackOut.commit_neighbour_configs.apply_func)(rb, ctx, diffs)
     assert evidence["without_commit_confirm"] == ["spine2"]
     assert [devices[n].commits[-1][1] for n in ("spine1", "spine2")] == [60, None]
     ctx.results["plan_neighbour_configs"] = StepResult(
@@ -292,8 +294,8 @@ def test_neighbours_without_commit_confirm_are_named_and_not_waited_for() -> Non
     )
     confirms = RackOut.plan_confirm_neighbours.plan(rb, ctx)
     assert [d.target for d in confirms] == ["spine1 configuration"]
-    RackOut.confirm_neighbours.apply_func(rb, ctx, confirms)
-    assert RackOut.neighbours_confirmed.verify_func(rb, ctx, confirms)
+    fn(RackOut.confirm_neighbours.apply_func)(rb, ctx, confirms)
+    assert fn(RackOut.neighbours_confirmed.verify_func)(rb, ctx, confirms)
 
 
 def test_the_steps_read_as_the_work_instruction() -> None:
