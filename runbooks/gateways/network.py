@@ -11,7 +11,10 @@
 - Host keys are checked against the known_hosts file of the settings
   (``RUNBOOKS_SSH_KNOWN_HOSTS``, default ``~/.ssh/known_hosts``): Netmiko-based drivers get
   ``ssh_strict`` with that file, so a device not in it, or whose key differs, is refused
-  before any credential is sent (Netmiko's own default accepts any key).
+  before any credential is sent (Netmiko's own default accepts any key). A driver that
+  does not hand those options to Netmiko (napalm-bird2 accepts any key, with no option to
+  change it) is checked by the gateway before it opens: one SSH key exchange, no
+  authentication (`runbooks.gateways.network_host_keys`); the same refusal.
 - One connection per device per run (``ctx.gateway`` caches it), opened on first use,
   closed when the run ends; per-device timeouts. What a driver prints while it opens
   (napalm-bird2 prints its version) goes to stderr: stdout is the command's (``--json``).
@@ -55,12 +58,13 @@ from napalm.base import exceptions as napalm_errors
 from napalm.base.mock import MockDriver
 
 from runbooks.core.context import RunContext
-from runbooks.core.errors import InputError, InventoryError, UnsupportedError
+from runbooks.core.errors import ConnectError, InputError, InventoryError, UnsupportedError
 from runbooks.core.gateway import Gateway, Mode, reads, writes
-from runbooks.gateways import config_text
+from runbooks.gateways import config_text, network_host_keys
 from runbooks.gateways.device_credentials import Credentials, credential_source
 from runbooks.gateways.network_errors import translated
 from runbooks.gateways.network_guard import ReadOnlyDriver, check_commands
+from runbooks.gateways.network_host_keys import key_refusal, needs_key_check
 from runbooks.gateways.network_target import (
     DeviceTarget,
     napalm_driver_for,
@@ -179,6 +183,8 @@ class NetworkGateway(Gateway):
                     timeout=creds.timeout,
                     optional_args=args,
                 )
+            self._check_host_key(device, action, args)
+            with translated(self.target.name, action, creds.known_hosts), _stdout_to_stderr():
                 device.open()
             log.info(
                 "%s: connected (%s) in %.2f s",
@@ -193,6 +199,29 @@ class NetworkGateway(Gateway):
                 else ReadOnlyDriver(device, self.target.name, self.driver_name)
             )
         return self._wire
+
+    def _check_host_key(self, device: Any, action: str, args: Mapping[str, Any]) -> None:
+        """Refuse the device before its driver opens when the driver would not check the
+        host key itself and the box's key is not the known_hosts file's (see
+        `runbooks.gateways.network_host_keys`); nothing is sent but SSH's key exchange."""
+        known_hosts = self._credentials.known_hosts
+        if not needs_key_check(device, known_hosts):
+            return
+        port = int(args.get("port") or network_host_keys.SSH_PORT)
+        started = time.monotonic()
+        with translated(self.target.name, action, known_hosts):
+            why = key_refusal(self.target.host, port, known_hosts, self._credentials.timeout)
+        log.debug(
+            "%s: host key checked by the gateway (%s) in %.3f s",
+            self.target.name,
+            self.driver_name,
+            time.monotonic() - started,
+        )
+        if why:
+            raise ConnectError(
+                f"{self.target.name}: refused while {action}: its host key {why} {known_hosts}",
+                device=self.target.name,
+            )
 
     def _call(self, action: str, fn: Callable[[Any], T]) -> T:
         wire = self._open()

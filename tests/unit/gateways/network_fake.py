@@ -6,7 +6,10 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 import pytest
+from napalm import get_network_driver
 from napalm.base import NetworkDriver
+from napalm.base import exceptions as napalm_errors
+from napalm.base.netmiko_helpers import netmiko_args
 
 from runbooks.core.gateway import Mode
 from runbooks.gateways import network
@@ -44,6 +47,9 @@ READS = frozenset(
 COMPARE = ("load_replace_candidate", "load_merge_candidate", "compare_config", "discard_config")
 
 
+KEY_CHECKS: list[tuple[str, int]] = []  # (host, port) of each host key the gateway checked
+
+
 class RecordingDriver(NetworkDriver):  # type: ignore[misc]
     """Every call lands in ``seen`` (class-wide: the gateway builds the instance)."""
 
@@ -65,6 +71,9 @@ class RecordingDriver(NetworkDriver):  # type: ignore[misc]
             "password": password,
             "optional_args": dict(optional_args or {}),
         }
+        # shaped like a Netmiko-based driver (NAPALM's IOS): the options Netmiko would get,
+        # so the gateway leaves the host key to Netmiko's ssh_strict
+        self.netmiko_optional_args = netmiko_args(dict(optional_args or {}))
         self.candidate: str | None = None
 
     def __del__(self) -> None:
@@ -133,7 +142,7 @@ class RecordingDriver(NetworkDriver):  # type: ignore[misc]
     ) -> None:
         self._saw("load_replace_candidate", config)
         if self.fail_load:
-            raise network.napalm_errors.ReplaceConfigException("% Invalid input")
+            raise napalm_errors.ReplaceConfigException("% Invalid input")
         self.candidate = config
 
     def load_merge_candidate(self, filename: str | None = None, config: str | None = None) -> None:
@@ -289,9 +298,18 @@ CREDS = Credentials("netops", "pw-not-real")
 @pytest.fixture
 def fake_drivers(monkeypatch: pytest.MonkeyPatch) -> type[RecordingDriver]:
     """``get_network_driver`` answering our fakes by name (and NAPALM's real ones else)."""
-    real = network.get_network_driver
+    real = get_network_driver
     monkeypatch.setattr(network, "get_network_driver", lambda name: DRIVERS.get(name) or real(name))
     RecordingDriver.seen = []
+    KEY_CHECKS.clear()
+
+    def key_checked(host: str, port: int, known_hosts: Any, timeout: float) -> str:
+        """The fakes shaped like napalm-bird2 get the gateway's own host key check: here
+        the known key, recorded (the check itself: tests/unit/gateways/test_host_keys.py)."""
+        KEY_CHECKS.append((host, port))
+        return ""
+
+    monkeypatch.setattr(network, "key_refusal", key_checked)
     RecordingDriver.running = RUNNING
     RecordingDriver.fail_load = False
     BirdLikeDriver.running = BIRD_RUNNING

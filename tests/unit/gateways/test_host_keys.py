@@ -6,22 +6,29 @@ one line. (The refusal against real sshd's: tests/lab/test_network_gateway_lab.p
 from __future__ import annotations
 
 import base64
+import contextlib
 import doctest
+import socket
 import subprocess
+import threading
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import paramiko
 import pytest
 from napalm import get_network_driver
 from napalm.base import exceptions as napalm_errors
+from napalm.base.mock import MockDriver
+from napalm.base.netmiko_helpers import netmiko_args
+from napalm_bird2.bird2 import BIRD2Driver  # type: ignore[import-untyped]
 from netmiko import ConnectHandler
 from paramiko.ssh_exception import BadHostKeyException, SSHException
 
 from runbooks import config
 from runbooks.core.errors import ConnectError
 from runbooks.core.gateway import Mode
-from runbooks.gateways import network, ssh_host_keys
+from runbooks.gateways import network, network_host_keys, ssh_host_keys
 from runbooks.gateways.ansible import AnsibleGateway, AnsibleSettings
 from runbooks.gateways.ansible_events import PlaybookResult, TaskResult
 from runbooks.gateways.network import Credentials, DeviceTarget, NetworkGateway
@@ -184,6 +191,7 @@ class _Recorder:
 
     def __init__(self, host: str, user: str, password: str, **kw: Any) -> None:
         _Recorder.given = kw["optional_args"]
+        self.netmiko_optional_args = netmiko_args(kw["optional_args"])  # as the FRR driver
 
     def open(self) -> None:
         if _Recorder.error is not None:
@@ -266,3 +274,217 @@ def test_a_refused_device_is_one_line_naming_the_file(
     assert str(info.value) == (
         f"leaf1: refused while connecting to 198.18.0.11: its host key {says} {known_hosts}"
     )
+
+
+# ------------------------------------- drivers that do not check: the gateway checks itself
+
+
+class _NoAuth(paramiko.ServerInterface):  # type: ignore[misc]
+    """Records every authentication a client tries (none must come) and accepts none."""
+
+    def __init__(self, tried: list[str]) -> None:
+        self.tried = tried
+
+    def get_allowed_auths(self, username: str) -> str:
+        self.tried.append(f"methods for {username}")
+        return "password,publickey"
+
+    def check_auth_none(self, username: str) -> int:
+        self.tried.append(f"none {username}")
+        return int(paramiko.common.AUTH_FAILED)
+
+    def check_auth_password(self, username: str, password: str) -> int:
+        self.tried.append(f"password {username}")
+        return int(paramiko.common.AUTH_FAILED)
+
+    def check_auth_publickey(self, username: str, key: paramiko.PKey) -> int:
+        self.tried.append(f"publickey {username}")
+        return int(paramiko.common.AUTH_FAILED)
+
+
+class _KeyServer:
+    """An SSH server on 127.0.0.1 at an ephemeral port showing ``keys``: key exchange only."""
+
+    def __init__(self, *keys: paramiko.PKey) -> None:
+        self.keys = keys
+        self.tried: list[str] = []
+        self.connections = 0
+        self._transports: list[paramiko.Transport] = []
+        self._sock = socket.create_server(("127.0.0.1", 0))
+        self.port = int(self._sock.getsockname()[1])
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self._sock.accept()
+            except OSError:
+                return  # closed
+            self.connections += 1
+            transport = paramiko.Transport(conn)
+            for key in self.keys:
+                transport.add_server_key(key)
+            self._transports.append(transport)
+            with contextlib.suppress(paramiko.SSHException, EOFError, OSError):
+                transport.start_server(server=_NoAuth(self.tried))
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self._sock.shutdown(socket.SHUT_RDWR)  # wakes accept (close alone does not)
+        self._sock.close()
+        for transport in self._transports:
+            transport.close()
+        self._thread.join(5)
+
+
+@pytest.fixture(scope="module")
+def server_key() -> paramiko.PKey:
+    return paramiko.ECDSAKey.generate()
+
+
+@pytest.fixture
+def key_server(server_key: paramiko.PKey) -> Iterator[_KeyServer]:
+    server = _KeyServer(server_key)
+    yield server
+    server.close()
+
+
+class _BirdLike(BIRD2Driver):  # type: ignore[misc]
+    """napalm-bird2's driver class (its own __init__ and transport choice), opening nothing:
+    ``open`` records that it was reached."""
+
+    opened: ClassVar[list[str]] = []
+
+    def open(self) -> None:
+        _BirdLike.opened.append(self.hostname)
+
+    def close(self) -> None:
+        pass
+
+    def get_facts(self) -> dict[str, Any]:
+        return {"hostname": "border1"}
+
+
+def _bird_gateway(monkeypatch: pytest.MonkeyPatch, known_hosts: Path, port: int) -> NetworkGateway:
+    monkeypatch.setattr(network, "get_network_driver", lambda name: _BirdLike)
+    _BirdLike.opened = []
+    creds = Credentials("netops", "pw-not-real", port=port, timeout=5, known_hosts=known_hosts)
+    target = DeviceTarget("border1", "127.0.0.1", "bird2", "bird2", {"transport": "ssh"})
+    return NetworkGateway(Mode.PLAN, target, creds, "t")
+
+
+def _line(port: int, key: paramiko.PKey) -> str:
+    return f"[127.0.0.1]:{port} {key.get_name()} {key.get_base64()}\n"
+
+
+@pytest.mark.parametrize(
+    ("known", "says"),
+    [
+        ("unknown", "is not in"),
+        ("changed", "does not match the one in"),
+    ],
+)
+def test_a_driver_that_does_not_check_is_refused_before_it_opens(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    key_server: _KeyServer,
+    server_key: paramiko.PKey,
+    known: str,
+    says: str,
+) -> None:
+    """napalm-bird2 accepts any key (paramiko's AutoAddPolicy): the gateway asks the box for
+    its key first and refuses, one line, before the driver opens and before any credential."""
+    known_hosts = tmp_path / "known_hosts"
+    other = paramiko.ECDSAKey.generate()
+    lines = {
+        "unknown": f"198.18.0.31 {server_key.get_name()} {server_key.get_base64()}\n",
+        "changed": _line(key_server.port, other),
+    }
+    known_hosts.write_text(lines[known])
+    gw = _bird_gateway(monkeypatch, known_hosts, key_server.port)
+    with pytest.raises(ConnectError) as info:
+        gw.facts()
+    assert str(info.value) == (
+        f"border1: refused while connecting to 127.0.0.1: its host key {says} {known_hosts}"
+    )
+    assert _BirdLike.opened == []
+    assert key_server.connections == 1
+    assert key_server.tried == []  # no authentication tried: no credential sent
+
+
+def test_a_driver_that_does_not_check_opens_when_the_key_is_known(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    key_server: _KeyServer,
+    server_key: paramiko.PKey,
+) -> None:
+    known_hosts = tmp_path / "known_hosts"
+    known_hosts.write_text(_line(key_server.port, server_key))
+    gw = _bird_gateway(monkeypatch, known_hosts, key_server.port)
+    assert gw.facts() == {"hostname": "border1"}
+    assert _BirdLike.opened == ["127.0.0.1"]
+    assert key_server.connections == 1 and key_server.tried == []
+    gw.facts()
+    assert key_server.connections == 1  # once per device per run
+
+
+def test_the_check_asks_for_the_key_type_the_file_holds(tmp_path: Path) -> None:
+    """A server with an ECDSA and an RSA key, the file holding its RSA key: paramiko would
+    negotiate ECDSA first; the check asks for RSA (as OpenSSH does) and passes."""
+    rsa = paramiko.RSAKey.generate(1024)
+    server = _KeyServer(paramiko.ECDSAKey.generate(), rsa)
+    try:
+        known_hosts = tmp_path / "known_hosts"
+        known_hosts.write_text(_line(server.port, rsa))
+        assert network_host_keys.key_refusal("127.0.0.1", server.port, known_hosts, 5) == ""
+        missing = tmp_path / "absent"
+        assert network_host_keys.key_refusal("127.0.0.1", server.port, missing, 5) == "is not in"
+        assert server.tried == []
+    finally:
+        server.close()
+
+
+def test_a_closed_port_is_unreachable_not_a_key_refusal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as sock:
+        port = int(sock.getsockname()[1])
+    gw = _bird_gateway(monkeypatch, tmp_path / "known_hosts", port)
+    with pytest.raises(ConnectError) as info:
+        gw.facts()
+    assert str(info.value) == (
+        "border1: unreachable while connecting to 127.0.0.1 (ConnectionRefusedError)"
+    )
+    assert _BirdLike.opened == []
+
+
+def _built(name: str, **optional_args: Any) -> Any:
+    """The driver object the gateway builds (no connection), given the gateway's options."""
+    known_hosts = Path("/etc/runbooks/known_hosts")
+    args = {"port": 22, **network.host_key_args(known_hosts), **optional_args}
+    return get_network_driver(name)("198.18.0.31", "netops", "pw", optional_args=args)
+
+
+@pytest.mark.parametrize(
+    ("driver", "options", "checked"),
+    [
+        ("bird2", {}, True),  # paramiko with AutoAddPolicy, no option to change it
+        ("bird2", {"transport": "socket"}, False),  # birdc's local socket: no SSH
+        ("frr", {}, False),  # Netmiko with ssh_strict and the file
+        ("ios", {}, False),
+        ("nxos_ssh", {}, False),
+        ("eos", {"transport": "ssh"}, False),
+        ("eos", {}, False),  # eAPI over https: no SSH host key
+        ("ios", {"ssh_strict": False}, True),  # the config context turned Netmiko's check off
+        ("ios", {"alt_key_file": "/tmp/other"}, True),  # another file than the settings'
+    ],
+)
+def test_which_drivers_the_gateway_checks_itself(
+    driver: str, options: dict[str, Any], checked: bool
+) -> None:
+    built = _built(driver, **options)
+    known_hosts = Path("/etc/runbooks/known_hosts")
+    assert network_host_keys.needs_key_check(built, known_hosts) is checked
+    assert network_host_keys.needs_key_check(MockDriver("h", "u", "p"), known_hosts) is False
+    assert doctest.testmod(network_host_keys).failed == 0
