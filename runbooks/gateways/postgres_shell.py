@@ -125,14 +125,17 @@ class NsenterShell(_ShellBase):
 
 
 class SshShell(_ShellBase):
-    """A server over SSH, one multiplexed connection per gateway (logins are the costly part)."""
+    """A server over SSH, one multiplexed connection per gateway (logins are the costly part).
+
+    The login is ``user`` when given, else whatever ssh itself picks (``User`` of the caller's
+    ssh configuration, else the caller's own name): no account is assumed."""
 
     def __init__(
         self,
         host: str,
         key_file: str,
         *,
-        user: str = "root",
+        user: str | None = None,
         port: int = 22,
         os_user: str = "postgres",
         known_hosts: str | Path | None = None,
@@ -140,7 +143,7 @@ class SshShell(_ShellBase):
         self.host, self.key_file, self.user, self.port = host, key_file, user, port
         self.os_user = os_user
         self.known_hosts = Path(known_hosts) if known_hosts else ssh_known_hosts()
-        self.where = f"{user}@{host}"
+        self.where = f"{user}@{host}" if user else host
         self._control_dir = Path(tempfile.mkdtemp(prefix="rb-ssh-"))
         self._control = self._control_dir / "ctl"
 
@@ -181,12 +184,16 @@ class SshShell(_ShellBase):
 
     def _prefix(self, argv: Sequence[str]) -> list[str]:
         remote = list(argv) if self.user == self.os_user else [*_as_user(self.os_user), *argv]
-        return [*self._ssh(), f"{self.user}@{self.host}", "--", shlex.join(remote)]
+        return [*self._ssh(), self._destination, "--", shlex.join(remote)]
+
+    @property
+    def _destination(self) -> str:
+        return f"{self.user}@{self.host}" if self.user else self.host
 
     def close(self) -> None:
         if self._control.exists():
             subprocess.run(
-                [*self._ssh(), "-O", "exit", f"{self.user}@{self.host}"],
+                [*self._ssh(), "-O", "exit", self._destination],
                 capture_output=True,
                 timeout=10,
                 check=False,

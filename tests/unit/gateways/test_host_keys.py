@@ -112,7 +112,7 @@ def test_a_refused_server_is_one_line_naming_the_file(
         return subprocess.CompletedProcess(argv, 255, "", stderr)
 
     monkeypatch.setattr(subprocess, "run", refused)
-    shell = SshShell("198.18.0.41", "/k")
+    shell = SshShell("198.18.0.41", "/k", user="root")
     with pytest.raises(ConnectError) as info:
         shell.run(["true"], check=False)  # refused even when the caller reads the exit code
     message = str(info.value)

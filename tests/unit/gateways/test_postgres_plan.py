@@ -210,11 +210,16 @@ def test_shells_run_as_the_cluster_user_where_the_cluster_is() -> None:
         "nsenter", "-t", "42", "-n", "-m", "-u", "-i", "--",
         "runuser", "-u", "postgres", "--", *argv,
     ]  # fmt: skip
-    ssh = SshShell("198.18.0.41", "/k", os_user="postgres")
+    ssh = SshShell("198.18.0.41", "/k", user="root", os_user="postgres")
     full = ssh._prefix(argv)
     assert full[0] == "ssh" and "root@198.18.0.41" in full
     assert full[-1] == "runuser -u postgres -- psql -c 'select 1'"
     ssh.close()
+    # no user given: none is assumed (ssh's own configuration, else the caller's name)
+    plain = SshShell("198.18.0.41", "/k")
+    assert "198.18.0.41" in plain._prefix(argv) and not any("@" in a for a in plain._prefix(argv))
+    assert plain.where == "198.18.0.41"
+    plain.close()
     local = LocalShell()._prefix(argv)
     assert local[-3:] == argv
 
