@@ -34,6 +34,9 @@
   and method; `NetworkGateway.commit_confirm_supported` says beforehand whether the device can
   revert a commit by itself, and a commit with ``revert_in`` on one that cannot is refused
   (never a commit that silently has no timer).
+- A commit carries ``runbooks run <id>`` in the device's commit log where the driver takes
+  a commit message; where it does not (NAPALM's IOS, EOS, NX-OS refuse one), it commits
+  without and says so (`NetworkGateway.commit_message_kept`, a log line).
 - NAPALM's and Netmiko's exceptions become one clear error each: unreachable, refused
   credentials, timeout, rejected configuration.
 """
@@ -128,6 +131,9 @@ class NetworkGateway(Gateway):
         self._wire: Any = None  # the driver as this gateway may use it (read-only in a plan)
         self._class: Any = None
         self.calls = 0  # how many driver calls this run made (for benchmarks and tests)
+        # whether this run's commits carry "runbooks run <id>" in the device's commit log
+        # (None: no commit yet; False: the driver takes no commit message)
+        self.commit_message_kept: bool | None = None
 
     @classmethod
     def for_device(
@@ -440,6 +446,10 @@ class NetworkGateway(Gateway):
         device reverts by itself unless ``confirm`` is called in time (commit-confirm).
         Returns the diff applied, sanitised.
 
+        The commit carries ``runbooks run <run id>`` as its message in the device's commit
+        log where the driver takes one (Junos); NAPALM's IOS, EOS and NX-OS drivers take
+        none: committed without, said in `commit_message_kept` and a log line.
+
         ``revert_in`` on a device without commit-confirm (`commit_confirm_supported`), or
         whose driver raises NotImplementedError for it, is refused with `UnsupportedError`
         before anything is committed (the candidate is discarded)."""
@@ -462,7 +472,7 @@ class NetworkGateway(Gateway):
                 d.discard_config()
                 return ""
             try:
-                d.commit_config(message=message, revert_in=revert_in)
+                self._commit_config(d, message, revert_in)
             except NotImplementedError as exc:
                 _discard_quietly(d, self.target.name)
                 if revert_in is None:
@@ -473,6 +483,37 @@ class NetworkGateway(Gateway):
             return config_text.sanitize(diff)
 
         return self._call("committing the configuration", run)
+
+    def _commit_config(self, wire: Any, message: str, revert_in: int | None) -> None:
+        """``commit_config`` with the run's id as the commit message where the driver takes
+        one, else without (`commit_message_kept` says which, and a log line names the run).
+
+        Which: a driver whose ``commit_config`` has no ``message`` parameter takes none; a
+        driver refusing it with NAPALM's own words (IOS, EOS, NX-OS: ``NotImplementedError(
+        "Commit message not implemented for this platform")``, raised before anything else
+        in their ``commit_config``) is asked again without it, and not asked with one again
+        on this connection. Any other error, NotImplementedError included, is the
+        caller's."""
+        takes = self.commit_message_kept is not False and "message" in _accepted(
+            wire.commit_config, {"message": message}
+        )
+        if takes:
+            try:
+                wire.commit_config(message=message, revert_in=revert_in)
+                self.commit_message_kept = True
+                return
+            except NotImplementedError as exc:
+                if not _refuses_messages(exc):
+                    raise
+        self.commit_message_kept = False
+        log.warning(
+            "%s: committed without %r in the device's commit log: the %s driver takes no "
+            "commit message",
+            self.target.name,
+            message,
+            self.driver_name,
+        )
+        wire.commit_config(revert_in=revert_in)
 
     @writes
     def confirm(self) -> None:
@@ -493,6 +534,17 @@ def _napalm_name(method: str) -> str:
     if method.startswith("get_") or callable(getattr(NetworkDriver, method, None)):
         return method
     return f"get_{method}"
+
+
+def _refuses_messages(exc: NotImplementedError) -> bool:
+    """Whether a driver's NotImplementedError is NAPALM's refusal of a commit message.
+
+    >>> _refuses_messages(NotImplementedError("Commit message not implemented for this platform"))
+    True
+    >>> _refuses_messages(NotImplementedError("Commit confirm has not been implemented"))
+    False
+    """
+    return "commit message" in str(exc).lower()
 
 
 def _accepted(fn: Callable[..., Any], kwargs: Mapping[str, Any]) -> dict[str, Any]:
