@@ -41,11 +41,6 @@ LEAF2 = {"spine1": "198.18.1.3", "spine2": "198.18.1.9"}
 
 # What the runbooks and the device layer do not do yet on these platforms, per test and
 # vendor: such a test is an expected failure (strict: once it passes, the entry goes).
-COMMIT_MESSAGE = (
-    "NetworkGateway.commit passes message= to commit_config, which NAPALM's IOS and EOS "
-    "drivers refuse (napalm/ios/ios.py and napalm/eos/eos.py, commit_config: "
-    "NotImplementedError 'Commit message not implemented for this platform')"
-)
 LLDP_PORT = (
     "IOS's LLDP names the neighbour's port abbreviated (Gi0/3), NetBox in full "
     "(GigabitEthernet0/3): network_common.lldp_mismatches compares the names as they are "
@@ -68,12 +63,7 @@ RUNS = (  # the tests that commit through the library
     "test_rack_out_undone_puts_back_every_configuration_and_netbox",
     "test_rack_out_resumes_from_its_record_after_the_process_died_mid_commit",
 )
-NOT_YET: dict[str, list[tuple[set[str], str]]] = {
-    "test_a_recorded_device_keeps_what_is_committed_and_rolls_back": [
-        ({"ios", "eos"}, COMMIT_MESSAGE)
-    ],
-    **{name: [({"ios", "eos"}, COMMIT_MESSAGE)] for name in RUNS},
-}
+NOT_YET: dict[str, list[tuple[set[str], str]]] = {name: [] for name in RUNS}
 for _name in RUNS:  # those that check (LLDP, BGP) after a commit-confirm
     if "refuses_its_commit" not in _name:
         NOT_YET[_name].append(({"eos"}, EOS_SESSION))
