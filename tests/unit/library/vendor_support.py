@@ -278,7 +278,8 @@ class RecordedDriver(MockDriver):  # type: ignore[misc]
         self.path = str(FIXTURES / self.vendor.driver / self.name)
         self.config: str | None = None  # the candidate loaded
         self.merge: bool | None = None
-        self.session: str | None = None  # EOS's config session of this driver object
+        # EOS's config session of this driver object (the name NAPALM's EOS driver gives it)
+        self.config_session: str | None = None
 
     @property
     def state(self) -> DeviceState:
@@ -378,8 +379,8 @@ class RecordedDriver(MockDriver):  # type: ignore[misc]
             False,
             config if config is not None else Path(str(filename)).read_text(),
         )
-        if self.vendor.session_bound and self.session is None:
-            self.session = f"napalm_{id(self)}_{len(self.state.commits)}"
+        if self.vendor.session_bound and self.config_session is None:
+            self.config_session = f"napalm_{id(self)}_{len(self.state.commits)}"
 
     def load_merge_candidate(self, filename: str | None = None, config: str | None = None) -> None:
         raise NotImplementedError("the recorded devices take replace candidates only")
@@ -392,10 +393,10 @@ class RecordedDriver(MockDriver):  # type: ignore[misc]
     def discard_config(self) -> None:
         self.merge, self.config = None, None
         state = self.state
-        if self.session is not None and self.session == state.pending_session:
+        if self.config_session is not None and self.config_session == state.pending_session:
             state.running, state.previous = str(state.previous), None  # aborted: back
             state.pending, state.pending_session = False, None
-        self.session = None
+        self.config_session = None
 
     def commit_config(self, message: str = "", revert_in: int | None = None) -> None:
         if message and not self.vendor.commit_message:
@@ -419,16 +420,16 @@ class RecordedDriver(MockDriver):  # type: ignore[misc]
         state.commits.append((self.config, revert_in))
         self.merge, self.config = None, None
         if self.vendor.session_bound:
-            state.pending_session = self.session if state.pending else None
-            self.session = self.session if state.pending else None
+            state.pending_session = self.config_session if state.pending else None
+            self.config_session = self.config_session if state.pending else None
 
     def _owns_pending(self) -> bool:
-        return not self.vendor.session_bound or self.session == self.state.pending_session
+        return not self.vendor.session_bound or self.config_session == self.state.pending_session
 
     def confirm_commit(self) -> None:
         if not self.state.pending or not self._owns_pending():
             raise napalm_errors.CommitError("No pending commit-confirm found!")
-        self.state.pending, self.state.pending_session, self.session = False, None, None
+        self.state.pending, self.state.pending_session, self.config_session = False, None, None
 
     def has_pending_commit(self) -> bool:
         return self.state.pending
@@ -442,7 +443,7 @@ class RecordedDriver(MockDriver):  # type: ignore[misc]
         if state.previous is None:
             raise napalm_errors.ReplaceConfigException("Rollback config file does not exist")
         state.running, state.previous, state.pending = state.previous, None, False
-        state.pending_session = self.session = None
+        state.pending_session = self.config_session = None
 
 
 _STATEFUL = frozenset(
