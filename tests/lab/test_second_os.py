@@ -15,7 +15,7 @@ from typing import Any
 import pynetbox
 import pytest
 import requests
-from test_host_keys_lab import forged
+from test_host_keys_lab import forged, one_line
 
 from runbooks.core.errors import ConnectError, DryRunViolation, RejectedError, UnsupportedError
 from runbooks.core.gateway import Mode
@@ -391,20 +391,16 @@ def test_reset_brings_border1_back_to_planned_and_factory_default(
     assert cables == {"planned"}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=pytest.fail.Exception,  # DID NOT RAISE: the box answered
-    reason="napalm-bird2 0.0.5 connects with paramiko's AutoAddPolicy and never reads a "
-    "known_hosts file: a box showing another host key is not refused (the gateway passes "
-    "ssh_strict and the lab's known_hosts, which this driver ignores)",
-)
 def test_a_bird_box_with_another_host_key_is_refused(lab_reset: Any, tmp_path: Any) -> None:
+    """napalm-bird2 accepts any host key (paramiko's AutoAddPolicy); the gateway checks the
+    box's key against the known_hosts before the driver opens (c0331d6)."""
     target = _target()
     known = forged(tmp_path, BORDER, target.host)
     creds = Credentials("root", key_file=node.login_params("")["key_file"], known_hosts=known)
     gw = NetworkGateway(Mode.PLAN, target, creds)
     try:
-        with pytest.raises(ConnectError):
+        with pytest.raises(ConnectError) as refused:
             gw.facts()
     finally:
         gw.close()
+    one_line(refused, f"{BORDER}: refused while connecting to {target.host}:", known)
