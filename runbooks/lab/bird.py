@@ -21,8 +21,8 @@ napalm-bird2 0.0.5, read and tried here (what runbooks may expect of it):
   shell commands (`birdc -s <socket_path> …`, `ip -j link show`, `hostname -f`) and SFTP for
   files, or a local Unix socket when runbooks runs on the router itself. The login needs a
   shell, SFTP, read/write on bird.conf and access to BIRD's socket: root here.
-  It accepts ANY SSH host key (paramiko AutoAddPolicy): the lab's known_hosts is not checked
-  by the driver. On first `open()` it prints its version to stdout and, unless
+  It accepts ANY SSH host key (paramiko AutoAddPolicy): the driver checks no known_hosts;
+  runbooks' gateway checks the box's key against it before the driver opens. On first `open()` it prints its version to stdout and, unless
   NAPALM_BIRD2_DISABLE_UPDATE_CHECK=1, asks pypi.org for a newer release (`DRIVER_ENV`).
 - `bird_config_path` is resolved on the machine running runbooks (`Path.exists()` locally,
   then /etc/bird/bird.conf …): a path missing there reads as an empty running configuration.
