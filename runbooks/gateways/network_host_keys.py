@@ -11,7 +11,10 @@ Which driver is which is read from the driver object built for the device (its d
 table of names), see `needs_key_check`. For the others the gateway asks the box for its host
 key before the driver opens (`key_refusal`): a TCP connection to host:port, SSH's key
 exchange, the server's key compared with the file's, closed. No authentication is tried and
-no credential is sent. It costs one TCP and SSH handshake per device per run.
+no credential is sent. It costs one TCP and SSH handshake per device per run: measured on
+the lab's BIRD box (border1, 2-core machine shared with other work), 21 ms median for the
+check alone (13 to 69 ms, 30 checks), against some 300 ms for napalm-bird2's open and
+get_facts.
 """
 
 from __future__ import annotations
