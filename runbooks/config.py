@@ -211,6 +211,11 @@ class Config(BaseSettings):
         return env_settings, init_settings
 
 
+SECRET_KEYS = frozenset(
+    name for name, info in Config.model_fields.items() if "SecretStr" in str(info.annotation)
+)
+
+
 def env_names(name: str) -> tuple[str, ...]:
     """The variables that set a field, the first its own.
 
@@ -268,9 +273,9 @@ class Loaded:
 
     def rows(self) -> list[Setting]:
         rows = []
-        for name, info in Config.model_fields.items():
+        for name in Config.model_fields:
             value = getattr(self.config, name)
-            secret = info.annotation is not None and "SecretStr" in str(info.annotation)
+            secret = name in SECRET_KEYS
             rows.append(Setting(name, env_names(name)[0], _shown(value), self.source(name), secret))
         return rows
 
@@ -306,6 +311,11 @@ def read_file(path: Path) -> dict[str, Any]:
     unknown = sorted(set(data) - set(Config.model_fields))
     if unknown:
         raise InputError(f"{path}: unknown setting {unknown[0]!r} (see `runbook config show`)")
+    held = sorted(k for k in data if k in SECRET_KEYS)
+    if held and path.stat().st_mode & 0o077:
+        raise InputError(
+            f"{path} holds {held[0]} and is readable by group or others: chmod 600 {path}"
+        )
     return data
 
 

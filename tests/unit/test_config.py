@@ -28,9 +28,10 @@ def environ() -> Iterator[None]:
     os.environ.update(saved)
 
 
-def write(tmp_path: Path, text: str) -> Path:
+def write(tmp_path: Path, text: str, mode: int = 0o600) -> Path:
     path = tmp_path / "config.toml"
     path.write_text(text)
+    path.chmod(mode)
     return path
 
 
@@ -163,3 +164,12 @@ def test_readme_settings_table_is_the_models() -> None:
         "README's settings table differs from runbooks.config.Config: replace it with the "
         "output of `runbook config table`"
     )
+
+
+def test_a_file_holding_a_secret_must_be_its_owners_alone(tmp_path: Path) -> None:
+    path = write(tmp_path, f'netbox_token = "{TOKEN}"\n', mode=0o644)
+    with pytest.raises(InputError, match="holds netbox_token and is readable by group or others"):
+        config.load(path, {})
+    write(tmp_path, 'redis_url = "redis://127.0.0.1:6379/1"\n', mode=0o644)  # no secret: fine
+    assert config.load(path, {}).config.redis_url.endswith("/1")
+    assert sorted(config.SECRET_KEYS) == ["device_password", "device_secret", "netbox_token"]
