@@ -73,7 +73,7 @@ class ServerMaintenanceParams(Params):
     @field_validator("hosts", "packages", mode="before")
     @classmethod
     def _comma_list(cls, value: Any) -> Any:
-        """``hosts=srv1,srv2`` on the command line."""
+        """``hosts=app1,app2`` on the command line."""
         if isinstance(value, str):
             return [v.strip() for v in value.split(",") if v.strip()]
         return value
