@@ -50,7 +50,7 @@ def _clean_env(home: Path) -> dict[str, str]:
     }
     env["HOME"] = str(home)
     env["PATH"] = os.pathsep.join(
-        p for p in env.get("PATH", "").split(os.pathsep) if "main" not in p
+        p for p in env.get("PATH", "").split(os.pathsep) if p and not Path(p).is_relative_to(REPO)
     )
     return env
 
