@@ -20,15 +20,18 @@ host that is not in it or whose key differs. Nothing ever writes to that file.
 
 from __future__ import annotations
 
+import json
 import os
 import tomllib
 from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AliasChoices, Field, SecretStr, ValidationError
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from runbooks_rules.policy import GROUP_AUTHORITIES, GroupMap, group_authorities
 
 from runbooks.core import secrets
 from runbooks.core.errors import InputError
@@ -63,6 +66,20 @@ class Config(BaseSettings):
         validation_alias=_env("netbox_token", also=("NETBOX_TOKEN",)),
         description="NetBox API token; its owner's groups give the authorities (else "
         "`NETBOX_TOKEN`).",
+    )
+    netbox_groups: dict[str, str | list[str]] = Field(
+        default_factory=lambda: dict[str, str | list[str]](GROUP_AUTHORITIES),
+        validation_alias=_env("netbox_groups"),
+        description="The NetBox groups that give the authorities (handle, review, approve, "
+        'supervise): a table, `[netbox_groups]` `it-ops = "handle"`, `it-leads = '
+        '["review", "approve"]`; the variable holds it as JSON. The NetBox plugin\'s is '
+        '`PLUGINS_CONFIG["netbox_runbooks"]["groups"]`: give both the same.',
+    )
+    time_zone: str = Field(
+        "UTC",
+        validation_alias=_env("time_zone"),
+        description="The department's time zone (IANA name, `Asia/Taipei`): window times "
+        "given without an offset are in it, record sheets show their times in it.",
     )
     # this machine
     store: Path | None = Field(
@@ -198,6 +215,21 @@ class Config(BaseSettings):
         description="A second, independent lab NetBox (its own databases; give it its own port).",
     )
 
+    @field_validator("netbox_groups", mode="before")
+    @classmethod
+    def _groups(cls, value: Any) -> Any:
+        try:
+            checked = group_authorities(value)
+        except ValueError as exc:  # pydantic reports it with the setting's name
+            raise ValueError(str(exc)) from None
+        return {g: sorted(a) for g, a in checked.items()}
+
+    @field_validator("time_zone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        zone(value)
+        return value
+
     @classmethod
     def settings_customise_sources(
         cls,
@@ -281,6 +313,8 @@ class Loaded:
 
 
 def _shown(value: Any) -> str:
+    if isinstance(value, dict):
+        return json.dumps(value, ensure_ascii=False)
     if isinstance(value, SecretStr):
         return "********" if value.get_secret_value() else ""
     if value is None:
@@ -397,11 +431,51 @@ def ssh_known_hosts(env: Mapping[str, str] | None = None) -> Path:
     return Path(home) / ".ssh" / "known_hosts"
 
 
+def netbox_groups(env: Mapping[str, str] | None = None) -> GroupMap:
+    """The department's NetBox groups and their authorities (``RUNBOOKS_NETBOX_GROUPS``, JSON;
+    `apply` puts the file's ``[netbox_groups]`` there); default the ``runbook-*`` groups.
+
+    >>> sorted(netbox_groups({"RUNBOOKS_NETBOX_GROUPS": '{"it-ops": "handle"}'})["it-ops"])
+    ['handle']
+    >>> sorted(netbox_groups({})["runbook-approvers"])
+    ['approve']
+    """
+    e = os.environ if env is None else env
+    try:
+        return group_authorities(e.get(PREFIX + "NETBOX_GROUPS", ""))
+    except ValueError as exc:
+        raise InputError(f"RUNBOOKS_NETBOX_GROUPS: {exc}") from None
+
+
+def zone(name: str) -> ZoneInfo:
+    """The IANA time zone ``name``; an unknown one is bad input.
+
+    >>> zone("Asia/Taipei").key
+    'Asia/Taipei'
+    """
+    try:
+        return ZoneInfo(name.strip())
+    except (ZoneInfoNotFoundError, ValueError):
+        raise InputError(
+            f"time zone {name!r} is not an IANA time zone name (e.g. UTC, Asia/Taipei)"
+        ) from None
+
+
+def time_zone(env: Mapping[str, str] | None = None) -> ZoneInfo:
+    """The department's time zone (``RUNBOOKS_TIME_ZONE``), UTC by default.
+
+    >>> time_zone({}).key, time_zone({"RUNBOOKS_TIME_ZONE": "Europe/Berlin"}).key
+    ('UTC', 'Europe/Berlin')
+    """
+    e = os.environ if env is None else env
+    return zone(e.get(PREFIX + "TIME_ZONE", "").strip() or "UTC")
+
+
 def settings_table() -> str:
     """The README's settings table, made from `Config` (a test keeps the README in step)."""
     lines = ["| key in config.toml | variable | default | what |", "|---|---|---|---|"]
     for name, info in Config.model_fields.items():
-        default = info.default
+        default = info.get_default(call_default_factory=True)
         shown = "" if default in (None, "") else _shown(default)
         also = "".join(f" (or `{v}`)" for v in env_names(name)[1:])
         lines.append(

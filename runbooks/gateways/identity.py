@@ -1,5 +1,8 @@
 """Who is acting: the owner of the NetBox API token in use, with the authorities of their
-NetBox groups (runbook-operators, -reviewers, -approvers, -supervisors)."""
+NetBox groups: the department's `netbox_groups` setting (``RUNBOOKS_NETBOX_GROUPS``), by
+default runbook-operators, -reviewers, -approvers, -supervisors. The mapping goes to the rules'
+`authorities_from`, the function the NetBox plugin calls with its own
+``PLUGINS_CONFIG["netbox_runbooks"]["groups"]``."""
 
 from __future__ import annotations
 
@@ -7,8 +10,9 @@ import logging
 from typing import Any
 
 import requests
+from runbooks_rules.policy import GroupMap
 
-from runbooks.config import NetBoxSettings
+from runbooks.config import NetBoxSettings, netbox_groups
 from runbooks.core.errors import AuthenticationError, ConnectError, GatewayError
 from runbooks.core.policy import Identity
 
@@ -18,16 +22,22 @@ log = logging.getLogger(__name__)
 class NetBoxIdentity:
     """Asks NetBox whose token this is (``GET /api/authentication-check/``, NetBox ≥ 4.5)."""
 
-    def __init__(self, settings: NetBoxSettings, timeout: float = 10.0) -> None:
+    def __init__(
+        self, settings: NetBoxSettings, timeout: float = 10.0, groups: GroupMap | None = None
+    ) -> None:
+        """``groups``: the department's groups and their authorities; default the setting."""
         self.settings = settings
         self.timeout = timeout
+        self.groups = netbox_groups() if groups is None else groups
 
     def whoami(self) -> Identity:
         user = self._get("/api/authentication-check/")
         groups = [
             g.get("name", "") if isinstance(g, dict) else str(g) for g in user.get("groups", [])
         ]
-        identity = Identity.from_groups(str(user["username"]), groups, source="netbox")
+        identity = Identity.from_groups(
+            str(user["username"]), groups, source="netbox", group_map=self.groups
+        )
         log.info("acting as %s (groups: %s)", identity.username, ", ".join(groups) or "none")
         return identity
 

@@ -11,7 +11,8 @@ fast, the server to decide.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import json
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 HANDLE, REVIEW, APPROVE, SUPERVISE = "handle", "review", "approve", "supervise"
@@ -26,13 +27,17 @@ AUTHORITY_NAMES = {
     SUPERVISE: "督導 supervise",
     EMERGENCY: "emergency approval",
 }
-# NetBox groups that give the authorities (DESIGN: identity comes from NetBox)
+# NetBox groups that give the authorities (DESIGN: identity comes from NetBox). The default of
+# a setting: the CLI's `netbox_groups` (RUNBOOKS_NETBOX_GROUPS) and the plugin's
+# PLUGINS_CONFIG["netbox_runbooks"]["groups"]; both pass theirs through `group_authorities`.
 GROUP_AUTHORITIES = {
     "runbook-operators": HANDLE,
     "runbook-reviewers": REVIEW,
     "runbook-approvers": APPROVE,
     "runbook-supervisors": SUPERVISE,
 }
+# each group's authorities, as `group_authorities` checks them (a group may give several)
+GroupMap = Mapping[str, frozenset[str]]
 MIN_HASH_PREFIX = 12
 
 
@@ -53,21 +58,88 @@ class Identity:
     source: str = "netbox"
 
     @classmethod
-    def from_groups(cls, username: str, groups: Iterable[str], source: str = "netbox") -> Identity:
-        return cls(username, authorities_from(groups), source)
+    def from_groups(
+        cls,
+        username: str,
+        groups: Iterable[str],
+        source: str = "netbox",
+        group_map: GroupMap | None = None,
+    ) -> Identity:
+        """``group_map`` is the department's (`group_authorities`); default: the default one."""
+        return cls(username, authorities_from(groups, group_map=group_map), source)
 
     def holds(self, authority: str) -> bool:
         return authority in self.authorities
 
 
-def authorities_from(groups: Iterable[str], permitted: Iterable[str] = ()) -> frozenset[str]:
-    """The authorities a person holds: from their groups, plus any granted directly (NetBox
-    object permissions with the actions ``handle``/``review``/``approve``/``supervise``).
+def group_authorities(given: object = None) -> dict[str, frozenset[str]]:
+    """A department's groups and the authorities each gives, checked: a mapping of group name
+    to an authority or a list of them, or that mapping as JSON text (the form of the variable
+    ``RUNBOOKS_NETBOX_GROUPS``). None or an empty mapping: `GROUP_AUTHORITIES`. Anything else,
+    or an authority not among handle/review/approve/supervise, is a `ValueError` naming it.
+
+    >>> m = group_authorities('{"it-ops": "handle", "it-leads": ["review", "approve"]}')
+    >>> {g: sorted(a) for g, a in m.items()}
+    {'it-ops': ['handle'], 'it-leads': ['approve', 'review']}
+    >>> try:
+    ...     group_authorities({"it-ops": "operate"})
+    ... except ValueError as exc:
+    ...     print(exc)
+    group 'it-ops' gives 'operate', not an authority (handle, review, approve, supervise)
+    """
+    if isinstance(given, str):
+        text = given.strip()
+        try:
+            given = json.loads(text) if text else None
+        except json.JSONDecodeError as exc:
+            raise ValueError(
+                'the groups must be a JSON object, {"group": "authority", …}: ' + exc.msg
+            ) from None
+    if not given:
+        given = GROUP_AUTHORITIES
+    if not isinstance(given, Mapping):
+        raise ValueError(f"the groups must map group names to authorities, not {given!r:.60}")
+    result: dict[str, frozenset[str]] = {}
+    for group, value in given.items():
+        names = [value] if isinstance(value, str) else value
+        if not isinstance(group, str) or not group or not isinstance(names, list | tuple | set):
+            raise ValueError(f"group {group!r}: give an authority or a list of them")
+        for name in names:
+            if name not in AUTHORITIES:
+                raise ValueError(
+                    f"group {group!r} gives {name!r}, not an authority ({', '.join(AUTHORITIES)})"
+                )
+        result[group] = frozenset(names)
+    return result
+
+
+DEFAULT_GROUP_MAP = group_authorities(GROUP_AUTHORITIES)
+
+
+def groups_giving(authority: str, group_map: GroupMap | None = None) -> list[str]:
+    """The groups that give ``authority`` (who is told of a change waiting for it).
+
+    >>> groups_giving(REVIEW)
+    ['runbook-reviewers']
+    """
+    return sorted(g for g, a in (group_map or DEFAULT_GROUP_MAP).items() if authority in a)
+
+
+def authorities_from(
+    groups: Iterable[str], permitted: Iterable[str] = (), group_map: GroupMap | None = None
+) -> frozenset[str]:
+    """The authorities a person holds: from their groups, through the department's
+    ``group_map`` (`group_authorities`; default `GROUP_AUTHORITIES`), plus any granted directly
+    (NetBox object permissions with the actions ``handle``/``review``/``approve``/``supervise``).
 
     >>> sorted(authorities_from(["runbook-reviewers", "staff"], ["approve", "delete"]))
     ['approve', 'review']
+    >>> leads = group_authorities({"it-leads": ["review", "approve"]})
+    >>> sorted(authorities_from(["it-leads", "runbook-reviewers"], group_map=leads))
+    ['approve', 'review']
     """
-    held = {GROUP_AUTHORITIES[g] for g in groups if g in GROUP_AUTHORITIES}
+    mapping = DEFAULT_GROUP_MAP if group_map is None else group_map
+    held = {a for g in groups for a in mapping.get(g, ())}
     held |= {a for a in permitted if a in AUTHORITIES}
     return frozenset(held)
 
