@@ -1,6 +1,7 @@
 """Who is acting, as the rules see them: the authenticated NetBox user and the manual's four
-authorities, from their NetBox groups (runbook-operators, …) or from object permissions on
-*Runbooks > change* with the additional actions handle, review, approve, supervise."""
+authorities, from their NetBox groups (PLUGINS_CONFIG["netbox_runbooks"]["groups"], by default
+runbook-operators, …) or from object permissions on *Runbooks > change* with the additional
+actions handle, review, approve, supervise."""
 
 from __future__ import annotations
 
@@ -8,8 +9,10 @@ from typing import Any
 
 from core.models import ObjectType
 from django.db.models import Q, QuerySet
-from runbooks_rules.policy import AUTHORITIES, GROUP_AUTHORITIES, Identity, authorities_from
+from runbooks_rules.policy import AUTHORITIES, Identity, authorities_from, groups_giving
 from users.models import ObjectPermission, User
+
+from netbox_runbooks import group_map
 
 __all__ = ("holders", "identity_of")
 
@@ -30,14 +33,14 @@ def identity_of(user: Any, change: Any = None) -> Identity:
             else user.has_perm(f"netbox_runbooks.{a}_change")
         )
     ]
-    return Identity(user.username, authorities_from(groups, permitted))
+    return Identity(user.username, authorities_from(groups, permitted, group_map()))
 
 
 def holders(authority: str) -> QuerySet[User]:
     """The active users who hold ``authority`` through a group or an object permission: the
     people a notification goes to. Superusers are left out unless granted it that way (they
     hold everything, and are told about nothing in particular)."""
-    groups = [g for g, a in GROUP_AUTHORITIES.items() if a == authority]
+    groups = groups_giving(authority, group_map())
     change_type = ObjectType.objects.get_by_natural_key("netbox_runbooks", "change")
     perms = ObjectPermission.objects.filter(
         enabled=True, actions__contains=[authority], object_types=change_type

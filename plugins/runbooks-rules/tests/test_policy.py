@@ -10,11 +10,15 @@ from runbooks_rules.policy import (
     EMERGENCY,
     HANDLE,
     REVIEW,
+    SUPERVISE,
     Identity,
     Refusal,
     Signature,
+    authorities_from,
     check_run,
     check_sign,
+    group_authorities,
+    groups_giving,
 )
 
 H = "ab" * 32
@@ -41,3 +45,31 @@ def test_a_token_given_as_the_hash_is_not_echoed() -> None:
     assert "abcdef" not in str(refused.value) and "not a hash" in str(refused.value)
     with pytest.raises(Refusal, match="got 0000000000000000"):
         check_sign(rachel, REVIEW, "olivia", H, "0" * 20, [])
+
+
+def test_a_department_names_its_groups_and_both_sides_read_them_alike() -> None:
+    # the CLI's RUNBOOKS_NETBOX_GROUPS (JSON) and the plugin's PLUGINS_CONFIG (a dict)
+    cli = group_authorities('{"it-ops": "handle", "it-leads": ["review", "approve"]}')
+    plugin = group_authorities({"it-ops": "handle", "it-leads": ("review", "approve")})
+    assert cli == plugin
+    groups = ["it-ops", "it-leads", "runbook-supervisors"]
+    assert authorities_from(groups, group_map=cli) == {HANDLE, REVIEW, APPROVE}
+    assert Identity.from_groups("olivia", groups, group_map=cli).authorities == {
+        HANDLE,
+        REVIEW,
+        APPROVE,
+    }
+    assert groups_giving(APPROVE, cli) == ["it-leads"]
+    assert groups_giving(SUPERVISE, cli) == []
+    # without a mapping: today's groups
+    assert authorities_from(["runbook-supervisors", "it-ops"]) == {SUPERVISE}
+    assert group_authorities(None) == group_authorities({}) == group_authorities("")
+
+
+@pytest.mark.parametrize(
+    "given",
+    [{"it-ops": "operate"}, {"it-ops": ["handle", "root"]}, {"it-ops": 3}, ["it-ops"], "{"],
+)
+def test_a_mapping_that_gives_no_authority_is_refused(given: object) -> None:
+    with pytest.raises(ValueError):
+        group_authorities(given)
