@@ -134,10 +134,15 @@ def show(name: str, json_out: JsonOpt = False) -> None:
 
 WindowStart = Annotated[
     str | None,
-    typer.Option("--window-start", help="Maintenance window start: ISO time with zone, now, +30m."),
+    typer.Option(
+        "--window-start",
+        help="Maintenance window start: ISO time (without an offset: in the time_zone "
+        "setting), now, +30m.",
+    ),
 ]
 WindowEnd = Annotated[
-    str | None, typer.Option("--window-end", help="Maintenance window end: ISO time, +2h.")
+    str | None,
+    typer.Option("--window-end", help="Maintenance window end: ISO time (as the start), +2h."),
 ]
 
 
@@ -157,7 +162,11 @@ def plan(
     settings(ctx).store()  # an unreadable store is bad input: say so before any work
     if (window_start is None) != (window_end is None):
         raise InputError("give both --window-start and --window-end, or neither")
-    window = Window.parse(window_start, window_end) if window_start and window_end else None
+    window = (
+        Window.parse(window_start, window_end, config.time_zone())
+        if window_start and window_end
+        else None
+    )
     who = identity(ctx)
     result = make_engine(ctx, who.username, quiet=json_out).plan(runbook)
     change = None

@@ -11,6 +11,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from runbooks import config
 from runbooks.cli.output import emit_json, out
 from runbooks.core.errors import InputError, IntegrityError
 from runbooks.core.store import (
@@ -287,7 +288,8 @@ def export(
             from runbooks.report import sheet
 
             render = sheet.html if fmt == "html" else sheet.markdown
-            _write(render(entries, run.head, run.chain_ok, **run.server), output)
+            zone = config.time_zone()
+            _write(render(entries, run.head, run.chain_ok, zone=zone, **run.server), output)
             return
     _write("".join(canonical(e.to_dict()) + "\n" for e in entries), output, len(entries))
 

@@ -1,10 +1,14 @@
 """Maintenance windows: a run starts inside its window, and no step starts that cannot
-finish before the window closes — the run stops and rolls back instead."""
+finish before the window closes — the run stops and rolls back instead.
+
+A window time names its offset (``2026-12-01T22:00+08:00``); one without is in the zone the
+caller passes (the `runbook` command passes the department's ``time_zone`` setting), and
+refused when none is passed. Core reads no setting."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 
 from runbooks.core.errors import InputError, WindowError
 
@@ -21,9 +25,15 @@ class Window:
             raise InputError("the window ends before it starts")
 
     @classmethod
-    def parse(cls, start: str, end: str) -> Window:
+    def parse(cls, start: str, end: str, zone: tzinfo | None = None) -> Window:
+        """``zone``: what a time given without an offset is in (none: such a time is refused).
+
+        >>> from zoneinfo import ZoneInfo
+        >>> str(Window.parse("2026-12-01T22:00", "2026-12-02T01:00", ZoneInfo("Asia/Taipei")))
+        '2026-12-01T22:00:00+08:00 to 2026-12-02T01:00:00+08:00'
+        """
         try:
-            return cls(_parse_time(start), _parse_time(end))
+            return cls(_parse_time(start, zone), _parse_time(end, zone))
         except ValueError as exc:
             raise InputError(f"bad window time: {exc}") from exc
 
@@ -50,7 +60,7 @@ class Window:
         return {"start": self.start.isoformat(), "end": self.end.isoformat()}
 
 
-def _parse_time(text: str) -> datetime:
+def _parse_time(text: str, zone: tzinfo | None = None) -> datetime:
     if text == "now":
         return datetime.now(UTC)
     if text[:1] in ("+", "-"):  # "+90m", "+2h", "-5m": relative to now
@@ -60,7 +70,15 @@ def _parse_time(text: str) -> datetime:
         if seconds is None:
             raise ValueError(f"{text!r}: relative times end in s, m or h")
         return datetime.now(UTC) + timedelta(seconds=amount * seconds)
-    return datetime.fromisoformat(text)
+    moment = datetime.fromisoformat(text)
+    if moment.tzinfo is not None or zone is None:
+        return moment
+    zoned = moment.replace(tzinfo=zone)
+    if zoned.astimezone(UTC).astimezone(zone).replace(tzinfo=None) != moment:
+        raise ValueError(f"{text} does not exist in {zone} (a clock change skips it)")
+    if zoned.utcoffset() != zoned.replace(fold=1).utcoffset():
+        raise ValueError(f"{text} happens twice in {zone} (a clock change): give its offset")
+    return zoned
 
 
 def _fmt(moment: datetime) -> str:

@@ -1,0 +1,108 @@
+"""The department's time zone is a setting (``time_zone``, issue 17): a window time given
+without an offset is in it, and the record sheet shows its times in it, naming it."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from runbooks import config
+from runbooks.cli import main
+from runbooks.core.errors import InputError
+from runbooks.core.store import RecordStore
+from runbooks.core.window import Window
+from runbooks.report import sheet
+
+TAIPEI = ZoneInfo("Asia/Taipei")
+
+
+def test_a_window_without_an_offset_is_in_the_zone_passed_in() -> None:
+    window = Window.parse("2026-12-01T22:00", "2026-12-02T01:00", TAIPEI)
+    assert window.start == datetime(2026, 12, 1, 14, 0, tzinfo=UTC)
+    assert window.to_dict()["start"] == "2026-12-01T22:00:00+08:00"
+    # an offset given wins over the zone
+    given = Window.parse("2026-12-01T22:00+01:00", "2026-12-02T01:00+01:00", TAIPEI)
+    assert given.start == datetime(2026, 12, 1, 21, 0, tzinfo=UTC)
+    # core reads no setting: without a zone such a time is still refused
+    with pytest.raises(InputError, match="need a time zone"):
+        Window.parse("2026-12-01T22:00", "2026-12-02T01:00")
+
+
+def test_a_time_a_clock_change_skips_or_repeats_is_refused() -> None:
+    berlin = ZoneInfo("Europe/Berlin")
+    with pytest.raises(InputError, match="does not exist in Europe/Berlin"):
+        Window.parse("2026-03-29T02:30", "2026-03-29T05:00", berlin)
+    with pytest.raises(InputError, match="happens twice in Europe/Berlin"):
+        Window.parse("2026-10-25T02:30", "2026-10-25T05:00", berlin)
+
+
+def test_the_setting_is_an_iana_name_default_utc() -> None:
+    assert config.load(env={}).config.time_zone == "UTC"
+    assert config.time_zone({}).key == "UTC"
+    assert config.time_zone({"RUNBOOKS_TIME_ZONE": "Asia/Taipei"}) == TAIPEI
+    with pytest.raises(InputError, match="not an IANA time zone"):
+        config.load(env={"RUNBOOKS_TIME_ZONE": "Taipei Standard Time"})
+
+
+def test_plan_takes_an_unzoned_window_in_the_departments_zone(
+    store_path: Path,
+    workdir: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("RUNBOOKS_TIME_ZONE", "Asia/Taipei")
+    base = ["--store", str(store_path)]
+    window = ["--window-start", "2026-12-01T22:00", "--window-end", "2026-12-02T01:00"]
+    assert main([*base, "plan", "test-ledger", f"workdir={workdir}", *window, "--json"]) == 0
+    change = json.loads(capsys.readouterr().out)["change"]
+    assert main([*base, "changes", "--json"]) == 0
+    listed = {c["id"]: c for c in json.loads(capsys.readouterr().out)}
+    assert listed[change]["window"] == {
+        "start": "2026-12-01T22:00:00+08:00",
+        "end": "2026-12-02T01:00:00+08:00",
+    }
+
+
+def _record(tmp_path: Path) -> RecordStore:
+    store = RecordStore(tmp_path / "records.sqlite3")
+    window = {"start": "2026-12-01T14:00:00+00:00", "end": "2026-12-01T17:00:00+00:00"}
+    started = {"runbook": "pc-install", "instruction": "20", "params": {}, "plan_hash": "abc"}
+    store.append("RUN-1", "run.started", {**started, "targets": [], "window": window}, actor="o")
+    store.append("RUN-1", "step.started", {"title": "Install"}, step="s", actor="o")
+    store.append("RUN-1", "step.finished", {"status": "changed"}, step="s", actor="o")
+    store.append("RUN-1", "run.finished", {"status": "succeeded"}, actor="o")
+    return store
+
+
+def test_the_record_sheet_shows_its_times_in_the_zone_and_names_it(tmp_path: Path) -> None:
+    entries = _record(tmp_path).entries("RUN-1")
+    started = datetime.fromisoformat(entries[0].ts)
+    local = started.astimezone(TAIPEI)
+    md = sheet.markdown(entries, "head", True, zone=TAIPEI)
+    assert f"| Started / ended | {local.isoformat()[:19]} / " in md
+    assert "every time on this sheet is in Asia/Taipei" in md
+    assert "2026-12-01T22:00:00+08:00 to 2026-12-02T01:00:00+08:00" in md
+    assert f"| {local.isoformat()[11:19]} |" in md  # the step's start
+    page = sheet.html(entries, "head", True, zone=TAIPEI)
+    assert "every time on this sheet is in Asia/Taipei" in page
+    # default: UTC, named
+    assert "every time on this sheet is in UTC" in sheet.markdown(entries, "head", True)
+
+
+def test_records_export_uses_the_setting(
+    store_path: Path,
+    workdir: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    base = ["--store", str(store_path)]
+    run = [*base, "run", "test-ledger", f"workdir={workdir}", "--yes", "--json"]
+    assert main([*run, "--no-change-control"]) == 0
+    run_id = json.loads(capsys.readouterr().out)["run_id"]
+    monkeypatch.setenv("RUNBOOKS_TIME_ZONE", "Asia/Taipei")
+    assert main([*base, "records", "export", run_id, "--format", "md"]) == 0
+    assert "every time on this sheet is in Asia/Taipei" in capsys.readouterr().out
