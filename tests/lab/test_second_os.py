@@ -332,32 +332,31 @@ def _ran(desk: Any, change: str) -> dict[str, Any]:
     return result
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,  # the run is rolled back (cli_support.Machine / _ran assert)
-    reason="the run's configuration step uses commit-confirm (has_pending_commit, revert_in, "
-    "confirm_commit), which napalm-bird2 0.0.5 lacks: rolled back with 'the bird2 driver has "
-    "no has_pending_commit' until the library commits without it where the gateway's "
-    "commit_confirm_supported() is false (plan, review and approve already pass)",
-)
 def test_rack_in_then_rack_out_of_the_bird_router_through_change_control(desk: Any) -> None:
     import json
 
     change, planned = _approved(desk, "rack-in")
     text = json.dumps(planned)
-    # what napalm-bird2 cannot answer is named in the plan, with platform and driver
+    # what napalm-bird2 cannot answer or do is named in the plan, with platform and driver
     assert "cannot check on bird2 (border1): driver bird2 has no get_lldp_neighbors" in text
-    assert "driver bird2 has no get_route_to" in text
-    _ran(desk, change)
+    assert "cannot check on bird2 (border1): driver bird2 has no get_route_to" in text
+    assert "no commit-confirm on bird2 (border1)" in text
+    ran = _ran(desk, change)
+    # ... and recorded as not checked in the run, never passed silently
+    assert "not checked on bird2: driver bird2 has no get_lldp_neighbors" in json.dumps(ran)
     assert bird.bgp_states(BORDER) == {"198.18.1.12": "Established", "198.18.1.14": "Established"}
     assert frr.bgp_states("spine1").get("198.18.1.13") == "Established"
     assert _nb().dcim.devices.get(name=BORDER).status.value == "active"
 
     change, planned = _approved(desk, "rack-out")
-    assert "cannot check on bird2" in json.dumps(planned)
+    # rack-out's checks read the neighbours (FRR); the box itself has no commit-confirm
+    assert "no commit-confirm on bird2 (border1)" in json.dumps(planned)
     _ran(desk, change)
     assert bird.bgp_states(BORDER) == {}
     assert "198.18.1.13" not in frr.bgp_states("spine1")
+    running = bird.run_on_device(BORDER, ["cat", bird.CONFIG], check=True).stdout
+    assert "protocol bgp" not in running and "router id 198.18.255.21;" in running  # bare
+    assert _nb().dcim.devices.get(name=BORDER).status.value != "active"
 
 
 def test_a_bgp_password_reaches_the_box_but_no_diff(connected: dict[str, NetworkGateway]) -> None:
