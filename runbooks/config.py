@@ -75,6 +75,12 @@ class Config(BaseSettings):
         '["review", "approve"]`; the variable holds it as JSON. The NetBox plugin\'s is '
         '`PLUGINS_CONFIG["netbox_runbooks"]["groups"]`: give both the same.',
     )
+    netbox_asn_field: str = Field(
+        "bgp_asn",
+        validation_alias=_env("netbox_asn_field"),
+        description="The device custom field that holds a router's BGP AS number (rack-in, "
+        "rack-out).",
+    )
     time_zone: str = Field(
         "UTC",
         validation_alias=_env("time_zone"),
@@ -445,6 +451,16 @@ def netbox_groups(env: Mapping[str, str] | None = None) -> GroupMap:
         return group_authorities(e.get(PREFIX + "NETBOX_GROUPS", ""))
     except ValueError as exc:
         raise InputError(f"RUNBOOKS_NETBOX_GROUPS: {exc}") from None
+
+
+def asn_field(env: Mapping[str, str] | None = None) -> str:
+    """The name of the device custom field holding the BGP AS number (``netbox_asn_field``).
+
+    >>> asn_field({}), asn_field({"RUNBOOKS_NETBOX_ASN_FIELD": "as_number"})
+    ('bgp_asn', 'as_number')
+    """
+    e = os.environ if env is None else env
+    return e.get(PREFIX + "NETBOX_ASN_FIELD", "").strip() or "bgp_asn"
 
 
 def zone(name: str) -> ZoneInfo:

@@ -3,15 +3,18 @@ without an offset is in it, and the record sheet shows its times in it, naming i
 
 from __future__ import annotations
 
+import doctest
 import json
 from datetime import UTC, datetime
 from pathlib import Path
+from types import ModuleType
 from zoneinfo import ZoneInfo
 
 import pytest
 
 from runbooks import config
 from runbooks.cli import main
+from runbooks.core import window as window_module
 from runbooks.core.errors import InputError
 from runbooks.core.store import RecordStore
 from runbooks.core.window import Window
@@ -106,3 +109,8 @@ def test_records_export_uses_the_setting(
     monkeypatch.setenv("RUNBOOKS_TIME_ZONE", "Asia/Taipei")
     assert main([*base, "records", "export", run_id, "--format", "md"]) == 0
     assert "every time on this sheet is in Asia/Taipei" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("module", [config, sheet, window_module])
+def test_the_examples_in_the_settings_docstrings_hold(module: ModuleType) -> None:
+    assert doctest.testmod(module).failed == 0
