@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 from typing import Annotated
 
@@ -10,6 +11,7 @@ import typer
 from rich.markdown import Markdown
 from rich.markup import escape
 
+from runbooks import config
 from runbooks.cli.common import (
     JsonOpt,
     ParamsArg,
@@ -68,12 +70,23 @@ def changes(ctx: typer.Context, json_out: JsonOpt = False) -> None:
             ]
         )
         return
+    zone = config.time_zone()
     for c in rows:
         out.print(
             f"[bold]{c.id}[/] {c.status:<9} {escape(c.runbook):<20} by {escape(c.preparer)} "
-            f"{c.created[:19]} [dim]{c.plan_hash[:12]}[/]"
+            f"{_local(c.created, zone)} [dim]{c.plan_hash[:12]}[/]"
             + (f" [dim]{escape(c.url)}[/]" if c.url else "")
         )
+
+
+def _local(ts: str, zone: tzinfo) -> str:
+    """A stored time stamp (UTC when it names no offset) in ``zone``, to the second."""
+    try:
+        moment = datetime.fromisoformat(ts)
+    except ValueError:
+        return ts[:19]
+    moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return moment.astimezone(zone).isoformat(timespec="seconds")
 
 
 def interrupted_runs(store: RecordStore) -> dict[str, str]:
@@ -100,10 +113,10 @@ def review(
     changes = book(ctx)
     change = changes.get(change_id)
     if html is not None:
-        html.write_text(review_doc.html(change), encoding="utf-8")
+        html.write_text(review_doc.html(change, config.time_zone()), encoding="utf-8")
         err.print(f"review page written to {html}")
     else:
-        out.print(Markdown(review_doc.markdown(change)))
+        out.print(Markdown(review_doc.markdown(change, config.time_zone())))
     if change.url:
         err.print(f"in NetBox: {change.url}")
     if accept:
@@ -183,7 +196,8 @@ def schedule(
         )
     else:  # NetBox holds who scheduled it and what they confirmed: any worker can run it
         job = scheduling.schedule(change.id, start, None, queue, None, api.settings.url)
-    when = f"at {start.isoformat(timespec='seconds')}" if start else "now"
+    zone = config.time_zone()
+    when = f"at {start.astimezone(zone).isoformat(timespec='seconds')} ({zone})" if start else "now"
     out.print(f"scheduled {change.id} {when} (job {job}); a `runbook worker` will run it")
 
 

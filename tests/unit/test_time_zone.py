@@ -114,3 +114,23 @@ def test_records_export_uses_the_setting(
 @pytest.mark.parametrize("module", [config, sheet, window_module])
 def test_the_examples_in_the_settings_docstrings_hold(module: ModuleType) -> None:
     assert doctest.testmod(module).failed == 0
+
+
+def test_the_review_document_and_the_list_show_times_in_the_zone(
+    store_path: Path,
+    workdir: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    base = ["--store", str(store_path)]
+    window = ["--window-start", "2026-12-01T14:00Z", "--window-end", "2026-12-01T17:00Z"]
+    assert main([*base, "plan", "test-ledger", f"workdir={workdir}", *window, "--json"]) == 0
+    change = json.loads(capsys.readouterr().out)["change"]
+    monkeypatch.setenv("RUNBOOKS_TIME_ZONE", "Asia/Taipei")
+    page = store_path.parent / "review.html"
+    assert main([*base, "review", change, "--html", str(page)]) == 0
+    capsys.readouterr()
+    shown = "2026-12-01T22:00:00+08:00 to 2026-12-02T01:00:00+08:00 (Asia/Taipei)"
+    assert shown in page.read_text()
+    assert main([*base, "changes"]) == 0
+    assert "+08:00" in capsys.readouterr().out
