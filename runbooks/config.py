@@ -30,7 +30,12 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    SettingsError,
+)
 from runbooks_rules.policy import GROUP_AUTHORITIES, GroupMap, group_authorities
 
 from runbooks.core import secrets
@@ -374,6 +379,11 @@ def load(path: Path | None = None, env: Mapping[str, str] | None = None) -> Load
         first = exc.errors()[0]
         field = ".".join(str(p) for p in first["loc"])
         raise InputError(f"setting {field}: {first['msg']} ({where} or its variable)") from exc
+    except SettingsError as exc:  # a variable of a table that is not JSON
+        raise InputError(
+            f"{exc}: a table's variable holds JSON, e.g. "
+            """RUNBOOKS_NETBOX_GROUPS='{"it-ops": "handle", "it-leads": ["review", "approve"]}'"""
+        ) from None
     finally:
         if env is not None:
             os.environ.clear()

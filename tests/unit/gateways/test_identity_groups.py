@@ -83,3 +83,5 @@ def test_a_group_giving_no_authority_is_refused_naming_it() -> None:
         config.netbox_groups({"RUNBOOKS_NETBOX_GROUPS": "it-ops=handle"})
     with pytest.raises(InputError, match=r"NETBOX_GROUPS.*gives 'x'"):
         config.load(Path("/nonexistent.toml"), env={"RUNBOOKS_NETBOX_GROUPS": '{"a": ["x"]}'})
+    with pytest.raises(InputError, match="holds JSON"):
+        config.load(Path("/nonexistent.toml"), env={"RUNBOOKS_NETBOX_GROUPS": "it-ops=handle"})
