@@ -13,13 +13,11 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from runbooks import config
 from runbooks.core.errors import InventoryError
 from runbooks.core.results import Diff, FieldChange
 from runbooks.gateways.netbox_model import DeviceWorkingSet
 from runbooks.gateways.network import DeviceTarget, napalm_driver_for
-
-# NetBox custom field holding a router's BGP AS number (the lab's config template uses it)
-ASN_FIELD = "bgp_asn"
 
 
 def device_target(ws: DeviceWorkingSet) -> DeviceTarget:
@@ -170,7 +168,9 @@ class Session:
 
 
 def expected_sessions(ws: DeviceWorkingSet, peers: Mapping[str, DeviceWorkingSet]) -> list[Session]:
-    """One session per cable whose far end has an address (the template's rule)."""
+    """One session per cable whose far end has an address (the template's rule); the peer's
+    AS number from the device custom field the settings name (``netbox_asn_field``)."""
+    asn_field = config.asn_field()
     out = []
     for link in links_of(ws):
         peer = peers.get(link.peer_device)
@@ -179,7 +179,7 @@ def expected_sessions(ws: DeviceWorkingSet, peers: Mapping[str, DeviceWorkingSet
         address = address_of(peer, link.peer_interface)
         if address is None:
             continue
-        asn = peer.custom_fields.get(ASN_FIELD)
+        asn = peer.custom_fields.get(asn_field)
         out.append(
             Session(
                 link.interface,

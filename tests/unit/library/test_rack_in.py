@@ -110,6 +110,20 @@ def test_lldp_is_compared_with_the_cables_interface_by_interface(
     assert nc.lldp_mismatches(nc.links_of(working_set("leaf3")), lldp) == problems
 
 
+def test_the_peers_as_number_comes_from_the_custom_field_the_settings_name(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    leaf3 = working_set("leaf3")
+    spine1 = working_set("spine1")
+    renamed = replace(spine1, custom_fields={"as_number": 64999})
+    monkeypatch.setenv("RUNBOOKS_NETBOX_ASN_FIELD", "as_number")
+    [session] = nc.expected_sessions(leaf3, {"spine1": renamed})
+    assert (session.peer_device, session.peer_asn) == ("spine1", 64999)
+    monkeypatch.delenv("RUNBOOKS_NETBOX_ASN_FIELD")
+    [session] = nc.expected_sessions(leaf3, {"spine1": renamed})
+    assert session.peer_asn is None  # the default field, bgp_asn, is not set on it
+
+
 def test_the_sessions_netbox_implies_and_the_bgp_check() -> None:
     leaf3 = working_set("leaf3")
     peers = {n: working_set(n) for n in ("spine1", "spine2")}
