@@ -22,8 +22,10 @@ napalm-bird2 0.0.5, read and tried here (what runbooks may expect of it):
   files, or a local Unix socket when runbooks runs on the router itself. The login needs a
   shell, SFTP, read/write on bird.conf and access to BIRD's socket: root here.
   It accepts ANY SSH host key (paramiko AutoAddPolicy): the driver checks no known_hosts;
-  runbooks' gateway checks the box's key against it before the driver opens. On first `open()` it prints its version to stdout and, unless
-  NAPALM_BIRD2_DISABLE_UPDATE_CHECK=1, asks pypi.org for a newer release (`DRIVER_ENV`).
+  runbooks' gateway checks the box's key against it before the driver opens. On its first
+  `open()` in a process it prints its version to stdout (the gateway sends that to stderr)
+  and, unless NAPALM_BIRD2_DISABLE_UPDATE_CHECK=1 (the gateway sets it), asks pypi.org for a
+  newer release.
 - `bird_config_path` is resolved on the machine running runbooks (`Path.exists()` locally,
   then /etc/bird/bird.conf …): a path missing there reads as an empty running configuration.
   The lab names the path in the platform's config context (`napalm.optional_args`) and the
@@ -76,9 +78,6 @@ BIRD = "/usr/sbin/bird"
 BIRDC = "/usr/sbin/birdc"
 CONFIG = "/etc/bird/bird.conf"
 SOCKET = "/run/bird/bird.ctl"
-# napalm-bird2 asks pypi.org for a newer release on its first open() unless this is set: the
-# lab's traffic stays on this machine.
-DRIVER_ENV = {"NAPALM_BIRD2_DISABLE_UPDATE_CHECK": "1"}
 
 
 def device_dir(name: str) -> Path:
