@@ -11,7 +11,7 @@ frr frr-pythontools
 bird2
 openssh-server openssh-client
 lldpd
-iproute2 iputils-ping
+iproute2 iputils-ping traceroute
 procps psmisc util-linux
 sudo ca-certificates gzip
 dpkg-dev

@@ -44,6 +44,7 @@ REQUIRED = {
     "/usr/lib/frr/frr-reload.py": "frr-pythontools",
     "/usr/sbin/bird": "bird2",
     "/usr/sbin/birdc": "bird2",
+    "/usr/bin/traceroute.db": "traceroute",  # the FRR driver's traceroute getter
     "/usr/sbin/lldpd": "lldpd",
     "/usr/sbin/lldpcli": "lldpd",
     "/usr/sbin/sshd": "openssh-server",
@@ -84,11 +85,18 @@ def held(
                 _reset(progress)
 
 
+# The lab department's own values of settings no production runbook defaults: its DNS domain
+# (pc-install) and the port of the status agent its server baseline runs (server-maintenance).
+LAB_SETTINGS = {"RUNBOOKS_DOMAIN": "lab.example", "RUNBOOKS_BASELINE_AGENT_PORT": "9100"}
+
+
 def runbooks_env() -> dict[str, str]:
     """What runbooks need to reach the lab's devices and hosts (`runbook lab env`): root with
-    the lab's key, host keys checked against the lab's known_hosts. Paths only, no secret."""
+    the lab's key, host keys checked against the lab's known_hosts, and the lab's settings
+    (`LAB_SETTINGS`). Paths and values only, no secret."""
     login = node.login_params("")  # how every node is logged in to, whichever address
     return {
+        **LAB_SETTINGS,
         "RUNBOOKS_SSH_KNOWN_HOSTS": login["known_hosts"],
         "RUNBOOKS_DEVICE_USERNAME": login["username"],
         "RUNBOOKS_DEVICE_KEY_FILE": login["key_file"],

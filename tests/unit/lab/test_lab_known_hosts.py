@@ -75,6 +75,9 @@ def test_login_params_and_lab_env_point_at_the_labs_known_hosts(lab_dir: Path) -
     assert settings["RUNBOOKS_DEVICE_KEY_FILE"] == str(lab_dir / "ssh" / "id_ed25519")
     shell = CliRunner().invoke(cli.app, ["env"])
     assert f"export RUNBOOKS_SSH_KNOWN_HOSTS={known}\n" in shell.output
+    # the lab's values of settings production runbooks have no default for (issue 17)
+    assert settings["RUNBOOKS_DOMAIN"] == "lab.example"
+    assert settings["RUNBOOKS_BASELINE_AGENT_PORT"] == "9100"
 
 
 def test_the_lab_error_is_the_labs_and_still_one_runbook_error() -> None:
