@@ -473,6 +473,10 @@ class NetworkGateway(Gateway):
                 return ""
             try:
                 self._commit_config(d, message, revert_in)
+            except napalm_errors.CommandErrorException as exc:
+                # the box refused the configuration at commit (napalm-bird2: `birdc configure`
+                # failed and the driver put the old file back): a rejection, as CommitError is
+                raise napalm_errors.CommitError(str(exc)) from exc
             except NotImplementedError as exc:
                 _discard_quietly(d, self.target.name)
                 if revert_in is None:

@@ -136,3 +136,26 @@ def test_a_driver_with_commit_confirm_gets_revert_in(
     monkeypatch.setattr(fake_drivers, "commit_config", commit_config)
     fake_gateway(Mode.RUN).commit(RUNNING + "interface lo\n", revert_in=300)
     assert committed == [300]
+
+
+@pytest.mark.usefixtures("fake_drivers")
+def test_a_configuration_the_box_refuses_at_commit_is_a_rejection(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """napalm-bird2 raises NAPALM's CommandErrorException when ``birdc configure`` refuses
+    the file it wrote (after putting the old one back): a rejected configuration, like the
+    other drivers' CommitError, not an unknown failure."""
+    from napalm.base import exceptions as napalm_errors
+
+    from runbooks.core.errors import RejectedError
+    from tests.unit.gateways.network_fake import BirdLikeDriver
+
+    def refuse(self: BirdLikeDriver, message: str = "", revert_in: int | None = None) -> None:
+        raise napalm_errors.CommandErrorException("bird.conf:12:3 syntax error, unexpected '}'")
+
+    monkeypatch.setattr(BirdLikeDriver, "commit_config", refuse)
+    gw = fake_gateway(
+        Mode.RUN, driver="birdlike", getters={"get_config": "get_bird_running_config"}
+    )
+    with pytest.raises(RejectedError, match=r"r1: configuration rejected while committing.*syntax"):
+        gw.commit("router id 198.18.255.21;\n")
