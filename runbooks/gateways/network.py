@@ -37,6 +37,17 @@
 - A commit carries ``runbooks run <id>`` in the device's commit log where the driver takes
   a commit message; where it does not (NAPALM's IOS, EOS, NX-OS refuse one), it commits
   without and says so (`NetworkGateway.commit_message_kept`, a log line).
+- A compare never disturbs a commit waiting for its confirmation. A driver may keep the
+  pending commit as state of its own object: NAPALM's EOS driver keeps it as its open
+  config session (``config_session``), its next load reuses that session and its discard
+  aborts it, so the device goes back; only that object can confirm or roll it back
+  (napalm/eos/eos.py: ``_load_config``, ``commit_config``, ``discard_config``,
+  ``confirm_commit``). So while this connection holds a commit it made with ``revert_in``
+  (not yet confirmed or rolled back), ``compare`` runs on a second driver object to the
+  same device (same credentials, options and host-key check), opened on the first such
+  compare and closed by ``confirm``, ``rollback`` or ``close``: one more login per device,
+  only while a commit is pending (`NetworkGateway.logins` counts them). ``confirm`` and
+  ``rollback`` act on the driver object that committed.
 - NAPALM's and Netmiko's exceptions become one clear error each: unreachable, refused
   credentials, timeout, rejected configuration.
 """
@@ -130,7 +141,14 @@ class NetworkGateway(Gateway):
         self._device: Any = None
         self._wire: Any = None  # the driver as this gateway may use it (read-only in a plan)
         self._class: Any = None
+        # a commit with revert_in made on this connection, not yet confirmed or rolled back
+        # (set before the driver is asked: a commit that failed half-way may still pend)
+        self._holds_pending = False
+        # the second driver object the compares use meanwhile (see the module's docstring)
+        self._side_device: Any = None
+        self._side_wire: Any = None
         self.calls = 0  # how many driver calls this run made (for benchmarks and tests)
+        self.logins = 0  # how many driver objects this gateway opened (for benchmarks, tests)
         # whether this run's commits carry "runbooks run <id>" in the device's commit log
         # (None: no commit yet; False: the driver takes no commit message)
         self.commit_message_kept: bool | None = None
@@ -166,45 +184,77 @@ class NetworkGateway(Gateway):
 
     def _open(self) -> Any:
         if self._wire is None:
-            creds = self._credentials
-            args = {
-                "port": creds.port,
-                **host_key_args(creds.known_hosts),
-                **self._optional_args,
-                **creds.optional_args,
-            }
-            if creds.key_file:
-                args.setdefault("key_file", creds.key_file)
-                args.setdefault("use_keys", True)
-            driver = self._driver_class()
-            # napalm-bird2 asks PyPI for a newer version on open: devices only, no phoning home
-            os.environ.setdefault("NAPALM_BIRD2_DISABLE_UPDATE_CHECK", "1")
-            started = time.monotonic()
-            action = f"connecting to {self.target.host}"
-            with translated(self.target.name, action, creds.known_hosts), _stdout_to_stderr():
-                device = driver(
-                    self.target.host,
-                    creds.username,
-                    creds.password,
-                    timeout=creds.timeout,
-                    optional_args=args,
-                )
-            self._check_host_key(device, action, args)
-            with translated(self.target.name, action, creds.known_hosts), _stdout_to_stderr():
-                device.open()
-            log.info(
-                "%s: connected (%s) in %.2f s",
-                self.target.name,
-                self.driver_name,
-                time.monotonic() - started,
-            )
-            self._device = device
-            self._wire = (
-                device
-                if self.mode is Mode.RUN
-                else ReadOnlyDriver(device, self.target.name, self.driver_name)
-            )
+            self._device = self._connect()
+            self._wire = self._guarded(self._device)
         return self._wire
+
+    def _guarded(self, device: Any) -> Any:
+        """The driver as this gateway may use it: read-only in a plan."""
+        if self.mode is Mode.RUN:
+            return device
+        return ReadOnlyDriver(device, self.target.name, self.driver_name)
+
+    def _connect(self) -> Any:
+        """A new driver object to the device, opened (the host key checked first where the
+        driver does not check it)."""
+        creds = self._credentials
+        args = {
+            "port": creds.port,
+            **host_key_args(creds.known_hosts),
+            **self._optional_args,
+            **creds.optional_args,
+        }
+        if creds.key_file:
+            args.setdefault("key_file", creds.key_file)
+            args.setdefault("use_keys", True)
+        driver = self._driver_class()
+        # napalm-bird2 asks PyPI for a newer version on open: devices only, no phoning home
+        os.environ.setdefault("NAPALM_BIRD2_DISABLE_UPDATE_CHECK", "1")
+        started = time.monotonic()
+        action = f"connecting to {self.target.host}"
+        with translated(self.target.name, action, creds.known_hosts), _stdout_to_stderr():
+            device = driver(
+                self.target.host,
+                creds.username,
+                creds.password,
+                timeout=creds.timeout,
+                optional_args=args,
+            )
+        self._check_host_key(device, action, args)
+        with translated(self.target.name, action, creds.known_hosts), _stdout_to_stderr():
+            device.open()
+        self.logins += 1
+        log.info(
+            "%s: connected (%s) in %.2f s",
+            self.target.name,
+            self.driver_name,
+            time.monotonic() - started,
+        )
+        return device
+
+    def _side(self) -> Any:
+        """The second driver object, for compares while this connection holds a pending
+        commit (opened on first use, kept until the commit is confirmed or rolled back)."""
+        if self._side_wire is None:
+            self._side_device = self._connect()
+            self._side_wire = self._guarded(self._side_device)
+        return self._side_wire
+
+    def _close_side(self) -> None:
+        """Close the second driver object, if any; a failure to close is logged, not raised
+        (it held no candidate: each compare discards its own)."""
+        device, self._side_device, self._side_wire = self._side_device, None, None
+        if device is None:
+            return
+        try:
+            with _stdout_to_stderr():
+                device.close()
+        except Exception as exc:  # closing a spare connection is no step's failure
+            log.warning(
+                "%s: could not close the second connection: %s",
+                self.target.name,
+                type(exc).__name__,
+            )
 
     def _check_host_key(self, device: Any, action: str, args: Mapping[str, Any]) -> None:
         """Refuse the device before its driver opens when the driver would not check the
@@ -280,12 +330,14 @@ class NetworkGateway(Gateway):
             raise self._unsupported(name) from exc
 
     def close(self) -> None:
-        if self._device is not None:
-            try:
+        try:
+            self._close_side()
+            if self._device is not None:
                 self._device.close()
-            finally:
-                self._device = None
-                self._wire = None
+        finally:
+            self._device = None
+            self._wire = None
+            self._holds_pending = False
 
     # ---- getters: allowed in plans
     @reads
@@ -404,7 +456,14 @@ class NetworkGateway(Gateway):
 
         ``<removed>`` in ``candidate`` is filled from the running configuration, then from
         ``secret_sources`` (raw texts). The candidate is loaded, compared and discarded (in
-        ``finally``): a compare leaves nothing on the device, in plans and in runs."""
+        ``finally``): a compare leaves nothing on the device, in plans and in runs.
+
+        While this connection holds a commit made with ``revert_in`` and not yet confirmed
+        or rolled back, the compare runs on a second driver object to the device, so the
+        pending commit stays untouched (NAPALM's EOS driver would load into its pending
+        session and abort it on discard). Its cost: one more login to the device, only
+        while a commit is pending; that connection is kept for the next compares and closed
+        by `confirm`, `rollback` or `close`."""
 
         def run(d: Any) -> str:
             text = self._filled(d, candidate, secret_sources)
@@ -412,7 +471,13 @@ class NetworkGateway(Gateway):
                 (d.load_replace_candidate if replace else d.load_merge_candidate)(config=text)
                 return config_text.sanitize(str(d.compare_config()))
 
-        return self._call("comparing the candidate configuration", run)
+        action = "comparing the candidate configuration"
+        if not self._holds_pending:
+            return self._call(action, run)
+        wire = self._side()
+        self.calls += 1
+        with translated(self.target.name, f"{action} (on a second connection)"):
+            return run(wire)
 
     @reads
     def has_pending_commit(self) -> bool:
@@ -471,6 +536,8 @@ class NetworkGateway(Gateway):
             if not diff.strip():
                 d.discard_config()
                 return ""
+            if revert_in is not None:
+                self._holds_pending = True  # from now on compares go elsewhere
             try:
                 self._commit_config(d, message, revert_in)
             except napalm_errors.CommandErrorException as exc:
@@ -521,11 +588,20 @@ class NetworkGateway(Gateway):
 
     @writes
     def confirm(self) -> None:
+        """Confirm the pending commit, on the driver object that made it."""
         self._method("confirm_commit", "confirming the commit")
+        self._settled()
 
     @writes
     def rollback(self) -> None:
+        """Roll back (a pending commit: cancelled), on the driver object that made it."""
         self._method("rollback", "rolling the configuration back")
+        self._settled()
+
+    def _settled(self) -> None:
+        """No commit pends on this connection any more: compares come back to it."""
+        self._holds_pending = False
+        self._close_side()
 
 
 def _napalm_name(method: str) -> str:

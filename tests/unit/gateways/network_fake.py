@@ -3,6 +3,7 @@ the network gateway's unit tests (which calls reach a device, and with what)."""
 
 from __future__ import annotations
 
+import difflib
 from typing import Any, ClassVar
 
 import pytest
@@ -10,6 +11,7 @@ from napalm import get_network_driver
 from napalm.base import NetworkDriver
 from napalm.base import exceptions as napalm_errors
 from napalm.base.netmiko_helpers import netmiko_args
+from pyeapi.eapilib import EapiConnection  # type: ignore[import-untyped]
 
 from runbooks.core.gateway import Mode
 from runbooks.gateways import network
@@ -325,3 +327,102 @@ def fake_gateway(
 ) -> NetworkGateway:
     target = DeviceTarget("r1", "198.18.0.250", platform, driver, {}, getters or {})
     return NetworkGateway(mode, target, creds, "t")
+
+
+class EosBox:
+    """What an Arista EOS box keeps across connections, as NAPALM's EOS driver sees it over
+    eAPI (napalm/eos/eos.py): the running configuration (stripped lines) and its
+    configuration sessions (``configure session``, ``rollback clean-config``, ``commit timer``
+    makes one ``pendingCommitTimer`` until ``commit`` confirms or ``abort`` puts the box
+    back, ``show session-config named … diffs``, ``show configuration sessions [detail]``)."""
+
+    def __init__(self, running: str) -> None:
+        self.running = _eos_lines(running)
+        self.before: list[str] | None = None  # the running configuration a timer reverts to
+        self.sessions: dict[str, dict[str, Any]] = {}  # name → {"state", "lines", "commitBy"}
+        self.uptime = 1000.0
+        self.sent: list[str] = []
+
+    def run(self, command: str, current: list[str | None]) -> dict[str, Any]:
+        """One command; ``current``: the session the connection is in ([None] outside)."""
+        self.sent.append(command)
+        words = command.split()
+        if command in ("enable", "write memory", "copy startup-config flash:rollback-0"):
+            return {}
+        if command == "show version":
+            return {"version": "4.30.0F", "uptime": self.uptime}
+        if command.startswith("show configuration sessions"):
+            return {"sessions": {n: dict(s, lines=None) for n, s in self.sessions.items()}}
+        if command.startswith("show session-config named "):
+            lines = self.sessions[words[3]]["lines"]
+            diff = difflib.unified_diff(self.running, lines, "running", "session", lineterm="")
+            return {"output": "\n".join(diff)}  # its two header lines: the driver drops them
+        if command == "end":
+            current[0] = None
+            return {}
+        if words[:2] == ["configure", "session"] and len(words) == 3:
+            self.sessions.setdefault(
+                words[2], {"state": "pending", "lines": list(self.running), "commitBy": -1}
+            )
+            current[0] = words[2]
+            return {}
+        if words[:2] == ["configure", "session"]:
+            return self._session_command(words[2], words[3:])
+        if current[0] is None:
+            raise ValueError(f"the fake EOS box has no command {command!r}")
+        if command == "rollback clean-config":
+            self.sessions[current[0]]["lines"] = []
+        else:
+            self.sessions[current[0]]["lines"].append(command)
+        return {}
+
+    def _session_command(self, name: str, words: list[str]) -> dict[str, Any]:
+        session = self.sessions[name]
+        if words[:2] == ["commit", "timer"]:
+            h, m, s = (int(part) for part in words[2].split(":"))
+            self.before, self.running = self.running, list(session["lines"])
+            session.update(state="pendingCommitTimer", commitBy=self.uptime + h * 3600 + m * 60 + s)
+        elif words == ["commit"]:
+            if session["state"] != "pendingCommitTimer":
+                self.running = list(session["lines"])
+            session.update(state="completed", commitBy=-1)
+        elif words == ["abort"]:
+            if session["state"] == "pendingCommitTimer" and self.before is not None:
+                self.running, self.before = self.before, None
+            del self.sessions[name]
+        else:
+            raise ValueError(f"the fake EOS box has no session command {words!r}")
+        return {"output": ""}
+
+    def pending(self) -> list[str]:
+        return [n for n, s in self.sessions.items() if s["state"] == "pendingCommitTimer"]
+
+
+def _eos_lines(text: str) -> list[str]:
+    return [line.strip() for line in text.splitlines() if line.strip()]
+
+
+class FakeEapi(EapiConnection):  # type: ignore[misc]
+    """pyeapi's transport to `FakeEapi.box` instead of a device: NAPALM's EOS driver takes
+    it as ``optional_args={"transport": "tests.unit.gateways.network_fake.FakeEapi"}`` (a
+    module path it imports), so all of EOSDriver and pyeapi's Node run as they are."""
+
+    box: ClassVar[EosBox]
+    opened: ClassVar[int] = 0
+
+    def __init__(
+        self,
+        host: str | None = None,
+        port: int | None = None,
+        username: str | None = None,
+        password: str | None = None,
+        timeout: int = 60,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__()
+        FakeEapi.opened += 1
+        self._current: list[str | None] = [None]
+
+    def execute(self, commands: list[Any], encoding: str = "json", **kwargs: Any) -> dict[str, Any]:
+        texts = [c["cmd"] if isinstance(c, dict) else str(c) for c in commands]
+        return {"result": [self.box.run(text, self._current) for text in texts]}

@@ -1,0 +1,135 @@
+"""A compare never disturbs a commit waiting for its confirmation.
+
+NAPALM's EOS driver keeps a commit made with ``revert_in`` as its open config session: its
+next load reuses that session and its discard aborts it, so a compare on the same driver
+object (load, compare, discard) would put the box back (napalm/eos/eos.py: _load_config,
+commit_config, discard_config, confirm_commit). Tested on NAPALM's real EOSDriver and
+pyeapi's Node, only the eAPI transport faked (`network_fake.FakeEapi`, a box that keeps its
+configuration sessions as EOS does)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from napalm.eos.eos import EOSDriver
+
+from runbooks.core.gateway import Mode
+from runbooks.gateways.network import DeviceTarget, NetworkGateway
+from tests.unit.gateways.network_fake import (
+    CREDS,
+    EosBox,
+    FakeEapi,
+    RecordingDriver,
+    fake_drivers,
+    fake_gateway,
+)
+
+__all__ = ["fake_drivers"]  # the fixture, used by name
+
+RUNNING = "hostname leaf1\ninterface Ethernet1\n   no switchport\n"
+CANDIDATE = RUNNING + "router bgp 65001\n   neighbor 198.18.1.0 remote-as 65101\n"
+TRANSPORT = f"{FakeEapi.__module__}.{FakeEapi.__name__}"
+
+
+@pytest.fixture
+def box() -> Iterator[EosBox]:
+    FakeEapi.box = EosBox(RUNNING)
+    FakeEapi.opened = 0
+    yield FakeEapi.box
+
+
+def eos_gateway(mode: Mode = Mode.RUN) -> NetworkGateway:
+    target = DeviceTarget("leaf1", "198.18.0.11", "arista_eos", "eos", {"transport": TRANSPORT})
+    return NetworkGateway(mode, target, CREDS, "run-7")
+
+
+def test_the_fake_is_napalms_eos_driver_over_pyeapi(box: EosBox) -> None:
+    gw = eos_gateway()
+    assert "\n+router bgp 65001\n" in gw.compare(CANDIDATE)
+    assert isinstance(gw._device, EOSDriver)
+    assert box.sessions == {} and box.running == _lines(RUNNING)  # the compare left nothing
+
+
+def test_a_compare_leaves_the_pending_eos_commit_pending_then_confirm_confirms_it(
+    box: EosBox,
+) -> None:
+    gw = eos_gateway()
+    committed = _lines(CANDIDATE)
+    assert "\n+router bgp 65001\n" in gw.commit(CANDIDATE, revert_in=300)
+    assert box.running == committed and len(box.pending()) == 1
+    session = gw._device.config_session
+    assert box.pending() == [session]
+
+    assert gw.compare(CANDIDATE) == ""  # in place: the check the rack runbooks make
+    assert gw.compare(RUNNING) != ""  # and again, on the same second connection
+    assert box.pending() == [session], "the compare aborted the pending commit"
+    assert box.running == committed
+    assert gw.has_pending_commit()
+    assert gw.logins == 2 and FakeEapi.opened == 2  # one more login, while it pends
+
+    gw.confirm()  # on the driver object holding the session
+    assert box.pending() == [] and box.running == committed
+    assert f"configure session {session} commit" in box.sent
+    assert not gw.has_pending_commit()
+    assert gw.compare(CANDIDATE) == "" and gw.logins == 2  # back on the first connection
+    gw.close()
+    assert box.sessions.get(session, {}).get("state") in (None, "completed")
+    assert box.running == committed
+
+
+def test_rollback_cancels_the_pending_commit_after_a_compare(box: EosBox) -> None:
+    gw = eos_gateway()
+    gw.commit(CANDIDATE, revert_in=300)
+    assert gw.compare(CANDIDATE) == ""
+    gw.rollback()
+    assert box.pending() == [] and box.running == _lines(RUNNING)
+    assert gw.compare(RUNNING) == ""
+    gw.close()
+
+
+def test_without_a_pending_commit_a_compare_needs_no_second_login(box: EosBox) -> None:
+    gw = eos_gateway()
+    gw.commit(CANDIDATE)  # no revert_in: nothing pends
+    assert gw.compare(CANDIDATE) == "" and gw.compare(RUNNING) != ""
+    assert gw.logins == 1 and FakeEapi.opened == 1
+    gw.close()
+
+
+def test_any_driver_compares_on_a_second_driver_object_while_its_commit_pends(
+    fake_drivers: type[RecordingDriver], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Whatever the driver: after a commit with revert_in, compares go to a second driver
+    object opened with the same credentials and options; confirm and rollback stay on the
+    first, and close the second."""
+    acted_on: list[object] = []
+
+    def record(driver: object) -> None:
+        acted_on.append(driver)
+
+    monkeypatch.setattr(RecordingDriver, "confirm_commit", record)
+    monkeypatch.setattr(RecordingDriver, "rollback", record)
+    gw = fake_gateway(Mode.RUN)
+    for settle in (gw.confirm, gw.rollback):
+        gw.commit("hostname r1\nhostname r2\n", revert_in=60)
+        first, given = gw._device, dict(RecordingDriver.given)
+        RecordingDriver.seen = []
+        gw.compare("hostname r1\n")
+        side = gw._side_device
+        assert side is not None and side is not first and RecordingDriver.given == given
+        assert [name for name, _ in RecordingDriver.seen][:2] == ["open", "load_replace_candidate"]
+        RecordingDriver.seen = []
+        settle()
+        assert acted_on[-1] is first
+        assert gw._side_device is None and RecordingDriver.seen == [("close", None)]
+    assert gw.logins == 3  # the first connection, and one more each time a commit pended
+    gw.commit("hostname r1\nhostname r3\n", revert_in=60)
+    gw.compare("hostname r1\n")
+    RecordingDriver.seen = []
+    gw.close()
+    assert RecordingDriver.seen == [("close", None), ("close", None)]
+    assert gw._side_device is None and gw._device is None
+
+
+def _lines(text: str) -> list[str]:
+    return [line.strip() for line in text.splitlines() if line.strip()]
