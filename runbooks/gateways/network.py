@@ -536,6 +536,7 @@ class NetworkGateway(Gateway):
             if not diff.strip():
                 d.discard_config()
                 return ""
+            held = self._holds_pending
             if revert_in is not None:
                 self._holds_pending = True  # from now on compares go elsewhere
             try:
@@ -545,6 +546,7 @@ class NetworkGateway(Gateway):
                 # failed and the driver put the old file back): a rejection, as CommitError is
                 raise napalm_errors.CommitError(str(exc)) from exc
             except NotImplementedError as exc:
+                self._holds_pending = held  # refused before anything was committed
                 _discard_quietly(d, self.target.name)
                 if revert_in is None:
                     raise

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 import pytest
 from napalm.eos.eos import EOSDriver
 
+from runbooks.core.errors import UnsupportedError
 from runbooks.core.gateway import Mode
 from runbooks.gateways.network import DeviceTarget, NetworkGateway
 from tests.unit.gateways.network_fake import (
@@ -133,3 +134,15 @@ def test_any_driver_compares_on_a_second_driver_object_while_its_commit_pends(
 
 def _lines(text: str) -> list[str]:
     return [line.strip() for line in text.splitlines() if line.strip()]
+
+
+def test_a_commit_refused_before_anything_pends_keeps_compares_on_the_connection(
+    fake_drivers: type[RecordingDriver],
+) -> None:
+    """A driver whose commit_config refuses revert_in (NotImplementedError) committed
+    nothing: no second login for the compares after it."""
+    gw = fake_gateway(Mode.RUN, driver="noconfirm")
+    with pytest.raises(UnsupportedError):
+        gw.commit("hostname r1\nhostname r2\n", revert_in=60)
+    gw.compare("hostname r1\n")
+    assert gw.logins == 1 and gw._side_device is None
