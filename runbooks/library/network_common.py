@@ -13,6 +13,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from netutils.interface import canonical_interface_name
+
 from runbooks import config
 from runbooks.core.errors import InventoryError
 from runbooks.core.results import Diff, FieldChange
@@ -232,20 +234,33 @@ def lldp_mismatches(links: Iterable[Link], lldp: Mapping[str, Any]) -> list[str]
     """Interface by interface: does LLDP see, on each cabled interface, the peer NetBox names?
 
     ``lldp`` is NAPALM's ``get_lldp_neighbors()``: ``{"swp1": [{"hostname", "port"}]}``.
+    Interface names are compared in netutils' canonical form (IOS sends ``Gi0/3`` where
+    NetBox holds ``GigabitEthernet0/3``), and a neighbour announcing its FQDN is the device
+    its first labels name.
 
     >>> link = Link("swp1", "spine1", "swp3", 3, "connected", "active")
     >>> lldp_mismatches([link], {"swp1": [{"hostname": "spine1", "port": "swp3"}]})
     []
     >>> lldp_mismatches([link], {"swp1": [{"hostname": "spine2", "port": "swp3"}]})
     ['swp1: NetBox cables it to spine1:swp3, LLDP sees spine2:swp3']
+    >>> ios = Link("GigabitEthernet0/1", "sw1", "GigabitEthernet0/3", 4, "connected", "active")
+    >>> lldp_mismatches([ios], {"Gi0/1": [{"hostname": "sw1.corp.example", "port": "Gi0/3"}]})
+    []
     """
+    seen_on: dict[str, list[tuple[str, str]]] = {}
+    for local, neighbours in lldp.items():
+        seen_on.setdefault(canonical_interface_name(str(local)), []).extend(
+            (str(n.get("hostname", "")), str(n.get("port", ""))) for n in neighbours
+        )
     problems = []
     for link in links:
-        seen = [
-            (str(n.get("hostname", "")), str(n.get("port", "")))
-            for n in lldp.get(link.interface, [])
-        ]
-        if (link.peer_device, link.peer_interface) in seen:
+        seen = seen_on.get(canonical_interface_name(link.interface), [])
+        wanted = canonical_interface_name(link.peer_interface)
+        if any(
+            (host == link.peer_device or host.startswith(f"{link.peer_device}."))
+            and canonical_interface_name(port) == wanted
+            for host, port in seen
+        ):
             continue
         found = ", ".join(f"{h}:{p}" for h, p in seen) or "no neighbour"
         problems.append(
