@@ -46,7 +46,9 @@ EOS_RESUME = (
     'that made it: after the process died, a new driver object neither confirms it ("No '
     'pending commit-confirm found!") nor rolls it back ("Current config session not found '
     "as pending commit-confirm\"); adopting the device's pending session would need the "
-    "driver's private config_session (napalm/eos/eos.py: confirm_commit, rollback)"
+    "driver's private config_session (napalm/eos/eos.py: confirm_commit, rollback). Tried "
+    "here: set from _get_pending_commits() just before confirm_commit or rollback, both "
+    "tests pass; set on open, the compare connection's discard aborts the commit"
 )
 NOT_YET: dict[str, list[tuple[set[str], str]]] = {
     "test_rack_in_resumes_from_its_record_after_the_process_died_mid_commit": [

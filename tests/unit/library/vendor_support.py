@@ -423,6 +423,13 @@ class RecordedDriver(MockDriver):  # type: ignore[misc]
             state.pending_session = self.config_session if state.pending else None
             self.config_session = self.config_session if state.pending else None
 
+    def _get_pending_commits(self) -> dict[str, int]:
+        """EOS: the config sessions waiting for their confirm, and the seconds left (the
+        real driver reads ``show configuration sessions detail``)."""
+        state = self.state
+        pending = state.pending and state.pending_session is not None
+        return {str(state.pending_session): 300} if pending else {}
+
     def _owns_pending(self) -> bool:
         return not self.vendor.session_bound or self.config_session == self.state.pending_session
 
