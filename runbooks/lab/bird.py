@@ -68,7 +68,6 @@ from pathlib import Path
 
 from runbooks.lab import frr, network, node
 from runbooks.lab.errors import LabError
-from runbooks.lab.paths import state_dir
 from runbooks.lab.topology import Device, Topology
 
 log = logging.getLogger(__name__)
@@ -169,39 +168,9 @@ def bgp_states(name: str) -> dict[str, str]:
 
 
 def _holder_script(name: str) -> str:
-    d, s = device_dir(name), state_dir()
-    if s.resolve().is_relative_to("/tmp"):  # noqa: S108 (a check, not a use)
-        raise LabError(f"the lab's state dir {s} must not be under /tmp (devices get their own)")
-    q = shlex.quote
-    lines = [
-        "set -e",
-        f"hostname {q(name)}",
-        f"mount -n -t tmpfs -o mode=0755,size=64m rbl-run {q(str(d / 'runfs'))}",
-        f"cd {q(str(d / 'runfs'))} && mkdir -p bird sshd lldpd lock && cd /",
-        f"mount -n --bind {q(str(d / 'run-bird'))} {q(str(d / 'runfs' / 'bird'))}",
-    ]
-    if s.is_relative_to("/run"):
-        # As on the FRR devices: of the state dir, only this box's own directory (its sshd
-        # config names files there) and the authorized keys stay visible at their paths.
-        inside = d / "runfs" / s.relative_to("/run")
-        own, keys = inside / "devices" / name, inside / "ssh" / "authorized_keys"
-        lines += [
-            f"mkdir -p {q(str(own))} {q(str(keys.parent))} && touch {q(str(keys))}",
-            f"mount -n --bind {q(str(d))} {q(str(own))}",
-            f"mount -n --bind {q(str(node.ssh_dir() / 'authorized_keys'))} {q(str(keys))}",
-        ]
-    lines += [
-        f"mount -n --move {q(str(d / 'runfs'))} /run",
-        f"mount -n --bind {q(str(d / 'etc-bird'))} /etc/bird",
-        f"mount -n --bind {q(str(d / 'home'))} /root",
-        f"mount -n --bind {q(str(d / 'lldpd.d'))} /etc/lldpd.d",
-        "mount -n -t tmpfs -o mode=1777,size=64m rbl-tmp /tmp",
-        "echo 1 > /proc/sys/net/ipv4/ip_forward",
-        "echo 0 > /proc/sys/net/ipv4/conf/eth0/forwarding",
-        f"echo {node.HOLDER_READY}",
-        "exec sleep infinity >/dev/null 2>&1",
-    ]
-    return "\n".join(lines)
+    return node.router_holder_script(
+        device_dir(name), name, daemon="bird", mounts={"etc-bird": "/etc/bird"}
+    )
 
 
 def _prepare_dirs(dev: Device, config: str) -> None:
@@ -211,21 +180,7 @@ def _prepare_dirs(dev: Device, config: str) -> None:
         (d / sub).chmod(0o755)
     write_config(dev.name, config)
     (d / "initial.conf").write_text(config)
-    node.light_home(d / "home", dev.name)
-    node.ensure_host_key(d / "ssh_host_ed25519_key")
-    (d / "sshd_config").write_text(
-        node.sshd_config(
-            str(dev.mgmt),
-            d / "ssh_host_ed25519_key",
-            d / "sshd.pid",
-            node.ssh_dir() / "authorized_keys",
-        )
-    )
-    conf = d / "lldpd.d" / "lab.conf"
-    conf.write_text(
-        f"configure lldp portidsubtype ifname\nconfigure lldp tx-interval {frr.LLDP_TX_INTERVAL}\n"
-    )
-    conf.chmod(0o644)
+    node.prepare_router_login(d, dev.name, str(dev.mgmt))
 
 
 def write_config(name: str, config: str) -> None:
@@ -242,13 +197,6 @@ def _apply_os_addresses(topo: Topology, name: str) -> None:
         for address in addresses:
             network.run(["ip", "-n", ns, "addr", "replace", str(address), "dev", ifname])
         network.run(["ip", "-n", ns, "link", "set", ifname, "up"])
-
-
-def _pid_file_alive(pid_file: Path) -> bool:
-    try:
-        return network.pid_alive(int(pid_file.read_text(encoding="ascii").split()[0]))
-    except (OSError, ValueError, IndexError):
-        return False
 
 
 def _bird_answers(pid: int) -> bool:
@@ -277,21 +225,13 @@ def start_device(topo: Topology, dev: Device, config: str) -> bool:
         if started.returncode != 0:
             raise LabError(f"{dev.name}: bird refused to start: {started.stderr.strip()[:200]}")
         node.wait_for(f"BIRD on {dev.name}", lambda: _bird_answers(pid), 10)
-    if not _pid_file_alive(d / "sshd.pid"):
-        node.nsenter(pid, ["/usr/sbin/sshd", "-f", str(d / "sshd_config")], check=True)
-    if node.nsenter(pid, ["lldpcli", "show", "configuration"]).returncode != 0:
-        node.nsenter(pid, ["lldpd"], check=True)
+    node.start_sshd_and_lldpd(pid, d)
     return fresh
 
 
 def stop_device(name: str) -> None:
     """Stop every process of the box; the namespace and links stay."""
-    network.kill_pids(network.netns_pids(network.netns_name(name)))
-    for leftover in (device_dir(name) / "run-bird").glob("*"):
-        if leftover.is_file() or leftover.is_socket():
-            leftover.unlink()
-    for pid_file in ("holder.pid", "sshd.pid"):
-        (device_dir(name) / pid_file).unlink(missing_ok=True)
+    node.stop_router(device_dir(name), name, daemon="bird")
 
 
 def reset_device(topo: Topology, dev: Device, config: str) -> None:

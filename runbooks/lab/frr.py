@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import logging
-import shlex
 import shutil
 import subprocess
 from pathlib import Path
@@ -35,7 +34,6 @@ log = logging.getLogger(__name__)
 
 FRR_DAEMONS = ("zebra", "staticd", "bgpd")
 FRR_BIN = Path("/usr/lib/frr")
-LLDP_TX_INTERVAL = 2
 _DAEMON_ARGS = {"zebra": ["-s", "90000000"]}
 _DAEMONS_FILE = """\
 # Written by runbooks lab: the daemons this device runs (started by the lab, not frrinit.sh).
@@ -98,42 +96,14 @@ def vtysh_json(name: str, command: str) -> Any:
 
 
 def _holder_script(name: str) -> str:
-    d, s = device_dir(name), state_dir()
-    if s.resolve().is_relative_to("/tmp"):  # noqa: S108 (a check, not a use)
-        raise LabError(f"the lab's state dir {s} must not be under /tmp (devices get their own)")
-    q = shlex.quote
-    lines = [
-        "set -e",
-        f"hostname {q(name)}",
-        f"mount -n -t tmpfs -o mode=0755,size=64m rbl-run {q(str(d / 'runfs'))}",
-        f"cd {q(str(d / 'runfs'))} && mkdir -p frr sshd lldpd lock && cd /",
-        f"mount -n --bind {q(str(d / 'run-frr'))} {q(str(d / 'runfs' / 'frr'))}",
-    ]
-    if s.is_relative_to("/run"):
-        # Only this device's own directory and the authorized keys stay visible at their paths
-        # (sshd's config names them); the lab's private key and NetBox tokens do not.
-        inside = d / "runfs" / s.relative_to("/run")
-        own, keys = inside / "devices" / name, inside / "ssh" / "authorized_keys"
-        lines += [
-            f"mkdir -p {q(str(own))} {q(str(keys.parent))} && touch {q(str(keys))}",
-            f"mount -n --bind {q(str(d))} {q(str(own))}",
-            f"mount -n --bind {q(str(node.ssh_dir() / 'authorized_keys'))} {q(str(keys))}",
-        ]
-    lines += [
-        f"mount -n --move {q(str(d / 'runfs'))} /run",
-        f"mount -n --bind {q(str(d / 'etc-frr'))} /etc/frr",
-        f"mount -n --bind {q(str(d / 'log-frr'))} /var/log/frr",
-        f"mount -n --bind {q(str(d / 'home'))} /root",
-        f"mount -n --bind {q(str(d / 'lldpd.d'))} /etc/lldpd.d",
-        "mount -n -t tmpfs -o mode=1777,size=64m rbl-tmp /tmp",
-        "echo 1 > /proc/sys/net/ipv4/ip_forward",
+    return node.router_holder_script(
+        device_dir(name),
+        name,
+        daemon="frr",
+        mounts={"etc-frr": "/etc/frr", "log-frr": "/var/log/frr"},
         # A router forwards IPv6 too; otherwise zebra shows `no ipv6 forwarding` in every config.
-        "echo 1 > /proc/sys/net/ipv6/conf/all/forwarding",
-        "echo 0 > /proc/sys/net/ipv4/conf/eth0/forwarding",
-        f"echo {node.HOLDER_READY}",
-        "exec sleep infinity >/dev/null 2>&1",
-    ]
-    return "\n".join(lines)
+        ipv6_forwarding=True,
+    )
 
 
 def _prepare_dirs(dev: Device, config: str) -> None:
@@ -149,26 +119,7 @@ def _prepare_dirs(dev: Device, config: str) -> None:
     (d / "etc-frr" / "daemons").write_text(_DAEMONS_FILE)
     for f in ("vtysh.conf", "daemons"):
         shutil.chown(d / "etc-frr" / f, "frr", "frr")
-    node.light_home(d / "home", dev.name)
-    node.ensure_host_key(d / "ssh_host_ed25519_key")
-    (d / "sshd_config").write_text(
-        node.sshd_config(
-            str(dev.mgmt),
-            d / "ssh_host_ed25519_key",
-            d / "sshd.pid",
-            node.ssh_dir() / "authorized_keys",
-        )
-    )
-    # lldpd applies /etc/lldpd.d at start-up before it sends anything (configuring it with
-    # lldpcli right after start races and can leave it silent). eth0 sees no neighbour: a Linux
-    # bridge does not forward LLDP frames.
-    (d / "lldpd.d").mkdir(exist_ok=True)
-    (d / "lldpd.d").chmod(0o755)
-    conf = d / "lldpd.d" / "lab.conf"
-    conf.write_text(
-        f"configure lldp portidsubtype ifname\nconfigure lldp tx-interval {LLDP_TX_INTERVAL}\n"
-    )
-    conf.chmod(0o644)
+    node.prepare_router_login(d, dev.name, str(dev.mgmt))
 
 
 def write_config(name: str, config: str) -> None:
@@ -177,13 +128,6 @@ def write_config(name: str, config: str) -> None:
     path.write_text(config if config.endswith("\n") else config + "\n")
     path.chmod(0o640)
     shutil.chown(path, "frr", "frr")
-
-
-def _pid_file_alive(pid_file: Path) -> bool:
-    try:
-        return network.pid_alive(int(pid_file.read_text(encoding="ascii").split()[0]))
-    except (OSError, ValueError, IndexError):
-        return False
 
 
 def start_device(dev: Device, config: str) -> bool:
@@ -199,7 +143,7 @@ def start_device(dev: Device, config: str) -> bool:
         pid = node.start_holder(d, dev.name, _holder_script(dev.name))
         log.info("device %s: holder %d", dev.name, pid)
     node.trust_host_key(str(dev.mgmt), dev.name, d / "ssh_host_ed25519_key")
-    missing = [x for x in FRR_DAEMONS if not _pid_file_alive(d / "run-frr" / f"{x}.pid")]
+    missing = [x for x in FRR_DAEMONS if not node.pid_file_alive(d / "run-frr" / f"{x}.pid")]
     for daemon in missing:
         node.nsenter(
             pid,
@@ -211,22 +155,13 @@ def start_device(dev: Device, config: str) -> bool:
         boot = node.nsenter(pid, ["vtysh", "-b"], timeout=60)
         if boot.returncode not in (0, 1):  # 1: a line was refused; the rest still applies
             raise LabError(f"{dev.name}: vtysh -b failed: {boot.stderr.strip()[:200]}")
-    if not _pid_file_alive(d / "sshd.pid"):
-        node.nsenter(pid, ["/usr/sbin/sshd", "-f", str(d / "sshd_config")], check=True)
-    if node.nsenter(pid, ["lldpcli", "show", "configuration"]).returncode != 0:
-        node.nsenter(pid, ["lldpd"], check=True)
+    node.start_sshd_and_lldpd(pid, d)
     return fresh
 
 
 def stop_device(name: str) -> None:
     """Stop every process of the device; the namespace and links stay."""
-    ns = network.netns_name(name)
-    network.kill_pids(network.netns_pids(ns))
-    for leftover in (device_dir(name) / "run-frr").glob("*"):
-        if leftover.is_file() or leftover.is_socket():
-            leftover.unlink()
-    for pid_file in ("holder.pid", "sshd.pid"):
-        (device_dir(name) / pid_file).unlink(missing_ok=True)
+    node.stop_router(device_dir(name), name, daemon="frr")
 
 
 def flush_addresses(name: str) -> None:

@@ -13,12 +13,13 @@ import fcntl
 import logging
 import os
 import select
+import shlex
 import shutil
 import socket
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,7 @@ from runbooks.lab.paths import state_dir
 log = logging.getLogger(__name__)
 
 HOLDER_READY = "rbl-ready"
+LLDP_TX_INTERVAL = 2
 
 
 def ssh_dir() -> Path:
@@ -260,3 +262,105 @@ def run_inside(
     if pid is None:
         raise LabError(f"lab {kind} {name} is not running (run `runbook lab up`)")
     return nsenter(pid, argv, check=check, input=input, timeout=timeout)
+
+
+# --- routing boxes: what the FRR and the BIRD devices share -----------------------------------
+
+
+def router_holder_script(
+    node_dir: Path,
+    name: str,
+    *,
+    daemon: str,
+    mounts: Mapping[str, str],
+    ipv6_forwarding: bool = False,
+) -> str:
+    """The holder script of a routing box. Its hostname; a private /run holding the routing
+    daemon's own run directory (`<node_dir>/run-<daemon>` at /run/<daemon>) and sshd's, lldpd's
+    and a lock directory; of the state dir only the box's own directory (its sshd config names
+    files there) and the lab's authorized keys stay visible at their paths (the lab's private
+    key and NetBox tokens do not); `mounts` (subdirectory of node_dir -> path on the box), then
+    home at /root and lldpd.d at /etc/lldpd.d bound over the machine's; a private /tmp; the box
+    forwards IPv4 (and IPv6 when asked), never on its management interface eth0."""
+    s = state_dir()
+    if s.resolve().is_relative_to("/tmp"):  # noqa: S108 (a check, not a use)
+        raise LabError(f"the lab's state dir {s} must not be under /tmp (devices get their own)")
+    q = shlex.quote
+    runfs = node_dir / "runfs"
+    lines = [
+        "set -e",
+        f"hostname {q(name)}",
+        f"mount -n -t tmpfs -o mode=0755,size=64m rbl-run {q(str(runfs))}",
+        f"cd {q(str(runfs))} && mkdir -p {q(daemon)} sshd lldpd lock && cd /",
+        f"mount -n --bind {q(str(node_dir / f'run-{daemon}'))} {q(str(runfs / daemon))}",
+    ]
+    if s.is_relative_to("/run"):
+        inside = runfs / s.relative_to("/run")
+        own, keys = inside / "devices" / name, inside / "ssh" / "authorized_keys"
+        lines += [
+            f"mkdir -p {q(str(own))} {q(str(keys.parent))} && touch {q(str(keys))}",
+            f"mount -n --bind {q(str(node_dir))} {q(str(own))}",
+            f"mount -n --bind {q(str(ssh_dir() / 'authorized_keys'))} {q(str(keys))}",
+        ]
+    lines.append(f"mount -n --move {q(str(runfs))} /run")
+    for sub, target in {**mounts, "home": "/root", "lldpd.d": "/etc/lldpd.d"}.items():
+        lines.append(f"mount -n --bind {q(str(node_dir / sub))} {q(target)}")
+    lines += [
+        "mount -n -t tmpfs -o mode=1777,size=64m rbl-tmp /tmp",
+        "echo 1 > /proc/sys/net/ipv4/ip_forward",
+        *(["echo 1 > /proc/sys/net/ipv6/conf/all/forwarding"] if ipv6_forwarding else []),
+        "echo 0 > /proc/sys/net/ipv4/conf/eth0/forwarding",
+        f"echo {HOLDER_READY}",
+        "exec sleep infinity >/dev/null 2>&1",
+    ]
+    return "\n".join(lines)
+
+
+def prepare_router_login(node_dir: Path, name: str, mgmt: str) -> None:
+    """A routing box's /root, host key and sshd config (listening on `mgmt`), and lldpd's
+    configuration (port id = kernel ifname). lldpd applies /etc/lldpd.d at start-up before it
+    sends anything (configuring it with lldpcli right after start races and can leave it
+    silent). eth0 sees no neighbour: a Linux bridge does not forward LLDP frames."""
+    light_home(node_dir / "home", name)
+    ensure_host_key(node_dir / "ssh_host_ed25519_key")
+    (node_dir / "sshd_config").write_text(
+        sshd_config(
+            mgmt,
+            node_dir / "ssh_host_ed25519_key",
+            node_dir / "sshd.pid",
+            ssh_dir() / "authorized_keys",
+        )
+    )
+    (node_dir / "lldpd.d").mkdir(exist_ok=True)
+    (node_dir / "lldpd.d").chmod(0o755)
+    conf = node_dir / "lldpd.d" / "lab.conf"
+    conf.write_text(
+        f"configure lldp portidsubtype ifname\nconfigure lldp tx-interval {LLDP_TX_INTERVAL}\n"
+    )
+    conf.chmod(0o644)
+
+
+def pid_file_alive(pid_file: Path) -> bool:
+    try:
+        return network.pid_alive(int(pid_file.read_text(encoding="ascii").split()[0]))
+    except (OSError, ValueError, IndexError):
+        return False
+
+
+def start_sshd_and_lldpd(pid: int, node_dir: Path) -> None:
+    """Start the box's sshd and lldpd inside its holder, each only when it is not running."""
+    if not pid_file_alive(node_dir / "sshd.pid"):
+        nsenter(pid, ["/usr/sbin/sshd", "-f", str(node_dir / "sshd_config")], check=True)
+    if nsenter(pid, ["lldpcli", "show", "configuration"]).returncode != 0:
+        nsenter(pid, ["lldpd"], check=True)
+
+
+def stop_router(node_dir: Path, name: str, *, daemon: str) -> None:
+    """Stop every process of a routing box and clear what they left in its daemon's run
+    directory (`<node_dir>/run-<daemon>`) and the pid files; the namespace and links stay."""
+    network.kill_pids(network.netns_pids(network.netns_name(name)))
+    for leftover in (node_dir / f"run-{daemon}").glob("*"):
+        if leftover.is_file() or leftover.is_socket():
+            leftover.unlink()
+    for pid_file in ("holder.pid", "sshd.pid"):
+        (node_dir / pid_file).unlink(missing_ok=True)
