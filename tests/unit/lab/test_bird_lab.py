@@ -7,15 +7,13 @@ from __future__ import annotations
 import ipaddress
 import shutil
 import subprocess
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import jinja2
 import pytest
-from jinja2.sandbox import SandboxedEnvironment
 
 from runbooks.lab import bird, netbox_seed, topology
+from tests.support.netbox_templates import Cable, Device, Iface, render
 
 netaddr = pytest.importorskip("netaddr")
 
@@ -104,80 +102,26 @@ def test_factory_default_is_device_and_kernel_protocols_only(topo):
 # -- the template, rendered as NetBox renders it --------------------------------------------------
 
 
-@dataclass
-class _Rel:
-    items: list[Any]
-
-    def all(self) -> list[Any]:
-        return self.items
-
-
-@dataclass
-class _IP:
-    address: Any
-    assigned_object_id: int = 0
-
-
-@dataclass
-class _Cable:
-    status: str
-
-
-@dataclass
-class _Iface:
-    id: int
-    name: str
-    addresses: list[str]
-    cable: _Cable | None = None
-    link_peers: list[Any] = field(default_factory=list)
-    device: Any = None
-
-    @property
-    def ip_addresses(self) -> _Rel:
-        return _Rel([_IP(netaddr.IPNetwork(a), self.id) for a in self.addresses])
-
-
-@dataclass
-class _Device:
-    name: str
-    asn: int
-    ifaces: list[_Iface] = field(default_factory=list)
-
-    @property
-    def interfaces(self) -> _Rel:
-        return _Rel(self.ifaces)
-
-    @property
-    def custom_field_data(self) -> dict[str, int]:
-        return {"bgp_asn": self.asn}
-
-    @property
-    def primary_ip4(self) -> _IP | None:
-        eth0 = next((i for i in self.ifaces if i.name == "eth0"), None)
-        return eth0.ip_addresses.all()[0] if eth0 and eth0.addresses else None
-
-
-def _border1(cable_status: str = "connected") -> _Device:
-    spine1, spine2 = _Device("spine1", 65001), _Device("spine2", 65002)
-    spine1.ifaces = [_Iface(11, "swp4", ["198.18.1.12/31"], device=spine1)]
-    spine2.ifaces = [_Iface(21, "swp4", ["198.18.1.14/31"], device=spine2)]
-    return _Device(
+def _border1(cable_status: str = "connected") -> Device:
+    spine1, spine2 = Device("spine1", 65001), Device("spine2", 65002)
+    spine1.ifaces = [Iface("swp4", ["198.18.1.12/31"], device=spine1, id=11)]
+    spine2.ifaces = [Iface("swp4", ["198.18.1.14/31"], device=spine2, id=21)]
+    return Device(
         "border1",
         65201,
         [
-            _Iface(1, "eth0", ["198.18.0.24/24"]),
-            _Iface(2, "lo", ["198.18.255.21/32"]),
-            _Iface(3, "swp1", ["198.18.1.13/31"], _Cable(cable_status), spine1.ifaces),
-            _Iface(4, "swp2", ["198.18.1.15/31"], _Cable("connected"), spine2.ifaces),
-            _Iface(5, "swp3", []),
+            Iface("eth0", ["198.18.0.24/24"], id=1),
+            Iface("lo", ["198.18.255.21/32"], id=2),
+            Iface("swp1", ["198.18.1.13/31"], Cable(cable_status), spine1.ifaces, id=3),
+            Iface("swp2", ["198.18.1.15/31"], Cable("connected"), spine2.ifaces, id=4),
+            Iface("swp3", [], id=5),
         ],
+        mgmt="eth0",
     )
 
 
-def _render(device: _Device, **context: Any) -> str:
-    params: dict[str, Any] = {**netbox_seed.ENV_PARAMS, "undefined": jinja2.StrictUndefined}
-    code = (netbox_seed.TEMPLATES / "bird.conf.j2").read_text()
-    return SandboxedEnvironment(**params).from_string(code).render(device=device, **context)
+def _render(device: Device, **context: Any) -> str:
+    return render("bird.conf.j2", device, **context)
 
 
 def test_service_has_router_id_loopback_and_a_session_per_connected_cable():

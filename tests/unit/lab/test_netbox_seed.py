@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass, field
 from typing import Any
 
-import jinja2
 import pytest
-from jinja2.sandbox import SandboxedEnvironment
 
 from runbooks.core.errors import InputError
 from runbooks.lab import netbox_seed, topology
+from tests.support.netbox_templates import Cable, Device, Iface, render
 
 
 @pytest.fixture(scope="module")
@@ -145,82 +143,25 @@ def test_a_topology_without_the_netbox_catalogue_is_refused():
 # -- the FRR template, rendered the way NetBox renders it (sandboxed Jinja2) --------------------
 
 
-@dataclass
-class _Rel:
-    items: list[Any]
-
-    def all(self) -> list[Any]:
-        return self.items
-
-
-@dataclass
-class _IP:
-    address: Any
-
-
-@dataclass
-class _Cable:
-    status: str
-
-
-@dataclass
-class _Iface:
-    name: str
-    addresses: list[str]
-    cable: _Cable | None = None
-    link_peers: list[Any] = field(default_factory=list)
-    description: str = ""
-    device: Any = None
-    id: int = 0
-
-    @property
-    def ip_addresses(self) -> _Rel:
-        import netaddr
-
-        return _Rel([_IP(netaddr.IPNetwork(a)) for a in self.addresses])
-
-
-@dataclass
-class _Device:
-    name: str
-    asn: int
-    ifaces: list[_Iface]
-
-    @property
-    def interfaces(self) -> _Rel:
-        return _Rel(self.ifaces)
-
-    @property
-    def custom_field_data(self) -> dict[str, int]:
-        return {"bgp_asn": self.asn}
-
-    @property
-    def primary_ip4(self) -> None:
-        return None  # these routers' management address is not the templates' business
-
-
-def _render(device: _Device) -> str:
-    params: dict[str, Any] = {**netbox_seed.ENV_PARAMS, "undefined": jinja2.StrictUndefined}
-    env = SandboxedEnvironment(**params)
-    code = (netbox_seed.TEMPLATES / "frr.conf.j2").read_text()
-    return env.from_string(code).render(device=device)
+def _render(device: Device) -> str:
+    return render("frr.conf.j2", device)  # no primary IPv4: every interface is rendered
 
 
 def test_frr_template_renders_interfaces_and_bgp_to_connected_peers_only():
     pytest.importorskip("netaddr")
-    leaf1 = _Device("leaf1", 65101, [])
-    leaf1.ifaces = [_Iface("swp1", ["198.18.1.1/31"], device=leaf1)]
-    leaf3 = _Device("leaf3", 65103, [])
-    leaf3.ifaces = [_Iface("swp1", ["198.18.1.5/31"], device=leaf3)]
-    spine1 = _Device(
+    leaf1 = Device("leaf1", 65101, [])
+    leaf1.ifaces = [Iface("swp1", ["198.18.1.1/31"], device=leaf1)]
+    leaf3 = Device("leaf3", 65103, [])
+    leaf3.ifaces = [Iface("swp1", ["198.18.1.5/31"], device=leaf3)]
+    spine1 = Device(
         "spine1",
         65001,
         [
-            _Iface("eth0", ["198.18.0.11/24"]),
-            _Iface("lo", ["198.18.255.1/32"]),
-            _Iface("swp1", ["198.18.1.0/31"], _Cable("connected"), leaf1.ifaces),
-            _Iface("swp3", ["198.18.1.4/31"], _Cable("planned"), leaf3.ifaces),
-            _Iface("swp4", []),
+            Iface("eth0", ["198.18.0.11/24"]),
+            Iface("lo", ["198.18.255.1/32"]),
+            Iface("swp1", ["198.18.1.0/31"], Cable("connected"), leaf1.ifaces),
+            Iface("swp3", ["198.18.1.4/31"], Cable("planned"), leaf3.ifaces),
+            Iface("swp4", []),
         ],
     )
     text = _render(spine1)
