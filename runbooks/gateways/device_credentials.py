@@ -153,17 +153,49 @@ class FileSource:
             [lookup], scopes(device, platform, driver), self.env, f"a username in {self.path}"
         )
 
-    def _tables(self) -> dict[str, Any]:
+    def _read_text(self) -> str:
+        """The file's text, checked on the open descriptor itself (no stat-then-read race):
+        not a symbolic link, a regular file owned by the effective user and closed to group
+        and others, in a directory group and others cannot write to (nobody else can swap
+        it)."""
+        where = f"device credentials file {self.path}"
         try:
-            info = self.path.stat()
+            folder = os.stat(self.path.parent)
         except OSError as exc:
-            raise InputError(f"device credentials file {self.path}: {exc.strerror}") from exc
-        if info.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+            raise InputError(f"{where}: {exc.strerror}") from exc
+        if folder.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
             raise InputError(
-                f"device credentials file {self.path} is open to group or others "
-                f"(mode {stat.S_IMODE(info.st_mode):04o}): chmod 600 it"
+                f"{where}: its directory is writable by group or others "
+                f"(mode {stat.S_IMODE(folder.st_mode):04o}): chmod go-w {self.path.parent}"
             )
-        text = self.path.read_text(encoding="utf-8")
+        flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+        try:
+            fd = os.open(self.path, flags)
+        except OSError as exc:
+            if os.path.islink(self.path):
+                raise InputError(f"{where} is a symbolic link: name the file itself") from exc
+            raise InputError(f"{where}: {exc.strerror}") from exc
+        with os.fdopen(fd, "rb") as file:
+            info = os.fstat(file.fileno())
+            if not stat.S_ISREG(info.st_mode):
+                raise InputError(f"{where} is not a regular file")
+            if info.st_uid != os.geteuid():
+                raise InputError(
+                    f"{where} belongs to uid {info.st_uid}, not to this user ({os.geteuid()})"
+                )
+            if info.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+                raise InputError(
+                    f"{where} is open to group or others "
+                    f"(mode {stat.S_IMODE(info.st_mode):04o}): chmod 600 it"
+                )
+            data = file.read()
+        try:
+            return data.decode("utf-8")
+        except UnicodeDecodeError:
+            raise InputError(f"{where} is not UTF-8 text") from None
+
+    def _tables(self) -> dict[str, Any]:
+        text = self._read_text()
         try:
             if self.path.suffix == ".toml":
                 data: Any = tomllib.loads(text)
@@ -225,7 +257,15 @@ class KeyringSource:
         def lookup(scope: str, name: str) -> Any:
             if name not in ("username", *_SECRET_FIELDS):
                 return None
-            return self.get_password(KEYRING_SERVICE, f"{scope}:{name}")
+            try:
+                return self.get_password(KEYRING_SERVICE, f"{scope}:{name}")
+            except Exception as exc:  # any backend's error (no keyring, locked, D-Bus…)
+                # one line naming the entry; the backend's own message is left out (and not
+                # chained): nothing says it holds no value
+                raise InputError(
+                    f"the keyring could not be read ({KEYRING_SERVICE} {scope}:{name}): "
+                    f"{type(exc).__module__}.{type(exc).__qualname__}"
+                ) from None
 
         return resolve(
             [lookup, _env_lookup(self.env)],

@@ -4,6 +4,7 @@ environment (the default), a 0600 TOML or YAML file, or the system keyring."""
 from __future__ import annotations
 
 import doctest
+import os
 from pathlib import Path
 
 import pytest
@@ -187,3 +188,89 @@ def test_the_system_keyring() -> None:
 
 def test_the_doctests() -> None:
     assert doctest.testmod(device_credentials).failed == 0
+
+
+def test_a_symbolic_link_is_refused(tmp_path: Path) -> None:
+    real = write(tmp_path / "real.toml", TOML)
+    link = tmp_path / "devices.toml"
+    link.symlink_to(real)
+    with pytest.raises(InputError, match=r"devices\.toml is a symbolic link: name the file itself"):
+        FileSource(link, {}).for_device("r1")
+
+
+@pytest.mark.parametrize("mode", [0o770, 0o730, 0o703, 0o777])
+def test_a_directory_others_can_write_to_is_refused(tmp_path: Path, mode: int) -> None:
+    folder = tmp_path / "shared"
+    folder.mkdir()
+    path = write(folder / "devices.toml", TOML)
+    folder.chmod(mode)
+    with pytest.raises(InputError, match=r"its directory is writable by group or others") as e:
+        FileSource(path, {}).for_device("r1")
+    assert "\n" not in str(e.value)
+
+
+def test_a_file_of_another_owner_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = write(tmp_path / "devices.toml", TOML)
+    monkeypatch.setattr(os, "geteuid", lambda: path.stat().st_uid + 1)
+    with pytest.raises(InputError, match=r"belongs to uid \d+, not to this user"):
+        FileSource(path, {}).for_device("r1")
+
+
+def test_the_checks_are_on_the_file_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Swapping the file between the checks and the read cannot work: the checks are of the
+    descriptor read from (the path is not stat'ed for the mode, nor read again by name)."""
+    path = write(tmp_path / "devices.toml", TOML)
+    by_name: list[str] = []
+    stat_, read_text = Path.stat, Path.read_text
+
+    def named_stat(self: Path, **kw: bool) -> os.stat_result:
+        by_name.append(f"stat {self.name}")
+        return stat_(self, **kw)
+
+    def named_read(self: Path, *a: str) -> str:
+        by_name.append(f"read {self.name}")
+        return read_text(self, *a)
+
+    monkeypatch.setattr(Path, "stat", named_stat)
+    monkeypatch.setattr(Path, "read_text", named_read)
+    assert FileSource(path, {}).for_device("r7", "cisco_ios").password == "R7-Own-Pw"
+    assert by_name == []
+
+
+@pytest.mark.parametrize(
+    "error",
+    ["NoKeyringError", "KeyringLocked", "RuntimeError"],
+)
+def test_keyring_errors_are_one_line_without_values(error: str) -> None:
+    keyring = pytest.importorskip("keyring")
+    from keyring.backend import KeyringBackend
+
+    raised = getattr(keyring.errors, error, RuntimeError)("no backend\nLeaked-Value-1")
+
+    class Failing(KeyringBackend):  # type: ignore[misc]
+        priority = 1
+
+        def get_password(self, service: str, username: str) -> str | None:
+            raise raised
+
+        def set_password(self, service: str, username: str, password: str) -> None:
+            raise raised
+
+        def delete_password(self, service: str, username: str) -> None:
+            raise raised
+
+    before = keyring.get_keyring()
+    keyring.set_keyring(Failing())  # type: ignore[no-untyped-call]
+    try:
+        source = credential_source({"RUNBOOKS_DEVICE_CREDENTIALS": "keyring"})
+        with pytest.raises(InputError) as e:
+            source.for_device("r1", "frr", "frr")
+    finally:
+        keyring.set_keyring(before)
+    message = str(e.value)
+    assert message.startswith("the keyring could not be read (runbooks device:r1:")
+    assert error in message
+    assert "\n" not in message and "Leaked-Value-1" not in message
+    assert e.value.__cause__ is None and e.value.__suppress_context__
