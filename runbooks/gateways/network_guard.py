@@ -3,7 +3,8 @@
 - ``cli`` takes read-only commands only, in plans and in runs alike: ``show …`` on every
   platform, with the output filters a platform's CLI offers (``| include`` on IOS, ``| match``
   on Junos…), never a pipe or redirect that writes (``| redirect``, ``| save``, ``> file``),
-  nor a second line or a shell metacharacter (FRR's and BIRD's drivers run a shell).
+  nor a second line or a shell metacharacter (FRR's and BIRD's drivers run a shell), nor
+  anything but printable ASCII (no Unicode line separator, NEL, no-break space…).
 - In a plan the gateway hands its driver on only through `ReadOnlyDriver`: getters pass, the
   load → compare → discard sequence passes inside `ReadOnlyDriver.comparing` only, anything
   else (commit, confirm, rollback, a load outside a compare, a non-read command) raises
@@ -53,6 +54,10 @@ def check_read_only(device: str, driver: str, command: object) -> None:
     """
     if not isinstance(command, str):
         raise _refuse(device, command, "a command is one string")
+    if not (command.isascii() and command.isprintable()):
+        # a device's CLI or a shell may take U+2028, U+0085, U+00A0… as a line break or a
+        # blank the checks below do not see
+        raise _refuse(device, command, "only printable ASCII characters")
     if _FORBIDDEN.search(command):
         raise _refuse(device, command, "a line break, redirect or shell character")
     head, *pipes = command.split("|")

@@ -240,3 +240,22 @@ def test_write_pipes_and_other_verbs_are_refused(driver: str, command: str) -> N
 def test_cli_takes_a_list() -> None:
     with pytest.raises(ReadOnlyViolation, match="a list of commands"):
         network_guard.check_commands("r1", "ios", "show version")  # a str: a Sequence[str] to mypy
+
+
+@pytest.mark.parametrize("driver", ["ios", "eos", "junos", "frr", "bird2"])
+@pytest.mark.parametrize(
+    "command",
+    [
+        "show version\u2028configure terminal",  # Unicode line separator
+        "show version\u2029clear bgp *",  # paragraph separator
+        "show version\x85reload",  # NEL
+        "show\u00a0version",  # no-break space
+        "show version\u200b",  # zero-width space
+        "show ip route \uff1b reload",  # fullwidth semicolon
+        "show version\u202e",  # right-to-left override
+        "show vérsion",
+    ],
+)
+def test_only_printable_ascii_passes(driver: str, command: str) -> None:
+    with pytest.raises(ReadOnlyViolation, match="only printable ASCII characters"):
+        network_guard.check_read_only("r1", driver, command)
