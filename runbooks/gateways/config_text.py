@@ -7,7 +7,10 @@ the placeholder ``<removed>``, and every value removed is registered with
 log line). The filters are netutils' format (``regex`` → ``replace``, applied by
 `netutils.config.clean.sanitize_config`): ours first, each removing the value only and
 keeping the rest of the line; then NAPALM's Cisco/Arista filters as a net for what ours
-miss (they skip a line ours already cleaned).
+miss (they skip a line ours already cleaned). A few filters apply only inside a section
+(`SECTION_FILTERS`: a bare ``key`` under ``radius server X``), and secret-named JSON keys
+are cleaned however many a line holds. Diff lines keep their mark (``+ - ! > *``).
+Structured answers (``cli(..., encoding="json")``) go through `sanitize_data`.
 
 A sanitised candidate can still be committed: `fill_secrets` puts each placeholder back from
 the line of a raw configuration (the device's running one, a fresh rendering) that reads the
@@ -26,7 +29,8 @@ enable secret 5 $1$abcd$xyzXYZ
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from typing import Any
 
 from napalm.base import constants as napalm_constants
 from netutils.config.clean import sanitize_config
@@ -50,16 +54,25 @@ def _filter(keep: str, value: str = r"\S+", rest: str = r"") -> dict[str, str]:
     }
 
 
+# Secret-named elements of Junos XML and JSON keys.
+_XML_NAMES = (
+    r"authentication-key|encrypted-password|simple-password|secret|pre-shared-key|ascii-text"
+    r"|hexadecimal|plain-text-password-value|key-string|password"
+)
+_JSON_NAMES = rf"(?:{_XML_NAMES}|community|auth(?:entication)?[-_]?(?:key|password)|psk)"
+
 # Ours: one value each, the rest of the line kept (so `fill_secrets` finds the line again).
 FILTERS: list[dict[str, str]] = [
-    # BGP neighbour passwords: FRR, IOS, EOS, NX-OS ("password 7 <hash>"), BIRD
-    _filter(r"neighbor \S+ password(?: \d)? "),
-    _filter(r'password "', r'[^"]+', r'".*'),  # BIRD: password "…";
+    # BGP/LDP neighbour passwords: FRR, IOS, EOS, NX-OS ("password 7 <hash>"), BIRD
+    _filter(r"(?:(?:bgp|mpls ldp) )?neighbor \S+ password(?:\s+\d)?\s+"),
+    _filter(r'password\s+"', r'(?:[^"\\]|\\.)+', r'".*'),  # BIRD: password "…"; (\" inside)
     # enable secrets, user passwords (IOS, EOS, NX-OS, FRR's vty "password"/"enable password")
     _filter(rf"enable (?:password|secret)(?: level \d+)?{_TYPE} "),
     _filter(rf"username \S+(?: .*)? (?:password|secret){_TYPE} ", r"\S+", r"(?: \S+)*"),
     _filter(rf"aaa root secret{_TYPE} "),
-    _filter(r"password(?: \d)? "),
+    _filter(r"ip (?:ftp|http client) password(?: \d)? "),
+    # FRR's interface "isis password clear|md5 …" (and the bare "password" of vty/IS-IS)
+    _filter(r"(?:isis )?password(?: \d| clear| md5)? "),
     # SNMP communities: IOS/EOS/NX-OS, FRR's snmp, Junos (text and set forms)
     _filter(r"snmp-server community ", r"\S+", r"(?: .*)?"),
     _filter(
@@ -70,20 +83,55 @@ FILTERS: list[dict[str, str]] = [
     _filter(r"snmp community ", r"\S+", r"(?: .*)?"),
     _filter(r"set snmp community ", r"\S+", r"(?: .*)?"),
     _filter(r"community ", r"[^\s;{]+", r"(?:;.*| \{.*)"),  # Junos: community public { … }
-    # routing protocol keys
-    _filter(r"ip ospf authentication-key(?: \d)? "),
-    _filter(r"ip ospf message-digest-key \d+ md5(?: \d)? "),
+    # SNMPv3 users (IOS, EOS, NX-OS): the auth and the priv key
+    {
+        "regex": rf"^{_UNCLEANED}(?P<keep>\s*{_NO}snmp-server user \S+ (?:\S+ )*?auth \S+ )"
+        r"(?P<auth>\S+)(?P<mid> priv \S+(?: \d+)? )(?P<priv>\S+)(?P<rest>(?: .*)?)$",
+        "replace": rf"\g<keep>{PLACEHOLDER}\g<mid>{PLACEHOLDER}\g<rest>",
+    },
+    _filter(r"snmp-server user \S+ (?:\S+ )*?auth \S+ ", r"\S+", r"(?: .*)?"),
+    # IKE pre-shared keys (IOS "crypto isakmp key", keyrings, IKEv2 profiles)
+    _filter(r"crypto isakmp key(?: \d)? ", r"\S+", r" (?:address|hostname) .*"),
+    _filter(r"pre-shared-key (?:address|hostname|ipv6) \S+(?: \S+)? key(?: \d)? "),
+    _filter(r"pre-shared-key (?:local|remote)(?: \d)? "),
+    _filter(r"pre-shared-key(?: \d)? "),
+    # routing protocol keys (FRR's OSPF virtual links too)
+    _filter(r"(?:ip )?ospf authentication-key(?: \d)? "),
+    _filter(r"(?:ip )?ospf message-digest-key \d+ md5(?: \d)? "),
+    _filter(r"area \S+ virtual-link \S+ (?:\S+ )*?authentication-key "),
+    _filter(r"area \S+ virtual-link \S+ (?:\S+ )*?message-digest-key \d+ md5 "),
+    _filter(r"ipv6 ospf authentication ipsec spi \d+ (?:md5|sha1)(?: \d)? "),
     _filter(r"ipv6 ospf6 authentication key-id \d+ hash-algo \S+ key "),
     _filter(r"ip rip authentication string "),
     _filter(r"(?:isis )?(?:area|domain)-password(?: (?:clear|md5))? ", r"\S+", r"(?: .*)?"),
     _filter(r"key-string(?: \d)? "),
     _filter(r"(?:tacacs|radius)-server (?:\S+ )*?key(?: \d)? "),
+    _filter(r"server-private \S+ (?:\S+ )*?key(?: \d)? "),
     _filter(r"key \d "),
     _filter(r"ntp authentication-key \d+ md5 ", r"\S+", r"(?: \d+)?"),
     # Junos: every "$<n>$…" value, and whatever the device itself marks SECRET-DATA
     _filter(r'.*?"', r"\$\d+\$[^\"]+", r'".*'),
     _filter(r'.*? "', r'[^"]+', r'";\s*## SECRET-DATA'),
     _filter(r".*? ", r"[^\s\";]+", r";\s*## SECRET-DATA"),
+    _filter(r"set system (?:tacplus|radius)-server \S+ secret ", r"[^\s\"]+"),
+    _filter(r"set system login user \S+ authentication plain-text-password-value ", r"[^\s\"]+"),
+    # XML answers (Junos "| display xml"): a secret-named element, or any "$<n>$…" value
+    _filter(r".*?<(?P<tag>" + _XML_NAMES + r")(?: [^>]*)?>", r"[^<]+", r"</(?P=tag)>.*"),
+    _filter(r".*?<(?P<tag>[\w-]+)(?: [^>]*)?>", r"\$\d+\$[^<]+", r"</(?P=tag)>.*"),
+]
+
+# JSON answers as text (Junos "| display json", "| json"): every secret-named key's string,
+# however many a line holds.
+_JSON_VALUE = re.compile(
+    rf'(?P<keep>"{_JSON_NAMES}"\s*:\s*")(?!{PLACEHOLDER}")(?P<value>(?:[^"\\]|\\.)+)"'
+)
+
+# Filters that apply only inside a section (its line matching the first pattern): a bare
+# "key <value>" is a secret under IOS' "radius server X"/"tacacs server X" but is a key
+# chain's key number elsewhere; Junos XML's community is the <name> inside <community>.
+SECTION_FILTERS: list[tuple[re.Pattern[str], dict[str, str]]] = [
+    (re.compile(r"(?:radius|tacacs) server \S+$"), _filter(r"key(?: \d)? ")),
+    (re.compile(r"<community>$"), _filter(r"<name>", r"[^<]+", r"</name>")),
 ]
 
 
@@ -99,7 +147,9 @@ NET_FILTERS: list[dict[str, str]] = _net(
     {**napalm_constants.CISCO_SANITIZE_FILTERS, **napalm_constants.EOS_SANITIZE_FILTERS}
 )
 
-_DIFF_MARK = ("+", "-")  # unified and NAPALM diffs: "+line", "-line", "+ line"
+# unified and NAPALM diffs ("+line", "-line", "+ line"), IOS/EOS session diffs and
+# context diffs ("! line", "> line", "* line")
+_DIFF_MARK = ("+", "-", "!", ">", "*")
 
 
 def sanitize(text: str) -> str:
@@ -114,14 +164,71 @@ def sanitize(text: str) -> str:
     lines = text.split("\n")
     marks = [line[0] if line[:1] in _DIFF_MARK else "" for line in lines]
     body = "\n".join(line[len(mark) :] for line, mark in zip(lines, marks, strict=True))
-    clean = sanitize_config(sanitize_config(body, FILTERS), NET_FILTERS)
-    clean_lines = clean.split("\n")
-    if len(clean_lines) != len(lines):  # no filter above joins or splits lines
+    ours = sanitize_config(_everywhere(_in_sections(body)), FILTERS).split("\n")
+    net = sanitize_config("\n".join(ours), NET_FILTERS).split("\n")
+    if not len(ours) == len(net) == len(lines):  # no filter above joins or splits lines
         raise AssertionError("sanitising changed the number of lines")
+    # a line ours cleaned stays as ours cleaned it (some of NAPALM's filters span lines, so
+    # their guard sees only the first: "radius server X … key 7 <removed>" → "key <removed>")
+    clean_lines = [
+        mine if PLACEHOLDER in mine else theirs for mine, theirs in zip(ours, net, strict=True)
+    ]
     for raw, cleaned in zip(body.split("\n"), clean_lines, strict=True):
         if cleaned != raw:
             secrets.register(*_values(cleaned, raw))
     return "\n".join(mark + line for mark, line in zip(marks, clean_lines, strict=True))
+
+
+def _everywhere(text: str) -> str:
+    """``text`` with the filters that may match several times a line applied."""
+    return _JSON_VALUE.sub(rf'\g<keep>{PLACEHOLDER}"', text)
+
+
+def _in_sections(text: str) -> str:
+    """``text`` with `SECTION_FILTERS` applied to the lines of their sections."""
+    lines = text.split("\n")
+    out = []
+    for raw, path in zip(lines, _sections(lines), strict=True):
+        line = raw
+        for head, table in SECTION_FILTERS:
+            if path and head.match(path[-1]):
+                line = re.sub(table["regex"], table["replace"], line)
+        out.append(line)
+    return "\n".join(out)
+
+
+_DATA_SECRET = re.compile(
+    r"(?:password|passwd|passphrase|secret|passwordvalue|authenticationkey|authkey"
+    r"|presharedkey|psk|keystring|md5key|privkey|community)$"
+)
+_HASHED = re.compile(r"\$\d+\$\S+")  # Junos "$9$…", crypt "$6$…"
+
+
+def _secret_name(key: object) -> bool:
+    """Whether a mapping key names a secret (``password``, ``authentication-key``,
+    ``authKey``, ``pre_shared_key``, ``community``…), whatever its case and separators."""
+    return isinstance(key, str) and bool(_DATA_SECRET.search(re.sub(r"[^a-z0-9]", "", key.lower())))
+
+
+def sanitize_data(obj: Any, *, secret: bool = False) -> Any:
+    """``obj`` (a structured answer: a ``cli(..., encoding="json")`` dict, a getter's) with
+    every string sanitised as configuration text, and every string under a secret-named key
+    (at any depth below it), or shaped like a hash (``$9$…``), replaced by ``<removed>``;
+    every value removed is registered with `runbooks.core.secrets`.
+
+    >>> sanitize_data({"neighbor": {"10.0.0.1": {"authentication-key": "s3cr3t-bgp", "as": 1}}})
+    {'neighbor': {'10.0.0.1': {'authentication-key': '<removed>', 'as': 1}}}
+    """
+    if isinstance(obj, Mapping):
+        return {k: sanitize_data(v, secret=secret or _secret_name(k)) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return type(obj)(sanitize_data(v, secret=secret) for v in obj)
+    if isinstance(obj, str):
+        if obj and obj != PLACEHOLDER and (secret or _HASHED.fullmatch(obj)):
+            secrets.register(obj)
+            return PLACEHOLDER
+        return sanitize(obj)
+    return obj
 
 
 def _pattern(sanitized_line: str) -> re.Pattern[str]:

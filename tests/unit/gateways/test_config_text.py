@@ -339,3 +339,206 @@ def test_text_without_placeholders_is_left_alone() -> None:
 
 def test_the_doctests() -> None:
     assert doctest.testmod(config_text).failed == 0
+
+
+# -- forms a review found missing (issue 15) -----------------------------------------------------
+
+NEW_FORMS = {
+    "ios isakmp key, typed": (
+        "crypto isakmp key 6 Psk-Typed-6 address 10.0.0.1\n",
+        ["Psk-Typed-6"],
+    ),
+    "ios isakmp key": ("crypto isakmp key Psk-Plain-1 hostname vpn1\n", ["Psk-Plain-1"]),
+    "ios keyring": (
+        "crypto keyring KR\n"
+        " pre-shared-key address 10.0.0.1 key Kr-Address-Psk\n"
+        " pre-shared-key address 10.1.0.0 255.255.0.0 key 0 Kr-Net-Psk\n"
+        " pre-shared-key hostname peer1 key Kr-Host-Psk\n"
+        "crypto ikev2 keyring K2\n peer P\n  pre-shared-key local Kr-Local-Psk\n"
+        "  pre-shared-key remote Kr-Remote-Psk\n",
+        ["Kr-Address-Psk", "Kr-Net-Psk", "Kr-Host-Psk", "Kr-Local-Psk", "Kr-Remote-Psk"],
+    ),
+    "frr isis": (
+        "interface swp1\n isis password clear Isis-Clear-Pw\nexit\n"
+        "interface swp2\n isis password md5 Isis-Md5-Pw\nexit\n",
+        ["Isis-Clear-Pw", "Isis-Md5-Pw"],
+    ),
+    "frr ospf virtual link": (
+        "router ospf\n area 0.0.0.1 virtual-link 1.1.1.1 message-digest-key 1 md5 Vl-Md5-Key\n"
+        " area 0.0.0.2 virtual-link 2.2.2.2 authentication-key Vl-Simple-Key\n"
+        " area 0.0.0.3 virtual-link 3.3.3.3 authentication message-digest message-digest-key 2"
+        " md5 Vl-Both-Key\nexit\n",
+        ["Vl-Md5-Key", "Vl-Simple-Key", "Vl-Both-Key"],
+    ),
+    "eos snmpv3 user": (
+        "snmp-server user u1 g1 v3 auth sha Snmp-Auth-Key priv aes 128 Snmp-Priv-Key\n"
+        "snmp-server user u2 g1 v3 localized 0123 auth sha256 Snmp-Auth-2 priv aes256 Snmp-Priv-2\n"
+        "snmp-server user u3 g1 v3 auth md5 Snmp-Auth-Only\n",
+        ["Snmp-Auth-Key", "Snmp-Priv-Key", "Snmp-Auth-2", "Snmp-Priv-2", "Snmp-Auth-Only"],
+    ),
+    "ios radius/tacacs server key": (
+        "radius server R1\n address ipv4 10.0.0.9 auth-port 1812 acct-port 1813\n"
+        " key Radius-Bare-Key\n!\ntacacs server T1\n address ipv4 10.0.0.8\n key Tacacs-Bare-Key\n"
+        "!\ntacacs server T2\n address ipv4 10.0.0.7\n key 7 070C285F4D06\n",
+        ["Radius-Bare-Key", "Tacacs-Bare-Key", "070C285F4D06"],
+    ),
+    "bird spacing and escapes": (
+        'protocol bgp p1 {\n\tpassword  "Bird-Two-Spaces";\n}\n'
+        'protocol bgp p2 {\n\tpassword "Bird-Esc\\"aped";\n}\n',
+        ["Bird-Two-Spaces", 'Bird-Esc\\"aped'],
+    ),
+    "junos xml": (
+        "<configuration>\n    <protocols>\n        <bgp>\n            <group>\n"
+        "                <name>peers</name>\n"
+        "                <authentication-key>$9$Xml.Bgp.Key</authentication-key>\n"
+        "            </group>\n        </bgp>\n    </protocols>\n    <system>\n"
+        "        <root-authentication>\n"
+        "            <encrypted-password>$6$Xml$Root.Hash</encrypted-password>\n"
+        "        </root-authentication>\n    </system>\n    <snmp>\n        <community>\n"
+        "            <name>Xml-Community</name>\n"
+        "            <authorization>read-only</authorization>\n        </community>\n"
+        "    </snmp>\n</configuration>\n",
+        ["$9$Xml.Bgp.Key", "$6$Xml$Root.Hash", "Xml-Community"],
+    ),
+    "junos json": (
+        '{\n    "configuration" : {\n        "protocols" : {\n            "bgp" : {\n'
+        '                "group" : [{"name" : "peers", "authentication-key" : "$9$Json.Key",'
+        ' "password": "Json-Plain-Pw"}]\n            }\n        }\n    }\n}\n',
+        ["$9$Json.Key", "Json-Plain-Pw"],
+    ),
+}
+
+
+@pytest.mark.parametrize("form", NEW_FORMS)
+def test_the_forms_a_review_found_are_sanitised_and_filled_back(form: str) -> None:
+    raw, planted = NEW_FORMS[form]
+    clean = sanitize(raw)
+    for value in planted:
+        assert value in raw
+        assert value not in clean, f"{form}: {value!r} left in {clean!r}"
+        assert secrets.MASK in secrets.mask_text(f"error near {value} here"), value
+    assert clean.count("\n") == raw.count("\n")
+    assert fill_secrets(clean, raw) == raw
+
+
+def test_a_bird_password_with_an_escaped_quote_goes_whole() -> None:
+    assert sanitize('\tpassword "Esc\\"aped-Tail";') == f'\tpassword "{PLACEHOLDER}";'
+
+
+@pytest.mark.parametrize("mark", ["+", "-", "!", ">", "*"])
+@pytest.mark.parametrize("gap", ["", " ", "  "])
+def test_every_diff_mark_is_sanitised(mark: str, gap: str) -> None:
+    line = f"{mark}{gap}neighbor 10.0.0.1 password Diff-Mark-Pw"
+    assert sanitize(line) == f"{mark}{gap}neighbor 10.0.0.1 password {PLACEHOLDER}"
+
+
+ORDINARY = """\
+key chain OSPF-KEYS
+ key 1
+  key-string 7 0822455D0A16
+key chain BARE
+ key 2
+ip ssh pubkey-chain
+ username admin
+  key-hash ssh-rsa 2B9F0E62A4A1F3C1
+interface swp1
+ ip ospf authentication key-chain OSPF-KEYS
+ ip ospf authentication message-digest
+crypto isakmp policy 10
+ authentication pre-share
+snmp-server user u1 g1 v3
+username admin nopassword
+mpls ldp password required
+<configuration>
+    <snmp>
+        <location>lab</location>
+    </snmp>
+</configuration>
+{"name": "peers", "key": "value", "passwordSet": true}
+"""
+
+
+def test_ordinary_lines_are_left_alone() -> None:
+    clean = sanitize(ORDINARY)
+    assert clean.replace("7 <removed>", "7 0822455D0A16") == ORDINARY
+
+
+def test_a_secret_in_one_section_is_not_one_in_another() -> None:
+    """A bare "key <value>" is a secret in a radius/tacacs server, a key number elsewhere."""
+    text = "key chain K\n key Not-A-Secret\nradius server R\n key Radius-Secret\n"
+    assert (
+        sanitize(text) == f"key chain K\n key Not-A-Secret\nradius server R\n key {PLACEHOLDER}\n"
+    )
+
+
+def test_napalm_s_multi_line_filter_keeps_what_ours_cleaned() -> None:
+    """NAPALM's radius/tacacs server filter spans lines; the key type before it stays."""
+    raw = "tacacs server T1\n address ipv4 10.0.0.8\n key 7 070C285F4D06\n"
+    assert sanitize(raw).endswith(f" key 7 {PLACEHOLDER}\n")
+    assert secrets.mask_text("070C285F4D06") == secrets.MASK
+
+
+def test_structured_answers_are_sanitised() -> None:
+    answer = {
+        "show running-config | json": {
+            "router bgp 65001": {"neighbor 10.0.0.1 password Eos-Json-Pw": None},
+            "cmds": ["neighbor 10.0.0.2 password Eos-Json-Pw-2", "hostname r1"],
+        },
+        "show snmp": {
+            "users": [{"authKey": "Data-Auth-Key", "privKey": "Data-Priv-Key", "name": "u1"}],
+            "pre_shared_key": {"value": "Data-Psk"},
+            "Authentication-Key": "$9$Data.Key",
+            "hash": "$6$Data$Hash",
+            "count": 3,
+            "enabled": True,
+            "password": "",
+        },
+    }
+    clean = config_text.sanitize_data(answer)
+    flat = repr(clean)
+    for value in [
+        "Eos-Json-Pw-2",
+        "Data-Auth-Key",
+        "Data-Priv-Key",
+        "Data-Psk",
+        "$9$Data.Key",
+        "$6$Data$Hash",
+    ]:
+        assert value not in flat, value
+        assert secrets.mask_text(value) == secrets.MASK
+    assert clean["show snmp"]["users"][0]["name"] == "u1"
+    assert clean["show snmp"]["count"] == 3 and clean["show snmp"]["enabled"] is True
+    assert clean["show snmp"]["password"] == ""
+    assert clean["show running-config | json"]["cmds"][1] == "hostname r1"
+
+
+def test_the_lab_s_rendered_configurations_lose_only_their_passwords() -> None:
+    """FRR and BIRD configurations as NetBox renders them for the lab sanitise to themselves
+    but for the password lines, and fill back to themselves."""
+    pytest.importorskip("netaddr")
+    from tests.support.netbox_templates import Cable, Device, Iface, render
+
+    peer = Device("spine1", 65001, [])
+    peer.ifaces = [Iface("swp4", ["198.18.1.12/31"], device=peer, id=11)]
+    device = Device(
+        "border1",
+        65201,
+        [
+            Iface("eth0", ["198.18.0.24/24"], id=1),
+            Iface("lo", ["198.18.255.21/32"], id=2),
+            Iface("swp1", ["198.18.1.13/31"], Cable("connected"), peer.ifaces, id=3),
+        ],
+        mgmt="eth0",
+    )
+    for template in ("frr.conf.j2", "bird.conf.j2"):
+        for intent in ("service", "drain", "bare"):
+            plain = render(template, device, runbooks_intent=intent)
+            raw = render(template, device, runbooks_intent=intent, bgp_password="Lab-Bgp-Pw")
+            assert sanitize(plain) == plain, (template, intent)
+            clean = sanitize(raw)
+            changed = [
+                (a, b) for a, b in zip(raw.splitlines(), clean.splitlines(), strict=True) if a != b
+            ]
+            assert all("password" in a and "Lab-Bgp-Pw" in a for a, _ in changed)
+            assert "Lab-Bgp-Pw" not in clean
+            assert fill_secrets(clean, raw) == raw
