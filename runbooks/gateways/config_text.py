@@ -207,7 +207,11 @@ _HASHED = re.compile(r"\$\d+\$\S+")  # Junos "$9$…", crypt "$6$…"
 def _secret_name(key: object) -> bool:
     """Whether a mapping key names a secret (``password``, ``authentication-key``,
     ``authKey``, ``pre_shared_key``, ``community``…), whatever its case and separators."""
-    return isinstance(key, str) and bool(_DATA_SECRET.search(re.sub(r"[^a-z0-9]", "", key.lower())))
+    return (  # a name, not a command ("show snmp community" is an answer's key, no secret)
+        isinstance(key, str)
+        and re.fullmatch(r"[\w-]+", key) is not None
+        and bool(_DATA_SECRET.search(re.sub(r"[^a-z0-9]", "", key.lower())))
+    )
 
 
 def sanitize_data(obj: Any, *, secret: bool = False) -> Any:

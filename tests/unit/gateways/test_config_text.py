@@ -510,6 +510,8 @@ def test_structured_answers_are_sanitised() -> None:
     assert clean["show snmp"]["count"] == 3 and clean["show snmp"]["enabled"] is True
     assert clean["show snmp"]["password"] == ""
     assert clean["show running-config | json"]["cmds"][1] == "hostname r1"
+    answers = {"show snmp community": "Location lab", "show run | include password": "! x"}
+    assert config_text.sanitize_data(answers) == answers  # commands are no secret names
 
 
 def test_the_lab_s_rendered_configurations_lose_only_their_passwords() -> None:
