@@ -440,12 +440,13 @@ class NetworkGateway(Gateway):
     @reads
     def cli(self, commands: list[str], encoding: str = "text") -> dict[str, Any]:
         """Read-only commands (``show …``; see `runbooks.gateways.network_guard`), in plans
-        and runs alike; text answers come back sanitised."""
+        and runs alike; answers come back sanitised (text as configuration, JSON answers value
+        by value: `config_text.sanitize_data`)."""
         check_commands(self.target.name, self.driver_name, commands)
         if not self.supports("cli"):
             raise self._unsupported("cli")
         answers = self._call("running show commands", lambda d: d.cli(commands, encoding))
-        return {k: config_text.sanitize(v) if isinstance(v, str) else v for k, v in answers.items()}
+        return config_text.sanitize_data(answers)
 
     @reads
     def compare(

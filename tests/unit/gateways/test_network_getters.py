@@ -175,3 +175,20 @@ def test_a_mock_driver_subclass_supports_what_it_defines(monkeypatch: pytest.Mon
     )
     assert gw.supports("get_route_to") and gw.supports("get_facts")
     assert not gw.supports("get_lldp_neighbors")
+
+
+def test_a_json_answer_of_cli_comes_back_sanitised(
+    fake_drivers: type[RecordingDriver], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``cli(..., encoding="json")`` answers dicts: a secret in them is masked value by value
+    (the reviewer's find: only text answers were sanitised)."""
+    answer = {"neighbors": {"198.18.1.4": {"password": "jS0nBgpS3cret", "remoteAs": 65001}}}
+
+    def cli(self: RecordingDriver, commands: list[str], encoding: str = "text") -> Any:
+        return {c: answer for c in commands}
+
+    monkeypatch.setattr(fake_drivers, "cli", cli)
+    got = fake_gateway(Mode.RUN).cli(["show bgp neighbors json"], encoding="json")
+    peer = got["show bgp neighbors json"]["neighbors"]["198.18.1.4"]
+    assert peer["remoteAs"] == 65001 and peer["password"] != "jS0nBgpS3cret"
+    assert "jS0nBgpS3cret" not in secrets.mask_text("the answer said jS0nBgpS3cret")
