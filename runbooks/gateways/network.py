@@ -446,7 +446,7 @@ class NetworkGateway(Gateway):
         if not self.supports("cli"):
             raise self._unsupported("cli")
         answers = self._call("running show commands", lambda d: d.cli(commands, encoding))
-        return config_text.sanitize_data(answers)
+        return dict(config_text.sanitize_data(answers))
 
     @reads
     def compare(
