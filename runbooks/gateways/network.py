@@ -21,6 +21,12 @@
 - A plan cannot write at the wire: the driver is handed on only through
   `runbooks.gateways.network_guard.ReadOnlyDriver` (getters, and load/compare/discard inside
   ``compare``); ``cli`` takes read-only commands only, in runs too.
+- A compare leaves nothing on the device. Where the driver's own compare writes on it
+  (`network_guard.COMPARE_WRITES`: NAPALM's IOS and NX-OS copy the candidate to flash, IOS
+  sets ``file prompt quiet``), a plan loads no candidate: the gateway reads the running
+  configuration and diffs it locally (difflib's unified diff of the sanitised texts; a
+  merge: netutils' ``diff_network_config``), and says so in the diff's header line and in
+  `NetworkGateway.compared_locally`. A run compares on the device (it writes anyway).
 - Configuration text leaves sanitised (`runbooks.gateways.config_text`): ``config``,
   ``compare`` and ``commit`` return it with ``<removed>`` for each secret, and take
   candidates holding ``<removed>``, filled from the running configuration (then from
@@ -54,6 +60,7 @@
 
 from __future__ import annotations
 
+import difflib
 import inspect
 import ipaddress
 import logging
@@ -70,6 +77,8 @@ from napalm import get_network_driver
 from napalm.base import NetworkDriver
 from napalm.base import exceptions as napalm_errors
 from napalm.base.mock import MockDriver
+from netutils.config.compliance import diff_network_config
+from netutils.lib_mapper import NAPALM_LIB_MAPPER
 
 from runbooks.core.context import RunContext
 from runbooks.core.errors import ConnectError, InputError, InventoryError, UnsupportedError
@@ -77,7 +86,7 @@ from runbooks.core.gateway import Gateway, Mode, reads, writes
 from runbooks.gateways import config_text, network_host_keys
 from runbooks.gateways.device_credentials import Credentials, credential_source
 from runbooks.gateways.network_errors import translated
-from runbooks.gateways.network_guard import ReadOnlyDriver, check_commands
+from runbooks.gateways.network_guard import COMPARE_WRITES, ReadOnlyDriver, check_commands
 from runbooks.gateways.network_host_keys import key_refusal, needs_key_check
 from runbooks.gateways.network_target import (
     DeviceTarget,
@@ -92,6 +101,7 @@ __all__ = [
     "DeviceTarget",
     "NetworkGateway",
     "host_key_args",
+    "local_diff",
     "napalm_driver_for",
     "napalm_getters",
     "napalm_options",
@@ -370,6 +380,23 @@ class NetworkGateway(Gateway):
         cut it off; and nothing could say a commit is pending or confirm it."""
         return all(self.supports(name) for name in COMMIT_CONFIRM)
 
+    @reads
+    def compared_locally(self) -> str:
+        """Why `compare` diffs here rather than on the device, or ``""`` when the device
+        compares: in a plan, a driver whose compare writes on the device
+        (`network_guard.COMPARE_WRITES`). Asks no device; a plan can name it beside the diff.
+
+        >>> from runbooks.gateways.device_credentials import Credentials
+        >>> t = DeviceTarget("r1", "198.18.0.9", "cisco_ios", "ios", {}, {})
+        >>> NetworkGateway(Mode.PLAN, t, Credentials("u", "p")).compared_locally()[:20]
+        "NAPALM's ios driver "
+        >>> NetworkGateway(Mode.RUN, t, Credentials("u", "p")).compared_locally()
+        ''
+        """
+        if self.mode is Mode.RUN:
+            return ""
+        return COMPARE_WRITES.get(self.driver_name, "")
+
     def _mock_supports(self, cls: type, name: str) -> bool:
         if any(name in vars(k) for k in cls.__mro__ if k not in (MockDriver, NetworkDriver)):
             return True
@@ -459,6 +486,11 @@ class NetworkGateway(Gateway):
         ``secret_sources`` (raw texts). The candidate is loaded, compared and discarded (in
         ``finally``): a compare leaves nothing on the device, in plans and in runs.
 
+        In a plan, on a driver whose compare writes on the device (`compared_locally` says
+        why), no candidate is loaded: the diff is `local_diff` of the sanitised running
+        configuration and candidate, its header line naming why. (A secret changed under
+        the same line does not show there: both sides read ``<removed>``.)
+
         While this connection holds a commit made with ``revert_in`` and not yet confirmed
         or rolled back, the compare runs on a second driver object to the device, so the
         pending commit stays untouched (NAPALM's EOS driver would load into its pending
@@ -473,6 +505,12 @@ class NetworkGateway(Gateway):
                 return config_text.sanitize(str(d.compare_config()))
 
         action = "comparing the candidate configuration"
+        why = self.compared_locally()
+        if why:
+            return self._call(
+                f"{action} locally",
+                lambda d: self._local_compare(d, candidate, replace, secret_sources, why),
+            )
         if not self._holds_pending:
             return self._call(action, run)
         wire = self._side()
@@ -485,6 +523,19 @@ class NetworkGateway(Gateway):
         """Whether a commit waits for its confirmation (`UnsupportedError` on a driver
         without commit-confirm: see `commit_confirm_supported`)."""
         return bool(self._method("has_pending_commit", "checking for a pending commit"))
+
+    def _local_compare(
+        self, wire: Any, candidate: str, replace: bool, sources: Sequence[str], why: str
+    ) -> str:
+        """`compare` without the device's help: one ``get_config``, then `local_diff`.
+        Placeholders are filled as for the device (a secret nothing holds raises
+        `SecretUnavailable` as there), so both texts are sanitised alike."""
+        raw = str(self._invoke(wire, "get_config", retrieve="running").get("running", ""))
+        running = config_text.sanitize(raw)  # registers its secrets
+        filled = config_text.fill_secrets(candidate, raw, *sources)
+        wanted = config_text.sanitize(filled)
+        platform = NAPALM_LIB_MAPPER.get(self.driver_name, self.driver_name)
+        return local_diff(running, wanted, why, platform if not replace else "")
 
     def _filled(self, wire: Any, candidate: str, sources: Sequence[str]) -> str:
         """The candidate with its placeholders filled (running configuration first); every
@@ -605,6 +656,38 @@ class NetworkGateway(Gateway):
         """No commit pends on this connection any more: compares come back to it."""
         self._holds_pending = False
         self._close_side()
+
+
+def local_diff(running: str, candidate: str, why: str, merge_platform: str = "") -> str:
+    r"""The diff from ``running`` to ``candidate`` (both sanitised), made here: a unified
+    diff whose header says it was not the device's (``why``); ``""`` when they read the same.
+    With ``merge_platform`` (netutils' name: ``cisco_ios``) ``candidate`` is merged, not
+    replaced: the candidate's lines ``running`` lacks, under their sections (netutils'
+    ``diff_network_config``), each marked ``+``.
+
+    >>> print(local_diff("hostname r1\nip route 0.0.0.0 0.0.0.0 10.0.0.1", "hostname r1", "w"))
+    --- running (read from the device)
+    +++ candidate (diffed locally, not on the device: w)
+    @@ -1,2 +1 @@
+     hostname r1
+    -ip route 0.0.0.0 0.0.0.0 10.0.0.1
+    >>> local_diff("hostname r1\n", "hostname r1", "w")
+    ''
+    >>> print(local_diff("hostname r1", "interface Lo0\n ip address 10.0.0.9 255.255.255.255",
+    ...                  "w", merge_platform="cisco_ios"))
+    --- running (read from the device)
+    +++ candidate (diffed locally, not on the device: w)
+    +interface Lo0
+    + ip address 10.0.0.9 255.255.255.255
+    """
+    before = "running (read from the device)"
+    after = f"candidate (diffed locally, not on the device: {why})"
+    if merge_platform:
+        missing = diff_network_config(candidate, running, merge_platform).splitlines()
+        body = [f"+{line}" for line in missing if line.strip()]
+        return "\n".join([f"--- {before}", f"+++ {after}", *body]) if body else ""
+    old, new = running.strip("\n").splitlines(), candidate.strip("\n").splitlines()
+    return "\n".join(difflib.unified_diff(old, new, before, after, lineterm=""))
 
 
 def _napalm_name(method: str) -> str:

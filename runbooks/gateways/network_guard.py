@@ -9,6 +9,9 @@
   load → compare → discard sequence passes inside `ReadOnlyDriver.comparing` only, anything
   else (commit, confirm, rollback, a load outside a compare, a non-read command) raises
   `ReadOnlyViolation` before the device sees it, whatever the caller does.
+- A driver whose compare itself writes on the device (`COMPARE_WRITES`: NAPALM's IOS and
+  NX-OS copy the candidate to the box's flash) gets no load, compare or discard in a plan,
+  not even inside ``comparing``: the gateway diffs its running configuration locally.
 """
 
 from __future__ import annotations
@@ -77,6 +80,24 @@ def check_commands(device: str, driver: str, commands: Sequence[str]) -> None:
         check_read_only(device, driver, command)
 
 
+# Drivers whose load → compare → discard writes on the device: a fact of their code, which
+# no driver can be asked (napalm 5.x, napalm/ios/ios.py and napalm/nxos/nxos.py):
+# - ios: load_replace/merge_candidate copy the candidate to flash by SCP or TCL
+#   (_load_candidate_wrapper, _xfer_file; ~246-333, 725-798); discard_config is wrapped in
+#   @_file_prompt_quiet, which sends "file prompt quiet" as configuration (433-456), then
+#   copies running-config to flash:/candidate_config.txt and null: over merge_config.txt
+#   (649-655); close() sends "no file prompt quiet" (182-189).
+# - nxos, nxos_ssh (NXOSDriverBase, nxos_ssh inherits it unchanged): load_replace_candidate
+#   copies the file to bootflash: (file_transfer, 130-166); compare_config writes the
+#   checkpoint bootflash:sot_file (_get_diff → _create_sot_file, 254-277, 322-333), which
+#   no discard removes; discard_config deletes the candidate file (312-318). (A merge stays
+#   in memory and is diffed offline, _get_merge_diff; the plan diffs locally all the same.)
+COMPARE_WRITES: dict[str, str] = {
+    "ios": "NAPALM's ios driver copies the candidate to flash and sets 'file prompt quiet'",
+    "nxos": "NAPALM's nxos driver copies the candidate and a checkpoint to bootflash",
+    "nxos_ssh": "NAPALM's nxos_ssh driver copies the candidate and a checkpoint to bootflash",
+}
+
 _READS = frozenset({"is_alive", "has_pending_commit"})
 _COMPARE = frozenset(
     {"load_replace_candidate", "load_merge_candidate", "compare_config", "discard_config"}
@@ -108,9 +129,14 @@ class ReadOnlyDriver:
         return self._driver.cli(list(commands), encoding=encoding)
 
     def __getattr__(self, name: str) -> Any:
-        if name.startswith("get_") or name in _READS or (self._comparing and name in _COMPARE):
+        writes_on_compare = self._driver_name in COMPARE_WRITES
+        comparing = self._comparing and not writes_on_compare
+        if name.startswith("get_") or name in _READS or (comparing and name in _COMPARE):
             return getattr(self._driver, name)
-        where = "outside a compare" if name in _COMPARE else "in a plan"
+        if name in _COMPARE and writes_on_compare:
+            where = f"in a plan ({COMPARE_WRITES[self._driver_name]})"
+        else:
+            where = "outside a compare" if name in _COMPARE else "in a plan"
         raise ReadOnlyViolation(
             f"{self._device}: {name} refused {where}: a plan only reads the device",
             device=self._device,
