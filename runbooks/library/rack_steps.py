@@ -464,7 +464,8 @@ class RackSteps(JournalWitness):
         """For each step of ``checks_need``, whether each device it asks has a driver with
         the getter (or commit-confirm). One that has none is named with its platform, driver
         and why: the check will say "not checked" there, the change commits without a
-        device-side revert; the reviewer decides whether that is acceptable."""
+        device-side revert; a device whose driver's compare would write to it (a plan diffs
+        it locally instead) is named too. The reviewer decides whether that is acceptable."""
         titles = {need.check: self.title_of(need.check) for need in self.checks_need}
         drivers: dict[str, str] = {}
         cannot: list[dict[str, str]] = []
@@ -493,7 +494,14 @@ class RackSteps(JournalWitness):
                     }
                 )
                 warnings.append(f"{titles[need.check]}: {warning}")
-        if not cannot:
+        for name in drivers:  # a plan's configuration diff the device could not make itself
+            why = self.gateway_named(ctx, name).compared_locally()
+            if why:
+                warnings.append(
+                    f"{name}: configuration diff made locally from the running configuration, "
+                    f"not by the device ({why})"
+                )
+        if not warnings:
             return {"drivers": drivers, "cannot_check": []}
         return {"warnings": warnings, "cannot_check": cannot, "drivers": drivers}
 

@@ -468,3 +468,24 @@ def test_both_runbooks_are_found_through_runbooks_modules(monkeypatch: pytest.Mo
     found = registry.discover()
     assert found["rack-in"] is RackIn
     assert found["rack-out"].instruction.startswith("8 ")
+
+
+def test_a_device_whose_compare_would_write_is_named_for_its_local_diff(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A plan diffs an IOS-like device locally (its driver's compare writes to flash and
+    sets 'file prompt quiet'): the pre-check says so for the reviewer."""
+    reason = "NAPALM's ios driver copies the candidate to flash and sets 'file prompt quiet'"
+    rb = rack_in()
+    devices, nb = fabric(Mode.PLAN), RenderingNetBox(Mode.PLAN, CONNECTED)
+    monkeypatch.setattr(
+        type(devices["spine1"]),
+        "compared_locally",
+        lambda self: reason if self.target.name == "spine1" else "",
+    )
+    evidence = RackIn.drivers_can_answer.func(rb, context(rb, Mode.PLAN, devices, nb))
+    local = [w for w in evidence.get("warnings", []) if "made locally" in w]
+    assert local == [
+        "spine1: configuration diff made locally from the running configuration, not by the "
+        f"device ({reason})"
+    ]
