@@ -74,13 +74,14 @@ def test_a_device_with_another_key_is_refused(held: Any, tmp_path: Path) -> None
 
 def test_the_database_server_with_another_key_is_refused(held: Any, tmp_path: Path) -> None:
     ssh = hosts.host_ssh_params("db1")
-    trusted = SshShell(ssh["host"], ssh["key_file"], known_hosts=ssh["known_hosts"])
+    login = {"user": ssh["username"]}  # the lab's login (the shell has no default user)
+    trusted = SshShell(ssh["host"], ssh["key_file"], known_hosts=ssh["known_hosts"], **login)
     try:
         assert trusted.run(["id", "-un"]).stdout.strip() == "postgres"
     finally:
         trusted.close()
     known = forged(tmp_path, "db1", ssh["host"])
-    shell = SshShell(ssh["host"], ssh["key_file"], known_hosts=known)
+    shell = SshShell(ssh["host"], ssh["key_file"], known_hosts=known, **login)
     try:
         with pytest.raises(ConnectError) as refused:
             shell.run(["id", "-un"])
