@@ -1,11 +1,11 @@
 """The department's naming standard: host names and account names, decided in one place.
 
 - A PC is ``<site code>-pc<asset number>``: the site code is the NetBox site's slug without
-  separators (``lab-dc1`` → ``labdc1``), the asset number the digits of its asset tag, at least
+  separators (``ams-dc2`` → ``amsdc2``), the asset number the digits of its asset tag, at least
   four (``PC-42`` → ``0042``). At most 15 characters (the NetBIOS limit, so the name is the same
   on every network), lowercase letters, digits and hyphens (RFC 1123).
 - A user's account is the local part of their e-mail address in the department's directory,
-  lowercase (``WChen@lab.example`` → ``wchen``): a POSIX name of at most 32 characters.
+  lowercase (``WChen@example.com`` → ``wchen``): a POSIX name of at most 32 characters.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ def asset_number(asset_tag: str) -> str:
 
 
 def pc_hostname(site_slug: str, asset_tag: str) -> str:
-    """``lab-dc1``, ``PC-0042`` → ``labdc1-pc0042``."""
+    """``ams-dc2``, ``PC-0042`` → ``amsdc2-pc0042``."""
     name = f"{site_code(site_slug)}-pc{asset_number(asset_tag)}"
     if len(name) > MAX_HOSTNAME or not _HOSTNAME.match(name):
         raise InputError(
@@ -45,7 +45,7 @@ def pc_hostname(site_slug: str, asset_tag: str) -> str:
 
 
 def account_name(email: str) -> str:
-    """``WChen@lab.example`` → ``wchen``."""
+    """``WChen@example.com`` → ``wchen``."""
     local, at, _domain = email.partition("@")
     name = local.lower()
     if not at or not _ACCOUNT.match(name):

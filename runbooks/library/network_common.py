@@ -66,9 +66,9 @@ def moves_address(before: str, after: str, address: str | None) -> bool:
     The management address belongs to the box's OS, not to the routing configuration: a
     configuration that took it over would take it away again on the way back.
 
-    >>> moves_address("hostname a\n", "hostname a\n ip address 198.18.0.23/24\n", "198.18.0.23")
+    >>> moves_address("hostname a\n", "hostname a\n ip address 203.0.113.23/24\n", "203.0.113.23")
     True
-    >>> moves_address("ip address 198.18.0.231/24\n", "hostname a\n", "198.18.0.23/24")
+    >>> moves_address("ip address 203.0.113.231/24\n", "hostname a\n", "203.0.113.23/24")
     False
     """
     if not address:
@@ -238,11 +238,11 @@ def lldp_mismatches(links: Iterable[Link], lldp: Mapping[str, Any]) -> list[str]
     NetBox holds ``GigabitEthernet0/3``), and a neighbour announcing its FQDN is the device
     its first labels name.
 
-    >>> link = Link("swp1", "spine1", "swp3", 3, "connected", "active")
-    >>> lldp_mismatches([link], {"swp1": [{"hostname": "spine1", "port": "swp3"}]})
+    >>> link = Link("swp1", "core-a", "swp3", 3, "connected", "active")
+    >>> lldp_mismatches([link], {"swp1": [{"hostname": "core-a", "port": "swp3"}]})
     []
-    >>> lldp_mismatches([link], {"swp1": [{"hostname": "spine2", "port": "swp3"}]})
-    ['swp1: NetBox cables it to spine1:swp3, LLDP sees spine2:swp3']
+    >>> lldp_mismatches([link], {"swp1": [{"hostname": "core-b", "port": "swp3"}]})
+    ['swp1: NetBox cables it to core-a:swp3, LLDP sees core-b:swp3']
     >>> ios = Link("GigabitEthernet0/1", "sw1", "GigabitEthernet0/3", 4, "connected", "active")
     >>> lldp_mismatches([ios], {"Gi0/1": [{"hostname": "sw1.corp.example", "port": "Gi0/3"}]})
     []
@@ -313,9 +313,9 @@ def route_installed(routes: Mapping[str, Any], address: str) -> bool:
     """Whether NAPALM's ``get_route_to(destination=…)`` answer holds an installed route
     (an entry ``current_active``) to a prefix covering ``address``.
 
-    >>> route_installed({"198.18.255.13/32": [{"current_active": True}]}, "198.18.255.13")
+    >>> route_installed({"203.0.113.13/32": [{"current_active": True}]}, "203.0.113.13")
     True
-    >>> route_installed({"198.18.255.13/32": [{"current_active": False}]}, "198.18.255.13")
+    >>> route_installed({"203.0.113.13/32": [{"current_active": False}]}, "203.0.113.13")
     False
     """
     target = ipaddress.ip_address(address.split("/", maxsplit=1)[0])
@@ -334,10 +334,10 @@ def still_received(bgp: Mapping[str, Any], addresses: Iterable[str]) -> list[str
 
     >>> peer = {"is_up": True, "is_enabled": True,
     ...         "address_family": {"ipv4": {"received_prefixes": 3}}}
-    >>> still_received({"global": {"peers": {"198.18.1.1": peer}}}, ["198.18.1.1"])
-    ['198.18.1.1: 3 prefixes received']
+    >>> still_received({"global": {"peers": {"203.0.113.1": peer}}}, ["203.0.113.1"])
+    ['203.0.113.1: 3 prefixes received']
     >>> shut = {**peer, "is_up": False, "is_enabled": False}
-    >>> still_received({"global": {"peers": {"198.18.1.1": shut}}}, ["198.18.1.1"])
+    >>> still_received({"global": {"peers": {"203.0.113.1": shut}}}, ["203.0.113.1"])
     []
     """
     wanted = set(addresses)

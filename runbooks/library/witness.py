@@ -69,9 +69,9 @@ def witness_text(ctx: RunContext, headline: str, items: Iterable[str]) -> str:
 
 
 def mentions(text: str, name: str) -> bool:
-    """Does ``text`` (a diff's target) name ``name`` as a whole word (srv1, not srv10)?
+    """Does ``text`` (a diff's target) name ``name`` as a whole word (web7, not web70)?
 
-    >>> mentions("srv1:/etc/motd", "srv1"), mentions("srv10:/etc/motd", "srv1")
+    >>> mentions("web7:/etc/motd", "web7"), mentions("web70:/etc/motd", "web7")
     (True, False)
     """
     return re.search(rf"(?<![\w.-]){re.escape(name)}(?![\w.-])", text) is not None
