@@ -30,6 +30,7 @@ from runbooks.cli.common import (
     rebuild_runbook,
     settings,
 )
+from runbooks.cli.completion import runbook_names
 from runbooks.cli.output import emit_json, err, out
 from runbooks.cli.settings import Settings, default_store
 from runbooks.core import registry
@@ -43,9 +44,12 @@ app = typer.Typer(
     name="runbook",
     help="Executable, reviewable, recorded work instructions.",
     no_args_is_help=True,
-    add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+
+# a runbook's name; the shell completes it (`runbook plan <TAB>`)
+RunbookName = Annotated[str, typer.Argument(autocompletion=runbook_names)]
 
 
 @app.callback()
@@ -93,7 +97,7 @@ def list_runbooks(json_out: JsonOpt = False) -> None:
 
 
 @app.command()
-def show(name: str, json_out: JsonOpt = False) -> None:
+def show(name: RunbookName, json_out: JsonOpt = False) -> None:
     """Show a runbook: its instruction, roles, parameters and steps."""
     cls = registry.get(name)
     schema = cls.Params.model_json_schema()
@@ -149,7 +153,7 @@ WindowEnd = Annotated[
 @app.command()
 def plan(
     ctx: typer.Context,
-    name: str,
+    name: RunbookName,
     params: ParamsArg = None,
     params_file: ParamsFile = None,
     window_start: WindowStart = None,
@@ -195,7 +199,12 @@ def plan(
 @app.command()
 def run(
     ctx: typer.Context,
-    target: Annotated[str, typer.Argument(help="An approved change (CHG-…), or a runbook name.")],
+    target: Annotated[
+        str,
+        typer.Argument(
+            help="An approved change (CHG-…), or a runbook name.", autocompletion=runbook_names
+        ),
+    ],
     params: ParamsArg = None,
     params_file: ParamsFile = None,
     yes: YesOpt = False,
