@@ -53,7 +53,11 @@
   same device (same credentials, options and host-key check), opened on the first such
   compare and closed by ``confirm``, ``rollback`` or ``close``: one more login per device,
   only while a commit is pending (`NetworkGateway.logins` counts them). ``confirm`` and
-  ``rollback`` act on the driver object that committed.
+  ``rollback`` act on the driver object that committed. A commit left pending by a process
+  that died (a resumed run) has no such object: for that one call the driver object adopts
+  the device's pending session (its ``config_session`` set from ``_get_pending_commits()``,
+  cleared again if the call fails), so it is confirmed or cancelled as a device-wide
+  commit-confirm would be (``NetworkGateway._adopting``).
 - NAPALM's and Netmiko's exceptions become one clear error each: unreachable, refused
   credentials, timeout, rejected configuration.
 """
@@ -329,13 +333,21 @@ class NetworkGateway(Gateway):
             return {"running": answer, "candidate": "", "startup": ""}
         return answer
 
-    def _method(self, name: str, action: str) -> Any:
+    def _method(self, name: str, action: str, adopt: bool = False) -> Any:
         """A commit-confirm method of the driver (``has_pending_commit``, ``confirm_commit``,
-        ``rollback``), or `UnsupportedError` when the driver lacks it."""
+        ``rollback``), or `UnsupportedError` when the driver lacks it. ``adopt``: on the
+        device's pending session where this connection holds none (`_adopting`)."""
         if not self.supports(name):
             raise self._unsupported(name)
+
+        def run(wire: Any) -> Any:
+            if not adopt:
+                return getattr(wire, name)()
+            with self._adopting(wire):
+                return getattr(wire, name)()
+
         try:
-            return self._call(action, lambda d: getattr(d, name)())
+            return self._call(action, run)
         except NotImplementedError as exc:
             raise self._unsupported(name) from exc
 
@@ -642,15 +654,55 @@ class NetworkGateway(Gateway):
 
     @writes
     def confirm(self) -> None:
-        """Confirm the pending commit, on the driver object that made it."""
-        self._method("confirm_commit", "confirming the commit")
+        """Confirm the pending commit, on the driver object that made it (or, made by a
+        process that died, the device's pending session adopted: `_adopting`)."""
+        self._method("confirm_commit", "confirming the commit", adopt=True)
         self._settled()
 
     @writes
     def rollback(self) -> None:
-        """Roll back (a pending commit: cancelled), on the driver object that made it."""
-        self._method("rollback", "rolling the configuration back")
+        """Roll back (a pending commit: cancelled), on the driver object that made it (or,
+        made by a process that died, the device's pending session adopted: `_adopting`)."""
+        self._method("rollback", "rolling the configuration back", adopt=True)
         self._settled()
+
+    @contextmanager
+    def _adopting(self, wire: Any) -> Iterator[None]:
+        """For one ``confirm_commit`` or ``rollback``: where the driver keeps a pending
+        commit as its object's session (`_session_bound`: NAPALM's EOS driver) and this
+        connection made none, the device's one pending session is set as this driver
+        object's, as if it had made it; the call then confirms or cancels it, as a device-
+        wide commit-confirm would (Junos, IOS, FRR). That is the commit a resumed run left
+        pending: its process died before confirming it (napalm/eos/eos.py ``confirm_commit``
+        and ``rollback`` act on ``self.config_session`` only, and a new object has none).
+
+        Only for that call: the driver clears the session when it succeeds, and the gateway
+        when it fails, so no later compare loads into it and aborts it on discard. Nothing
+        is adopted when this connection holds its own pending commit, when the driver
+        object already has a session, or when the device has none or several pending."""
+        adopted = False
+        if self.mode is Mode.RUN and not self._holds_pending and _session_bound(wire):
+            pending = list(wire._get_pending_commits() or {})
+            if wire.config_session is None and len(pending) == 1:
+                wire.config_session = adopted = pending[0]
+                log.info(
+                    "%s: adopted the device's pending commit session %s (left by an earlier "
+                    "process)",
+                    self.target.name,
+                    adopted,
+                )
+            elif len(pending) > 1:
+                log.warning(
+                    "%s: %d sessions wait for their confirmation; none adopted",
+                    self.target.name,
+                    len(pending),
+                )
+        try:
+            yield
+        except BaseException:
+            if adopted and wire.config_session == adopted:
+                wire.config_session = None
+            raise
 
     def _settled(self) -> None:
         """No commit pends on this connection any more: compares come back to it."""
@@ -688,6 +740,20 @@ def local_diff(running: str, candidate: str, why: str, merge_platform: str = "")
         return "\n".join([f"--- {before}", f"+++ {after}", *body]) if body else ""
     old, new = running.strip("\n").splitlines(), candidate.strip("\n").splitlines()
     return "\n".join(difflib.unified_diff(old, new, before, after, lineterm=""))
+
+
+def _session_bound(wire: Any) -> bool:
+    """Whether the driver keeps a pending commit as a session of its own object, which a
+    new object must adopt to confirm or cancel it: it has the ``config_session`` attribute
+    and ``_get_pending_commits()`` (session → seconds left) of NAPALM's EOS driver
+    (napalm/eos/eos.py). NAPALM's IOS and Junos drivers have the latter only: their pending
+    commit is the device's, whoever asks. (Only ever a driver of a run: a plan's
+    `ReadOnlyDriver` reaches no commit method.)"""
+    return (
+        not isinstance(wire, ReadOnlyDriver)
+        and hasattr(wire, "config_session")
+        and callable(getattr(wire, "_get_pending_commits", None))
+    )
 
 
 def _napalm_name(method: str) -> str:

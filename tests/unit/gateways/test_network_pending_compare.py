@@ -146,3 +146,81 @@ def test_a_commit_refused_before_anything_pends_keeps_compares_on_the_connection
         gw.commit("hostname r1\nhostname r2\n", revert_in=60)
     gw.compare("hostname r1\n")
     assert gw.logins == 1 and gw._side_device is None
+
+
+def _left_pending(box: EosBox) -> tuple[str, NetworkGateway]:
+    """A commit made with revert_in by a process that then died: the box keeps the
+    session's commit timer running. The caller holds on to the dead gateway and never
+    closes it: a killed process runs no close (NAPALM's ``NetworkDriver.__del__`` would,
+    and EOS's close aborts the session)."""
+    gw = eos_gateway()
+    gw.commit(CANDIDATE, revert_in=300)
+    (session,) = box.pending()
+    return session, gw
+
+
+def test_a_new_process_confirms_the_eos_commit_an_earlier_one_left_pending(box: EosBox) -> None:
+    """NAPALM's EOS driver confirms only its own object's session: the resumed run's
+    gateway adopts the device's pending session for the confirm (and the compares before
+    it, on the same connection, leave it pending)."""
+    session, _dead = _left_pending(box)
+    gw = eos_gateway()
+    assert gw.has_pending_commit()
+    assert gw.compare(CANDIDATE) == "" and gw.compare(RUNNING) != ""  # the resume's checks
+    assert box.pending() == [session] and box.running == _lines(CANDIDATE)
+    gw.confirm()
+    assert box.pending() == [] and box.running == _lines(CANDIDATE)
+    assert f"configure session {session} commit" in box.sent
+    assert gw._device.config_session is None  # adopted for that call only
+    assert not gw.has_pending_commit() and gw.logins == 1
+    gw.close()
+
+
+def test_a_new_process_rolls_back_the_eos_commit_an_earlier_one_left_pending(
+    box: EosBox,
+) -> None:
+    session, _dead = _left_pending(box)
+    gw = eos_gateway()
+    gw.rollback()
+    assert box.pending() == [] and box.running == _lines(RUNNING)
+    assert f"configure session {session} abort" in box.sent
+    assert gw._device.config_session is None
+    gw.close()
+
+
+def test_an_adopted_session_whose_confirm_fails_is_let_go(
+    box: EosBox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A confirm that fails leaves the adopted session with the box, not with the driver
+    object: the next compare loads into a session of its own, and its discard does not
+    abort the pending commit."""
+    session, _dead = _left_pending(box)
+    commit = box._session_command
+
+    def refuse_commit(name: str, words: list[str]) -> dict[str, object]:
+        if words == ["commit"]:
+            raise ValueError("% the box is busy")
+        return commit(name, words)
+
+    monkeypatch.setattr(box, "_session_command", refuse_commit)
+    gw = eos_gateway()
+    with pytest.raises(ValueError, match="busy"):
+        gw.confirm()
+    assert gw._device.config_session is None
+    assert gw.compare(CANDIDATE) == ""
+    assert box.pending() == [session] and box.running == _lines(CANDIDATE)
+    gw.close()
+
+
+def test_a_connection_holding_its_own_commit_adopts_nothing(box: EosBox) -> None:
+    """Two commits cannot pend on EOS: a connection whose own commit pends confirms that
+    one, never another session (and a plan cannot reach confirm at all)."""
+    gw = eos_gateway()
+    gw.commit(CANDIDATE, revert_in=300)
+    own = gw._device.config_session
+    box.sessions["other"] = {"state": "pendingCommitTimer", "lines": [], "commitBy": 1300.0}
+    gw.confirm()
+    assert f"configure session {own} commit" in box.sent
+    assert "configure session other commit" not in box.sent
+    assert box.pending() == ["other"]
+    gw.close()

@@ -39,33 +39,8 @@ LEAF1 = {"spine1": "198.18.1.1", "spine2": "198.18.1.7"}
 LEAF2 = {"spine1": "198.18.1.3", "spine2": "198.18.1.9"}
 
 
-# What the runbooks and the device layer do not do yet on these platforms, per test and
-# vendor: such a test is an expected failure (strict: once it passes, the entry goes).
-EOS_RESUME = (
-    "NAPALM's EOS driver keeps a commit-confirm as the config session of the driver object "
-    'that made it: after the process died, a new driver object neither confirms it ("No '
-    'pending commit-confirm found!") nor rolls it back ("Current config session not found '
-    "as pending commit-confirm\"); adopting the device's pending session would need the "
-    "driver's private config_session (napalm/eos/eos.py: confirm_commit, rollback). Tried "
-    "here: set from _get_pending_commits() just before confirm_commit or rollback, both "
-    "tests pass; set on open, the compare connection's discard aborts the commit"
-)
-NOT_YET: dict[str, list[tuple[set[str], str]]] = {
-    "test_rack_in_resumes_from_its_record_after_the_process_died_mid_commit": [
-        ({"eos"}, EOS_RESUME)
-    ],
-    "test_rack_out_resumes_from_its_record_after_the_process_died_mid_commit": [
-        ({"eos"}, EOS_RESUME)
-    ],
-}
-
-
 @pytest.fixture(params=VENDOR_NAMES)
 def fabric(request: pytest.FixtureRequest, store_path: Path) -> VendorFabric:
-    test = getattr(request.node, "originalname", request.node.name)
-    reasons = [why for vendors, why in NOT_YET.get(test, []) if request.param in vendors]
-    if reasons:
-        request.node.add_marker(pytest.mark.xfail(strict=True, reason="; ".join(reasons)))
     return VendorFabric(request.param, store_path)
 
 
@@ -233,6 +208,8 @@ def test_rack_in_puts_back_the_devices_committed_before_one_that_refuses_its_com
 def test_rack_in_resumes_from_its_record_after_the_process_died_mid_commit(
     fabric: VendorFabric,
 ) -> None:
+    """On EOS the commit leaf3 left pending is the config session of a driver object that
+    died with the process: the resumed run's gateway adopts it to confirm it."""
     fabric.network.interrupt = ("commit_config", "spine1")  # leaf3 committed, spine1 not
     with pytest.raises(Interrupted):
         fabric.run(rack_in())
