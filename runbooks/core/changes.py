@@ -373,6 +373,7 @@ def run_change(
     scheduled: bool = False,
     worker: str | None = None,
     run_id: str | None = None,
+    extra: dict[str, Any] | None = None,
 ) -> RunResult:
     """Run an approved change: the rules first (before any work); then the run's record
     starts, so that from here on a killed run is on record; then the plan recomputed now,
@@ -381,12 +382,14 @@ def run_change(
     unless the run was granted as an emergency.
 
     ``run_id`` continues a run that was begun and killed before it was granted (its re-plan
-    and the grant happen again)."""
+    and the grant happen again). ``extra`` goes into the run's first entry (a recurring
+    schedule names itself and the occurrence there)."""
     now = engine.clock()
     book.precheck_run(
         change, who, change.window is None or change.window.contains(now), scheduled=scheduled
     )
-    extra: dict[str, Any] = {
+    started: dict[str, Any] = {
+        **(extra or {}),
         "change": change.id,
         "authorities": {
             "handle": [change.preparer, who.username],
@@ -396,14 +399,14 @@ def run_change(
         },
     }
     if worker:
-        extra["worker"] = worker
+        started["worker"] = worker
     resumed = run_id is not None
     if run_id is None:
         run_id = engine.begin(
             runbook,
             plan_hash=change.plan_hash,
             window=change.window,
-            extra=extra,
+            extra=started,
             awaiting_grant=True,
         )
     with engine.holding(run_id):
