@@ -13,8 +13,11 @@
   ``ssh_strict`` with that file, so a device not in it, or whose key differs, is refused
   before any credential is sent (Netmiko's own default accepts any key). A driver that
   does not hand those options to Netmiko (napalm-bird2 accepts any key, with no option to
-  change it) is checked by the gateway before it opens: one SSH key exchange, no
-  authentication (`runbooks.gateways.network_host_keys`); the same refusal.
+  change it) gets its SSH connection from the gateway, made with paramiko's RejectPolicy
+  and that file: the key is checked on the driver's own connection, before authentication
+  (`runbooks.gateways.network_host_keys.open_checked`); any other such driver is checked
+  by the gateway before it opens (one SSH key exchange, no authentication); the same
+  refusal.
 - One connection per device per run (``ctx.gateway`` caches it), opened on first use,
   closed when the run ends; per-device timeouts. What a driver prints while it opens
   (napalm-bird2 prints its version) goes to stderr: stdout is the command's (``--json``).
@@ -91,7 +94,7 @@ from runbooks.gateways import config_text, network_host_keys
 from runbooks.gateways.device_credentials import Credentials, credential_source
 from runbooks.gateways.network_errors import translated
 from runbooks.gateways.network_guard import COMPARE_WRITES, ReadOnlyDriver, check_commands
-from runbooks.gateways.network_host_keys import key_refusal, needs_key_check
+from runbooks.gateways.network_host_keys import key_refusal, needs_key_check, open_checked
 from runbooks.gateways.network_target import (
     DeviceTarget,
     napalm_driver_for,
@@ -234,9 +237,9 @@ class NetworkGateway(Gateway):
                 timeout=creds.timeout,
                 optional_args=args,
             )
-        self._check_host_key(device, action, args)
         with translated(self.target.name, action, creds.known_hosts), _stdout_to_stderr():
-            device.open()
+            if not self._open_checked(device, action, args):
+                device.open()
         self.logins += 1
         log.info(
             "%s: connected (%s) in %.2f s",
@@ -270,13 +273,31 @@ class NetworkGateway(Gateway):
                 type(exc).__name__,
             )
 
-    def _check_host_key(self, device: Any, action: str, args: Mapping[str, Any]) -> None:
-        """Refuse the device before its driver opens when the driver would not check the
-        host key itself and the box's key is not the known_hosts file's (see
-        `runbooks.gateways.network_host_keys`); nothing is sent but SSH's key exchange."""
+    def _open_checked(self, device: Any, action: str, args: Mapping[str, Any]) -> bool:
+        """Where the driver would not check the host key itself (see
+        `runbooks.gateways.network_host_keys`): open it on a connection whose key is checked
+        (`open_checked`: napalm-bird2) and say True; else refuse the device before its
+        driver opens when the box's key is not the known_hosts file's (nothing sent but
+        SSH's key exchange), and say False: the caller opens it."""
         known_hosts = self._credentials.known_hosts
         if not needs_key_check(device, known_hosts):
-            return
+            return False
+        started = time.monotonic()
+        if open_checked(device, known_hosts):
+            log.debug(
+                "%s: opened with its host key checked on the driver's connection (%s) in %.3f s",
+                self.target.name,
+                self.driver_name,
+                time.monotonic() - started,
+            )
+            return True
+        self._check_host_key(action, args)
+        return False
+
+    def _check_host_key(self, action: str, args: Mapping[str, Any]) -> None:
+        """Refuse the device unless the box's host key is the known_hosts file's, asked on
+        a connection of its own (`key_refusal`)."""
+        known_hosts = self._credentials.known_hosts
         port = int(args.get("port") or network_host_keys.SSH_PORT)
         started = time.monotonic()
         with translated(self.target.name, action, known_hosts):

@@ -8,13 +8,21 @@ to change that (napalm_bird2/bird2.py, ``_SSHTransport.open``), so it would send
 credentials to any box answering at the device's address.
 
 Which driver is which is read from the driver object built for the device (its data, not a
-table of names), see `needs_key_check`. For the others the gateway asks the box for its host
-key before the driver opens (`key_refusal`): a TCP connection to host:port, SSH's key
-exchange, the server's key compared with the file's, closed. No authentication is tried and
-no credential is sent. It costs one TCP and SSH handshake per device per run: measured on
-the lab's BIRD box (border1, 2-core machine shared with other work), 21 ms median for the
-check alone (13 to 69 ms, 30 checks), against some 300 ms for napalm-bird2's open and
-get_facts.
+table of names), see `needs_key_check`. For those the gateway checks the key on the driver's
+own connection where it knows how (`open_checked`): napalm-bird2's ``open`` is two steps,
+``_build_transport()`` then the transport's ``open()`` making a paramiko ``SSHClient``; the
+gateway makes that client itself with paramiko's RejectPolicy and the known_hosts file
+only, connects it with the arguments the transport's ``open`` would give, and hands it to
+the transport. paramiko then compares the server's key with the file's during the key
+exchange, before any authentication: no credential goes to a box the file does not know,
+and there is one connection and one login per device. (A relaying man-in-the-middle could
+pass a check made on a separate connection; not this one.)
+
+For any other driver that checks no key, the gateway asks the box for its host key before
+the driver opens (`key_refusal`): a TCP connection to host:port, SSH's key exchange, the
+server's key compared with the file's, closed; no authentication tried, no credential sent.
+It costs one more TCP and SSH handshake per device per run (21 ms median measured on the
+lab's BIRD box when napalm-bird2 was checked so).
 """
 
 from __future__ import annotations
@@ -25,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import paramiko
+from napalm.base import exceptions as napalm_errors
 from napalm.base.mock import MockDriver
 
 SSH_PORT = 22
@@ -121,3 +130,67 @@ def _algorithm(key_type: str, offered: tuple[str, ...] | list[str]) -> str:
     if key_type == "ssh-rsa":
         return next((a for a in ("rsa-sha2-512", "rsa-sha2-256") if a in offered), "")
     return key_type if key_type in offered else ""
+
+
+def open_checked(device: Any, known_hosts: Path) -> bool:
+    """Open ``device`` (a driver that checks no host key) on a connection whose host key
+    is checked against ``known_hosts``, where the gateway knows how (see the module's
+    docstring); False, having done nothing, where it does not: the caller checks the key
+    on a connection of its own (`key_refusal`), then calls ``device.open()``.
+
+    Known: napalm-bird2's ``BIRD2Driver`` with its own ``open`` (a subclass overriding it is
+    not), whose ``_build_transport()`` gives its SSH transport (napalm_bird2/bird2.py,
+    ``_SSHTransport``: ``open`` connects a paramiko ``SSHClient`` and keeps it as
+    ``client``). The client is connected with what that ``open`` passes (the transport's
+    hostname, username, password, timeout; ``port``, ``allow_agent``, ``look_for_keys``,
+    ``key_file``, ``key_passphrase`` of its optional_args), then the driver finishes its
+    open as its own would (``_announce_version_once``).
+
+    An unknown or changed key raises NAPALM's ConnectionException caused by paramiko's
+    refusal (`runbooks.gateways.network_errors` names it), refused credentials NAPALM's
+    ConnectAuthError; both before the driver holds a transport."""
+    transport = _bird2_ssh_transport(device)
+    if transport is None:
+        return False
+    args = transport.optional_args
+    client = paramiko.SSHClient()
+    if known_hosts.is_file():
+        client.get_host_keys().load(str(known_hosts))  # this file only, never written
+    client.set_missing_host_key_policy(paramiko.RejectPolicy())
+    try:
+        client.connect(
+            hostname=transport.hostname,
+            username=transport.username,
+            password=transport.password,
+            port=int(args.get("port", SSH_PORT)),
+            timeout=transport.timeout,
+            allow_agent=bool(args.get("allow_agent", True)),
+            look_for_keys=bool(args.get("look_for_keys", True)),
+            key_filename=args.get("key_file"),
+            passphrase=args.get("key_passphrase"),
+        )
+    except paramiko.AuthenticationException as exc:
+        client.close()
+        raise napalm_errors.ConnectAuthError(str(exc)) from exc
+    except (paramiko.SSHException, OSError, EOFError) as exc:
+        client.close()
+        raise napalm_errors.ConnectionException(str(exc)) from exc
+    transport.client = client
+    device.transport = transport
+    announce = getattr(device, "_announce_version_once", None)
+    if callable(announce):
+        announce()
+    return True
+
+
+def _bird2_ssh_transport(device: Any) -> Any:
+    """napalm-bird2's SSH transport for ``device``, not yet open; None for another driver,
+    one that overrides ``open``, or one choosing another transport (its local socket)."""
+    try:
+        from napalm_bird2 import bird2  # type: ignore[import-untyped]
+    except ImportError:
+        return None
+    if not isinstance(device, bird2.BIRD2Driver) or type(device).open is not bird2.BIRD2Driver.open:
+        return None
+    transport = device._build_transport()
+    return transport if type(transport) is bird2._SSHTransport else None

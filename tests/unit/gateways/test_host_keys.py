@@ -303,7 +303,10 @@ class _NoAuth(paramiko.ServerInterface):  # type: ignore[misc]
 
 
 class _KeyServer:
-    """An SSH server on 127.0.0.1 at an ephemeral port showing ``keys``: key exchange only."""
+    """An SSH server on 127.0.0.1 at an ephemeral port showing ``keys``: key exchange only
+    (``interface``: how it answers authentication; `_NoAuth` takes none)."""
+
+    interface: ClassVar[type[_NoAuth]] = _NoAuth
 
     def __init__(self, *keys: paramiko.PKey) -> None:
         self.keys = keys
@@ -327,7 +330,7 @@ class _KeyServer:
                 transport.add_server_key(key)
             self._transports.append(transport)
             with contextlib.suppress(paramiko.SSHException, EOFError, OSError):
-                transport.start_server(server=_NoAuth(self.tried))
+                transport.start_server(server=self.interface(self.tried))
 
     def close(self) -> None:
         with contextlib.suppress(OSError):

@@ -1,0 +1,128 @@
+"""napalm-bird2 accepts any SSH host key (paramiko's AutoAddPolicy, no option to change it):
+the gateway makes the driver's SSH client itself, with RejectPolicy and the known_hosts
+file of the settings, so the key is checked on the driver's own connection, before any
+credential, and each device gets one connection and one login
+(`runbooks.gateways.network_host_keys.open_checked`). Tested on napalm-bird2's real driver
+against an SSH server on 127.0.0.1; a driver the gateway cannot open so (a subclass with its
+own ``open``) is checked on a connection of its own first (tests/unit/gateways/
+test_host_keys.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import paramiko
+import pytest
+from napalm_bird2.bird2 import BIRD2Driver  # type: ignore[import-untyped]
+
+from runbooks.core.errors import AuthenticationError, ConnectError
+from runbooks.core.gateway import Mode
+from runbooks.gateways import network
+from runbooks.gateways.network import Credentials, DeviceTarget, NetworkGateway
+from tests.unit.gateways.test_host_keys import _KeyServer, _line, _NoAuth
+
+OPTIONS = {"transport": "ssh", "look_for_keys": False, "allow_agent": False}
+
+
+class _Accepting(_NoAuth):
+    """Takes the password ``pw-not-real``, gives a session channel (nothing runs on it)."""
+
+    def check_auth_password(self, username: str, password: str) -> int:
+        self.tried.append(f"password {username}")
+        ok = password == "pw-not-real"
+        return int(paramiko.common.AUTH_SUCCESSFUL if ok else paramiko.common.AUTH_FAILED)
+
+
+class _AcceptingServer(_KeyServer):
+    interface = _Accepting
+
+
+@pytest.fixture(scope="module")
+def server_key() -> paramiko.PKey:
+    return paramiko.ECDSAKey.generate()
+
+
+@pytest.fixture
+def key_server(server_key: paramiko.PKey) -> Iterator[_KeyServer]:
+    server = _KeyServer(server_key)
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def no_separate_check(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The gateway's check on a connection of its own must not run for napalm-bird2."""
+
+    def refused(*args: Any, **kwargs: Any) -> str:
+        raise AssertionError("the key was checked on a separate connection")
+
+    monkeypatch.setattr(network, "key_refusal", refused)
+
+
+def bird_gateway(known_hosts: Path, port: int, password: str = "pw-not-real") -> NetworkGateway:
+    creds = Credentials("netops", password, port=port, timeout=5, known_hosts=known_hosts)
+    target = DeviceTarget("border1", "127.0.0.1", "bird2", "bird2", OPTIONS)
+    return NetworkGateway(Mode.PLAN, target, creds, "t")
+
+
+@pytest.mark.parametrize(
+    ("known", "says"), [("unknown", "is not in"), ("changed", "does not match the one in")]
+)
+@pytest.mark.usefixtures("no_separate_check")
+def test_an_unknown_or_changed_key_is_refused_on_the_drivers_connection_before_credentials(
+    tmp_path: Path, key_server: _KeyServer, server_key: paramiko.PKey, known: str, says: str
+) -> None:
+    known_hosts = tmp_path / "known_hosts"
+    lines = {
+        "unknown": f"198.18.0.31 {server_key.get_name()} {server_key.get_base64()}\n",
+        "changed": _line(key_server.port, paramiko.ECDSAKey.generate()),
+    }
+    known_hosts.write_text(lines[known])
+    before = known_hosts.read_text()
+    gw = bird_gateway(known_hosts, key_server.port)
+    with pytest.raises(ConnectError) as info:
+        gw.facts()
+    assert str(info.value) == (
+        f"border1: refused while connecting to 127.0.0.1: its host key {says} {known_hosts}"
+    )
+    assert key_server.connections == 1 and key_server.tried == []  # no credential sent
+    assert gw._device is None and gw.logins == 0
+    assert known_hosts.read_text() == before  # nothing added to the file
+
+
+@pytest.mark.usefixtures("no_separate_check")
+def test_a_known_key_logs_in_on_the_same_one_connection(
+    tmp_path: Path, server_key: paramiko.PKey
+) -> None:
+    """Key checked, then the login, on one TCP connection: the driver holds that client."""
+    server = _AcceptingServer(server_key)
+    try:
+        known_hosts = tmp_path / "known_hosts"
+        known_hosts.write_text(_line(server.port, server_key))
+        gw = bird_gateway(known_hosts, server.port)
+        gw._open()
+        device = gw._device
+        assert isinstance(device, BIRD2Driver)
+        client = device.transport.client
+        assert client.get_transport().is_authenticated()
+        assert device.is_alive() == {"is_alive": True}
+        assert server.connections == 1 and server.tried == ["password netops"]
+        assert gw.logins == 1
+        gw.close()
+        assert device.transport is None
+    finally:
+        server.close()
+
+
+@pytest.mark.usefixtures("no_separate_check")
+def test_refused_credentials_on_a_known_box_are_an_authentication_error(
+    tmp_path: Path, key_server: _KeyServer, server_key: paramiko.PKey
+) -> None:
+    known_hosts = tmp_path / "known_hosts"
+    known_hosts.write_text(_line(key_server.port, server_key))
+    gw = bird_gateway(known_hosts, key_server.port)
+    with pytest.raises(AuthenticationError, match="border1: credentials refused"):
+        gw.facts()
+    assert key_server.connections == 1 and key_server.tried  # tried there, nowhere else
