@@ -152,6 +152,13 @@ class Config(BaseSettings):
         validation_alias=_env("device_secret"),
         description="Enable secret of IOS/EOS devices (`env`).",
     )
+    config_history: Path | None = Field(
+        None,
+        validation_alias=_env("config_history"),
+        description="network-maintenance's configuration history: a git repository (made "
+        "when missing), one file per device, one commit per run; default "
+        "`$XDG_STATE_HOME/runbooks/config-history` (`~/.local/state/…`).",
+    )
     # servers and PCs, through Ansible
     playbooks: Path | None = Field(
         None,
@@ -471,6 +478,23 @@ def asn_field(env: Mapping[str, str] | None = None) -> str:
     """
     e = os.environ if env is None else env
     return e.get(PREFIX + "NETBOX_ASN_FIELD", "").strip() or "bgp_asn"
+
+
+def config_history(env: Mapping[str, str] | None = None) -> Path:
+    """The git repository of the network configuration backups (``config_history``).
+
+    >>> str(config_history({"RUNBOOKS_CONFIG_HISTORY": "/srv/netconf"}))
+    '/srv/netconf'
+    >>> config_history({"HOME": "/home/olivia"}).as_posix()
+    '/home/olivia/.local/state/runbooks/config-history'
+    """
+    e = os.environ if env is None else env
+    given = e.get(PREFIX + "CONFIG_HISTORY", "").strip()
+    if given:
+        return Path(given).expanduser()
+    state = e.get("XDG_STATE_HOME", "").strip()
+    home = e.get("HOME") or str(Path.home())
+    return Path(state or Path(home) / ".local" / "state") / "runbooks" / "config-history"
 
 
 def zone(name: str) -> ZoneInfo:
