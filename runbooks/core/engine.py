@@ -19,6 +19,7 @@ from typing import Any
 from runbooks_rules.ids import new_run_id
 
 from runbooks.core import secrets
+from runbooks.core.batches import BatchedChangeStep, BatchStep, BatchStopped, parent_of
 from runbooks.core.context import Confirmer, RunContext, refuse_all
 from runbooks.core.errors import (
     ApprovalError,
@@ -73,6 +74,10 @@ class _RunState:
     failed: bool = False
     results: list[StepResult] = field(default_factory=list)
     window: Window | None = None
+    # a batched step's batch in flight (its step.started entry), by the batched step's name
+    batch_open: dict[str, Entry] = field(default_factory=dict)
+    # what run.finished says besides status and error (a batched step's kept and not run)
+    outcome: dict[str, Any] = field(default_factory=dict)
 
 
 class Engine:
@@ -278,7 +283,12 @@ class Engine:
                 (s for s in runbook.steps() if state.in_flight and s.name == state.in_flight.step),
                 None,
             )
-            if state.in_flight is not None and isinstance(step, ChangeStep) and step.reversible:
+            if isinstance(step, BatchedChangeStep):
+                # killed inside a batch: that batch is undone; the batches kept stay
+                batch = state.batch_open.get(step.name)
+                if batch is not None:
+                    state.completed.append(_batch_of(step, batch))
+            elif state.in_flight is not None and isinstance(step, ChangeStep) and step.reversible:
                 # killed inside it: its undo restores the before-state it recorded on starting
                 diffs = [Diff.from_dict(d) for d in state.in_flight.payload.get("diffs", [])]
                 state.completed.append((step, diffs))
@@ -325,7 +335,9 @@ class Engine:
         results: dict[str, StepResult] = {}
         open_entry: Entry | None = None
         for entry in entries:
-            if entry.kind == "step.started":
+            if entry.step and parent_of(entry.step) and entry.kind.startswith("step."):
+                _replay_batch(steps, entry, state, results)
+            elif entry.kind == "step.started":
                 open_entry = entry
             elif entry.kind in ("step.finished", "step.failed", "step.refused") and entry.step:
                 started, open_entry = open_entry, None
@@ -346,7 +358,9 @@ class Engine:
                 results[entry.step] = StepResult.from_dict(
                     {"step": entry.step, "kind": kind, **entry.payload}
                 )
-                if isinstance(step, ChangeStep) and entry.payload.get("changed"):
+                if isinstance(step, BatchedChangeStep):
+                    state.completed.clear()  # its batches kept: a barrier (`runbooks.core.batches`)
+                elif isinstance(step, ChangeStep) and entry.payload.get("changed"):
                     diffs = [Diff.from_dict(d) for d in entry.payload.get("undo_diffs", [])]
                     state.completed.append((step, diffs))
             elif entry.kind in ("undo.finished", "undo.skipped") and entry.step:
@@ -361,7 +375,7 @@ class Engine:
 
     def _steps(self, runbook: Runbook, run_id: str, state: _RunState) -> RunResult:
         ctx = self._context(runbook, Mode.RUN, run_id, state.results)
-        results = list(state.results)
+        results = state.results  # a batched step adds its batches' results as it goes
         try:
             if state.failed:  # killed during rollback: finish it
                 return self._rollback(ctx, state, results, "resumed an interrupted rollback")
@@ -446,7 +460,10 @@ class Engine:
         self.listener.step_started(step, title, targets)
         started = datetime.now(UTC)
         outcome = _ChangeOutcome()
-        if isinstance(step, ChangeStep):
+        if isinstance(step, BatchedChangeStep):
+            outcome = self._execute_batches(runbook, step, ctx, state, in_flight, title, targets)
+            status = Status.CHANGED if outcome.diffs else Status.NO_CHANGE
+        elif isinstance(step, ChangeStep):
             outcome = self._execute_change(runbook, step, ctx, state, in_flight, title, targets)
             if outcome.diffs:
                 state.completed.append((step, outcome.undo_diffs))
@@ -543,6 +560,192 @@ class Engine:
             return bool(step.verify_func(runbook, ctx, diffs))
         return not step.plan(runbook, ctx)
 
+    # ---------------------------------------------------------------- batches
+    def _execute_batches(
+        self,
+        runbook: Runbook,
+        step: BatchedChangeStep,
+        ctx: RunContext,
+        state: _RunState,
+        in_flight: Entry | None,
+        title: str,
+        targets: tuple[str, ...],
+    ) -> _ChangeOutcome:
+        """Batch after batch (`runbooks.core.batches`). The diffs and the layout are recorded
+        when the step starts; a resumed run takes both from there, skips the batches its
+        record kept and verifies the one in flight before it retries it."""
+        outcome = _ChangeOutcome()
+        if in_flight is None:
+            diffs = step.plan(runbook, ctx)
+            layout = step.layout(runbook, diffs)
+            self._started(
+                ctx,
+                step,
+                title,
+                targets,
+                diffs=[d.to_dict() for d in diffs],
+                batches=[list(units) for units in layout],
+            )
+        else:
+            diffs = [Diff.from_dict(d) for d in in_flight.payload.get("diffs", [])]
+            layout = [tuple(units) for units in in_flight.payload.get("batches", [])]
+            outcome.resumed = "continued from its record: batches kept are not applied again"
+        batches = step.batches(layout)
+        done: list[BatchStep] = []
+        for batch in batches:
+            if batch.name in state.done:
+                done.append(batch)
+                continue
+            try:
+                self._run_batch(runbook, step, batch, ctx, state, step.of_batch(diffs, batch))
+            except Exception as exc:
+                raise self._batches_stopped(ctx, state, batch, batches, done, exc) from exc
+            state.completed.clear()  # kept: the run's rollback stops here
+            done.append(batch)
+        outcome.diffs = outcome.undo_diffs = diffs
+        outcome.evidence = {"batches": [f"{b.label}: {', '.join(b.units)}" for b in batches]}
+        return outcome
+
+    def _run_batch(
+        self,
+        runbook: Runbook,
+        step: BatchedChangeStep,
+        batch: BatchStep,
+        ctx: RunContext,
+        state: _RunState,
+        diffs: list[Diff],
+    ) -> None:
+        """One batch: its baseline, apply, verify, post-checks, confirm; recorded as a step.
+        A batch in flight when the run died keeps its recorded baseline; in place, it is not
+        applied again (its post-checks and confirmation are done again)."""
+        title = batch.resolve_title(runbook)
+        self.listener.step_started(batch, title, batch.units)
+        started = datetime.now(UTC)
+        in_flight = state.batch_open.pop(step.name, None)
+        resumed: str | None = None
+        todo = diffs
+        if in_flight is None:
+            if state.window is not None:
+                state.window.check_step(self.clock(), step.duration, title)
+            baseline = as_evidence(_call(step.baseline_func, runbook, ctx, diffs))
+        else:
+            baseline = dict(in_flight.payload.get("baseline") or {})
+            if self._batch_in_place(runbook, step, batch, ctx, diffs):
+                todo, resumed = [], "verified in place after interruption; not applied again"
+            else:
+                todo = step.of_batch(step.plan(runbook, ctx), batch)
+                resumed = "not in place after interruption; what is missing applied again"
+        self._started(
+            ctx,
+            batch,
+            title,
+            batch.units,
+            diffs=[d.to_dict() for d in diffs],
+            baseline=baseline,
+            batch=batch.index,
+            of=batch.count,
+            retry=in_flight is not None,
+        )
+        evidence: dict[str, Any] = {}
+        try:
+            if todo:
+                if step.apply_func is None:
+                    raise RunbookError(f"change step {step.name} has no apply function")
+                evidence["applied"] = as_evidence(step.apply_func(runbook, ctx, todo))
+                if not self._batch_in_place(runbook, step, batch, ctx, diffs):
+                    raise VerificationError(f"{title}: the change is not in place after applying")
+            checked = _call(step.post_check_func, runbook, ctx, diffs, baseline)
+            evidence["post_check"] = as_evidence(checked)
+            evidence["confirmed"] = as_evidence(_call(step.confirm_func, runbook, ctx, diffs))
+        except Exception as exc:
+            self._append(
+                ctx.run_id,
+                "step.failed",
+                {"error": _describe(exc), "partial_undo": True},
+                step=batch.name,
+            )
+            state.completed.append((batch, diffs))
+            failed = StepResult(
+                batch.name, title, batch.kind, Status.FAILED, batch.units, error=_describe(exc)
+            )
+            state.results.append(failed)
+            self._notify_finished(runbook, ctx, failed)
+            raise
+        result = StepResult(
+            batch.name,
+            title,
+            batch.kind,
+            Status.CHANGED,
+            batch.units,
+            True,
+            tuple(diffs),
+            {**evidence, "baseline": baseline},
+            None,
+            started,
+            datetime.now(UTC),
+            self.actor,
+        )
+        payload = {**result.to_dict(), "undo_diffs": [d.to_dict() for d in diffs]}
+        if resumed:
+            payload["resumed"] = resumed
+        self._append(ctx.run_id, "step.finished", payload, step=batch.name)
+        ctx.results[batch.name] = result
+        state.results.append(result)
+        state.done.add(batch.name)
+        self._notify_finished(runbook, ctx, result)
+
+    def _batch_in_place(
+        self,
+        runbook: Runbook,
+        step: BatchedChangeStep,
+        batch: BatchStep,
+        ctx: RunContext,
+        diffs: list[Diff],
+    ) -> bool:
+        if step.verify_func is not None:
+            return bool(step.verify_func(runbook, ctx, diffs))
+        return not step.of_batch(step.plan(runbook, ctx), batch)
+
+    def _batches_stopped(
+        self,
+        ctx: RunContext,
+        state: _RunState,
+        failed: BatchStep,
+        batches: list[BatchStep],
+        kept: list[BatchStep],
+        exc: Exception,
+    ) -> BatchStopped:
+        """A batch failed: the later batches are recorded as not run; the run's outcome
+        names what is kept and what was not run; the error that stops the run."""
+        runbook = ctx.runbook
+        later = batches[batches.index(failed) + 1 :]
+        why = f"not run: {failed.label} failed and stopped the run"
+        for batch in later:
+            skipped = StepResult(
+                batch.name,
+                batch.resolve_title(runbook),
+                batch.kind,
+                Status.SKIPPED,
+                batch.units,
+                evidence={"not_run": why},
+            )
+            self._append(ctx.run_id, "step.finished", skipped.to_dict(), step=batch.name)
+            state.results.append(skipped)
+            state.done.add(batch.name)
+            self._notify_finished(runbook, ctx, skipped)
+
+        def named(items: list[BatchStep]) -> list[str]:
+            return [f"{b.label}: {', '.join(b.units)}" for b in items]
+
+        state.outcome = {
+            "batches": {"kept": named(kept), "failed": named([failed]), "not_run": named(later)}
+        }
+        kept_text = "; ".join(named(kept)) or "none"
+        return BatchStopped(
+            f"{failed.label} ({', '.join(failed.units)}) failed, undone: {_describe(exc)}; "
+            f"kept: {kept_text}; not run: {'; '.join(named(later)) or 'none'}"
+        )
+
     def _execute_other(
         self, runbook: Runbook, step: Step, ctx: RunContext, title: str
     ) -> dict[str, Any]:
@@ -622,7 +825,8 @@ class Engine:
                 )
             )
         status = RunStatus.ROLLBACK_FAILED if failed_undo else RunStatus.ROLLED_BACK
-        self._append(run_id, "run.finished", {"status": str(status), "error": error})
+        finished = {"status": str(status), "error": error, **state.outcome}
+        self._append(run_id, "run.finished", finished)
         return RunResult(run_id, runbook.name, status, tuple(results), error)
 
     def _append(
@@ -639,3 +843,37 @@ class Engine:
 
 def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
+
+
+def _call(func: Callable[..., Any] | None, *args: Any) -> Any:
+    return func(*args) if func is not None else None
+
+
+def _batch_of(step: BatchedChangeStep, started: Entry) -> tuple[ChangeStep, list[Diff]]:
+    """A batch as its step.started entry recorded it, with its diffs (for its undo)."""
+    p = started.payload
+    batch = step.batch(int(p["batch"]), int(p["of"]), p.get("targets", []))
+    return batch, [Diff.from_dict(d) for d in p.get("diffs", [])]
+
+
+def _replay_batch(
+    steps: dict[str, Step], entry: Entry, state: _RunState, results: dict[str, StepResult]
+) -> None:
+    """A batch's step entry (``<step>#<n>``) read back: in flight, kept, or failed."""
+    assert entry.step is not None
+    parent = steps.get(parent_of(entry.step) or "")
+    if not isinstance(parent, BatchedChangeStep):
+        return
+    if entry.kind == "step.started":
+        state.batch_open[parent.name] = entry
+        return
+    started = state.batch_open.pop(parent.name, None)
+    if entry.kind == "step.finished":
+        state.done.add(entry.step)
+        results[entry.step] = StepResult.from_dict({"step": entry.step, **entry.payload})
+        if entry.payload.get("changed"):
+            state.completed.clear()  # kept: the run's rollback stops here
+    elif entry.kind == "step.failed":
+        state.failed = True
+        if entry.payload.get("partial_undo") and started is not None:
+            state.completed.append(_batch_of(parent, started))

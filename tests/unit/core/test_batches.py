@@ -1,0 +1,268 @@
+"""Canary batches (`runbooks.core.batches`): the canary first, then batches of the configured
+size, post-checks after each; at the first regression only that batch is undone and the run
+stops, earlier batches stay done, later ones are recorded as not run; a run killed mid-batch
+resumes from its record; the review document shows the batches."""
+
+from __future__ import annotations
+
+import doctest
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from runbooks.core import batches
+from runbooks.core.changes import ChangeBook
+from runbooks.core.context import confirm_all
+from runbooks.core.engine import Engine
+from runbooks.core.policy import HANDLE, Identity
+from runbooks.core.results import RunStatus, Status
+from runbooks.core.store import RecordStore
+from runbooks.report import review
+from tests.support.batch_runbook import Crash, FleetRunbook, lines, read, write
+
+DEVICES = ("d1", "d2", "d3", "d4", "d5")
+
+
+def make(workdir: Path, **params: Any) -> FleetRunbook:
+    return FleetRunbook(FleetRunbook.parse_params({"workdir": workdir, **params}))
+
+
+def engine(store: RecordStore) -> Engine:
+    return Engine(store, "olivia", confirmer=confirm_all())
+
+
+def entries(store: RecordStore, run_id: str) -> list[tuple[str, str | None]]:
+    return [(e.kind, e.step) for e in store.entries(run_id)]
+
+
+def versions(workdir: Path) -> dict[str, str]:
+    return {name: read(workdir, name) for name in DEVICES}
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> RecordStore:
+    return RecordStore(tmp_path / "records.sqlite3")
+
+
+def test_layout_and_labels_doctests() -> None:
+    assert doctest.testmod(batches).failed == 0
+
+
+def test_canary_first_then_batches_each_post_checked_then_confirmed(
+    tmp_path: Path, store: RecordStore
+) -> None:
+    result = engine(store).run(make(tmp_path, batch_size=2))
+
+    assert result.status is RunStatus.SUCCEEDED
+    assert versions(tmp_path) == {n: f"hostname {n}\nversion 2\n" for n in DEVICES}
+    assert lines(tmp_path) == [
+        "baseline d1",
+        "apply d1",
+        "check d1 against ['d1']",
+        "confirm d1",
+        "baseline d2 d3",
+        "apply d2 d3",
+        "check d2 d3 against ['d2', 'd3']",
+        "confirm d2 d3",
+        "baseline d4 d5",
+        "apply d4 d5",
+        "check d4 d5 against ['d4', 'd5']",
+        "confirm d4 d5",
+    ]
+    batch_rows = [
+        (e.kind, e.step, e.payload.get("targets"))
+        for e in store.entries(result.run_id)
+        if e.step and "#" in e.step
+    ]
+    assert batch_rows == [
+        ("step.started", "plan_devices#1", ["d1"]),
+        ("step.finished", "plan_devices#1", ["d1"]),
+        ("step.started", "plan_devices#2", ["d2", "d3"]),
+        ("step.finished", "plan_devices#2", ["d2", "d3"]),
+        ("step.started", "plan_devices#3", ["d4", "d5"]),
+        ("step.finished", "plan_devices#3", ["d4", "d5"]),
+    ]
+    by_step = {r.step: r for r in result.steps}
+    assert by_step["plan_devices#2"].evidence["baseline"] == {"healthy": ["d2", "d3"]}
+    assert by_step["plan_devices"].evidence["batches"] == [
+        "batch 1 of 3 (canary): d1",
+        "batch 2 of 3: d2, d3",
+        "batch 3 of 3: d4, d5",
+    ]
+    # a second run finds nothing to do: no batch at all
+    again = engine(store).run(make(tmp_path, batch_size=2))
+    assert again.ok
+    assert {r.step: r.status for r in again.steps}["plan_devices"] is Status.NO_CHANGE
+
+
+@pytest.mark.parametrize(
+    ("size", "expected"),
+    [
+        (1, [["d1"], ["d2"], ["d3"], ["d4"], ["d5"]]),
+        (3, [["d1"], ["d2", "d3", "d4"], ["d5"]]),
+        (10, [["d1"], ["d2", "d3", "d4", "d5"]]),
+    ],
+)
+def test_batch_sizes(tmp_path: Path, store: RecordStore, size: int, expected: list[Any]) -> None:
+    result = engine(store).run(make(tmp_path, batch_size=size))
+    started = [
+        e.payload["targets"]
+        for e in store.entries(result.run_id)
+        if e.kind == "step.started" and e.step and "#" in e.step
+    ]
+    assert result.ok
+    assert started == expected
+
+
+def test_regression_undoes_only_that_batch_and_stops(tmp_path: Path, store: RecordStore) -> None:
+    result = engine(store).run(make(tmp_path, batch_size=2, regress_on="d3"))
+
+    assert result.status is RunStatus.ROLLED_BACK
+    now = versions(tmp_path)
+    assert now["d1"] == "hostname d1\nversion 2\n"  # the canary stays done
+    assert now["d2"] == now["d3"] == ""  # batch 2 undone: as before the run
+    assert now["d4"] == now["d5"] == ""  # batch 3 never touched
+    assert read(tmp_path, "marker") == "maintenance\n"  # what batch 1 stands on stays too
+    log = lines(tmp_path)
+    assert "undo d2 d3" in log
+    assert not any(line.startswith(("undo d1", "apply d4", "undo marker")) for line in log)
+    assert "confirm d2 d3" not in log
+    kinds = entries(store, result.run_id)
+    assert ("step.failed", "plan_devices#2") in kinds
+    assert ("undo.finished", "plan_devices#2") in kinds
+    assert ("undo.started", "plan_devices#1") not in kinds
+    assert ("step.failed", "plan_devices") in kinds
+    skipped = [e for e in store.entries(result.run_id) if e.step == "plan_devices#3"]
+    assert [(e.kind, e.payload["status"]) for e in skipped] == [("step.finished", "skipped")]
+    assert "not run" in skipped[0].payload["evidence"]["not_run"]
+    finished = store.entries(result.run_id)[-1]
+    assert finished.payload["status"] == "rolled-back"
+    assert finished.payload["batches"] == {
+        "kept": ["batch 1 of 3 (canary): d1"],
+        "failed": ["batch 2 of 3: d2, d3"],
+        "not_run": ["batch 3 of 3: d4, d5"],
+    }
+    assert "d3 lost a neighbour" in (result.error or "")
+    statuses = {r.step: r.status for r in result.steps}
+    assert statuses["plan_devices#1"] is Status.CHANGED
+    assert statuses["plan_devices#3"] is Status.SKIPPED
+    batch2 = [r.status for r in result.steps if r.step == "plan_devices#2"]
+    assert batch2 == [Status.FAILED, Status.UNDONE]
+
+
+def test_a_failing_canary_rolls_back_the_whole_run(tmp_path: Path, store: RecordStore) -> None:
+    """Nothing kept: the ordinary rollback undoes the steps before the batches too."""
+    result = engine(store).run(make(tmp_path, batch_size=2, regress_on="d1"))
+
+    assert result.status is RunStatus.ROLLED_BACK
+    assert versions(tmp_path) == dict.fromkeys(DEVICES, "")
+    assert read(tmp_path, "marker") == ""
+    assert lines(tmp_path)[-2:] == ["undo d1", "undo marker"]
+    assert store.entries(result.run_id)[-1].payload["batches"]["kept"] == []
+
+
+def crash(store: RecordStore, workdir: Path, **knobs: Any) -> str:
+    with pytest.raises(Crash):
+        engine(store).run(make(workdir, batch_size=2, **knobs))
+    (run,) = store.runs()
+    return str(run["run_id"])
+
+
+def test_resume_mid_batch_applies_again_only_what_is_missing(
+    tmp_path: Path, store: RecordStore
+) -> None:
+    """Killed inside batch 2's apply (d2 written, d3 not): the resumed run keeps batch 1,
+    finds batch 2 not in place, applies it again with the baseline it recorded, then batch 3."""
+    run_id = crash(store, tmp_path, crash_on="d3")
+    assert read(tmp_path, "d2") and not read(tmp_path, "d3")
+    before = lines(tmp_path)
+
+    result = engine(store).resume(run_id, lambda p: make(tmp_path, batch_size=2))
+
+    assert result.ok, result.error
+    assert versions(tmp_path) == {n: f"hostname {n}\nversion 2\n" for n in DEVICES}
+    after = lines(tmp_path)[len(before) :]
+    # batch 1 not again; batch 2's baseline not taken again (the recorded one is used)
+    assert after == [
+        "apply d3",
+        "check d2 d3 against ['d2', 'd3']",
+        "confirm d2 d3",
+        "baseline d4 d5",
+        "apply d4 d5",
+        "check d4 d5 against ['d4', 'd5']",
+        "confirm d4 d5",
+    ]
+    retried = [
+        e for e in store.entries(run_id) if e.step == "plan_devices#2" and e.kind == "step.finished"
+    ]
+    assert retried[0].payload["resumed"].startswith("not in place")
+    # the undo record of batch 2 is what it recorded first (both devices as before)
+    assert [d["target"] for d in retried[0].payload["undo_diffs"]] == ["d2", "d3"]
+
+
+def test_resume_with_the_batch_in_place_is_not_applied_again(
+    tmp_path: Path, store: RecordStore
+) -> None:
+    run_id = crash(store, tmp_path, crash_on="d3", crash_after_apply=True)
+    before = lines(tmp_path)
+
+    result = engine(store).resume(run_id, lambda p: make(tmp_path, batch_size=2))
+
+    assert result.ok, result.error
+    after = lines(tmp_path)[len(before) :]
+    assert after[:2] == ["check d2 d3 against ['d2', 'd3']", "confirm d2 d3"]
+    assert not any(line.startswith("apply d2") for line in after)
+    finished = [
+        e for e in store.entries(run_id) if e.step == "plan_devices#2" and e.kind == "step.finished"
+    ]
+    assert finished[0].payload["resumed"].startswith("verified in place")
+
+
+def test_abandon_mid_batch_undoes_that_batch_only(tmp_path: Path, store: RecordStore) -> None:
+    run_id = crash(store, tmp_path, crash_on="d3")
+
+    result = engine(store).abandon(run_id, lambda p: make(tmp_path, batch_size=2), "test")
+
+    assert result.status is RunStatus.ROLLED_BACK
+    now = versions(tmp_path)
+    assert now["d1"] == "hostname d1\nversion 2\n"
+    assert now["d2"] == now["d3"] == ""
+    assert read(tmp_path, "marker") == "maintenance\n"
+    assert lines(tmp_path)[-1] == "undo d2 d3"
+
+
+def test_killed_during_the_batch_rollback_resumes_it_without_crossing_kept(
+    tmp_path: Path, store: RecordStore
+) -> None:
+    """The record alone decides what a resumed rollback undoes: the failed batch, not the
+    batch kept before it nor the step it stands on."""
+    result = engine(store).run(make(tmp_path, batch_size=2, regress_on="d3"))
+    entries_ = store.entries(result.run_id)
+    # replay the record up to the failed batch's entry, as if killed right after it
+    cut = next(
+        i for i, e in enumerate(entries_) if e.kind == "step.failed" and e.step == "plan_devices#2"
+    )
+    runbook = make(tmp_path, batch_size=2)
+    state = engine(store)._replay(runbook, entries_[: cut + 1])
+    assert state.failed
+    assert [step.name for step, _ in state.completed] == ["plan_devices#2"]
+
+
+def test_review_document_shows_the_batches(tmp_path: Path, store: RecordStore) -> None:
+    write(tmp_path, "d4", "hostname d4\nversion 2\n")  # compliant: in no batch
+    plan = engine(store).plan(make(tmp_path, batch_size=2))
+    (step,) = [s for s in plan.steps if s.step == "plan_devices"]
+    assert [(d.target, d.summary) for d in step.diffs] == [
+        ("d1", "batch 1 of 3 (canary): version"),
+        ("d2", "batch 2 of 3: version"),
+        ("d3", "batch 2 of 3: version"),
+        ("d5", "batch 3 of 3: version"),
+    ]
+    change = ChangeBook(store).create(plan, Identity("olivia", frozenset({HANDLE})), None)
+    text = review.markdown(change)
+    assert "### d1 — batch 1 of 3 (canary): version" in text
+    assert "### d5 — batch 3 of 3: version" in text
+    # the batch size is a parameter: the hash an approval signs covers the layout
+    other = engine(store).plan(make(tmp_path, batch_size=3))
+    assert other.content_hash != plan.content_hash
