@@ -1,0 +1,309 @@
+"""2 網絡系統維護 network system maintenance: backup, compliance and evidence for the fleet.
+
+The procedure, in order (read-only on the devices and in NetBox; the one write is the
+configuration history on this machine):
+
+1. The devices are selected from NetBox by site, role, tag and platform (each a list; none
+   given: any), of the statuses asked for (``active`` by default). Each needs a platform, a
+   management address, and a NAPALM driver installed for it; a device lacking one is named
+   in the record as not covered, with why.
+2. Each device is surveyed on one login, ``parallel`` devices at a time
+   (`runbooks.library.network_survey`): its running configuration, sanitised (the backup,
+   kept in the run's record; a plan records its digest only); the compliance diff against
+   the configuration NetBox renders for it, as the device itself compares them; its facts
+   and uptime, its BGP sessions against those NetBox implies, its LLDP neighbours against
+   NetBox's connected cables, its interface errors. A device that cannot be reached is
+   recorded unreachable, with why: it never stops the others.
+3. The compliance summary: the devices compliant, drifted (each with its diff), unreachable
+   and not renderable (each with why). Unreachable and not renderable devices are the
+   review's warnings: their compliance could not be checked.
+4. The backups are committed to the configuration history (setting ``config_history``): a
+   git repository with one file per device (`runbooks.library.network_history`), one commit
+   per run whose message names the run and sums up the compliance; a device not reached
+   keeps its last backup. The commit is history: it is not undone.
+
+Drifted devices are put back by remediation, a change of its own, reviewed and approved.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, field_validator
+
+from runbooks import config
+from runbooks.core.context import RunContext
+from runbooks.core.errors import InventoryError
+from runbooks.core.gateway import Mode
+from runbooks.core.results import Diff
+from runbooks.core.runbook import Params
+from runbooks.core.steps import change, check
+from runbooks.gateways.netbox import NetBoxGateway
+from runbooks.gateways.netbox_model import WORKING_SET_QUERY, DeviceWorkingSet
+from runbooks.gateways.network import Credentials, NetworkGateway
+from runbooks.library import network_common as nc
+from runbooks.library import network_survey as ns
+from runbooks.library.base import LibraryRunbook
+from runbooks.library.network_history import ConfigHistory
+
+log = logging.getLogger(__name__)
+
+# The working set of many devices in one GraphQL request: the rack runbooks' query for one
+# device, asked for a list of names
+FLEET_QUERY = WORKING_SET_QUERY.replace("($name: String!)", "($names: [String!]!)").replace(
+    "{name: {exact: $name}}", "{name: {in_list: $names}}"
+)
+RENDERS_AT_ONCE = 4  # NetBox's render-config requests in flight (a few workers serve them)
+
+
+class NetworkMaintenanceParams(Params):
+    site: list[str] = Field(default_factory=list, description="NetBox site slugs (none: any)")
+    role: list[str] = Field(default_factory=list, description="device role slugs (none: any)")
+    tag: list[str] = Field(default_factory=list, description="tag slugs (none: any)")
+    platform: list[str] = Field(default_factory=list, description="platform slugs (none: any)")
+    status: list[str] = Field(
+        default_factory=lambda: ["active"], min_length=1, description="device statuses"
+    )
+    parallel: int = Field(16, ge=1, le=64, description="devices surveyed at a time")
+
+    @field_validator("site", "role", "tag", "platform", "status", mode="before")
+    @classmethod
+    def _comma_list(cls, value: Any) -> Any:
+        """``role=spine,leaf`` on the command line."""
+        if isinstance(value, str):
+            return [v.strip() for v in value.split(",") if v.strip()]
+        return value
+
+    def filters(self) -> dict[str, list[str]]:
+        """NetBox's REST filters for the selection (slugs; lists are or-ed)."""
+        named = {
+            "site": self.site,
+            "role": self.role,
+            "tag": self.tag,
+            "platform": self.platform,
+            "status": self.status,
+        }
+        return {key: values for key, values in named.items() if values}
+
+    def selection(self) -> str:
+        """The selection as a reviewer reads it.
+
+        >>> NetworkMaintenanceParams(role=["core", "edge"]).selection()
+        'NetBox devices role=core,edge status=active'
+        """
+        words = [f"{key}={','.join(values)}" for key, values in self.filters().items()]
+        return "NetBox devices " + " ".join(words)
+
+
+def _selection(runbook: Any) -> list[str]:
+    return [runbook.params.selection()]
+
+
+@dataclass
+class FleetState:
+    """What one plan or run read from NetBox: the devices surveyed and their cable peers.
+    A resumed run reads them again from the names its record holds."""
+
+    fleet: dict[str, DeviceWorkingSet] = field(default_factory=dict)
+    around: dict[str, DeviceWorkingSet] = field(default_factory=dict)
+
+
+def working_sets(nb: NetBoxGateway, names: list[str]) -> dict[str, DeviceWorkingSet]:
+    """The working sets of the named devices, in one request."""
+    if not names:
+        return {}
+    data = nb.http.graphql(FLEET_QUERY, {"names": names}, f"working sets of {len(names)} devices")
+    found = [DeviceWorkingSet.parse(d) for d in data.get("device_list") or []]
+    return {ws.name: ws for ws in found}
+
+
+def not_covered(ws: DeviceWorkingSet) -> str | None:
+    """Why no NAPALM driver can survey the device (None: one can). Asks no device."""
+    try:
+        target = nc.device_target(ws)
+        # a gateway made only to ask its driver class (no credentials: it never opens)
+        probe = NetworkGateway(Mode.PLAN, target, Credentials(""))
+        if not probe.supports("get_config"):
+            return f"the {probe.driver_name} driver has no get_config"
+    except InventoryError as exc:
+        return str(exc)
+    return None
+
+
+class NetworkMaintenance(LibraryRunbook[NetworkMaintenanceParams]):
+    """Back up, check compliance and gather evidence on every network device of a selection."""
+
+    name = "network-maintenance"
+    title = "Network maintenance: configuration backup, compliance and evidence"
+    instruction = "2 網絡系統維護 network system maintenance"
+    expected_duration = timedelta(minutes=10)
+    Params = NetworkMaintenanceParams
+
+    def new_state(self) -> FleetState:
+        return FleetState()
+
+    @staticmethod
+    def state(ctx: RunContext) -> FleetState:
+        assert isinstance(ctx.state, FleetState), "network-maintenance's context holds a FleetState"
+        return ctx.state
+
+    def fleet(self, ctx: RunContext) -> dict[str, DeviceWorkingSet]:
+        """The devices the selection covers (read again in a resumed run)."""
+        state = self.state(ctx)
+        if not state.fleet:
+            names = list(ctx.results["select_devices"].evidence["devices"])
+            state.fleet = working_sets(self.netbox(ctx), names)
+        return state.fleet
+
+    def around(self, ctx: RunContext) -> dict[str, DeviceWorkingSet]:
+        """The fleet and every cable peer of it (the BGP sessions NetBox implies need the
+        peers' addresses and AS numbers), read in one more request at most."""
+        state = self.state(ctx)
+        if not state.around:
+            fleet = self.fleet(ctx)
+            peers = {link.peer_device for ws in fleet.values() for link in nc.links_of(ws)}
+            state.around = {**fleet, **working_sets(self.netbox(ctx), sorted(peers - set(fleet)))}
+        return state.around
+
+    # ---- 1. the devices ------------------------------------------------------------------
+
+    @check("Select the devices from NetBox that a NAPALM driver reaches", targets=_selection)
+    def select_devices(self, ctx: RunContext) -> dict[str, Any]:
+        nb = self.netbox(ctx)
+        found = nb.find("dcim.device", **self.p.filters())
+        names = sorted({str(d["name"]) for d in found if d.get("name")})
+        if not names:
+            raise InventoryError(f"no device matches: {self.p.selection()}")
+        covered, skipped = {}, {}
+        for name, ws in working_sets(nb, names).items():
+            why = not_covered(ws)
+            if why is None:
+                covered[name] = ws
+            else:
+                skipped[name] = why
+        if not covered:
+            raise InventoryError(f"no device of {self.p.selection()} has a NAPALM driver")
+        self.state(ctx).fleet = covered
+        devices = {
+            name: {"platform": ws.platform.slug if ws.platform else None, "address": ws.primary_ip4}
+            for name, ws in sorted(covered.items())
+        }
+        return {"selection": self.p.selection(), "devices": devices} | (
+            {"not_covered": skipped} if skipped else {}
+        )
+
+    # ---- 2. one login per device -------------------------------------------------------------
+
+    @check(
+        "Back up each device's configuration, compare it with NetBox's rendering, gather "
+        "facts, BGP, LLDP and interface errors (one login per device, {parallel} at a time)",
+        targets=_selection,
+        duration=timedelta(minutes=5),
+    )
+    def survey_devices(self, ctx: RunContext) -> dict[str, Any]:
+        fleet, around, nb = self.fleet(ctx), self.around(ctx), self.netbox(ctx)
+        started = time.monotonic()
+        workers = min(self.p.parallel, len(fleet))
+        with (
+            ThreadPoolExecutor(min(RENDERS_AT_ONCE, len(fleet)), "netbox-render") as renders,
+            ThreadPoolExecutor(workers, "device-survey") as devices,
+        ):
+            rendered = {name: renders.submit(nb.render_config, ws.id) for name, ws in fleet.items()}
+            jobs = {
+                name: devices.submit(self.survey_one, ctx, ws, around, rendered[name].result)
+                for name, ws in fleet.items()
+            }
+            surveys = {name: jobs[name].result() for name in sorted(jobs)}
+        took = round(time.monotonic() - started, 2)
+        return {"devices": surveys, "took_s": took, "parallel": workers}
+
+    def survey_one(
+        self,
+        ctx: RunContext,
+        ws: DeviceWorkingSet,
+        around: dict[str, DeviceWorkingSet],
+        rendering: ns.Rendering,
+    ) -> dict[str, Any]:
+        """One device on the run's one session to it, closed when done (nothing later in the
+        run needs the device)."""
+        try:
+            gw = NetworkGateway.for_device(ctx, nc.device_target(ws))
+        except Exception as exc:  # its credentials, say: this device's failure only
+            return {"state": ns.UNREACHABLE, "why": str(exc)}
+        try:
+            surveyed = ns.survey(gw, ws, around, rendering, keep_config=not ctx.planning)
+            return surveyed | {"logins": gw.logins}
+        finally:
+            gw.close()
+
+    # ---- 3. the summary ------------------------------------------------------------------------
+
+    @check("Compliance summary: compliant, drifted, unreachable, not renderable")
+    def compliance_summary(self, ctx: RunContext) -> dict[str, Any]:
+        summary = ns.summary(ctx.results["survey_devices"].evidence["devices"])
+        warnings = [f"{name} unreachable: {why}" for name, why in summary["unreachable"].items()]
+        warnings += [
+            f"{name} not renderable: {why}" for name, why in summary["not_renderable"].items()
+        ]
+        return summary | ({"warnings": warnings} if warnings else {})
+
+    # ---- 4. the configuration history ------------------------------------------------------------
+
+    @change("Commit the backups to the configuration history, one commit naming the run")
+    def plan_history_commit(self, ctx: RunContext) -> Diff:
+        where = config.config_history()
+        return Diff(
+            target=f"configuration history {where}",
+            kind="create",
+            summary="one git commit naming the run: each device reached, its sanitised "
+            "running configuration in <device>.cfg",
+            after=str(where),
+        )
+
+    @plan_history_commit.apply
+    def commit_history(self, ctx: RunContext, diffs: list[Diff]) -> dict[str, Any]:
+        surveys = ctx.results["survey_devices"].evidence["devices"]
+        configs = {name: str(s["config"]) for name, s in surveys.items() if "config" in s}
+        summary = ctx.results["compliance_summary"].evidence
+        message = commit_message(self.name, ctx.run_id, summary)
+        return self.history(diffs).commit(configs, message, ctx.actor).evidence()
+
+    @plan_history_commit.verify
+    def history_holds_the_run(self, ctx: RunContext, diffs: list[Diff]) -> bool:
+        return self.history(diffs).commit_naming(f"run {ctx.run_id}") is not None
+
+    @staticmethod
+    def history(diffs: list[Diff]) -> ConfigHistory:
+        return ConfigHistory(Path(str(diffs[0].after)))
+
+
+def commit_message(runbook: str, run_id: str, summary: dict[str, Any]) -> str:
+    """The commit's message: the run on its first line, then the compliance summary.
+
+    >>> print(commit_message("network-maintenance", "r-1", {"compliant": ["a"],
+    ...     "drifted": {"b": "+x"}, "unreachable": {"c": "timed out"}, "not_renderable": {}}))
+    network-maintenance run r-1: 1 compliant, 1 drifted, 1 unreachable, 0 not renderable
+    <BLANKLINE>
+    compliant: a
+    drifted: b
+    unreachable: c (timed out)
+    """
+    keys = ("compliant", "drifted", "unreachable", "not_renderable")
+    counts = ", ".join(f"{len(summary.get(k) or ())} {k.replace('_', ' ')}" for k in keys)
+    lines = [f"{runbook} run {run_id}: {counts}", ""]
+    for key in keys:
+        found = summary.get(key) or {}
+        if not found:
+            continue
+        names = [
+            f"{name} ({found[name]})" if key in ("unreachable", "not_renderable") else name
+            for name in found
+        ]
+        lines.append(f"{key.replace('_', ' ')}: {', '.join(names)}")
+    return "\n".join(lines)

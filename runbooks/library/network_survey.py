@@ -1,0 +1,184 @@
+"""One device's maintenance survey (instruction 2), on one session: its sanitised running
+configuration (the backup), the compliance of that configuration with what NetBox renders
+for it, and the state evidence — facts and uptime, BGP sessions against the ones NetBox
+implies, LLDP neighbours against NetBox's cables, interface errors.
+
+`survey` never raises for the device's sake: a device that cannot be reached is recorded
+`UNREACHABLE` with the reason, a rendering NetBox cannot give (or the device refuses)
+`NOT_RENDERABLE`, a getter the driver lacks "not checked" — as nornir turns an exception at
+a task's boundary into a failed result, one bad device never stops the fleet. The pure parts
+(`interface_errors`, `summary`) are plain functions on NAPALM's shapes, unit-tested alone.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from runbooks.core.errors import RunbookError, UnsupportedError
+from runbooks.gateways.netbox_model import DeviceWorkingSet
+from runbooks.gateways.network import NetworkGateway
+from runbooks.library import network_common as nc
+
+log = logging.getLogger(__name__)
+
+COMPLIANT, DRIFTED, UNREACHABLE, NOT_RENDERABLE = (
+    "compliant",
+    "drifted",
+    "unreachable",
+    "not renderable",
+)
+STATES = (COMPLIANT, DRIFTED, UNREACHABLE, NOT_RENDERABLE)
+ERROR_COUNTERS = ("rx_errors", "tx_errors", "rx_discards", "tx_discards")
+FACTS = ("hostname", "vendor", "model", "os_version", "serial_number", "uptime")
+
+
+def interface_errors(counters: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, int]]:
+    """The interfaces with errors or discards, and those counters (NAPALM's
+    ``get_interfaces_counters``; -1, "not supported", counts as none).
+
+    >>> interface_errors({"eth1": {"rx_errors": 3, "tx_errors": 0, "rx_discards": -1},
+    ...                   "eth2": {"rx_errors": 0, "tx_errors": 0}})
+    {'eth1': {'rx_errors': 3}}
+    """
+    out = {}
+    for name, values in sorted(counters.items()):
+        bad = {k: int(values[k]) for k in ERROR_COUNTERS if int(values.get(k, 0) or 0) > 0}
+        if bad:
+            out[str(name)] = bad
+    return out
+
+
+def digest(text: str) -> str:
+    """The SHA-256 of a (sanitised) configuration, as the record names it.
+
+    >>> digest("hostname r1\\n")[:12]
+    '7e139a0aa1a3'
+    """
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def summary(surveys: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """The fleet's compliance from each device's survey: the devices compliant, drifted
+    (with the diff), unreachable and not renderable (with why); every device in one.
+
+    >>> s = summary({"a": {"state": "compliant"}, "b": {"state": "drifted", "diff": "+x"},
+    ...              "c": {"state": "unreachable", "why": "timed out"}})
+    >>> s["compliant"], s["drifted"], s["unreachable"], s["not_renderable"], s["counts"]["drifted"]
+    (['a'], {'b': '+x'}, {'c': 'timed out'}, {}, 1)
+    """
+    out: dict[str, Any] = {"compliant": [], "drifted": {}, "unreachable": {}, "not_renderable": {}}
+    for name in sorted(surveys):
+        survey_ = surveys[name]
+        state = survey_.get("state")
+        if state == COMPLIANT:
+            out["compliant"].append(name)
+        elif state == DRIFTED:
+            out["drifted"][name] = str(survey_.get("diff", ""))
+        elif state == NOT_RENDERABLE:
+            out["not_renderable"][name] = str(survey_.get("why", ""))
+        else:
+            out["unreachable"][name] = str(survey_.get("why", "")) or "no survey"
+    out["counts"] = {key: len(value) for key, value in out.items()}
+    return out
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, RunbookError):
+        return str(exc)
+    log.exception("unexpected failure")  # a bug, not the device's state: keep the traceback
+    return f"{type(exc).__name__}: {exc}"
+
+
+def interface_counters(gw: NetworkGateway) -> dict[str, Any]:
+    """NAPALM's ``get_interfaces_counters`` through the gateway. The gateway has no public
+    method for it yet; its ``_get`` is what its public getters are made of (the driver's
+    support checked, the plan's read-only guard, errors translated)."""
+    return dict(gw._get("get_interfaces_counters", "reading interface counters"))
+
+
+Rendering = Callable[[], str]  # NetBox's rendering of the device (raw: never recorded)
+
+
+def survey(
+    gw: NetworkGateway,
+    ws: DeviceWorkingSet,
+    peers: Mapping[str, DeviceWorkingSet],
+    rendering: Rendering,
+    keep_config: bool = True,
+) -> dict[str, Any]:
+    """The device's survey as evidence: ``state`` (one of `STATES`), ``why`` or ``diff``,
+    the backup (``config`` when ``keep_config``, its ``sha256`` and line count), and the state
+    evidence (``facts``, ``bgp``, ``lldp``, ``interface_errors``, ``not_checked``)."""
+    out: dict[str, Any] = {"platform": gw.target.platform, "driver": gw.driver_name}
+    try:
+        running = gw.config()
+    except Exception as exc:  # the device's boundary: recorded, never raised
+        return {**out, "state": UNREACHABLE, "why": _reason(exc)}
+    out |= {"sha256": digest(running), "lines": len(running.splitlines())}
+    if keep_config:
+        out["config"] = running
+    out |= state_evidence(gw, ws, peers)
+    out |= compliance(gw, rendering)
+    return out
+
+
+def compliance(gw: NetworkGateway, rendering: Rendering) -> dict[str, Any]:
+    """Compliant or drifted (the device's own diff to NetBox's rendering, sanitised), or
+    not renderable: NetBox renders nothing for it, or the device refuses what it renders."""
+    try:
+        rendered = rendering()
+    except Exception as exc:
+        return {"state": NOT_RENDERABLE, "why": f"NetBox renders no configuration: {_reason(exc)}"}
+    if not rendered.strip():
+        return {"state": NOT_RENDERABLE, "why": "NetBox's rendering is empty"}
+    try:
+        diff = gw.compare(rendered)
+    except Exception as exc:
+        why = f"the device does not take NetBox's rendering: {_reason(exc)}"
+        return {"state": NOT_RENDERABLE, "why": why}
+    if diff.strip():
+        return {"state": DRIFTED, "diff": diff}
+    return {"state": COMPLIANT}
+
+
+def state_evidence(
+    gw: NetworkGateway, ws: DeviceWorkingSet, peers: Mapping[str, DeviceWorkingSet]
+) -> dict[str, Any]:
+    """Facts, BGP against NetBox, LLDP against NetBox's connected cables, interface errors;
+    a getter the driver lacks is named under ``not_checked``, one that fails under its own
+    key as ``{"error": …}``."""
+    out: dict[str, Any] = {}
+    not_checked: list[str] = []
+
+    def read(key: str, getter: Callable[[], Any], shape: Callable[[Any], Any]) -> None:
+        try:
+            out[key] = shape(getter())
+        except UnsupportedError as exc:
+            not_checked.append(f"{key}: {exc}")
+        except Exception as exc:
+            out[key] = {"error": _reason(exc)}
+
+    read("facts", gw.facts, lambda facts: {k: facts.get(k) for k in FACTS if k in facts})
+    sessions = nc.expected_sessions(ws, peers)
+    read("bgp", gw.bgp_neighbors, lambda bgp: bgp_evidence(sessions, bgp))
+    links = nc.links_of(ws, ["connected"])
+    read("lldp", gw.lldp_neighbors, lambda lldp: lldp_evidence(links, lldp))
+    read("interface_errors", lambda: interface_counters(gw), interface_errors)
+    if not_checked:
+        out["not_checked"] = not_checked
+    return out
+
+
+def bgp_evidence(sessions: list[nc.Session], bgp: Mapping[str, Any]) -> dict[str, Any]:
+    """The sessions NetBox implies, how many are established, and what is wrong with the
+    others (`network_common.bgp_problems`)."""
+    problems = nc.bgp_problems(sessions, bgp)
+    return {"expected": len(sessions), "problems": problems}
+
+
+def lldp_evidence(links: list[nc.Link], lldp: Mapping[str, Any]) -> dict[str, Any]:
+    """The connected cables NetBox holds and those LLDP does not confirm."""
+    return {"cables": len(links), "mismatches": nc.lldp_mismatches(links, lldp)}
