@@ -60,6 +60,23 @@ class Window:
         return {"start": self.start.isoformat(), "end": self.end.isoformat()}
 
 
+def parse_time(text: str, zone: tzinfo | None = None) -> datetime:
+    """One time as a window's times are given (``now``, ``+2h``, ISO 8601, local in
+    ``zone`` without an offset); a bad one is an `InputError`.
+
+    >>> from zoneinfo import ZoneInfo
+    >>> parse_time("2026-07-01T02:00", ZoneInfo("Europe/Berlin")).isoformat()
+    '2026-07-01T02:00:00+02:00'
+    """
+    try:
+        moment = _parse_time(text, zone)
+    except ValueError as exc:
+        raise InputError(f"bad time: {exc}") from exc
+    if moment.tzinfo is None:
+        raise InputError(f"bad time: {text} needs an offset (e.g. +08:00)")
+    return moment
+
+
 def _parse_time(text: str, zone: tzinfo | None = None) -> datetime:
     if text == "now":
         return datetime.now(UTC)
