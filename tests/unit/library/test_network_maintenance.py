@@ -1,0 +1,341 @@
+"""network-maintenance without a lab: NetBox's reads and renderings in memory
+(`rack_data.RenderingNetBox`), each device a `rack_data.MemoryDevice` holding its raw running
+configuration (a BGP password planted in every one), the real engine and record store, and
+the configuration history a real git repository in a temporary directory.
+
+The fleet: spine1 compliant, leaf1 drifted (a line NetBox does not render), spine2
+unreachable, leaf2 not renderable (NetBox refuses its rendering).
+"""
+
+from __future__ import annotations
+
+import doctest
+import json
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from runbooks.core.context import RunContext
+from runbooks.core.engine import Engine
+from runbooks.core.errors import ConnectError, RejectedError, UnsupportedError
+from runbooks.core.gateway import Gateway, Mode, reads
+from runbooks.core.results import RunStatus
+from runbooks.core.store import RecordStore
+from runbooks.gateways.netbox import NetBoxGateway
+from runbooks.gateways.netbox_model import DeviceWorkingSet, Ref
+from runbooks.gateways.network import NetworkGateway
+from runbooks.library import network_history, network_maintenance, network_survey
+from runbooks.library.network_history import ConfigHistory
+from runbooks.library.network_maintenance import FLEET_QUERY, NetworkMaintenance
+from tests.unit.library.rack_data import (
+    IDS,
+    PASSWORD,
+    MemoryDevice,
+    RenderingNetBox,
+    rendering,
+    working_set,
+)
+
+FLEET = ("leaf1", "leaf2", "spine1", "spine2")
+DRIFT = "ip route 203.0.113.0/24 Null0"
+COUNTERS = {"swp1": {"rx_errors": 7, "tx_errors": 0, "rx_discards": 0, "tx_discards": 0}}
+
+
+class Device(MemoryDevice):
+    """A device in memory that also answers get_interfaces_counters (the gateway's ``_get``),
+    counts its sessions, and, when ``down``, cannot be reached at all."""
+
+    down = False
+    busy: list[int] = []  # devices surveyed at this moment, shared (the pool)
+    lock = threading.Lock()
+
+    def _get(self, getter: str, action: str, **kwargs: Any) -> Any:
+        assert getter == "get_interfaces_counters", getter
+        self._getter(getter)
+        return COUNTERS
+
+    @reads
+    def config(self, retrieve: str = "running") -> str:
+        if self.down:
+            raise ConnectError(f"{self.target.name}: connecting timed out")
+        with Device.lock:
+            Device.busy.append(1)
+            Device.peak = max(getattr(Device, "peak", 0), len(Device.busy))
+        time.sleep(0.02)  # long enough for the pool's other workers to start theirs
+        with Device.lock:
+            Device.busy.pop()
+        self.logins += 1
+        return super().config(retrieve)
+
+
+class Unreachable(Device):
+    down = True
+
+
+class FleetNetBox(RenderingNetBox):
+    """NetBox's device list answering the selection, renderings refused for some devices."""
+
+    def __init__(self, mode: Mode, refuse: tuple[str, ...] = ()) -> None:
+        super().__init__(mode)
+        self.refuse = refuse
+        self.filters: list[dict[str, Any]] = []
+
+    @reads
+    def find(self, obj_type: str, **filters: Any) -> list[dict[str, Any]]:
+        assert obj_type == "dcim.device"
+        self.filters.append(filters)
+        return [{"name": name} for name in FLEET]
+
+    @reads
+    def render_config(self, device_id: int, context: Mapping[str, Any] | None = None) -> str:
+        name = next(n for n, i in IDS.items() if i == device_id)
+        if name in self.refuse:
+            raise RejectedError(f"NetBox refused render-config of device #{device_id}: no template")
+        return super().render_config(device_id, context)
+
+
+@pytest.fixture(autouse=True)
+def fleet_in_memory(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """The working sets of ``rack_data`` for the fleet's GraphQL request; the history in
+    a temporary directory; the pool's peak reset."""
+
+    def sets(nb: NetBoxGateway, names: list[str]) -> dict[str, DeviceWorkingSet]:
+        return {name: working_set(name) for name in names if name in IDS}
+
+    monkeypatch.setattr(network_maintenance, "working_sets", sets)
+    monkeypatch.setenv("RUNBOOKS_CONFIG_HISTORY", str(tmp_path / "history"))
+    Device.peak = 0
+
+
+def running(name: str) -> str:
+    """The device's raw running configuration: NetBox's rendering (password and all), and on
+    leaf1 one line more."""
+    text = rendering(name, "service")
+    return text + DRIFT + "\n" if name == "leaf1" else text
+
+
+Factories = dict[type[Gateway], Callable[[RunContext, str], Gateway]]
+
+
+def factories(devices: dict[str, Device] | None = None) -> Factories:
+    """NetBox and the devices for each plan or run, made in its mode."""
+
+    def device(ctx: RunContext, key: str) -> Gateway:
+        cls = Unreachable if key == "spine2" else Device
+        made = cls(ctx.mode, key, running(key))
+        if devices is not None:
+            devices[key] = made
+        return made
+
+    return {
+        NetBoxGateway: lambda ctx, key: FleetNetBox(ctx.mode, refuse=("leaf2",)),
+        NetworkGateway: device,
+    }
+
+
+def maintenance(**params: Any) -> NetworkMaintenance:
+    return NetworkMaintenance(NetworkMaintenance.parse_params(params))
+
+
+def engine(store_path: Path, devices: dict[str, Device] | None = None) -> Engine:
+    return Engine(RecordStore(store_path), "olivia", gateway_factories=factories(devices))
+
+
+def evidence(steps: Any, name: str) -> dict[str, Any]:
+    return dict(next(s for s in steps if s.step == name).evidence)
+
+
+# ---- the plan: the review document's summary ---------------------------------------------------
+
+
+def test_the_plan_names_each_device_by_its_compliance(store_path: Path) -> None:
+    plan = engine(store_path).plan(maintenance(role="spine,leaf"))
+    assert plan.refusal is None
+    summary = evidence(plan.steps, "compliance_summary")
+    assert summary["compliant"] == ["spine1"]
+    assert list(summary["drifted"]) == ["leaf1"]
+    assert f"-{DRIFT}" in summary["drifted"]["leaf1"]  # the device's diff to NetBox's render
+    assert list(summary["unreachable"]) == ["spine2"]
+    assert "timed out" in summary["unreachable"]["spine2"]
+    assert list(summary["not_renderable"]) == ["leaf2"]
+    assert summary["warnings"] == [
+        f"spine2 unreachable: {summary['unreachable']['spine2']}",
+        f"leaf2 not renderable: {summary['not_renderable']['leaf2']}",
+    ]
+    # the plan shows digests, not configurations; no secret anywhere in it
+    surveyed = evidence(plan.steps, "survey_devices")["devices"]
+    assert "config" not in surveyed["spine1"] and len(surveyed["spine1"]["sha256"]) == 64
+    assert PASSWORD not in json.dumps(plan.to_dict())
+    # one change: the commit to the history, not reversible
+    history = next(s for s in plan.steps if s.step == "plan_history_commit")
+    assert [d.kind for d in history.diffs] == ["create"] and not history.reversible
+
+
+def test_the_plan_hash_does_not_move_with_the_fleet(store_path: Path) -> None:
+    """A nightly change approved once is granted each night: what it reads (drift, a device
+    down) is evidence, which the hash leaves out."""
+    first = engine(store_path).plan(maintenance())
+    net = factories()
+    net[NetworkGateway] = lambda ctx, key: Device(ctx.mode, key, rendering(key, "service"))
+    second = Engine(RecordStore(store_path), "olivia", gateway_factories=net).plan(maintenance())
+    assert evidence(second.steps, "compliance_summary")["compliant"] == [
+        "leaf1",
+        "spine1",
+        "spine2",
+    ]
+    assert first.content_hash == second.content_hash
+
+
+def test_the_selection_is_netbox_filters_and_drivers(
+    store_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    nb = FleetNetBox(Mode.PLAN)
+    net = factories()
+    net[NetBoxGateway] = lambda ctx, key: nb
+
+    def sets(_: NetBoxGateway, names: list[str]) -> dict[str, DeviceWorkingSet]:
+        out = {name: working_set(name) for name in names}
+        out["leaf2"] = replace(out["leaf2"], platform=None)
+        out["spine2"] = replace(out["spine2"], platform=Ref(9, "Acme OS", "acme-os-nodriver"))
+        return out
+
+    monkeypatch.setattr(network_maintenance, "working_sets", sets)
+    plan = Engine(RecordStore(store_path), "olivia", gateway_factories=net).plan(
+        maintenance(site="dc-a", role="spine,leaf", tag=["core"], status="active,staged")
+    )
+    assert nb.filters[0] == {
+        "site": ["dc-a"],
+        "role": ["spine", "leaf"],
+        "tag": ["core"],
+        "status": ["active", "staged"],
+    }
+    chosen = evidence(plan.steps, "select_devices")
+    assert sorted(chosen["devices"]) == ["leaf1", "spine1"]
+    assert "no platform" in chosen["not_covered"]["leaf2"]
+    assert "no NAPALM driver 'acme-os-nodriver'" in chosen["not_covered"]["spine2"]
+    assert sorted(evidence(plan.steps, "survey_devices")["devices"]) == ["leaf1", "spine1"]
+    assert plan.steps[0].targets == (
+        "NetBox devices site=dc-a role=spine,leaf tag=core status=active,staged",
+    )
+
+
+def test_no_device_selected_refuses_the_plan(store_path: Path) -> None:
+    net = factories()
+    empty = FleetNetBox(Mode.PLAN)
+    empty.find = lambda obj_type, **filters: []  # type: ignore[method-assign]
+    net[NetBoxGateway] = lambda ctx, key: empty
+    plan = Engine(RecordStore(store_path), "olivia", gateway_factories=net).plan(
+        maintenance(site="nowhere")
+    )
+    assert plan.refusal is not None and "no device matches" in plan.refusal
+
+
+# ---- the run: record, history, evidence --------------------------------------------------------
+
+
+def test_each_run_backs_up_into_the_record_and_one_commit_naming_it(
+    store_path: Path, tmp_path: Path
+) -> None:
+    devices: dict[str, Device] = {}
+    eng = engine(store_path, devices)
+    first = eng.run(maintenance())
+    second = eng.run(maintenance())
+    assert first.status is second.status is RunStatus.SUCCEEDED
+    surveyed = evidence(second.steps, "survey_devices")["devices"]
+    # the backup in the record: sanitised, the secret's line kept with a placeholder
+    assert "<removed>" in surveyed["spine1"]["config"]
+    assert surveyed["leaf1"]["interface_errors"] == {"swp1": {"rx_errors": 7}}
+    assert surveyed["leaf1"]["bgp"]["expected"] == 2
+    assert surveyed["leaf1"]["logins"] == 1  # one session for the whole survey
+    # two runs, two commits, each naming its run; files of the devices reached
+    history = ConfigHistory(tmp_path / "history")
+    for run in (first, second):
+        sha = history.commit_naming(f"run {run.run_id}")
+        assert sha is not None
+        committed = evidence(run.steps, "plan_history_commit")
+        assert committed["commit"] == sha
+    files = history.files()
+    assert sorted(files) == ["leaf1.cfg", "leaf2.cfg", "spine1.cfg"]  # spine2 unreachable
+    assert DRIFT.encode() in files["leaf1.cfg"]
+    assert evidence(first.steps, "plan_history_commit")["changed"] == sorted(files)
+    assert evidence(second.steps, "plan_history_commit")["changed"] == []  # nothing new
+    # no secret in a file, a commit message or the record
+    for content in files.values():
+        assert PASSWORD.encode() not in content
+    record = json.dumps([e.payload for e in RecordStore(store_path).entries()])
+    assert PASSWORD not in record and "<removed>" in record
+
+
+def test_the_pool_is_bounded(store_path: Path) -> None:
+    eng = engine(store_path)
+    eng.run(maintenance(parallel=2))
+    assert Device.peak == 2
+    eng.run(maintenance(parallel=1))
+    assert Device.peak == 2  # never more than the pool's size at once
+
+
+def test_a_getter_the_driver_lacks_is_not_checked_not_failed(store_path: Path) -> None:
+    net = factories()
+    net[NetworkGateway] = lambda ctx, key: Device(
+        ctx.mode, key, rendering(key, "service"), missing={"get_lldp_neighbors"}
+    )
+    plan = Engine(RecordStore(store_path), "olivia", gateway_factories=net).plan(maintenance())
+    spine1 = evidence(plan.steps, "survey_devices")["devices"]["spine1"]
+    assert spine1["state"] == "compliant" and "lldp" not in spine1
+    assert spine1["not_checked"][0].startswith("lldp: spine1: the frr driver has no")
+
+
+def test_the_fleet_query_asks_for_a_list_of_names() -> None:
+    assert "$names: [String!]!" in FLEET_QUERY
+    assert "{name: {in_list: $names}}" in FLEET_QUERY
+    assert "$name:" not in FLEET_QUERY and "link_peers" in FLEET_QUERY
+
+
+# ---- the pieces ---------------------------------------------------------------------------------
+
+
+def test_interface_errors_and_summary() -> None:
+    counters = {"a": {"rx_errors": 0, "tx_discards": 2}, "b": {"rx_errors": -1}}
+    assert network_survey.interface_errors(counters) == {"a": {"tx_discards": 2}}
+    assert network_survey.summary({})["counts"] == {
+        "compliant": 0,
+        "drifted": 0,
+        "unreachable": 0,
+        "not_renderable": 0,
+    }
+
+
+def test_the_history_masks_every_secret_the_process_has_seen(tmp_path: Path) -> None:
+    from runbooks.core import secrets
+
+    secret = "s3cr3t-in-a-description-9"
+    secrets.register(secret)
+    history = ConfigHistory(tmp_path / "h")
+    done = history.commit({"a/b": f"description {secret}\n"}, f"run r1 ({secret})", "olivia")
+    assert done.changed == ("a_b.cfg",)
+    assert history.files() == {"a_b.cfg": f"description {secrets.MASK}\n".encode()}
+    assert history.commit_naming("run r1") == done.sha
+    assert history.commit_naming("run r2") is None
+
+
+def test_the_history_refuses_a_directory_that_is_no_repository(tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(Exception, match="not a git repository and not empty"):
+        ConfigHistory(tmp_path).commit({"a": "x\n"}, "run r1", "olivia")
+    assert ConfigHistory(tmp_path / "none").commit_naming("run r1") is None
+
+
+def test_unsupported_counters_are_not_checked() -> None:
+    gw = Device(Mode.PLAN, "spine1", "hostname spine1\n", missing={"get_interfaces_counters"})
+    with pytest.raises(UnsupportedError):
+        network_survey.interface_counters(gw)
+
+
+@pytest.mark.parametrize("module", [network_survey, network_history, network_maintenance])
+def test_doctests(module: Any) -> None:
+    assert doctest.testmod(module).failed == 0
