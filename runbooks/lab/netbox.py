@@ -8,9 +8,14 @@ Layout (all names fixed so `lab status` and people can find them):
   the server next starts, and `up` restarts a running server whose plugin code changed. `up`
   from another clone re-points the venv at that clone's plugins (and `up` from this one back).
 - ``cache_dir()/netbox-<version>/migrated.sql.gz``: a dump of a freshly migrated, empty
-  database, NetBox core only. The first migrate takes ~6 minutes; the dump restores in seconds.
-- ``state_dir()/netbox/``: NETBOX_ROOT (``conf/configuration.py``), the generated secret key,
-  token peppers and API tokens (mode 0600), the server's pid file and log.
+  database, NetBox core only, when this machine migrated one; else the dump shipped with the
+  package for exactly this version (``runbooks/lab/snapshots``, see `netbox_schema`). NetBox's
+  first migrate takes ~7 minutes here (with a progress bar); a dump restores in seconds.
+- ``state_dir()/netbox/``: NETBOX_ROOT (``conf/configuration.py``, ``wsgi/``), the generated
+  secret key, token peppers and API tokens (mode 0600), the server's pid file and log.
+- The server: gunicorn (``netbox.wsgi:application``, 2 workers of 3 threads, no control
+  socket), as NetBox's installation guide has it; the static files the web UI needs are
+  served by Django's StaticFilesHandler around that application (no web server in the lab).
 - PostgreSQL databases on 127.0.0.1:5432: ``runbooks_lab_netbox`` (live),
   ``runbooks_lab_netbox_migrated`` (template: migrated, empty; core from the dump, then the
   plugin's migrations, labelled with both) and ``runbooks_lab_netbox_seeded`` (template: the
@@ -22,7 +27,7 @@ Layout (all names fixed so `lab status` and people can find them):
   concurrently must not share one instance.
 
 Public API: install, up, down, destroy, reset, serve, stop, status, credentials, web_login,
-render_configs.
+render_configs, build_snapshot.
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import threading
 import time
 import tomllib
 import zlib
@@ -48,7 +54,7 @@ from pathlib import Path
 import requests
 
 from runbooks.core.errors import InputError
-from runbooks.lab import netbox_seed, paths, topology
+from runbooks.lab import netbox_schema, netbox_seed, paths, topology
 from runbooks.lab.errors import LabError
 from runbooks.lab.locks import MachineLock
 from runbooks.lab.status import ComponentStatus
@@ -403,7 +409,28 @@ def write_configuration() -> Path:
     conf.parent.mkdir(parents=True, exist_ok=True)
     if not conf.exists() or conf.read_text(encoding="utf-8") != text:
         _write_private(conf, text)
+    wsgi = _wsgi_dir() / f"{WSGI_MODULE}.py"
+    if not wsgi.exists() or wsgi.read_text(encoding="utf-8") != _WSGI:
+        _write_private(wsgi, _WSGI)
     return conf
+
+
+WSGI_MODULE = "runbooks_lab_wsgi"
+# NetBox's installation guide puts gunicorn behind a web server that serves /static/ from
+# collectstatic's STATIC_ROOT; the lab has no web server on 127.0.0.1, so the static files are
+# served from where Django's finders find them, as `runserver --insecure` did (nothing to
+# collect, nothing stale after an upgrade). Every other request goes to NetBox's application.
+_WSGI = """\
+# Written by runbooks.lab.netbox: NetBox's WSGI application, with its static files.
+from django.contrib.staticfiles.handlers import StaticFilesHandler
+from netbox.wsgi import application as netbox_application
+
+application = StaticFilesHandler(netbox_application)
+"""
+
+
+def _wsgi_dir() -> Path:
+    return root() / "wsgi"
 
 
 _CONFIGURATION = """\
@@ -651,36 +678,136 @@ def ensure_migrated() -> None:
 
 
 def _migrate_core() -> None:
-    """The core-only migrated template, from the cached dump, else by NetBox's first migrate."""
-    if snapshot().exists():
-        started = time.monotonic()
-        _psql(f'CREATE DATABASE "{_db_migrated()}"')
-        _psql("", db=_db_migrated(), stdin=gzip.decompress(snapshot().read_bytes()), timeout=300)
-        _freeze(_db_migrated())
-        log.info(
-            "restored the migrated NetBox %s snapshot in %.1f s",
-            VERSION,
-            time.monotonic() - started,
-        )
-        return
-    log.info("migrating a new NetBox %s database once (about 6 minutes; kept afterwards)", VERSION)
+    """The core-only migrated template: from this machine's dump, else from the dump shipped
+    for exactly this NetBox version, else by NetBox's first migrate (kept as this machine's)."""
+    for dump, source in (
+        (snapshot(), "this machine's"),
+        (netbox_schema.shipped_snapshot(VERSION), "the shipped"),
+    ):
+        if dump.exists() and _restore_core(dump, source):
+            return
+    log.info("migrating a new NetBox %s database once (about 7 minutes; kept afterwards)", VERSION)
     started = time.monotonic()
-    if _db() in databases():
-        _drop(_db())
-    _psql(f'CREATE DATABASE "{_db()}"')
-    manage("migrate", "--no-input", timeout=1800, core_only=True)
-    dump = _run(
-        ["pg_dump", "-h", PG_HOST, "-p", str(PG_PORT), "-U", PG_USER, "--no-owner", _db()],
-        "pg_dump of the migrated database",
-        timeout=300,
-    )
+    sql = _migrate_fresh(_db())
     tmp = snapshot().with_suffix(".tmp")
-    tmp.write_bytes(gzip.compress(dump.encode()))
+    tmp.write_bytes(netbox_schema.compress(sql))
     tmp.replace(snapshot())
     _create_from(_db_migrated(), _db())
     _freeze(_db_migrated())
     _drop(_db())
     log.info("migrated in %.0f s; snapshot kept at %s", time.monotonic() - started, snapshot())
+
+
+def _restore_core(dump: Path, source: str) -> bool:
+    """The migrated template from a core dump; False (nothing left behind) when PostgreSQL
+    refuses it, e.g. a dump from a newer PostgreSQL than this machine's."""
+    started = time.monotonic()
+    _psql(f'CREATE DATABASE "{_db_migrated()}"')
+    try:
+        _psql("", db=_db_migrated(), stdin=gzip.decompress(dump.read_bytes()), timeout=300)
+    except (LabError, OSError, EOFError) as exc:
+        log.warning(
+            "could not restore %s NetBox %s dump %s (%s): migrating", source, VERSION, dump, exc
+        )
+        _drop(_db_migrated())
+        return False
+    _freeze(_db_migrated())
+    log.info(
+        "restored %s migrated NetBox %s schema (%s) in %.1f s",
+        source,
+        VERSION,
+        dump.name,
+        time.monotonic() - started,
+    )
+    return True
+
+
+def _migrate_fresh(db: str) -> str:
+    """NetBox core's migrations (no plugin) into a new, empty database `db`; its dump."""
+    _psql(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+    _psql(f'CREATE DATABASE "{db}"')
+    migrate_with_progress(db, core_only=True)
+    return _dump(db)
+
+
+def _dump(db: str) -> str:
+    """A plain dump fit to restore anywhere and to ship: no owners, grants or psql meta-commands."""
+    dump = _run(
+        [
+            "pg_dump",
+            "-h",
+            PG_HOST,
+            "-p",
+            str(PG_PORT),
+            "-U",
+            PG_USER,
+            "--no-owner",
+            "--no-privileges",
+            db,
+        ],
+        f"pg_dump of {db}",
+        timeout=300,
+    )
+    return netbox_schema.clean_dump(dump)
+
+
+def migrate_with_progress(
+    db: str | None = None, *, core_only: bool = False, timeout: float = 2400
+) -> None:
+    """`netbox migrate` on `db`, each migration reported as it starts (to the CLI's progress
+    bar: `netbox_schema.reporting`) out of the count `migrate --plan` gives (~10 s more)."""
+    plan = manage("migrate", "--plan", db=db, core_only=core_only, timeout=300)
+    total = len(netbox_schema.planned_migrations(plan))
+    log.info("NetBox migrate: %d migrations to apply", total)
+    env = _netbox_env(db, core_only=core_only) | {"PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(
+        [venv() / "bin" / "netbox", "migrate", "--no-input"],
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        errors="replace",
+    )
+    watchdog = threading.Timer(timeout, proc.kill)
+    watchdog.start()
+    try:
+        assert proc.stdout is not None
+        started, tail = netbox_schema.follow(proc.stdout, total)
+        returncode = proc.wait()
+    finally:
+        watchdog.cancel()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    if returncode != 0:
+        last = next((line for line in reversed(tail) if line.strip()), f"exit status {returncode}")
+        raise LabError(f"netbox migrate failed after {started} of {total} migrations: {last}")
+    log.info("NetBox migrate: %d of %d migrations applied", started, total)
+
+
+def build_snapshot(dest: Path | None = None) -> Path:
+    """Regenerate the shipped core dump for this NetBox version (`runbook lab netbox-snapshot`):
+    a real migrate into a scratch database (~7 min), dumped to `dest` (default: the package's
+    ``snapshots/netbox-<version>-core.sql.gz``). Refuses a dump with any user, token or session."""
+    dest = dest or netbox_schema.shipped_snapshot(VERSION)
+    scratch = f"{DB_BASE}_core_snapshot"  # no instance's name: instance names have no "_"
+    started = time.monotonic()
+    install()  # under the venv's lock; not NetBox's: the lab's resets go on meanwhile
+    ensure_services()
+    try:
+        sql = _migrate_fresh(scratch)
+    finally:
+        _psql(f'DROP DATABASE IF EXISTS "{scratch}" WITH (FORCE)')
+    private = netbox_schema.private_rows(sql)
+    if private:
+        raise LabError(f"the migrated schema holds private rows, not shipping it: {private}")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_suffix(".tmp")
+    tmp.write_bytes(netbox_schema.compress(sql))
+    tmp.replace(dest)
+    log.info("wrote %s in %.0f s", dest, time.monotonic() - started)
+    return dest
 
 
 def _migrate_plugin(label: str) -> None:
@@ -799,7 +926,7 @@ def _start_time(pid: int) -> str | None:
 def _server_pid() -> int | None:
     """The pid of the NetBox server this lab started, if it is still that process."""
     try:
-        pid_s, started = _pid_file().read_text(encoding="utf-8").split()
+        pid_s, started, *_how = _pid_file().read_text(encoding="utf-8").split()
         pid = int(pid_s)
     except (OSError, ValueError):
         return None
@@ -845,22 +972,41 @@ def _start_server() -> subprocess.Popen[bytes]:
     code = plugin_code_digest()  # before it starts: an edit made meanwhile restarts it next time
     with open(_log_file(), "ab") as logf:
         proc = subprocess.Popen(
-            [
-                venv() / "bin" / "netbox",
-                "runserver",
-                "--noreload",
-                "--insecure",
-                f"{HOST}:{port()}",
-            ],
-            env=_netbox_env(),
+            [venv() / "bin" / "gunicorn", *gunicorn_args()],
+            env=_netbox_env() | {"DJANGO_SETTINGS_MODULE": "netbox.settings"},
             stdin=subprocess.DEVNULL,
             stdout=logf,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # its own process group: stop() signals exactly that group
         )
-    _pid_file().write_text(f"{proc.pid} {_start_time(proc.pid)}", encoding="utf-8")
+    _pid_file().write_text(
+        f"{proc.pid} {_start_time(proc.pid)} {_serving_digest()}", encoding="utf-8"
+    )
     _code_file().write_text(code, encoding="utf-8")
     return proc
+
+
+def gunicorn_args() -> list[str]:
+    """How the lab runs gunicorn. 2 workers (~600 MB together; the machines have 2 cores) of
+    3 threads each, as NetBox's guide does with threads; --preload: NetBox is imported once,
+    before the fork (start-up ~8 s instead of two imports competing for the cores)."""
+    return [
+        "--bind",
+        f"{HOST}:{port()}",
+        "--workers",
+        "2",
+        "--threads",
+        "3",
+        "--timeout",
+        "300",
+        "--graceful-timeout",
+        "10",
+        "--preload",
+        "--no-control-socket",
+        "--chdir",  # gunicorn puts its directory on sys.path: the module's, not a checkout's
+        str(_wsgi_dir()),
+        f"{WSGI_MODULE}:application",
+    ]
 
 
 def _wait_serving(
@@ -894,6 +1040,22 @@ def plugin_code_digest() -> str:
     return digest.hexdigest()[:16]
 
 
+def _serving_digest() -> str:
+    """How the server is started (gunicorn's arguments, the WSGI module): recorded with its pid."""
+    how = json.dumps(gunicorn_args()) + _WSGI
+    return "gunicorn-" + hashlib.sha256(how.encode()).hexdigest()[:12]
+
+
+def _served_another_way() -> bool:
+    """The running server was started another way than `_start_server` starts one now (e.g.
+    runserver, before gunicorn): its pid file records no or another `_serving_digest()`."""
+    try:
+        fields = _pid_file().read_text(encoding="utf-8").split()
+    except OSError:
+        return False
+    return fields[2:] != [_serving_digest()]
+
+
 def _runs_current_code() -> bool:
     with contextlib.suppress(OSError):
         return _code_file().read_text(encoding="utf-8").strip() == plugin_code_digest()
@@ -901,13 +1063,16 @@ def _runs_current_code() -> bool:
 
 
 def serve(timeout: float = 90) -> None:
-    """Run NetBox on 127.0.0.1:<port> (runserver: also serves the web UI's static files).
-    A running server whose plugin code has changed since it started is restarted: Django
-    loads a plugin once, and runserver --noreload does not watch files."""
+    """Run NetBox on 127.0.0.1:<port> (gunicorn; the web UI's static files too). A running
+    server whose plugin code has changed since it started is restarted: Django loads a plugin
+    once, and gunicorn does not watch files."""
     if _server_pid() is not None and _serving():
-        if _runs_current_code():
+        if _served_another_way():
+            log.info("NetBox was started another way than the lab serves it now: restarting it")
+        elif _runs_current_code():
             return
-        log.info("the plugins' code changed since NetBox started: restarting it")
+        else:
+            log.info("the plugins' code changed since NetBox started: restarting it")
     stop()
     _wait_serving(_start_server(), timeout)
 
@@ -993,7 +1158,13 @@ def status() -> list[ComponentStatus]:
         names = ", ".join(
             f"{n}{'' if n in have else ' (missing)'}" for n in (_db(), _db_seeded(), _db_migrated())
         )
-        snap = "snapshot kept" if snapshot().exists() else "no snapshot"
+        snap = (
+            "this machine's core dump"
+            if snapshot().exists()
+            else "the shipped core dump"
+            if netbox_schema.shipped_snapshot(VERSION).exists()
+            else "no core dump (a first up migrates)"
+        )
         result.append(
             ComponentStatus(
                 "netbox-postgresql",
@@ -1013,6 +1184,8 @@ def status() -> list[ComponentStatus]:
         detail = f"{VERSION} at {url()} (pid {pid})" + ("" if ok else ", not answering")
         if not _runs_current_code():
             detail += "; plugin code changed since it started (`lab up` restarts it)"
+        if _served_another_way():
+            detail += "; started another way than the lab serves it now (`lab up` restarts it)"
         result.append(ComponentStatus("netbox", ok, detail))
     return result
 
