@@ -15,15 +15,20 @@ import socket
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import redis
 from rq import Queue, Worker
 
 from runbooks.core.context import Confirmation, Confirmer, refuse_all
 from runbooks.core.errors import ConnectError, LockedError
+from runbooks.core.window import Window
+
+if TYPE_CHECKING:
+    from runbooks.cli.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -104,50 +109,66 @@ def run_change_job(
     store of the machine that scheduled it. Nobody watches a worker: manual steps are
     confirmed only when the person who scheduled the change confirmed them in advance, and the
     record says so."""
-    from runbooks.cli.common import book_of, identity_of, rebuild_runbook
-    from runbooks.cli.output import Progress
     from runbooks.cli.settings import Settings, default_store, setup_logging
-    from runbooks.core.changes import ChangeBook, run_change
-    from runbooks.core.engine import Engine
-    from runbooks.core.errors import InputError
 
     s = Settings(Path(store_path) if store_path else default_store())
     try:
         setup_logging(s.store_path.parent / "runbook.log", verbose=False)
-        changes, who = book_of(s), identity_of(s)
-        api = s.plugin()
-        if netbox_url and (api is None or api.settings.url != netbox_url.rstrip("/")):
-            raise InputError(
-                f"{change_id} was scheduled in the change control of {netbox_url}; this worker "
-                f"works with {api.settings.url if api else 'no NetBox'}"
-            )
-        change = changes.get(change_id)
-        if not isinstance(changes, ChangeBook):
-            confirmed_by = change.scheduled_by if change.confirm_manual else None
-        runbook = rebuild_runbook(change.runbook, change.params, {})
-        worker = f"{who.username}@{socket.gethostname()}:{os.getpid()}"
-        locks = TargetLocks(connect())
-        with locks.hold(change_targets(change.plan), owner=f"{who.username}:{change.id}"):
-            engine = Engine(
-                s.store(),
-                who.username,
-                confirmer=_confirmed_in_advance(confirmed_by),
-                listener=Progress(quiet=True),
-            )
-            result = run_change(
-                engine, changes, change, who, runbook, scheduled=True, worker=worker
-            )
-        mirror = s.mirror()
-        if mirror is not None and mirror.tracks(result.run_id):
-            mirror.flush(result.run_id)
-        return {
-            "run_id": result.run_id,
-            "status": str(result.status),
-            "error": result.error,
-            "worker": worker,
-        }
+        return run_in_worker(s, change_id, confirmed_by, netbox_url)
     finally:
         s.close()
+
+
+def run_in_worker(
+    s: Settings,
+    change_id: str,
+    confirmed_by: str | None,
+    netbox_url: str | None,
+    window: Window | None = None,
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Run a change in a worker (`run_change_job`); ``window`` (a recurring schedule's
+    occurrence) replaces the change's own, ``extra`` goes into the run's first entry."""
+    from runbooks.cli.common import book_of, identity_of, rebuild_runbook
+    from runbooks.cli.output import Progress
+    from runbooks.core.changes import ChangeBook, run_change
+    from runbooks.core.engine import Engine
+    from runbooks.core.errors import InputError
+
+    changes, who = book_of(s), identity_of(s)
+    api = s.plugin()
+    if netbox_url and (api is None or api.settings.url != netbox_url.rstrip("/")):
+        raise InputError(
+            f"{change_id} was scheduled in the change control of {netbox_url}; this worker "
+            f"works with {api.settings.url if api else 'no NetBox'}"
+        )
+    change = changes.get(change_id)
+    if not isinstance(changes, ChangeBook):
+        confirmed_by = change.scheduled_by if change.confirm_manual else None
+    if window is not None:
+        change = replace(change, window=window)
+    runbook = rebuild_runbook(change.runbook, change.params, {})
+    worker = f"{who.username}@{socket.gethostname()}:{os.getpid()}"
+    locks = TargetLocks(connect())
+    with locks.hold(change_targets(change.plan), owner=f"{who.username}:{change.id}"):
+        engine = Engine(
+            s.store(),
+            who.username,
+            confirmer=_confirmed_in_advance(confirmed_by),
+            listener=Progress(quiet=True),
+        )
+        result = run_change(
+            engine, changes, change, who, runbook, scheduled=True, worker=worker, extra=extra
+        )
+    mirror = s.mirror()
+    if mirror is not None and mirror.tracks(result.run_id):
+        mirror.flush(result.run_id)
+    return {
+        "run_id": result.run_id,
+        "status": str(result.status),
+        "error": result.error,
+        "worker": worker,
+    }
 
 
 def _confirmed_in_advance(by: str | None) -> Confirmer:
@@ -187,6 +208,14 @@ def schedule(
 
 
 def work(queue: str = QUEUE, burst: bool = False) -> None:
-    """Run a worker: due changes, one at a time, with the scheduler for timed ones."""
+    """Run a worker: due changes, one at a time, with the scheduler for timed ones.
+
+    The runbooks and the jobs' modules are imported here, once: each job runs in a process
+    forked from this one, which then starts its window's steps at once instead of importing
+    them first (a second or more of a short window)."""
+    from runbooks import recurring  # noqa: F401  (the recurring windows' job)
+    from runbooks.core import registry
+
+    registry.discover()
     conn = connect()
     Worker([Queue(queue, connection=conn)], connection=conn).work(burst=burst, with_scheduler=True)

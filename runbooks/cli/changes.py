@@ -171,49 +171,10 @@ def signoff(
     out.print(f"[green]signed[/] as {role}: {escape(who.username)}")
 
 
-QueueOpt = Annotated[str, typer.Option("--queue", help="The RQ queue.")]
-
-
-def schedule(
-    ctx: typer.Context,
-    change_id: Annotated[str, typer.Argument(metavar="CHANGE")],
-    queue: QueueOpt = "runbooks",
-    yes: Annotated[
-        bool, typer.Option("--yes", help="Confirm the manual steps now, as yourself (recorded).")
-    ] = False,
-) -> None:
-    """Put an approved change on the queue (RQ on Redis) for its window's start."""
-    from runbooks import scheduling
-
-    changes = book(ctx)
-    who = identity(ctx)
-    change = changes.schedule(changes.get(change_id), who, confirm_manual=yes)
-    start = change.window.start if change.window else None
-    api = settings(ctx).plugin()
-    if api is None:  # the job names this machine's store
-        job = scheduling.schedule(
-            change.id, start, settings(ctx).store_path, queue, who.username if yes else None
-        )
-    else:  # NetBox holds who scheduled it and what they confirmed: any worker can run it
-        job = scheduling.schedule(change.id, start, None, queue, None, api.settings.url)
-    zone = config.time_zone()
-    when = f"at {start.astimezone(zone).isoformat(timespec='seconds')} ({zone})" if start else "now"
-    out.print(f"scheduled {change.id} {when} (job {job}); a `runbook worker` will run it")
-
-
-def worker(
-    queue: QueueOpt = "runbooks",
-    burst: Annotated[bool, typer.Option("--burst", help="Stop when the queue is empty.")] = False,
-) -> None:
-    """Run due changes from the queue, as the owner of this worker's NetBox token."""
-    from runbooks import scheduling
-
-    scheduling.work(queue, burst)
-
-
 def register(app: typer.Typer) -> None:
-    app.command()(schedule)
-    app.command()(worker)
+    from runbooks.cli import windows  # schedule, unschedule, windows, worker
+
+    windows.register(app)
     app.command()(changes)
     app.command()(review)
     app.command()(approve)

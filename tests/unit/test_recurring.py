@@ -1,0 +1,221 @@
+"""Recurring schedules (`runbook schedule --rule`, `runbook windows`, `runbook unschedule`)
+and the job of one window, called as the worker calls it, with the machine's Redis."""
+
+from __future__ import annotations
+
+import json
+import secrets as random
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import icalendar
+import pytest
+from rq import Queue
+
+from runbooks import scheduling
+from runbooks.cli import main
+from runbooks.core.changes import ChangeBook
+from runbooks.core.store import RecordStore
+from runbooks.core.window import Window
+from runbooks.recurrence import Recurrence
+from runbooks.recurring import ScheduleBook, occurrence_job
+from tests.conftest import LEDGER
+from tests.support.ledger_runbook import LedgerRunbook
+from tests.support.recurring_support import OLIVIA, READONLY, approved, drop_jobs, readonly
+
+REDIS_URL = "redis://127.0.0.1:6379/13"  # the recurring schedules' tests' own database
+TAIPEI = ZoneInfo("Asia/Taipei")
+
+
+@pytest.fixture
+def queue(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A queue of the test's own on the tests' Redis database, emptied afterwards."""
+    monkeypatch.setenv("RUNBOOKS_REDIS_URL", REDIS_URL)
+    monkeypatch.setenv("RUNBOOKS_MODULES", f"{LEDGER},{READONLY}")
+    monkeypatch.setenv("RUNBOOKS_TIME_ZONE", "Asia/Taipei")
+    monkeypatch.setenv("RUNBOOKS_ACTOR", "oscar")
+    try:
+        conn = scheduling.connect()
+    except Exception as exc:  # the machine's Redis is part of the test setup (scripts/setup)
+        pytest.fail(f"Redis is needed for the scheduling tests: {exc}")
+    name = f"test-{random.token_hex(4)}"
+    yield name
+    drop_jobs(conn, name)
+
+
+def local(moment: datetime) -> str:
+    return moment.astimezone(TAIPEI).strftime("%Y-%m-%dT%H:%M:%S")
+
+
+def cli(store_path: Path, *args: str) -> int:
+    return main(["--store", str(store_path), *args])
+
+
+def counts(store_path: Path) -> int:
+    with RecordStore(store_path) as store:
+        return len(store.entries())
+
+
+def test_bad_rules_are_one_line_exit_2_and_change_nothing(
+    queue: str,
+    store_path: Path,
+    workdir: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with RecordStore(store_path) as store:
+        change = approved(store, readonly(workdir))
+        windowed = approved(
+            store, readonly(workdir, "leaf6"), Window.parse("now", "+1h")
+        )  # planned for one window of its own
+    before = counts(store_path)
+    capsys.readouterr()
+    cases = [
+        (change, ["--rule", "FREQ=NEVERLY", "--length", "1h"], "bad rule"),
+        (change, ["--rule", "FREQ=DAILY;BYHOUR=2", "--length", "2"], "bad window length"),
+        (change, ["--rule", "FREQ=DAILY;BYHOUR=2"], "needs --length"),
+        (change, ["--length", "1h"], "--length and --from go with --rule"),
+        (
+            change,
+            ["--rule", "FREQ=DAILY;COUNT=2", "--length", "1h", "--from", "2020-01-01T00:00"],
+            "no window still to come",
+        ),
+        (windowed, ["--rule", "FREQ=DAILY;BYHOUR=2", "--length", "1h"], "planned for one window"),
+    ]
+    for target, args, message in cases:
+        assert cli(store_path, "schedule", target, "--queue", queue, *args) == 2, args
+        captured = capsys.readouterr()
+        assert message in captured.err and captured.err.count("\n") == 1, (args, captured.err)
+        assert captured.out == ""
+    assert counts(store_path) == before  # nothing recorded
+    q = Queue(queue, connection=scheduling.connect())
+    assert q.count == 0 and q.scheduled_job_registry.count == 0  # nothing queued
+
+
+def test_windows_lists_and_exports_the_coming_windows_and_unschedule_stops_them(
+    queue: str,
+    store_path: Path,
+    workdir: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with RecordStore(store_path) as store:
+        change = approved(store, readonly(workdir))
+    rule = "FREQ=DAILY;BYHOUR=2;BYMINUTE=0"
+    assert (
+        cli(store_path, "schedule", change, "--queue", queue, "--rule", rule, "--length", "1h") == 0
+    )
+    said = capsys.readouterr().out
+    assert f"scheduled {change} as SCH-" in said and "(Asia/Taipei)" in said
+    schedule_id = said.split(" as ")[1].split(":")[0]
+    q = Queue(queue, connection=scheduling.connect())
+    assert q.scheduled_job_registry.count == 1  # the next window's job, and only it
+
+    ics = store_path.parent / "windows.ics"
+    assert cli(store_path, "windows", "--days", "3", "--json", "--ics", str(ics)) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert len(rows) == 3 and {r["schedule"] for r in rows} == {schedule_id}
+    for row in rows:
+        assert row["runbook"] == "test-readonly" and row["change"] == change
+        assert row["rule"] == rule and row["time_zone"] == "Asia/Taipei"
+        start, end = datetime.fromisoformat(row["start"]), datetime.fromisoformat(row["end"])
+        assert row["start"].endswith("T02:00:00+08:00") and end - start == timedelta(hours=1)
+    cal = icalendar.Calendar.from_ical(ics.read_bytes())
+    (event,) = cal.walk("VEVENT")
+    assert event["UID"] == f"{schedule_id}@runbooks"
+    assert event["RRULE"]["FREQ"] == ["DAILY"] and event["RRULE"]["BYHOUR"] == [2]
+    assert event.DTSTART.tzinfo is not None and str(event.DTSTART.tzinfo) == "Asia/Taipei"
+    assert [tz["TZID"] for tz in cal.walk("VTIMEZONE")] == ["Asia/Taipei"]
+
+    assert cli(store_path, "windows") == 0
+    text = capsys.readouterr().out
+    assert text.count("02:00:00+0800 to") >= 14 and "(Asia/Taipei)" in text
+
+    assert cli(store_path, "unschedule", schedule_id[:12], "--reason", "new plan") == 0
+    assert "stopped" in capsys.readouterr().out
+    assert cli(store_path, "windows", "--json") == 0
+    assert json.loads(capsys.readouterr().out) == []
+    # the window's job, when its time comes, runs nothing for a stopped schedule
+    job = q.scheduled_job_registry.get_job_ids()[0]
+    args = Queue(queue, connection=scheduling.connect()).fetch_job(job)
+    assert args is not None
+    before = counts(store_path)
+    assert occurrence_job(*args.args)["ended"] == "new plan"
+    assert counts(store_path) == before
+    assert cli(store_path, "unschedule", schedule_id) == 2  # already stopped
+
+
+def schedule_entries(store_path: Path, schedule_id: str) -> list[tuple[str, dict[str, Any]]]:
+    with RecordStore(store_path) as store:
+        return [(e.kind, e.payload) for e in store.entries(schedule_id)]
+
+
+def test_a_writing_change_is_applied_once_in_its_window_then_the_schedule_ends(
+    queue: str,
+    store_path: Path,
+    workdir: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    ledger = LedgerRunbook(LedgerRunbook.parse_params({"workdir": workdir, "hostname": "leaf5"}))
+    with RecordStore(store_path) as store:
+        change = approved(store, ledger)
+    start = datetime.now(UTC) - timedelta(minutes=1)  # the first window is open now
+    args = ["--rule", "FREQ=HOURLY", "--length", "50m", "--from", local(start), "--yes"]
+    monkeypatch.setenv("RUNBOOKS_ACTOR", "olivia")  # she schedules it, confirming in advance
+    assert cli(store_path, "schedule", change, "--queue", queue, *args) == 0
+    schedule_id = capsys.readouterr().out.split(" as ")[1].split(":")[0]
+    q = Queue(queue, connection=scheduling.connect())
+    assert q.count == 1  # the open window is due now
+    (job,) = q.jobs
+    monkeypatch.setenv("RUNBOOKS_ACTOR", "oscar")  # the worker's identity
+    outcome = occurrence_job(*job.args)  # as the worker calls it
+
+    assert outcome["status"] == "succeeded"
+    kinds = [k for k, _ in schedule_entries(store_path, schedule_id)]
+    assert kinds == ["schedule.created", "schedule.ran", "schedule.finished"]
+    finished = schedule_entries(store_path, schedule_id)[-1][1]
+    assert "an approval covers one application" in finished["reason"]
+    assert q.scheduled_job_registry.count == 0  # no later window is queued
+    with RecordStore(store_path) as store:
+        first = store.entries(outcome["run_id"])[0]
+        assert first.kind == "run.started" and first.actor == "oscar"
+        assert first.payload["schedule"] == schedule_id and first.payload["change"] == change
+        assert first.payload["occurrence"] == outcome["window"]["start"]
+        assert first.payload["window"] == outcome["window"]  # the rule gave the run its window
+        answered = [e for e in store.entries(outcome["run_id"]) if e.kind == "manual.answered"]
+        assert answered[0].actor == "olivia"  # confirmed in advance when scheduled
+    assert (workdir / "config.txt").read_text() == "hostname leaf5\nversion 2\n"
+
+
+def test_a_missed_window_is_recorded_and_the_next_one_queued(
+    queue: str,
+    store_path: Path,
+    workdir: Path,
+) -> None:
+    with RecordStore(store_path) as store:
+        change = approved(store, readonly(workdir))
+        book = ScheduleBook(store)
+        now = datetime.now(UTC)
+        rec = Recurrence.parse(
+            "FREQ=MINUTELY;INTERVAL=10",
+            timedelta(minutes=1),
+            TAIPEI,
+            now,
+            start=now - timedelta(minutes=25),
+        )
+        schedule = book.create(ChangeBook(store).get(change), OLIVIA, rec, queue, None)
+    outcome = occurrence_job(schedule.id, rec.first.isoformat(), str(store_path))
+    assert outcome["reason"].startswith("missed: no worker took it up")
+    kinds = [k for k, _ in schedule_entries(store_path, schedule.id)]
+    assert kinds == ["schedule.created", "schedule.skipped"]
+    q = Queue(queue, connection=scheduling.connect())
+    (job_id,) = q.scheduled_job_registry.get_job_ids()
+    nxt = rec.next_window(datetime.now(UTC))
+    assert nxt is not None and nxt.start > datetime.now(UTC)
+    assert job_id == f"runbooks-{schedule.id}-{nxt.start.astimezone(UTC):%Y%m%dT%H%M%S}"
+    # the same window again (a job delivered twice) records nothing more
+    occurrence_job(schedule.id, rec.first.isoformat(), str(store_path))
+    assert len(schedule_entries(store_path, schedule.id)) == 2
+    assert not (workdir / "runs.log").exists()
