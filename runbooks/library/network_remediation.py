@@ -1,0 +1,243 @@
+"""2 網絡系統維護 network system maintenance — remediation: drifted devices back to what NetBox
+renders, as an approved change, in canary batches.
+
+The procedure, in order:
+
+1. The devices are selected from NetBox by site, role, tag and platform, of the statuses asked
+   for (``active`` by default), as network-maintenance selects them; a device no NAPALM driver
+   reaches is named as not covered, with why.
+2. Each device's running configuration is compared with the configuration NetBox renders for
+   it, by the device itself (sanitised: no secret is shown or recorded). Compliant devices are
+   named and left alone; a device unreachable or whose rendering it does not take is named
+   too (a warning for the reviewer) and left alone. A device whose driver has no
+   commit-confirm is named: its batch is committed without a device-side revert.
+3. The drifted devices get NetBox's rendering in canary batches (`runbooks.core.batches`):
+   one device first, then batches of ``batch_size``. For each batch: BGP sessions and LLDP
+   neighbours are read (the baseline); the rendering is committed with commit-confirm where
+   the platform has it; the post-checks wait up to ``settle_timeout_s`` for BGP and LLDP to
+   be no worse than the baseline, device by device; then the commits are confirmed. On the
+   first regression the batch goes back (a pending commit rolled back, the recorded
+   configuration restored) and the run stops: the batches before stay done, the ones after
+   are recorded as not run.
+
+The review document shows each drifted device's diff under its batch.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable
+from datetime import timedelta
+from functools import partial
+from typing import Any
+
+from pydantic import Field
+
+from runbooks.core.batches import batched
+from runbooks.core.context import RunContext
+from runbooks.core.errors import UnsupportedError, VerificationError
+from runbooks.core.results import Diff
+from runbooks.core.steps import check
+from runbooks.gateways.netbox_model import DeviceWorkingSet
+from runbooks.library import network_common as nc
+from runbooks.library import network_survey as ns
+from runbooks.library import rack_steps as rs
+from runbooks.library.base import LibraryRunbook
+from runbooks.library.network_maintenance import (
+    NetworkMaintenanceParams,
+    not_covered,
+    working_sets,
+)
+from runbooks.library.witness import Witnessed
+
+log = logging.getLogger(__name__)
+
+SUMMARY = "configuration rendered by NetBox"
+
+
+class NetworkRemediationParams(NetworkMaintenanceParams):
+    batch_size: int = Field(2, ge=1, le=100, description="devices per batch after the canary")
+    confirm_within_s: int = Field(
+        300,
+        ge=30,
+        le=3600,
+        description="commit-confirm (where the platform has it): a batch reverts unless "
+        "confirmed in time",
+    )
+    settle_timeout_s: float = Field(
+        60, gt=0, le=900, description="how long BGP and LLDP may take to be no worse"
+    )
+
+
+def _selection(runbook: Any) -> list[str]:
+    return [runbook.params.selection()]
+
+
+def regressions(before: dict[str, list[str]], after: dict[str, list[str]]) -> list[str]:
+    """The problems ``after`` has that ``before`` had not, device by device.
+
+    >>> regressions({"a": ["x"]}, {"a": ["x", "y"], "b": []})
+    ['a: y']
+    """
+    return [
+        f"{name}: {problem}"
+        for name, problems in after.items()
+        for problem in problems
+        if problem not in before.get(name, [])
+    ]
+
+
+class NetworkRemediation(rs.RackSteps, LibraryRunbook[NetworkRemediationParams]):
+    """Put drifted network devices back to NetBox's rendering, in canary batches."""
+
+    name = "network-remediation"
+    title = "Network remediation: drifted devices back to NetBox's rendering, in canary batches"
+    instruction = "2 網絡系統維護 network system maintenance (remediation)"
+    expected_duration = timedelta(minutes=30)
+    Params = NetworkRemediationParams
+
+    def fleet(self, ctx: RunContext) -> list[DeviceWorkingSet]:
+        """The selected devices (their names from the record: a resumed run reads them again)."""
+        names = list(ctx.results["select_devices"].evidence["devices"])
+        missing = [n for n in names if n not in rs.state(ctx).seen]
+        rs.state(ctx).seen.update(working_sets(self.netbox(ctx), missing))
+        return [self.ws(ctx, name) for name in names]
+
+    def witnessed(self, ctx: RunContext) -> list[Witnessed]:
+        return [Witnessed("dcim.device", ws.id, ws.name) for ws in self.fleet(ctx)]
+
+    # ---- 1. the devices ------------------------------------------------------------------------
+
+    @check("Select the devices from NetBox that a NAPALM driver reaches", targets=_selection)
+    def select_devices(self, ctx: RunContext) -> dict[str, Any]:
+        nb = self.netbox(ctx)
+        names = sorted({str(d["name"]) for d in nb.find("dcim.device", **self.p.filters())})
+        found = working_sets(nb, names)
+        why_not = {name: not_covered(ws) for name, ws in found.items()}
+        covered = sorted(name for name, why in why_not.items() if why is None)
+        if not covered:
+            raise VerificationError(f"no device of {self.p.selection()} has a NAPALM driver")
+        rs.state(ctx).seen.update({name: found[name] for name in covered})
+        skipped = {name: why for name, why in why_not.items() if why is not None}
+        evidence = {"selection": self.p.selection(), "devices": covered}
+        return evidence | ({"not_covered": skipped} if skipped else {})
+
+    # ---- 2. compliance ---------------------------------------------------------------------------
+
+    @check("Compare each device with the configuration NetBox renders", targets=_selection)
+    def compare_with_netbox(self, ctx: RunContext) -> dict[str, Any]:
+        found: dict[str, dict[str, Any]] = {
+            ns.COMPLIANT: {},
+            ns.DRIFTED: {},
+            ns.UNREACHABLE: {},
+            ns.NOT_RENDERABLE: {},
+        }
+        warnings = []
+        for ws in self.fleet(ctx):
+            gw = self.device(ctx, ws)
+            try:
+                gw.config()
+            except Exception as exc:  # this device's failure only: named, left alone
+                found[ns.UNREACHABLE][ws.name] = str(exc)
+                continue
+            result = ns.compliance(gw, partial(self.rendering, ctx, ws.name, rs.SERVICE))
+            found[result["state"]][ws.name] = result.get("why", "")
+            if result["state"] != ns.DRIFTED:
+                continue
+            if not gw.commit_confirm_supported():
+                warnings.append(f"{ws.name}: {self.no_commit_confirm(gw)}")
+            if why := gw.compared_locally():
+                warnings.append(f"{ws.name}: diff made locally, not by the device ({why})")
+        warnings += [f"{n} unreachable: {w}" for n, w in found[ns.UNREACHABLE].items()]
+        warnings += [f"{n} not renderable: {w}" for n, w in found[ns.NOT_RENDERABLE].items()]
+        evidence: dict[str, Any] = {
+            "compliant": sorted(found[ns.COMPLIANT]),
+            "drifted": sorted(found[ns.DRIFTED]),
+            "unreachable": found[ns.UNREACHABLE],
+            "not_renderable": found[ns.NOT_RENDERABLE],
+        }
+        return evidence | ({"warnings": warnings} if warnings else {})
+
+    # ---- 3. remediation in canary batches ------------------------------------------------------
+
+    @batched(
+        "Configure the drifted devices as NetBox renders them, in canary batches of "
+        "{batch_size} (commit-confirm where the platform has it)",
+        batch_size="batch_size",
+        targets=_selection,
+        unit=nc.device_of,
+        duration=timedelta(minutes=3),
+    )
+    def plan_remediation(self, ctx: RunContext) -> list[Diff]:
+        drifted = set(ctx.results["compare_with_netbox"].evidence["drifted"])
+        devices = [ws for ws in self.fleet(ctx) if ws.name in drifted]
+        return self.config_diffs(ctx, devices, rs.SERVICE, SUMMARY, confirm=False)
+
+    @plan_remediation.baseline
+    def read_health(self, ctx: RunContext, diffs: list[Diff]) -> dict[str, Any]:
+        return {"problems": self.health(ctx, [nc.device_of(d) for d in diffs])}
+
+    @plan_remediation.apply
+    def commit_rendering(self, ctx: RunContext, diffs: list[Diff]) -> dict[str, Any]:
+        return self.commit_configs(ctx, diffs, rs.SERVICE, self.p.confirm_within_s)
+
+    @plan_remediation.verify
+    def rendering_in_place(self, ctx: RunContext, diffs: list[Diff]) -> bool:
+        return self.configs_in_place(ctx, diffs)
+
+    @plan_remediation.post_check
+    def no_worse_than_before(
+        self, ctx: RunContext, diffs: list[Diff], baseline: dict[str, Any]
+    ) -> dict[str, Any]:
+        """BGP sessions and LLDP neighbours no worse than the baseline, waited for."""
+        before = baseline.get("problems", {})
+        names = [nc.device_of(d) for d in diffs]
+        deadline = time.monotonic() + self.p.settle_timeout_s
+        while True:
+            after = self.health(ctx, names)
+            worse = regressions(before, after)
+            if not worse:
+                return {"problems": after}
+            if time.monotonic() >= deadline:
+                raise VerificationError(f"worse than before the batch: {'; '.join(worse)}")
+            time.sleep(2)
+
+    @plan_remediation.confirm
+    def confirm_rendering(self, ctx: RunContext, diffs: list[Diff]) -> dict[str, Any]:
+        confirmed, without = [], []
+        for name in (nc.device_of(d) for d in diffs):
+            gw = self.gateway_named(ctx, name)
+            if gw.commit_confirm_supported() and gw.has_pending_commit():
+                gw.confirm()
+                confirmed.append(name)
+            else:
+                without.append(name)
+        return {"confirmed": confirmed} | ({"nothing_pending": without} if without else {})
+
+    @plan_remediation.undo
+    def restore_configuration(self, ctx: RunContext, diffs: list[Diff]) -> None:
+        self.restore_configs(ctx, diffs)
+
+    # -- the post-checks' reading
+    def health(self, ctx: RunContext, names: Iterable[str]) -> dict[str, list[str]]:
+        """Each device's BGP problems (sessions NetBox implies: missing, down, wrong AS) and
+        LLDP mismatches (NetBox's connected cables); a getter its driver lacks is named
+        "not checked" (the same before and after: never a regression, never a pass)."""
+        out: dict[str, list[str]] = {}
+        for name in names:
+            ws = self.ws(ctx, name)
+            gw = self.device(ctx, ws)
+            problems: list[str] = []
+            try:
+                sessions = nc.expected_sessions(ws, self.peers(ctx, ws))
+                problems += [f"BGP: {p}" for p in nc.bgp_problems(sessions, gw.bgp_neighbors())]
+            except UnsupportedError as exc:
+                problems.append(f"BGP {self.not_checked(gw, exc)}")
+            try:
+                links = nc.links_of(ws, ["connected"])
+                problems += [f"LLDP: {p}" for p in nc.lldp_mismatches(links, gw.lldp_neighbors())]
+            except UnsupportedError as exc:
+                problems.append(f"LLDP {self.not_checked(gw, exc)}")
+            out[name] = problems
+        return out
