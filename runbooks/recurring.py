@@ -190,18 +190,25 @@ def occurrence_job(schedule_id: str, start: str, store_path: str) -> dict[str, A
         if schedule.ended or schedule.handled(window.start):
             return {"schedule": schedule.id, "window": window.to_dict(), "ended": schedule.ended}
         actor = identity_of(s).username
-        outcome = _occurrence(s, book, schedule, window, actor)
-        schedule = book.get(schedule_id)
-        if (
-            not schedule.ended
-            and enqueue_next(schedule, s.store_path, _now(), window.start) is None
-        ):
-            book.note(
-                schedule, "schedule.finished", {"reason": "the rule has no more windows"}, actor
-            )
-        return outcome
+        try:
+            return _occurrence(s, book, schedule, window, actor)
+        except Exception as exc:  # a failure of ours: on record, and the rule goes on
+            failed = {"window": window.to_dict(), "reason": f"failed: {type(exc).__name__}: {exc}"}
+            book.note(schedule, "schedule.skipped", failed, actor)
+            raise
+        finally:
+            _queue_next(book, schedule_id, s.store_path, window.start, actor)
     finally:
         s.close()
+
+
+def _queue_next(
+    book: ScheduleBook, schedule_id: str, store_path: Path, after: datetime, actor: str
+) -> None:
+    schedule = book.get(schedule_id)
+    if not schedule.ended and enqueue_next(schedule, store_path, _now(), after) is None:
+        done = {"reason": "the rule has no more windows"}
+        book.note(schedule, "schedule.finished", done, actor)
 
 
 def _now() -> datetime:

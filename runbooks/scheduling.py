@@ -1,9 +1,11 @@
 """Scheduling on RQ (the Redis every NetBox deployment already has) and per-target locks.
 
 `runbook schedule <change>` enqueues an approved change for its window's start;
-`runbook worker` runs due changes. Before a change runs, its worker takes a lock on each of
-the change's targets (in sorted order, so two workers cannot deadlock); a target held by
-another run makes the worker wait, up to a limit, then refuse.
+`runbook worker` runs due changes, and the windows of recurring schedules
+(`runbooks.recurring`: each a run of the change in that window, through `run_in_worker` as
+here). Before a change runs, its worker takes a lock on each of the change's targets (in
+sorted order, so two workers cannot deadlock); a target held by another run makes the worker
+wait, up to a limit, then refuse.
 """
 
 from __future__ import annotations

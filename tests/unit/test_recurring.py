@@ -219,3 +219,64 @@ def test_a_missed_window_is_recorded_and_the_next_one_queued(
     occurrence_job(schedule.id, rec.first.isoformat(), str(store_path))
     assert len(schedule_entries(store_path, schedule.id)) == 2
     assert not (workdir / "runs.log").exists()
+
+
+def test_a_window_that_fails_is_on_record_and_the_next_one_still_comes(
+    queue: str, store_path: Path, workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with RecordStore(store_path) as store:
+        change = approved(store, readonly(workdir))
+        now = datetime.now(UTC)
+        rec = Recurrence.parse("FREQ=HOURLY", timedelta(minutes=30), TAIPEI, now, start=now)
+        schedule = ScheduleBook(store).create(
+            ChangeBook(store).get(change), OLIVIA, rec, queue, None
+        )
+
+    def broken(*args: object, **kwargs: object) -> dict[str, Any]:
+        raise RuntimeError("a bug of ours")
+
+    monkeypatch.setattr(scheduling, "run_in_worker", broken)
+    with pytest.raises(RuntimeError, match="a bug of ours"):
+        occurrence_job(schedule.id, rec.first.isoformat(), str(store_path))
+    (kind, skipped) = schedule_entries(store_path, schedule.id)[-1]
+    assert kind == "schedule.skipped" and skipped["reason"] == "failed: RuntimeError: a bug of ours"
+    q = Queue(queue, connection=scheduling.connect())
+    (job_id,) = q.scheduled_job_registry.get_job_ids()  # the rule goes on
+    nxt = rec.window_at(rec.first + timedelta(hours=1))
+    assert job_id.endswith(f"{nxt.start.astimezone(UTC):%Y%m%dT%H%M%S}")
+
+
+def test_a_change_in_netboxs_change_control_gets_no_recurring_schedule(
+    queue: str,
+    store_path: Path,
+    workdir: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from runbooks.cli.settings import Settings
+
+    monkeypatch.setattr(Settings, "plugin", lambda self: object())  # NetBox runs the plugin
+    args = ["--rule", "FREQ=DAILY;BYHOUR=2", "--length", "1h", "--queue", queue]
+    assert cli(store_path, "schedule", "CHG-20261207-abcdef", *args) == 2
+    assert "NetBox's change control (netbox-runbooks) runs a change once" in capsys.readouterr().err
+    assert not store_path.exists() or counts(store_path) == 0
+
+
+def test_the_worker_imports_the_runbooks_before_it_forks_its_jobs(
+    queue: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from runbooks.core import registry
+
+    order: list[str] = []
+    monkeypatch.setattr(registry, "discover", lambda: order.append("discover") or {})
+
+    class Worker:
+        def __init__(self, *args: object, **kwargs: object) -> None:
+            pass
+
+        def work(self, burst: bool, with_scheduler: bool) -> None:
+            order.append("work")
+
+    monkeypatch.setattr(scheduling, "Worker", Worker)
+    scheduling.work(queue, burst=True)
+    assert order == ["discover", "work"]
