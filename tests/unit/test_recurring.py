@@ -46,6 +46,13 @@ def queue(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     drop_jobs(conn, name)
 
 
+@pytest.fixture
+def change(store_path: Path, workdir: Path) -> str:
+    """An approved change of the read-only test runbook."""
+    with RecordStore(store_path) as store:
+        return approved(store, readonly(workdir))
+
+
 def local(moment: datetime) -> str:
     return moment.astimezone(TAIPEI).strftime("%Y-%m-%dT%H:%M:%S")
 
@@ -60,13 +67,9 @@ def counts(store_path: Path) -> int:
 
 
 def test_bad_rules_are_one_line_exit_2_and_change_nothing(
-    queue: str,
-    store_path: Path,
-    workdir: Path,
-    capsys: pytest.CaptureFixture[str],
+    queue: str, change: str, store_path: Path, workdir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     with RecordStore(store_path) as store:
-        change = approved(store, readonly(workdir))
         windowed = approved(
             store, readonly(workdir, "leaf6"), Window.parse("now", "+1h")
         )  # planned for one window of its own
@@ -95,13 +98,8 @@ def test_bad_rules_are_one_line_exit_2_and_change_nothing(
 
 
 def test_windows_lists_and_exports_the_coming_windows_and_unschedule_stops_them(
-    queue: str,
-    store_path: Path,
-    workdir: Path,
-    capsys: pytest.CaptureFixture[str],
+    queue: str, change: str, store_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    with RecordStore(store_path) as store:
-        change = approved(store, readonly(workdir))
     rule = "FREQ=DAILY;BYHOUR=2;BYMINUTE=0"
     assert (
         cli(store_path, "schedule", change, "--queue", queue, "--rule", rule, "--length", "1h") == 0
@@ -190,12 +188,9 @@ def test_a_writing_change_is_applied_once_in_its_window_then_the_schedule_ends(
 
 
 def test_a_missed_window_is_recorded_and_the_next_one_queued(
-    queue: str,
-    store_path: Path,
-    workdir: Path,
+    queue: str, change: str, store_path: Path, workdir: Path
 ) -> None:
     with RecordStore(store_path) as store:
-        change = approved(store, readonly(workdir))
         book = ScheduleBook(store)
         now = datetime.now(UTC)
         rec = Recurrence.parse(
@@ -222,10 +217,9 @@ def test_a_missed_window_is_recorded_and_the_next_one_queued(
 
 
 def test_a_window_that_fails_is_on_record_and_the_next_one_still_comes(
-    queue: str, store_path: Path, workdir: Path, monkeypatch: pytest.MonkeyPatch
+    queue: str, change: str, store_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     with RecordStore(store_path) as store:
-        change = approved(store, readonly(workdir))
         now = datetime.now(UTC)
         rec = Recurrence.parse("FREQ=HOURLY", timedelta(minutes=30), TAIPEI, now, start=now)
         schedule = ScheduleBook(store).create(
@@ -249,7 +243,6 @@ def test_a_window_that_fails_is_on_record_and_the_next_one_still_comes(
 def test_a_change_in_netboxs_change_control_gets_no_recurring_schedule(
     queue: str,
     store_path: Path,
-    workdir: Path,
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
