@@ -391,8 +391,9 @@ def test_reset_brings_border1_back_to_planned_and_factory_default(
 
 
 def test_a_bird_box_with_another_host_key_is_refused(lab_reset: Any, tmp_path: Any) -> None:
-    """napalm-bird2 accepts any host key (paramiko's AutoAddPolicy); the gateway checks the
-    box's key against the known_hosts before the driver opens (c0331d6)."""
+    """napalm-bird2 accepts any host key (paramiko's AutoAddPolicy); the gateway makes the
+    driver's SSH client with RejectPolicy and the known_hosts file, so the box's key is
+    refused on the driver's own connection, before any credential (c03a150)."""
     target = _target()
     known = forged(tmp_path, BORDER, target.host)
     creds = Credentials("root", key_file=node.login_params("")["key_file"], known_hosts=known)
