@@ -199,9 +199,10 @@ class NetworkRemediation(rs.RackSteps, LibraryRunbook[NetworkRemediationParams])
             worse = regressions(before, after)
             if not worse:
                 return {"problems": after}
-            if time.monotonic() >= deadline:
+            left = deadline - time.monotonic()
+            if left <= 0:
                 raise VerificationError(f"worse than before the batch: {'; '.join(worse)}")
-            time.sleep(2)
+            time.sleep(min(2.0, left))
 
     @plan_remediation.confirm
     def confirm_rendering(self, ctx: RunContext, diffs: list[Diff]) -> dict[str, Any]:
@@ -221,21 +222,24 @@ class NetworkRemediation(rs.RackSteps, LibraryRunbook[NetworkRemediationParams])
 
     # -- the post-checks' reading
     def health(self, ctx: RunContext, names: Iterable[str]) -> dict[str, list[str]]:
-        """Each device's BGP problems (sessions NetBox implies: missing, down, wrong AS) and
-        LLDP mismatches (NetBox's connected cables); a getter its driver lacks is named
-        "not checked" (the same before and after: never a regression, never a pass)."""
+        """Each device's BGP problems (sessions NetBox implies over its connected cables:
+        missing, down, wrong AS) and LLDP mismatches (those cables); a getter its driver
+        lacks is named "not checked" (the same before and after: never a regression, never a
+        pass)."""
         out: dict[str, list[str]] = {}
         for name in names:
             ws = self.ws(ctx, name)
             gw = self.device(ctx, ws)
             problems: list[str] = []
+            links = nc.links_of(ws, ["connected"])
+            cabled = {link.interface for link in links}  # NetBox renders sessions over these
             try:
-                sessions = nc.expected_sessions(ws, self.peers(ctx, ws))
+                expected = nc.expected_sessions(ws, self.peers(ctx, ws))
+                sessions = [s for s in expected if s.local_interface in cabled]
                 problems += [f"BGP: {p}" for p in nc.bgp_problems(sessions, gw.bgp_neighbors())]
             except UnsupportedError as exc:
                 problems.append(f"BGP {self.not_checked(gw, exc)}")
             try:
-                links = nc.links_of(ws, ["connected"])
                 problems += [f"LLDP: {p}" for p in nc.lldp_mismatches(links, gw.lldp_neighbors())]
             except UnsupportedError as exc:
                 problems.append(f"LLDP {self.not_checked(gw, exc)}")

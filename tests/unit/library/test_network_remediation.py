@@ -1,0 +1,146 @@
+"""network-remediation without a lab: NetBox's reads and renderings in memory
+(`rack_data.RenderingNetBox`), each device a `rack_data.MemoryDevice` (its raw running
+configuration holds a planted BGP password), the real engine and record store.
+
+The fleet: spine1 compliant; leaf1, leaf2 and spine2 drifted (a line NetBox does not render).
+With a batch size of 1 the batches are leaf1 (the canary), leaf2, spine2.
+"""
+
+from __future__ import annotations
+
+import doctest
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from runbooks.core.context import RunContext
+from runbooks.core.engine import Engine
+from runbooks.core.gateway import Gateway, reads
+from runbooks.core.results import RunStatus
+from runbooks.core.store import RecordStore
+from runbooks.gateways.netbox import NetBoxGateway
+from runbooks.gateways.netbox_model import DeviceWorkingSet
+from runbooks.gateways.network import NetworkGateway
+from runbooks.library import network_remediation
+from runbooks.library.network_remediation import NetworkRemediation
+from tests.unit.library.rack_data import (
+    ASN,
+    IDS,
+    LINKS,
+    PASSWORD,
+    MemoryDevice,
+    RenderingNetBox,
+    rendering,
+    working_set,
+)
+
+FLEET = ("leaf1", "leaf2", "spine1", "spine2")
+DRIFT = "ip route 203.0.113.0/24 Null0"
+
+
+class FleetNetBox(RenderingNetBox):
+    @reads
+    def find(self, obj_type: str, **filters: Any) -> list[dict[str, Any]]:
+        assert obj_type == "dcim.device"
+        return [{"name": name} for name in FLEET]
+
+
+def sessions(name: str, up: bool = True) -> dict[str, Any]:
+    """get_bgp_neighbors' answer: a session over each connected cable, up or down."""
+    peers = {}
+    for a, _, b, _, a_ip, b_ip, cable in LINKS:
+        if name in (a, b) and cable == "connected":
+            peer, address = (b, b_ip) if name == a else (a, a_ip)
+            peers[address] = {"is_up": up, "is_enabled": True, "remote_as": ASN[peer]}
+    return {"global": {"peers": peers}}
+
+
+@pytest.fixture(autouse=True)
+def fleet_in_memory(monkeypatch: pytest.MonkeyPatch) -> None:
+    def sets(nb: NetBoxGateway, names: list[str]) -> dict[str, DeviceWorkingSet]:
+        return {name: working_set(name) for name in names if name in IDS}
+
+    monkeypatch.setattr(network_remediation, "working_sets", sets)
+
+
+Factories = dict[type[Gateway], Callable[[RunContext, str], Gateway]]
+
+
+def factories(devices: dict[str, MemoryDevice], regress: str | None = None) -> Factories:
+    """The run's devices (kept in ``devices``); ``regress``'s BGP sessions go down once it
+    has committed (its baseline sees them up)."""
+
+    def device(ctx: RunContext, key: str) -> Gateway:
+        raw = rendering(key, "service")
+        made = MemoryDevice(ctx.mode, key, raw if key == "spine1" else raw + DRIFT + "\n")
+        made.bgp = [sessions(key)]
+        if key == regress:
+            made.bgp = [sessions(key), sessions(key, up=False)]
+        devices[key] = made
+        return made
+
+    return {NetBoxGateway: lambda ctx, key: FleetNetBox(ctx.mode), NetworkGateway: device}
+
+
+def remediation(**params: Any) -> NetworkRemediation:
+    return NetworkRemediation(NetworkRemediation.parse_params({"batch_size": 1, **params}))
+
+
+def test_regressions_doctest() -> None:
+    assert doctest.testmod(network_remediation).failed == 0
+
+
+def test_the_plan_names_compliant_devices_and_puts_each_drifted_one_in_its_batch(
+    store_path: Path,
+) -> None:
+    engine = Engine(RecordStore(store_path), "olivia", gateway_factories=factories({}))
+    plan = engine.plan(remediation(role="spine,leaf"))
+
+    assert plan.refusal is None
+    compared = next(s for s in plan.steps if s.step == "compare_with_netbox").evidence
+    assert compared["compliant"] == ["spine1"]
+    assert compared["drifted"] == ["leaf1", "leaf2", "spine2"]
+    step = next(s for s in plan.steps if s.step == "plan_remediation")
+    assert [(d.target, d.summary.split(":")[0]) for d in step.diffs] == [
+        ("leaf1 configuration", "batch 1 of 3 (canary)"),
+        ("leaf2 configuration", "batch 2 of 3"),
+        ("spine2 configuration", "batch 3 of 3"),
+    ]
+    assert all(f"-{DRIFT}" in d.text for d in step.diffs)
+    assert PASSWORD not in json.dumps(plan.to_dict())
+
+
+def test_the_run_remediates_batch_by_batch_and_confirms_each(store_path: Path) -> None:
+    devices: dict[str, MemoryDevice] = {}
+    engine = Engine(RecordStore(store_path), "olivia", gateway_factories=factories(devices))
+    result = engine.run(remediation(confirm_within_s=120))
+
+    assert result.ok, result.error
+    for name in ("leaf1", "leaf2", "spine2"):
+        assert devices[name].running == rendering(name, "service")
+        assert [revert for _, revert, _ in devices[name].commits] == [120]
+        assert not devices[name].pending  # confirmed after its batch's post-checks
+    assert devices["spine1"].commits == []  # compliant: left alone
+
+
+def test_a_regression_rolls_back_that_batch_only_and_stops(store_path: Path) -> None:
+    devices: dict[str, MemoryDevice] = {}
+    store = RecordStore(store_path)
+    engine = Engine(store, "olivia", gateway_factories=factories(devices, regress="leaf2"))
+    result = engine.run(remediation(settle_timeout_s=0.1))
+
+    assert result.status is RunStatus.ROLLED_BACK
+    assert "BGP session to spine1 (198.18.1.2) is not established" in (result.error or "")
+    assert devices["leaf1"].running == rendering("leaf1", "service")  # the canary kept
+    assert not devices["leaf1"].pending
+    assert devices["leaf2"].running == rendering("leaf2", "service") + DRIFT + "\n"
+    assert not devices["leaf2"].pending  # its commit rolled back
+    assert devices["spine2"].commits == []  # batch 3 not run
+    assert store.entries(result.run_id)[-1].payload["batches"] == {
+        "kept": ["batch 1 of 3 (canary): leaf1"],
+        "failed": ["batch 2 of 3: leaf2"],
+        "not_run": ["batch 3 of 3: spine2"],
+    }
