@@ -26,8 +26,10 @@ The review document shows each drifted device's diff under its batch.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from functools import partial
 from typing import Any
@@ -45,6 +47,7 @@ from runbooks.library import network_survey as ns
 from runbooks.library import rack_steps as rs
 from runbooks.library.base import LibraryRunbook
 from runbooks.library.network_maintenance import (
+    RENDERS_AT_ONCE,
     NetworkMaintenanceParams,
     not_covered,
     working_sets,
@@ -57,6 +60,7 @@ SUMMARY = "configuration rendered by NetBox"
 
 
 class NetworkRemediationParams(NetworkMaintenanceParams):
+    parallel: int = Field(16, ge=1, le=64, description="devices compared at a time")
     batch_size: int = Field(2, ge=1, le=100, description="devices per batch after the canary")
     confirm_within_s: int = Field(
         300,
@@ -127,28 +131,15 @@ class NetworkRemediation(rs.RackSteps, LibraryRunbook[NetworkRemediationParams])
 
     @check("Compare each device with the configuration NetBox renders", targets=_selection)
     def compare_with_netbox(self, ctx: RunContext) -> dict[str, Any]:
-        found: dict[str, dict[str, Any]] = {
-            ns.COMPLIANT: {},
-            ns.DRIFTED: {},
-            ns.UNREACHABLE: {},
-            ns.NOT_RENDERABLE: {},
-        }
+        fleet = self.fleet(ctx)
+        renders = threading.BoundedSemaphore(RENDERS_AT_ONCE)
+        with ThreadPoolExecutor(min(self.p.parallel, len(fleet)), "device-compare") as pool:
+            compared = list(pool.map(partial(self.compare_one, ctx, renders), fleet))
+        found: dict[str, dict[str, str]] = {state: {} for state in ns.STATES}
         warnings = []
-        for ws in self.fleet(ctx):
-            gw = self.device(ctx, ws)
-            try:
-                gw.config()
-            except Exception as exc:  # this device's failure only: named, left alone
-                found[ns.UNREACHABLE][ws.name] = str(exc)
-                continue
-            result = ns.compliance(gw, partial(self.rendering, ctx, ws.name, rs.SERVICE))
-            found[result["state"]][ws.name] = result.get("why", "")
-            if result["state"] != ns.DRIFTED:
-                continue
-            if not gw.commit_confirm_supported():
-                warnings.append(f"{ws.name}: {self.no_commit_confirm(gw)}")
-            if why := gw.compared_locally():
-                warnings.append(f"{ws.name}: diff made locally, not by the device ({why})")
+        for ws, state, why, notes in compared:
+            found[state][ws.name] = why
+            warnings += [f"{ws.name}: {note}" for note in notes]
         warnings += [f"{n} unreachable: {w}" for n, w in found[ns.UNREACHABLE].items()]
         warnings += [f"{n} not renderable: {w}" for n, w in found[ns.NOT_RENDERABLE].items()]
         evidence: dict[str, Any] = {
@@ -158,6 +149,30 @@ class NetworkRemediation(rs.RackSteps, LibraryRunbook[NetworkRemediationParams])
             "not_renderable": found[ns.NOT_RENDERABLE],
         }
         return evidence | ({"warnings": warnings} if warnings else {})
+
+    def compare_one(
+        self, ctx: RunContext, renders: threading.BoundedSemaphore, ws: DeviceWorkingSet
+    ) -> tuple[DeviceWorkingSet, str, str, list[str]]:
+        """One device: its state (`network_survey.STATES`), why, and what the reviewer should
+        know of a drifted one (no commit-confirm, a diff made locally)."""
+        gw = self.device(ctx, ws)
+        try:
+            gw.config()
+        except Exception as exc:  # this device's failure only: named, left alone
+            return ws, ns.UNREACHABLE, str(exc), []
+
+        def rendering() -> str:
+            with renders:
+                return self.rendering(ctx, ws.name, rs.SERVICE)
+
+        result = ns.compliance(gw, rendering)
+        notes = []
+        if result["state"] == ns.DRIFTED:
+            if not gw.commit_confirm_supported():
+                notes.append(self.no_commit_confirm(gw))
+            if why := gw.compared_locally():
+                notes.append(f"diff made locally, not by the device ({why})")
+        return ws, str(result["state"]), str(result.get("why", "")), notes
 
     # ---- 3. remediation in canary batches ------------------------------------------------------
 

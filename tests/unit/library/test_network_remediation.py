@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import doctest
 import json
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -144,3 +145,30 @@ def test_a_regression_rolls_back_that_batch_only_and_stops(store_path: Path) -> 
         "failed": ["batch 2 of 3: leaf2"],
         "not_run": ["batch 3 of 3: spine2"],
     }
+
+
+class Meeting(MemoryDevice):
+    """Its first read waits until every device of the fleet is reading at once: a fleet
+    compared one device after another never gets there (the barrier breaks: unreachable)."""
+
+    barrier = threading.Barrier(len(FLEET), timeout=5)
+    met = False
+
+    @reads
+    def config(self, retrieve: str = "running") -> str:
+        if not self.met:
+            self.met = True
+            self.barrier.wait()
+        return super().config(retrieve)
+
+
+def test_the_devices_are_compared_at_the_same_time(store_path: Path) -> None:
+    def device(ctx: RunContext, key: str) -> Gateway:
+        return Meeting(ctx.mode, key, rendering(key, "service"))
+
+    net = {**factories({}), NetworkGateway: device}
+    plan = Engine(RecordStore(store_path), "olivia", gateway_factories=net).plan(
+        remediation(parallel=4)
+    )
+    compared = next(s for s in plan.steps if s.step == "compare_with_netbox").evidence
+    assert compared["compliant"] == list(FLEET)
