@@ -147,9 +147,9 @@ def compliance(gw: NetworkGateway, rendering: Rendering) -> dict[str, Any]:
 def state_evidence(
     gw: NetworkGateway, ws: DeviceWorkingSet, peers: Mapping[str, DeviceWorkingSet]
 ) -> dict[str, Any]:
-    """Facts, BGP against NetBox, LLDP against NetBox's connected cables, interface errors;
-    a getter the driver lacks is named under ``not_checked``, one that fails under its own
-    key as ``{"error": …}``."""
+    """Facts, BGP against the sessions NetBox implies over connected cables, LLDP against
+    those cables, interface errors; a getter the driver lacks is named under
+    ``not_checked``, one that fails under its own key as ``{"error": …}``."""
     out: dict[str, Any] = {}
     not_checked: list[str] = []
 
@@ -162,9 +162,10 @@ def state_evidence(
             out[key] = {"error": _reason(exc)}
 
     read("facts", gw.facts, lambda facts: {k: facts.get(k) for k in FACTS if k in facts})
-    sessions = nc.expected_sessions(ws, peers)
-    read("bgp", gw.bgp_neighbors, lambda bgp: bgp_evidence(sessions, bgp))
     links = nc.links_of(ws, ["connected"])
+    connected = {link.interface for link in links}  # NetBox renders sessions over these only
+    sessions = [s for s in nc.expected_sessions(ws, peers) if s.local_interface in connected]
+    read("bgp", gw.bgp_neighbors, lambda bgp: bgp_evidence(sessions, bgp))
     read("lldp", gw.lldp_neighbors, lambda lldp: lldp_evidence(links, lldp))
     read("interface_errors", lambda: interface_counters(gw), interface_errors)
     if not_checked:
