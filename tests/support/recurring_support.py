@@ -39,7 +39,9 @@ def readonly(workdir: Path, hostname: str = "leaf7") -> ReadOnlyRunbook:
 def drop_jobs(conn: redis.Redis, queue: str) -> None:
     """The queue's jobs (due, scheduled) and its keys, gone."""
     q = Queue(queue, connection=conn)
-    for job_id in q.scheduled_job_registry.get_job_ids() + q.job_ids:
-        conn.delete(f"rq:job:{job_id}")
+    registries = (q.scheduled_job_registry, q.finished_job_registry, q.failed_job_registry)
+    for job_id in [i for r in registries for i in r.get_job_ids()] + q.job_ids:
+        conn.delete(f"rq:job:{job_id}", f"rq:results:{job_id}")
     for key in conn.scan_iter(match=f"rq:*{queue}*"):
         conn.delete(key)
+    conn.srem("rq:queues", f"rq:queue:{queue}")
