@@ -251,6 +251,7 @@ def test_each_run_backs_up_into_the_record_and_one_commit_naming_it(
     assert "<removed>" in surveyed["spine1"]["config"]
     assert surveyed["leaf1"]["interface_errors"] == {"swp1": {"rx_errors": 7}}
     assert surveyed["leaf1"]["bgp"]["expected"] == 2
+    assert surveyed["spine1"]["bgp"]["expected"] == 2  # not leaf3's: its cable is planned
     assert surveyed["leaf1"]["logins"] == 1  # one session for the whole survey
     # two runs, two commits, each naming its run; files of the devices reached
     history = ConfigHistory(tmp_path / "history")
