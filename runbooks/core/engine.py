@@ -76,6 +76,7 @@ class _RunState:
     window: Window | None = None
     # a batched step's batch in flight (its step.started entry), by the batched step's name
     batch_open: dict[str, Entry] = field(default_factory=dict)
+    batch_started: set[str] = field(default_factory=set)  # batches begun (named in the record)
     # what run.finished says besides status and error (a batched step's kept and not run)
     outcome: dict[str, Any] = field(default_factory=dict)
 
@@ -597,6 +598,10 @@ class Engine:
                 done.append(batch)
                 continue
             try:
+                if state.window is not None and batch.name not in state.batch_started:
+                    state.window.check_step(
+                        self.clock(), step.duration, batch.resolve_title(runbook)
+                    )
                 self._run_batch(runbook, step, batch, ctx, state, step.of_batch(diffs, batch))
             except Exception as exc:
                 raise self._batches_stopped(ctx, state, batch, batches, done, exc) from exc
@@ -625,8 +630,6 @@ class Engine:
         resumed: str | None = None
         todo = diffs
         if in_flight is None:
-            if state.window is not None:
-                state.window.check_step(self.clock(), step.duration, title)
             baseline = as_evidence(_call(step.baseline_func, runbook, ctx, diffs))
         else:
             baseline = dict(in_flight.payload.get("baseline") or {})
@@ -635,6 +638,7 @@ class Engine:
             else:
                 todo = step.of_batch(step.plan(runbook, ctx), batch)
                 resumed = "not in place after interruption; what is missing applied again"
+        state.batch_started.add(batch.name)
         self._started(
             ctx,
             batch,
@@ -718,8 +722,13 @@ class Engine:
         """A batch failed: the later batches are recorded as not run; the run's outcome
         names what is kept and what was not run; the error that stops the run."""
         runbook = ctx.runbook
-        later = batches[batches.index(failed) + 1 :]
-        why = f"not run: {failed.label} failed and stopped the run"
+        begun = failed.name in state.batch_started
+        later = batches[batches.index(failed) + (1 if begun else 0) :]
+        why = (
+            f"not run: {failed.label} failed and stopped the run"
+            if begun
+            else f"not run: {_describe(exc)}"
+        )
         for batch in later:
             skipped = StepResult(
                 batch.name,
@@ -738,12 +747,21 @@ class Engine:
             return [f"{b.label}: {', '.join(b.units)}" for b in items]
 
         state.outcome = {
-            "batches": {"kept": named(kept), "failed": named([failed]), "not_run": named(later)}
+            "batches": {
+                "kept": named(kept),
+                "failed": named([failed]) if begun else [],
+                "not_run": named(later),
+            }
         }
+        what = (
+            f"{failed.label} ({', '.join(failed.units)}) failed, undone"
+            if begun
+            else f"{failed.label} ({', '.join(failed.units)}) not started"
+        )
         kept_text = "; ".join(named(kept)) or "none"
         return BatchStopped(
-            f"{failed.label} ({', '.join(failed.units)}) failed, undone: {_describe(exc)}; "
-            f"kept: {kept_text}; not run: {'; '.join(named(later)) or 'none'}"
+            f"{what}: {_describe(exc)}; kept: {kept_text}; "
+            f"not run: {'; '.join(named(later)) or 'none'}"
         )
 
     def _execute_other(
@@ -866,6 +884,7 @@ def _replay_batch(
         return
     if entry.kind == "step.started":
         state.batch_open[parent.name] = entry
+        state.batch_started.add(entry.step)
         return
     started = state.batch_open.pop(parent.name, None)
     if entry.kind == "step.finished":

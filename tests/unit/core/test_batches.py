@@ -6,6 +6,7 @@ resumes from its record; the review document shows the batches."""
 from __future__ import annotations
 
 import doctest
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from runbooks.core.engine import Engine
 from runbooks.core.policy import HANDLE, Identity
 from runbooks.core.results import RunStatus, Status
 from runbooks.core.store import RecordStore
+from runbooks.core.window import Window
 from runbooks.report import review
 from tests.support.batch_runbook import Crash, FleetRunbook, lines, read, write
 
@@ -266,3 +268,32 @@ def test_review_document_shows_the_batches(tmp_path: Path, store: RecordStore) -
     # the batch size is a parameter: the hash an approval signs covers the layout
     other = engine(store).plan(make(tmp_path, batch_size=3))
     assert other.content_hash != plan.content_hash
+
+
+def test_a_batch_that_would_cross_the_window_end_is_not_started(
+    tmp_path: Path, store: RecordStore
+) -> None:
+    """Each batch is checked against the window (its expected duration is the step's): the
+    one that cannot finish in it is not started; the batches before stay done."""
+    start = datetime(2026, 12, 7, 22, 0, tzinfo=UTC)
+    ticks = iter(start + timedelta(minutes=4 * i) for i in range(20))
+    # the clock moves 4 min at each look: the run's start, the marker, the batched step,
+    # batch 1 (12 min), batch 2 (16 min), batch 3 (20 min: 2 more would cross the end)
+    runner = Engine(store, "olivia", confirmer=confirm_all(), clock=lambda: next(ticks))
+    window = Window(start, start + timedelta(minutes=20))
+
+    result = runner.run(make(tmp_path, batch_size=2), window=window)
+
+    assert result.status is RunStatus.ROLLED_BACK
+    now = versions(tmp_path)
+    assert now["d1"] and now["d2"] and now["d3"]  # batches 1 and 2 kept
+    assert now["d4"] == now["d5"] == ""
+    assert not any(line.startswith("undo") for line in lines(tmp_path))
+    finished = store.entries(result.run_id)[-1].payload
+    assert finished["batches"] == {
+        "kept": ["batch 1 of 3 (canary): d1", "batch 2 of 3: d2, d3"],
+        "failed": [],
+        "not_run": ["batch 3 of 3: d4, d5"],
+    }
+    assert "not started: WindowError" in finished["error"]
+    assert ("step.started", "plan_devices#3") not in entries(store, result.run_id)
