@@ -9,7 +9,7 @@ batch is undone it is exactly what it was before the run.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from typing import Any
 
 from runbooks.core.gateway import writes
 from runbooks.gateways.network import NetworkGateway
@@ -27,14 +27,8 @@ def session_command(peer: str, device: str, shut: bool) -> list[str]:
 def peer_drops_session(peer: str) -> type[NetworkGateway]:
     class PeerDropsSession(NetworkGateway):
         @writes
-        def commit(
-            self,
-            candidate: str,
-            revert_in: int | None = None,
-            replace: bool = True,
-            secret_sources: Sequence[str] = (),
-        ) -> str:
-            committed = super().commit(candidate, revert_in, replace, secret_sources)
+        def commit(self, candidate: str, *args: Any, **kwargs: Any) -> str:
+            committed = super().commit(candidate, *args, **kwargs)
             frr.run_on_device(peer, session_command(peer, self.target.name, True), check=True)
             return committed
 

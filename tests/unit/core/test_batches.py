@@ -38,6 +38,13 @@ def entries(store: RecordStore, run_id: str) -> list[tuple[str, str | None]]:
     return [(e.kind, e.step) for e in store.entries(run_id)]
 
 
+def cycle(*names: str) -> list[str]:
+    """What one batch writes to the ledger: its baseline, apply, post-check, confirmation."""
+    shown = " ".join(names)
+    checked = f"check {shown} against {list(names)}"
+    return [f"baseline {shown}", f"apply {shown}", checked, f"confirm {shown}"]
+
+
 def versions(workdir: Path) -> dict[str, str]:
     return {name: read(workdir, name) for name in DEVICES}
 
@@ -58,20 +65,7 @@ def test_canary_first_then_batches_each_post_checked_then_confirmed(
 
     assert result.status is RunStatus.SUCCEEDED
     assert versions(tmp_path) == {n: f"hostname {n}\nversion 2\n" for n in DEVICES}
-    assert lines(tmp_path) == [
-        "baseline d1",
-        "apply d1",
-        "check d1 against ['d1']",
-        "confirm d1",
-        "baseline d2 d3",
-        "apply d2 d3",
-        "check d2 d3 against ['d2', 'd3']",
-        "confirm d2 d3",
-        "baseline d4 d5",
-        "apply d4 d5",
-        "check d4 d5 against ['d4', 'd5']",
-        "confirm d4 d5",
-    ]
+    assert lines(tmp_path) == cycle("d1") + cycle("d2", "d3") + cycle("d4", "d5")
     batch_rows = [
         (e.kind, e.step, e.payload.get("targets"))
         for e in store.entries(result.run_id)
@@ -186,15 +180,7 @@ def test_resume_mid_batch_applies_again_only_what_is_missing(
     assert versions(tmp_path) == {n: f"hostname {n}\nversion 2\n" for n in DEVICES}
     after = lines(tmp_path)[len(before) :]
     # batch 1 not again; batch 2's baseline not taken again (the recorded one is used)
-    assert after == [
-        "apply d3",
-        "check d2 d3 against ['d2', 'd3']",
-        "confirm d2 d3",
-        "baseline d4 d5",
-        "apply d4 d5",
-        "check d4 d5 against ['d4', 'd5']",
-        "confirm d4 d5",
-    ]
+    assert after == ["apply d3", *cycle("d2", "d3")[2:], *cycle("d4", "d5")]
     retried = [
         e for e in store.entries(run_id) if e.step == "plan_devices#2" and e.kind == "step.finished"
     ]
