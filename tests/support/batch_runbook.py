@@ -17,7 +17,7 @@ from typing import Any
 
 from runbooks.core.batches import batched
 from runbooks.core.context import RunContext
-from runbooks.core.errors import VerificationError
+from runbooks.core.errors import RejectedError, VerificationError
 from runbooks.core.results import Diff
 from runbooks.core.runbook import Params, Runbook
 from runbooks.core.steps import change
@@ -35,6 +35,7 @@ class FleetParams(Params):
     regress_on: str | None = None
     crash_on: str | None = None
     crash_after_apply: bool = False  # crash in confirm instead: the batch is in place
+    fail_after: bool = False  # the step after the batches fails
 
 
 def ledger(workdir: Path, line: str) -> None:
@@ -131,3 +132,17 @@ class FleetRunbook(Runbook):
         ledger(self.p.workdir, f"undo {' '.join(d.target for d in diffs)}")
         for diff in diffs:
             write(self.p.workdir, diff.target, str(diff.before))
+
+    @change("Record the maintenance as finished")
+    def plan_finished(self, ctx: RunContext) -> list[Diff]:
+        return [Diff.of_text("finished", read(self.p.workdir, "finished"), "finished\n")]
+
+    @plan_finished.apply
+    def write_finished(self, ctx: RunContext, diffs: list[Diff]) -> None:
+        if self.p.fail_after:
+            raise RejectedError("the maintenance record refused the write")
+        write(self.p.workdir, "finished", str(diffs[0].after))
+
+    @plan_finished.undo
+    def restore_finished(self, ctx: RunContext, diffs: list[Diff]) -> None:
+        write(self.p.workdir, "finished", str(diffs[0].before))

@@ -158,6 +158,18 @@ def test_a_failing_canary_rolls_back_the_whole_run(tmp_path: Path, store: Record
     assert store.entries(result.run_id)[-1].payload["batches"]["kept"] == []
 
 
+def test_a_step_after_the_batches_failing_does_not_undo_them(
+    tmp_path: Path, store: RecordStore
+) -> None:
+    """Batches kept are a barrier: the rollback after a later step's failure stops there."""
+    result = engine(store).run(make(tmp_path, batch_size=2, fail_after=True))
+
+    assert result.status is RunStatus.ROLLED_BACK
+    assert versions(tmp_path) == {n: f"hostname {n}\nversion 2\n" for n in DEVICES}
+    assert read(tmp_path, "marker") == "maintenance\n"
+    assert not any(line.startswith("undo") for line in lines(tmp_path))
+
+
 def crash(store: RecordStore, workdir: Path, **knobs: Any) -> str:
     with pytest.raises(Crash):
         engine(store).run(make(workdir, batch_size=2, **knobs))
