@@ -46,6 +46,8 @@ def rows(entries: Iterable[Entry]) -> list[Row]:
             row.targets, row.started, row.actor = p.get("targets", []), e.ts, e.actor
         elif e.kind == "step.finished":
             row.status, row.ended = p.get("status", ""), e.ts
+            # a step recorded as not run has no step.started: its title is in its result
+            row.title, row.kind = row.title or p.get("title", ""), row.kind or p.get("kind", "")
             row.evidence, row.diffs = p.get("evidence", {}), p.get("diffs", [])
             if p.get("resumed"):
                 row.notes.append(f"resumed: {p['resumed']}")
