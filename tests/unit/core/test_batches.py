@@ -20,7 +20,7 @@ from runbooks.core.policy import HANDLE, Identity
 from runbooks.core.results import RunStatus, Status
 from runbooks.core.store import RecordStore
 from runbooks.core.window import Window
-from runbooks.report import review
+from runbooks.report import review, sheet
 from tests.support.batch_runbook import Crash, FleetRunbook, lines, read, write
 
 DEVICES = ("d1", "d2", "d3", "d4", "d5")
@@ -145,6 +145,11 @@ def test_regression_undoes_only_that_batch_and_stops(tmp_path: Path, store: Reco
     assert statuses["plan_devices#3"] is Status.SKIPPED
     batch2 = [r.status for r in result.steps if r.step == "plan_devices#2"]
     assert batch2 == [Status.FAILED, Status.UNDONE]
+    # the record sheet: a row per batch, the one not run titled too
+    entries_ = store.entries(result.run_id)
+    page = sheet.markdown(entries_, entries_[-1].hash, True)
+    assert "| Configure the devices — batch 2 of 3: d2, d3 | change | undone |" in page
+    assert "| Configure the devices — batch 3 of 3: d4, d5 | change | skipped |" in page
 
 
 def test_a_failing_canary_rolls_back_the_whole_run(tmp_path: Path, store: RecordStore) -> None:
