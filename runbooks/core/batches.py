@@ -121,6 +121,10 @@ class BatchedChangeStep(ChangeStep):
     def layout(self, runbook: Any, diffs: Sequence[Diff]) -> list[tuple[str, ...]]:
         return layout([self.unit_of(d) for d in diffs], self.size(runbook))
 
+    def expected_s(self, runbook: Any, diffs: Sequence[Diff] = ()) -> float:
+        """One batch's duration for each batch (a window's fit is judged on the whole)."""
+        return self.duration.total_seconds() * max(1, len(self.layout(runbook, diffs)))
+
     def plan(self, runbook: Any, ctx: RunContext) -> list[Diff]:
         """The diffs, each summary naming its batch (what the review document shows)."""
         diffs = super().plan(runbook, ctx)

@@ -62,6 +62,10 @@ class Step:
         items = [raw] if isinstance(raw, str) else list(raw)
         return tuple(str(item).format(**params) for item in items)
 
+    def expected_s(self, runbook: Any, diffs: Sequence[Diff] = ()) -> float:
+        """How long the step is expected to take, in seconds, for a plan of these diffs."""
+        return self.duration.total_seconds()
+
     def resolve_title(self, runbook: Any) -> str:
         try:
             return self.title.format(**runbook.params.model_dump())
