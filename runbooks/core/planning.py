@@ -102,7 +102,7 @@ def _planned(
         step.kind,
         status,
         step.resolve_targets(runbook),
-        step.duration.total_seconds(),
+        step.expected_s(runbook, diffs),
         not isinstance(step, ChangeStep) or step.reversible,
         tuple(Diff.from_dict(secrets.mask(d.to_dict())) for d in diffs),
         dict(secrets.mask(evidence or {})),
