@@ -264,6 +264,7 @@ def test_review_document_shows_the_batches(tmp_path: Path, store: RecordStore) -
         ("d3", "batch 2 of 3: version"),
         ("d5", "batch 3 of 3: version"),
     ]
+    assert step.duration_s == 3 * 120  # three batches of the step's 2 minutes each
     change = ChangeBook(store).create(plan, Identity("olivia", frozenset({HANDLE})), None)
     text = review.markdown(change)
     assert "### d1 — batch 1 of 3 (canary): version" in text
