@@ -633,11 +633,7 @@ class Engine:
             baseline = as_evidence(_call(step.baseline_func, runbook, ctx, diffs))
         else:
             baseline = dict(in_flight.payload.get("baseline") or {})
-            if self._batch_in_place(runbook, step, batch, ctx, diffs):
-                todo, resumed = [], "verified in place after interruption; not applied again"
-            else:
-                todo = step.of_batch(step.plan(runbook, ctx), batch)
-                resumed = "not in place after interruption; what is missing applied again"
+            todo, resumed = self._batch_retry(runbook, step, batch, ctx, diffs)
         state.batch_started.add(batch.name)
         self._started(
             ctx,
@@ -662,18 +658,7 @@ class Engine:
             evidence["post_check"] = as_evidence(checked)
             evidence["confirmed"] = as_evidence(_call(step.confirm_func, runbook, ctx, diffs))
         except Exception as exc:
-            self._append(
-                ctx.run_id,
-                "step.failed",
-                {"error": _describe(exc), "partial_undo": True},
-                step=batch.name,
-            )
-            state.completed.append((batch, diffs))
-            failed = StepResult(
-                batch.name, title, batch.kind, Status.FAILED, batch.units, error=_describe(exc)
-            )
-            state.results.append(failed)
-            self._notify_finished(runbook, ctx, failed)
+            self._batch_failed(ctx, state, batch, diffs, exc)
             raise
         result = StepResult(
             batch.name,
@@ -697,6 +682,39 @@ class Engine:
         state.results.append(result)
         state.done.add(batch.name)
         self._notify_finished(runbook, ctx, result)
+
+    def _batch_retry(
+        self,
+        runbook: Runbook,
+        step: BatchedChangeStep,
+        batch: BatchStep,
+        ctx: RunContext,
+        diffs: list[Diff],
+    ) -> tuple[list[Diff], str]:
+        """A batch in flight when the run died: what is left to apply, and why."""
+        if self._batch_in_place(runbook, step, batch, ctx, diffs):
+            return [], "verified in place after interruption; not applied again"
+        todo = step.of_batch(step.plan(runbook, ctx), batch)
+        return todo, "not in place after interruption; what is missing applied again"
+
+    def _batch_failed(
+        self,
+        ctx: RunContext,
+        state: _RunState,
+        batch: BatchStep,
+        diffs: list[Diff],
+        exc: Exception,
+    ) -> None:
+        """Recorded failed; undone first by the rollback (safe on a half-applied batch)."""
+        error = _describe(exc)
+        self._append(
+            ctx.run_id, "step.failed", {"error": error, "partial_undo": True}, step=batch.name
+        )
+        state.completed.append((batch, diffs))
+        title = batch.resolve_title(ctx.runbook)
+        failed = StepResult(batch.name, title, batch.kind, Status.FAILED, batch.units, error=error)
+        state.results.append(failed)
+        self._notify_finished(ctx.runbook, ctx, failed)
 
     def _batch_in_place(
         self,
