@@ -91,6 +91,7 @@ class FRRDriver(NetworkDriver):  # type: ignore[misc]
         if self.netmiko_optional_args.get("key_file"):
             self.netmiko_optional_args.setdefault("use_keys", True)
         self.device: Any = None
+        self._prompt: str | None = None  # what ends each command's output (see _send)
         self._config = ConfigSession(self._send, self.paths, self.sudo, self.command_timeout)
 
     # -- connection ---------------------------------------------------------------
@@ -109,6 +110,7 @@ class FRRDriver(NetworkDriver):  # type: ignore[misc]
             raise ConnectAuthError(f"{self.hostname}: authentication failed: {exc}") from exc
         except (TimeoutError, NetmikoTimeoutException, SSHException, OSError) as exc:
             raise ConnectionException(f"Cannot connect to {self.hostname}: {exc}") from exc
+        self._prompt = _prompt_pattern(self.device)
         # Candidates travel inside commands: keep them (and any secret in them) out of
         # the login shell's history file.
         self._send(SESSION_SETUP)
@@ -124,6 +126,7 @@ class FRRDriver(NetworkDriver):  # type: ignore[misc]
                 self.device.disconnect()
             finally:
                 self.device = None
+                self._prompt = None
 
     def is_alive(self) -> models.AliveDict:
         if self.device is None:
@@ -142,6 +145,11 @@ class FRRDriver(NetworkDriver):  # type: ignore[misc]
             raise ConnectionClosedException(f"{self.hostname}: not connected, call open()")
         log.debug("%s: %s", self.hostname, command.split("\n", maxsplit=1)[0][:200])
         kwargs: dict[str, Any] = {"read_timeout": timeout or self.command_timeout}
+        if self._prompt:
+            # the shell's prompt found at open: without it Netmiko looks for the prompt
+            # again before every command (send_command's auto_find_prompt: a RETURN, two
+            # buffer-clearing sleeps and a read, ~60 ms a command on the lab)
+            kwargs["expect_string"] = self._prompt
         if raw:
             kwargs["cmd_verify"] = False
         try:
@@ -446,3 +454,19 @@ def _read(filename: str | None, config: str | None, error: type[Exception]) -> s
     if config is None:
         raise error("give a filename or a config string")
     return config
+
+
+def _prompt_pattern(connection: Any) -> str | None:
+    r"""The pattern of the login shell's prompt Netmiko found at open (its ``base_prompt``,
+    the prompt without its last character, then ``#`` or ``$``: what Netmiko's own prompt
+    search would have matched); None when the connection has none.
+
+    >>> class Shell:
+    ...     base_prompt = "root@leaf1:~"
+    >>> _prompt_pattern(Shell())
+    'root@leaf1:\\~[#$]'
+    """
+    base = getattr(connection, "base_prompt", None)
+    if not isinstance(base, str) or not base.strip():
+        return None
+    return re.escape(base.strip()) + r"[#$]"

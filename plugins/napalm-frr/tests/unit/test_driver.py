@@ -64,6 +64,37 @@ def test_open_maps_errors(
         FRRDriver("r1", "root", "").open()
 
 
+class Shell:
+    """Netmiko's connection as open() leaves it: the prompt it found (``base_prompt``)."""
+
+    base_prompt = "root@leaf1:~"
+
+    def __init__(self, **kwargs: Any) -> None:
+        self.sent: list[tuple[str, dict[str, Any]]] = []
+
+    def send_command(self, command: str, **kwargs: Any) -> str:
+        self.sent.append((command, kwargs))
+        return "FRRouting 10.1 (leaf1) on Linux(6.1)."
+
+    def disconnect(self) -> None:
+        pass
+
+
+def test_commands_read_up_to_the_prompt_found_at_open(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every command waits for the prompt Netmiko found at open, given as expect_string:
+    Netmiko would otherwise send a RETURN and look for the prompt again before each one
+    (send_command's auto_find_prompt, ~60 ms a command on the lab)."""
+    monkeypatch.setattr(frr, "ConnectHandler", Shell)
+    dev = FRRDriver("r1", "root", "")
+    dev.open()
+    dev.cli(["show version"])
+    shell = dev.device
+    assert [command for command, _ in shell.sent] == [frr.SESSION_SETUP, "vtysh -c 'show version'"]
+    assert {kw.get("expect_string") for _, kw in shell.sent} == {r"root@leaf1:\~[#$]"}
+    dev.close()
+    assert dev._prompt is None
+
+
 def test_commands_before_open_raise() -> None:
     dev = FRRDriver("r1", "root", "")
     assert dev.is_alive() == {"is_alive": False}
