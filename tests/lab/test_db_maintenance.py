@@ -1,0 +1,167 @@
+"""db-maintenance against the lab's database server db1, reached over SSH like a real server.
+
+One flow: the test makes bloat on db1 (a table, autovacuum off, most of its rows deleted), an
+invalid index (a failed CREATE INDEX CONCURRENTLY), a NOT VALID constraint and amcheck in one
+database, then holds a transaction open; a change is planned by olivia, reviewed by rachel,
+approved by arthur and run by olivia; a second change, the same way, finds no bloat left to
+note. db1 is left as it was: the table, the extension and the runbook's work directory go.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from runbooks.core import policy
+from runbooks.core.changes import ChangeBook, run_change
+from runbooks.core.context import confirm_all
+from runbooks.core.engine import Engine
+from runbooks.core.plan import Plan
+from runbooks.core.results import RunResult, RunStatus, Status
+from runbooks.core.store import RecordStore
+from runbooks.lab import hosts
+from runbooks.lab import lab as lab_ops
+from runbooks.library.db_maintenance import DbMaintenance
+
+OLIVIA = policy.Identity("olivia", frozenset({policy.HANDLE}))
+RACHEL = policy.Identity("rachel", frozenset({policy.REVIEW}))
+ARTHUR = policy.Identity("arthur", frozenset({policy.APPROVE}))
+WORK = "/var/lib/postgresql/maintenance-test"
+TABLE = "public.maintenance_bloat"
+LONG_TXN_APP = "maintenance-test-long-transaction"
+
+SETUP_SQL = f"""
+CREATE TABLE {TABLE} (id int PRIMARY KEY, pad text NOT NULL)
+  WITH (autovacuum_enabled = false);
+INSERT INTO {TABLE} SELECT i, repeat('x', 100) FROM generate_series(1, 20000) i;
+DELETE FROM {TABLE} WHERE id > 2000;
+ALTER TABLE {TABLE} ADD CONSTRAINT pad_not_empty CHECK (pad <> '') NOT VALID;
+CREATE EXTENSION IF NOT EXISTS amcheck;
+"""
+TEARDOWN_SQL = f"DROP TABLE IF EXISTS {TABLE}; DROP EXTENSION IF EXISTS amcheck;"
+
+
+def connect(db: dict[str, Any], **kwargs: Any) -> psycopg.Connection[Any]:
+    """A session over TCP on db1's address (inside the lab's namespace)."""
+    return psycopg.connect(
+        host=db["host"], port=db["port"], user=db["user"], password=db["password"],
+        dbname=db["dbname"], connect_timeout=5, **kwargs,
+    )  # fmt: skip
+
+
+def as_postgres(argv: list[str]) -> None:
+    hosts.run_on_host("db1", ["runuser", "-u", "postgres", "--", *argv], check=True)
+
+
+@pytest.fixture
+def db1_bloated(lab: Any) -> Iterator[dict[str, Any]]:
+    """db1 held against resets, with bloat, an invalid index, a NOT VALID constraint and
+    amcheck in its sample database; everything removed afterwards."""
+    with lab_ops.held(reset_first=False):
+        db = hosts.db_params("db1")
+        with connect(db, autocommit=True) as c:
+            c.execute(TEARDOWN_SQL)
+            c.execute(SETUP_SQL)
+            with pytest.raises(psycopg.errors.UniqueViolation):  # leaves the index invalid
+                c.execute(f"CREATE UNIQUE INDEX CONCURRENTLY pad_unique ON {TABLE} (pad)")
+        try:
+            yield db
+        finally:
+            with connect(db, autocommit=True) as c:
+                c.execute(TEARDOWN_SQL)
+            as_postgres(["rm", "-rf", WORK])
+
+
+def runbook(db: dict[str, Any]) -> DbMaintenance:
+    ssh = hosts.host_ssh_params("db1")
+    return DbMaintenance(
+        DbMaintenance.parse_params(
+            {
+                "host": ssh["host"],
+                "transport": "ssh",
+                "ssh_key": ssh["key_file"],
+                "bin_dir": db["bin_dir"],
+                "data_dir": db["data_dir"],
+                "work_dir": WORK,
+                "long_transaction_s": 1,
+            }
+        )
+    )
+
+
+def approved_run(store: RecordStore, db: dict[str, Any]) -> tuple[Plan, RunResult]:
+    """Planned by olivia, reviewed by rachel, approved by arthur, run by olivia."""
+    engine = Engine(store, "olivia", confirmer=confirm_all())
+    plan = engine.plan(runbook(db))
+    assert plan.refusal is None, plan.refusal
+    book = ChangeBook(store)
+    change = book.create(plan, OLIVIA, None)
+    change = book.sign(change, RACHEL, policy.REVIEW, change.plan_hash)
+    change = book.sign(change, ARTHUR, policy.APPROVE, change.plan_hash)
+    return plan, run_change(engine, book, change, OLIVIA, runbook(db))
+
+
+def test_db1_checked_backed_up_and_vacuumed_then_nothing_left(
+    db1_bloated: dict[str, Any], tmp_path: Path
+) -> None:
+    store = RecordStore(tmp_path / "records.sqlite3")
+    started = time.monotonic()
+    with connect(db1_bloated, application_name=LONG_TXN_APP) as long_txn:
+        long_txn.execute("SELECT count(*) FROM orders")  # the transaction stays open
+        pid = long_txn.info.backend_pid
+        time.sleep(1.2)  # older than long_transaction_s
+        plan, result = approved_run(store, db1_bloated)
+    first_s = time.monotonic() - started
+    assert result.status is RunStatus.SUCCEEDED, result.error
+
+    # the plan: what will be done, for review
+    planned = {s.step: s for s in plan.steps}
+    (vacuum,) = [d for d in planned["plan_vacuum"].diffs if d.target.endswith(":inventory")]
+    assert TABLE in vacuum.after["vacuum_analyze"]
+    assert "public.orders" in vacuum.after["vacuum_analyze"]
+    (backup,) = planned["plan_backup"].diffs
+    assert f"{WORK}/<run>/backup" in str(backup.after["backup"])
+
+    # the record: every figure
+    done = {s.step: s.evidence for s in result.steps}
+    figures = done["plan_vacuum"]["databases"]["inventory"]["tables"][TABLE]
+    assert figures["dead"][0] >= 18000 > figures["dead"][1]
+    assert figures["dead_percent"][0] > figures["dead_percent"][1]
+    assert f"{TABLE} " in done["plan_vacuum"]["databases"]["inventory"]["verdict"]
+    verified = done["plan_verify_backup"]
+    assert verified["verified_at"] and verified["problems"] == []
+    assert "inventory" in verified["databases"] and verified["rows"] >= 2000 + 500
+    named = {t["pid"]: t for t in done["long_transactions"]["transactions"]}
+    assert named[pid]["application"] == LONG_TXN_APP
+    assert named[pid]["database"] == "inventory" and named[pid]["age_s"] >= 1
+    assert named[pid]["query"] == "SELECT count(*) FROM orders"
+    checks = done["index_and_constraint_checks"]["databases"]
+    assert checks["inventory"]["amcheck"]["result"].startswith("passed")
+    assert checks["inventory"]["amcheck"]["checked"] >= 4
+    assert checks["postgres"]["amcheck"]["result"].startswith("could not run")
+    assert [i["index"] for i in checks["inventory"]["invalid_indexes"]] == ["pad_unique"]
+    assert [c["constraint"] for c in checks["inventory"]["not_valid_constraints"]] == [
+        "pad_not_empty"
+    ]
+    assert done["replication_lag"]["findings"] == [
+        "no replica is connected (pg_stat_replication is empty)"
+    ]
+    assert done["disk_headroom"]["data_directory_filesystem"]["free_bytes"] > 0
+    assert [s.status for s in result.steps if s.step == "plan_vacuum"] == [Status.CHANGED]
+
+    # a second change: the bloat is gone, nothing worth noting
+    started = time.monotonic()
+    _, again = approved_run(store, db1_bloated)
+    second_s = time.monotonic() - started
+    assert again.status is RunStatus.SUCCEEDED, again.error
+    report = {s.step: s.evidence for s in again.steps}["plan_vacuum"]["databases"]["inventory"]
+    assert report["verdict"].startswith("no bloat change worth noting")
+    assert report["tables"][TABLE]["dead"] == [0, 0]
+    assert store.verify().ok
+    logging.getLogger(__name__).warning("first run %.1f s, second %.1f s", first_s, second_s)
