@@ -104,7 +104,10 @@ FailAt = Literal[
 ]
 
 
-class DbUpgradeParams(Params):
+class PgServerParams(Params):
+    """How a runbook reaches a PostgreSQL server (db-upgrade, db-maintenance): its commands
+    run there as ``os_user`` (``postgres_shell``), here or over SSH."""
+
     host: str = Field(
         min_length=1,
         description="the database server: names the target in the record (and the NetBox "
@@ -113,6 +116,9 @@ class DbUpgradeParams(Params):
     transport: Literal["local", "ssh"] = "local"
     ssh_key: str | None = None
     os_user: str = "postgres"
+
+
+class DbUpgradeParams(PgServerParams):
     from_version: int = 15
     to_version: int = 18
     old_bin: str = "/usr/lib/postgresql/15/bin"
