@@ -211,8 +211,11 @@ def replication_findings(data: Mapping[str, Any], max_lag_s: float) -> list[str]
     return findings
 
 
-# A quoted literal ('…' with '' inside, E'…', or $tag$…$tag$): passwords and data live there.
-_LITERAL = re.compile(r"(?s)\$([A-Za-z_]\w*)?\$.*?\$\1\$|[Ee]?'(?:[^']|'')*'?")
+# A quoted literal ($tag$…$tag$, E'…' with backslash escapes, '…' with '' inside), or what is
+# left of one a truncated query cut: passwords and data live there.
+_LITERAL = re.compile(
+    r"(?s)\$([A-Za-z_]\w*|)\$.*?(?:\$\1\$|\Z)|[Ee]'(?:[^'\\]|\\.|'')*'?|'(?:[^']|'')*'?"
+)
 
 
 def redact_query(text: str | None, limit: int = 200) -> str:

@@ -31,20 +31,20 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import Field, field_validator
 
 from runbooks.core.context import RunContext
 from runbooks.core.errors import VerificationError
 from runbooks.core.results import Diff, FieldChange
-from runbooks.core.runbook import Params
 from runbooks.core.steps import change, check
 from runbooks.gateways import postgres_maintenance_facts as mf
 from runbooks.gateways.postgres import Cluster
 from runbooks.gateways.postgres_maintenance import MaintenanceGateway
 from runbooks.library.base import LibraryRunbook
 from runbooks.library.db_upgrade import DbUpgrade
+from runbooks.library.db_upgrade_parts import PgServerParams
 
 __all__ = ["DbMaintenance", "DbMaintenanceParams"]
 
@@ -53,15 +53,11 @@ log = logging.getLogger(__name__)
 TARGET = "{host}"  # the database server
 
 
-class DbMaintenanceParams(Params):
+class DbMaintenanceParams(PgServerParams):
     host: str = Field(
-        min_length=1,
-        description="the database server: names the target in the record; its SSH address "
-        "with transport=ssh",
-    )
-    transport: Literal["local", "ssh"] = "local"
-    ssh_key: str | None = None
-    os_user: str = "postgres"
+        min_length=1, description="the database server: names the target in the record; its "
+        "SSH address with transport=ssh",
+    )  # fmt: skip
     bin_dir: str = "/usr/lib/postgresql/15/bin"
     data_dir: str = "/var/lib/postgresql/15/main"
     port: int = 5432  # the cluster's unix socket: port and directory
@@ -85,9 +81,19 @@ class DbMaintenanceParams(Params):
         default_factory=list,
         description="only these tables (schema.table, comma-separated); default every table",
     )
-    min_free_percent: float = Field(default=10.0, ge=0, le=100)
-    long_transaction_s: float = Field(default=300.0, ge=0)
-    max_replication_lag_s: float = Field(default=60.0, ge=0)
+    min_free_percent: float = Field(
+        default=10.0,
+        ge=0,
+        le=100,
+        description="the share of the data directory's filesystem that must stay free (after "
+        "the backup, when it lands there too); less refuses the maintenance",
+    )
+    long_transaction_s: float = Field(
+        default=300.0, ge=0, description="a transaction open longer than this is named"
+    )
+    max_replication_lag_s: float = Field(
+        default=60.0, ge=0, description="a replica replaying further behind is named"
+    )
     notable_dead_tuples: int = Field(
         default=1000, ge=1, description="a change in dead tuples worth noting in the verdict"
     )
