@@ -1,11 +1,13 @@
 """The wheel: built from the repository, installed into a new venv in a temporary directory
 with no checkout on its path, `runbook` lists and shows the runbooks, finds its playbooks, and
-(with the lab) plans server-maintenance against the lab's NetBox and hosts.
+(with the lab) plans server-maintenance against the lab's NetBox and hosts, and takes a change
+(rack-in) through plan, review and approval by two other people, run and record.
 
 Marked slow: building and installing take about half a minute (pip's cache warm)."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -19,8 +21,9 @@ import pytest
 pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[2]
-# what the runbooks wheel needs that PyPI does not have: the rules package beside it
-LOCAL_WHEELS = (".", "plugins/runbooks-rules")
+# what the runbooks wheel needs that PyPI does not have: the rules package beside it, and the
+# FRR driver a department with FRR devices installs (the lab's leaves and spines)
+LOCAL_WHEELS = (".", "plugins/runbooks-rules", "plugins/napalm-frr")
 
 
 def _sources(into: Path) -> Path:
@@ -68,7 +71,7 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
             capture_output=True,
         )
     wheels = sorted(dist.glob("*.whl"))
-    assert [w.name.split("-")[0] for w in wheels] == ["runbooks", "runbooks_rules"]
+    assert [w.name.split("-")[0] for w in wheels] == ["napalm_frr", "runbooks", "runbooks_rules"]
     venv.EnvBuilder(with_pip=True).create(root / "venv")
     bin_dir = root / "venv" / "bin"
     subprocess.run(
@@ -94,6 +97,8 @@ def runbook(bin_dir: Path, *args: str, env: dict[str, str] | None = None) -> str
         timeout=300,
     )
     assert done.returncode == 0, done.stdout + done.stderr
+    token = (env or {}).get("RUNBOOKS_NETBOX_TOKEN")
+    assert not token or token not in done.stdout + done.stderr
     return done.stdout
 
 
@@ -125,8 +130,13 @@ def test_the_installed_runbook_lists_and_shows_without_the_checkout(installed: P
 
 
 @pytest.mark.lab
-def test_the_installed_runbook_plans_server_maintenance_against_the_lab(installed: Path) -> None:
-    from runbooks.lab import lab, netbox
+def test_the_installed_runbook_plans_and_runs_changes_against_the_lab(installed: Path) -> None:
+    """config check and a plan of server-maintenance; then a change end to end, each person at
+    a home of their own: olivia plans the rack-in of the planned leaf (the cheapest runbook
+    that changes the lab: NetBox, the leaf's and its peers' configurations), rachel reviews it,
+    arthur approves it (separation of duties), olivia runs it; her record shows the run
+    finished, and the spine reaches the leaf's loopback. The lab is reset first."""
+    from runbooks.lab import frr, lab, netbox, topology
 
     env = dict(
         line.removeprefix("export ").split("=", 1)
@@ -137,10 +147,22 @@ def test_the_installed_runbook_plans_server_maintenance_against_the_lab(installe
             check=True,
         ).stdout.splitlines()
     )
-    url, token = netbox.credentials("operator")
-    env |= {"RUNBOOKS_NETBOX_URL": url, "RUNBOOKS_NETBOX_TOKEN": token}
-    with lab.held(reset_first=False):  # a plan writes nothing: no reset needed
-        checked = runbook(installed, "config", "check", env=env)
+    homes = installed.parent.parent
+
+    def person(role: str) -> dict[str, str]:
+        url, token = netbox.credentials(role)
+        return env | {
+            "RUNBOOKS_NETBOX_URL": url,
+            "RUNBOOKS_NETBOX_TOKEN": token,
+            "HOME": str(homes / f"home-{role}"),
+        }
+
+    olivia, rachel, arthur = person("operator"), person("reviewer"), person("approver")
+    lab_map = topology.load()
+    leaf = next(d for d in lab_map.devices if d.status == "planned" and d.role == "leaf")
+    spine = next(d for d in lab_map.devices if d.status == "active" and d.role == "spine")
+    with lab.held():  # the seeded state: the leaf is still planned
+        checked = runbook(installed, "config", "check", env=olivia)
         assert "the token of olivia" in checked
         planned = runbook(
             installed,
@@ -150,7 +172,28 @@ def test_the_installed_runbook_plans_server_maintenance_against_the_lab(installe
             "packages=pv",
             "agent_port=9100",
             "--no-save",
-            env=env,
+            env=olivia,
         )
-    assert "srv1:/etc/motd" in planned
-    assert "plan hash" in planned
+        assert "srv1:/etc/motd" in planned
+        assert "plan hash" in planned
+
+        window = ("--window-start", "-1m", "--window-end", "+2h")
+        change = json.loads(
+            runbook(
+                installed, "plan", "rack-in", f"device={leaf.name}", *window, "--json", env=olivia
+            )
+        )
+        assert change["change"] and change["refusal"] is None, change
+        signed = (change["change"], "--hash", change["hash"])
+        runbook(installed, "review", signed[0], "--accept", *signed[1:], env=rachel)
+        runbook(installed, "approve", *signed, env=arthur)
+        ran = json.loads(runbook(installed, "run", signed[0], "--yes", "--json", env=olivia))
+        assert ran["status"] == "succeeded", ran
+        record = runbook(installed, "records", "show", ran["run_id"], env=olivia)
+        finished = [line for line in record.splitlines() if " run.finished " in line]
+        assert len(finished) == 1 and finished[0].endswith(" succeeded"), record
+        ping = frr.run_on_device(
+            spine.name,
+            ["ping", "-c", "1", "-W", "2", "-I", str(spine.loopback), str(leaf.loopback)],
+        )
+        assert ping.returncode == 0, ping.stdout
