@@ -19,16 +19,22 @@ Beside the wall times, per OS and N:
   no schedule runs it faster than on every core at once, doing nothing else. Waiting (network
   round trips, a driver's sleeps) is not in it. Other load on the machine (other users of
   the 2 cores) is printed beside it ("other cpu", machine-wide busy CPU minus ours): it slows
-  the wall time but not the floor, so a ratio measured under it is pessimistic.
+  the wall time but not the floor, so a ratio measured under it is pessimistic. How much:
+  "bg load" is the machine's busy cores in the second before the gateway's run (ours idle
+  then: other users, and the lab's own daemons), and "best" = cores / (cores - bg load),
+  the lowest gw/floor any program doing this work could reach beside that load (the cores
+  it leaves us, when our work keeps them busy). The target is gw/floor all the same.
 - logins per device: successful SSH authentications counted at the wire (paramiko's
   Transport, which Netmiko, napalm-frr and napalm-bird2 all use), per device address, for the
   gateway and for Nornir; the gateway's own `NetworkGateway.logins` must agree. SSH key
-  exchanges are counted too: the gateway checks the host key itself before napalm-bird2
-  opens (runbooks/gateways/network_host_keys.py: one key exchange, no login), Nornir does not.
-- "nornir+keys": Nornir with the same host-key checks as the gateway, for a like-for-like
-  comparison: Netmiko's strict options with the known_hosts file (napalm-frr), and the
-  gateway's own `key_refusal` before the connection opens where the driver checks no key
-  (napalm-bird2). "keychk/dev": the gateway's mean time per device in that check.
+  exchanges are counted too: one per device for the gateway on both OSes, napalm-bird2's
+  host key included (the gateway makes that driver's SSH client with the known_hosts file
+  and paramiko's RejectPolicy: runbooks/gateways/network_host_keys.py, `open_checked`).
+- "nornir+keys": Nornir with host-key checks, for a like-for-like comparison: Netmiko's
+  strict options with the known_hosts file (napalm-frr), and where the driver checks no
+  key (napalm-bird2) the check a Nornir user can add, `key_refusal` on a connection of its
+  own before the driver opens (a second key exchange). "keychk/dev": the gateway's mean
+  time per device in such a separate check (0: it makes none).
 
 Needs the lab up (`runbook lab up`); holds it for the run (other lab users wait, no reset).
 Devices beyond the lab's are started for the run as extra boxes on the lab's management
@@ -444,11 +450,19 @@ def per_device(counts: Counter[str], subset: list[tuple[str, str]]) -> str:
     return str(low) if low == high else f"{low}-{high}"
 
 
+def background_load(namespaces: list[str], seconds: float = 1.0) -> float:
+    """The machine's busy cores over ``seconds`` while this work is idle (ours subtracted)."""
+    ours, busy = own_cpu() + namespace_cpu(namespaces), machine_busy()
+    time.sleep(seconds)
+    ours = own_cpu() + namespace_cpu(namespaces) - ours
+    return max(0.0, machine_busy() - busy - ours) / seconds
+
+
 HEADER = (
     f"{'OS':>6} {'N':>3} {'serial':>7} {'nornir':>7} {'nornir+keys':>11} {'gateway':>8} "
     f"{'nornir/gw':>9} {'n+keys/gw':>9} {'cpu floor':>9} {'gw/floor':>8} "
     f"{'logins gw':>9} {'nornir':>6} {'kex gw':>6} {'nornir':>6} {'keychk/dev':>10} "
-    f"{'other cpu':>9}"
+    f"{'other cpu':>9} {'bg load':>7} {'best':>5}"
 )
 
 
@@ -459,6 +473,7 @@ def measure(os_: OS, topo: topology.Topology, subset: list[tuple[str, str]], wor
     serial = timed(lambda: via_serial_netmiko(os_, subset), namespaces)
     nornir = timed(lambda: via_nornir(os_, subset, workers, candidate), namespaces)
     keyed = timed(lambda: via_nornir(os_, subset, workers, candidate, True), namespaces)
+    load = background_load(namespaces)
     gw = timed(lambda: via_gateway(os_, subset, workers, candidate), namespaces)
     assert serial.answers == {d[0]: d[0] for d in subset}, serial.answers  # its own name
     # the drivers' facts: FRR's say the name; napalm-bird2's say the address it was reached at
@@ -475,7 +490,8 @@ def measure(os_: OS, topo: topology.Topology, subset: list[tuple[str, str]], wor
         f"{keyed.wall / gw.wall:>8.2f}x {floor:>8.2f}s {gw.wall / floor:>7.2f}x "
         f"{per_device(gw.wire.logins, subset):>9} {per_device(nornir.wire.logins, subset):>6} "
         f"{per_device(gw.wire.kex, subset):>6} {per_device(nornir.wire.kex, subset):>6} "
-        f"{check * 1000:>8.0f}ms {gw.other:>8.2f}s"
+        f"{check * 1000:>8.0f}ms {gw.other:>8.2f}s {load:>7.2f} "
+        f"{CORES / max(CORES - load, 0.01):>4.2f}x"
     )
 
 
