@@ -33,6 +33,8 @@ class RunStatus(enum.StrEnum):
     SUCCEEDED = "succeeded"
     ROLLED_BACK = "rolled-back"
     ROLLBACK_FAILED = "rollback-failed"
+    # stopped part-way: batches of a batched step kept, the failing one undone, later ones not run
+    STOPPED = "stopped"
     INTERRUPTED = "interrupted"
     REFUSED = "refused"  # never granted: its re-plan drifted, or the rules refused it
     ABANDONED = "abandoned"  # killed before it was granted, then given up
