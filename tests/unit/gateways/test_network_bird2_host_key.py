@@ -9,7 +9,6 @@ test_host_keys.py)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +20,9 @@ from runbooks.core.errors import AuthenticationError, ConnectError
 from runbooks.core.gateway import Mode
 from runbooks.gateways import network
 from runbooks.gateways.network import Credentials, DeviceTarget, NetworkGateway
-from tests.unit.gateways.test_host_keys import _KeyServer, _line, _NoAuth
+from tests.unit.gateways.test_host_keys import _KeyServer, _line, _NoAuth, key_server, server_key
+
+__all__ = ["key_server", "server_key"]  # the fixtures, used by name
 
 OPTIONS = {"transport": "ssh", "look_for_keys": False, "allow_agent": False}
 
@@ -37,18 +38,6 @@ class _Accepting(_NoAuth):
 
 class _AcceptingServer(_KeyServer):
     interface = _Accepting
-
-
-@pytest.fixture(scope="module")
-def server_key() -> paramiko.PKey:
-    return paramiko.ECDSAKey.generate()
-
-
-@pytest.fixture
-def key_server(server_key: paramiko.PKey) -> Iterator[_KeyServer]:
-    server = _KeyServer(server_key)
-    yield server
-    server.close()
 
 
 @pytest.fixture
