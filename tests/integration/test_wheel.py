@@ -127,6 +127,13 @@ def test_the_installed_runbook_lists_and_shows_without_the_checkout(installed: P
         assert name in listed
     assert "param hosts" in runbook(installed, "show", "server-maintenance")
     assert "(default; RUNBOOKS_REDIS_URL)" in runbook(installed, "config", "show")
+    # the shell's TAB (Typer's completion) offers the installed runbooks' names
+    tab = {
+        "_RUNBOOK_COMPLETE": "complete_bash",
+        "COMP_WORDS": "runbook plan rack-",
+        "COMP_CWORD": "2",
+    }
+    assert runbook(installed, env=tab).split() == ["rack-in", "rack-out"]
 
 
 @pytest.mark.lab
