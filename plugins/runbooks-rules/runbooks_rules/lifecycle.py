@@ -6,7 +6,14 @@ command to fail fast. Each refusal is a `policy.Refusal` with one sentence.
 
     planned → reviewed → approved → [scheduled] → running → succeeded
                                                          ↘ rolled-back | rollback-failed
+                                                         ↘ stopped
     unreviewed (its preparer runs it, no signatures)        refused (a run was refused)
+
+A run that fails is rolled back — except the batches of a batched change it kept (canary
+batches: `runbooks.core.batches`). A run that stops with batches kept ends *stopped*: stopped
+part-way, batches 1..k kept, batch k+1 rolled back, later ones not run. Part of the change is
+in place, so, like a change that succeeded, a stopped change never runs again as it is: a new
+plan covers the rest. (When no batch was kept — the canary failed — the run is rolled-back.)
 
 A change whose plan drifted at a run is *stale*: the world no longer matches what was
 approved, and it never runs again (plan a new change).
@@ -17,11 +24,12 @@ from __future__ import annotations
 from runbooks_rules.policy import Refusal
 
 PLANNED, REVIEWED, APPROVED, SCHEDULED = "planned", "reviewed", "approved", "scheduled"
-RUNNING, SUCCEEDED, ROLLED_BACK, ROLLBACK_FAILED = (
+RUNNING, SUCCEEDED, ROLLED_BACK, ROLLBACK_FAILED, STOPPED = (
     "running",
     "succeeded",
     "rolled-back",
     "rollback-failed",
+    "stopped",
 )
 REFUSED, UNREVIEWED = "refused", "unreviewed"
 CHANGE_STATUSES = (
@@ -33,24 +41,42 @@ CHANGE_STATUSES = (
     SUCCEEDED,
     ROLLED_BACK,
     ROLLBACK_FAILED,
+    STOPPED,
     REFUSED,
     UNREVIEWED,
 )
-RUN_STATUSES = (RUNNING, SUCCEEDED, ROLLED_BACK, ROLLBACK_FAILED)
+RUN_STATUSES = (RUNNING, SUCCEEDED, ROLLED_BACK, ROLLBACK_FAILED, STOPPED)
 # how a run can end: the `status` of its run.finished entry
-FINISHED_STATUSES = (SUCCEEDED, ROLLED_BACK, ROLLBACK_FAILED)
+FINISHED_STATUSES = (SUCCEEDED, ROLLED_BACK, ROLLBACK_FAILED, STOPPED)
+# what each end means, in one sentence (the pages and the record sheet show it)
+MEANINGS = {
+    SUCCEEDED: "succeeded: every step done",
+    ROLLED_BACK: "rolled back: what the run changed was undone",
+    ROLLBACK_FAILED: "rollback failed: something the run changed could not be undone",
+    STOPPED: (
+        "stopped part-way: the batches kept stay in place, the failing batch was rolled back, "
+        "later ones were not run"
+    ),
+}
 # the statuses a signature recomputes (policy.status); later ones a signature leaves alone
 SIGNED_STATUSES = (PLANNED, REVIEWED, APPROVED, REFUSED)
 
 
 def check_open(change: str, status: str, stale: bool) -> None:
-    """A change that is stale, running or already succeeded takes no signature, schedule or run.
+    """A change that is stale, running, already succeeded or stopped part-way takes no
+    signature, schedule or run.
 
     >>> check_open("CHG-1", "approved", False)
+    >>> check_open("CHG-1", "rolled-back", False)
     >>> check_open("CHG-1", "succeeded", False)
     Traceback (most recent call last):
     ...
     runbooks_rules.policy.Refusal: CHG-1 has already succeeded: plan a new change
+    >>> try:
+    ...     check_open("CHG-1", "stopped", False)
+    ... except Refusal as exc:
+    ...     print(exc)
+    CHG-1 stopped part-way with batches kept: it never runs again; plan a new change for the rest
     """
     if stale:
         raise Refusal(
@@ -61,6 +87,11 @@ def check_open(change: str, status: str, stale: bool) -> None:
         raise Refusal(f"{change} is running now")
     if status == SUCCEEDED:
         raise Refusal(f"{change} has already succeeded: plan a new change")
+    if status == STOPPED:
+        raise Refusal(
+            f"{change} stopped part-way with batches kept: it never runs again; "
+            "plan a new change for the rest"
+        )
 
 
 def check_signable(change: str, status: str, stale: bool, unreviewed: bool) -> None:
@@ -106,12 +137,12 @@ def check_startable(change: str, status: str, stale: bool, scheduled: bool) -> N
 def finished_status(status: object) -> str:
     """The status a run.finished entry gives its run (and change); ValueError when it is none.
 
-    >>> finished_status("rolled-back")
-    'rolled-back'
+    >>> finished_status("rolled-back"), finished_status("stopped")
+    ('rolled-back', 'stopped')
     >>> finished_status("running")
     Traceback (most recent call last):
     ...
-    ValueError: a run finishes succeeded, rolled-back or rollback-failed, not 'running'
+    ValueError: a run finishes succeeded, rolled-back, rollback-failed or stopped, not 'running'
     """
     if status not in FINISHED_STATUSES:
         raise ValueError(

@@ -1,7 +1,9 @@
 """The record sheet (相關記錄) of one run, as data: one row per step with what happened to it,
 who held each authority, and the manual's two signature blocks (職位責任人簽字 / 上級主管簽字).
 A run that handed something over to a person (a step's evidence names its ``recipient``) gets
-their receipt block too. The CLI and the NetBox plugin render the same context."""
+their receipt block too. A run of a batched change names its batches kept, failed and not run
+(a run *stopped* part-way: `runbooks_rules.lifecycle`). The CLI and the NetBox plugin render
+the same context."""
 
 from __future__ import annotations
 
@@ -10,7 +12,11 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from runbooks_rules.chain import Entry
+from runbooks_rules.lifecycle import MEANINGS
 from runbooks_rules.policy import AUTHORITY_NAMES
+
+# what a run.finished entry's ``batches`` holds, in the words a sheet shows them
+BATCH_OUTCOMES = (("kept", "kept"), ("failed", "failed"), ("not_run", "not run"))
 
 
 class NotARun(ValueError):
@@ -69,6 +75,26 @@ def rows(entries: Iterable[Entry]) -> list[Row]:
     return list(table.values())
 
 
+def batches_line(batches: Mapping[str, Any] | None) -> str:
+    """A run.finished entry's batches in one line ("" when it names none).
+
+    >>> batches_line({"kept": ["batch 1 of 3 (canary): d1"], "failed": ["batch 2 of 3: d2"],
+    ...               "not_run": ["batch 3 of 3: d3"]})
+    'kept: batch 1 of 3 (canary): d1; failed: batch 2 of 3: d2; not run: batch 3 of 3: d3'
+    >>> batches_line({"kept": [], "failed": ["batch 1 of 2 (canary): d1"], "not_run": []})
+    'kept: none; failed: batch 1 of 2 (canary): d1; not run: none'
+    >>> batches_line(None)
+    ''
+    """
+    if not batches:
+        return ""
+    return "; ".join(
+        f"{words}: {', '.join(map(str, batches[key])) if batches.get(key) else 'none'}"
+        for key, words in BATCH_OUTCOMES
+        if key in batches
+    )
+
+
 def signed_in_record(entries: Iterable[Entry]) -> dict[str, dict[str, str]]:
     """The sign-offs a local record holds as ``record.signed`` entries, by role."""
     return {
@@ -105,13 +131,17 @@ def context(
     signed = signed_in_record(entries) if signatures is None else signatures
     held = authorities or started.get("authorities") or {"handle": [entries[0].actor]}
     table = rows(entries)
+    status = finished[-1].payload.get("status") if finished else "interrupted"
+    batches = finished[-1].payload.get("batches") if finished else None
     return {
         "run_id": entries[0].run_id,
         "started": started,
         "start_ts": entries[0].ts,
         "end_ts": finished[-1].ts if finished else "",
-        "status": finished[-1].payload.get("status") if finished else "interrupted",
+        "status": status,
+        "meaning": MEANINGS.get(str(status), ""),
         "error": finished[-1].payload.get("error", "") if finished else "",
+        "batches": batches_line(batches if isinstance(batches, Mapping) else None),
         "rows": [asdict(r) for r in table],
         "authorities": [
             (AUTHORITY_NAMES.get(k, k), ", ".join(dict.fromkeys(v)) or "—") for k, v in held.items()

@@ -21,6 +21,7 @@ def test_an_open_change_can_be_signed_scheduled_and_started(status: str) -> None
     [
         ("running", False, "CHG-1 is running now"),
         ("succeeded", False, "CHG-1 has already succeeded: plan a new change"),
+        ("stopped", False, "CHG-1 stopped part-way with batches kept: it never runs again"),
         ("refused", True, "CHG-1 is stale"),
         ("approved", True, "CHG-1 is stale"),
     ],
@@ -52,6 +53,15 @@ def test_a_worker_runs_only_scheduled_changes() -> None:
 @pytest.mark.parametrize("status", lifecycle.FINISHED_STATUSES)
 def test_a_run_finishes_in_a_finished_status(status: str) -> None:
     assert lifecycle.finished_status(status) == status
+
+
+def test_a_stopped_run_is_a_finished_status_of_runs_and_changes() -> None:
+    """Stopped part-way (batches kept): a run ends so, and its change takes that status."""
+    assert "stopped" in lifecycle.FINISHED_STATUSES
+    assert "stopped" in lifecycle.RUN_STATUSES and "stopped" in lifecycle.CHANGE_STATUSES
+    assert set(lifecycle.MEANINGS) == set(lifecycle.FINISHED_STATUSES)
+    assert lifecycle.MEANINGS["stopped"].startswith("stopped part-way")
+    assert lifecycle.after_signature("stopped", "approved") == "stopped"
 
 
 @pytest.mark.parametrize("status", ["running", "interrupted", None, 1])
