@@ -46,7 +46,7 @@ from runbooks.core.runbook import Params
 from runbooks.core.steps import change, check
 from runbooks.gateways.netbox import NetBoxGateway
 from runbooks.gateways.netbox_model import WORKING_SET_QUERY, DeviceWorkingSet
-from runbooks.gateways.network import Credentials, NetworkGateway
+from runbooks.gateways.network import Credentials, DeviceTarget, NetworkGateway
 from runbooks.library import network_common as nc
 from runbooks.library import network_survey as ns
 from runbooks.library.base import LibraryRunbook
@@ -60,6 +60,8 @@ FLEET_QUERY = WORKING_SET_QUERY.replace("($name: String!)", "($names: [String!]!
     "{name: {exact: $name}}", "{name: {in_list: $names}}"
 )
 RENDERS_AT_ONCE = 4  # NetBox's render-config requests in flight (a few workers serve them)
+# What the selection reads of each device (REST ``fields``): enough to log in to it
+DEVICE_FIELDS = "id,name,platform,primary_ip4,oob_ip,config_context"
 
 
 class NetworkMaintenanceParams(Params):
@@ -107,10 +109,11 @@ def _selection(runbook: Any) -> list[str]:
 
 @dataclass
 class FleetState:
-    """What one plan or run read from NetBox: the devices surveyed and their cable peers.
-    A resumed run reads them again from the names its record holds."""
+    """What one plan or run read from NetBox: the devices selected (REST records, name →
+    record) and the working sets of them and their cable peers. A resumed run reads them
+    again from the names its record holds."""
 
-    fleet: dict[str, DeviceWorkingSet] = field(default_factory=dict)
+    devices: dict[str, dict[str, Any]] = field(default_factory=dict)
     around: dict[str, DeviceWorkingSet] = field(default_factory=dict)
 
 
@@ -123,10 +126,30 @@ def working_sets(nb: NetBoxGateway, names: list[str]) -> dict[str, DeviceWorking
     return {ws.name: ws for ws in found}
 
 
-def not_covered(ws: DeviceWorkingSet) -> str | None:
+def target_of(device: dict[str, Any]) -> DeviceTarget:
+    """How to reach a device, from its NetBox REST record (`DEVICE_FIELDS`): its primary
+    IPv4 (else out-of-band) address, its platform, its config context's NAPALM options.
+
+    >>> target_of({"name": "r1", "primary_ip4": {"address": "203.0.113.7/24"},
+    ...            "platform": {"slug": "eos"}, "config_context": {}}).host
+    '203.0.113.7'
+    """
+    name = str(device["name"])
+    address = (device.get("primary_ip4") or device.get("oob_ip") or {}).get("address")
+    if not address:
+        raise InventoryError(f"{name} has no primary or out-of-band IPv4 address in NetBox")
+    platform = device.get("platform") or {}
+    slug = platform.get("slug") or platform.get("name")
+    if not slug:
+        raise InventoryError(f"{name} has no platform in NetBox: which driver would talk to it?")
+    host = str(address).split("/", maxsplit=1)[0]
+    return DeviceTarget.from_netbox(name, host, str(slug), device.get("config_context") or {})
+
+
+def not_covered(device: dict[str, Any]) -> str | None:
     """Why no NAPALM driver can survey the device (None: one can). Asks no device."""
     try:
-        target = nc.device_target(ws)
+        target = target_of(device)
         # a gateway made only to ask its driver class (no credentials: it never opens)
         probe = NetworkGateway(Mode.PLAN, target, Credentials(""))
         if not probe.supports("get_config"):
@@ -153,46 +176,47 @@ class NetworkMaintenance(LibraryRunbook[NetworkMaintenanceParams]):
         assert isinstance(ctx.state, FleetState), "network-maintenance's context holds a FleetState"
         return ctx.state
 
-    def fleet(self, ctx: RunContext) -> dict[str, DeviceWorkingSet]:
-        """The devices the selection covers (read again in a resumed run)."""
+    def devices(self, ctx: RunContext) -> dict[str, dict[str, Any]]:
+        """The devices the selection covers, as NetBox's REST records (read again in a
+        resumed run, by the names its record holds)."""
         state = self.state(ctx)
-        if not state.fleet:
+        if not state.devices:
             names = list(ctx.results["select_devices"].evidence["devices"])
-            state.fleet = working_sets(self.netbox(ctx), names)
-        return state.fleet
+            found = self.netbox(ctx).find("dcim.device", name=names, fields=DEVICE_FIELDS)
+            state.devices = {str(d["name"]): d for d in found}
+        return state.devices
 
     def around(self, ctx: RunContext) -> dict[str, DeviceWorkingSet]:
-        """The fleet and every cable peer of it (the BGP sessions NetBox implies need the
-        peers' addresses and AS numbers), read in one more request at most."""
+        """The working sets of the fleet and of every cable peer of it (the BGP sessions
+        NetBox implies need the peers' addresses and AS numbers): two requests at most."""
         state = self.state(ctx)
         if not state.around:
-            fleet = self.fleet(ctx)
+            nb = self.netbox(ctx)
+            fleet = working_sets(nb, sorted(self.devices(ctx)))
             peers = {link.peer_device for ws in fleet.values() for link in nc.links_of(ws)}
-            state.around = {**fleet, **working_sets(self.netbox(ctx), sorted(peers - set(fleet)))}
+            state.around = {**fleet, **working_sets(nb, sorted(peers - set(fleet)))}
         return state.around
 
     # ---- 1. the devices ------------------------------------------------------------------
 
     @check("Select the devices from NetBox that a NAPALM driver reaches", targets=_selection)
     def select_devices(self, ctx: RunContext) -> dict[str, Any]:
-        nb = self.netbox(ctx)
-        found = nb.find("dcim.device", **self.p.filters())
-        names = sorted({str(d["name"]) for d in found if d.get("name")})
-        if not names:
+        found = self.netbox(ctx).find("dcim.device", **self.p.filters(), fields=DEVICE_FIELDS)
+        if not found:
             raise InventoryError(f"no device matches: {self.p.selection()}")
         covered, skipped = {}, {}
-        for name, ws in working_sets(nb, names).items():
-            why = not_covered(ws)
+        for device in sorted(found, key=lambda d: str(d["name"])):
+            why = not_covered(device)
             if why is None:
-                covered[name] = ws
+                covered[str(device["name"])] = device
             else:
-                skipped[name] = why
+                skipped[str(device["name"])] = why
         if not covered:
             raise InventoryError(f"no device of {self.p.selection()} has a NAPALM driver")
-        self.state(ctx).fleet = covered
+        self.state(ctx).devices = covered
         devices = {
-            name: {"platform": ws.platform.slug if ws.platform else None, "address": ws.primary_ip4}
-            for name, ws in sorted(covered.items())
+            name: {"platform": target.platform, "address": target.host}
+            for name, target in ((n, target_of(d)) for n, d in covered.items())
         }
         return {"selection": self.p.selection(), "devices": devices} | (
             {"not_covered": skipped} if skipped else {}
@@ -207,17 +231,25 @@ class NetworkMaintenance(LibraryRunbook[NetworkMaintenanceParams]):
         duration=timedelta(minutes=5),
     )
     def survey_devices(self, ctx: RunContext) -> dict[str, Any]:
-        fleet, around, nb = self.fleet(ctx), self.around(ctx), self.netbox(ctx)
+        fleet, nb = self.devices(ctx), self.netbox(ctx)
         started = time.monotonic()
         workers = min(self.p.parallel, len(fleet))
+        # NetBox's reads go on while the devices log in: the working sets first (the state
+        # evidence waits for them), then each device's rendering (its compare waits for it)
         with (
-            ThreadPoolExecutor(min(RENDERS_AT_ONCE, len(fleet)), "netbox-render") as renders,
+            ThreadPoolExecutor(min(RENDERS_AT_ONCE, len(fleet)), "netbox-read") as reads,
             ThreadPoolExecutor(workers, "device-survey") as devices,
         ):
-            rendered = {name: renders.submit(nb.render_config, ws.id) for name, ws in fleet.items()}
+            around = reads.submit(self.around, ctx)
+            rendered = {
+                name: reads.submit(nb.render_config, int(device["id"]))
+                for name, device in fleet.items()
+            }
             jobs = {
-                name: devices.submit(self.survey_one, ctx, ws, around, rendered[name].result)
-                for name, ws in fleet.items()
+                name: devices.submit(
+                    self.survey_one, ctx, device, around.result, rendered[name].result
+                )
+                for name, device in fleet.items()
             }
             surveys = {name: jobs[name].result() for name in sorted(jobs)}
         took = round(time.monotonic() - started, 2)
@@ -226,18 +258,18 @@ class NetworkMaintenance(LibraryRunbook[NetworkMaintenanceParams]):
     def survey_one(
         self,
         ctx: RunContext,
-        ws: DeviceWorkingSet,
-        around: dict[str, DeviceWorkingSet],
+        device: dict[str, Any],
+        around: ns.WorkingSets,
         rendering: ns.Rendering,
     ) -> dict[str, Any]:
         """One device on the run's one session to it, closed when done (nothing later in the
         run needs the device)."""
         try:
-            gw = NetworkGateway.for_device(ctx, nc.device_target(ws))
+            gw = NetworkGateway.for_device(ctx, target_of(device))
         except Exception as exc:  # its credentials, say: this device's failure only
             return {"state": ns.UNREACHABLE, "why": str(exc)}
         try:
-            surveyed = ns.survey(gw, ws, around, rendering, keep_config=not ctx.planning)
+            surveyed = ns.survey(gw, around, rendering, keep_config=not ctx.planning)
             return surveyed | {"logins": gw.logins}
         finally:
             gw.close()

@@ -100,14 +100,12 @@ def interface_counters(gw: NetworkGateway) -> dict[str, Any]:
 
 
 Rendering = Callable[[], str]  # NetBox's rendering of the device (raw: never recorded)
+# The working sets of the fleet and its cable peers, by name (read while devices log in)
+WorkingSets = Callable[[], Mapping[str, DeviceWorkingSet]]
 
 
 def survey(
-    gw: NetworkGateway,
-    ws: DeviceWorkingSet,
-    peers: Mapping[str, DeviceWorkingSet],
-    rendering: Rendering,
-    keep_config: bool = True,
+    gw: NetworkGateway, around: WorkingSets, rendering: Rendering, keep_config: bool = True
 ) -> dict[str, Any]:
     """The device's survey as evidence: ``state`` (one of `STATES`), ``why`` or ``diff``,
     the backup (``config`` when ``keep_config``, its ``sha256`` and line count), and the state
@@ -120,7 +118,7 @@ def survey(
     out |= {"sha256": digest(running), "lines": len(running.splitlines())}
     if keep_config:
         out["config"] = running
-    out |= state_evidence(gw, ws, peers)
+    out |= state_evidence(gw, around)
     out |= compliance(gw, rendering)
     return out
 
@@ -144,9 +142,7 @@ def compliance(gw: NetworkGateway, rendering: Rendering) -> dict[str, Any]:
     return {"state": COMPLIANT}
 
 
-def state_evidence(
-    gw: NetworkGateway, ws: DeviceWorkingSet, peers: Mapping[str, DeviceWorkingSet]
-) -> dict[str, Any]:
+def state_evidence(gw: NetworkGateway, around: WorkingSets) -> dict[str, Any]:
     """Facts, BGP against the sessions NetBox implies over connected cables, LLDP against
     those cables, interface errors; a getter the driver lacks is named under
     ``not_checked``, one that fails under its own key as ``{"error": …}``."""
@@ -162,12 +158,17 @@ def state_evidence(
             out[key] = {"error": _reason(exc)}
 
     read("facts", gw.facts, lambda facts: {k: facts.get(k) for k in FACTS if k in facts})
-    links = nc.links_of(ws, ["connected"])
-    connected = {link.interface for link in links}  # NetBox renders sessions over these only
-    sessions = [s for s in nc.expected_sessions(ws, peers) if s.local_interface in connected]
-    read("bgp", gw.bgp_neighbors, lambda bgp: bgp_evidence(sessions, bgp))
-    read("lldp", gw.lldp_neighbors, lambda lldp: lldp_evidence(links, lldp))
     read("interface_errors", lambda: interface_counters(gw), interface_errors)
+    peers = around()
+    ws = peers.get(gw.target.name)
+    if ws is None:  # gone from NetBox since it was selected
+        not_checked.append("bgp, lldp: NetBox no longer holds the device")
+    else:
+        links = nc.links_of(ws, ["connected"])
+        connected = {link.interface for link in links}  # NetBox renders sessions over these
+        sessions = [s for s in nc.expected_sessions(ws, peers) if s.local_interface in connected]
+        read("bgp", gw.bgp_neighbors, lambda bgp: bgp_evidence(sessions, bgp))
+        read("lldp", gw.lldp_neighbors, lambda lldp: lldp_evidence(links, lldp))
     if not_checked:
         out["not_checked"] = not_checked
     return out

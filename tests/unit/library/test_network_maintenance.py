@@ -14,7 +14,6 @@ import json
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +26,7 @@ from runbooks.core.gateway import Gateway, Mode, reads
 from runbooks.core.results import RunStatus
 from runbooks.core.store import RecordStore
 from runbooks.gateways.netbox import NetBoxGateway
-from runbooks.gateways.netbox_model import DeviceWorkingSet, Ref
+from runbooks.gateways.netbox_model import DeviceWorkingSet
 from runbooks.gateways.network import NetworkGateway
 from runbooks.library import network_history, network_maintenance, network_survey
 from runbooks.library.network_history import ConfigHistory
@@ -84,12 +83,14 @@ class FleetNetBox(RenderingNetBox):
         super().__init__(mode)
         self.refuse = refuse
         self.filters: list[dict[str, Any]] = []
+        self.records: dict[str, dict[str, Any]] = {}  # records to answer instead
 
     @reads
     def find(self, obj_type: str, **filters: Any) -> list[dict[str, Any]]:
         assert obj_type == "dcim.device"
         self.filters.append(filters)
-        return [{"name": name} for name in FLEET]
+        names = filters.get("name", FLEET)
+        return [self.records.get(name, record(name)) for name in names]
 
     @reads
     def render_config(self, device_id: int, context: Mapping[str, Any] | None = None) -> str:
@@ -97,6 +98,19 @@ class FleetNetBox(RenderingNetBox):
         if name in self.refuse:
             raise RejectedError(f"NetBox refused render-config of device #{device_id}: no template")
         return super().render_config(device_id, context)
+
+
+def record(name: str) -> dict[str, Any]:
+    """A device as NetBox's REST list gives it (``fields`` of `DEVICE_FIELDS`)."""
+    ws = working_set(name)
+    return {
+        "id": ws.id,
+        "name": name,
+        "platform": {"name": "FRRouting", "slug": "frr"},
+        "primary_ip4": {"address": ws.primary_ip4},
+        "oob_ip": None,
+        "config_context": {},
+    }
 
 
 @pytest.fixture(autouse=True)
@@ -191,20 +205,12 @@ def test_the_plan_hash_does_not_move_with_the_fleet(store_path: Path) -> None:
     assert first.content_hash == second.content_hash
 
 
-def test_the_selection_is_netbox_filters_and_drivers(
-    store_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_the_selection_is_netbox_filters_and_drivers(store_path: Path) -> None:
     nb = FleetNetBox(Mode.PLAN)
+    nb.records["leaf2"] = {**record("leaf2"), "platform": None}
+    nb.records["spine2"] = {**record("spine2"), "platform": {"slug": "acme-os-nodriver"}}
     net = factories()
     net[NetBoxGateway] = lambda ctx, key: nb
-
-    def sets(_: NetBoxGateway, names: list[str]) -> dict[str, DeviceWorkingSet]:
-        out = {name: working_set(name) for name in names}
-        out["leaf2"] = replace(out["leaf2"], platform=None)
-        out["spine2"] = replace(out["spine2"], platform=Ref(9, "Acme OS", "acme-os-nodriver"))
-        return out
-
-    monkeypatch.setattr(network_maintenance, "working_sets", sets)
     plan = Engine(RecordStore(store_path), "olivia", gateway_factories=net).plan(
         maintenance(site="dc-a", role="spine,leaf", tag=["core"], status="active,staged")
     )
@@ -213,6 +219,7 @@ def test_the_selection_is_netbox_filters_and_drivers(
         "role": ["spine", "leaf"],
         "tag": ["core"],
         "status": ["active", "staged"],
+        "fields": network_maintenance.DEVICE_FIELDS,
     }
     chosen = evidence(plan.steps, "select_devices")
     assert sorted(chosen["devices"]) == ["leaf1", "spine1"]
@@ -270,6 +277,29 @@ def test_each_run_backs_up_into_the_record_and_one_commit_naming_it(
         assert PASSWORD.encode() not in content
     record = json.dumps([e.payload for e in RecordStore(store_path).entries()])
     assert PASSWORD not in record and "<removed>" in record
+
+
+def test_netbox_is_read_while_the_devices_log_in(
+    store_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The working sets (GraphQL) are not waited for before the first login: the request
+    goes on meanwhile (the selection needs NetBox's device list only)."""
+    logged_in = threading.Event()
+    seen: list[bool] = []
+    config = Device.config
+
+    def logging_in(self: Device, retrieve: str = "running") -> str:
+        logged_in.set()
+        return config(self, retrieve)
+
+    def sets(nb: NetBoxGateway, names: list[str]) -> dict[str, DeviceWorkingSet]:
+        seen.append(logged_in.wait(timeout=10))
+        return {name: working_set(name) for name in names if name in IDS}
+
+    monkeypatch.setattr(Device, "config", logging_in)
+    monkeypatch.setattr(network_maintenance, "working_sets", sets)
+    result = engine(store_path).run(maintenance())
+    assert result.status is RunStatus.SUCCEEDED and seen and all(seen)
 
 
 def test_the_pool_is_bounded(store_path: Path) -> None:
