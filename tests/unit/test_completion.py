@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from runbooks.cli import main
+from tests.conftest import LEDGER
 
 
 @pytest.fixture
@@ -62,20 +63,12 @@ def test_zsh_completes_runbook_names(
 def test_the_settings_files_runbooks_complete_and_a_broken_file_completes_to_nothing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    module = tmp_path / "extra_book.py"
-    module.write_text(
-        "from runbooks.core.runbook import Runbook\n"
-        "class Extra(Runbook):\n"
-        "    name = 'extra-from-config'\n"
-        "    title = 'Only the config file names me'\n"
-        "    instruction = 'test'\n"
-    )
     path = tmp_path / "config.toml"
-    path.write_text(f'modules = "{module}"\n')
+    path.write_text(f'modules = "{LEDGER}"\n')  # the test runbook, named by the file only
     monkeypatch.delenv("RUNBOOKS_MODULES", raising=False)
     monkeypatch.setenv("RUNBOOKS_CONFIG", str(tmp_path / "absent.toml"))
-    line = f"runbook --config {path} plan extra-"
-    assert complete_bash(line, monkeypatch, capsys) == ["extra-from-config"]
+    line = f"runbook --config {path} plan test-"
+    assert complete_bash(line, monkeypatch, capsys) == ["test-ledger"]
     path.write_text("modules = [not toml\n")
     assert complete_bash(line, monkeypatch, capsys) == []
     assert complete_bash(f"runbook --config {path} pl", monkeypatch, capsys) == ["plan"]
