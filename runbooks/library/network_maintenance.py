@@ -146,10 +146,15 @@ def target_of(device: dict[str, Any]) -> DeviceTarget:
     return DeviceTarget.from_netbox(name, host, str(slug), device.get("config_context") or {})
 
 
-def not_covered(device: dict[str, Any]) -> str | None:
-    """Why no NAPALM driver can survey the device (None: one can). Asks no device."""
+def not_covered(device: DeviceWorkingSet | dict[str, Any]) -> str | None:
+    """Why no NAPALM driver can survey the device, given as its working set or its REST
+    record (None: one can). Asks no device."""
     try:
-        target = target_of(device)
+        target = (
+            nc.device_target(device)
+            if isinstance(device, DeviceWorkingSet)
+            else (target_of(device))
+        )
         # a gateway made only to ask its driver class (no credentials: it never opens)
         probe = NetworkGateway(Mode.PLAN, target, Credentials(""))
         if not probe.supports("get_config"):
