@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from runbooks.cli import main
+from runbooks.core import registry
 from tests.conftest import LEDGER
 
 
@@ -39,12 +40,16 @@ def test_bash_completes_subcommands_and_runbook_names(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert complete_bash("runbook pl", monkeypatch, capsys) == ["plan"]
-    assert complete_bash("runbook rec", monkeypatch, capsys) == ["records"]
-    assert complete_bash("runbook plan rack-", monkeypatch, capsys) == ["rack-in", "rack-out"]
-    every = complete_bash("runbook plan ", monkeypatch, capsys)
-    assert {"rack-in", "rack-out", "server-maintenance", "db-upgrade", "test-ledger"} <= set(every)
-    assert complete_bash("runbook show server-", monkeypatch, capsys) == ["server-maintenance"]
-    assert complete_bash("runbook run db-", monkeypatch, capsys) == ["db-upgrade"]
+    assert complete_bash("runbook reco", monkeypatch, capsys) == ["records"]
+    registered = list(registry.discover())
+    assert complete_bash("runbook plan ", monkeypatch, capsys) == registered
+    assert {"rack-in", "rack-out", "server-maintenance", "db-upgrade", "test-ledger"} <= set(
+        registered
+    )
+    racks = complete_bash("runbook plan rack-", monkeypatch, capsys)
+    assert racks == [n for n in registered if n.startswith("rack-")] and "rack-out" in racks
+    assert complete_bash("runbook show server-m", monkeypatch, capsys) == ["server-maintenance"]
+    assert complete_bash("runbook run db-up", monkeypatch, capsys) == ["db-upgrade"]
 
 
 @pytest.mark.usefixtures("no_user_config")
