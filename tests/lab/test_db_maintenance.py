@@ -2,9 +2,11 @@
 
 One flow: the test makes bloat on db1 (a table, autovacuum off, most of its rows deleted), an
 invalid index (a failed CREATE INDEX CONCURRENTLY), a NOT VALID constraint and amcheck in one
-database, then holds a transaction open; a change is planned by olivia, reviewed by rachel,
-approved by arthur and run by olivia; a second change, the same way, finds no bloat left to
-note. db1 is left as it was: the table, the extension and the runbook's work directory go.
+database, then holds a transaction open whose query holds a literal no record may show. A run
+whose backup verification fails (injected) rolls back before any VACUUM; then a change is
+planned by olivia, reviewed by rachel, approved by arthur and run by olivia; a second change,
+the same way, finds no bloat left to note. db1 is left as it was: the table, the extension
+and the runbook's work directory go.
 """
 
 from __future__ import annotations
@@ -22,12 +24,14 @@ from runbooks.core import policy
 from runbooks.core.changes import ChangeBook, run_change
 from runbooks.core.context import confirm_all
 from runbooks.core.engine import Engine
+from runbooks.core.errors import VerificationError
 from runbooks.core.plan import Plan
 from runbooks.core.results import RunResult, RunStatus, Status
 from runbooks.core.store import RecordStore
 from runbooks.lab import hosts
 from runbooks.lab import lab as lab_ops
 from runbooks.library.db_maintenance import DbMaintenance
+from runbooks.report import review
 
 OLIVIA = policy.Identity("olivia", frozenset({policy.HANDLE}))
 RACHEL = policy.Identity("rachel", frozenset({policy.REVIEW}))
@@ -35,6 +39,7 @@ ARTHUR = policy.Identity("arthur", frozenset({policy.APPROVE}))
 WORK = "/var/lib/postgresql/maintenance-test"
 TABLE = "public.maintenance_bloat"
 LONG_TXN_APP = "maintenance-test-long-transaction"
+LITERAL = "literal-no-record-holds-42"
 
 SETUP_SQL = f"""
 CREATE TABLE {TABLE} (id int PRIMARY KEY, pad text NOT NULL)
@@ -78,10 +83,18 @@ def db1_bloated(lab: Any) -> Iterator[dict[str, Any]]:
             as_postgres(["rm", "-rf", WORK])
 
 
-def runbook(db: dict[str, Any]) -> DbMaintenance:
+class BackupFailsVerification(DbMaintenance):
+    """The restore test's verdict is a failure, as a corrupt backup's would be."""
+
+    def after_work(self, step: str) -> None:
+        if step == "plan_verify_backup":
+            raise VerificationError("injected: the restored backup differs")
+
+
+def runbook(db: dict[str, Any], kind: type[DbMaintenance] = DbMaintenance) -> DbMaintenance:
     ssh = hosts.host_ssh_params("db1")
-    return DbMaintenance(
-        DbMaintenance.parse_params(
+    return kind(
+        kind.parse_params(
             {
                 "host": ssh["host"],
                 "transport": "ssh",
@@ -95,8 +108,9 @@ def runbook(db: dict[str, Any]) -> DbMaintenance:
     )
 
 
-def approved_run(store: RecordStore, db: dict[str, Any]) -> tuple[Plan, RunResult]:
-    """Planned by olivia, reviewed by rachel, approved by arthur, run by olivia."""
+def approved_run(store: RecordStore, db: dict[str, Any]) -> tuple[Plan, str, RunResult]:
+    """Planned by olivia, reviewed by rachel, approved by arthur, run by olivia; the plan,
+    its review document, the run."""
     engine = Engine(store, "olivia", confirmer=confirm_all())
     plan = engine.plan(runbook(db))
     assert plan.refusal is None, plan.refusal
@@ -104,7 +118,8 @@ def approved_run(store: RecordStore, db: dict[str, Any]) -> tuple[Plan, RunResul
     change = book.create(plan, OLIVIA, None)
     change = book.sign(change, RACHEL, policy.REVIEW, change.plan_hash)
     change = book.sign(change, ARTHUR, policy.APPROVE, change.plan_hash)
-    return plan, run_change(engine, book, change, OLIVIA, runbook(db))
+    page = review.markdown(book.get(change.id))
+    return plan, page, run_change(engine, book, change, OLIVIA, runbook(db))
 
 
 def test_db1_checked_backed_up_and_vacuumed_then_nothing_left(
@@ -112,13 +127,25 @@ def test_db1_checked_backed_up_and_vacuumed_then_nothing_left(
 ) -> None:
     store = RecordStore(tmp_path / "records.sqlite3")
     started = time.monotonic()
+    long_query = f"SELECT count(*) FROM orders WHERE quantity > 0 OR '{LITERAL}' = ''"
     with connect(db1_bloated, application_name=LONG_TXN_APP) as long_txn:
-        long_txn.execute("SELECT count(*) FROM orders")  # the transaction stays open
+        long_txn.execute(long_query)  # the transaction stays open
         pid = long_txn.info.backend_pid
-        time.sleep(1.2)  # older than long_transaction_s
-        plan, result = approved_run(store, db1_bloated)
+        failed = Engine(store, "olivia", confirmer=confirm_all()).run(
+            runbook(db1_bloated, BackupFailsVerification)
+        )
+        time.sleep(max(0.0, 1.2 - (time.monotonic() - started)))  # older than 1 s
+        plan, page, result = approved_run(store, db1_bloated)
     first_s = time.monotonic() - started
     assert result.status is RunStatus.SUCCEEDED, result.error
+
+    # the injected failure: rolled back before any VACUUM, its record complete
+    assert failed.status is RunStatus.ROLLED_BACK, failed.error
+    assert "injected: the restored backup differs" in str(failed.error)
+    assert [s.step for s in failed.steps if s.status is Status.CHANGED] == ["plan_backup"]
+    assert "plan_vacuum" not in {s.step for s in failed.steps}
+    kinds = [e.kind for e in store.entries(failed.run_id)]
+    assert kinds[-1] == "run.finished" and "step.failed" in kinds
 
     # the plan: what will be done, for review
     planned = {s.step: s for s in plan.steps}
@@ -127,11 +154,12 @@ def test_db1_checked_backed_up_and_vacuumed_then_nothing_left(
     assert "public.orders" in vacuum.after["vacuum_analyze"]
     (backup,) = planned["plan_backup"].diffs
     assert f"{WORK}/<run>/backup" in str(backup.after["backup"])
+    assert TABLE in page and f"{WORK}/<run>/backup" in page  # what the reviewer reads
 
     # the record: every figure
     done = {s.step: s.evidence for s in result.steps}
     figures = done["plan_vacuum"]["databases"]["inventory"]["tables"][TABLE]
-    assert figures["dead"][0] >= 18000 > figures["dead"][1]
+    assert figures["dead"][0] >= 18000 > figures["dead"][1]  # the failed run vacuumed nothing
     assert figures["dead_percent"][0] > figures["dead_percent"][1]
     assert f"{TABLE} " in done["plan_vacuum"]["databases"]["inventory"]["verdict"]
     verified = done["plan_verify_backup"]
@@ -140,7 +168,7 @@ def test_db1_checked_backed_up_and_vacuumed_then_nothing_left(
     named = {t["pid"]: t for t in done["long_transactions"]["transactions"]}
     assert named[pid]["application"] == LONG_TXN_APP
     assert named[pid]["database"] == "inventory" and named[pid]["age_s"] >= 1
-    assert named[pid]["query"] == "SELECT count(*) FROM orders"
+    assert named[pid]["query"] == "SELECT count(*) FROM orders WHERE quantity > 0 OR '…' = '…'"
     checks = done["index_and_constraint_checks"]["databases"]
     assert checks["inventory"]["amcheck"]["result"].startswith("passed")
     assert checks["inventory"]["amcheck"]["checked"] >= 4
@@ -157,11 +185,13 @@ def test_db1_checked_backed_up_and_vacuumed_then_nothing_left(
 
     # a second change: the bloat is gone, nothing worth noting
     started = time.monotonic()
-    _, again = approved_run(store, db1_bloated)
+    _, _, again = approved_run(store, db1_bloated)
     second_s = time.monotonic() - started
     assert again.status is RunStatus.SUCCEEDED, again.error
     report = {s.step: s.evidence for s in again.steps}["plan_vacuum"]["databases"]["inventory"]
     assert report["verdict"].startswith("no bloat change worth noting")
     assert report["tables"][TABLE]["dead"] == [0, 0]
     assert store.verify().ok
+    store.close()
+    assert LITERAL.encode() not in (tmp_path / "records.sqlite3").read_bytes()
     logging.getLogger(__name__).warning("first run %.1f s, second %.1f s", first_s, second_s)
