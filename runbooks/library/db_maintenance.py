@@ -79,7 +79,8 @@ class DbMaintenanceParams(PgServerParams):
     )
     tables: list[str] = Field(
         default_factory=list,
-        description="only these tables (schema.table, comma-separated); default every table",
+        description="only these tables (schema.table or table, comma-separated); default "
+        "every table; one found in no database refuses the plan",
     )
     min_free_percent: float = Field(
         default=10.0,
@@ -264,9 +265,10 @@ class DbMaintenance(LibraryRunbook[DbMaintenanceParams]):
     # ------------------------------------------------------------------ 7. VACUUM (ANALYZE)
     @change("VACUUM (ANALYZE) the planned tables of each database", targets=TARGET)
     def plan_vacuum(self, ctx: RunContext) -> list[Diff]:
-        diffs = []
+        diffs, named = [], set()
         for db in self.databases(ctx):
             tables = self.vacuum_tables(ctx, db)
+            named |= {n for t in tables for n in (t, t.split(".", 1)[-1])}
             if not tables:
                 continue
             diffs.append(
@@ -278,6 +280,12 @@ class DbMaintenance(LibraryRunbook[DbMaintenanceParams]):
                     before={"database": db},
                     after={"database": db, "vacuum_analyze": tables},
                 )
+            )
+        unknown = [t for t in self.p.tables if t not in named]
+        if unknown:
+            raise VerificationError(
+                f"no table {', '.join(unknown)} in {', '.join(self.databases(ctx))} "
+                "(tables are named schema.table or table, as the server quotes them)"
             )
         return diffs
 

@@ -297,6 +297,7 @@ def test_the_plan_shows_what_is_checked_backed_up_and_vacuumed(tmp_path: Path) -
         ({"free": 3 * 2**30}, {}, "would keep 3.0% free (3221225472 of"),
         ({"corrupt": {2}}, {}, "bt_index_check fails on sales: customers_pkey"),
         ({}, {"databases": "sales,hr"}, "has no database hr"),
+        ({}, {"tables": "orders,public.payroll"}, "no table public.payroll in postgres, sales"),
     ],
 )
 def test_the_plan_is_refused(
