@@ -301,7 +301,7 @@ def abandon(
     engine = make_engine(ctx, who.username, quiet=json_out)
     why = reason or f"given up by {who.username}"
     result = engine.abandon(full_id, factory, why)
-    _report(ctx, result, json_out, ok=result.status in ("abandoned", "rolled-back"))
+    _report(ctx, result, json_out, ok=result.status in ("abandoned", "rolled-back", "stopped"))
 
 
 def _resumable(ctx: typer.Context, run_id: str) -> str:

@@ -10,10 +10,11 @@ from rich.console import Console
 from rich.markup import escape
 from rich.syntax import Syntax
 from rich.table import Table
+from runbooks_rules.lifecycle import MEANINGS
 
 from runbooks.core import secrets
 from runbooks.core.plan import Plan
-from runbooks.core.results import Diff, RunResult, Status, StepResult
+from runbooks.core.results import Diff, RunResult, RunStatus, Status, StepResult
 from runbooks.core.steps import Step
 
 out = Console(highlight=False, soft_wrap=True)
@@ -119,10 +120,13 @@ def show_plan(plan: Plan) -> None:
 
 
 def show_run(result: RunResult) -> None:
-    style = "green" if result.ok else "bold red"
+    stopped = result.status is RunStatus.STOPPED
+    style = "green" if result.ok else "bold yellow" if stopped else "bold red"
     out.print(
         f"run [bold]{result.run_id}[/] of {escape(result.runbook)}: [{style}]{result.status}[/]"
     )
+    if stopped:  # part of the change is in place: say so, and what comes next
+        out.print(f"  {MEANINGS[result.status]}; plan a new change for the rest")
     if result.error:
         out.print(f"  cause: {escape(result.error)}")
     out.print(f"  record: runbook records show {result.run_id}")

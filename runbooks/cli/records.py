@@ -10,6 +10,7 @@ from typing import Annotated, Any
 import typer
 from rich.markup import escape
 from rich.table import Table
+from runbooks_rules.sheet import batches_line
 
 from runbooks import config
 from runbooks.cli.output import emit_json, out
@@ -131,6 +132,8 @@ def show(
         return
     for e in run.entries:
         detail = e.payload.get("status") or e.payload.get("error") or e.payload.get("title") or ""
+        if e.kind == "run.finished" and e.payload.get("batches"):
+            detail = f"{detail} — {batches_line(e.payload['batches'])}"
         step = f" {e.step}" if e.step else ""
         out.print(
             f"{e.seq:>6} {e.ts[:23]} [bold]{e.kind:<15}[/]{escape(step)} "

@@ -19,7 +19,13 @@ from typing import Any
 from runbooks_rules.ids import new_run_id
 
 from runbooks.core import secrets
-from runbooks.core.batches import BatchedChangeStep, BatchStep, BatchStopped, parent_of
+from runbooks.core.batches import (
+    BatchedChangeStep,
+    BatchStep,
+    BatchStopped,
+    batch_label,
+    parent_of,
+)
 from runbooks.core.context import Confirmer, RunContext, refuse_all
 from runbooks.core.errors import (
     ApprovalError,
@@ -79,6 +85,9 @@ class _RunState:
     batch_started: set[str] = field(default_factory=set)  # batches begun (named in the record)
     # what run.finished says besides status and error (a batched step's kept and not run)
     outcome: dict[str, Any] = field(default_factory=dict)
+    # the batches kept, by step name ("batch 1 of 3 (canary): d1"): a run that fails with any
+    # still in place ends stopped, not rolled back
+    kept: dict[str, str] = field(default_factory=dict)
 
 
 class Engine:
@@ -606,6 +615,7 @@ class Engine:
             except Exception as exc:
                 raise self._batches_stopped(ctx, state, batch, batches, done, exc) from exc
             state.completed.clear()  # kept: the run's rollback stops here
+            state.kept[batch.name] = f"{batch.label}: {', '.join(batch.units)}"
             done.append(batch)
         outcome.diffs = outcome.undo_diffs = diffs
         outcome.evidence = {"batches": [f"{b.label}: {', '.join(b.units)}" for b in batches]}
@@ -860,8 +870,15 @@ class Engine:
                     actor=self.actor,
                 )
             )
-        status = RunStatus.ROLLBACK_FAILED if failed_undo else RunStatus.ROLLED_BACK
-        finished = {"status": str(status), "error": error, **state.outcome}
+        # batches kept stay in place: the run stopped part-way (nothing kept: rolled back)
+        kept = [named for name, named in state.kept.items() if name not in state.undone]
+        status = RunStatus.STOPPED if kept else RunStatus.ROLLED_BACK
+        if failed_undo:
+            status = RunStatus.ROLLBACK_FAILED
+        outcome = dict(state.outcome)
+        if kept and "batches" not in outcome:  # e.g. a later step failed, or abandoned
+            outcome["batches"] = {"kept": kept}
+        finished = {"status": str(status), "error": error, **outcome}
         self._append(run_id, "run.finished", finished)
         return RunResult(run_id, runbook.name, status, tuple(results), error)
 
@@ -892,6 +909,15 @@ def _batch_of(step: BatchedChangeStep, started: Entry) -> tuple[ChangeStep, list
     return batch, [Diff.from_dict(d) for d in p.get("diffs", [])]
 
 
+def _batch_named(started: Entry | None, name: str) -> str:
+    """A batch as run.finished names it ("batch 2 of 3: d2, d3"), from its step.started."""
+    if started is None or "batch" not in started.payload:
+        return name
+    p = started.payload
+    label = batch_label(int(p["batch"]), int(p["of"]))
+    return f"{label}: {', '.join(map(str, p.get('targets', [])))}"
+
+
 def _replay_batch(
     steps: dict[str, Step], entry: Entry, state: _RunState, results: dict[str, StepResult]
 ) -> None:
@@ -910,6 +936,7 @@ def _replay_batch(
         results[entry.step] = StepResult.from_dict({"step": entry.step, **entry.payload})
         if entry.payload.get("changed"):
             state.completed.clear()  # kept: the run's rollback stops here
+            state.kept[entry.step] = _batch_named(started, entry.step)
     elif entry.kind == "step.failed":
         state.failed = True
         if entry.payload.get("partial_undo") and started is not None:

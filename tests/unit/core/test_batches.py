@@ -6,12 +6,14 @@ resumes from its record; the review document shows the batches."""
 from __future__ import annotations
 
 import doctest
+import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from runbooks.cli import main
 from runbooks.core import batches
 from runbooks.core.changes import ChangeBook
 from runbooks.core.context import confirm_all
@@ -21,6 +23,7 @@ from runbooks.core.results import RunStatus, Status
 from runbooks.core.store import RecordStore
 from runbooks.core.window import Window
 from runbooks.report import review, sheet
+from tests.support import batch_runbook
 from tests.support.batch_runbook import Crash, FleetRunbook, lines, read, write
 
 DEVICES = ("d1", "d2", "d3", "d4", "d5")
@@ -112,9 +115,11 @@ def test_batch_sizes(tmp_path: Path, store: RecordStore, size: int, expected: li
 
 
 def test_regression_undoes_only_that_batch_and_stops(tmp_path: Path, store: RecordStore) -> None:
+    """Batch 2 fails: the run ends stopped (part of the change is in place), not rolled back."""
     result = engine(store).run(make(tmp_path, batch_size=2, regress_on="d3"))
 
-    assert result.status is RunStatus.ROLLED_BACK
+    assert result.status is RunStatus.STOPPED
+    assert not result.ok
     now = versions(tmp_path)
     assert now["d1"] == "hostname d1\nversion 2\n"  # the canary stays done
     assert now["d2"] == now["d3"] == ""  # batch 2 undone: as before the run
@@ -133,7 +138,7 @@ def test_regression_undoes_only_that_batch_and_stops(tmp_path: Path, store: Reco
     assert [(e.kind, e.payload["status"]) for e in skipped] == [("step.finished", "skipped")]
     assert "not run" in skipped[0].payload["evidence"]["not_run"]
     finished = store.entries(result.run_id)[-1]
-    assert finished.payload["status"] == "rolled-back"
+    assert finished.payload["status"] == "stopped"
     assert finished.payload["batches"] == {
         "kept": ["batch 1 of 3 (canary): d1"],
         "failed": ["batch 2 of 3: d2, d3"],
@@ -150,26 +155,44 @@ def test_regression_undoes_only_that_batch_and_stops(tmp_path: Path, store: Reco
     page = sheet.markdown(entries_, entries_[-1].hash, True)
     assert "| Configure the devices — batch 2 of 3: d2, d3 | change | undone |" in page
     assert "| Configure the devices — batch 3 of 3: d4, d5 | change | skipped |" in page
+    assert "| Outcome | **stopped** — BatchStopped: batch 2 of 3 (d2, d3) failed, undone" in page
+    assert (
+        "| Batches | stopped part-way: the batches kept stay in place, what failed was rolled "
+        "back, what came after it was not run — kept: batch 1 of 3 (canary): d1; "
+        "failed: batch 2 of 3: d2, d3; not run: batch 3 of 3: d4, d5 |"
+    ) in page
+    assert "stopped part-way" in sheet.html(entries_, entries_[-1].hash, True)
 
 
 def test_a_failing_canary_rolls_back_the_whole_run(tmp_path: Path, store: RecordStore) -> None:
-    """Nothing kept: the ordinary rollback undoes the steps before the batches too."""
+    """Nothing kept: the ordinary rollback undoes the steps before the batches too, and the
+    run is truly rolled back."""
     result = engine(store).run(make(tmp_path, batch_size=2, regress_on="d1"))
 
     assert result.status is RunStatus.ROLLED_BACK
     assert versions(tmp_path) == dict.fromkeys(DEVICES, "")
     assert read(tmp_path, "marker") == ""
     assert lines(tmp_path)[-2:] == ["undo d1", "undo marker"]
-    assert store.entries(result.run_id)[-1].payload["batches"]["kept"] == []
+    finished = store.entries(result.run_id)[-1].payload
+    assert finished["status"] == "rolled-back"
+    assert finished["batches"] == {
+        "kept": [],
+        "failed": ["batch 1 of 3 (canary): d1"],
+        "not_run": ["batch 2 of 3: d2, d3", "batch 3 of 3: d4, d5"],
+    }
 
 
 def test_a_step_after_the_batches_failing_does_not_undo_them(
     tmp_path: Path, store: RecordStore
 ) -> None:
-    """Batches kept are a barrier: the rollback after a later step's failure stops there."""
+    """Batches kept are a barrier: the rollback after a later step's failure stops there, and
+    the run ends stopped, naming the batches it kept."""
     result = engine(store).run(make(tmp_path, batch_size=2, fail_after=True))
 
-    assert result.status is RunStatus.ROLLED_BACK
+    assert result.status is RunStatus.STOPPED
+    assert store.entries(result.run_id)[-1].payload["batches"] == {
+        "kept": ["batch 1 of 3 (canary): d1", "batch 2 of 3: d2, d3", "batch 3 of 3: d4, d5"]
+    }
     assert versions(tmp_path) == {n: f"hostname {n}\nversion 2\n" for n in DEVICES}
     assert read(tmp_path, "marker") == "maintenance\n"
     assert not any(line.startswith("undo") for line in lines(tmp_path))
@@ -229,12 +252,33 @@ def test_abandon_mid_batch_undoes_that_batch_only(tmp_path: Path, store: RecordS
 
     result = engine(store).abandon(run_id, lambda p: make(tmp_path, batch_size=2), "test")
 
-    assert result.status is RunStatus.ROLLED_BACK
+    assert result.status is RunStatus.STOPPED  # batch 1 stays: named from the record
+    finished = store.entries(run_id)[-1].payload
+    assert finished["batches"] == {"kept": ["batch 1 of 3 (canary): d1"]}
     now = versions(tmp_path)
     assert now["d1"] == "hostname d1\nversion 2\n"
     assert now["d2"] == now["d3"] == ""
     assert read(tmp_path, "marker") == "maintenance\n"
     assert lines(tmp_path)[-1] == "undo d2 d3"
+
+
+def test_the_cli_says_a_run_stopped_part_way(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`runbook abandon` of a run killed in batch 2: it stopped (exit 0, what was asked), and
+    says what that means; `records show` names the batch kept."""
+    modules = f"{os.environ.get('RUNBOOKS_MODULES', '')},{batch_runbook.__file__}"
+    monkeypatch.setenv("RUNBOOKS_MODULES", modules)
+    path = tmp_path / "cli.sqlite3"
+    run_id = crash(RecordStore(path), tmp_path, crash_on="d3")
+
+    assert main(["--store", str(path), "abandon", run_id, "--reason", "test"]) == 0
+    said = capsys.readouterr().out
+    assert f"run {run_id} of test-fleet: stopped" in said
+    assert "stopped part-way: the batches kept stay in place" in said
+    assert "plan a new change for the rest" in said
+    assert main(["--store", str(path), "records", "show", run_id, "--local"]) == 0
+    assert "stopped — kept: batch 1 of 3 (canary): d1" in capsys.readouterr().out
 
 
 def test_killed_during_the_batch_rollback_resumes_it_without_crossing_kept(
@@ -252,6 +296,14 @@ def test_killed_during_the_batch_rollback_resumes_it_without_crossing_kept(
     state = engine(store)._replay(runbook, entries_[: cut + 1])
     assert state.failed
     assert [step.name for step, _ in state.completed] == ["plan_devices#2"]
+    # resumed from that record (copied into a store of its own), the rollback ends stopped
+    # with the kept batch named from the record
+    cut_store = RecordStore(tmp_path / "cut.sqlite3")
+    cut_store.import_chain(entries_[: cut + 1])
+    resumed = engine(cut_store).resume(result.run_id, lambda p: make(tmp_path, batch_size=2))
+    assert resumed.status is RunStatus.STOPPED
+    finished = cut_store.entries(result.run_id)[-1].payload
+    assert finished["batches"] == {"kept": ["batch 1 of 3 (canary): d1"]}
 
 
 def test_review_document_shows_the_batches(tmp_path: Path, store: RecordStore) -> None:
@@ -288,7 +340,7 @@ def test_a_batch_that_would_cross_the_window_end_is_not_started(
 
     result = runner.run(make(tmp_path, batch_size=2), window=window)
 
-    assert result.status is RunStatus.ROLLED_BACK
+    assert result.status is RunStatus.STOPPED
     now = versions(tmp_path)
     assert now["d1"] and now["d2"] and now["d3"]  # batches 1 and 2 kept
     assert now["d4"] == now["d5"] == ""
