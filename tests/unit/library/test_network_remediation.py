@@ -133,7 +133,7 @@ def test_a_regression_rolls_back_that_batch_only_and_stops(store_path: Path) -> 
     engine = Engine(store, "olivia", gateway_factories=factories(devices, regress="leaf2"))
     result = engine.run(remediation(settle_timeout_s=0.1))
 
-    assert result.status is RunStatus.ROLLED_BACK
+    assert result.status is RunStatus.STOPPED  # the canary kept: stopped part-way
     assert "BGP session to spine1 (198.18.1.2) is not established" in (result.error or "")
     assert devices["leaf1"].running == rendering("leaf1", "service")  # the canary kept
     assert not devices["leaf1"].pending
