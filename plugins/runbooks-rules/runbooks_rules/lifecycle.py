@@ -54,8 +54,8 @@ MEANINGS = {
     ROLLED_BACK: "rolled back: what the run changed was undone",
     ROLLBACK_FAILED: "rollback failed: something the run changed could not be undone",
     STOPPED: (
-        "stopped part-way: the batches kept stay in place, the failing batch was rolled back, "
-        "later ones were not run"
+        "stopped part-way: the batches kept stay in place, what failed was rolled back, "
+        "what came after it was not run"
     ),
 }
 # the statuses a signature recomputes (policy.status); later ones a signature leaves alone
