@@ -18,6 +18,7 @@ class ChangeStatusChoices(ChoiceSet):
     SUCCEEDED = lifecycle.SUCCEEDED
     ROLLED_BACK = lifecycle.ROLLED_BACK
     ROLLBACK_FAILED = lifecycle.ROLLBACK_FAILED
+    STOPPED = lifecycle.STOPPED
     REFUSED = lifecycle.REFUSED
     UNREVIEWED = lifecycle.UNREVIEWED
 
@@ -30,6 +31,7 @@ class ChangeStatusChoices(ChoiceSet):
         (SUCCEEDED, _("Succeeded"), "green"),
         (ROLLED_BACK, _("Rolled back"), "orange"),
         (ROLLBACK_FAILED, _("Rollback failed"), "red"),
+        (STOPPED, _("Stopped part-way"), "yellow"),
         (REFUSED, _("Refused"), "red"),
         (UNREVIEWED, _("Unreviewed"), "yellow"),
     ]
@@ -40,12 +42,14 @@ class RunStatusChoices(ChoiceSet):
     SUCCEEDED = lifecycle.SUCCEEDED
     ROLLED_BACK = lifecycle.ROLLED_BACK
     ROLLBACK_FAILED = lifecycle.ROLLBACK_FAILED
+    STOPPED = lifecycle.STOPPED
 
     CHOICES = [
         (RUNNING, _("Running"), "purple"),
         (SUCCEEDED, _("Succeeded"), "green"),
         (ROLLED_BACK, _("Rolled back"), "orange"),
         (ROLLBACK_FAILED, _("Rollback failed"), "red"),
+        (STOPPED, _("Stopped part-way"), "yellow"),
     ]
 
 

@@ -108,6 +108,7 @@ def markdown(ctx: dict[str, Any]) -> str:
         f"| Window | {window.get('start', '—')} to {window.get('end', '—')} |",
         f"| Started / ended | {ctx['start_ts'][:19]} / {ctx['end_ts'][:19] or '—'} |",
         f"| Outcome | **{ctx['status']}**" + (f" — {ctx['error']}" if ctx["error"] else "") + " |",
+        *([f"| Batches | {ctx['meaning']} — {ctx['batches']} |"] if ctx["batches"] else []),
         f"| Parameters | {params} |",
         f"| Plan hash | `{started.get('plan_hash') or '—'}` |",
         "",

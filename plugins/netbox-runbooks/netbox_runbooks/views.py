@@ -21,8 +21,9 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from netbox.object_actions import BulkExport
 from netbox.views import generic
-from runbooks_rules import policy
+from runbooks_rules import lifecycle, policy
 from runbooks_rules.policy import AUTHORITY_NAMES, MIN_HASH_PREFIX
+from runbooks_rules.sheet import batches_line
 from utilities.views import ViewTab, get_default_template, register_model_view
 from virtualization.models import VirtualMachine
 
@@ -34,7 +35,7 @@ from netbox_runbooks.document import duration, review_context, value
 from netbox_runbooks.errors import RunbooksError
 from netbox_runbooks.history import change_history, run_record
 from netbox_runbooks.identity import identity_of
-from netbox_runbooks.models import Change, Run
+from netbox_runbooks.models import Change, RecordEntry, Run
 
 __all__ = (
     "ChangeListView",
@@ -94,7 +95,20 @@ class ChangeView(generic.ObjectView):
             "run_table": run_table,
             "sign_actions": [(a, SIGN_LABELS[a]) for a in allowed],
             "min_hash": MIN_HASH_PREFIX,
+            "stopped_batches": _stopped_batches(instance),
         }
+
+
+def _stopped_batches(change: Change) -> str:
+    """Where a stopped change stands: the batches its last run's run.finished entry names."""
+    if change.status != lifecycle.STOPPED:
+        return ""
+    finished = (
+        RecordEntry.objects.filter(run__change=change, kind="run.finished")
+        .order_by("-run__started", "-seq")
+        .first()
+    )
+    return batches_line(finished.to_entry().payload.get("batches")) if finished else ""
 
 
 def _signature_rows(signatures: Any) -> list[dict[str, Any]]:

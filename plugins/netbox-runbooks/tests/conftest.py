@@ -26,6 +26,12 @@ from runbooks_rules.plan import plan_hash
 from runbooks.lab import netbox
 
 API = "/api/plugins/runbooks/"
+# a batched run that stopped part-way, as its run.finished entry names its batches
+STOPPED_BATCHES = {
+    "kept": ["batch 1 of 3 (canary): leaf1"],
+    "failed": ["batch 2 of 3: leaf2"],
+    "not_run": ["batch 3 of 3: spine1"],
+}
 ROLES = ("operator", "reviewer", "approver", "approver2", "supervisor", "worker", "admin")
 
 
@@ -192,6 +198,21 @@ class Lab:
         assert last["payload"]["reason"] == detail
         assert last["actor"] == last["recorded_by"] == self[role].username
         return detail
+
+    def stopped_run(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        """An approved change whose run stopped part-way (`STOPPED_BATCHES`): its record is
+        run.started, then run.finished `stopped` naming the batches."""
+        change = self.approved()
+        run = self.start(change).json()
+        finished = {
+            "status": "stopped",
+            "error": "BatchStopped: batch 2 of 3 (leaf2) failed, undone",
+            "batches": STOPPED_BATCHES,
+        }
+        done = self.entries(run, [self.started(run, change), ("run.finished", None, finished)])
+        resp = self["operator"].post(f"runs/{run['id']}/entries/", {"entries": done})
+        assert resp.status_code == 201, resp.text
+        return change, run
 
     # -- records -------------------------------------------------------------------------------
     @staticmethod

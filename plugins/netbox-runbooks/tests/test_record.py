@@ -119,6 +119,25 @@ def test_a_record_starts_with_the_approved_plan_and_closes_when_finished(nb: Lab
     _conflict(resp, "is closed")
 
 
+def test_a_run_that_stopped_part_way_ends_stopped_and_its_change_never_runs_again(
+    nb: Lab,
+) -> None:
+    """run.finished `stopped` (batches kept) is accepted: the run and its change say stopped,
+    the lists filter by it, and the change takes no run, signature or schedule any more."""
+    change, run = nb.stopped_run()
+    assert nb["admin"].get(f"runs/{run['id']}/").json()["status"] == "stopped"
+    assert nb.change(change)["status"] == "stopped"
+    runs = nb["admin"].get("runs/", status="stopped").json()["results"]
+    assert run["run_id"] in [r["run_id"] for r in runs]
+    changes = nb["admin"].get("changes/", status="stopped").json()["results"]
+    assert [c["name"] for c in changes] == [change["name"]]
+    says = f"{change['name']} stopped part-way with batches kept: it never runs again"
+    assert says in nb.refused(nb.start(change), change, "operator")
+    assert says in nb.refused(nb.sign("approver2", change, "approve"), change, "approver2")
+    resp = nb["operator"].post(f"changes/{change['id']}/schedule/", {})
+    assert says in nb.refused(resp, change, "operator")
+
+
 def test_only_the_operator_adds_to_the_record(nb: Lab) -> None:
     change, run, posted = _run(nb)
     held = _record(nb, run)

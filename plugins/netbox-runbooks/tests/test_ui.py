@@ -189,6 +189,35 @@ def test_a_run_page_and_its_sign_offs(nb: Lab) -> None:
     assert change["name"] in sophia.get(path).text
 
 
+def test_a_stopped_change_and_run_say_what_is_in_place(nb: Lab) -> None:
+    """A run that stopped part-way: the change's page says it never runs again and names the
+    batches kept, failed and not run; the run's record sheet (page and download) names them;
+    the lists filter by the status."""
+    change, run = nb.stopped_run()
+    web = Web("operator")
+    page = change_page(web, change)
+    alert = page[page.index('id="stopped-alert"') :]
+    alert = html.unescape(alert[: alert.index("</div>")])
+    assert "Stopped part-way" in alert and "plan a new change for the rest" in alert
+    named = (
+        "kept: batch 1 of 3 (canary): leaf1; failed: batch 2 of 3: leaf2; "
+        "not run: batch 3 of 3: spine1"
+    )
+    assert named in alert
+    assert buttons(page) == set()  # nothing to sign any more
+    run_page = html.unescape(web.get(f"{UI}runs/{run['id']}/").text)
+    assert "Stopped part-way" in run_page  # the status badge
+    assert "stopped part-way: the batches kept stay in place" in run_page
+    assert named in run_page[run_page.index('id="sheet-batches"') :]
+    markdown = web.get(f"{UI}runs/{run['id']}/sheet/", format="md").text
+    assert "| Batches | stopped part-way: the batches kept stay in place" in markdown
+    assert named in markdown
+    assert named in html.unescape(web.get(f"{UI}runs/{run['id']}/sheet/", format="html").text)
+    assert change["name"] in web.get(f"{UI}changes/", status="stopped").text
+    assert change["name"] not in web.get(f"{UI}changes/", status="rolled-back").text
+    assert run["run_id"] in web.get(f"{UI}runs/", status="stopped").text
+
+
 def test_the_runbooks_tab_of_a_device(nb: Lab) -> None:
     change, run = finished_run(nb)
     other = nb.create(plan=plan("leaf2"))
