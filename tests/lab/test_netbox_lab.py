@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gzip
+import re
 import shutil
 import subprocess
 import time
@@ -11,7 +13,7 @@ import pynetbox
 import pytest
 import requests
 
-from runbooks.lab import netbox, topology
+from runbooks.lab import netbox, netbox_schema, topology
 
 pytestmark = pytest.mark.lab
 
@@ -148,3 +150,44 @@ def test_netbox_listens_on_loopback_only(netbox_lab):
     ).stdout.split("\n")
     local = {line.split()[3].rsplit(":", 1)[0] for line in listening if line.strip()}
     assert local == {"127.0.0.1"}
+
+
+def test_netbox_is_served_by_gunicorn_with_the_web_ui_s_static_files(netbox_lab):
+    pid = netbox._server_pid()
+    assert pid is not None
+    argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    assert argv[1].endswith(b"/bin/gunicorn") and b"--no-control-socket" in argv
+    workers = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    assert len(workers) == 2
+    login = requests.get(f"{netbox_lab}/login/", timeout=30)
+    assert login.status_code == 200
+    sheets = re.findall(r'href="(/static/[^"?]+\.css)', login.text)
+    scripts = re.findall(r'src="(/static/[^"?]+\.js)', login.text)
+    assert sheets and scripts
+    for path, kind in ((sheets[0], "text/css"), (scripts[0], "javascript")):
+        resp = requests.get(f"{netbox_lab}{path}", timeout=30)
+        assert resp.status_code == 200 and kind in resp.headers["Content-Type"], path
+        assert len(resp.content) > 1000, path
+
+
+def test_the_shipped_core_dump_leaves_netbox_nothing_to_migrate(netbox_lab):
+    """The dump shipped for this NetBox version, restored, is NetBox core fully migrated: a
+    stale one (NetBox upgraded, `runbook lab netbox-snapshot` not run) fails here."""
+    shipped = netbox_schema.shipped_snapshot(netbox.VERSION)
+    scratch = f"{netbox.DB_BASE}_shipped_check"
+    netbox._psql(f'DROP DATABASE IF EXISTS "{scratch}" WITH (FORCE)')
+    netbox._psql(f'CREATE DATABASE "{scratch}"')
+    try:
+        netbox._psql("", db=scratch, stdin=gzip.decompress(shipped.read_bytes()), timeout=120)
+        check = subprocess.run(
+            [netbox.venv() / "bin" / "netbox", "migrate", "--check", "--plan"],
+            env=netbox._netbox_env(scratch, core_only=True),
+            capture_output=True,
+            text=True,
+            timeout=180,
+            check=False,
+        )
+    finally:
+        netbox._psql(f'DROP DATABASE IF EXISTS "{scratch}" WITH (FORCE)')
+    assert check.returncode == 0, check.stdout[-2000:] + check.stderr[-2000:]
+    assert "No planned migration operations." in check.stdout
