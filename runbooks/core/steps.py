@@ -17,6 +17,12 @@ A runbook class body reads top to bottom as the work instruction::
 ``@change(..., undo_on_failure=True)`` declares that the undo is also safe on a half-applied
 step: when the apply fails, the rollback undoes this step's partial work first.
 
+``@change(..., recurs=True)`` declares a change every run makes anew, such as a record of the
+run (a commit to a configuration history): a plan whose only changes recur runs in every
+window of a recurring schedule (`runbooks.recurring.plan_writes`), each window still only
+when its plan is exactly the approved one. A step that writes to a device or NetBox never
+recurs: applied, its diffs are gone from the next plan.
+
 A change step's plan function runs in plans and runs alike and must only read; the
 engine records its diffs *before* applying, so undo and resume work from the record.
 """
@@ -101,6 +107,9 @@ class ChangeStep(Step):
     # undo also cleans up this step's own partial work when its apply fails (the undo must be
     # safe on a half-applied step: a playbook's rollback that restores a snapshot is)
     undo_on_failure: bool = False
+    # a change every run makes anew, such as a record of the run: a plan whose only changes
+    # recur runs in every window of its recurring schedule (runbooks.recurring.plan_writes)
+    recurs: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
     def apply(self, func: StepFunc) -> ChangeStep:
@@ -139,11 +148,20 @@ def change(
     targets: Targets = None,
     duration: timedelta = timedelta(minutes=1),
     undo_on_failure: bool = False,
+    recurs: bool = False,
 ) -> Callable[[StepFunc], ChangeStep]:
     """A change step. ``undo_on_failure``: when its apply fails part-way, the rollback runs
-    this step's undo too (first), not only the undo of the steps completed before it."""
+    this step's undo too (first), not only the undo of the steps completed before it.
+    ``recurs``: a change every run makes anew, such as a record of the run; a plan whose only
+    changes recur runs in every window of its recurring schedule."""
     return lambda f: ChangeStep(
-        f, title, StepKind.CHANGE, targets, duration, undo_on_failure=undo_on_failure
+        f,
+        title,
+        StepKind.CHANGE,
+        targets,
+        duration,
+        undo_on_failure=undo_on_failure,
+        recurs=recurs,
     )
 
 
