@@ -292,7 +292,9 @@ class NetworkMaintenance(LibraryRunbook[NetworkMaintenanceParams]):
 
     # ---- 4. the configuration history ------------------------------------------------------------
 
-    @change("Commit the backups to the configuration history, one commit naming the run")
+    @change(
+        "Commit the backups to the configuration history, one commit naming the run", recurs=True
+    )
     def plan_history_commit(self, ctx: RunContext) -> Diff:
         where = config.config_history()
         return Diff(
