@@ -88,7 +88,8 @@ def summary(surveys: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
 def _reason(exc: BaseException) -> str:
     if isinstance(exc, RunbookError):
         return str(exc)
-    log.exception("unexpected failure")  # a bug, not the device's state: keep the traceback
+    # a bug, not the device's state: keep the traceback
+    log.error("unexpected failure: %s", type(exc).__name__, exc_info=exc)
     return f"{type(exc).__name__}: {exc}"
 
 
@@ -118,9 +119,9 @@ def survey(
     out |= {"sha256": digest(running), "lines": len(running.splitlines())}
     if keep_config:
         out["config"] = running
-    out |= state_evidence(gw, around)
+    answers = read_state(gw)  # the device first, NetBox's working sets when needed
     out |= compliance(gw, rendering)
-    return out
+    return out | judged(answers, gw.target.name, around)
 
 
 def compliance(gw: NetworkGateway, rendering: Rendering) -> dict[str, Any]:
@@ -142,33 +143,51 @@ def compliance(gw: NetworkGateway, rendering: Rendering) -> dict[str, Any]:
     return {"state": COMPLIANT}
 
 
-def state_evidence(gw: NetworkGateway, around: WorkingSets) -> dict[str, Any]:
-    """Facts, BGP against the sessions NetBox implies over connected cables, LLDP against
-    those cables, interface errors; a getter the driver lacks is named under
-    ``not_checked``, one that fails under its own key as ``{"error": …}``."""
-    out: dict[str, Any] = {}
-    not_checked: list[str] = []
-
-    def read(key: str, getter: Callable[[], Any], shape: Callable[[Any], Any]) -> None:
+def read_state(gw: NetworkGateway) -> dict[str, Any]:
+    """The getters' answers, by evidence key: an answer, or the `UnsupportedError` or other
+    exception the getter raised (the device is read before NetBox's working sets are needed:
+    they may still be on their way)."""
+    getters: dict[str, Callable[[], Any]] = {
+        "facts": gw.facts,
+        "interface_errors": lambda: interface_counters(gw),
+        "bgp": gw.bgp_neighbors,
+        "lldp": gw.lldp_neighbors,
+    }
+    answers: dict[str, Any] = {}
+    for key, getter in getters.items():
         try:
-            out[key] = shape(getter())
-        except UnsupportedError as exc:
-            not_checked.append(f"{key}: {exc}")
-        except Exception as exc:
-            out[key] = {"error": _reason(exc)}
+            answers[key] = getter()
+        except Exception as exc:  # judged below: not checked, or an error of that part
+            answers[key] = exc
+    return answers
 
-    read("facts", gw.facts, lambda facts: {k: facts.get(k) for k in FACTS if k in facts})
-    read("interface_errors", lambda: interface_counters(gw), interface_errors)
+
+def judged(answers: Mapping[str, Any], name: str, around: WorkingSets) -> dict[str, Any]:
+    """The state evidence from the getters' answers (`read_state`) and NetBox."""
+    shapes: dict[str, Callable[[Any], Any]] = {
+        "facts": lambda facts: {k: facts.get(k) for k in FACTS if k in facts},
+        "interface_errors": interface_errors,
+    }
     peers = around()
-    ws = peers.get(gw.target.name)
+    ws = peers.get(name)
+    not_checked: list[str] = []
     if ws is None:  # gone from NetBox since it was selected
         not_checked.append("bgp, lldp: NetBox no longer holds the device")
     else:
         links = nc.links_of(ws, ["connected"])
         connected = {link.interface for link in links}  # NetBox renders sessions over these
         sessions = [s for s in nc.expected_sessions(ws, peers) if s.local_interface in connected]
-        read("bgp", gw.bgp_neighbors, lambda bgp: bgp_evidence(sessions, bgp))
-        read("lldp", gw.lldp_neighbors, lambda lldp: lldp_evidence(links, lldp))
+        shapes["bgp"] = lambda bgp: bgp_evidence(sessions, bgp)
+        shapes["lldp"] = lambda lldp: lldp_evidence(links, lldp)
+    out: dict[str, Any] = {}
+    for key, shape in shapes.items():
+        answer = answers.get(key)
+        if isinstance(answer, UnsupportedError):
+            not_checked.append(f"{key}: {answer}")
+        elif isinstance(answer, BaseException):
+            out[key] = {"error": _reason(answer)}
+        else:
+            out[key] = shape(answer)
     if not_checked:
         out["not_checked"] = not_checked
     return out

@@ -282,21 +282,22 @@ def test_each_run_backs_up_into_the_record_and_one_commit_naming_it(
 def test_netbox_is_read_while_the_devices_log_in(
     store_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The working sets (GraphQL) are not waited for before the first login: the request
-    goes on meanwhile (the selection needs NetBox's device list only)."""
-    logged_in = threading.Event()
+    """The working sets (GraphQL, for the BGP and LLDP evidence) are not waited for before
+    the devices are read: a device logs in, answers every getter and compares while the
+    request is on its way (the selection needs NetBox's device list only)."""
+    compared = threading.Event()
     seen: list[bool] = []
-    config = Device.config
+    compare = Device.compare
 
-    def logging_in(self: Device, retrieve: str = "running") -> str:
-        logged_in.set()
-        return config(self, retrieve)
+    def comparing(self: Device, candidate: str, *args: Any, **kwargs: Any) -> str:
+        compared.set()
+        return compare(self, candidate, *args, **kwargs)
 
     def sets(nb: NetBoxGateway, names: list[str]) -> dict[str, DeviceWorkingSet]:
-        seen.append(logged_in.wait(timeout=10))
+        seen.append(compared.wait(timeout=10))
         return {name: working_set(name) for name in names if name in IDS}
 
-    monkeypatch.setattr(Device, "config", logging_in)
+    monkeypatch.setattr(Device, "compare", comparing)
     monkeypatch.setattr(network_maintenance, "working_sets", sets)
     result = engine(store_path).run(maintenance())
     assert result.status is RunStatus.SUCCEEDED and seen and all(seen)
