@@ -17,8 +17,11 @@ from typing import Any
 
 import pytest
 
+from runbooks.core import policy
+from runbooks.core.changes import ChangeBook
 from runbooks.core.context import RunContext
 from runbooks.core.engine import Engine
+from runbooks.core.errors import InputError
 from runbooks.core.gateway import Gateway, reads
 from runbooks.core.results import RunStatus
 from runbooks.core.store import RecordStore
@@ -27,6 +30,7 @@ from runbooks.gateways.netbox_model import DeviceWorkingSet
 from runbooks.gateways.network import NetworkGateway
 from runbooks.library import network_remediation
 from runbooks.library.network_remediation import NetworkRemediation
+from runbooks.report import review
 from tests.unit.library.rack_data import (
     ASN,
     IDS,
@@ -70,13 +74,35 @@ def fleet_in_memory(monkeypatch: pytest.MonkeyPatch) -> None:
 Factories = dict[type[Gateway], Callable[[RunContext, str], Gateway]]
 
 
-def factories(devices: dict[str, MemoryDevice], regress: str | None = None) -> Factories:
+class TimesOut(MemoryDevice):
+    """Its commit-confirm timer runs out during the post-checks: at the first BGP reading
+    after its commit it goes back by itself to what it ran before (nothing pending)."""
+
+    @reads
+    def bgp_neighbors(self) -> dict[str, Any]:
+        if self.pending:
+            self.running, self.pending = self.before_commit, False
+        return super().bgp_neighbors()
+
+
+def factories(
+    devices: dict[str, MemoryDevice],
+    regress: str | None = None,
+    kind: dict[str, type[MemoryDevice]] | None = None,
+    missing: dict[str, set[str]] | None = None,
+) -> Factories:
     """The run's devices (kept in ``devices``); ``regress``'s BGP sessions go down once it
-    has committed (its baseline sees them up)."""
+    has committed (its baseline sees them up); ``kind``: a device's class; ``missing``:
+    what a device's driver lacks."""
 
     def device(ctx: RunContext, key: str) -> Gateway:
         raw = rendering(key, "service")
-        made = MemoryDevice(ctx.mode, key, raw if key == "spine1" else raw + DRIFT + "\n")
+        made = (kind or {}).get(key, MemoryDevice)(
+            ctx.mode,
+            key,
+            raw if key == "spine1" else raw + DRIFT + "\n",
+            missing=(missing or {}).get(key, ()),
+        )
         made.bgp = [sessions(key)]
         if key == regress:
             made.bgp = [sessions(key), sessions(key, up=False)]
@@ -172,3 +198,85 @@ def test_the_devices_are_compared_at_the_same_time(store_path: Path) -> None:
     )
     compared = next(s for s in plan.steps if s.step == "compare_with_netbox").evidence
     assert compared["compliant"] == list(FLEET)
+
+
+def test_a_device_whose_timer_ran_out_during_the_post_checks_fails_its_batch(
+    store_path: Path,
+) -> None:
+    """leaf2 goes back by itself to its drifted configuration while its batch's post-checks
+    run (they pass: its sessions stay up); the confirmation finds nothing pending there, and
+    the batch fails, undone: the run does not say succeeded with leaf2 still drifted."""
+    devices: dict[str, MemoryDevice] = {}
+    store = RecordStore(store_path)
+    net = factories(devices, kind={"leaf2": TimesOut})
+    result = Engine(store, "olivia", gateway_factories=net).run(remediation())
+
+    assert result.status is RunStatus.STOPPED, result.error  # the canary kept
+    assert "leaf2 went back to its earlier configuration" in (result.error or "")
+    assert devices["leaf1"].running == rendering("leaf1", "service")
+    assert devices["leaf2"].running == rendering("leaf2", "service") + DRIFT + "\n"
+    assert not devices["leaf2"].pending
+    assert devices["spine2"].commits == []
+    assert store.entries(result.run_id)[-1].payload["batches"] == {
+        "kept": ["batch 1 of 3 (canary): leaf1"],
+        "failed": ["batch 2 of 3: leaf2"],
+        "not_run": ["batch 3 of 3: spine2"],
+    }
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"settle_timeout_s": 290, "confirm_within_s": 300},
+        {"settle_timeout_s": 60, "confirm_within_s": 120, "batch_size": 4},
+    ],
+)
+def test_post_checks_that_cannot_end_inside_the_timer_are_refused(params: dict[str, Any]) -> None:
+    with pytest.raises(InputError) as refused:
+        remediation(**params)
+    assert "\n" not in str(refused.value)
+    assert "must end before its commit-confirm reverts it" in str(refused.value)
+    remediation(**{**params, "confirm_within_s": 600})  # a longer timer is taken
+
+
+def test_post_checks_that_cannot_fail_are_warned_of_and_recorded_device_by_device(
+    store_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """leaf2's driver has no LLDP getter; NetBox has no connected cable of spine2's: the plan
+    warns of both, and each batch's record names the checks not run on its device."""
+
+    def sets(nb: NetBoxGateway, names: list[str]) -> dict[str, DeviceWorkingSet]:
+        return {n: working_set(n, [] if n == "spine2" else None) for n in names if n in IDS}
+
+    monkeypatch.setattr(network_remediation, "working_sets", sets)
+    store = RecordStore(store_path)
+    net = factories({}, missing={"leaf2": {"get_lldp_neighbors"}})
+    engine = Engine(store, "olivia", gateway_factories=net)
+    plan = engine.plan(remediation())
+
+    assert plan.refusal is None, plan.refusal
+    warnings = next(s for s in plan.steps if s.step == "drivers_can_answer").evidence["warnings"]
+    assert any("(leaf2): driver frr has no get_lldp_neighbors" in w for w in warnings)
+    assert any(
+        w.endswith(
+            "cannot fail on spine2: BGP and LLDP: nothing expected (no connected cable in NetBox)"
+        )
+        for w in warnings
+    )
+    assert not any("leaf1" in w for w in warnings)
+    change = ChangeBook(store).create(
+        plan, policy.Identity("olivia", frozenset({policy.HANDLE})), None
+    )
+    page = review.markdown(change)
+    assert "**Warnings**" in page and "cannot fail on spine2" in page
+
+    result = engine.run(remediation())
+    assert result.ok, result.error
+    checked = {r.step: r.evidence["post_check"] for r in result.steps if "#" in r.step}
+    assert "not_checked" not in checked["plan_remediation#1"]  # leaf1: everything checked
+    assert checked["plan_remediation#2"]["not_checked"] == {
+        "leaf2": ["LLDP leaf2: not checked on frr: driver frr has no get_lldp_neighbors"]
+    }
+    assert checked["plan_remediation#3"]["not_checked"] == {
+        "spine2": ["BGP and LLDP: nothing expected (no connected cable in NetBox)"]
+    }
