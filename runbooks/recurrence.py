@@ -33,7 +33,10 @@ __all__ = ["Recurrence", "ScheduledWindows", "calendar", "parse_length"]
 
 _LENGTH = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
 _UNTIL = re.compile(r"UNTIL=([0-9T]+Z?)")
-_OVERLAP_CHECKED = 100  # windows compared for overlap when a rule is read
+# the windows compared for overlap when a rule is read: a year's (the zone's clock changes),
+# at most this many
+_OVERLAP_CHECKED = 10_000
+_OVERLAP_YEAR = timedelta(days=367)
 
 
 def parse_length(text: str) -> timedelta:
@@ -156,15 +159,23 @@ class Recurrence:
         return None
 
     def _check_no_overlap(self) -> None:
+        """No window begins before the one before it ends, in elapsed time (UTC: two aware
+        times in one zone subtract by wall clock, blind to a clock change). The windows of a
+        year from the first are compared (every clock change of the zone once), up to
+        `_OVERLAP_CHECKED` of them: a rule that dense has no hour a clock change skips
+        without a window in it, so its windows come no nearer then."""
         previous: datetime | None = None
+        until = self.first + _OVERLAP_YEAR
         for index, start in enumerate(self._starts(self.first)):
-            if previous is not None and start - previous < self.length:
+            if index >= _OVERLAP_CHECKED or start > until:
+                break
+            if previous is not None and start.astimezone(UTC) - previous.astimezone(UTC) < (
+                self.length
+            ):
                 raise InputError(
                     f"the windows of {self.rule} overlap: {previous.isoformat()} and "
                     f"{start.isoformat()} are less than {self.length} apart"
                 )
-            if index >= _OVERLAP_CHECKED:
-                break
             previous = start
 
     def to_dict(self) -> dict[str, Any]:

@@ -150,3 +150,16 @@ def test_the_ics_keeps_the_rule_and_zone_and_expands_to_the_same_windows() -> No
         ours = [w.start for w in rec.windows(rec.first, until)]
         assert [d for d in local if d < until] == ours
         assert ours[0] == ev.DTSTART
+
+
+def test_windows_that_overlap_only_across_a_clock_change_are_refused() -> None:
+    """01:30 and 03:30 local are two hours apart by the wall clock, but on the night the clocks
+    go forward (2027-03-28 in Berlin) one hour apart: 2 h windows would overlap then."""
+    now = datetime(2026, 12, 7, 13, 0, tzinfo=UTC)
+    rule = "FREQ=DAILY;BYHOUR=1,3;BYMINUTE=30"
+    with pytest.raises(InputError, match="overlap: 2027-03-28T01:30:00") as caught:
+        Recurrence.parse(rule, timedelta(hours=2), BERLIN, now)
+    assert "\n" not in str(caught.value)
+    Recurrence.parse(rule, timedelta(hours=1), BERLIN, now)  # an hour's windows do not
+    with pytest.raises(InputError, match="overlap"):  # nor a rule's every other hour
+        Recurrence.parse("FREQ=HOURLY;INTERVAL=2", timedelta(hours=2), BERLIN, now)
