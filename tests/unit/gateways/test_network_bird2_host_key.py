@@ -18,7 +18,7 @@ from napalm_bird2.bird2 import BIRD2Driver  # type: ignore[import-untyped]
 
 from runbooks.core.errors import AuthenticationError, ConnectError
 from runbooks.core.gateway import Mode
-from runbooks.gateways import network
+from runbooks.gateways import network, network_host_keys
 from runbooks.gateways.network import Credentials, DeviceTarget, NetworkGateway
 from tests.unit.gateways.test_host_keys import _KeyServer, _line, _NoAuth, key_server, server_key
 
@@ -115,3 +115,48 @@ def test_refused_credentials_on_a_known_box_are_an_authentication_error(
     with pytest.raises(AuthenticationError, match="border1: credentials refused"):
         gw.facts()
     assert key_server.connections == 1 and key_server.tried  # tried there, nowhere else
+
+
+def test_only_the_hosts_own_lines_are_read_and_they_give_what_paramikos_load_gives(
+    tmp_path: Path,
+) -> None:
+    """The known keys of one host: plain or hashed names, several key types, the other
+    hosts' lines skipped (paramiko's HostKeys.load parses them all: 3 ms a device on the
+    lab's file), comments and unreadable lines skipped as paramiko skips them."""
+    mine, other = paramiko.ECDSAKey.generate(), paramiko.ECDSAKey.generate()
+    rsa = paramiko.RSAKey.generate(1024)
+    name = "[127.0.0.1]:2222"
+    path = tmp_path / "known_hosts"
+    path.write_text(
+        "# a comment\n"
+        f"198.18.0.9,r9 {other.get_name()} {other.get_base64()}\n"
+        f"{paramiko.HostKeys.hash_host(name)} {mine.get_name()} {mine.get_base64()}\n"
+        f"r8,{name} ssh-rsa {rsa.get_base64()}\n"
+        "a line paramiko cannot read\n"
+    )
+    ours = paramiko.HostKeys()
+    network_host_keys.add_known_keys(ours, path, "127.0.0.1", 2222)
+    loaded = paramiko.HostKeys()
+    loaded.load(str(path))
+    assert dict(ours.lookup(name) or {}) == dict(loaded.lookup(name) or {})
+    assert dict(ours.lookup(name) or {}) == {mine.get_name(): mine, "ssh-rsa": rsa}
+    assert ours.lookup("198.18.0.9") is None  # another host's line was not read
+    network_host_keys.add_known_keys(ours, tmp_path / "absent", "127.0.0.1", 2222)
+
+
+def test_a_revoked_key_leaves_the_host_unknown(
+    tmp_path: Path, key_server: _KeyServer, server_key: paramiko.PKey
+) -> None:
+    """paramiko's load fails on any marker line; here another host's markers are skipped, and
+    a @revoked line for the box refuses it even beside a line trusting its key."""
+    path = tmp_path / "known_hosts"
+    other = paramiko.ECDSAKey.generate()
+    trusted = _line(key_server.port, server_key)
+    path.write_text(f"@revoked 198.18.0.9 {other.get_name()} {other.get_base64()}\n{trusted}")
+    keys = paramiko.HostKeys()
+    network_host_keys.add_known_keys(keys, path, "127.0.0.1", key_server.port)
+    assert keys.lookup(f"[127.0.0.1]:{key_server.port}") is not None
+    path.write_text(f"{trusted}@revoked {trusted}")
+    with pytest.raises(ConnectError, match="its host key is not in"):
+        bird_gateway(path, key_server.port).facts()
+    assert key_server.tried == []
