@@ -41,6 +41,7 @@ Devices beyond the lab's are started for the run as extra boxes on the lab's man
 bridge (FRR 198.18.0.101…, BIRD 198.18.0.151…) and removed afterwards.
 
     .venv/bin/python bench/network_fleet.py [--sizes 5 10 20] [--workers 20] [--os frr bird2]
+        [--rounds 3]
 """
 
 from __future__ import annotations
@@ -466,22 +467,35 @@ HEADER = (
 )
 
 
-def measure(os_: OS, topo: topology.Topology, subset: list[tuple[str, str]], workers: int) -> str:
-    """One row: the ways on the same devices, each device's answers checked."""
+def measure(
+    os_: OS, topo: topology.Topology, subset: list[tuple[str, str]], workers: int, rounds: int = 1
+) -> str:
+    """One row: the ways on the same devices, each device's answers checked. With
+    ``rounds`` > 1, Nornir, Nornir with keys and the gateway run that many times in turn
+    (so other load on the machine falls on each alike) and each column shows the round of
+    median wall time (the floor and ratios: that gateway round's own)."""
     candidate = candidates(os_, topo, subset)
     namespaces = [network.netns_name(name) for name, _ in subset]
     serial = timed(lambda: via_serial_netmiko(os_, subset), namespaces)
-    nornir = timed(lambda: via_nornir(os_, subset, workers, candidate), namespaces)
-    keyed = timed(lambda: via_nornir(os_, subset, workers, candidate, True), namespaces)
-    load = background_load(namespaces)
-    gw = timed(lambda: via_gateway(os_, subset, workers, candidate), namespaces)
     assert serial.answers == {d[0]: d[0] for d in subset}, serial.answers  # its own name
     # the drivers' facts: FRR's say the name; napalm-bird2's say the address it was reached at
     said = {d[0]: d[0] if os_ is FRR else d[1] for d in subset}
-    assert nornir.answers == keyed.answers == gw.answers == said, (nornir.answers, gw.answers)
-    # the gateway's own count agrees with the wire's
-    wire_logins = {name: gw.wire.logins.get(address, 0) for name, address in subset}
-    assert wire_logins == GATEWAY_LOGINS, (GATEWAY_LOGINS, wire_logins)
+    ways: dict[str, list[tuple[Run, float]]] = {"nornir": [], "keyed": [], "gw": []}
+    for _ in range(rounds):
+        for way, keys in (("nornir", False), ("keyed", True)):
+            done = timed(lambda k=keys: via_nornir(os_, subset, workers, candidate, k), namespaces)
+            ways[way].append((done, 0.0))
+        load = background_load(namespaces)
+        gw_run = timed(lambda: via_gateway(os_, subset, workers, candidate), namespaces)
+        ways["gw"].append((gw_run, load))
+        # the gateway's own count agrees with the wire's
+        wire_logins = {name: gw_run.wire.logins.get(address, 0) for name, address in subset}
+        assert wire_logins == GATEWAY_LOGINS, (GATEWAY_LOGINS, wire_logins)
+    for way, runs in ways.items():
+        assert all(r.answers == said for r, _ in runs), (way, [r.answers for r, _ in runs])
+    nornir, _ = _median(ways["nornir"])
+    keyed, _ = _median(ways["keyed"])
+    gw, load = _median(ways["gw"])
     floor = gw.cpu / CORES
     check = sum(KEY_CHECKS) / len(subset) if KEY_CHECKS else 0.0
     return (
@@ -490,9 +504,19 @@ def measure(os_: OS, topo: topology.Topology, subset: list[tuple[str, str]], wor
         f"{keyed.wall / gw.wall:>8.2f}x {floor:>8.2f}s {gw.wall / floor:>7.2f}x "
         f"{per_device(gw.wire.logins, subset):>9} {per_device(nornir.wire.logins, subset):>6} "
         f"{per_device(gw.wire.kex, subset):>6} {per_device(nornir.wire.kex, subset):>6} "
-        f"{check * 1000:>8.0f}ms {gw.other:>8.2f}s {load:>7.2f} "
-        f"{CORES / max(CORES - load, 0.01):>4.2f}x"
+        f"{check * 1000:>8.0f}ms {gw.other:>8.2f}s {load:>7.2f} {best(load):>5}"
     )
+
+
+def best(load: float) -> str:
+    """The lowest gw/floor reachable beside ``load`` busy cores ("-": it took them all)."""
+    return f"{CORES / (CORES - load):.2f}x" if load < CORES - 0.05 else "-"
+
+
+def _median(runs: list[tuple[Run, float]]) -> tuple[Run, float]:
+    """The run of median wall time (of an even count, the faster of the middle two)."""
+    ordered = sorted(runs, key=lambda pair: pair[0].wall)
+    return ordered[(len(ordered) - 1) // 2]
 
 
 def main() -> None:
@@ -500,12 +524,15 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[5, 10, 20])
     parser.add_argument("--workers", type=int, default=20)
     parser.add_argument("--os", nargs="+", default=list(OSES), choices=list(OSES))
+    parser.add_argument(
+        "--rounds", type=int, default=1, help="runs of each way per row, the median shown"
+    )
     args = parser.parse_args()
     with lab.held(reset_first=False):  # other lab users wait; the lab as it is
-        run(args.sizes, args.os, args.workers)
+        run(args.sizes, args.os, args.workers, args.rounds)
 
 
-def run(sizes: list[int], oses: list[str], workers: int) -> None:
+def run(sizes: list[int], oses: list[str], workers: int, rounds: int = 1) -> None:
     fleets: dict[str, tuple[topology.Topology, list[tuple[str, str]]]] = {}
     extras: list[tuple[str, str]] = []
     try:
@@ -522,7 +549,7 @@ def run(sizes: list[int], oses: list[str], workers: int) -> None:
         for n in sizes:
             for name in oses:
                 topo, devices = fleets[name]
-                print(measure(OSES[name], topo, devices[:n], workers), flush=True)
+                print(measure(OSES[name], topo, devices[:n], workers, rounds), flush=True)
     finally:
         stop_extras(extras)
 
