@@ -15,6 +15,9 @@ reaches a commit.
 
 >>> file_name("core-a"), file_name("edge/1 (old)"), file_name(".hidden")
 ('core-a.cfg', 'edge_1__old_.cfg', '_hidden.cfg')
+
+Devices whose names give one file ("core sw1", "core/sw1", "core_sw1") are refused together,
+before anything is written: one's backup would overwrite another's (`refuse_collisions`).
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ import fcntl
 import os
 import re
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,6 +48,34 @@ def file_name(device: str) -> str:
     """The file of a device's configuration: its name, safe as a file name, ``.cfg``."""
     safe = _UNSAFE.sub("_", device)
     return ("_" + safe[1:] if safe.startswith(".") else safe) + SUFFIX
+
+
+def collisions(devices: Iterable[str]) -> list[str]:
+    """Each file that more than one of ``devices`` would be written to, with those devices.
+
+    >>> collisions(["core sw1", "core-a", "core/sw1", "core_sw1"])
+    ["core_sw1.cfg: 'core sw1', 'core/sw1', 'core_sw1'"]
+    >>> collisions(["core-a", "core-b"])
+    []
+    """
+    by_file: dict[str, list[str]] = {}
+    for device in dict.fromkeys(devices):
+        by_file.setdefault(file_name(device), []).append(device)
+    return [
+        f"{name}: {', '.join(map(repr, named))}"
+        for name, named in sorted(by_file.items())
+        if len(named) > 1
+    ]
+
+
+def refuse_collisions(devices: Iterable[str]) -> None:
+    """One InputError line when devices' names give one file (a plan can call it too)."""
+    found = collisions(devices)
+    if found:
+        raise InputError(
+            "device names that give one configuration history file (one backup would "
+            f"overwrite another's; rename one in NetBox or select them apart): {'; '.join(found)}"
+        )
 
 
 def author_of(actor: str) -> str:
@@ -79,7 +110,9 @@ class ConfigHistory:
     def commit(self, configs: Mapping[str, str], message: str, actor: str) -> Committed:
         """Write each device's configuration (device name → sanitised text) to its file and
         commit them with ``message``: one commit, also when no file changed (the run is in
-        the history either way)."""
+        the history either way). Devices whose names give one file are refused
+        (`refuse_collisions`), nothing written."""
+        refuse_collisions(configs)
         with self._locked() as repo:
             head_files = _files(repo, _head(repo))
             changed = []
