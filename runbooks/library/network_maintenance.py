@@ -59,6 +59,30 @@ log = logging.getLogger(__name__)
 FLEET_QUERY = WORKING_SET_QUERY.replace("($name: String!)", "($names: [String!]!)").replace(
     "{name: {exact: $name}}", "{name: {in_list: $names}}"
 )
+# The same for the state evidence only (cables, their peers, addresses, AS numbers: what BGP
+# and LLDP are compared with): no config context, rack or tenant. NetBox computes a config
+# context per device, and on a machine it shares with the devices that CPU is the fleet's.
+STATE_QUERY = """
+query FleetState($names: [String!]!) {
+  device_list(filters: {name: {in_list: $names}}) {
+    id name status custom_fields
+    site { id name slug } role { id name slug } platform { id name slug }
+    device_type { id model slug manufacturer { id name slug } }
+    primary_ip4 { id address } oob_ip { id address }
+    interfaces {
+      id name
+      ip_addresses { id address status role }
+      cable { id status }
+      link_peers {
+        __typename
+        ... on InterfaceType { id name device { id name status } }
+        ... on FrontPortType { id name device { id name status } }
+        ... on RearPortType { id name device { id name status } }
+      }
+    }
+  }
+}
+"""
 RENDERS_AT_ONCE = 4  # NetBox's render-config requests in flight (a few workers serve them)
 # What the selection reads of each device (REST ``fields``): enough to log in to it
 DEVICE_FIELDS = "id,name,platform,primary_ip4,oob_ip,config_context"
@@ -117,11 +141,14 @@ class FleetState:
     around: dict[str, DeviceWorkingSet] = field(default_factory=dict)
 
 
-def working_sets(nb: NetBoxGateway, names: list[str]) -> dict[str, DeviceWorkingSet]:
-    """The working sets of the named devices, in one request."""
+def working_sets(
+    nb: NetBoxGateway, names: list[str], query: str = FLEET_QUERY
+) -> dict[str, DeviceWorkingSet]:
+    """The working sets of the named devices, in one request (`STATE_QUERY`: without their
+    config contexts)."""
     if not names:
         return {}
-    data = nb.http.graphql(FLEET_QUERY, {"names": names}, f"working sets of {len(names)} devices")
+    data = nb.http.graphql(query, {"names": names}, f"working sets of {len(names)} devices")
     found = [DeviceWorkingSet.parse(d) for d in data.get("device_list") or []]
     return {ws.name: ws for ws in found}
 
@@ -197,9 +224,10 @@ class NetworkMaintenance(LibraryRunbook[NetworkMaintenanceParams]):
         state = self.state(ctx)
         if not state.around:
             nb = self.netbox(ctx)
-            fleet = working_sets(nb, sorted(self.devices(ctx)))
+            fleet = working_sets(nb, sorted(self.devices(ctx)), STATE_QUERY)
             peers = {link.peer_device for ws in fleet.values() for link in nc.links_of(ws)}
-            state.around = {**fleet, **working_sets(nb, sorted(peers - set(fleet)))}
+            more = working_sets(nb, sorted(peers - set(fleet)), STATE_QUERY)
+            state.around = {**fleet, **more}
         return state.around
 
     # ---- 1. the devices ------------------------------------------------------------------

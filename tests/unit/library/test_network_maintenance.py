@@ -118,7 +118,8 @@ def fleet_in_memory(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """The working sets of ``rack_data`` for the fleet's GraphQL request; the history in
     a temporary directory; the pool's peak reset."""
 
-    def sets(nb: NetBoxGateway, names: list[str]) -> dict[str, DeviceWorkingSet]:
+    def sets(nb: NetBoxGateway, names: list[str], query: str) -> dict[str, DeviceWorkingSet]:
+        assert query == network_maintenance.STATE_QUERY  # no config contexts: not needed
         return {name: working_set(name) for name in names if name in IDS}
 
     monkeypatch.setattr(network_maintenance, "working_sets", sets)
@@ -293,7 +294,7 @@ def test_netbox_is_read_while_the_devices_log_in(
         compared.set()
         return compare(self, candidate, *args, **kwargs)
 
-    def sets(nb: NetBoxGateway, names: list[str]) -> dict[str, DeviceWorkingSet]:
+    def sets(nb: NetBoxGateway, names: list[str], query: str) -> dict[str, DeviceWorkingSet]:
         seen.append(compared.wait(timeout=10))
         return {name: working_set(name) for name in names if name in IDS}
 
@@ -326,6 +327,9 @@ def test_the_fleet_query_asks_for_a_list_of_names() -> None:
     assert "$names: [String!]!" in FLEET_QUERY
     assert "{name: {in_list: $names}}" in FLEET_QUERY
     assert "$name:" not in FLEET_QUERY and "link_peers" in FLEET_QUERY
+    state = network_maintenance.STATE_QUERY
+    assert "{name: {in_list: $names}}" in state and "link_peers" in state
+    assert "config_context" in FLEET_QUERY and "config_context" not in state
 
 
 # ---- the pieces ---------------------------------------------------------------------------------
