@@ -50,7 +50,7 @@ from runbooks.gateways.network import Credentials, DeviceTarget, NetworkGateway
 from runbooks.library import network_common as nc
 from runbooks.library import network_survey as ns
 from runbooks.library.base import LibraryRunbook
-from runbooks.library.network_history import ConfigHistory
+from runbooks.library.network_history import ConfigHistory, refuse_collisions
 
 log = logging.getLogger(__name__)
 
@@ -246,6 +246,7 @@ class NetworkMaintenance(LibraryRunbook[NetworkMaintenanceParams]):
                 skipped[str(device["name"])] = why
         if not covered:
             raise InventoryError(f"no device of {self.p.selection()} has a NAPALM driver")
+        refuse_collisions(covered)  # before any login: one backup would overwrite another
         self.state(ctx).devices = covered
         devices = {
             name: {"platform": target.platform, "address": target.host}

@@ -243,6 +243,17 @@ def test_no_device_selected_refuses_the_plan(store_path: Path) -> None:
     assert plan.refusal is not None and "no device matches" in plan.refusal
 
 
+def test_names_that_give_one_history_file_refuse_the_plan(store_path: Path) -> None:
+    nb = FleetNetBox(Mode.PLAN)
+    nb.records["leaf1"] = {**record("leaf1"), "name": "leaf 1"}
+    nb.records["leaf2"] = {**record("leaf2"), "name": "leaf/1"}
+    net = factories()
+    net[NetBoxGateway] = lambda ctx, key: nb
+    plan = Engine(RecordStore(store_path), "olivia", gateway_factories=net).plan(maintenance())
+    assert plan.refusal is not None and "leaf_1.cfg: 'leaf 1', 'leaf/1'" in plan.refusal
+    assert "survey_devices" not in {s.step for s in plan.steps if s.status == "ok"}
+
+
 # ---- the run: record, history, evidence --------------------------------------------------------
 
 
