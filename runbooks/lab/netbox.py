@@ -583,18 +583,17 @@ def _wait_for(check: Callable[[], bool], timeout: float, what: str) -> None:
 # -- databases: migrate once, keep a snapshot and templates -------------------------------------
 
 
+def _pg_login() -> list[str]:
+    return ["-h", PG_HOST, "-p", str(PG_PORT), "-U", PG_USER]
+
+
 def _psql(
     sql: str, *, db: str = "postgres", stdin: bytes | None = None, timeout: float = 60
 ) -> str:
     """One SQL statement (or, with sql="", a script on stdin) as the postgres superuser."""
     cmd = [
         "psql",
-        "-h",
-        PG_HOST,
-        "-p",
-        str(PG_PORT),
-        "-U",
-        PG_USER,
+        *_pg_login(),
         "-d",
         db,
         "-v",
@@ -733,18 +732,7 @@ def _migrate_fresh(db: str) -> str:
 def _dump(db: str) -> str:
     """A plain dump fit to restore anywhere and to ship: no owners, grants or psql meta-commands."""
     dump = _run(
-        [
-            "pg_dump",
-            "-h",
-            PG_HOST,
-            "-p",
-            str(PG_PORT),
-            "-U",
-            PG_USER,
-            "--no-owner",
-            "--no-privileges",
-            db,
-        ],
+        ["pg_dump", *_pg_login(), "--no-owner", "--no-privileges", db],
         f"pg_dump of {db}",
         timeout=300,
     )

@@ -255,11 +255,15 @@ def test_a_server_started_another_way_is_restarted_by_the_next_up(tmp_path, monk
     monkeypatch.setenv("RUNBOOKS_LAB_DIR", str(tmp_path / "state"))
     monkeypatch.setenv("RUNBOOKS_CACHE_DIR", str(tmp_path / "cache"))
     calls: list[str] = []
-    monkeypatch.setattr(netbox, "_server_pid", lambda: 4242)
-    monkeypatch.setattr(netbox, "_serving", lambda: True)
-    monkeypatch.setattr(netbox, "stop", lambda: calls.append("stop"))
-    monkeypatch.setattr(netbox, "_start_server", lambda: calls.append("start"))
-    monkeypatch.setattr(netbox, "_wait_serving", lambda proc, timeout: None)
+    fakes = {
+        "_server_pid": lambda: 4242,
+        "_serving": lambda: True,
+        "stop": lambda: calls.append("stop"),
+        "_start_server": lambda: calls.append("start"),
+        "_wait_serving": lambda proc, timeout: None,
+    }
+    for name, fake in fakes.items():
+        monkeypatch.setattr(netbox, name, fake)
     netbox.write_configuration()
     netbox._code_file().write_text(netbox.plugin_code_digest())
     netbox._pid_file().write_text("4242 1234")  # as runserver's start recorded it
