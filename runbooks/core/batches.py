@@ -44,7 +44,29 @@ SEPARATOR = "#"
 
 
 class BatchStopped(VerificationError):
-    """A batch failed: it was undone, the run stops; earlier batches stay done."""
+    """A batch failed: it is undone, the run stops; earlier batches stay done.
+
+    Raised before the rollback, so its message says the failed batch is *to be* undone;
+    `after_rollback` says what became of it (the run's last entry is written after the
+    rollback). ``batch`` is the failed batch's step name, None when the batch that stopped
+    the run was not started (nothing of it to undo)::
+
+        >>> stop = BatchStopped("batch 2 of 3 (d2) failed", "VerificationError: x", "s#2")
+        >>> str(stop)
+        'batch 2 of 3 (d2) failed, to be undone: VerificationError: x'
+        >>> stop.after_rollback(undone=False)
+        'batch 2 of 3 (d2) failed, not undone: VerificationError: x'
+    """
+
+    def __init__(self, what: str, why: str, batch: str | None = None) -> None:
+        self.what, self.why, self.batch = what, why, batch
+        super().__init__(self._text("to be undone"))
+
+    def after_rollback(self, undone: bool) -> str:
+        return self._text("undone" if undone else "not undone")
+
+    def _text(self, undo: str) -> str:
+        return f"{self.what}, {undo}: {self.why}" if self.batch else f"{self.what}: {self.why}"
 
 
 def layout(units: Sequence[str], size: int, canary: int = 1) -> list[tuple[str, ...]]:

@@ -83,6 +83,7 @@ class _RunState:
     # a batched step's batch in flight (its step.started entry), by the batched step's name
     batch_open: dict[str, Entry] = field(default_factory=dict)
     batch_started: set[str] = field(default_factory=set)  # batches begun (named in the record)
+    batch_failed: set[str] = field(default_factory=set)  # batches recorded failed (to undo)
     # what run.finished says besides status and error (a batched step's kept and not run)
     outcome: dict[str, Any] = field(default_factory=dict)
     # the batches kept, by step name ("batch 1 of 3 (canary): d1"): a run that fails with any
@@ -449,7 +450,8 @@ class Engine:
         results.append(failed)
         self._notify_finished(runbook, ctx, failed)
         log.warning("step %s %s: %s", step.name, status, error)
-        return self._rollback(ctx, state, results, error)
+        stopped = exc if isinstance(exc, BatchStopped) else None
+        return self._rollback(ctx, state, results, error, stopped)
 
     def _notify_finished(self, runbook: Runbook, ctx: RunContext, result: StepResult) -> None:
         self.listener.step_finished(result)
@@ -643,7 +645,6 @@ class Engine:
             baseline = as_evidence(_call(step.baseline_func, runbook, ctx, diffs))
         else:
             baseline = dict(in_flight.payload.get("baseline") or {})
-            todo, resumed = self._batch_retry(runbook, step, batch, ctx, diffs)
         state.batch_started.add(batch.name)
         self._started(
             ctx,
@@ -658,6 +659,8 @@ class Engine:
         )
         evidence: dict[str, Any] = {}
         try:
+            if in_flight is not None:  # it may be half-applied: a failure here undoes it too
+                todo, resumed = self._batch_retry(runbook, step, batch, ctx, diffs)
             if todo:
                 if step.apply_func is None:
                     raise RunbookError(f"change step {step.name} has no apply function")
@@ -701,7 +704,9 @@ class Engine:
         ctx: RunContext,
         diffs: list[Diff],
     ) -> tuple[list[Diff], str]:
-        """A batch in flight when the run died: what is left to apply, and why."""
+        """A batch in flight when the run died: what is left to apply, and why. It reads the
+        devices (verify, or a re-plan): run inside the batch's failure handling, as what
+        raises here leaves a batch that may be half-applied."""
         if self._batch_in_place(runbook, step, batch, ctx, diffs):
             return [], "verified in place after interruption; not applied again"
         todo = step.of_batch(step.plan(runbook, ctx), batch)
@@ -721,6 +726,7 @@ class Engine:
             ctx.run_id, "step.failed", {"error": error, "partial_undo": True}, step=batch.name
         )
         state.completed.append((batch, diffs))
+        state.batch_failed.add(batch.name)
         title = batch.resolve_title(ctx.runbook)
         failed = StepResult(batch.name, title, batch.kind, Status.FAILED, batch.units, error=error)
         state.results.append(failed)
@@ -781,16 +787,14 @@ class Engine:
                 "not_run": named(later),
             }
         }
-        what = (
-            f"{failed.label} ({', '.join(failed.units)}) failed, undone"
-            if begun
-            else f"{failed.label} ({', '.join(failed.units)}) not started"
+        what = f"{failed.label} ({', '.join(failed.units)}) " + (
+            "failed" if begun else "not started"
         )
-        kept_text = "; ".join(named(kept)) or "none"
-        return BatchStopped(
-            f"{what}: {_describe(exc)}; kept: {kept_text}; "
-            f"not run: {'; '.join(named(later)) or 'none'}"
-        )
+        kept_text, later_text = "; ".join(named(kept)) or "none", "; ".join(named(later)) or "none"
+        reason = f"{_describe(exc)}; kept: {kept_text}; not run: {later_text}"
+        # an undo is said of a batch recorded failed (so rolled back), and after the rollback
+        undo = failed.name if failed.name in state.batch_failed else None
+        return BatchStopped(what, reason, undo)
 
     def _execute_other(
         self, runbook: Runbook, step: Step, ctx: RunContext, title: str
@@ -829,8 +833,15 @@ class Engine:
 
     # ---------------------------------------------------------------- rollback
     def _rollback(
-        self, ctx: RunContext, state: _RunState, results: list[StepResult], error: str
+        self,
+        ctx: RunContext,
+        state: _RunState,
+        results: list[StepResult],
+        error: str,
+        stopped: BatchStopped | None = None,
     ) -> RunResult:
+        """Undo what ``state`` holds to undo, newest first, then end the run. ``stopped``: a
+        failed batch stopped it; the run's end says whether that batch was undone."""
         runbook, run_id = ctx.runbook, ctx.run_id
         failed_undo = False
         for step, diffs in reversed(state.completed):
@@ -870,6 +881,9 @@ class Engine:
                     actor=self.actor,
                 )
             )
+        if stopped is not None and stopped.batch is not None:
+            undone = stopped.batch in state.undone
+            error = f"{type(stopped).__name__}: {stopped.after_rollback(undone)}"
         # batches kept stay in place: the run stopped part-way (nothing kept: rolled back)
         kept = [named for name, named in state.kept.items() if name not in state.undone]
         status = RunStatus.STOPPED if kept else RunStatus.ROLLED_BACK

@@ -6,7 +6,8 @@ Every call of apply, post-check, confirm and undo appends a line to ``ledger.log
 whose post-check regresses (``regress_on``), a device whose apply crashes the process
 mid-batch (``crash_on``: the files before it in the batch are written, then `Crash`,
 which the engine does not catch, as a SIGKILL would not let it), a step before the batch
-that changes a file of its own.
+that changes a file of its own, devices that cannot be read (``unreachable``: the plan and
+so a resumed batch's in-place check fail), an undo that fails (``undo_fails``).
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ class FleetParams(Params):
     crash_on: str | None = None
     crash_after_apply: bool = False  # crash in confirm instead: the batch is in place
     fail_after: bool = False  # the step after the batches fails
+    unreachable: bool = False  # reading the devices fails (the plan, the in-place check)
+    undo_fails: bool = False  # the batches' undo fails
 
 
 def ledger(workdir: Path, line: str) -> None:
@@ -90,6 +93,8 @@ class FleetRunbook(Runbook):
 
     @batched("Configure the devices", batch_size="batch_size", targets=lambda rb: rb.p.devices)
     def plan_devices(self, ctx: RunContext) -> list[Diff]:
+        if self.p.unreachable:
+            raise ConnectionError("the devices cannot be reached")
         out = []
         for name in self.p.devices:
             now = read(self.p.workdir, name)
@@ -130,6 +135,8 @@ class FleetRunbook(Runbook):
     @plan_devices.undo
     def restore(self, ctx: RunContext, diffs: list[Diff]) -> None:
         ledger(self.p.workdir, f"undo {' '.join(d.target for d in diffs)}")
+        if self.p.undo_fails:
+            raise RejectedError("the devices refused the undo")
         for diff in diffs:
             write(self.p.workdir, diff.target, str(diff.before))
 

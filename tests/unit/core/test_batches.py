@@ -247,6 +247,70 @@ def test_resume_with_the_batch_in_place_is_not_applied_again(
     assert finished[0].payload["resumed"].startswith("verified in place")
 
 
+def test_resume_whose_in_place_check_fails_undoes_the_batch(
+    tmp_path: Path, store: RecordStore
+) -> None:
+    """Killed in batch 2's apply (d2 written), then on resume the devices cannot be read
+    (the re-plan behind the in-place check fails): batch 2 is recorded failed and undone,
+    batch 1 kept; the record says so, and only what happened."""
+    run_id = crash(store, tmp_path, crash_on="d3")
+    assert read(tmp_path, "d2")
+
+    result = engine(store).resume(run_id, lambda p: make(tmp_path, unreachable=True))
+
+    assert result.status is RunStatus.STOPPED
+    now = versions(tmp_path)
+    assert now["d1"] == "hostname d1\nversion 2\n"
+    assert now["d2"] == now["d3"] == ""  # batch 2 undone: d2 as before the run
+    assert lines(tmp_path)[-1] == "undo d2 d3"
+    kinds = entries(store, run_id)
+    assert ("step.failed", "plan_devices#2") in kinds
+    assert ("undo.finished", "plan_devices#2") in kinds
+    failed = [e for e in store.entries(run_id) if e.kind == "step.failed"]
+    assert "the devices cannot be reached" in failed[0].payload["error"]
+    finished = store.entries(run_id)[-1].payload
+    assert finished["status"] == "stopped"
+    assert finished["batches"] == {
+        "kept": ["batch 1 of 3 (canary): d1"],
+        "failed": ["batch 2 of 3: d2, d3"],
+        "not_run": ["batch 3 of 3: d4, d5"],
+    }
+    assert "batch 2 of 3 (d2, d3) failed, undone" in finished["error"]
+
+
+def test_a_failed_batch_whose_undo_fails_ends_rollback_failed_naming_it(
+    tmp_path: Path, store: RecordStore
+) -> None:
+    """The same, and the undo fails too: the run ends rollback-failed, naming the batch as
+    not undone; nothing in the record claims it was."""
+    run_id = crash(store, tmp_path, crash_on="d3")
+
+    result = engine(store).resume(
+        run_id, lambda p: make(tmp_path, unreachable=True, undo_fails=True)
+    )
+
+    assert result.status is RunStatus.ROLLBACK_FAILED
+    assert read(tmp_path, "d2")  # still changed: the undo could not run
+    kinds = entries(store, run_id)
+    assert ("undo.failed", "plan_devices#2") in kinds
+    assert ("undo.finished", "plan_devices#2") not in kinds
+    finished = store.entries(run_id)[-1].payload
+    assert finished["status"] == "rollback-failed"
+    assert finished["batches"]["failed"] == ["batch 2 of 3: d2, d3"]
+    assert "batch 2 of 3 (d2, d3) failed, not undone" in finished["error"]
+    assert not any(", undone" in str(e.payload.get("error")) for e in store.entries(run_id))
+
+
+def test_a_regressing_batch_whose_undo_fails_is_not_said_undone(
+    tmp_path: Path, store: RecordStore
+) -> None:
+    result = engine(store).run(make(tmp_path, batch_size=2, regress_on="d3", undo_fails=True))
+
+    assert result.status is RunStatus.ROLLBACK_FAILED
+    assert "batch 2 of 3 (d2, d3) failed, not undone" in (result.error or "")
+    assert not any(", undone" in str(e.payload.get("error")) for e in store.entries(result.run_id))
+
+
 def test_abandon_mid_batch_undoes_that_batch_only(tmp_path: Path, store: RecordStore) -> None:
     run_id = crash(store, tmp_path, crash_on="d3")
 
