@@ -20,6 +20,7 @@ from runbooks_rules.ids import new_run_id
 
 from runbooks.core import secrets
 from runbooks.core.batches import (
+    SEPARATOR,
     BatchedChangeStep,
     BatchStep,
     BatchStopped,
@@ -378,6 +379,7 @@ class Engine:
                 state.undone.add(entry.step)
         state.in_flight = open_entry
         state.results = list(results.values())
+        state.outcome = _replayed_outcome(steps, entries, state)
         return state
 
     def _continue(self, runbook: Runbook, run_id: str, state: _RunState) -> RunResult:
@@ -935,7 +937,9 @@ def _batch_named(started: Entry | None, name: str) -> str:
 def _replay_batch(
     steps: dict[str, Step], entry: Entry, state: _RunState, results: dict[str, StepResult]
 ) -> None:
-    """A batch's step entry (``<step>#<n>``) read back: in flight, kept, or failed."""
+    """A batch's step entry (``<step>#<n>``) read back: in flight, kept, failed or not run.
+    A batch recorded failed or not run stopped its batched step, which fails right after:
+    the run is rolled back from there, not continued."""
     assert entry.step is not None
     parent = steps.get(parent_of(entry.step) or "")
     if not isinstance(parent, BatchedChangeStep):
@@ -951,7 +955,37 @@ def _replay_batch(
         if entry.payload.get("changed"):
             state.completed.clear()  # kept: the run's rollback stops here
             state.kept[entry.step] = _batch_named(started, entry.step)
+        else:  # not run: killed before its batched step was recorded failed
+            state.failed = True
     elif entry.kind == "step.failed":
         state.failed = True
+        state.batch_failed.add(entry.step)
         if entry.payload.get("partial_undo") and started is not None:
             state.completed.append(_batch_of(parent, started))
+
+
+def _replayed_outcome(
+    steps: dict[str, Step], entries: list[Entry], state: _RunState
+) -> dict[str, Any]:
+    """What run.finished says of a batched step whose batches stopped (one failed, or was not
+    started), rebuilt from the record as `Engine._batches_stopped` said it: its batches kept,
+    failed, and not run (not started: recorded not run, or killed before that). {}: none."""
+    for entry in entries:
+        step = steps.get(entry.step or "")
+        if entry.kind != "step.started" or not isinstance(step, BatchedChangeStep):
+            continue
+        layout = list(entry.payload.get("batches", []))
+        named = [
+            (f"{step.name}{SEPARATOR}{i}", f"{batch_label(i, len(layout))}: {', '.join(units)}")
+            for i, units in enumerate(layout, 1)
+        ]
+        not_kept = {b for b, _ in named if b in state.done and b not in state.kept}  # not run
+        if not_kept or state.batch_failed.intersection(b for b, _ in named):
+            return {
+                "batches": {
+                    "kept": [text for b, text in named if b in state.kept],
+                    "failed": [text for b, text in named if b in state.batch_failed],
+                    "not_run": [text for b, text in named if b not in state.batch_started],
+                }
+            }
+    return {}

@@ -349,7 +349,8 @@ def test_killed_during_the_batch_rollback_resumes_it_without_crossing_kept(
     tmp_path: Path, store: RecordStore
 ) -> None:
     """The record alone decides what a resumed rollback undoes: the failed batch, not the
-    batch kept before it nor the step it stands on."""
+    batch kept before it nor the step it stands on; and what the run's end says of its
+    batches: kept, failed, and not run (batch 3: killed before it was recorded so)."""
     result = engine(store).run(make(tmp_path, batch_size=2, regress_on="d3"))
     entries_ = store.entries(result.run_id)
     # replay the record up to the failed batch's entry, as if killed right after it
@@ -367,7 +368,11 @@ def test_killed_during_the_batch_rollback_resumes_it_without_crossing_kept(
     resumed = engine(cut_store).resume(result.run_id, lambda p: make(tmp_path, batch_size=2))
     assert resumed.status is RunStatus.STOPPED
     finished = cut_store.entries(result.run_id)[-1].payload
-    assert finished["batches"] == {"kept": ["batch 1 of 3 (canary): d1"]}
+    assert finished["batches"] == {
+        "kept": ["batch 1 of 3 (canary): d1"],
+        "failed": ["batch 2 of 3: d2, d3"],
+        "not_run": ["batch 3 of 3: d4, d5"],
+    }
 
 
 def test_review_document_shows_the_batches(tmp_path: Path, store: RecordStore) -> None:
@@ -417,3 +422,38 @@ def test_a_batch_that_would_cross_the_window_end_is_not_started(
     }
     assert "not started: WindowError" in finished["error"]
     assert ("step.started", "plan_devices#3") not in entries(store, result.run_id)
+
+
+def test_killed_after_a_batch_was_recorded_not_run_it_is_not_taken_as_kept(
+    tmp_path: Path, store: RecordStore
+) -> None:
+    """Batch 3 refused by the window and recorded not run, then the run killed before its
+    batched step was recorded failed: resumed, the batch recorded not run is not taken as
+    done (d4, d5 never configured, the run succeeding): the run ends stopped, naming it."""
+    start = datetime(2026, 12, 7, 22, 0, tzinfo=UTC)
+    ticks = iter(start + timedelta(minutes=4 * i) for i in range(20))
+    runner = Engine(store, "olivia", confirmer=confirm_all(), clock=lambda: next(ticks))
+    result = runner.run(
+        make(tmp_path, batch_size=2), window=Window(start, start + timedelta(minutes=20))
+    )
+    entries_ = store.entries(result.run_id)
+    cut = next(
+        i
+        for i, e in enumerate(entries_)
+        if e.kind == "step.finished" and e.step == "plan_devices#3"
+    )
+    cut_store = RecordStore(tmp_path / "cut.sqlite3")
+    cut_store.import_chain(entries_[: cut + 1])
+
+    resumed = engine(cut_store).resume(result.run_id, lambda p: make(tmp_path, batch_size=2))
+
+    assert resumed.status is RunStatus.STOPPED
+    assert versions(tmp_path)["d4"] == ""
+    finished = cut_store.entries(result.run_id)[-1].payload
+    assert finished["status"] == "stopped"
+    assert finished["batches"] == {
+        "kept": ["batch 1 of 3 (canary): d1", "batch 2 of 3: d2, d3"],
+        "failed": [],
+        "not_run": ["batch 3 of 3: d4, d5"],
+    }
+    assert ("step.started", "plan_finished") not in entries(cut_store, result.run_id)
