@@ -15,7 +15,7 @@ import os
 import secrets as _random
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -128,9 +128,12 @@ def run_in_worker(
     netbox_url: str | None,
     window: Window | None = None,
     extra: dict[str, Any] | None = None,
+    on_run: Callable[[dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
     """Run a change in a worker (`run_change_job`); ``window`` (a recurring schedule's
-    occurrence) replaces the change's own, ``extra`` goes into the run's first entry."""
+    occurrence) replaces the change's own, ``extra`` goes into the run's first entry.
+    ``on_run`` is given the outcome as soon as the run returns, before anything after it (the
+    locks released, the record mirrored) can fail."""
     from runbooks.cli.common import book_of, identity_of, rebuild_runbook
     from runbooks.cli.output import Progress
     from runbooks.core.changes import ChangeBook, run_change
@@ -162,15 +165,18 @@ def run_in_worker(
         result = run_change(
             engine, changes, change, who, runbook, scheduled=True, worker=worker, extra=extra
         )
+        outcome = {
+            "run_id": result.run_id,
+            "status": str(result.status),
+            "error": result.error,
+            "worker": worker,
+        }
+        if on_run is not None:
+            on_run(outcome)
     mirror = s.mirror()
     if mirror is not None and mirror.tracks(result.run_id):
         mirror.flush(result.run_id)
-    return {
-        "run_id": result.run_id,
-        "status": str(result.status),
-        "error": result.error,
-        "worker": worker,
-    }
+    return outcome
 
 
 def _confirmed_in_advance(by: str | None) -> Confirmer:
@@ -214,10 +220,14 @@ def work(queue: str = QUEUE, burst: bool = False) -> None:
 
     The runbooks and the jobs' modules are imported here, once: each job runs in a process
     forked from this one, which then starts its window's steps at once instead of importing
-    them first (a second or more of a short window)."""
-    from runbooks import recurring  # noqa: F401  (the recurring windows' job)
+    them first (a second or more of a short window). Before it takes a job, the worker queues
+    the next window of every open recurring schedule of its store that has none queued (a
+    worker killed mid-window, a Redis that lost its data)."""
+    from runbooks import recurring  # (the recurring windows' job)
+    from runbooks.cli.settings import default_store
     from runbooks.core import registry
 
     registry.discover()
     conn = connect()
+    recurring.requeue_open(default_store(), queue)
     Worker([Queue(queue, connection=conn)], connection=conn).work(burst=burst, with_scheduler=True)

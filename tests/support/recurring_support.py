@@ -15,7 +15,7 @@ from runbooks.core.policy import Identity
 from runbooks.core.runbook import Runbook
 from runbooks.core.store import RecordStore
 from runbooks.core.window import Window
-from tests.support.readonly_runbook import ReadOnlyRunbook
+from tests.support.readonly_runbook import ReadOnlyRunbook, RecordingRunbook
 
 READONLY = str(Path(__file__).parent / "readonly_runbook.py")
 OLIVIA = Identity("olivia", frozenset({policy.HANDLE}))
@@ -34,6 +34,11 @@ def approved(store: RecordStore, runbook: Runbook, window: Window | None = None)
 
 def readonly(workdir: Path, hostname: str = "leaf7") -> ReadOnlyRunbook:
     return ReadOnlyRunbook(ReadOnlyRunbook.parse_params({"workdir": workdir, "hostname": hostname}))
+
+
+def recording(workdir: Path, hostname: str = "leaf8") -> RecordingRunbook:
+    params = {"workdir": workdir, "hostname": hostname}
+    return RecordingRunbook(RecordingRunbook.parse_params(params))
 
 
 def drop_jobs(conn: redis.Redis, queue: str) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import secrets as random
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ from zoneinfo import ZoneInfo
 
 import icalendar
 import pytest
+import redis
 from rq import Queue
 
 from runbooks import scheduling
@@ -21,10 +23,23 @@ from runbooks.core.changes import ChangeBook
 from runbooks.core.store import RecordStore
 from runbooks.core.window import Window
 from runbooks.recurrence import Recurrence
-from runbooks.recurring import ScheduleBook, occurrence_job
+from runbooks.recurring import (
+    ScheduleBook,
+    occurrence_job,
+    plan_writes,
+    recurring_steps,
+    requeue_open,
+)
 from tests.conftest import LEDGER
 from tests.support.ledger_runbook import LedgerRunbook
-from tests.support.recurring_support import OLIVIA, READONLY, approved, drop_jobs, readonly
+from tests.support.recurring_support import (
+    OLIVIA,
+    READONLY,
+    approved,
+    drop_jobs,
+    readonly,
+    recording,
+)
 
 REDIS_URL = "redis://127.0.0.1:6379/13"  # the recurring schedules' tests' own database
 TAIPEI = ZoneInfo("Asia/Taipei")
@@ -273,3 +288,217 @@ def test_the_worker_imports_the_runbooks_before_it_forks_its_jobs(
     monkeypatch.setattr(scheduling, "Worker", Worker)
     scheduling.work(queue, burst=True)
     assert order == ["discover", "work"]
+
+
+def open_schedule(
+    store_path: Path, change: str, queue: str, confirmed_by: str | None = None
+) -> tuple[str, Recurrence]:
+    """A schedule of ``change`` whose first window is open now (hourly, 50 minutes long),
+    nothing queued."""
+    with RecordStore(store_path) as store:
+        now = datetime.now(UTC)
+        start = (now - timedelta(minutes=1)).replace(microsecond=0)
+        rec = Recurrence.parse("FREQ=HOURLY", timedelta(minutes=50), TAIPEI, now, start=start)
+        created = ScheduleBook(store).create(
+            ChangeBook(store).get(change), OLIVIA, rec, queue, confirmed_by
+        )
+    return created.id, rec
+
+
+def test_network_maintenances_history_commit_recurs_and_its_plan_runs_every_window() -> None:
+    """The README's example of a plan that runs in every window: its one change, the commit of
+    the backups to the configuration history, is a record of the run (it recurs)."""
+    from runbooks.core import registry
+    from runbooks.core.steps import ChangeStep
+
+    runbook_cls = registry.get("network-maintenance")
+    runbook = runbook_cls(runbook_cls.parse_params({}))
+    steps = {step.name: step for step in runbook_cls.steps()}
+    history = steps["plan_history_commit"]
+    assert isinstance(history, ChangeStep) and history.recurs
+    diffs = [d.to_dict() for d in history.plan(runbook, None)]  # type: ignore[arg-type]
+    plan = {
+        "runbook": "network-maintenance",
+        "steps": [
+            {"step": name, "diffs": diffs if name == "plan_history_commit" else []}
+            for name in steps
+        ],
+    }
+    assert diffs and recurring_steps(plan) == ["plan_history_commit"]
+    assert not plan_writes(plan)
+    # a step that writes and does not recur still makes the plan write, in the same runbook
+    # (a step of that name undeclared) or another (remediation's device writes)
+    other = {"step": "plan_netbox_write", "diffs": diffs}
+    assert plan_writes({**plan, "steps": [*plan["steps"], other]})
+    remediation = {
+        "runbook": "network-remediation",
+        "steps": [{**other, "step": "plan_remediation"}],
+    }
+    assert plan_writes(remediation)
+    assert plan_writes({"runbook": "no-such-runbook", "steps": [other]})
+
+
+def test_a_plan_whose_only_change_recurs_runs_in_every_window_while_it_is_the_approved_one(
+    queue: str, store_path: Path, workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with RecordStore(store_path) as store:
+        change = approved(store, recording(workdir))
+    first, rec = open_schedule(store_path, change, queue)
+    with RecordStore(store_path) as store:
+        assert ScheduleBook(store).get(first).writes is False
+        head = store.entries(first)[0].payload
+        assert head["recurring_steps"] == ["plan_record"]
+    ran = occurrence_job(first, rec.first.isoformat(), str(store_path))
+    assert ran["status"] == "succeeded"
+    assert [k for k, _ in schedule_entries(store_path, first)] == [
+        "schedule.created",
+        "schedule.ran",
+    ]  # it goes on: no schedule.finished
+    q = Queue(queue, connection=scheduling.connect())
+    assert len(q.scheduled_job_registry.get_job_ids()) == 1  # the next window, queued
+    assert (workdir / "history.log").read_text().count("run ") == 1
+    # a second schedule of the same approval: the recurring step's diff must still be the
+    # approved one; where it is not, the window is skipped with the drift
+    (workdir / "elsewhere").write_text("", encoding="utf-8")
+    second, rec = open_schedule(store_path, change, queue)
+    skipped = occurrence_job(second, rec.first.isoformat(), str(store_path))
+    assert skipped["reason"].startswith("the plan changed since it was approved"), skipped
+    assert not (workdir / "history-elsewhere.log").exists()
+    assert (workdir / "history.log").read_text().count("run ") == 1
+
+
+def test_a_failure_after_the_run_keeps_the_run_on_record_and_ends_a_writing_schedule(
+    queue: str, store_path: Path, workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Releasing the locks fails after the run (not a RunbookError): the window is on record as
+    ran, with its run id, and a writing plan's schedule is finished: the next window does not
+    apply the change again."""
+    ledger = LedgerRunbook(LedgerRunbook.parse_params({"workdir": workdir, "hostname": "leaf15"}))
+    with RecordStore(store_path) as store:
+        change = approved(store, ledger)
+    schedule_id, rec = open_schedule(store_path, change, queue, confirmed_by="olivia")
+    real_hold = scheduling.TargetLocks.hold
+
+    @contextmanager
+    def hold(self: scheduling.TargetLocks, *args: Any, **kwargs: Any) -> Iterator[None]:
+        with real_hold(self, *args, **kwargs):
+            yield
+        raise redis.ConnectionError("Redis went away as the locks were released")
+
+    monkeypatch.setattr(scheduling.TargetLocks, "hold", hold)
+    with pytest.raises(redis.ConnectionError, match="as the locks were released"):
+        occurrence_job(schedule_id, rec.first.isoformat(), str(store_path))
+    found = schedule_entries(store_path, schedule_id)
+    assert [k for k, _ in found] == ["schedule.created", "schedule.ran", "schedule.finished"]
+    assert found[1][1]["status"] == "succeeded"
+    with RecordStore(store_path) as store:
+        began = store.entries(found[1][1]["run_id"])[0]
+        assert began.kind == "run.started" and began.payload["schedule"] == schedule_id
+    assert "an approval covers one application" in found[2][1]["reason"]
+    q = Queue(queue, connection=scheduling.connect())
+    assert q.scheduled_job_registry.count == 0  # the next window's job is gone with it
+
+
+def test_a_failure_in_a_run_it_began_names_the_run(
+    queue: str, change: str, store_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from runbooks.core.engine import Engine
+
+    schedule_id, rec = open_schedule(store_path, change, queue)
+
+    def broken(self: Engine, *args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("the engine broke")
+
+    monkeypatch.setattr(Engine, "granted", broken)  # after the run began
+    with pytest.raises(RuntimeError, match="the engine broke"):
+        occurrence_job(schedule_id, rec.first.isoformat(), str(store_path))
+    kind, skipped = schedule_entries(store_path, schedule_id)[-1]
+    assert kind == "schedule.skipped" and skipped["reason"].startswith("failed: RuntimeError")
+    with RecordStore(store_path) as store:
+        began = store.entries(skipped["run_id"])[0]
+        assert began.kind == "run.started" and began.payload["schedule"] == schedule_id
+
+
+def test_the_next_window_is_queued_before_this_one_runs(
+    queue: str, change: str, store_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    schedule_id, rec = open_schedule(store_path, change, queue)
+    q = Queue(queue, connection=scheduling.connect())
+    seen: list[list[str]] = []
+
+    def killed(*args: object, **kwargs: object) -> dict[str, Any]:
+        seen.append(q.scheduled_job_registry.get_job_ids())
+        raise SystemExit("the worker was killed")  # nothing after this runs in a dead worker
+
+    monkeypatch.setattr(scheduling, "run_in_worker", killed)
+    with pytest.raises(SystemExit):
+        occurrence_job(schedule_id, rec.first.isoformat(), str(store_path))
+    nxt = rec.window_at(rec.first + timedelta(hours=1))
+    assert seen == [[f"runbooks-{schedule_id}-{nxt.start.astimezone(UTC):%Y%m%dT%H%M%S}"]]
+
+
+def test_a_worker_starting_queues_the_next_window_of_an_open_schedule_with_none_queued(
+    queue: str, change: str, store_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Redis lost its data (or a worker died before queuing): `runbook worker` queues the next
+    window of every open schedule of its store that has none, once."""
+    from runbooks.core import registry
+
+    schedule_id, rec = open_schedule(store_path, change, queue)  # nothing queued
+    ended, _ = open_schedule(store_path, change, queue)
+    with RecordStore(store_path) as store:
+        book = ScheduleBook(store)
+        book.cancel(book.get(ended), OLIVIA, "stopped")
+    monkeypatch.setenv("RUNBOOKS_STORE", str(store_path))
+    monkeypatch.setattr(registry, "discover", lambda: {})
+
+    class Worker:
+        def __init__(self, *args: object, **kwargs: object) -> None:
+            pass
+
+        def work(self, burst: bool, with_scheduler: bool) -> None:
+            pass
+
+    monkeypatch.setattr(scheduling, "Worker", Worker)
+    scheduling.work(queue, burst=True)
+    q = Queue(queue, connection=scheduling.connect())
+    job_id = f"runbooks-{schedule_id}-{rec.first.astimezone(UTC):%Y%m%dT%H%M%S}"
+    assert q.job_ids == [job_id]  # the open window, due now; nothing for the stopped one
+    assert requeue_open(store_path, queue) == []  # queued already: not again
+    # its window handled, the next is queued
+    (job,) = q.jobs
+    job.delete()
+    monkeypatch.setattr(scheduling, "run_in_worker", lambda *a, **k: {})  # not reached
+    with RecordStore(store_path) as store:
+        book = ScheduleBook(store)
+        window = {"window": rec.window_at(rec.first).to_dict(), "reason": "test"}
+        book.note(book.get(schedule_id), "schedule.skipped", window, "oscar")
+    nxt = rec.window_at(rec.first + timedelta(hours=1))
+    assert requeue_open(store_path, queue) == [
+        f"runbooks-{schedule_id}-{nxt.start.astimezone(UTC):%Y%m%dT%H%M%S}"
+    ]
+
+
+def test_a_window_is_claimed_once_a_second_delivery_does_nothing(
+    queue: str, change: str, store_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same window's job delivered again while the first still runs (or on a second
+    worker): the window is the first's; no second run, no second entry."""
+    schedule_id, rec = open_schedule(store_path, change, queue)
+    args = (schedule_id, rec.first.isoformat(), str(store_path))
+    again: list[dict[str, Any]] = []
+    runs: list[str] = []
+
+    def run(*a: Any, **k: Any) -> dict[str, Any]:
+        again.append(occurrence_job(*args))  # delivered again meanwhile
+        runs.append("run")
+        result = {"run_id": "r-claimed", "status": "succeeded", "error": None}
+        a[6](result)  # on_run
+        return result
+
+    monkeypatch.setattr(scheduling, "run_in_worker", run)
+    outcome = occurrence_job(*args)
+    assert outcome["run_id"] == "r-claimed" and runs == ["run"]
+    assert again[0]["claimed"] == "by another job"
+    kinds = [k for k, _ in schedule_entries(store_path, schedule_id)]
+    assert kinds == ["schedule.created", "schedule.ran"]
