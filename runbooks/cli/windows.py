@@ -55,10 +55,10 @@ def schedule(
     compliance), or whose only changes recur (a record of each run, such as
     network-maintenance's history commit), runs in every window under its one approval; a
     window whose fresh plan differs is skipped, recorded with the drift (it needs a new change
-    and approval), and the next window is tried. A plan that writes is applied once, in the first window where it
-    still holds, and the schedule then ends. The change must be planned without a window of
-    its own (the rule gives each run its window), and kept in the local store (NetBox's change
-    control runs a change once). `runbook windows` lists the coming windows;
+    and approval), and the next window is tried. A plan that writes is applied once, in the
+    first window where it still holds, and the schedule then ends. The change must be planned
+    without a window of its own (the rule gives each run its window), and kept in the local
+    store (NetBox's change control runs a change once). `runbook windows` lists the coming windows;
     `runbook unschedule` stops a rule."""
     from runbooks import scheduling
 
