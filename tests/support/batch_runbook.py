@@ -7,7 +7,8 @@ whose post-check regresses (``regress_on``), a device whose apply crashes the pr
 mid-batch (``crash_on``: the files before it in the batch are written, then `Crash`,
 which the engine does not catch, as a SIGKILL would not let it), a step before the batch
 that changes a file of its own, devices that cannot be read (``unreachable``: the plan and
-so a resumed batch's in-place check fail), an undo that fails (``undo_fails``).
+so a resumed batch's in-place check fail), an undo that fails (``undo_fails``), a
+confirmation failing part-way (``confirm_fails_on``: the devices before it confirmed).
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ class FleetParams(Params):
     fail_after: bool = False  # the step after the batches fails
     unreachable: bool = False  # reading the devices fails (the plan, the in-place check)
     undo_fails: bool = False  # the batches' undo fails
+    confirm_fails_on: str | None = None  # confirming this device fails, those before it done
 
 
 def ledger(workdir: Path, line: str) -> None:
@@ -130,6 +132,10 @@ class FleetRunbook(Runbook):
         names = [d.target for d in diffs]
         if self.p.crash_after_apply and self.p.crash_on in names:
             raise Crash(self.p.crash_on)
+        if self.p.confirm_fails_on in names:
+            done = names[: names.index(self.p.confirm_fails_on)]
+            ledger(self.p.workdir, f"confirm {' '.join(done)}")
+            raise VerificationError(f"{self.p.confirm_fails_on}: the confirmation timed out")
         ledger(self.p.workdir, f"confirm {' '.join(names)}")
 
     @plan_devices.undo

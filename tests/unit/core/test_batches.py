@@ -164,6 +164,24 @@ def test_regression_undoes_only_that_batch_and_stops(tmp_path: Path, store: Reco
     assert "stopped part-way" in sheet.html(entries_, entries_[-1].hash, True)
 
 
+def test_a_confirmation_failing_part_way_is_not_kept(tmp_path: Path, store: RecordStore) -> None:
+    """d2 confirmed, d3's confirmation fails: batch 2 is recorded failed and undone (both
+    devices), never kept; the run ends stopped with batch 1 alone kept."""
+    result = engine(store).run(make(tmp_path, batch_size=2, confirm_fails_on="d3"))
+
+    assert result.status is RunStatus.STOPPED
+    assert "confirm d2" in lines(tmp_path)
+    assert lines(tmp_path)[-1] == "undo d2 d3"
+    assert versions(tmp_path)["d2"] == ""
+    kinds = entries(store, result.run_id)
+    assert ("step.failed", "plan_devices#2") in kinds
+    assert ("step.finished", "plan_devices#2") not in kinds
+    finished = store.entries(result.run_id)[-1].payload
+    assert finished["batches"]["kept"] == ["batch 1 of 3 (canary): d1"]
+    assert finished["batches"]["failed"] == ["batch 2 of 3: d2, d3"]
+    assert "d3: the confirmation timed out" in finished["error"]
+
+
 def test_a_failing_canary_rolls_back_the_whole_run(tmp_path: Path, store: RecordStore) -> None:
     """Nothing kept: the ordinary rollback undoes the steps before the batches too, and the
     run is truly rolled back."""
