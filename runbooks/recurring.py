@@ -302,9 +302,11 @@ def occurrence_job(schedule_id: str, start: str, store_path: str) -> dict[str, A
         # the next window first: this one's worker may die, or its run fail, part-way
         following = enqueue_next(schedule, s.store_path, _now(), after=window.start)
         try:
-            return _occurrence(s, book, schedule, window, actor, following)
+            return _occurrence(s, book, schedule, window, actor)
         finally:
-            if following is None and not book.get(schedule_id).ended:
+            if book.get(schedule_id).ended:  # a writing plan ran, or it was cancelled
+                _drop(schedule, following)
+            elif following is None:
                 done = {"reason": "the rule has no more windows"}
                 book.note(schedule, "schedule.finished", done, actor)
     finally:
@@ -326,12 +328,7 @@ def _drop(schedule: Schedule, window: Window | None) -> None:
 
 
 def _occurrence(
-    s: Any,
-    book: ScheduleBook,
-    schedule: Schedule,
-    window: Window,
-    actor: str,
-    following: Window | None = None,
+    s: Any, book: ScheduleBook, schedule: Schedule, window: Window, actor: str
 ) -> dict[str, Any]:
     from runbooks.scheduling import run_in_worker
 
@@ -356,7 +353,6 @@ def _occurrence(
                 f"{result['status']}): an approval covers one application; plan a new change"
             )
             book.note(schedule, "schedule.finished", {"reason": reason}, actor)
-            _drop(schedule, following)
 
     try:
         run_in_worker(s, schedule.change, schedule.confirmed_by, None, window, extra, on_run)
@@ -385,7 +381,6 @@ def _occurrence(
                 f"failed: an approval covers one application; plan a new change"
             )
             book.note(schedule, "schedule.finished", {"reason": reason}, actor)
-            _drop(schedule, following)
         raise
     return entry
 
