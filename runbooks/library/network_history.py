@@ -5,9 +5,11 @@ sanitised running configuration, one commit per run whose message names the run.
 Written with dulwich (pure Python), not the ``git`` command: a machine where runbooks is
 installed from its wheel need not have git, and nothing of the operator's own git set-up
 (hooks, commit signing, identity, aliases) takes part in a commit a run makes. The author is
-the run's actor, the committer runbooks. A lock file in the repository's ``.git`` keeps two
-runs on one machine from mixing their files in one commit. A file is written to a temporary
-name and renamed, so an engineer reading it never sees half of it.
+the run's actor, the committer runbooks. A lock on the repository's folder itself (flock on
+the directory: no file beside it, so its parent, ``/srv`` say, need not be writable) is
+taken before the repository is opened or made: two runs on one machine never mix their
+files in one commit, and two first runs at once make it once. A file is written to a
+temporary name and renamed, so an engineer reading it never sees half of it.
 
 What goes in is masked once more with every secret the process has seen
 (`runbooks.core.secrets`), after the device gateway's own sanitising: a secret never
@@ -158,22 +160,33 @@ class ConfigHistory:
 
     @contextmanager
     def _locked(self) -> Iterator[Repo]:
-        repo = self._open_or_init()
-        with repo, open(Path(repo.controldir()) / "runbooks.lock", "w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            yield repo
+        """The repository, opened or made under the folder's lock, held for the block."""
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+            folder = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY)
+        except (FileExistsError, NotADirectoryError):
+            raise InputError(
+                f"{self.path} is not a directory: the configuration history (setting "
+                "config_history) needs a repository or an empty directory"
+            ) from None
+        try:
+            fcntl.flock(folder, fcntl.LOCK_EX)
+            with self._open_or_init() as repo:
+                yield repo
+        finally:
+            os.close(folder)  # the lock goes with it
 
     def _open_or_init(self) -> Repo:
+        """The repository in the folder, made when the folder is empty (under `_locked`)."""
         try:
             return Repo(str(self.path))
         except NotGitRepository:
             pass
-        if self.path.exists() and any(self.path.iterdir()):
+        if any(self.path.iterdir()):
             raise InputError(
                 f"{self.path} is not a git repository and not empty: the configuration "
                 "history (setting config_history) needs a repository or an empty directory"
             ) from None
-        self.path.mkdir(parents=True, exist_ok=True)
         return porcelain.init(str(self.path))
 
 
