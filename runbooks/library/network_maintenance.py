@@ -1,7 +1,10 @@
 """2 網絡系統維護 network system maintenance: backup, compliance and evidence for the fleet.
 
 The procedure, in order (read-only on the devices and in NetBox; the one write is the
-configuration history on this machine):
+configuration history on this machine). In runs as in plans each device is read through the
+gateway in its plan mode (`read_only`): its driver behind the read-only guard, a compare that
+leaves nothing on the device, and on drivers whose own compare writes there (NAPALM's IOS
+and NX-OS copy the candidate to flash) a diff made locally instead:
 
 1. The devices are selected from NetBox by site, role, tag and platform (each a list; none
    given: any), of the statuses asked for (``active`` by default). Each needs a platform, a
@@ -13,10 +16,12 @@ configuration history on this machine):
    the configuration NetBox renders for it, as the device itself compares them; its facts
    and uptime, its BGP sessions against those NetBox implies, its LLDP neighbours against
    NetBox's connected cables, its interface errors. A device that cannot be reached is
-   recorded unreachable, with why: it never stops the others.
+   recorded unreachable, with why; a part of its evidence NetBox or the device could not
+   give is recorded not checked, or as that part's error: it never stops the others.
 3. The compliance summary: the devices compliant, drifted (each with its diff), unreachable
-   and not renderable (each with why). Unreachable and not renderable devices are the
-   review's warnings: their compliance could not be checked.
+   and not renderable (each with why), and those whose evidence is incomplete (what was not
+   checked). Unreachable and not renderable devices, and incomplete evidence, are the
+   review's warnings: their compliance or state could not be checked.
 4. The backups are committed to the configuration history (setting ``config_history``): a
    git repository with one file per device (`runbooks.library.network_history`), one commit
    per run whose message names the run and sums up the compliance; a device not reached
@@ -27,6 +32,7 @@ Drifted devices are put back by remediation, a change of its own, reviewed and a
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -173,6 +179,16 @@ def target_of(device: dict[str, Any]) -> DeviceTarget:
     return DeviceTarget.from_netbox(name, host, str(slug), device.get("config_context") or {})
 
 
+def read_only(ctx: RunContext) -> RunContext:
+    """The context a device is surveyed through: a plan's, in runs too, so the gateway it
+    opens is in plan mode (`runbooks.gateways.network_guard`: the driver behind the read-only
+    guard, a compare leaving nothing on the device or diffed locally). A run's gets a gateway
+    cache of its own (the survey closes the one it opens); the rest is the run's."""
+    if ctx.planning:
+        return ctx
+    return dataclasses.replace(ctx, mode=Mode.PLAN, _gateways={})
+
+
 def not_covered(device: DeviceWorkingSet | dict[str, Any]) -> str | None:
     """Why no NAPALM driver can survey the device, given as its working set or its REST
     record (None: one can). Asks no device."""
@@ -296,17 +312,25 @@ class NetworkMaintenance(LibraryRunbook[NetworkMaintenanceParams]):
         around: ns.WorkingSets,
         rendering: ns.Rendering,
     ) -> dict[str, Any]:
-        """One device on the run's one session to it, closed when done (nothing later in the
-        run needs the device)."""
+        """One device on the run's one session to it, read-only (`read_only`), closed when
+        done (nothing later in the run needs the device). Whatever fails is this device's
+        only: recorded, never raised."""
         try:
-            gw = NetworkGateway.for_device(ctx, target_of(device))
+            gw = NetworkGateway.for_device(read_only(ctx), target_of(device))
         except Exception as exc:  # its credentials, say: this device's failure only
             return {"state": ns.UNREACHABLE, "why": str(exc)}
         try:
             surveyed = ns.survey(gw, around, rendering, keep_config=not ctx.planning)
             return surveyed | {"logins": gw.logins}
+        except Exception as exc:  # a bug in the survey: still this device's only
+            log.exception("%s: the survey failed", device.get("name"))
+            why = f"the survey failed: {type(exc).__name__}: {exc}"
+            return {"state": ns.UNREACHABLE, "why": why}
         finally:
-            gw.close()
+            try:
+                gw.close()
+            except Exception as exc:  # the survey is done: a failed logout loses nothing
+                log.warning("%s: closing the session failed: %s", device.get("name"), exc)
 
     # ---- 3. the summary ------------------------------------------------------------------------
 
@@ -317,6 +341,7 @@ class NetworkMaintenance(LibraryRunbook[NetworkMaintenanceParams]):
         warnings += [
             f"{name} not renderable: {why}" for name, why in summary["not_renderable"].items()
         ]
+        warnings += [f"{name} not checked: {why}" for name, why in summary["not_checked"].items()]
         return summary | ({"warnings": warnings} if warnings else {})
 
     # ---- 4. the configuration history ------------------------------------------------------------
@@ -361,6 +386,8 @@ def commit_message(runbook: str, run_id: str, summary: dict[str, Any]) -> str:
     compliant: a
     drifted: b
     unreachable: c (timed out)
+    >>> commit_message("n", "r-2", {"not_checked": {"a": "lldp: x"}}).splitlines()[-1]
+    'evidence not checked: a'
     """
     keys = ("compliant", "drifted", "unreachable", "not_renderable")
     counts = ", ".join(f"{len(summary.get(k) or ())} {k.replace('_', ' ')}" for k in keys)
@@ -374,4 +401,6 @@ def commit_message(runbook: str, run_id: str, summary: dict[str, Any]) -> str:
             for name in found
         ]
         lines.append(f"{key.replace('_', ' ')}: {', '.join(names)}")
+    if summary.get("not_checked"):
+        lines.append(f"evidence not checked: {', '.join(summary['not_checked'])}")
     return "\n".join(lines)

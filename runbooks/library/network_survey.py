@@ -5,8 +5,11 @@ implies, LLDP neighbours against NetBox's cables, interface errors.
 
 `survey` never raises for the device's sake: a device that cannot be reached is recorded
 `UNREACHABLE` with the reason, a rendering NetBox cannot give (or the device refuses)
-`NOT_RENDERABLE`, a getter the driver lacks "not checked" — as nornir turns an exception at
-a task's boundary into a failed result, one bad device never stops the fleet. The pure parts
+`NOT_RENDERABLE`, a getter the driver lacks "not checked", NetBox's working sets not read
+"not checked" with why, a getter's answer that fails or cannot be read (a counter ``"n/a"``)
+an ``error`` of that part — as nornir turns an exception at a task's boundary into a failed
+result, one bad device never stops the fleet, and its backup is kept. `summary` names every
+device whose evidence is incomplete: never a silent pass. The pure parts
 (`interface_errors`, `summary`) are plain functions on NAPALM's shapes, unit-tested alone.
 """
 
@@ -33,6 +36,7 @@ COMPLIANT, DRIFTED, UNREACHABLE, NOT_RENDERABLE = (
 STATES = (COMPLIANT, DRIFTED, UNREACHABLE, NOT_RENDERABLE)
 ERROR_COUNTERS = ("rx_errors", "tx_errors", "rx_discards", "tx_discards")
 FACTS = ("hostname", "vendor", "model", "os_version", "serial_number", "uptime")
+EVIDENCE = ("facts", "interface_errors", "bgp", "lldp")  # the state evidence's parts
 
 
 def interface_errors(counters: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, int]]:
@@ -62,14 +66,19 @@ def digest(text: str) -> str:
 
 def summary(surveys: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
     """The fleet's compliance from each device's survey: the devices compliant, drifted
-    (with the diff), unreachable and not renderable (with why); every device in one.
+    (with the diff), unreachable and not renderable (with why); every device in one, counted
+    in ``counts``. Beside them, ``not_checked``: each device whose state evidence is
+    incomplete, with what was not checked or failed (`incomplete`), whatever its compliance.
 
     >>> s = summary({"a": {"state": "compliant"}, "b": {"state": "drifted", "diff": "+x"},
     ...              "c": {"state": "unreachable", "why": "timed out"}})
     >>> s["compliant"], s["drifted"], s["unreachable"], s["not_renderable"], s["counts"]["drifted"]
     (['a'], {'b': '+x'}, {'c': 'timed out'}, {}, 1)
+    >>> summary({"a": {"state": "compliant", "lldp": {"error": "timed out"}}})["not_checked"]
+    {'a': 'lldp: timed out'}
     """
     out: dict[str, Any] = {"compliant": [], "drifted": {}, "unreachable": {}, "not_renderable": {}}
+    not_checked: dict[str, str] = {}
     for name in sorted(surveys):
         survey_ = surveys[name]
         state = survey_.get("state")
@@ -81,7 +90,24 @@ def summary(surveys: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
             out["not_renderable"][name] = str(survey_.get("why", ""))
         else:
             out["unreachable"][name] = str(survey_.get("why", "")) or "no survey"
+        if state != UNREACHABLE and (missing := incomplete(survey_)):
+            not_checked[name] = "; ".join(missing)
     out["counts"] = {key: len(value) for key, value in out.items()}
+    return out | {"not_checked": not_checked}
+
+
+def incomplete(survey_: Mapping[str, Any]) -> list[str]:
+    """What of a device's state evidence was not checked, or failed, with why.
+
+    >>> incomplete({"not_checked": ["lldp: no getter"], "bgp": {"error": "ValueError: x"},
+    ...             "facts": {"hostname": "r1"}})
+    ['lldp: no getter', 'bgp: ValueError: x']
+    """
+    out = [str(item) for item in survey_.get("not_checked") or ()]
+    for key in EVIDENCE:
+        part = survey_.get(key)
+        if isinstance(part, Mapping) and isinstance(part.get("error"), str):
+            out.append(f"{key}: {part['error']}")
     return out
 
 
@@ -163,22 +189,29 @@ def read_state(gw: NetworkGateway) -> dict[str, Any]:
 
 
 def judged(answers: Mapping[str, Any], name: str, around: WorkingSets) -> dict[str, Any]:
-    """The state evidence from the getters' answers (`read_state`) and NetBox."""
+    """The state evidence from the getters' answers (`read_state`) and NetBox. Never raises:
+    NetBox's working sets not read (or not usable) leave BGP and LLDP not checked, with why;
+    an answer the evidence cannot read (a counter ``"n/a"``) is an ``error`` of that part."""
     shapes: dict[str, Callable[[Any], Any]] = {
         "facts": lambda facts: {k: facts.get(k) for k in FACTS if k in facts},
         "interface_errors": interface_errors,
     }
-    peers = around()
-    ws = peers.get(name)
     not_checked: list[str] = []
-    if ws is None:  # gone from NetBox since it was selected
-        not_checked.append("bgp, lldp: NetBox no longer holds the device")
-    else:
-        links = nc.links_of(ws, ["connected"])
-        connected = {link.interface for link in links}  # NetBox renders sessions over these
-        sessions = [s for s in nc.expected_sessions(ws, peers) if s.local_interface in connected]
-        shapes["bgp"] = lambda bgp: bgp_evidence(sessions, bgp)
-        shapes["lldp"] = lambda lldp: lldp_evidence(links, lldp)
+    try:
+        peers = around()
+        ws = peers.get(name)
+        if ws is None:  # gone from NetBox since it was selected
+            not_checked.append("bgp, lldp: NetBox no longer holds the device")
+        else:
+            links = nc.links_of(ws, ["connected"])
+            connected = {link.interface for link in links}  # NetBox renders sessions over these
+            sessions = [
+                s for s in nc.expected_sessions(ws, peers) if s.local_interface in connected
+            ]
+            shapes["bgp"] = lambda bgp: bgp_evidence(sessions, bgp)
+            shapes["lldp"] = lambda lldp: lldp_evidence(links, lldp)
+    except Exception as exc:  # NetBox's hiccup is this part's, not the fleet's
+        not_checked.append(f"bgp, lldp: NetBox's working sets were not read: {_reason(exc)}")
     out: dict[str, Any] = {}
     for key, shape in shapes.items():
         answer = answers.get(key)
@@ -187,7 +220,10 @@ def judged(answers: Mapping[str, Any], name: str, around: WorkingSets) -> dict[s
         elif isinstance(answer, BaseException):
             out[key] = {"error": _reason(answer)}
         else:
-            out[key] = shape(answer)
+            try:
+                out[key] = shape(answer)
+            except Exception as exc:  # the device's odd answer: this part's error
+                out[key] = {"error": f"the device's answer was not understood: {_reason(exc)}"}
     if not_checked:
         out["not_checked"] = not_checked
     return out

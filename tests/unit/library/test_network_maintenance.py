@@ -25,12 +25,15 @@ from runbooks.core.errors import ConnectError, RejectedError, UnsupportedError
 from runbooks.core.gateway import Gateway, Mode, reads
 from runbooks.core.results import RunStatus
 from runbooks.core.store import RecordStore
+from runbooks.gateways import network
 from runbooks.gateways.netbox import NetBoxGateway
 from runbooks.gateways.netbox_model import DeviceWorkingSet
-from runbooks.gateways.network import NetworkGateway
+from runbooks.gateways.network import DeviceTarget, NetworkGateway
+from runbooks.gateways.network_guard import ReadOnlyDriver
 from runbooks.library import network_history, network_maintenance, network_survey
 from runbooks.library.network_history import ConfigHistory
 from runbooks.library.network_maintenance import FLEET_QUERY, NetworkMaintenance
+from tests.unit.gateways.network_fake import CREDS, RecordingDriver
 from tests.unit.library.rack_data import (
     IDS,
     PASSWORD,
@@ -51,6 +54,7 @@ class Device(MemoryDevice):
 
     down = False
     busy: list[int] = []  # devices surveyed at this moment, shared (the pool)
+    peak = 0  # the most devices surveyed at once (the fixture resets it)
     lock = threading.Lock()
 
     def _get(self, getter: str, action: str, **kwargs: Any) -> Any:
@@ -313,6 +317,138 @@ def test_netbox_is_read_while_the_devices_log_in(
     monkeypatch.setattr(network_maintenance, "working_sets", sets)
     result = engine(store_path).run(maintenance())
     assert result.status is RunStatus.SUCCEEDED and seen and all(seen)
+
+
+def run_and_history(
+    store_path: Path, tmp_path: Path, net: Factories
+) -> tuple[Any, dict[str, Any], dict[str, bytes]]:
+    """A run with these gateways: its result, its compliance summary, the history's files."""
+    result = Engine(RecordStore(store_path), "olivia", gateway_factories=net).run(maintenance())
+    assert result.status is RunStatus.SUCCEEDED, result.error
+    summary = evidence(result.steps, "compliance_summary")
+    return result, summary, ConfigHistory(tmp_path / "history").files()
+
+
+def test_netbox_not_answering_for_the_evidence_leaves_it_not_checked_the_fleet_goes_on(
+    store_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The working sets' request failing ends no step: each device's BGP and LLDP are not
+    checked, with why, named in the summary; the backups are committed all the same."""
+
+    def hiccup(nb: NetBoxGateway, names: list[str], query: str) -> dict[str, DeviceWorkingSet]:
+        raise ConnectError("NetBox: GraphQL request timed out")
+
+    monkeypatch.setattr(network_maintenance, "working_sets", hiccup)
+    result, summary, files = run_and_history(store_path, tmp_path, factories())
+    surveyed = evidence(result.steps, "survey_devices")["devices"]
+    for name in ("leaf1", "leaf2", "spine1"):
+        assert surveyed[name]["not_checked"] == [
+            "bgp, lldp: NetBox's working sets were not read: NetBox: GraphQL request timed out"
+        ]
+        assert "bgp" not in surveyed[name] and "lldp" not in surveyed[name]
+        assert "timed out" in summary["not_checked"][name]
+        assert f"{name} not checked: {summary['not_checked'][name]}" in summary["warnings"]
+    assert "spine2" not in summary["not_checked"]  # unreachable says so already
+    assert summary["compliant"] == ["spine1"] and list(summary["drifted"]) == ["leaf1"]
+    assert sorted(files) == ["leaf1.cfg", "leaf2.cfg", "spine1.cfg"]
+
+
+def test_a_device_answer_the_evidence_cannot_read_is_that_device_error_not_the_fleet(
+    store_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """leaf1's counters say "n/a": its interface errors are an error of leaf1's, named in the
+    summary (never a silent pass); the other devices and every backup go on."""
+    answer = Device._get
+
+    def odd(self: Device, getter: str, action: str, **kwargs: Any) -> Any:
+        counters = answer(self, getter, action, **kwargs)
+        return {"swp1": {"rx_errors": "n/a"}} if self.target.name == "leaf1" else counters
+
+    monkeypatch.setattr(Device, "_get", odd)
+    result, summary, files = run_and_history(store_path, tmp_path, factories())
+    surveyed = evidence(result.steps, "survey_devices")["devices"]
+    error = surveyed["leaf1"]["interface_errors"]["error"]
+    assert error.startswith("the device's answer was not understood: ValueError")
+    assert surveyed["leaf1"]["bgp"]["expected"] == 2  # the rest of leaf1's evidence stands
+    assert surveyed["spine1"]["interface_errors"] == {"swp1": {"rx_errors": 7}}
+    assert summary["not_checked"] == {"leaf1": f"interface_errors: {error}"}
+    assert f"leaf1 not checked: interface_errors: {error}" in summary["warnings"]
+    assert sorted(files) == ["leaf1.cfg", "leaf2.cfg", "spine1.cfg"]
+    assert ConfigHistory(tmp_path / "history").commit_naming(f"run {result.run_id}")
+
+
+def test_a_survey_that_fails_or_a_logout_that_fails_is_that_device_only(
+    store_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bug in one device's survey records it unreachable with why; a session that fails to
+    close loses nothing of its survey; the fleet goes on."""
+    survey = network_survey.survey
+
+    def failing(gw: NetworkGateway, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        if gw.target.name == "leaf2":
+            raise RuntimeError("a bug")
+        return survey(gw, *args, **kwargs)
+
+    def close(self: Device) -> None:
+        if self.target.name == "leaf1":
+            raise ConnectError("leaf1: the session was gone")
+
+    monkeypatch.setattr(network_survey, "survey", failing)
+    monkeypatch.setattr(Device, "close", close)
+    result, summary, files = run_and_history(store_path, tmp_path, factories())
+    assert summary["unreachable"]["leaf2"] == "the survey failed: RuntimeError: a bug"
+    surveyed = evidence(result.steps, "survey_devices")["devices"]
+    assert "config" in surveyed["leaf1"] and list(summary["drifted"]) == ["leaf1"]
+    assert sorted(files) == ["leaf1.cfg", "spine1.cfg"]
+
+
+def test_a_run_surveys_each_device_read_only(
+    store_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In a run the gateway is in its plan mode, as in a plan: the driver behind the read-only
+    guard (a write is refused, at the gateway and at the wire), and on a driver whose compare
+    writes on the device (NAPALM's IOS copies the candidate to flash) no candidate is loaded:
+    the diff is made locally. Nothing but reads reaches the driver."""
+    monkeypatch.setattr(network, "get_network_driver", lambda name: RecordingDriver)
+    RecordingDriver.seen = []
+    modes: list[Mode] = []
+    wires: list[type] = []
+    refused: list[tuple[str, str]] = []
+
+    def device(ctx: RunContext, key: str) -> Gateway:
+        target = DeviceTarget(key, f"198.18.0.{IDS[key]}", "cisco_ios", "ios", {}, {})
+        modes.append(ctx.mode)
+        return NetworkGateway(ctx.mode, target, CREDS, ctx.run_id)
+
+    def counters_and_writes(gw: NetworkGateway) -> dict[str, Any]:
+        """The survey's getter, trying to write besides (as a bug would)."""
+        wires.append(type(gw._open()))
+        for write in (
+            lambda: gw.commit("hostname x\n"),
+            lambda: gw._call("writing", lambda d: d.load_merge_candidate(config="x")),
+            lambda: gw._call("writing", lambda d: d.commit_config()),
+        ):
+            try:
+                write()
+            except Exception as exc:
+                refused.append((gw.target.name, type(exc).__name__))
+        return {}
+
+    monkeypatch.setattr(network_survey, "interface_counters", counters_and_writes)
+    net = factories()
+    net[NetworkGateway] = device
+    _, summary, files = run_and_history(store_path, tmp_path, net)
+    assert modes == [Mode.PLAN] * 4 and wires == [ReadOnlyDriver] * 4
+    assert sorted(refused) == [
+        (name, refusal)
+        for name in FLEET
+        for refusal in ("DryRunViolation", "ReadOnlyViolation", "ReadOnlyViolation")
+    ]
+    reads_only = {"open", "close", "get_config", "get_facts", "get_bgp_neighbors"}
+    assert {name for name, _ in RecordingDriver.seen} == reads_only | {"get_lldp_neighbors"}
+    assert "diffed locally, not on the device" in summary["drifted"]["spine1"]
+    assert sorted(summary["drifted"]) == ["leaf1", "spine1", "spine2"]
+    assert sorted(files) == ["leaf1.cfg", "leaf2.cfg", "spine1.cfg", "spine2.cfg"]
 
 
 def test_the_pool_is_bounded(store_path: Path) -> None:
