@@ -90,12 +90,15 @@ def host_key_name(host: str, port: int) -> str:
 def add_known_keys(keys: paramiko.HostKeys, known_hosts: Path, host: str, port: int) -> None:
     r"""Add to ``keys`` what the known_hosts file holds for ``host:port`` (its name as
     `host_key_name` gives it, plain or hashed), as paramiko's ``HostKeys.load`` would, but
-    parsing only that host's lines: ``load`` parses every line and checks each against all
-    before it (3 ms a device on the lab's 44-line file, in the one Python process all the
-    devices' threads share). Comments and lines paramiko cannot read are skipped; no file:
-    nothing added. Markers (paramiko's ``load`` fails on any): ``@cert-authority`` is
-    skipped (no certificates here), and a ``@revoked`` line naming the host leaves it with
-    no known key at all, so it is refused (paramiko has no way to honour a revocation).
+    parsing only that host's lines and the ``@revoked`` ones: ``load`` parses every line and
+    checks each against all before it (3 ms a device on the lab's 44-line file, in the one
+    Python process all the devices' threads share). Comments and lines paramiko cannot read
+    are skipped; no file: nothing added. Markers (paramiko's ``load`` fails on any):
+    ``@cert-authority`` is skipped (no certificates here); a key on any ``@revoked`` line is
+    never added, whatever host pattern the line names (``*`` too), as OpenSSH revokes the
+    key itself (paramiko has no way to honour a revocation), so a box showing it is refused;
+    a ``@revoked`` line naming the host whose key cannot be read leaves it with no known key
+    at all.
 
     >>> import tempfile
     >>> key = "AAAAC3NzaC1lZDI1NTE5AAAAIIUm8pHRPys5VY16McnvSYe68fzgZBhRH7VuS/fLR8Th"
@@ -107,30 +110,57 @@ def add_known_keys(keys: paramiko.HostKeys, known_hosts: Path, host: str, port: 
     >>> list(keys.keys()), list(keys.lookup("[198.18.0.31]:2222"))
     (['[198.18.0.31]:2222'], ['ssh-ed25519'])
     """
+    name = host_key_name(host, port)
+    found, _ = _known_and_revoked(known_hosts, name)
+    for key in found:
+        keys.add(name, key.get_name(), key)
+
+
+def _known_and_revoked(
+    known_hosts: Path, name: str
+) -> tuple[list[paramiko.PKey], set[tuple[str, bytes]]]:
+    """The keys the file trusts for ``name`` (none revoked), and every key it revokes."""
     try:
         text = known_hosts.read_text()
     except FileNotFoundError:
-        return
-    name = host_key_name(host, port)
+        return [], set()
     found: list[paramiko.PKey] = []
+    revoked: set[tuple[str, bytes]] = set()
+    unreadable_revocation = False
     for line in text.splitlines():
         fields = line.split()
         if not fields or fields[0].startswith("#"):
             continue
         if fields[0].startswith("@"):
-            if fields[0] == "@revoked" and len(fields) > 1 and _names(fields[1], name):
-                return  # revoked: no key of this host is trusted
+            if fields[0] == "@revoked":
+                key = _line_key(" ".join(fields[1:]))
+                if key is not None:
+                    revoked.add(_key_id(key))
+                elif len(fields) > 1 and _names(fields[1], name):
+                    unreadable_revocation = True  # which key is unknown: trust none
             continue
         if not _names(fields[0], name):
             continue
-        try:
-            entry = paramiko.hostkeys.HostKeyEntry.from_line(line.strip())
-        except paramiko.SSHException:
-            continue
-        if entry is not None and entry.key is not None:
-            found.append(entry.key)
-    for key in found:
-        keys.add(name, key.get_name(), key)
+        key = _line_key(line.strip())
+        if key is not None:
+            found.append(key)
+    if unreadable_revocation:
+        return [], revoked
+    return [k for k in found if _key_id(k) not in revoked], revoked
+
+
+def _line_key(line: str) -> paramiko.PKey | None:
+    """The key of a known_hosts line (without its marker); None when paramiko cannot read
+    it."""
+    try:
+        entry = paramiko.hostkeys.HostKeyEntry.from_line(line)
+    except (paramiko.SSHException, paramiko.hostkeys.InvalidHostKey):
+        return None
+    return entry.key if entry is not None else None
+
+
+def _key_id(key: paramiko.PKey) -> tuple[str, bytes]:
+    return key.get_name(), key.asbytes()
 
 
 def _names(patterns: str, name: str) -> bool:
@@ -148,17 +178,21 @@ def _names(patterns: str, name: str) -> bool:
 
 def key_refusal(host: str, port: int, known_hosts: Path, timeout: float) -> str:
     """How the key the SSH server at ``host:port`` shows compares with ``known_hosts``: ""
-    (it is the file's key for that host), "is not in" (the file has no key for it) or "does
-    not match the one in" (the file has another key for it; also when the server shows none
-    of the key types the file holds for it).
+    (it is the file's key for that host), "is revoked in" (a ``@revoked`` line of the file
+    holds it, whatever host it names), "is not in" (the file has no key for it) or "does not
+    match the one in" (the file has another key for it; also when the server shows none of
+    the key types the file holds for it).
 
     Only the key exchange runs; the transport is closed before any authentication. The key
     types the file holds for the host are offered first, as OpenSSH does. Network failures
     raise ``OSError`` (an SSH protocol failure as ``ConnectionError``), ``EOFError`` or
     ``TimeoutError``."""
     keys = paramiko.HostKeys()
-    add_known_keys(keys, known_hosts, host, port)
-    known = keys.lookup(host_key_name(host, port))
+    name = host_key_name(host, port)
+    found, revoked = _known_and_revoked(known_hosts, name)
+    for key in found:
+        keys.add(name, key.get_name(), key)
+    known = keys.lookup(name)
     sock = socket.create_connection((host, port), timeout=timeout)
     transport = paramiko.Transport(sock)
     try:
@@ -176,6 +210,8 @@ def key_refusal(host: str, port: int, known_hosts: Path, timeout: float) -> str:
     finally:
         transport.close()
         sock.close()
+    if _key_id(shown) in revoked:
+        return "is revoked in"
     if known is None:
         return "is not in"
     if known.get(shown.get_name()) != shown:

@@ -160,3 +160,52 @@ def test_a_revoked_key_leaves_the_host_unknown(
     with pytest.raises(ConnectError, match="its host key is not in"):
         bird_gateway(path, key_server.port).facts()
     assert key_server.tried == []
+
+
+@pytest.mark.parametrize(
+    "pattern",
+    [
+        "*",
+        "198.18.0.9,r9",
+        "[127.0.0.1]:*",
+        pytest.param(  # hashed, a fixed salt (the same test id in every process)
+            paramiko.HostKeys.hash_host("198.18.0.9", "LKR6RsV0PN+tKgi6UhN3O6w7yUM="), id="hashed"
+        ),
+    ],
+)
+def test_a_key_revoked_under_any_host_pattern_is_refused(
+    tmp_path: Path, key_server: _KeyServer, server_key: paramiko.PKey, pattern: str
+) -> None:
+    """Found by review: OpenSSH revokes the key itself, whatever host the @revoked line
+    names (``*`` too); only a line naming this very box used to refuse it. The box's key,
+    revoked so and trusted by a line of its own, is refused on the separate check and on
+    napalm-bird2's own connection, before any credential; the box's other keys stay."""
+    path = tmp_path / "known_hosts"
+    unreadable = "@revoked * ssh-ed25519 !!!not-base64\n@revoked 198.18.0.9 ssh-ed25519 AAAA\n"
+    revoked = f"@revoked {pattern} {server_key.get_name()} {server_key.get_base64()}\n"
+    path.write_text(unreadable + revoked + _line(key_server.port, server_key))
+    keys = paramiko.HostKeys()
+    network_host_keys.add_known_keys(keys, path, "127.0.0.1", key_server.port)
+    assert keys.lookup(f"[127.0.0.1]:{key_server.port}") is None
+    why = network_host_keys.key_refusal("127.0.0.1", key_server.port, path, 5)
+    assert why == "is revoked in"
+    with pytest.raises(ConnectError, match="its host key is not in"):
+        bird_gateway(path, key_server.port).facts()
+    assert key_server.tried == []
+    other = paramiko.ECDSAKey.generate()  # another key of the box, not revoked
+    path.write_text(revoked + _line(key_server.port, server_key) + _line(key_server.port, other))
+    keys = paramiko.HostKeys()
+    network_host_keys.add_known_keys(keys, path, "127.0.0.1", key_server.port)
+    assert dict(keys.lookup(f"[127.0.0.1]:{key_server.port}") or {}) == {other.get_name(): other}
+
+
+def test_a_revocation_of_another_key_leaves_the_box_trusted(
+    tmp_path: Path, key_server: _KeyServer, server_key: paramiko.PKey
+) -> None:
+    path = tmp_path / "known_hosts"
+    other = paramiko.ECDSAKey.generate()
+    path.write_text(
+        f"@revoked * {other.get_name()} {other.get_base64()}\n"
+        "@revoked * ssh-ed25519 !!!not-base64\n" + _line(key_server.port, server_key)
+    )
+    assert network_host_keys.key_refusal("127.0.0.1", key_server.port, path, 5) == ""
