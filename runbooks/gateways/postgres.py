@@ -81,12 +81,26 @@ class Cluster:
             "-p",
             str(self.port),
             "-d",
-            db,
+            conninfo_dbname(db),
         ]
 
     def psql_read_only(self, db: str = "postgres") -> list[str]:
         """``psql`` in a session whose transactions are read-only (``READ_ONLY_SESSION``)."""
         return ["env", READ_ONLY_SESSION, *self.psql(db)]
+
+
+def conninfo_dbname(db: str) -> str:
+    r"""``db`` for ``psql -d`` as a database name only: psql (libpq) reads a ``-d`` holding
+    ``=`` or starting with ``postgresql://`` as a connection string, which could name another
+    host, port or database; a ``dbname=`` connection string, its value quoted as libpq
+    reads it (single quotes, ``\`` before ``'`` and ``\``), is never more than the name.
+
+    >>> conninfo_dbname("sales"), conninfo_dbname("x host=203.0.113.9")
+    ("dbname='sales'", "dbname='x host=203.0.113.9'")
+    >>> print(conninfo_dbname("o'b\\c"))
+    dbname='o\'b\\c'
+    """
+    return "dbname='" + db.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 def shell_from(params: Any) -> Shell:

@@ -15,15 +15,23 @@ from dataclasses import dataclass
 from typing import Any
 
 # Every table VACUUM can reach in a database: the statistics' own view, without other
-# sessions' temporary tables (which VACUUM skips, and which come and go between plan and run).
+# sessions' temporary tables (which VACUUM skips, and which come and go between plan and run)
+# and without partitioned tables (relkind 'p': they hold no rows, and PostgreSQL never records
+# a vacuum of them, so a check of last_vacuum could never pass): their partitions are here,
+# each with the partitioned table at the top of its tree ('partition_of', pg_partition_root),
+# so a parameter naming that table takes them all.
 TABLE_FIGURES_SQL = """
 SELECT coalesce(json_agg(json_build_object(
   'table', format('%I.%I', s.schemaname, s.relname),
   'live', s.n_live_tup, 'dead', s.n_dead_tup,
   'table_bytes', pg_table_size(s.relid), 'index_bytes', pg_indexes_size(s.relid),
-  'last_vacuum', s.last_vacuum, 'last_analyze', s.last_analyze)
+  'last_vacuum', s.last_vacuum, 'last_analyze', s.last_analyze,
+  'partition_of', (SELECT format('%I.%I', rn.nspname, r.relname) FROM pg_class r
+    JOIN pg_namespace rn ON rn.oid = r.relnamespace
+    WHERE c.relispartition AND r.oid = pg_partition_root(s.relid)))
   ORDER BY s.schemaname, s.relname), '[]')
-FROM pg_stat_user_tables s WHERE s.schemaname NOT LIKE 'pg\\_temp%'
+FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid
+WHERE s.schemaname NOT LIKE 'pg\\_temp%' AND c.relkind <> 'p'
 """
 
 SERVER_NOW_SQL = "SELECT to_json(now())"
@@ -211,23 +219,77 @@ def replication_findings(data: Mapping[str, Any], max_lag_s: float) -> list[str]
     return findings
 
 
-# A quoted literal ($tag$…$tag$, E'…' with backslash escapes, '…' with '' inside), or what is
-# left of one a truncated query cut: passwords and data live there.
-_LITERAL = re.compile(
-    r"(?s)\$([A-Za-z_]\w*|)\$.*?(?:\$\1\$|\Z)|[Ee]'(?:[^'\\]|\\.|'')*'?|'(?:[^']|'')*'?"
+# The query's tokens, as PostgreSQL's lexer (scan.l) reads them, in one pass from the left:
+# what starts first wins, so an apostrophe inside a comment or a quoted identifier never
+# opens a literal. Comments (``--`` to the line's end; ``/* */``, nested: `_block_end`) and
+# literals (``'…'`` with ``''`` inside, standard_conforming_strings being on as it is by
+# default; ``E'…'`` with backslash escapes, only where a word begins; ``$tag$…$tag$``) are
+# what passwords and data live in; a truncated query may end inside any of them.
+# Double-quoted identifiers and words (keywords, names, numbers, ``$1``) are kept.
+_IDENT_CHARS = r"A-Za-z_\u0080-\U0010ffff"
+_TOKEN = re.compile(
+    rf"""(?P<line>--[^\n]*)
+    |(?P<block>/\*)
+    |(?P<ident>"(?:[^"]|"")*"?)
+    |(?P<estring>[Ee]'(?:[^'\\]|\\.|'')*'?)
+    |(?P<dollar>\$(?:[{_IDENT_CHARS}][{_IDENT_CHARS}0-9]*)?\$)
+    |(?P<string>'(?:[^']|'')*'?)
+    |(?P<word>[{_IDENT_CHARS}0-9$]+)
+    |(?P<other>.)""",
+    re.DOTALL | re.VERBOSE,
 )
+_BLOCK_MARK = re.compile(r"/\*|\*/")
+
+
+def _block_end(text: str, pos: int) -> int:
+    """Where the block comment opened just before ``pos`` ends (the end of ``text`` when it
+    does not): ``/* … */`` nest in PostgreSQL."""
+    depth = 1
+    for mark in _BLOCK_MARK.finditer(text, pos):
+        depth += 1 if mark.group() == "/*" else -1
+        if depth == 0:
+            return mark.end()
+    return len(text)
+
+
+def _redacted_tokens(text: str) -> str:
+    out: list[str] = []
+    pos = 0
+    while pos < len(text):
+        token = _TOKEN.match(text, pos)
+        assert token is not None  # `other` takes any one character
+        kind, end = token.lastgroup, token.end()
+        if kind == "line":
+            out.append(" ")
+        elif kind == "block":
+            end = _block_end(text, end)
+            out.append(" ")
+        elif kind == "dollar":
+            close = text.find(token.group(), end)
+            end = len(text) if close < 0 else close + len(token.group())
+            out.append("'…'")
+        elif kind in ("estring", "string"):
+            out.append("'…'")
+        else:
+            out.append(token.group())
+        pos = end
+    return "".join(out)
 
 
 def redact_query(text: str | None, limit: int = 200) -> str:
     """A session's query as the record may hold it: every literal replaced by ``'…'``
-    (a password set by ALTER ROLE is a literal), whitespace folded, cut at ``limit``.
+    (a password set by ALTER ROLE is a literal), every comment blanked, whitespace folded,
+    cut at ``limit``. Read as PostgreSQL reads it (`_TOKEN`), so a quote inside a comment or
+    an identifier does not shift which quotes pair.
 
     >>> redact_query("ALTER ROLE app PASSWORD 'hunter2'")
     "ALTER ROLE app PASSWORD '…'"
     >>> redact_query("select $x$secret$x$,\\n  E'a''b' from t")
     "select '…', '…' from t"
+    >>> redact_query("/* don't log */ ALTER ROLE app PASSWORD 'hunter2' -- it's")
+    "ALTER ROLE app PASSWORD '…'"
     """
-    folded = " ".join(_LITERAL.sub("'…'", text or "").split())
+    folded = " ".join(_redacted_tokens(text or "").split())
     return folded if len(folded) <= limit else folded[: limit - 1] + "…"
 
 

@@ -158,12 +158,15 @@ class DbMaintenance(LibraryRunbook[DbMaintenanceParams]):
             )
         return [d for d in present if not self.p.databases or d in self.p.databases]
 
-    def vacuum_tables(self, ctx: RunContext, db: str) -> list[str]:
-        """The tables of ``db`` VACUUM (ANALYZE) takes, as the server quotes them."""
-        tables = [str(r["table"]) for r in self.pg(ctx).table_figures(self.old, db)]
+    def vacuum_tables(self, ctx: RunContext, db: str) -> dict[str, set[str]]:
+        """The tables of ``db`` VACUUM (ANALYZE) takes, as the server quotes them, each with
+        the names ``tables`` may give it (`_names`). Partitioned tables are not among them
+        (nothing records a vacuum of one): their partitions are, and naming a partitioned
+        table takes its partitions."""
+        tables = {str(r["table"]): _names(r) for r in self.pg(ctx).table_figures(self.old, db)}
         if not self.p.tables:
             return tables
-        return [t for t in tables if t in self.p.tables or t.split(".", 1)[-1] in self.p.tables]
+        return {t: names for t, names in tables.items() if names & set(self.p.tables)}
 
     # ------------------------------------------------------------------ 1. survey
     @check("Survey: version, data directory, databases and their sizes", targets=TARGET)
@@ -267,8 +270,9 @@ class DbMaintenance(LibraryRunbook[DbMaintenanceParams]):
     def plan_vacuum(self, ctx: RunContext) -> list[Diff]:
         diffs, named = [], set()
         for db in self.databases(ctx):
-            tables = self.vacuum_tables(ctx, db)
-            named |= {n for t in tables for n in (t, t.split(".", 1)[-1])}
+            found = self.vacuum_tables(ctx, db)
+            named |= {n for names in found.values() for n in names}
+            tables = list(found)
             if not tables:
                 continue
             diffs.append(
@@ -329,6 +333,17 @@ class DbMaintenance(LibraryRunbook[DbMaintenanceParams]):
     def _figures(self, ctx: RunContext, db: str, tables: list[str]) -> dict[str, mf.TableFigures]:
         rows = [r for r in self.pg(ctx).table_figures(self.old, db) if r["table"] in tables]
         return mf.parse_table_figures(rows)
+
+
+def _names(row: dict[str, Any]) -> set[str]:
+    """The names a ``tables`` parameter may give a table: schema.table or table, of the table
+    itself or of the partitioned table at the top of its tree.
+
+    >>> sorted(_names({"table": "public.m_2026", "partition_of": "public.m"}))
+    ['m', 'm_2026', 'public.m', 'public.m_2026']
+    """
+    full = [str(row["table"])] + ([str(row["partition_of"])] if row.get("partition_of") else [])
+    return {n for name in full for n in (name, name.split(".", 1)[-1])}
 
 
 def _since(stamp: Any, started: str) -> bool:

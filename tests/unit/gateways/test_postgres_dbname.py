@@ -1,0 +1,72 @@
+"""A database name reaches psql as a name only: ``-d`` holding ``=`` or starting with
+``postgresql://`` is a connection string to libpq, which could name another host, port or
+database. Read back here by libpq itself (psycopg's ``conninfo_to_dict`` is
+PQconninfoParse)."""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Sequence
+
+from hypothesis import given
+from hypothesis import strategies as st
+from psycopg.conninfo import conninfo_to_dict
+
+from runbooks.core.gateway import Mode
+from runbooks.gateways.postgres import Cluster, PostgresGateway
+from runbooks.gateways.postgres_maintenance import MaintenanceGateway
+
+PG = Cluster("/var/lib/postgresql/15/main", "/usr/lib/postgresql/15/bin", 5432, "/run/pg")
+
+HOSTILE = [
+    "x host=127.0.0.2",
+    "postgresql://127.0.0.2:5433/postgres",
+    "postgres://other/db",
+    "dbname=postgres host=203.0.113.9 port=5433",
+    "o'brien \\ x",
+    "  ",
+]
+
+
+def libpq_reads(argv: list[str]) -> dict[str, str]:
+    """What libpq makes of psql's ``-d`` argument: it must be the name alone."""
+    return {k: str(v) for k, v in conninfo_to_dict(argv[argv.index("-d") + 1]).items()}
+
+
+def test_a_hostile_name_is_only_a_database_name() -> None:
+    for name in [*HOSTILE, "sales"]:
+        assert libpq_reads(PG.psql(name)) == {"dbname": name}
+        assert libpq_reads(PG.psql_read_only(name)) == {"dbname": name}
+    argv = PG.psql("x host=127.0.0.2")
+    assert argv[argv.index("-h") + 1] == "/run/pg" and argv[argv.index("-p") + 1] == "5432"
+
+
+@given(st.text(st.characters(blacklist_characters="\x00"), min_size=1))
+def test_any_name_is_read_back_as_that_name(name: str) -> None:
+    assert libpq_reads(PG.psql(name)) == {"dbname": name}
+
+
+class Recording:
+    where = "fake"
+
+    def __init__(self) -> None:
+        self.commands: list[list[str]] = []
+
+    def run(
+        self, argv: Sequence[str], *, input: str | None = None, timeout: float = 120,
+        check: bool = True,
+    ) -> subprocess.CompletedProcess[str]:  # fmt: skip
+        self.commands.append(list(argv))
+        return subprocess.CompletedProcess(list(argv), 0, "1", "")
+
+    def close(self) -> None:
+        pass
+
+
+def test_vacuum_and_reads_connect_to_the_named_database_only() -> None:
+    shell = Recording()
+    MaintenanceGateway(Mode.RUN, shell).vacuum_analyze(PG, "x host=127.0.0.2", ['public."t"'])
+    PostgresGateway(Mode.PLAN, shell).query_json(PG, "SELECT 1", "postgresql://127.0.0.2/x")
+    vacuum, read = shell.commands
+    assert libpq_reads(vacuum) == {"dbname": "x host=127.0.0.2"}
+    assert libpq_reads(read) == {"dbname": "postgresql://127.0.0.2/x"}
