@@ -56,11 +56,15 @@
   same device (same credentials, options and host-key check), opened on the first such
   compare and closed by ``confirm``, ``rollback`` or ``close``: one more login per device,
   only while a commit is pending (`NetworkGateway.logins` counts them). ``confirm`` and
-  ``rollback`` act on the driver object that committed. A commit left pending by a process
+  ``rollback`` act on the driver object that committed. Such a session is named by the
+  run (``runbooks_<run id>_<random>``: `session_name`), and the name is the commit's
+  evidence (`NetworkGateway.session`). A commit left pending by a process of the same run
   that died (a resumed run) has no such object: for that one call the driver object adopts
-  the device's pending session (its ``config_session`` set from ``_get_pending_commits()``,
-  cleared again if the call fails), so it is confirmed or cancelled as a device-wide
-  commit-confirm would be (``NetworkGateway._adopting``).
+  the device's pending session if that session is the run's (its ``config_session`` set
+  from ``_get_pending_commits()``, cleared again if the call fails), so it is confirmed or
+  cancelled as a device-wide commit-confirm would be (``NetworkGateway._adopting``). A
+  session pending that the run did not name (another process's) is never confirmed nor
+  rolled back: `LockedError`; `NetworkGateway.has_own_pending_commit` tells them apart.
 - NAPALM's and Netmiko's exceptions become one clear error each: unreachable, refused
   credentials, timeout, rejected configuration.
 """
@@ -72,6 +76,8 @@ import inspect
 import ipaddress
 import logging
 import os
+import re
+import secrets
 import sys
 import threading
 import time
@@ -88,7 +94,13 @@ from netutils.config.compliance import diff_network_config
 from netutils.lib_mapper import NAPALM_LIB_MAPPER
 
 from runbooks.core.context import RunContext
-from runbooks.core.errors import ConnectError, InputError, InventoryError, UnsupportedError
+from runbooks.core.errors import (
+    ConnectError,
+    InputError,
+    InventoryError,
+    LockedError,
+    UnsupportedError,
+)
 from runbooks.core.gateway import Gateway, Mode, reads, writes
 from runbooks.gateways import config_text, network_host_keys
 from runbooks.gateways.device_credentials import Credentials, credential_source
@@ -169,6 +181,10 @@ class NetworkGateway(Gateway):
         # whether this run's commits carry "runbooks run <id>" in the device's commit log
         # (None: no commit yet; False: the driver takes no commit message)
         self.commit_message_kept: bool | None = None
+        # the config session of this run's commit waiting for its confirmation, where the
+        # driver keeps one (EOS): the one it committed with revert_in, or found pending
+        # (`has_own_pending_commit`); None elsewhere and once confirmed or rolled back
+        self.session: str | None = None
 
     @classmethod
     def for_device(
@@ -551,6 +567,48 @@ class NetworkGateway(Gateway):
         without commit-confirm: see `commit_confirm_supported`)."""
         return bool(self._method("has_pending_commit", "checking for a pending commit"))
 
+    @reads
+    def has_own_pending_commit(self) -> bool:
+        """Whether a commit of this run waits for its confirmation: where the driver keeps
+        it as a config session (`_session_bound`: EOS), a pending session of the run's name
+        (`session_name`; the one this connection committed, or one a process of this run
+        that died left: `session` then names it); elsewhere (or where the driver names no
+        pending session) the device's pending commit, which nothing tells apart from
+        another's (the run holds its targets' locks). A pending session that is not the
+        run's is refused (`LockedError`): the run neither confirms it, nor cancels it, nor
+        commits over it."""
+        if not self.has_pending_commit():
+            return False
+        if not _session_bound(self._wire):  # opened by the question, unless nothing asked one
+            return True
+
+        def run(wire: Any) -> bool:
+            pending = [str(s) for s in wire._get_pending_commits() or {}]
+            own = [s for s in pending if self._owns(wire, s)]
+            if own:
+                self.session = own[0]
+                return True
+            if pending:
+                raise self._not_ours(pending)
+            return True  # no session named: the device's commit
+
+        return self._call("checking whose commit pends", run)
+
+    def _not_ours(self, pending: Sequence[str]) -> LockedError:
+        named = session_name(self.run_id, "*") if self.run_id else "after the run's id"
+        return LockedError(
+            f"{self.target.name}: the commit pending on the device is not this run's (config "
+            f"session {', '.join(pending)}; this run's are named {named}): neither confirmed "
+            "nor rolled back",
+            device=self.target.name,
+            sessions=list(pending),
+        )
+
+    def _owns(self, wire: Any, session: str) -> bool:
+        """Whether the pending ``session`` is this run's: named for it, or this connection's."""
+        held = self._holds_pending and wire.config_session == session
+        return held or is_session_of(session, self.run_id)
+
     def _local_compare(
         self, wire: Any, candidate: str, replace: bool, sources: Sequence[str], why: str
     ) -> str:
@@ -606,6 +664,9 @@ class NetworkGateway(Gateway):
 
         def run(d: Any) -> str:
             text = self._filled(d, candidate, secret_sources)
+            named = revert_in is not None and _session_bound(d) and d.config_session is None
+            if named and self.run_id:  # the run's name: a resumed run knows it for its own
+                d.config_session = session_name(self.run_id)
             try:
                 (d.load_replace_candidate if replace else d.load_merge_candidate)(config=text)
                 diff = str(d.compare_config())
@@ -632,9 +693,29 @@ class NetworkGateway(Gateway):
                 raise self._unsupported(
                     "commit_config", f" with revert_in ({str(exc)[:80] or 'not implemented'})"
                 ) from exc
+            if named and d.config_session:
+                self.session = self._pending_session(d)
             return config_text.sanitize(diff)
 
         return self._call("committing the configuration", run)
+
+    def _pending_session(self, wire: Any) -> str | None:
+        """The driver object's session just committed with revert_in, once the device lists
+        it as pending (a driver shaped like EOS's whose commit-confirm is no session has
+        none); None, and a log line, when the device cannot say: the commit stands."""
+        session = str(wire.config_session)
+        try:
+            pending = wire._get_pending_commits() or {}
+        except Exception as exc:  # a read after the commit: no reason to undo it
+            log.warning(
+                "%s: could not list the pending config sessions after the commit (%s); "
+                "session %s not recorded",
+                self.target.name,
+                type(exc).__name__,
+                session,
+            )
+            return None
+        return session if session in pending else None
 
     def _commit_config(self, wire: Any, message: str, revert_in: int | None) -> None:
         """``commit_config`` with the run's id as the commit message where the driver takes
@@ -685,32 +766,39 @@ class NetworkGateway(Gateway):
     def _adopting(self, wire: Any) -> Iterator[None]:
         """For one ``confirm_commit`` or ``rollback``: where the driver keeps a pending
         commit as its object's session (`_session_bound`: NAPALM's EOS driver) and this
-        connection made none, the device's one pending session is set as this driver
-        object's, as if it had made it; the call then confirms or cancels it, as a device-
-        wide commit-confirm would (Junos, IOS, FRR). That is the commit a resumed run left
-        pending: its process died before confirming it (napalm/eos/eos.py ``confirm_commit``
-        and ``rollback`` act on ``self.config_session`` only, and a new object has none).
+        connection made none, the device's pending session of this run's name (`session_name`)
+        is set as this driver object's, as if it had made it; the call then confirms or
+        cancels it, as a device-wide commit-confirm would (Junos, IOS, FRR). That is the
+        commit a resumed run left pending: its process died before confirming it
+        (napalm/eos/eos.py ``confirm_commit`` and ``rollback`` act on ``self.config_session``
+        only, and a new object has none).
 
         Only for that call: the driver clears the session when it succeeds, and the gateway
         when it fails, so no later compare loads into it and aborts it on discard. Nothing
         is adopted when this connection holds its own pending commit, when the driver
-        object already has a session, or when the device has none or several pending."""
-        adopted = False
+        object already has a session, or when none of the run's pends. A session pending
+        that is not the run's (another process's, or a run's without an id) is never
+        adopted: the call is refused (`LockedError`) rather than confirm or cancel it, or
+        (a rollback) put back the configuration saved before it."""
+        adopted: str | None = None
         if self.mode is Mode.RUN and not self._holds_pending and _session_bound(wire):
-            pending = list(wire._get_pending_commits() or {})
-            if wire.config_session is None and len(pending) == 1:
-                wire.config_session = adopted = pending[0]
+            pending = [str(s) for s in wire._get_pending_commits() or {}]
+            own = [s for s in pending if is_session_of(s, self.run_id)]
+            if wire.config_session is None and len(own) == 1:
+                wire.config_session = adopted = own[0]
                 log.info(
-                    "%s: adopted the device's pending commit session %s (left by an earlier "
-                    "process)",
+                    "%s: adopted the run's pending commit session %s (left by an earlier "
+                    "process of the run)",
                     self.target.name,
                     adopted,
                 )
-            elif len(pending) > 1:
+            elif wire.config_session is None and not own and pending:
+                raise self._not_ours(pending)
+            elif len(own) > 1:
                 log.warning(
-                    "%s: %d sessions wait for their confirmation; none adopted",
+                    "%s: %d sessions of the run wait for their confirmation; none adopted",
                     self.target.name,
-                    len(pending),
+                    len(own),
                 )
         try:
             yield
@@ -722,6 +810,7 @@ class NetworkGateway(Gateway):
     def _settled(self) -> None:
         """No commit pends on this connection any more: compares come back to it."""
         self._holds_pending = False
+        self.session = None
         self._close_side()
 
 
@@ -755,6 +844,32 @@ def local_diff(running: str, candidate: str, why: str, merge_platform: str = "")
         return "\n".join([f"--- {before}", f"+++ {after}", *body]) if body else ""
     old, new = running.strip("\n").splitlines(), candidate.strip("\n").splitlines()
     return "\n".join(difflib.unified_diff(old, new, before, after, lineterm=""))
+
+
+def session_name(run_id: str, suffix: str = "") -> str:
+    """The name of a config session a run commits with revert_in in (`_session_bound`
+    drivers: EOS), by which a resumed run knows it for its own: ``runbooks_``, the run's id
+    (any character but a letter, digit or ``-`` as ``-``), ``_`` and ``suffix`` (random
+    unless given).
+
+    >>> session_name("20261207-101500-a1b2c3", "5f3e")
+    'runbooks_20261207-101500-a1b2c3_5f3e'
+    >>> is_session_of(session_name("run_7"), "run_7"), is_session_of("napalm_80123", "run_7")
+    (True, False)
+    >>> is_session_of(session_name("run-1-2"), "run-1"), is_session_of("runbooks__x", "")
+    (False, False)
+    """
+    return f"{_session_prefix(run_id)}{suffix or secrets.token_hex(3)}"
+
+
+def _session_prefix(run_id: str) -> str:
+    return f"runbooks_{re.sub(r'[^A-Za-z0-9-]', '-', run_id)}_"
+
+
+def is_session_of(session: str, run_id: str) -> bool:
+    """Whether a config session is one `session_name` named for this run (never without
+    an id)."""
+    return bool(run_id) and str(session).startswith(_session_prefix(run_id))
 
 
 def _session_bound(wire: Any) -> bool:

@@ -26,6 +26,7 @@ from runbooks.core.context import RunContext
 from runbooks.core.errors import (
     DriftError,
     InventoryError,
+    LockedError,
     RollbackError,
     SecretUnavailable,
     UnsupportedError,
@@ -71,20 +72,22 @@ def no_sources() -> Sequence[str]:
 def restore_device(
     gw: NetworkGateway, before: str, more_secrets: SecretSources = no_sources, attempts: int = 2
 ) -> None:
-    """Undo a configuration commit: cancel a pending commit-confirm (the device goes back
-    to its saved configuration at once; on a platform that has commit-confirm), then replace
-    with the recorded configuration if it still differs (``before``, sanitised: see
-    `diff_to`). A broken session is opened again for a second attempt."""
+    """Undo a configuration commit: cancel the run's pending commit-confirm (the device goes
+    back to its saved configuration at once; on a platform that has commit-confirm), then
+    replace with the recorded configuration if it still differs (``before``, sanitised: see
+    `diff_to`). A broken session is opened again for a second attempt. Another process's
+    commit pending on the device is refused (`NetworkGateway.has_own_pending_commit`:
+    `LockedError`, not tried again): neither cancelled nor committed over."""
     for attempt in range(1, attempts + 1):
         try:
-            if gw.commit_confirm_supported() and gw.has_pending_commit():
+            if gw.commit_confirm_supported() and gw.has_own_pending_commit():
                 gw.rollback()
             delta, sources = diff_to(gw, before, more_secrets)
             if delta.strip():
                 gw.commit(before, secret_sources=sources)
             return
-        except SecretUnavailable:
-            raise  # another session would not find it either
+        except (SecretUnavailable, LockedError):
+            raise  # another session would not find it either, nor make it the run's
         except Exception as exc:
             if attempt == attempts:
                 raise
@@ -342,10 +345,12 @@ class RackSteps(JournalWitness):
         """Commit what NetBox renders now for each device, once it is what was planned
         (sanitised, it must read as the diff's ``after``: else NetBox changed since, a drift),
         with ``revert_in`` where the device has commit-confirm, without it elsewhere (named
-        under ``without_commit_confirm``). If one device fails, the ones before go back at
-        once."""
+        under ``without_commit_confirm``; the config sessions of the commits left waiting for
+        their confirmation under ``sessions``, where the driver names one: EOS). If one
+        device fails, the ones before go back at once."""
         done: list[tuple[NetworkGateway, Diff]] = []
         unconfirmed: list[str] = []
+        sessions: dict[str, str] = {}
         try:
             for diff in (d for d in diffs if d.kind == "text"):
                 name = device_of(diff)
@@ -357,21 +362,30 @@ class RackSteps(JournalWitness):
                     )
                 gw = self.gateway_named(ctx, name)
                 confirms = gw.commit_confirm_supported()
-                if confirms and gw.has_pending_commit():  # an interrupted run's, unconfirmed
+                if confirms and gw.has_own_pending_commit():  # this run's, interrupted
                     if not gw.compare(candidate).strip():
+                        if gw.session:
+                            sessions[name] = gw.session
                         continue  # in place and waiting for the confirmation step
                     gw.rollback()
                 if revert_in is not None and not confirms:
                     unconfirmed.append(name)
                 gw.commit(candidate, revert_in=revert_in if confirms else None)
                 done.append((gw, diff))
+                if revert_in is not None and gw.session:
+                    sessions[name] = gw.session
         except Exception as exc:
             try:
                 restore_all((gw, str(diff.before)) for gw, diff in reversed(done))
             except RollbackError as undo:
                 raise RollbackError(f"{exc}; and then {undo}") from exc
             raise
-        committed = {"committed": [gw.target.name for gw, _ in done], "revert_in_s": revert_in}
+        committed: dict[str, Any] = {
+            "committed": [gw.target.name for gw, _ in done],
+            "revert_in_s": revert_in,
+        }
+        if sessions:
+            committed["sessions"] = sessions
         return committed | ({"without_commit_confirm": unconfirmed} if unconfirmed else {})
 
     def configs_in_place(self, ctx: RunContext, diffs: list[Diff]) -> bool:
@@ -425,7 +439,7 @@ class RackSteps(JournalWitness):
                     raise VerificationError(
                         f"{gw.target.name} {why}: what the post-checks passed is not running"
                     )
-                if confirms and gw.has_pending_commit():
+                if confirms and gw.has_own_pending_commit():
                     names.append(gw.target.name)
         return [
             Diff(
@@ -447,7 +461,7 @@ class RackSteps(JournalWitness):
         intended = {device_of(d): str(d.after) for d in committed.diffs if d.kind == "text"}
         for diff in diffs:
             gw = self.gateway_named(ctx, device_of(diff))
-            pending = gw.commit_confirm_supported() and gw.has_pending_commit()
+            pending = gw.commit_confirm_supported() and gw.has_own_pending_commit()
             if pending or not runs(gw, intended[device_of(diff)]):
                 return False
         return True

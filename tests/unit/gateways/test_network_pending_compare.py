@@ -14,9 +14,10 @@ from collections.abc import Iterator
 import pytest
 from napalm.eos.eos import EOSDriver
 
-from runbooks.core.errors import UnsupportedError
+from runbooks.core.errors import LockedError, UnsupportedError
 from runbooks.core.gateway import Mode
 from runbooks.gateways.network import DeviceTarget, NetworkGateway
+from runbooks.library.rack_steps import restore_device
 from tests.unit.gateways.network_fake import (
     CREDS,
     EosBox,
@@ -224,3 +225,62 @@ def test_a_connection_holding_its_own_commit_adopts_nothing(box: EosBox) -> None
     assert "configure session other commit" not in box.sent
     assert box.pending() == ["other"]
     gw.close()
+
+
+def test_a_commit_with_revert_in_names_its_session_after_the_run(box: EosBox) -> None:
+    """The session a commit-confirm pends in carries the run's id, and the gateway names it
+    (`NetworkGateway.session`: the commit's evidence, in the run's record)."""
+    gw = eos_gateway()
+    gw.commit(CANDIDATE, revert_in=300)
+    (session,) = box.pending()
+    assert session.startswith("runbooks_run-7_") and gw.session == session
+    assert gw.has_own_pending_commit()
+    gw.confirm()
+    assert gw.session is None and not gw.has_own_pending_commit()
+    gw.close()
+
+
+@pytest.mark.parametrize("other_run", ["run-8", "run-7-2", ""], ids=["run", "prefixed", "no run"])
+def test_another_process_pending_session_is_neither_confirmed_nor_rolled_back(
+    box: EosBox, other_run: str
+) -> None:
+    """A session pending on the box that this run did not name (another run's, a process's
+    that is no run: NAPALM's own name) is refused, not adopted: confirm and rollback leave
+    it pending, the configuration it committed in place."""
+    other = NetworkGateway(Mode.RUN, eos_gateway().target, CREDS, other_run)
+    other.commit(CANDIDATE, revert_in=300)  # then its process died, the session pending
+    (session,) = box.pending()
+    sent = len(box.sent)
+    gw = eos_gateway()  # run-7, which committed nothing
+    for settle in (gw.confirm, gw.rollback):
+        with pytest.raises(LockedError, match="neither confirmed nor rolled back"):
+            settle()
+        assert gw._device.config_session is None
+    assert gw.has_pending_commit()
+    with pytest.raises(LockedError, match=f"not this run's \\(config session {session};"):
+        gw.has_own_pending_commit()
+    assert box.pending() == [session] and box.running == _lines(CANDIDATE)
+    assert not [c for c in box.sent[sent:] if c.startswith(f"configure session {session} ")]
+    assert "configure replace flash:rollback-0" not in box.sent[sent:]
+    gw.close()
+    assert box.pending() == [session]
+
+
+def test_undoing_a_plain_commit_leaves_another_process_pending_session_alone(
+    box: EosBox,
+) -> None:
+    """The rack runbooks' undo of a commit of this run made without revert_in, while another
+    process's commit pends: refused (a person looks), never that session aborted."""
+    gw = eos_gateway()
+    gw.commit(CANDIDATE)  # the run's own, no timer
+    other = NetworkGateway(Mode.RUN, gw.target, CREDS, "run-8")
+    other.commit(RUNNING + "hostname elsewhere\n", revert_in=300)
+    (session,) = box.pending()
+    sent = len(box.sent)
+    with pytest.raises(LockedError, match="not this run's"):
+        restore_device(gw, RUNNING)
+    assert box.pending() == [session]
+    assert not [c for c in box.sent[sent:] if c.startswith(f"configure session {session} ")]
+    assert "configure replace flash:rollback-0" not in box.sent[sent:]
+    gw.close()
+    assert box.pending() == [session]

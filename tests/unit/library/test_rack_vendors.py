@@ -228,6 +228,59 @@ def test_rack_in_resumes_from_its_record_after_the_process_died_mid_commit(
     assert_no_secret(fabric, fabric.record_text(), "the record store")
 
 
+def test_rack_in_records_the_eos_sessions_it_commits_in(fabric: VendorFabric) -> None:
+    """The commit step's evidence names each EOS config session it left waiting for the
+    confirmation, named after the run (what a resumed run adopts as its own); the other
+    drivers' pending commits are the device's, unnamed."""
+    result = fabric.run(rack_in(confirm_within_s=300))
+    assert result.status is RunStatus.SUCCEEDED, result.error
+    (step,) = [s for s in result.steps if s.step == "plan_device_config"]
+    (finished,) = [
+        e
+        for e in entries(fabric, result.run_id)
+        if e.kind == "step.finished" and e.step == "plan_device_config"
+    ]
+    assert finished.payload["evidence"] == step.evidence
+    if not fabric.vendor.session_bound:
+        assert "sessions" not in step.evidence
+        return
+    sessions = step.evidence["sessions"]
+    assert sorted(sessions) == ["leaf3", "spine1", "spine2"]
+    for name, session in sessions.items():
+        assert session.startswith(f"runbooks_{result.run_id}_"), session
+        (commit,) = fabric.network.devices[name].commits
+        assert commit[1] == 300
+
+
+def test_a_resumed_rack_in_leaves_another_process_pending_eos_session_alone(
+    store_path: Path,
+) -> None:
+    """The process died with leaf3's commit pending; meanwhile its timer ran out and
+    another process's commit pends on leaf3 (a session this run did not name). The resumed
+    run neither confirms nor rolls back that session: it stops with the reason, and leaf3
+    keeps the other process's configuration, pending."""
+    fabric = VendorFabric("eos", store_path)
+    fabric.network.interrupt = ("commit_config", "spine1")  # leaf3 committed, spine1 not
+    with pytest.raises(Interrupted):
+        fabric.run(rack_in())
+    with RecordStore(fabric.store_path) as store:
+        (run,) = store.runs()
+    run_id = str(run["run_id"])
+    leaf3 = fabric.network.devices["leaf3"]
+    assert leaf3.pending and str(leaf3.pending_session).startswith(f"runbooks_{run_id}_")
+    theirs = leaf3.running + "interface Loopback9\n"
+    leaf3.previous, leaf3.running = fabric.originals["leaf3"], theirs  # timer ran out; then
+    leaf3.pending_session = "napalm_424242"  # another process committed with a timer
+    resumed_at = len(fabric.network.calls)
+    result = fabric.resume(run_id, RackIn)
+    assert result.status is not RunStatus.SUCCEEDED
+    assert "leaf3: the commit pending on the device is not this run's" in (result.error or "")
+    assert leaf3.pending and leaf3.pending_session == "napalm_424242"
+    assert leaf3.running == theirs and len(leaf3.commits) == 1  # the dead process's only
+    touched = [m for d, m in fabric.network.calls[resumed_at:] if d == "leaf3"]
+    assert not {"confirm_commit", "rollback", "commit_config"} & set(touched), touched
+
+
 # ---- rack-out -------------------------------------------------------------------------------
 
 
