@@ -8,6 +8,7 @@ import gzip
 import io
 import logging
 import stat
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -118,53 +119,62 @@ def test_the_shipped_dump_is_this_netbox_version_s_core_schema_and_holds_no_secr
     assert "OWNER TO" not in sql and "GRANT " not in sql
 
 
+@dataclass
+class Dumps:
+    """What _migrate_core did with its database work recorded instead of done."""
+
+    shipped: Path
+    restored: list[Path] = field(default_factory=list)
+    refuse: set[Path] = field(default_factory=set)
+    migrated: int = 0
+
+
 @pytest.fixture
-def dumps(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, object]:
+def dumps(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Dumps:
     """_migrate_core with its database work recorded instead of done."""
     monkeypatch.setenv("RUNBOOKS_CACHE_DIR", str(tmp_path / "cache"))
     netbox.home().mkdir(parents=True)
     shipped = tmp_path / "shipped.sql.gz"
     monkeypatch.setattr(netbox_schema, "shipped_snapshot", lambda version: shipped)
-    state: dict[str, object] = {"restored": [], "refuse": set(), "migrated": 0}
+    state = Dumps(shipped)
 
     def restore(dump: Path, source: str) -> bool:
-        state["restored"].append(dump)  # type: ignore[attr-defined]
-        return dump not in state["refuse"]  # type: ignore[operator]
+        state.restored.append(dump)
+        return dump not in state.refuse
 
     def migrate(db: str) -> str:
-        state["migrated"] += 1  # type: ignore[operator]
+        state.migrated += 1
         return "SET x = 1;\n"
 
     monkeypatch.setattr(netbox, "_restore_core", restore)
     monkeypatch.setattr(netbox, "_migrate_fresh", migrate)
     for name in ("_create_from", "_freeze", "_drop"):
         monkeypatch.setattr(netbox, name, lambda *a, **k: None)
-    state["shipped"] = shipped
     return state
 
 
-def test_a_first_up_restores_the_machine_s_dump_else_the_shipped_one(dumps) -> None:
-    shipped: Path = dumps["shipped"]  # type: ignore[assignment]
+def test_a_first_up_restores_the_machine_s_dump_else_the_shipped_one(dumps: Dumps) -> None:
+    shipped = dumps.shipped
     shipped.write_bytes(b"x")
     netbox._migrate_core()
-    assert dumps["restored"] == [shipped] and dumps["migrated"] == 0
+    assert dumps.restored == [shipped] and dumps.migrated == 0
     netbox.snapshot().write_bytes(b"y")
     netbox._migrate_core()
-    assert dumps["restored"] == [shipped, netbox.snapshot()] and dumps["migrated"] == 0
+    assert dumps.restored == [shipped, netbox.snapshot()] and dumps.migrated == 0
 
 
 def test_with_no_dump_or_a_refused_one_a_first_up_migrates_and_keeps_the_machine_s(
-    dumps,
+    dumps: Dumps,
 ) -> None:
     netbox._migrate_core()
-    assert dumps["restored"] == [] and dumps["migrated"] == 1
+    assert dumps.restored == [] and dumps.migrated == 1
     assert gzip.decompress(netbox.snapshot().read_bytes()) == b"SET x = 1;\n"
     netbox.snapshot().unlink()
-    shipped: Path = dumps["shipped"]  # type: ignore[assignment]
+    shipped = dumps.shipped
     shipped.write_bytes(b"from a newer PostgreSQL")
-    dumps["refuse"] = {shipped}
+    dumps.refuse = {shipped}
     netbox._migrate_core()
-    assert dumps["restored"] == [shipped] and dumps["migrated"] == 2
+    assert dumps.restored == [shipped] and dumps.migrated == 2
 
 
 def _fake_netbox(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, exit_code: int) -> None:
