@@ -5,9 +5,6 @@ PQconninfoParse)."""
 
 from __future__ import annotations
 
-import subprocess
-from collections.abc import Sequence
-
 from hypothesis import given
 from hypothesis import strategies as st
 from psycopg.conninfo import conninfo_to_dict
@@ -15,6 +12,7 @@ from psycopg.conninfo import conninfo_to_dict
 from runbooks.core.gateway import Mode
 from runbooks.gateways.postgres import Cluster, PostgresGateway
 from runbooks.gateways.postgres_maintenance import MaintenanceGateway
+from tests.unit.gateways.test_postgres_reads import ScriptedShell
 
 PG = Cluster("/var/lib/postgresql/15/main", "/usr/lib/postgresql/15/bin", 5432, "/run/pg")
 
@@ -46,25 +44,8 @@ def test_any_name_is_read_back_as_that_name(name: str) -> None:
     assert libpq_reads(PG.psql(name)) == {"dbname": name}
 
 
-class Recording:
-    where = "fake"
-
-    def __init__(self) -> None:
-        self.commands: list[list[str]] = []
-
-    def run(
-        self, argv: Sequence[str], *, input: str | None = None, timeout: float = 120,
-        check: bool = True,
-    ) -> subprocess.CompletedProcess[str]:  # fmt: skip
-        self.commands.append(list(argv))
-        return subprocess.CompletedProcess(list(argv), 0, "1", "")
-
-    def close(self) -> None:
-        pass
-
-
 def test_vacuum_and_reads_connect_to_the_named_database_only() -> None:
-    shell = Recording()
+    shell = ScriptedShell(lambda argv: (0, "1"))
     MaintenanceGateway(Mode.RUN, shell).vacuum_analyze(PG, "x host=127.0.0.2", ['public."t"'])
     PostgresGateway(Mode.PLAN, shell).query_json(PG, "SELECT 1", "postgresql://127.0.0.2/x")
     vacuum, read = shell.commands
