@@ -257,6 +257,26 @@ class RecordStore:
             observer(entry)
         return entry
 
+    def append_new(
+        self, run_id: str, kind: str, payload: dict[str, Any], *, actor: str
+    ) -> Entry | None:
+        """Start a chain with its first entry, in one transaction with the check that no
+        chain of that name exists (None then: another process took the name first)."""
+        clean = json.loads(canonical(json_safe(secrets.mask(payload))))
+        actor = secrets.mask_text(actor)
+        ts = datetime.now(UTC).isoformat(timespec="microseconds")
+        with self._writing():
+            taken = self._db.execute("SELECT 1 FROM heads WHERE run_id = ?", (run_id,)).fetchone()
+            entry = (
+                None
+                if taken
+                else self._append_in_transaction(run_id, kind, clean, actor=actor, ts=ts)
+            )
+        if entry is not None:
+            for observer in self.observers:
+                observer(entry)
+        return entry
+
     def _append_in_transaction(
         self,
         run_id: str,
@@ -352,6 +372,20 @@ class RecordStore:
         return list(
             self._rows(_SELECT + " WHERE run_id = ? AND seq > ? ORDER BY seq", (run_id, after))
         )
+
+    def entries_of_kind(
+        self, kind: str, path: str | None = None, values: Iterable[Any] = ()
+    ) -> list[Entry]:
+        """Every entry of ``kind``, in the order written; with ``path`` (a JSON path into the
+        payload, ``$.params.incident``) only those whose value there is one of ``values``."""
+        if path is None:
+            return list(self._rows(_SELECT + " WHERE kind = ? ORDER BY pos", (kind,)))
+        wanted = list(values)
+        if not wanted:
+            return []
+        marks = ", ".join("?" * len(wanted))
+        sql = _SELECT + f" WHERE kind = ? AND json_extract(payload, ?) IN ({marks}) ORDER BY pos"
+        return list(self._rows(sql, (kind, path, *wanted)))
 
     def heads(self) -> dict[str, tuple[int, str]]:
         """Each run's (length, head hash), as the store recorded them on append."""
