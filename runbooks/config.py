@@ -42,6 +42,11 @@ from runbooks.core import secrets
 from runbooks.core.errors import InputError
 
 PREFIX = "RUNBOOKS_"
+# UTC+8: the manual's Traditional script with its mainland terms (網絡, 服務器, 數據庫) is
+# Hong Kong's usage; a department elsewhere sets `time_zone`
+DEPARTMENT_ZONE = "Asia/Hong_Kong"
+# the record sheets' languages (runbooks.report.i18n)
+SHEET_LANGUAGES = ("both", "zh-Hant", "en")
 CONFIG_ENV = "RUNBOOKS_CONFIG"
 # NetBox's own variables, read when RUNBOOKS_* is not set (as pynetbox users have them)
 FALLBACK_ENV = {"netbox_url": ("NETBOX_URL",), "netbox_token": ("NETBOX_TOKEN",)}
@@ -87,10 +92,16 @@ class Config(BaseSettings):
         "rack-out).",
     )
     time_zone: str = Field(
-        "UTC",
+        DEPARTMENT_ZONE,
         validation_alias=_env("time_zone"),
         description="The department's time zone (IANA name, `Asia/Taipei`): window times "
-        "given without an offset are in it, record sheets show their times in it.",
+        "given without an offset are in it, record sheets show their times in it, naming it.",
+    )
+    sheet_language: str = Field(
+        "both",
+        validation_alias=_env("sheet_language"),
+        description="The language of record sheets: `zh-Hant` (the manual's Traditional "
+        "Chinese), `en`, or `both` side by side.",
     )
     # this machine
     store: Path | None = Field(
@@ -247,6 +258,11 @@ class Config(BaseSettings):
     def _zone(cls, value: str) -> str:
         zone(value)
         return value
+
+    @field_validator("sheet_language")
+    @classmethod
+    def _language(cls, value: str) -> str:
+        return language(value)
 
     @classmethod
     def settings_customise_sources(
@@ -512,13 +528,35 @@ def zone(name: str) -> ZoneInfo:
 
 
 def time_zone(env: Mapping[str, str] | None = None) -> ZoneInfo:
-    """The department's time zone (``RUNBOOKS_TIME_ZONE``), UTC by default.
+    """The department's time zone (``RUNBOOKS_TIME_ZONE``), Hong Kong's (UTC+8) by default.
 
     >>> time_zone({}).key, time_zone({"RUNBOOKS_TIME_ZONE": "Europe/Berlin"}).key
-    ('UTC', 'Europe/Berlin')
+    ('Asia/Hong_Kong', 'Europe/Berlin')
     """
     e = os.environ if env is None else env
-    return zone(e.get(PREFIX + "TIME_ZONE", "").strip() or "UTC")
+    return zone(e.get(PREFIX + "TIME_ZONE", "").strip() or DEPARTMENT_ZONE)
+
+
+def language(name: str) -> str:
+    """A record sheet's language: ``zh-Hant``, ``en`` or ``both``; another is bad input.
+
+    >>> language(" zh-hant ")
+    'zh-Hant'
+    """
+    known = {lang.lower(): lang for lang in SHEET_LANGUAGES}
+    if name.strip().lower() not in known:
+        raise InputError(f"sheet language {name!r} is not one of {', '.join(SHEET_LANGUAGES)}")
+    return known[name.strip().lower()]
+
+
+def sheet_language(env: Mapping[str, str] | None = None) -> str:
+    """The record sheets' language (``RUNBOOKS_SHEET_LANGUAGE``), both side by side by default.
+
+    >>> sheet_language({}), sheet_language({"RUNBOOKS_SHEET_LANGUAGE": "en"})
+    ('both', 'en')
+    """
+    e = os.environ if env is None else env
+    return language(e.get(PREFIX + "SHEET_LANGUAGE", "").strip() or "both")
 
 
 def settings_table() -> str:

@@ -270,7 +270,12 @@ def export(
     ctx: typer.Context,
     run_id: Annotated[str | None, typer.Argument(help="One run; all runs when omitted.")] = None,
     fmt: Annotated[
-        str, typer.Option("--format", help="jsonl (verifiable), or md/html: the record sheet")
+        str,
+        typer.Option(
+            "--format",
+            help="jsonl (verifiable), or md/html: the record sheet, in the sheet_language and "
+            "time_zone settings",
+        ),
     ] = "jsonl",
     output: Annotated[
         Path | None, typer.Option("-o", "--output", help="File; stdout if omitted.")
@@ -291,8 +296,9 @@ def export(
             from runbooks.report import sheet
 
             render = sheet.html if fmt == "html" else sheet.markdown
-            zone = config.time_zone()
-            _write(render(entries, run.head, run.chain_ok, zone=zone, **run.server), output)
+            zone, language = config.time_zone(), config.sheet_language()
+            text = render(entries, run.head, run.chain_ok, zone, language, **run.server)
+            _write(text, output)
             return
     _write("".join(canonical(e.to_dict()) + "\n" for e in entries), output, len(entries))
 

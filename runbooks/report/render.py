@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
@@ -30,6 +31,21 @@ def diff_html(text: str) -> Markup:
     return out
 
 
+_MARKDOWN = re.compile(r"([\\`*\[\]|])")
+
+
+def markdown_cell(value: Any) -> str:
+    """``value`` safe in a Markdown table cell: Markdown's marks and HTML escaped, line
+    breaks as ``<br>``.
+
+    >>> markdown_cell("a|b `c` <script>\\n*d*")
+    'a\\\\|b \\\\`c\\\\` &lt;script&gt;<br>\\\\*d\\\\*'
+    """
+    text = str(value).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    text = _MARKDOWN.sub(r"\\\1", text)
+    return "<br>".join(text.splitlines()) if "\n" in text or "\r" in text else text
+
+
 _ENV = Environment(
     loader=PackageLoader("runbooks.report", "templates"),
     autoescape=select_autoescape(enabled_extensions=("html", "html.j2")),
@@ -39,6 +55,7 @@ _ENV = Environment(
 )
 _ENV.filters["value"] = value
 _ENV.filters["diff_html"] = diff_html
+_ENV.filters["md"] = markdown_cell
 
 
 def render(template: str, **context: Any) -> str:

@@ -3,7 +3,12 @@ authority, and the manual's two signature blocks (職位責任人簽字 / 上級
 holds is `runbooks_rules.sheet.context`, which the NetBox plugin renders too.
 
 Its times are shown in the zone the caller passes (the `runbook` command: the department's
-``time_zone`` setting; default UTC), and the sheet names that zone."""
+``time_zone`` setting; default UTC), each signature and confirmation naming it
+(``2026-12-08 07:30 (UTC+08:00 Asia/Taipei)``), so a signature given before 08:00 in UTC+8
+carries its own day. Its words are in the ``language`` passed (`runbooks.report.i18n`: the
+command's ``sheet_language`` setting, both side by side by default; English here): labels,
+kinds, statuses and step titles (the Chinese ones from `runbooks.report.titles_zh`). Every
+Markdown table cell is escaped (`runbooks.report.render.markdown_cell`)."""
 
 from __future__ import annotations
 
@@ -16,6 +21,8 @@ from runbooks_rules import sheet as _sheet
 from runbooks.core import secrets
 from runbooks.core.errors import InputError
 from runbooks.core.store import Entry
+from runbooks.report import titles_zh
+from runbooks.report.i18n import Words
 from runbooks.report.render import render
 
 
@@ -31,7 +38,7 @@ def context(
         held = _sheet.context(entries, head, chain_ok, signatures, authorities)
     except _sheet.NotARun as exc:
         raise InputError(str(exc)) from None
-    return in_zone(held, zone or UTC)
+    return in_zone(with_confirmations(held, entries, zone or UTC), zone or UTC)
 
 
 def in_zone(held: dict[str, Any], zone: tzinfo) -> dict[str, Any]:
@@ -39,28 +46,70 @@ def in_zone(held: dict[str, Any], zone: tzinfo) -> dict[str, Any]:
     held = dict(held)
     held["start_ts"], held["end_ts"] = _local(held["start_ts"], zone), _local(held["end_ts"], zone)
     held["rows"] = [
-        {**r, "started": _local(r["started"], zone), "ended": _local(r["ended"], zone)}
+        {
+            **r,
+            "started": _local(r["started"], zone),
+            "ended": _local(r["ended"], zone),
+            "evidence": {
+                k: _local(v, zone) if k.endswith("_at") and isinstance(v, str) else v
+                for k, v in r["evidence"].items()
+            },
+        }
         for r in held["rows"]
     ]
     window = held["started"].get("window")
     if isinstance(window, Mapping):
         held["started"] = {
             **held["started"],
-            "window": {k: _local(str(v), zone) for k, v in window.items()},
+            "window": {k: _local(str(v), zone, minutes=True) for k, v in window.items()},
         }
     for role in ("responsible", "supervisor"):
         if held.get(role):
-            held[role] = {**held[role], "ts": _local(str(held[role].get("ts", "")), zone)}
-    held["time_zone"] = str(getattr(zone, "key", None) or zone.tzname(None) or zone)
+            ts = str(held[role].get("ts", ""))
+            held[role] = {
+                **held[role],
+                "ts": f"{_local(ts, zone, minutes=True)} ({_name(zone, ts)})",
+            }
+    held["time_zone"] = _name(zone, held["start_ts"])
     return held
 
 
-def _local(ts: str, zone: tzinfo) -> str:
-    """``ts`` (ISO, UTC when it names no offset) in ``zone``; what is not a time stays as is.
+def with_confirmations(held: dict[str, Any], entries: list[Entry], zone: tzinfo) -> dict[str, Any]:
+    """Each manual step's confirmations as data (who, when in ``zone``, confirmed or not, the
+    note), in place of the rows' notes that say them in UTC."""
+    answers: dict[str, list[dict[str, Any]]] = {}
+    for e in entries:
+        if e.kind == "manual.answered" and e.step:
+            p = e.payload
+            at = str(p.get("confirmed_at", "") or e.ts)
+            answers.setdefault(e.step, []).append(
+                {
+                    "by": str(p.get("confirmed_by") or e.actor),
+                    "at": f"{_local(at, zone)} ({_name(zone, at)})",
+                    "confirmed": bool(p.get("confirmed")),
+                    "note": str(p.get("note", "")),
+                }
+            )
+    rows = [
+        {
+            **r,
+            "confirmations": answers.get(r["step"], []),
+            "notes": [n for n in r["notes"] if not n.startswith("confirmed by ")],
+        }
+        for r in held["rows"]
+    ]
+    return {**held, "rows": rows}
+
+
+def _local(ts: str, zone: tzinfo, *, minutes: bool = False) -> str:
+    """``ts`` (ISO, UTC when it names no offset) in ``zone``, as a sheet shows it; what is not a
+    time stays as is.
 
     >>> from zoneinfo import ZoneInfo
-    >>> _local("2026-12-07T14:30:05.123+00:00", ZoneInfo("Asia/Taipei"))
-    '2026-12-07T22:30:05+08:00'
+    >>> _local("2026-12-07T23:30:05.123+00:00", ZoneInfo("Asia/Taipei"))
+    '2026-12-08 07:30:05'
+    >>> _local("2026-12-07T23:30:05", ZoneInfo("Asia/Taipei"), minutes=True)
+    '2026-12-08 07:30'
     """
     try:
         moment = datetime.fromisoformat(ts)
@@ -68,18 +117,78 @@ def _local(ts: str, zone: tzinfo) -> str:
         return ts
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(zone).isoformat(timespec="seconds")
+    return moment.astimezone(zone).strftime("%Y-%m-%d %H:%M" if minutes else "%Y-%m-%d %H:%M:%S")
+
+
+def _name(zone: tzinfo, ts: str = "") -> str:
+    """The zone as a sheet names it: its offset at ``ts`` (now when none) and its IANA name.
+
+    >>> from zoneinfo import ZoneInfo
+    >>> _name(ZoneInfo("Asia/Taipei")), _name(UTC)
+    ('UTC+08:00 Asia/Taipei', 'UTC')
+    >>> _name(ZoneInfo("Europe/Berlin"), "2026-07-01T12:00:00+00:00")
+    'UTC+02:00 Europe/Berlin'
+    """
+    try:
+        moment = datetime.fromisoformat(ts)
+    except ValueError:
+        moment = datetime.now(UTC)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    key = str(getattr(zone, "key", None) or zone.tzname(moment) or zone)
+    offset = moment.astimezone(zone).strftime("%z")
+    if key == "UTC" and offset == "+0000":
+        return "UTC"
+    return f"UTC{offset[:3]}:{offset[3:]} {key}"
+
+
+def _words(held: dict[str, Any], language: str, *, html: bool) -> dict[str, Any]:
+    """The context with its words in ``language``: ``w`` for labels, each row's ``shown``
+    title (Chinese from `titles_zh`, formatted with the run's parameters), kind and status."""
+    words = Words(language, html=html)
+    runbook = str(held["started"].get("runbook", ""))
+    params = held["started"].get("params") or {}
+    rows = [
+        {
+            **r,
+            "shown": words.pair(
+                titles_zh.title(runbook, str(r["step"]), params, str(r["title"])),
+                str(r["title"] or r["step"]),
+            ),
+            "kind_shown": words.kind(str(r["kind"])),
+            "status_shown": words.status(str(r["status"])),
+        }
+        for r in held["rows"]
+    ]
+    authorities = [(words.authority(name), who) for name, who in held["authorities"]]
+    return {
+        **held,
+        "w": words,
+        "rows": rows,
+        "authorities": authorities,
+        "status_shown": words.status(str(held["status"])),
+    }
 
 
 def markdown(
-    entries: list[Entry], head: str, chain_ok: bool, zone: tzinfo | None = None, **server: Any
+    entries: list[Entry],
+    head: str,
+    chain_ok: bool,
+    zone: tzinfo | None = None,
+    language: str = "en",
+    **server: Any,
 ) -> str:
     held = context(entries, head, chain_ok, zone=zone, **server)
-    return render("sheet.md.j2", **secrets.mask(held))
+    return render("sheet.md.j2", **_words(secrets.mask(held), language, html=False))
 
 
 def html(
-    entries: list[Entry], head: str, chain_ok: bool, zone: tzinfo | None = None, **server: Any
+    entries: list[Entry],
+    head: str,
+    chain_ok: bool,
+    zone: tzinfo | None = None,
+    language: str = "en",
+    **server: Any,
 ) -> str:
     held = context(entries, head, chain_ok, zone=zone, **server)
-    return render("sheet.html.j2", **secrets.mask(held))
+    return render("sheet.html.j2", **_words(secrets.mask(held), language, html=True))

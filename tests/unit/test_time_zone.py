@@ -43,9 +43,10 @@ def test_a_time_a_clock_change_skips_or_repeats_is_refused() -> None:
         Window.parse("2026-10-25T02:30", "2026-10-25T05:00", berlin)
 
 
-def test_the_setting_is_an_iana_name_default_utc() -> None:
-    assert config.load(env={}).config.time_zone == "UTC"
-    assert config.time_zone({}).key == "UTC"
+def test_the_setting_is_an_iana_name_default_the_departments_utc_plus_8() -> None:
+    assert config.load(env={}).config.time_zone == "Asia/Hong_Kong"
+    assert config.time_zone({}).key == "Asia/Hong_Kong"
+    assert config.time_zone({"RUNBOOKS_TIME_ZONE": "UTC"}).key == "UTC"
     assert config.time_zone({"RUNBOOKS_TIME_ZONE": "Asia/Taipei"}) == TAIPEI
     with pytest.raises(InputError, match="not an IANA time zone"):
         config.load(env={"RUNBOOKS_TIME_ZONE": "Taipei Standard Time"})
@@ -86,14 +87,14 @@ def test_the_record_sheet_shows_its_times_in_the_zone_and_names_it(tmp_path: Pat
     started = datetime.fromisoformat(entries[0].ts)
     local = started.astimezone(TAIPEI)
     md = sheet.markdown(entries, "head", True, zone=TAIPEI)
-    assert f"| Started / ended | {local.isoformat()[:19]} / " in md
-    assert "every time on this sheet is in Asia/Taipei" in md
-    assert "2026-12-01T22:00:00+08:00 to 2026-12-02T01:00:00+08:00" in md
-    assert f"| {local.isoformat()[11:19]} |" in md  # the step's start
+    assert f"| Started / ended | {local:%Y-%m-%d %H:%M:%S} / " in md
+    assert "every time on this sheet is in UTC+08:00 Asia/Taipei" in md
+    assert "| Window | 2026-12-01 22:00 to 2026-12-02 01:00 |" in md
+    assert f"| {local:%Y-%m-%d %H:%M:%S} |" in md  # the step's start
     page = sheet.html(entries, "head", True, zone=TAIPEI)
-    assert "every time on this sheet is in Asia/Taipei" in page
-    # default: UTC, named
-    assert "every time on this sheet is in UTC" in sheet.markdown(entries, "head", True)
+    assert "every time on this sheet is in UTC+08:00 Asia/Taipei" in page
+    # no zone given: UTC, named
+    assert "every time on this sheet is in UTC)" in sheet.markdown(entries, "head", True)
 
 
 def test_records_export_uses_the_setting(
@@ -108,7 +109,12 @@ def test_records_export_uses_the_setting(
     run_id = json.loads(capsys.readouterr().out)["run_id"]
     monkeypatch.setenv("RUNBOOKS_TIME_ZONE", "Asia/Taipei")
     assert main([*base, "records", "export", run_id, "--format", "md"]) == 0
-    assert "every time on this sheet is in Asia/Taipei" in capsys.readouterr().out
+    assert "every time on this sheet is in UTC+08:00 Asia/Taipei" in capsys.readouterr().out
+    monkeypatch.delenv("RUNBOOKS_TIME_ZONE")  # the department's by default
+    assert main([*base, "records", "export", run_id, "--format", "md"]) == 0
+    assert "本記錄所有時間均為 every time on this sheet is in UTC+08:00 Asia/Hong_Kong" in (
+        capsys.readouterr().out
+    )
 
 
 @pytest.mark.parametrize("module", [config, sheet, window_module])
