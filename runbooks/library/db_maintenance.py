@@ -3,8 +3,13 @@ recorded.
 
 The procedure, in order, on one PostgreSQL server (reached as db-upgrade reaches it: on this
 machine, or over SSH with ``transport=ssh``; client programs run on the server, over its unix
-socket):
+socket). ``server=db1`` names it as NetBox holds it: a device or virtual machine whose primary
+IP is reached over SSH with the hosts' key, and whose ``postgresql`` service gives the port and
+the version (its ``postgresql_version`` field; the binaries and data directory of that version
+as Debian lays them out); a parameter given as well overrides (`PgServerParams`).
 
+0. The server in NetBox: what NetBox says (device or VM, address, service, version) beside
+   what the run uses.
 1. Survey the cluster: version, data directory (it must be ``data_dir``), databases and sizes.
    A standby is refused: VACUUM runs on the primary.
 2. Disk headroom: free space on the data directory's filesystem, after the backup when the
@@ -23,6 +28,9 @@ socket):
 7. VACUUM (ANALYZE) of the planned tables of each database, with each table's dead and live
    tuples, dead share and table and index sizes before and after, and the verdict: which
    tables lost a notable number of dead tuples, which still hold them.
+8. The server's NetBox journal witnesses the run: the backup, its restore test and each
+   database's VACUUM, with the record's head hash (``journal=false`` for a server NetBox does
+   not hold).
 
 Nothing here changes data; VACUUM and ANALYZE have nothing to undo, and the backup is kept.
 """
@@ -31,7 +39,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, ClassVar
 
 from pydantic import Field, field_validator
 
@@ -42,9 +50,8 @@ from runbooks.core.steps import change, check
 from runbooks.gateways import postgres_maintenance_facts as mf
 from runbooks.gateways.postgres import Cluster
 from runbooks.gateways.postgres_maintenance import MaintenanceGateway
-from runbooks.library.base import LibraryRunbook
 from runbooks.library.db_upgrade import DbUpgrade
-from runbooks.library.db_upgrade_parts import PgServerParams
+from runbooks.library.db_upgrade_parts import PgServerParams, PgServerRunbook, debian_paths
 
 __all__ = ["DbMaintenance", "DbMaintenanceParams"]
 
@@ -54,14 +61,17 @@ TARGET = "{host}"  # the database server
 
 
 class DbMaintenanceParams(PgServerParams):
-    host: str = Field(
-        min_length=1, description="the database server: names the target in the record; its "
-        "SSH address with transport=ssh",
-    )  # fmt: skip
-    bin_dir: str = "/usr/lib/postgresql/15/bin"
-    data_dir: str = "/var/lib/postgresql/15/main"
-    port: int = 5432  # the cluster's unix socket: port and directory
-    socket_dir: str = "/var/run/postgresql"
+    VERSION_PARAMS: ClassVar[tuple[str, ...]] = ("bin_dir", "data_dir")
+
+    bin_dir: str = Field(
+        default="/usr/lib/postgresql/15/bin",
+        description="the cluster's binaries (with server: Debian's of NetBox's version)",
+    )
+    data_dir: str = Field(
+        default="/var/lib/postgresql/15/main",
+        description="the cluster's data directory, checked against the server's (with "
+        "server: Debian's of NetBox's version)",
+    )
     work_dir: str = Field(
         default="/var/lib/postgresql/maintenance",
         description="the backups (<work_dir>/<run>/backup, kept) and the restore test's "
@@ -105,6 +115,11 @@ class DbMaintenanceParams(PgServerParams):
         """``databases=inventory,sales`` on the command line."""
         return mf.split_names(value) if isinstance(value, str) else value
 
+    @classmethod
+    def version_params(cls, version: int) -> dict[str, Any]:
+        bin_dir, data_dir = debian_paths(version)
+        return {"bin_dir": bin_dir, "data_dir": data_dir}
+
     @property
     def old_bin(self) -> str:
         """The binaries the backup's restore test uses: db-upgrade's steps, shared, name them
@@ -112,7 +127,7 @@ class DbMaintenanceParams(PgServerParams):
         return self.bin_dir
 
 
-class DbMaintenance(LibraryRunbook[DbMaintenanceParams]):
+class DbMaintenance(PgServerRunbook[DbMaintenanceParams]):
     """Check a PostgreSQL server, back it up verified, VACUUM (ANALYZE) it, record every figure."""
 
     name = "db-maintenance"
@@ -120,6 +135,7 @@ class DbMaintenance(LibraryRunbook[DbMaintenanceParams]):
     instruction = "12 數據庫維護 database maintenance"
     expected_duration = timedelta(minutes=30)
     Params = DbMaintenanceParams
+    journaled = ("plan_backup", "plan_verify_backup", "plan_vacuum")
 
     # ------------------------------------------------------------------ what the steps share
     def pg(self, ctx: RunContext) -> MaintenanceGateway:
@@ -329,6 +345,11 @@ class DbMaintenance(LibraryRunbook[DbMaintenanceParams]):
     @plan_vacuum.undo
     def nothing_to_undo(self, ctx: RunContext, diffs: list[Diff]) -> None:
         log.info("VACUUM and ANALYZE changed no data: nothing to undo")
+
+    # ------------------------------------------------------------------ 8. the witness
+    # db-upgrade's own step: an entry in the server's NetBox journal naming the backup, its
+    # restore test and each database's VACUUM (ANALYZE), with the record's head hash
+    plan_journal_entry = DbUpgrade.plan_journal_entry
 
     def _figures(self, ctx: RunContext, db: str, tables: list[str]) -> dict[str, mf.TableFigures]:
         rows = [r for r in self.pg(ctx).table_figures(self.old, db) if r["table"] in tables]

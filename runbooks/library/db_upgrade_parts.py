@@ -11,26 +11,38 @@ import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
-from pydantic import Field
+from pydantic import BaseModel, Field
 
+from runbooks.config import netbox_settings
 from runbooks.core.context import RunContext
-from runbooks.core.errors import InventoryError
+from runbooks.core.errors import InputError, InventoryError
+from runbooks.core.gateway import Mode
 from runbooks.core.results import Diff
 from runbooks.core.runbook import Params
+from runbooks.core.steps import check
 from runbooks.gateways import postgres_facts as facts
+from runbooks.gateways.ansible_settings import AnsibleSettings
+from runbooks.gateways.netbox import NetBoxGateway
+from runbooks.gateways.netbox_services import ServiceHost, service_host
 from runbooks.gateways.postgres import Cluster
 from runbooks.gateways.postgres_upgrade import UpgradeGateway
 from runbooks.library.base import LibraryRunbook
 from runbooks.library.witness import JournalWitness, Witnessed
 
 log = logging.getLogger(__name__)
+
+# The server's PostgreSQL in NetBox: its application service of this name, on the device or
+# virtual machine, with the cluster's major version in this integer custom field of the
+# service (NetBox's Service has no version field; a custom field is typed and filterable).
+SERVICE = "postgresql"
+VERSION_FIELD = "postgresql_version"
 
 
 def _embedded_paths() -> tuple[Path, Path, Path] | None:
@@ -106,41 +118,234 @@ FailAt = Literal[
 
 class PgServerParams(Params):
     """How a runbook reaches a PostgreSQL server (db-upgrade, db-maintenance): its commands
-    run there as ``os_user`` (``postgres_shell``), here or over SSH."""
+    run there as ``os_user`` (``postgres_shell``), here or over SSH.
 
+    ``server`` names it as NetBox holds it (`PgServerRunbook.parse_params`): a device or
+    virtual machine and its ``postgresql`` application service give host (the primary IP),
+    transport ssh, port (the service's TCP port), the cluster's major version (the service's
+    `VERSION_FIELD`) and the paths of that version (`version_params`); the SSH key is the
+    hosts' own setting. A parameter given as well overrides what NetBox says."""
+
+    # the parameters a NetBox server's version gives (`version_params`)
+    VERSION_PARAMS: ClassVar[tuple[str, ...]] = ()
+
+    server: str | None = Field(
+        default=None,
+        min_length=1,
+        description="the database server's NetBox device or virtual machine: host, transport, "
+        "ssh_key, port and the PostgreSQL version come from it (its primary IP, its "
+        f"'{SERVICE}' service's port and {VERSION_FIELD} field, the hosts' SSH key "
+        "setting); a parameter given too overrides",
+    )
     host: str = Field(
         min_length=1,
-        description="the database server: names the target in the record (and the NetBox "
-        "device of the journal entry); its SSH address with transport=ssh",
+        description="the database server's SSH address with transport=ssh (with server: its "
+        "primary IP); names the target in the record",
     )
-    transport: Literal["local", "ssh"] = "local"
-    ssh_key: str | None = None
-    os_user: str = "postgres"
+    transport: Literal["local", "ssh"] = Field(
+        default="local",
+        description="how commands reach the server: local (this machine) or ssh (with server: ssh)",
+    )
+    ssh_key: str | None = Field(
+        default=None,
+        description="the SSH private key file for transport=ssh (with server: the hosts' key, "
+        "setting ansible_private_key)",
+    )
+    os_user: str = Field(
+        default="postgres", description="the server's account the cluster's programs run as"
+    )
+    port: int = Field(
+        default=5432,
+        ge=1,
+        le=65535,
+        description="the cluster's port: its unix socket .s.PGSQL.<port> (with server: the "
+        "service's TCP port)",
+    )
+    socket_dir: str = Field(
+        default="/var/run/postgresql", description="the directory of the cluster's unix socket"
+    )
+    netbox_device: str | None = Field(
+        default=None,
+        description="the NetBox device whose journal witnesses the run (default: server, "
+        "else host)",
+    )
+    journal: bool = Field(
+        default=True,
+        description="witness the run in the server's NetBox journal; false for a server "
+        "NetBox does not hold (the plan then shows no witness and asks NetBox nothing)",
+    )
+
+    @classmethod
+    def version_params(cls, version: int) -> dict[str, Any]:
+        """The parameters a cluster of this major version has (Debian's layout)."""
+        return {}
+
+    @classmethod
+    def from_netbox(cls, found: ServiceHost) -> dict[str, Any]:
+        """What NetBox says of the server, as parameters (`server_in_netbox` compares them with
+        the parameters in use)."""
+        out: dict[str, Any] = {
+            "host": found.address,
+            "transport": "ssh",
+            "port": found.port,
+            "netbox_device": found.name,
+        }
+        version = found.custom_fields.get(VERSION_FIELD)
+        if version is not None:
+            out.update(cls.version_params(int(version)))
+        return out
+
+
+def debian_paths(version: int) -> tuple[str, str]:
+    """The binaries and the data directory of a cluster of this major version, as Debian's
+    postgresql-common lays them out (the parameters' defaults too).
+
+    >>> debian_paths(16)
+    ('/usr/lib/postgresql/16/bin', '/var/lib/postgresql/16/main')
+    """
+    return f"/usr/lib/postgresql/{version}/bin", f"/var/lib/postgresql/{version}/main"
+
+
+def find_server(name: str) -> ServiceHost:
+    """The server ``name`` and its PostgreSQL service, read from the configured NetBox."""
+    settings = netbox_settings()
+    if settings is None:
+        raise InputError(
+            f"server={name} is looked up in NetBox, which is not configured: set "
+            "RUNBOOKS_NETBOX_URL and _TOKEN, or give host= and its connection parameters"
+        )
+    nb = NetBoxGateway(settings, Mode.PLAN)  # a plan's session: it cannot write
+    try:
+        return service_host(nb, name, SERVICE)
+    finally:
+        nb.close()
+
+
+def server_params(
+    params: type[PgServerParams], given: Mapping[str, Any], found: ServiceHost
+) -> dict[str, Any]:
+    """``given`` completed from NetBox's ``found`` and the hosts' SSH key setting; every
+    parameter given stays as given."""
+    from_netbox = params.from_netbox(found)
+    if found.custom_fields.get(VERSION_FIELD) is None and not any(
+        name in given for name in params.VERSION_PARAMS
+    ):
+        raise InputError(
+            f"NetBox's {found.name} {SERVICE} service has no {VERSION_FIELD}: set it in "
+            f"NetBox, or give {', '.join(params.VERSION_PARAMS)}"
+        )
+    key = AnsibleSettings.from_env().private_key_file
+    if key is None and not given.get("ssh_key"):
+        raise InputError(
+            f"server={found.name} is reached over SSH, and no SSH key is set for the hosts: "
+            "set ansible_private_key (RUNBOOKS_ANSIBLE_PRIVATE_KEY), or give ssh_key="
+        )
+    return {**from_netbox, **({"ssh_key": str(key)} if key else {}), **given}
+
+
+class PgServerRunbook[P: PgServerParams](JournalWitness, LibraryRunbook[P]):
+    """What db-upgrade and db-maintenance share about their server: its parameters from
+    NetBox (``server=``), a first step that shows what NetBox says, and the witness in the
+    server's NetBox journal."""
+
+    @classmethod
+    def parse_params(cls, raw: Mapping[str, Any]) -> BaseModel:
+        """With ``server``, NetBox (one request) and the settings fill what is not given."""
+        given = dict(raw)
+        name = given.get("server")
+        if name:
+            params = cls.Params
+            assert issubclass(params, PgServerParams)
+            given = server_params(params, given, find_server(str(name)))
+        return super().parse_params(given)
+
+    @check(
+        "The database server in NetBox: its address, PostgreSQL port and version", targets="{host}"
+    )
+    def server_in_netbox(self, ctx: RunContext) -> dict[str, Any]:
+        """What NetBox says now, beside what the run uses: the parameters the plan was
+        approved with (a value given, or NetBox's when it was planned) are what runs."""
+        p = self.p
+        uses = {name: getattr(p, name) for name in ("host", "transport", "ssh_key", "port")}
+        uses |= {name: getattr(p, name) for name in p.VERSION_PARAMS}
+        if not p.server:
+            return {"server": None, "uses": uses, "from": "the parameters (no server named)"}
+        found = service_host(self.netbox(ctx), p.server, SERVICE)
+        says = type(p).from_netbox(found)
+        return {
+            "server": p.server,
+            "netbox": found.evidence(),
+            "postgresql_version": found.custom_fields.get(VERSION_FIELD),
+            "uses": uses,
+            "overridden": {
+                name: {"used": getattr(p, name), "netbox": value}
+                for name, value in says.items()
+                if getattr(p, name) != value
+            },
+        }
+
+    # ------------------------------------------------------------------ the NetBox journal
+    def journal_diffs(self, ctx: RunContext) -> list[Diff]:
+        """The witness entry, unless journal=false: then not even NetBox is asked."""
+        return super().journal_diffs(ctx) if self.p.journal else []
+
+    def witnessed(self, ctx: RunContext) -> list[Witnessed]:
+        """The server's NetBox device or virtual machine: ``server`` names it, else
+        ``netbox_device`` (default host) a device."""
+        p = self.p
+        if p.server and p.netbox_device in (None, p.server):
+            found = service_host(self.netbox(ctx), p.server, SERVICE)
+            return [Witnessed(found.kind, found.id, found.name)]
+        device = p.netbox_device or p.host
+        hits = self.netbox(ctx).find("dcim.device", name=device)
+        if not hits:
+            raise InventoryError(
+                f"NetBox has no device {device!r} to witness the run in its journal (name "
+                "it with server or netbox_device, or set journal=false)"
+            )
+        return [Witnessed("dcim.device", int(hits[0]["id"]), device)]
 
 
 class DbUpgradeParams(PgServerParams):
-    from_version: int = 15
-    to_version: int = 18
-    old_bin: str = "/usr/lib/postgresql/15/bin"
-    new_bin: str = Field(default_factory=embedded_bin_dir)
-    old_data: str = "/var/lib/postgresql/15/main"
-    new_data: str = "/var/lib/postgresql/18/main"
-    port: int = 5432  # the service endpoint: port and unix socket directory
-    socket_dir: str = "/var/run/postgresql"
-    work_dir: str = "/var/lib/postgresql/upgrade"  # backups, scratch, private socket, logs
-    private_port: int = 54399
+    VERSION_PARAMS: ClassVar[tuple[str, ...]] = ("from_version", "old_bin", "old_data")
+
+    from_version: int = Field(
+        default=15, description="the cluster's major version (with server: NetBox's)"
+    )
+    to_version: int = Field(default=18, description="the major version to upgrade to")
+    old_bin: str = Field(
+        default="/usr/lib/postgresql/15/bin",
+        description="the binaries of from_version (with server: Debian's of NetBox's version)",
+    )
+    new_bin: str = Field(default_factory=embedded_bin_dir, description="the binaries of to_version")
+    old_data: str = Field(
+        default="/var/lib/postgresql/15/main",
+        description="the cluster's data directory (with server: Debian's of NetBox's version)",
+    )
+    new_data: str = Field(
+        default="/var/lib/postgresql/18/main", description="the new cluster's data directory"
+    )
+    work_dir: str = Field(
+        default="/var/lib/postgresql/upgrade",
+        description="backups, scratch, the private socket and the logs",
+    )
+    private_port: int = Field(
+        default=54399,
+        description="the port of the clusters' private sockets in work_dir while writers are "
+        "stopped (the restore test's scratch instance: private_port + 1)",
+    )
     mode: Literal["copy", "clone"] = "copy"
     # sessions per fingerprint pass while writers are stopped (page ranges read at once); on
     # the 2-core lab machine, busy, 2 sessions were slower (1.2 s vs 0.9 s for 1M rows)
     fingerprint_jobs: int = Field(default=1, ge=1, le=16)
-    # the run is witnessed in the NetBox journal of this device (default: host, which is an
-    # address with transport=ssh); journal=False for a server NetBox does not hold: the plan
-    # then shows no witness
-    netbox_device: str | None = None
-    journal: bool = True
+
+    @classmethod
+    def version_params(cls, version: int) -> dict[str, Any]:
+        old_bin, old_data = debian_paths(version)
+        return {"from_version": version, "old_bin": old_bin, "old_data": old_data}
 
 
-class DbUpgradeBase(JournalWitness, LibraryRunbook[DbUpgradeParams]):
+class DbUpgradeBase(PgServerRunbook[DbUpgradeParams]):
     """What the steps of db-upgrade share: clusters, paths, the run's state file, rollback
     helpers. The state file (in the run's work directory on the server) carries what later
     steps and undo need across a resume: the survey, the quiet fingerprints, timestamps."""
@@ -218,24 +423,6 @@ class DbUpgradeBase(JournalWitness, LibraryRunbook[DbUpgradeParams]):
         return facts.fingerprints_from_json(raw) if raw else None
 
     # ------------------------------------------------------------------ the NetBox journal
-    @property
-    def journal_device(self) -> str:
-        return self.p.netbox_device or self.p.host
-
-    def journal_diffs(self, ctx: RunContext) -> list[Diff]:
-        """The witness entry, unless journal=false: then not even NetBox is asked."""
-        return super().journal_diffs(ctx) if self.p.journal else []
-
-    def witnessed(self, ctx: RunContext) -> list[Witnessed]:
-        """The server's NetBox device."""
-        found = self.netbox(ctx).find("dcim.device", name=self.journal_device)
-        if not found:
-            raise InventoryError(
-                f"NetBox has no device {self.journal_device!r} to witness the run in its "
-                "journal (name it with netbox_device, or set journal=false)"
-            )
-        return [Witnessed("dcim.device", int(found[0]["id"]), self.journal_device)]
-
     def journal_items(self, ctx: RunContext, target: Witnessed) -> list[str]:
         """The upgrade in two lines; the downtime once the run has measured it."""
         p = self.p

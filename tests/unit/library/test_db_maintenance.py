@@ -28,7 +28,8 @@ from runbooks.library import db_maintenance
 from runbooks.library.db_maintenance import DbMaintenance
 from runbooks.library.db_upgrade import DbUpgrade
 
-SERVER = {"host": "pg-main.example.org", "long_transaction_s": 60}
+# NetBox's part (server=, the journal) is tested in test_db_maintenance_server.py
+SERVER = {"host": "pg-main.example.org", "long_transaction_s": 60, "journal": False}
 T = mf.TableFigures
 
 
@@ -347,9 +348,11 @@ def test_the_plan_shows_what_is_checked_backed_up_and_vacuumed(tmp_path: Path) -
     assert DbMaintenance.plan_backup is DbUpgrade.plan_backup  # the upgrade's own backup
     assert DbMaintenance.plan_verify_backup is DbUpgrade.plan_verify_backup
     assert list(steps) == [
-        "survey_cluster", "disk_headroom", "replication_lag", "long_transactions",
-        "index_and_constraint_checks", "plan_backup", "plan_verify_backup", "plan_vacuum",
+        "server_in_netbox", "survey_cluster", "disk_headroom", "replication_lag",
+        "long_transactions", "index_and_constraint_checks", "plan_backup",
+        "plan_verify_backup", "plan_vacuum", "plan_journal_entry",
     ]  # fmt: skip
+    assert steps["server_in_netbox"].evidence["server"] is None  # NetBox was not asked
     (backup,) = steps["plan_backup"].diffs
     assert backup.after["backup"].startswith("/var/lib/postgresql/maintenance/<run>/backup")
     (vacuum,) = steps["plan_vacuum"].diffs  # the postgres database has no table
