@@ -1,0 +1,94 @@
+"""What the fault-handling (triage) runbooks share: the incident they serve, the diagnosis they
+end with, and the rule that they only read unless a remedy is named.
+
+A triage runbook gathers the evidence an engineer would (each part a check step, into the
+record), then its ``diagnosis`` step names what differs from NetBox's intent or from a healthy
+baseline: ``findings`` (one short sentence each), ``healthy`` (no finding), and
+``not_checked`` (evidence that could not be gathered, with why: never a silent pass). A
+remedy (restart a service, bounce a BGP session) is a change step after the diagnosis, with
+diffs only when the parameters name it: without one the plan has no change, and the runbook
+runs without approval (``run --no-change-control``); with one the plan is a change like any
+other, reviewed and approved, and run outside its window only with the emergency approval
+of a second approver (``runbook approve <change> --emergency``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from pydantic import Field
+
+from runbooks.core.context import RunContext
+from runbooks.core.errors import VerificationError
+from runbooks.core.runbook import Params
+
+INCIDENT_HELP = (
+    "the incident this triage serves (its id, as the incident record names it); recorded "
+    "with the run so the incident collects it"
+)
+
+
+class IncidentParams(Params):
+    """Every triage runbook's parameters start here."""
+
+    incident: str | None = Field(default=None, max_length=100, description=INCIDENT_HELP)
+
+
+def diagnosis(
+    findings: Iterable[str], not_checked: Iterable[str] = (), incident: str | None = None
+) -> dict[str, Any]:
+    """The diagnosis section of a triage record.
+
+    >>> diagnosis([])["summary"]
+    'nothing found wrong'
+    >>> d = diagnosis(["swp2 is down"], ["lldp: no getter"], incident="INC-7")
+    >>> d["healthy"], d["summary"], d["incident"]
+    (False, '1 finding: swp2 is down', 'INC-7')
+    """
+    found = list(dict.fromkeys(str(f) for f in findings))  # in order, each once
+    missing = list(dict.fromkeys(str(n) for n in not_checked))
+    if not found:
+        summary = "nothing found wrong"
+        if missing:
+            summary += f" in what was checked ({len(missing)} part(s) not checked)"
+    else:
+        summary = f"{len(found)} finding{'s' if len(found) > 1 else ''}: " + "; ".join(found)
+    out: dict[str, Any] = {
+        "healthy": not found,
+        "findings": found,
+        "not_checked": missing,
+        "summary": summary,
+    }
+    if incident:
+        out["incident"] = incident
+    return out
+
+
+def evidence_of(ctx: RunContext, step: str) -> dict[str, Any]:
+    """The evidence an earlier step of this plan or run recorded (a resumed run has it from
+    the record)."""
+    result = ctx.results.get(step)
+    if result is None:
+        raise VerificationError(f"the step {step!r} has not run: no evidence to diagnose")
+    return dict(result.evidence)
+
+
+def remedy_params(remedy: str | None, given: Mapping[str, Any], needs: Mapping[str, str]) -> None:
+    """Refuse a remedy without what it needs, or what it needs without the remedy (a
+    ``ValueError`` pydantic turns into one line). ``needs``: remedy -> the parameter it needs.
+
+    >>> remedy_params("restart-service", {"service": None}, {"restart-service": "service"})
+    Traceback (most recent call last):
+    ...
+    ValueError: remedy=restart-service needs service=<...>
+    >>> remedy_params(None, {"service": "x"}, {"restart-service": "service"})
+    Traceback (most recent call last):
+    ...
+    ValueError: service=x is for remedy=restart-service: name the remedy too
+    """
+    for name, param in needs.items():
+        if remedy == name and not given.get(param):
+            raise ValueError(f"remedy={name} needs {param}=<...>")
+        if remedy != name and given.get(param):
+            raise ValueError(f"{param}={given[param]} is for remedy={name}: name the remedy too")
