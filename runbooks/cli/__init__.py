@@ -364,11 +364,12 @@ def _anchor(ctx: typer.Context, run_id: str) -> dict[str, Any]:
 
 
 def _mount_subcommands() -> None:
-    from runbooks.cli import changes
+    from runbooks.cli import changes, incidents
     from runbooks.cli.config_cmd import app as config_app
     from runbooks.cli.records import app as records_app
 
     changes.register(app)
+    incidents.register(app)  # `runbook incident`; plan and run print an incident's clock
     app.add_typer(config_app, name="config", help="The settings: show them, check them.")
     app.add_typer(
         records_app, name="records", help="The required records: list, show, verify, export."

@@ -1,0 +1,207 @@
+"""`runbook incident`, and the incident's clock on `runbook plan` / `runbook run` of a runbook
+whose parameters name it. Times are relative to the real clock by whole minutes (so what is left
+shows a minute less: it is a few milliseconds short of the whole minute), and no reading
+is near a warning's edge."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from runbooks.cli import main
+from runbooks.core import policy
+from runbooks.core.policy import Identity
+from runbooks.core.store import RecordStore
+
+FAULT_RUNBOOK = '''
+from datetime import timedelta
+from typing import Any
+
+from pydantic import Field
+
+from runbooks.core.context import RunContext
+from runbooks.core.runbook import Params, Runbook
+from runbooks.core.steps import check
+
+
+class FaultParams(Params):
+    device: str = "leaf1"
+    incident: str | None = Field(None, description="The incident this triage serves.")
+
+
+class FaultRunbook(Runbook):
+    """Test instruction: gather a device's evidence for an incident."""
+
+    name = "test-fault"
+    title = "Triage a pretend device (test runbook)"
+    instruction = "test: a fault-handling runbook"
+    expected_duration = timedelta(seconds=1)
+    Params = FaultParams
+
+    @check("Read the device", targets="{device}", duration=timedelta(seconds=1))
+    def read(self, ctx: RunContext) -> dict[str, Any]:
+        return {"up": True}
+'''
+
+
+@pytest.fixture
+def base(store_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    module = tmp_path / "fault_runbook.py"
+    module.write_text(FAULT_RUNBOOK, encoding="utf-8")
+    monkeypatch.setenv("RUNBOOKS_MODULES", f"{os.environ['RUNBOOKS_MODULES']},{module}")
+    monkeypatch.setenv("RUNBOOKS_TIME_ZONE", "Asia/Taipei")
+    monkeypatch.setenv("RUNBOOKS_ACTOR", "olivia")
+    return ["--store", str(store_path)]
+
+
+def acting_as(monkeypatch: pytest.MonkeyPatch, who: Identity) -> None:
+    """NetBox says who the token's owner is (the lab tests ask a real NetBox)."""
+    monkeypatch.setattr("runbooks.cli.incidents.identity", lambda ctx: who)
+
+
+def test_open_show_and_list_with_the_clock(
+    base: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    opened = [
+        *base,
+        "incident",
+        "open",
+        "--kind",
+        "network",
+        "--reporter",
+        "Mr Chan | ext 1234",
+        "--affected",
+        "leaf1,leaf2",
+        "--affected",
+        "OA system",
+        "--reported-at",
+        "-70m",
+    ]
+    assert main(opened) == 0
+    said = capsys.readouterr().out
+    assert said.startswith("opened INC-1: a major network fault affecting operations")
+    assert "INC-1 (network, budget 2 h, open): 1 h 10 min since " in said
+    assert "+08:00, 58 % of 2 h: WARNING half the budget used, 49 min left, red line at" in said
+    assert main([*base, "incident", "show", "INC-1", "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["affected"] == ["leaf1", "leaf2", "OA system"]
+    assert shown["reporter"] == "Mr Chan | ext 1234" and shown["opened_by"] == "olivia"
+    assert (shown["level"], shown["crossed"]) == ("warning-50", False)
+    assert shown["clock"]["left_s"] == pytest.approx(50 * 60, abs=30)
+    assert main([*base, "incident", "open", "--kind", "backbone", "--reporter", "NOC",
+                 "--affected", "core1", "--reported-at", "-250m"]) == 0  # fmt: skip
+    capsys.readouterr()
+    assert main([*base, "incident", "list", "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert [(i["id"], i["level"], i["crossed"]) for i in listed] == [
+        ("INC-2", "crossed", True),
+        ("INC-1", "warning-50", False),
+    ]
+    assert main([*base, "incident", "show", "2"]) == 0
+    assert "RED LINE CROSSED at" in capsys.readouterr().out
+
+
+def test_plan_and_run_of_a_runbook_naming_the_incident_show_its_clock_and_are_collected(
+    base: list[str], store_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main([*base, "incident", "open", "--kind", "application", "--reporter", "helpdesk",
+                 "--affected", "erp", "--reported-at", "-110m"]) == 0  # fmt: skip
+    capsys.readouterr()
+    assert main([*base, "plan", "test-fault", "incident=INC-1", "--json"]) == 0
+    done = capsys.readouterr()
+    change = json.loads(done.out)["change"]
+    assert "INC-1 (application, budget 2 h, open)" in done.err
+    assert "WARNING 90 % of the budget used, 9 min left" in done.err
+    run = [*base, "run", "test-fault", "incident=1", "--no-change-control", "--yes", "--json"]
+    assert main(run) == 0
+    done = capsys.readouterr()
+    run_id = json.loads(done.out)["run_id"]
+    assert "WARNING 90 %" in done.err
+    # a change's own parameters name the incident: its run shows the clock (then is refused)
+    assert main([*base, "run", change, "--yes"]) == 3
+    assert "INC-1 (application" in capsys.readouterr().err
+    assert main([*base, "incident", "show", "1", "--json"]) == 0
+    runs = json.loads(capsys.readouterr().out)["runs"]
+    assert [(r["id"], r["kind"], r["how"]) for r in runs] == [
+        (change, "change", "parameter"),
+        (run_id, "run", "parameter"),
+    ]
+    assert runs[1]["status"] == "succeeded"
+
+
+def test_a_runbook_naming_an_unknown_incident_is_refused_before_any_work(
+    base: list[str], store_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main([*base, "plan", "test-fault", "incident=INC-9"]) == 2
+    assert "no incident INC-9" in capsys.readouterr().err
+    with RecordStore(store_path) as store:
+        assert store.entries() == []
+
+
+def test_recover_attach_close_and_export_the_sheet(
+    base: list[str],
+    store_path: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert main([*base, "incident", "open", "--kind", "datacentre", "--reporter", "NOC",
+                 "--affected", "dc-fabric", "--reported-at", "-3h"]) == 0  # fmt: skip
+    run = [*base, "run", "test-fault", "--no-change-control", "--yes", "--json"]
+    assert main(run) == 0
+    run_id = json.loads(capsys.readouterr().out.split("\n", 2)[-1])["run_id"]
+    assert main([*base, "incident", "attach", "1", run_id[:14]]) == 0
+    assert f"INC-1 collects {run_id}" in capsys.readouterr().out
+    assert main([*base, "incident", "recover", "1", "--at", "-55m", "--note", "fabric up"]) == 0
+    said = capsys.readouterr().out
+    assert "recovered at" in said and "after 2 h 05 min (104 % of 2 h): RED LINE CROSSED by" in said
+    assert main([*base, "incident", "close", "1"]) == 3  # the local user's name signs nothing
+    assert "needs an authenticated identity" in capsys.readouterr().err
+    acting_as(monkeypatch, Identity("olivia", frozenset({policy.HANDLE})))
+    assert main([*base, "incident", "close", "1", "--note", "root cause: optics"]) == 0
+    assert "signed INC-1 as responsible: olivia" in capsys.readouterr().out
+    assert main([*base, "incident", "close", "1"]) == 3
+    assert "already carries the responsible" in capsys.readouterr().err
+    acting_as(monkeypatch, Identity("sam", frozenset({policy.SUPERVISE})))
+    assert main([*base, "incident", "close", "1"]) == 0
+    assert "INC-1 is closed" in capsys.readouterr().out
+    assert main([*base, "incident", "list"]) == 0
+    assert "no incidents open" in capsys.readouterr().out
+    sheet = tmp_path / "inc1.md"
+    assert main([*base, "incident", "export", "1", "-o", str(sheet)]) == 0
+    text = sheet.read_text(encoding="utf-8")
+    assert "| Red line crossed | **YES** |" in text
+    assert "| Recovered |" in text and "by olivia (fabric up) |" in text
+    assert f"| {run_id} | run | test-fault | olivia |" in text and "| attached |" in text
+    assert "| olivia, " in text and " | sam, " in text
+    assert "Every time on this sheet is in Asia/Taipei." in text
+    assert main([*base, "records", "verify"]) == 0  # the incident's chain is verified with runs
+    assert "chain intact" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--kind", "power"], "unknown incident kind 'power'"),
+        (["--kind", "network", "--reported-at", "yesterday"], "bad time"),
+        (["--kind", "network", "--reported-at", "+10m"], "is in the future"),
+    ],
+)
+def test_bad_input_is_one_line_and_opens_nothing(
+    base: list[str],
+    store_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    args: list[str],
+    message: str,
+) -> None:
+    common = ["--reporter", "NOC", "--affected", "core1"]
+    assert main([*base, "incident", "open", *common, *args]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], lines
+    with RecordStore(store_path) as store:
+        assert store.entries() == []
+    assert main([*base, "incident", "show", "INC-4"]) == 2
+    assert "no incident INC-4" in capsys.readouterr().err
