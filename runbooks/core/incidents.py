@@ -497,9 +497,12 @@ class IncidentBook:
         return self.get(incident.id)
 
     def runs(self, incident: Incident) -> list[dict[str, Any]]:
-        names = [incident.id, str(incident.number)]
-        found = self.store.entries_of_kind("run.started", f"$.params.{PARAM}", names)
-        found += self.store.entries_of_kind("change.planned", f"$.params.{PARAM}", names)
+        found = [
+            first
+            for kind in ("run.started", "change.planned")
+            for first in self.store.entries_of_kind(kind, f"$.params.{PARAM}")
+            if _names(first.payload["params"][PARAM], incident.id)
+        ]
         found += [self.store.entries(r)[0] for r in incident.attached]
         rows: dict[str, dict[str, Any]] = {}
         for first in sorted(found, key=lambda e: e.ts):
@@ -636,6 +639,14 @@ def _incident(entries: list[Entry]) -> Incident:
             if e.kind == "incident.signed"
         ),
     )
+
+
+def _names(given: object, incident: str) -> bool:
+    """Does a parameter's value name the incident, however it was written (INC-7, 7, inc-07)?"""
+    try:
+        return incident_id(str(given)) == incident
+    except InputError:
+        return False
 
 
 def _aware(moment: datetime, what: str) -> None:

@@ -374,12 +374,16 @@ class RecordStore:
         )
 
     def entries_of_kind(
-        self, kind: str, path: str | None = None, values: Iterable[Any] = ()
+        self, kind: str, path: str | None = None, values: Iterable[Any] | None = None
     ) -> list[Entry]:
         """Every entry of ``kind``, in the order written; with ``path`` (a JSON path into the
-        payload, ``$.params.incident``) only those whose value there is one of ``values``."""
+        payload, ``$.params.incident``) only those with a value there, one of ``values``
+        when they are given."""
         if path is None:
             return list(self._rows(_SELECT + " WHERE kind = ? ORDER BY pos", (kind,)))
+        if values is None:
+            sql = _SELECT + " WHERE kind = ? AND json_extract(payload, ?) IS NOT NULL ORDER BY pos"
+            return list(self._rows(sql, (kind, path)))
         wanted = list(values)
         if not wanted:
             return []

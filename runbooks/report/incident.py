@@ -12,18 +12,16 @@ from typing import Any
 
 from runbooks.core import secrets
 from runbooks.core.incidents import duration_text, local_time
-from runbooks.report.render import render
+from runbooks.report.render import markdown_cell, render
 
 
 def cell(value: Any) -> str:
-    r"""A value as one Markdown table cell.
+    r"""A value as one Markdown table cell (an empty one as a dash).
 
-    >>> print(cell("a | b\nc"))
-    a \| b<br>c
+    >>> print(cell("a | b\nc"), cell(None))
+    a \| b<br>c —
     """
-    text = "—" if value in (None, "") else str(value)
-    text = text.replace("\\", "\\\\").replace("|", "\\|")
-    return text.replace("\r", "").replace("\n", "<br>")
+    return "—" if value in (None, "") else markdown_cell(value)
 
 
 def _at(ts: str | None, zone: tzinfo) -> str:

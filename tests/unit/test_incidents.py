@@ -256,7 +256,7 @@ def test_runs_naming_the_incident_are_collected_and_others_can_be_attached(
     store.append(
         "CHG-b",
         "change.planned",
-        {"runbook": "fault-network", "params": {"incident": "1"}},
+        {"runbook": "fault-network", "params": {"incident": "inc-01"}},
         actor="olivia",
     )
     store.append(
