@@ -12,6 +12,7 @@ Markdown table cell is escaped (`runbooks.report.render.markdown_cell`)."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from datetime import UTC, datetime, tzinfo
 from typing import Any
@@ -41,6 +42,10 @@ def context(
     return in_zone(with_confirmations(held, entries, zone or UTC), zone or UTC)
 
 
+# a moment in evidence (ISO, with its offset): shown in the sheet's zone like its other times
+_MOMENT = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d(:\d\d(\.\d+)?)?([+-]\d\d:\d\d|Z)$")
+
+
 def in_zone(held: dict[str, Any], zone: tzinfo) -> dict[str, Any]:
     """The sheet's times (run, steps, window, signatures) in ``zone``, and the zone's name."""
     held = dict(held)
@@ -51,7 +56,7 @@ def in_zone(held: dict[str, Any], zone: tzinfo) -> dict[str, Any]:
             "started": _local(r["started"], zone),
             "ended": _local(r["ended"], zone),
             "evidence": {
-                k: _local(v, zone) if k.endswith("_at") and isinstance(v, str) else v
+                k: _local(v, zone) if isinstance(v, str) and _MOMENT.match(v) else v
                 for k, v in r["evidence"].items()
             },
         }
@@ -90,11 +95,15 @@ def with_confirmations(held: dict[str, Any], entries: list[Entry], zone: tzinfo)
                     "note": str(p.get("note", "")),
                 }
             )
+    said = ("confirmed", "confirmed_by", "confirmed_at", "note")  # what a confirmation shows
     rows = [
         {
             **r,
             "confirmations": answers.get(r["step"], []),
             "notes": [n for n in r["notes"] if not n.startswith("confirmed by ")],
+            "evidence": {
+                k: v for k, v in r["evidence"].items() if r["step"] not in answers or k not in said
+            },
         }
         for r in held["rows"]
     ]

@@ -28,9 +28,12 @@ _DRIVERS = "每台設備的驅動均能回答檢查後的查詢"
 _BACKUP = "完整備份：全局對象及每個數據庫，各取一致快照"
 _VERIFY_BACKUP = "驗證備份：在臨時實例中恢復並核對數據表"
 _RACK_WITNESS = "在 {device} 的 NetBox 日誌中記錄本次運行（見證）"
+_SERVER_WITNESS = "在服務器的 NetBox 日誌中記錄本次運行（見證）"
+_DB_SERVER = "NetBox 中的數據庫服務器：其地址、PostgreSQL 端口及版本"
 
 TITLES: dict[str, dict[str, str]] = {
     "db-maintenance": {
+        "server_in_netbox": _DB_SERVER,
         "survey_cluster": "巡檢：版本、數據目錄、數據庫及其大小",
         "disk_headroom": "磁盤餘量：數據目錄所在文件系統的可用空間",
         "replication_lag": "複製：各副本的延遲及各複製槽保留的 WAL",
@@ -39,22 +42,26 @@ TITLES: dict[str, dict[str, str]] = {
         "plan_backup": _BACKUP,
         "plan_verify_backup": _VERIFY_BACKUP,
         "plan_vacuum": "對各數據庫計劃內的數據表執行 VACUUM (ANALYZE)",
+        "plan_journal_entry": _SERVER_WITNESS,
     },
     "db-upgrade": {
+        "server_in_netbox": _DB_SERVER,
         "survey_cluster": "巡檢：版本、大小、磁盤、擴展、連接、複製",
         "pg_upgrade_check": "在臨時新集群上執行 pg_upgrade --check，校驗和設置一致",
         "announce": "向用戶通告維護及預計停機時間",
         "plan_backup": _BACKUP,
         "plan_verify_backup": _VERIFY_BACKUP,
         "plan_prepare_new": "準備新集群：以舊集群的校驗和與區域設置執行 initdb",
-        "plan_stop_writers": "停止寫入：關閉服務端點（舊集群以私有方式重啟）",
-        "plan_upgrade": "以 pg_upgrade --copy/--clone 升級至新版本；保留舊集群",
+        "plan_stop_writers": "停止寫入：執行檢查點後停止舊集群（停機開始）",
+        "plan_archive_wal": "link/swap 模式：由現在起至停止寫入期間歸檔 WAL（舊集群重啟一次）",
+        "plan_base_backup": "link/swap 模式：基礎備份（pg_basebackup），以 pg_verifybackup 校驗",
+        "plan_upgrade": "以所選模式執行 pg_upgrade，升級至新版本",
         "plan_start_new": "以私有方式啟動新集群，沿用舊配置",
         "post_checks": "升級後檢查：版本、每個數據表的行數與校驗和、擴展",
-        "plan_switch": "切換服務：服務端點改由新集群提供",
+        "plan_switch": "在新集群上開放服務（先為每個數據庫取一次快照）",
         "plan_analyze": "新集群提供服務後執行分析（vacuumdb --analyze-only）",
         "service_check": "服務以新版本應答；記錄停機時間",
-        "plan_journal_entry": "在服務器的 NetBox 日誌中記錄本次運行（見證）",
+        "plan_journal_entry": _SERVER_WITNESS,
     },
     "network-maintenance": {
         "select_devices": _SELECT,
@@ -138,14 +145,15 @@ TITLES: dict[str, dict[str, str]] = {
         "entry_time": "進入機房：登記進入時間",
         "work_done": "完成工作：{purpose}",
         "exit_time": "離開機房：登記離開時間",
+        "visit_times": "來訪的進入及離開時間",
     },
     "machine-room-upkeep": {
         "room_known": "NetBox 中有該機房",
         "power": "電源：UPS 及 PDU 負載",
         "cooling": "空調：溫度及濕度讀數",
         "fire": "消防：滅火器及火警報警控制盤",
-        "cabling": "佈線：線纜整齊、標籤完整、無鬆脫",
-        "cleanliness": "清潔：機房清潔、無雜物",
+        "cabling": "佈線：整齊、標籤完整、無鬆脫",
+        "cleanliness": "清潔：機房清潔、無堆放雜物",
     },
 }
 

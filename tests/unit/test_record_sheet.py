@@ -6,7 +6,8 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from runbooks.core.store import RecordStore
-from runbooks.report import sheet
+from runbooks.library.machine_room import MachineRoomAccess, MachineRoomUpkeep
+from runbooks.report import sheet, titles_zh
 
 
 def record(tmp_path: Path, *, undone: bool = False) -> RecordStore:
@@ -150,3 +151,20 @@ def test_the_html_sheet_marks_its_languages(tmp_path: Path) -> None:
     assert "&lt;b&gt;x&lt;/b&gt;" in page and "<b>x</b>" not in page
     assert '<html lang="en">' in sheet.html(entries, "h", True, TAIPEI, "en")
     assert '<span lang="en">' not in sheet.html(entries, "h", True, TAIPEI, "en")
+
+
+def test_every_step_of_the_library_has_its_chinese_title() -> None:
+    """Each runbook titles_zh names has a Chinese title for each of its steps (a new or renamed
+    step would be shown in English alone)."""
+    from runbooks.core import registry
+
+    found = {
+        name: [s.name for s in cls.steps()]
+        for name, cls in registry.discover().items()
+        if cls.__module__.startswith("runbooks.library.")
+    }
+    found.update(
+        {cls.name: [s.name for s in cls.steps()] for cls in (MachineRoomAccess, MachineRoomUpkeep)}
+    )
+    assert set(titles_zh.TITLES) <= set(found), "titles_zh names a runbook that is gone"
+    assert titles_zh.missing({rb: found[rb] for rb in titles_zh.TITLES}) == []
