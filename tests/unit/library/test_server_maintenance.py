@@ -175,7 +175,9 @@ def test_run_then_nothing_left_to_change(tmp_path: Path) -> None:
     )
     assert f"Record head hash before this entry: `{started.prev_hash}`" in witness
     assert f"runbook `server-maintenance`, run `{result.run_id}` by olivia" in witness
-    assert "Maintenance finished" in witness and "- srv1:/etc/motd: motd" in witness
+    # each change under its batch (the canary here: one server)
+    assert "Maintenance finished" in witness
+    assert "- srv1:/etc/motd: batch 1 of 1 (canary): motd" in witness
     again = engine(tmp_path, world).plan(book())
     assert {s.step: s for s in again.steps}["plan_maintenance"].status is Status.NO_CHANGE
 
@@ -186,11 +188,11 @@ def test_unreachable_host_rolls_back_the_step_and_the_announcement(tmp_path: Pat
     result = eng.run(book())
     assert result.status is RunStatus.ROLLED_BACK
     assert result.error is not None
-    assert result.error.startswith(ConnectError.__name__)
-    assert "unreachable: srv1" in result.error
-    # the failing step's own partial work is undone first (undo_on_failure), then the journal
+    # the canary batch (srv1) failed: it is undone, then the announcement
+    assert result.error.startswith("BatchStopped: batch 1 of 1 (canary) (srv1) failed, undone")
+    assert f"{ConnectError.__name__}: " in result.error and "unreachable: srv1" in result.error
     undone = [e for e in eng.store.entries(result.run_id) if e.kind == "undo.finished"]
-    assert [e.step for e in undone] == ["plan_maintenance", "plan_announcement"]
+    assert [e.step for e in undone] == ["plan_maintenance#1", "plan_announcement"]
     assert undone[0].payload["evidence"] == {"rollback": "ran clean on srv1"}
     assert (ROLLBACK, False, ()) in world.calls and not world.applied
     assert [kind for _, _, kind in world.journal] == ["warning", "danger"]
