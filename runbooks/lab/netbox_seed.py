@@ -15,6 +15,11 @@ Decisions (documented here because the runbooks rely on them):
 - The PC slot (role pc, no rack) is not a device: its management address is reserved in NetBox
   with dns_name and description naming the slot; pc-install registers the PC on it.
 - BGP ASN: integer custom field `bgp_asn` on dcim.device.
+- PostgreSQL: a host with a cluster (`postgresql: <version>` in the topology) has an
+  application service `postgresql` (tcp/<its port>) whose integer custom field
+  `postgresql_version` holds the cluster's major version (NetBox's Service has no version
+  field; a custom field is typed and filterable): db-upgrade and db-maintenance take
+  ``server=<name>`` and find address, port and version there.
 - Platforms: `frr` (FRR, our NAPALM driver) and `bird2` (BIRD 2, napalm-bird2 from PyPI; its
   config context gives the gateway `napalm.driver` and `napalm.optional_args`), each with its
   config template (templates/frr.conf.j2, templates/bird.conf.j2).
@@ -68,6 +73,7 @@ ENV_PARAMS = {"trim_blocks": True, "lstrip_blocks": True, "undefined": "jinja2.S
 def build_spec(topo: Topology) -> dict[str, Any]:
     """Everything NetBox must hold for the lab, as JSON-ready data (see the module docstring)."""
     from runbooks.core.errors import InputError
+    from runbooks.lab.hosts import PG_PORT as pg_port
 
     if topo.netbox is None:
         raise InputError("lab topology has no `netbox:` catalogue (device types, roles, platforms)")
@@ -168,6 +174,17 @@ def build_spec(topo: Topology) -> dict[str, Any]:
             }
         )
 
+    services = [
+        {
+            "parent": host.name,
+            "name": "postgresql",
+            "port_mappings": [f"tcp/{pg_port}"],
+            "postgresql_version": host.postgresql,
+            "description": f"PostgreSQL {host.postgresql} cluster",
+        }
+        for host in topo.hosts
+        if host.postgresql and host.rack is not None
+    ]
     addressing = topo.addressing
     # the office network's gateway: the first address of the office prefix, by convention
     reserved.append(
@@ -211,6 +228,7 @@ def build_spec(topo: Topology) -> dict[str, Any]:
         "config_contexts": [c.model_dump() for c in cat.config_contexts],
         "roles": [{"name": r.name, "slug": r.slug, "color": r.color} for r in cat.roles],
         "devices": devices,
+        "services": services,
         "cables": cables,
         "prefixes": prefixes,
         "reserved_ips": reserved,
@@ -301,6 +319,14 @@ def _seed_catalog(spec: dict[str, Any]) -> tuple[Any, ...]:  # pragma: no cover 
     )
     asn.save()
     asn.object_types.set([object_type.objects.get_for_model(dcim.Device)])
+    version = extras.CustomField(
+        name="postgresql_version",
+        label="PostgreSQL version",
+        type="integer",
+        description="The major version of the PostgreSQL cluster behind this service",
+    )
+    version.save()
+    version.object_types.set([object_type.objects.get_for_model(_orm("ipam.models").Service)])
     return site, racks, types, roles, platforms
 
 
@@ -340,6 +366,16 @@ def _seed_devices(
             if ip["primary"]:
                 dev.primary_ip4 = addr
         dev.save()
+    for svc in spec.get("services", []):
+        service = ipam.Service(
+            parent=devices[svc["parent"]],
+            name=svc["name"],
+            port_mappings=svc["port_mappings"],
+            description=svc["description"],
+            custom_field_data={"postgresql_version": svc["postgresql_version"]},
+        )
+        service.full_clean()
+        service.save()
     for c in spec["cables"]:
         a = dcim.Interface.objects.get(device=devices[c["a"][0]], name=c["a"][1])
         b = dcim.Interface.objects.get(device=devices[c["b"][0]], name=c["b"][1])

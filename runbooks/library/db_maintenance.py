@@ -139,7 +139,7 @@ class DbMaintenance(PgServerRunbook[DbMaintenanceParams]):
 
     # ------------------------------------------------------------------ what the steps share
     def pg(self, ctx: RunContext) -> MaintenanceGateway:
-        return ctx.gateway(MaintenanceGateway)
+        return self.server_gateway(ctx, MaintenanceGateway)
 
     @property
     def old(self) -> Cluster:

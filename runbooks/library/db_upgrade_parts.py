@@ -31,7 +31,8 @@ from runbooks.gateways import postgres_facts as facts
 from runbooks.gateways.ansible_settings import AnsibleSettings
 from runbooks.gateways.netbox import NetBoxGateway
 from runbooks.gateways.netbox_services import ServiceHost, service_host
-from runbooks.gateways.postgres import Cluster
+from runbooks.gateways.postgres import Cluster, PostgresGateway, shell_from
+from runbooks.gateways.postgres_shell import Shell
 from runbooks.gateways.postgres_upgrade import UpgradeGateway
 from runbooks.library.base import LibraryRunbook
 from runbooks.library.witness import JournalWitness, Witnessed
@@ -123,8 +124,9 @@ class PgServerParams(Params):
     ``server`` names it as NetBox holds it (`PgServerRunbook.parse_params`): a device or
     virtual machine and its ``postgresql`` application service give host (the primary IP),
     transport ssh, port (the service's TCP port), the cluster's major version (the service's
-    `VERSION_FIELD`) and the paths of that version (`version_params`); the SSH key is the
-    hosts' own setting. A parameter given as well overrides what NetBox says."""
+    `VERSION_FIELD`) and the paths of that version (`version_params`). A parameter given as
+    well overrides what NetBox says. Over SSH without ``ssh_key`` the hosts' key setting is
+    used, read where the plan or run happens: no key path is a parameter (nor in a record)."""
 
     # the parameters a NetBox server's version gives (`version_params`)
     VERSION_PARAMS: ClassVar[tuple[str, ...]] = ()
@@ -132,10 +134,10 @@ class PgServerParams(Params):
     server: str | None = Field(
         default=None,
         min_length=1,
-        description="the database server's NetBox device or virtual machine: host, transport, "
-        "ssh_key, port and the PostgreSQL version come from it (its primary IP, its "
-        f"'{SERVICE}' service's port and {VERSION_FIELD} field, the hosts' SSH key "
-        "setting); a parameter given too overrides",
+        description="the database server's NetBox device or virtual machine: host, "
+        "transport=ssh, port and the PostgreSQL version come from it (its primary IP, its "
+        f"'{SERVICE}' service's port and {VERSION_FIELD} field); a parameter given too "
+        "overrides",
     )
     host: str = Field(
         min_length=1,
@@ -148,8 +150,8 @@ class PgServerParams(Params):
     )
     ssh_key: str | None = Field(
         default=None,
-        description="the SSH private key file for transport=ssh (with server: the hosts' key, "
-        "setting ansible_private_key)",
+        description="the SSH private key file for transport=ssh; default the hosts' key "
+        "(setting ansible_private_key) of the machine that plans or runs",
     )
     os_user: str = Field(
         default="postgres", description="the server's account the cluster's programs run as"
@@ -221,12 +223,18 @@ def find_server(name: str) -> ServiceHost:
         nb.close()
 
 
+def hosts_key() -> str | None:
+    """The hosts' SSH key (setting ``ansible_private_key``), as every runbook logs in to hosts."""
+    key = AnsibleSettings.from_env().private_key_file
+    return str(key) if key else None
+
+
 def server_params(
     params: type[PgServerParams], given: Mapping[str, Any], found: ServiceHost
 ) -> dict[str, Any]:
-    """``given`` completed from NetBox's ``found`` and the hosts' SSH key setting; every
-    parameter given stays as given."""
-    from_netbox = params.from_netbox(found)
+    """``given`` completed from NetBox's ``found``; every parameter given stays as given. The
+    SSH key is not a parameter then: the run takes the hosts' key from the settings of the
+    machine it runs on (`PgServerRunbook.shell`), as the plan did."""
     if found.custom_fields.get(VERSION_FIELD) is None and not any(
         name in given for name in params.VERSION_PARAMS
     ):
@@ -234,13 +242,13 @@ def server_params(
             f"NetBox's {found.name} {SERVICE} service has no {VERSION_FIELD}: set it in "
             f"NetBox, or give {', '.join(params.VERSION_PARAMS)}"
         )
-    key = AnsibleSettings.from_env().private_key_file
-    if key is None and not given.get("ssh_key"):
+    out = {**params.from_netbox(found), **given}
+    if out.get("transport") == "ssh" and not out.get("ssh_key") and hosts_key() is None:
         raise InputError(
             f"server={found.name} is reached over SSH, and no SSH key is set for the hosts: "
             "set ansible_private_key (RUNBOOKS_ANSIBLE_PRIVATE_KEY), or give ssh_key="
         )
-    return {**from_netbox, **({"ssh_key": str(key)} if key else {}), **given}
+    return out
 
 
 class PgServerRunbook[P: PgServerParams](JournalWitness, LibraryRunbook[P]):
@@ -267,6 +275,8 @@ class PgServerRunbook[P: PgServerParams](JournalWitness, LibraryRunbook[P]):
         approved with (a value given, or NetBox's when it was planned) are what runs."""
         p = self.p
         uses = {name: getattr(p, name) for name in ("host", "transport", "ssh_key", "port")}
+        if p.transport == "ssh" and not p.ssh_key:
+            uses["ssh_key"] = "the hosts' key (setting ansible_private_key)"
         uses |= {name: getattr(p, name) for name in p.VERSION_PARAMS}
         if not p.server:
             return {"server": None, "uses": uses, "from": "the parameters (no server named)"}
@@ -283,6 +293,25 @@ class PgServerRunbook[P: PgServerParams](JournalWitness, LibraryRunbook[P]):
                 if getattr(p, name) != value
             },
         }
+
+    def shell(self) -> Shell:
+        """How commands reach the server: as the parameters say; over SSH without ``ssh_key``,
+        with the hosts' key (`hosts_key`)."""
+        p = self.p
+        if p.transport == "ssh" and not p.ssh_key:
+            key = hosts_key()
+            if key is None:
+                raise InputError(
+                    f"{p.host} is reached over SSH, and no SSH key is set for the hosts: set "
+                    "ansible_private_key (RUNBOOKS_ANSIBLE_PRIVATE_KEY), or give ssh_key="
+                )
+            return shell_from(p.model_copy(update={"ssh_key": key}))
+        return shell_from(p)
+
+    def server_gateway[G: PostgresGateway](self, ctx: RunContext, kind: type[G]) -> G:
+        """The run's gateway of ``kind`` to the server, through `shell` (a factory the context
+        was given for ``kind``, a test's, comes first)."""
+        return ctx.gateway(kind, factory=lambda c, key: kind(c.mode, self.shell()))
 
     # ------------------------------------------------------------------ the NetBox journal
     def journal_diffs(self, ctx: RunContext) -> list[Diff]:
@@ -351,7 +380,7 @@ class DbUpgradeBase(PgServerRunbook[DbUpgradeParams]):
     steps and undo need across a resume: the survey, the quiet fingerprints, timestamps."""
 
     def pg(self, ctx: RunContext) -> UpgradeGateway:
-        return ctx.gateway(UpgradeGateway)
+        return self.server_gateway(ctx, UpgradeGateway)
 
     @property
     def old(self) -> Cluster:

@@ -14,15 +14,18 @@ from typing import Any
 import pytest
 
 from runbooks.cli import main
+from runbooks.cli.common import rebuild_runbook
 from runbooks.core.context import RunContext, confirm_all
 from runbooks.core.engine import Engine
 from runbooks.core.errors import InputError
 from runbooks.core.gateway import Mode
+from runbooks.core.planning import params_record
 from runbooks.core.results import Diff, Status, StepKind, StepResult
 from runbooks.core.store import RecordStore
 from runbooks.gateways import netbox_services
 from runbooks.gateways.netbox import NetBoxGateway
 from runbooks.gateways.netbox_services import SERVICE_HOST_QUERY, parse_service_host
+from runbooks.gateways.postgres_shell import SshShell
 from runbooks.library import db_upgrade_parts as parts
 from runbooks.library.db_maintenance import DbMaintenance
 from runbooks.library.db_upgrade import DbUpgrade
@@ -104,8 +107,12 @@ def test_the_doctests_hold() -> None:
 
 
 def test_server_gives_address_port_version_transport_and_key(nb_answer: dict[str, Any]) -> None:
-    p = DbMaintenance(DbMaintenance.parse_params({"server": "db1"})).p
-    assert (p.host, p.transport, p.ssh_key, p.port) == ("198.18.0.41", "ssh", KEY, 5433)
+    rb = DbMaintenance(DbMaintenance.parse_params({"server": "db1"}))
+    p = rb.p
+    assert (p.host, p.transport, p.ssh_key, p.port) == ("198.18.0.41", "ssh", None, 5433)
+    shell = rb.shell()  # the key is the hosts' setting where the plan or run happens
+    assert isinstance(shell, SshShell) and (shell.host, shell.key_file) == ("198.18.0.41", KEY)
+    shell.close()
     assert (p.bin_dir, p.data_dir) == ("/usr/lib/postgresql/16/bin", "/var/lib/postgresql/16/main")
     assert p.netbox_device == "db1"
     up = DbUpgrade(DbUpgrade.parse_params({"server": "db1", "new_bin": "/opt/pg18/bin"})).p
@@ -117,13 +124,20 @@ def test_server_gives_address_port_version_transport_and_key(nb_answer: dict[str
     # a parameter given overrides what NetBox says
     given = {"server": "db1", "host": "10.9.9.9", "port": "5432", "bin_dir": "/opt/pg/bin"}
     over = DbMaintenance(DbMaintenance.parse_params(given)).p
-    assert (over.host, over.port, over.bin_dir, over.ssh_key) == (
-        "10.9.9.9",
-        5432,
-        "/opt/pg/bin",
-        KEY,
-    )
+    assert (over.host, over.port, over.bin_dir) == ("10.9.9.9", 5432, "/opt/pg/bin")
     assert over.data_dir == "/var/lib/postgresql/16/main"
+
+
+def test_an_approved_change_is_rebuilt_from_its_record(nb_answer: dict[str, Any]) -> None:
+    """What the record holds of the parameters rebuilds the runbook for the run: no secret
+    was recorded in place of a value (the hosts' key is a setting, never a parameter)."""
+    for cls in (DbMaintenance, DbUpgrade):
+        rb = cls(cls.parse_params({"server": "db1", "new_bin": "/opt/pg18/bin"}
+                                  if cls is DbUpgrade else {"server": "db1"}))  # fmt: skip
+        recorded = params_record(rb)
+        assert KEY not in str(recorded)
+        again = rebuild_runbook(cls.name, recorded, {})
+        assert again.params == rb.params
 
 
 @pytest.mark.parametrize(
@@ -164,7 +178,13 @@ def test_server_without_an_ssh_key_or_netbox_is_refused(
     monkeypatch.delenv("RUNBOOKS_ANSIBLE_PRIVATE_KEY")
     with pytest.raises(InputError, match="no SSH key is set for the hosts"):
         DbMaintenance.parse_params({"server": "db1"})
-    assert DbMaintenance.parse_params({"server": "db1", "ssh_key": "/k"})  # given: enough
+    given = DbMaintenance(DbMaintenance.parse_params({"server": "db1", "ssh_key": "/k"}))
+    shell = given.shell()  # given: enough
+    assert isinstance(shell, SshShell) and shell.key_file == "/k"
+    shell.close()
+    no_key = DbMaintenance(DbMaintenance.parse_params({"host": "pg1", "transport": "ssh"}))
+    with pytest.raises(InputError, match="pg1 is reached over SSH, and no SSH key is set"):
+        no_key.shell()
     for name in ("RUNBOOKS_NETBOX_URL", "NETBOX_URL"):
         monkeypatch.delenv(name, raising=False)
     with pytest.raises(InputError, match="server=db1 is looked up in NetBox, which is not"):
@@ -212,7 +232,8 @@ def test_the_plan_shows_netbox_and_the_journal_entry_on_the_server(
     assert first["netbox"]["object"] == f"{kind} #9 db1"
     assert first["netbox"]["service"] == "ipam.service #3 postgresql tcp/5432"
     assert first["postgresql_version"] == 15 and first["overridden"] == {}
-    assert first["uses"]["host"] == "198.18.0.41" and first["uses"]["ssh_key"] == KEY
+    assert first["uses"]["host"] == "198.18.0.41"
+    assert first["uses"]["ssh_key"] == "the hosts' key (setting ansible_private_key)"
     (entry,) = steps["plan_journal_entry"].diffs
     assert entry.after["object_type"] == kind and entry.after["object_id"] == 9
     text = entry.after["comments"]
