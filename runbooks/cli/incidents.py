@@ -241,7 +241,8 @@ def export(
         zone = config.time_zone()
         data = core.record(incidents.reading(incident, zone), incidents.runs(incident))
         report = store.verify(incident.id)
-        text = sheet.markdown(data, store.run_head(incident.id), report.ok, zone)
+        head = store.run_head(incident.id)
+        text = sheet.markdown(data, head, report.ok, zone, config.sheet_language())
     if output is None:
         sys.stdout.write(text)
         _show_line(incidents, incident, to_err=True)

@@ -137,14 +137,22 @@ def test_a_recovery_past_the_budget_is_recorded_as_the_red_line_crossed(
     book.sign(book.get(number), netbox(SAM))
     assert store.entries(number)[-1].payload["crossed"] is True
     assert "RED LINE CROSSED by 5 min" in book.reading(book.get(number), TAIPEI).line(TAIPEI)
-    text = sheet.markdown(
-        {**_record(book, number)}, store.run_head(number), store.verify(number).ok, TAIPEI
-    )
+    record = _record(book, number)
+    head, ok = store.run_head(number), store.verify(number).ok
+    text = sheet.markdown(record, head, ok, TAIPEI, "en")
+    assert "# Incident record — INC-1" in text
     assert "| Red line crossed | **YES** |" in text
-    assert "| Outage | 2 h 05 min of a 2 h budget (104.2 %) |" in text
+    assert "| Outage | 2 h 05 min / 2 h (104.2 %) |" in text
     assert "| olivia, 2026-12-07 17:00:00+08:00 | sam, 2026-12-07 17:00:00+08:00 |" in text
-    assert "Every time on this sheet is in Asia/Taipei." in text
-    assert "chain verified" in text
+    assert "every time on this sheet is in Asia/Taipei" in text
+    assert "chain verified" in text and "年" not in text
+    both = sheet.markdown(record, head, ok, TAIPEI, "both")
+    assert "| 觸及紅線 Red line crossed | **是 YES** |" in both
+    assert "數據中心網絡中斷超過 2 小時 the data-centre network is down" in both
+    assert "| 職位責任人簽字 Responsible person | 上級主管簽字 Supervisor |" in both
+    assert "| 狀態 Status | 已結案 closed |" in both
+    zh = sheet.markdown(record, head, ok, TAIPEI, "zh-Hant")
+    assert "| 觸及紅線 | **是** |" in zh and "Red line" not in zh
 
 
 def _record(book: IncidentBook, number: str) -> dict[str, object]:

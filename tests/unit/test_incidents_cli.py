@@ -53,6 +53,7 @@ def base(store_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> l
     module.write_text(FAULT_RUNBOOK, encoding="utf-8")
     monkeypatch.setenv("RUNBOOKS_MODULES", f"{os.environ['RUNBOOKS_MODULES']},{module}")
     monkeypatch.setenv("RUNBOOKS_TIME_ZONE", "Asia/Taipei")
+    monkeypatch.setenv("RUNBOOKS_SHEET_LANGUAGE", "en")
     monkeypatch.setenv("RUNBOOKS_ACTOR", "olivia")
     return ["--store", str(store_path)]
 
@@ -174,10 +175,10 @@ def test_recover_attach_close_and_export_the_sheet(
     assert main([*base, "incident", "export", "1", "-o", str(sheet)]) == 0
     text = sheet.read_text(encoding="utf-8")
     assert "| Red line crossed | **YES** |" in text
-    assert "| Recovered |" in text and "by olivia (fabric up) |" in text
+    assert "| Recovered |" in text and ", olivia (fabric up) |" in text
     assert f"| {run_id} | run | test-fault | olivia |" in text and "| attached |" in text
     assert "| olivia, " in text and " | sam, " in text
-    assert "Every time on this sheet is in Asia/Taipei." in text
+    assert "every time on this sheet is in Asia/Taipei" in text
     assert main([*base, "records", "verify"]) == 0  # the incident's chain is verified with runs
     assert "chain intact" in capsys.readouterr().out
 
