@@ -3,9 +3,11 @@
 Lab hosts have no network, so what a playbook installs must come from a repository they can
 read. ``software:`` in inventory/lab.yml lists the Debian packages the department's repository
 holds (the PC standard set, server packages); `ensure()` fetches each once with
-``apt-get download`` into ``cache_dir()/software`` (kept across runs, like the NetBox venv) and
-indexes them with ``dpkg-scanpackages``. Every lab host sees the cache directory through its
-overlay root, so the apt source ``deb [trusted=yes] file:<dir> ./`` works inside each host.
+``apt-get download`` into ``cache_dir()/software`` (kept across runs, like the NetBox venv),
+builds the lab's own package in two versions (`runbooks.lab.software_packages`: an upgrade to
+show) and indexes them with ``dpkg-scanpackages``. Every lab host sees the cache directory
+through its overlay root, so the apt source ``deb [trusted=yes] file:<dir> ./`` works inside
+each host.
 
     runbook lab software      # scripts/setup runs it; `runbook lab up` fetches what is missing
 """
@@ -18,7 +20,7 @@ import subprocess
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from runbooks.lab import paths, topology
+from runbooks.lab import paths, software_packages, topology
 from runbooks.lab.errors import LabError
 
 log = logging.getLogger(__name__)
@@ -48,11 +50,13 @@ def ensure(
     directory: Path | None = None,
     progress: Callable[[str], None] = log.info,
 ) -> list[str]:
-    """Fetch what the repository lacks and index it; returns the packages fetched."""
+    """Fetch what the repository lacks, build the lab's own package, index them; returns the
+    packages fetched and the .deb files built."""
     wanted = list(packages if packages is not None else topology.load().software)
     where = directory or repo_dir()
     todo = missing(wanted, where)
-    if not todo:
+    to_build = software_packages.missing(where)
+    if not todo and not to_build:
         return []
     where.mkdir(parents=True, exist_ok=True)
     fetch = [p for p in todo if not any(where.glob(f"{p}_*.deb"))]
@@ -64,15 +68,22 @@ def ensure(
                 raise LabError(
                     f"software repository: apt-get download {' '.join(fetch)} failed in {where}"
                 )
-    index(where)
-    return todo
+    built = software_packages.build(where) if to_build else []
+    if built:
+        progress(f"software repository: built {', '.join(built)}")
+    if todo or not (where / INDEX).is_file():
+        index(where)
+    else:  # only the lab's own package is new: add it to the index the fetched ones have
+        index(where, software_packages.SUBDIR, append=True)
+    return todo + built
 
 
-def index(directory: Path) -> None:
-    """Write the flat repository's ``Packages`` index (atomically)."""
+def index(directory: Path, scan: str = ".", append: bool = False) -> None:
+    """Write the flat repository's ``Packages`` index (atomically): of everything under it, or
+    (``append``) the index it has plus the packages under ``scan``, a subdirectory."""
     try:
         done = subprocess.run(
-            ["dpkg-scanpackages", "--multiversion", ".", "/dev/null"],
+            ["dpkg-scanpackages", "--multiversion", scan, "/dev/null"],
             cwd=directory,
             capture_output=True,
             text=True,
@@ -85,8 +96,14 @@ def index(directory: Path) -> None:
         ) from exc
     if done.returncode != 0:
         raise LabError(f"software repository: dpkg-scanpackages failed: {done.stderr.strip()}")
+    text = done.stdout
+    if append:  # the index's stanzas of other directories, then the scan's
+        stanzas = (directory / INDEX).read_text(encoding="utf-8").split("\n\n")
+        ours = (f"Filename: {scan}/", f"Filename: ./{scan}/")
+        kept = [s.strip("\n") for s in stanzas if s.strip() and not any(o in s for o in ours)]
+        text = "\n\n".join([*kept, text.strip("\n")]) + "\n"
     tmp = directory / f".{INDEX}.tmp"
-    tmp.write_text(done.stdout, encoding="utf-8")
+    tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, directory / INDEX)
 
 
