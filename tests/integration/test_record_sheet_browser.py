@@ -18,13 +18,12 @@ from pathlib import Path
 
 import pytest
 from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 
 from runbooks.core import policy
+from tests.support.browser import chromium, installed
 from tests.unit.library.test_machine_room import UPKEEP, Acting, acting, cli, sign_and_export
 
-CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 NIGHT = datetime(2026, 12, 7, 23, 30, tzinfo=UTC)  # 07:30 on the 8th in UTC+8
 
 __all__ = ["acting"]  # the fixture, shared with the CLI tests of the checklists
@@ -40,26 +39,11 @@ class AtNight(datetime):
 
 
 def browser(profile: Path) -> webdriver.Chrome:
-    if not (os.path.exists(CHROMIUM) and os.path.exists(CHROMEDRIVER)):
+    if not installed():
         # never skipped: scripts/setup installs them, and a sheet nobody looked at is not
         # checked (leave the integration tests out with -m "not slow" instead)
         pytest.fail("needs Debian's chromium and chromium-driver: run scripts/setup")
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for arg in (
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        f"--user-data-dir={profile}",
-        "--window-size=1400,1000",
-    ):
-        options.add_argument(arg)
-    # the driver's path given: Selenium Manager is not used (and downloads nothing)
-    return webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
+    return chromium(profile)
 
 
 def test_a_sheet_in_chinese_and_english_shows_local_times_in_a_browser(
