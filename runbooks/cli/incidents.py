@@ -18,6 +18,7 @@ from rich.table import Table
 from runbooks import config
 from runbooks.cli.common import identity, parse_params, settings
 from runbooks.cli.output import emit_json, err, out
+from runbooks.config import netbox_settings
 from runbooks.core import incidents as core
 from runbooks.core.errors import InputError, RunbookError
 from runbooks.core.incidents import KINDS, PARAM, Incident, IncidentBook, Incidents, Reading
@@ -91,11 +92,12 @@ def open_incident(
     """Open an incident when a fault is reported: its red-line clock starts at the report."""
     if kind not in KINDS:
         raise InputError(f"unknown incident kind {kind!r} (known: {', '.join(KINDS)})")
-    things = [part.strip() for item in affected for part in item.split(",")]
+    things = [part.strip() for item in affected for part in item.split(",") if part.strip()]
+    when = _when(reported_at)
+    who = identity(ctx)
     incidents = book(ctx)
-    incident = incidents.open(
-        identity(ctx), kind, reporter, things, _when(reported_at), summary=summary
-    )
+    objects = netbox_objects(things)
+    incident = incidents.open(who, kind, reporter, things, when, summary, objects)
     if json_out:
         _emit(incidents, incident)
         return
@@ -146,7 +148,7 @@ def show(ctx: typer.Context, number: IncidentArg, json_out: JsonOpt = False) -> 
     i = incident
     out.print(f"[bold]{i.id}[/] {i.kind}: {escape(KINDS[i.kind])} — {i.status}")
     out.print(f"  reported by {escape(i.reporter)} at {core.local_time(i.reported_at, zone)}")
-    out.print(f"  affected: {escape(', '.join(i.affected))}")
+    out.print(f"  affected: {escape(i.affected_text())}")
     if i.summary:
         out.print(f"  summary: {escape(i.summary)}")
     out.print(f"  opened by {escape(i.opened_by)} at {core.local_time(i.opened_at, zone)}")
@@ -250,6 +252,61 @@ def export(
     output.write_text(text, encoding="utf-8")
     out.print(f"{incident.id} written to {output}")
     _show_line(incidents, incident)
+
+
+# what NetBox holds under the affected names: one GraphQL request (a read)
+AFFECTED_QUERY = """
+query Affected($names: [String!]!) {
+  device_list(filters: {name: {in_list: $names}}) { id name }
+  virtual_machine_list(filters: {name: {in_list: $names}}) { id name }
+  circuit_list(filters: {cid: {in_list: $names}}) { id cid }
+  site_list(filters: {name: {in_list: $names}}) { id name }
+  service_list(filters: {name: {in_list: $names}}) { id name }
+}
+"""
+_OBJECT_LISTS = {
+    "device_list": ("dcim.device", "name"),
+    "virtual_machine_list": ("virtualization.virtualmachine", "name"),
+    "circuit_list": ("circuits.circuit", "cid"),
+    "site_list": ("dcim.site", "name"),
+    "service_list": ("ipam.service", "name"),
+}
+
+
+def netbox_objects(names: list[str]) -> dict[str, list[str]] | None:
+    """What NetBox holds under each name, when NetBox is configured (None when it is not, or
+    does not answer: an incident opens all the same, and says so)."""
+    nb = netbox_settings()
+    if nb is None or not nb.token or not names:
+        return None
+    from runbooks.gateways.netbox_http import NetBoxHTTP
+
+    http = NetBoxHTTP(nb, allow_writes=False, timeout=10.0)
+    try:
+        data = http.graphql(AFFECTED_QUERY, {"names": names}, "the affected names")
+    except RunbookError as exc:
+        err.print(f"[yellow]NetBox was not asked what the names are[/]: {escape(str(exc))}")
+        return None
+    finally:
+        http.close()
+    return affected_objects(data, names)
+
+
+def affected_objects(data: dict[str, Any], names: list[str]) -> dict[str, list[str]]:
+    """The answer of `AFFECTED_QUERY` per name (an empty list: free text).
+
+    >>> affected_objects({"device_list": [{"id": "3", "name": "leaf1"}],
+    ...                   "circuit_list": [{"id": "8", "cid": "HK-0042"}]},
+    ...                  ["leaf1", "HK-0042", "OA system"])
+    {'leaf1': ['dcim.device #3'], 'HK-0042': ['circuits.circuit #8'], 'OA system': []}
+    """
+    found: dict[str, list[str]] = {name: [] for name in names}
+    for key, (kind, field) in _OBJECT_LISTS.items():
+        for obj in data.get(key) or []:
+            name = str(obj.get(field))
+            if name in found:
+                found[name].append(f"{kind} #{obj.get('id')}")
+    return found
 
 
 def _emit(incidents: Incidents, incident: Incident) -> None:

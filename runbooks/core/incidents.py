@@ -33,7 +33,7 @@ them in the local record store, and a NetBox-backed book can follow with the sam
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any, Protocol
@@ -84,6 +84,7 @@ WARN_AT = (0.5, 0.9)  # the shares of a budget that warn
 
 OK, WARN_50, WARN_90, CROSSED = "ok", "warning-50", "warning-90", "crossed"
 
+_T = datetime(2026, 12, 7, tzinfo=UTC)  # a time for the examples
 _ID = re.compile(r"^(?:INC-)?0*(\d+)$", re.IGNORECASE)
 
 
@@ -115,6 +116,8 @@ class Incident:
     recovered_by: str = ""
     recovery_note: str = ""
     attached: tuple[str, ...] = ()  # runs and changes collected by hand
+    # what NetBox holds under each affected name ("dcim.device #3"); None: NetBox not asked
+    objects: Mapping[str, tuple[str, ...]] | None = None
     signatures: tuple[Signature, ...] = ()
 
     @property
@@ -130,6 +133,21 @@ class Incident:
     def handlers(self) -> set[str]:
         """Who handled it (opened or recovered it): they sign as the responsible person."""
         return {self.opened_by, *([self.recovered_by] if self.recovered_by else [])}
+
+    def affected_text(self) -> str:
+        """What it affects, each name with what NetBox holds under it (or "free text").
+
+        >>> i = Incident("INC-1", "network", "NOC", ("leaf1", "OA system"), _T, "o", _T,
+        ...              objects={"leaf1": ("dcim.device #3",), "OA system": ()})
+        >>> i.affected_text()
+        'leaf1 (dcim.device #3), OA system (free text)'
+        """
+        if self.objects is None:
+            return ", ".join(self.affected)
+        return ", ".join(
+            f"{name} ({', '.join(self.objects.get(name, ())) or 'free text'})"
+            for name in self.affected
+        )
 
     def signer(self, role: str) -> Signature | None:
         return next((s for s in self.signatures if s.authority == role), None)
@@ -362,6 +380,8 @@ def record(reading: Reading, runs: list[dict[str, Any]]) -> dict[str, Any]:
         "status": i.status,
         "reporter": i.reporter,
         "affected": list(i.affected),
+        "netbox": None if i.objects is None else {k: list(v) for k, v in i.objects.items()},
+        "affected_text": i.affected_text(),
         "summary": i.summary,
         "reported_at": i.reported_at.isoformat(),
         "opened_by": i.opened_by,
@@ -391,6 +411,7 @@ class Incidents(Protocol):
         affected: list[str],
         reported_at: datetime,
         summary: str = "",
+        objects: Mapping[str, Iterable[str]] | None = None,
     ) -> Incident: ...
 
     def get(self, text: str) -> Incident: ...
@@ -430,7 +451,9 @@ class IncidentBook:
         affected: list[str],
         reported_at: datetime,
         summary: str = "",
+        objects: Mapping[str, Iterable[str]] | None = None,
     ) -> Incident:
+        """``objects``: what NetBox holds under each affected name (None: it was not asked)."""
         if kind not in KINDS:
             raise InputError(f"unknown incident kind {kind!r} (known: {', '.join(KINDS)})")
         if not reporter.strip():
@@ -448,6 +471,9 @@ class IncidentBook:
             "reporter": reporter.strip(),
             "affected": things,
             "summary": summary,
+            "netbox": None
+            if objects is None
+            else {name: sorted(objects.get(name, ())) for name in things},
             "reported_at": reported_at.astimezone(UTC).isoformat(),
             "opened_at": now.astimezone(UTC).isoformat(),
         }
@@ -627,6 +653,11 @@ def _incident(entries: list[Entry]) -> Incident:
         opened_by=entries[0].actor,
         opened_at=datetime.fromisoformat(head["opened_at"]),
         summary=str(head.get("summary") or ""),
+        objects=(
+            None
+            if head.get("netbox") is None
+            else {str(k): tuple(v) for k, v in head["netbox"].items()}
+        ),
         recovered_at=(
             datetime.fromisoformat(recovered[0].payload["recovered_at"]) if recovered else None
         ),

@@ -104,7 +104,7 @@ def context(
         "red_line": cell(words.pair(RED_LINES[record["kind"]], record["red_line"])),
         "status": words.pair(STATUSES[record["status"]], record["status"]),
         "reporter": cell(record["reporter"]),
-        "affected": cell(", ".join(record["affected"])),
+        "affected": cell(record["affected_text"]),
         "summary": cell(record["summary"]),
         "reported_at": _at(record["reported_at"], zone),
         "opened": f"{cell(record['opened_by'])}, {_at(record['opened_at'], zone)}",

@@ -12,9 +12,12 @@ from pathlib import Path
 import pytest
 
 from runbooks.cli import main
+from runbooks.config import NetBoxSettings
 from runbooks.core import policy
+from runbooks.core.errors import ConnectError
 from runbooks.core.policy import Identity
 from runbooks.core.store import RecordStore
+from runbooks.gateways.netbox_http import NetBoxHTTP
 
 FAULT_RUNBOOK = '''
 from datetime import timedelta
@@ -206,3 +209,49 @@ def test_bad_input_is_one_line_and_opens_nothing(
         assert store.entries() == []
     assert main([*base, "incident", "show", "INC-4"]) == 2
     assert "no incident INC-4" in capsys.readouterr().err
+
+
+def test_affected_names_are_looked_up_in_netbox_in_one_request(
+    base: list[str], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With NetBox configured, each affected name is shown with what NetBox holds under it (one
+    GraphQL query); a NetBox that does not answer does not stop the incident from opening."""
+    asked: list[dict[str, object]] = []
+
+    def graphql(
+        self: NetBoxHTTP, query: str, variables: dict[str, object], what: str
+    ) -> dict[str, object]:
+        asked.append(dict(variables))
+        if len(asked) > 1:
+            raise ConnectError("NetBox at https://netbox.example is unreachable")
+        return {
+            "device_list": [{"id": "3", "name": "leaf1"}],
+            "service_list": [{"id": "5", "name": "erp"}, {"id": "6", "name": "erp"}],
+        }
+
+    monkeypatch.setattr(
+        "runbooks.cli.incidents.netbox_settings",
+        lambda: NetBoxSettings("https://netbox.example", "0123456789abcdef"),
+    )
+    monkeypatch.setattr(NetBoxHTTP, "graphql", graphql)
+    acting_as(monkeypatch, Identity("olivia", frozenset({policy.HANDLE})))
+    opened = [*base, "incident", "open", "--kind", "application", "--reporter", "NOC"]
+    assert main([*opened, "--affected", "leaf1,erp,OA system", "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert asked == [{"names": ["leaf1", "erp", "OA system"]}]
+    assert shown["netbox"] == {
+        "leaf1": ["dcim.device #3"],
+        "erp": ["ipam.service #5", "ipam.service #6"],
+        "OA system": [],
+    }
+    assert main([*base, "incident", "show", "1"]) == 0
+    assert (
+        "affected: leaf1 (dcim.device #3), erp (ipam.service #5, ipam.service #6), "
+        "OA system (free text)"
+    ) in capsys.readouterr().out
+    assert main([*opened, "--affected", "core1"]) == 0
+    done = capsys.readouterr()
+    assert "opened INC-2" in done.out and "NetBox was not asked" in done.err
+    assert main([*base, "incident", "show", "2", "--json"]) == 0
+    again = json.loads(capsys.readouterr().out)
+    assert again["netbox"] is None and again["affected_text"] == "core1"
