@@ -31,7 +31,7 @@ INSERT INTO filler SELECT i, md5(i::text) || repeat('x', 40) FROM generate_serie
 """
 
 
-def bare_upgrade(template: Path) -> float:
+def bare_upgrade(template: Path, mode: str) -> float:
     c = pc.copy_template(template)
     try:
         options = facts.unknown_column_options(json.loads(c.psql(facts.COLUMN_OPTIONS_SQL)))
@@ -68,7 +68,7 @@ def bare_upgrade(template: Path) -> float:
                 "-C",
                 str(c.root / "work"),
                 str(pc.PG18 / "pg_upgrade"),
-                "--copy",
+                f"--{mode}",
                 f"--jobs={os.cpu_count() or 1}",
                 "-b",
                 str(pc.PG15),
@@ -93,7 +93,7 @@ def bare_upgrade(template: Path) -> float:
         c.remove()
 
 
-def runbook_upgrade(template: Path, tmp: Path) -> tuple[float, float, float, float]:
+def runbook_upgrade(template: Path, tmp: Path, mode: str) -> tuple[float, float, float, float]:
     from runbooks.library.db_upgrade import DbUpgrade
 
     c = pc.copy_template(template)
@@ -102,7 +102,7 @@ def runbook_upgrade(template: Path, tmp: Path) -> tuple[float, float, float, flo
         writer.start()
         time.sleep(0.5)
         start = time.perf_counter()
-        rb = DbUpgrade(DbUpgrade.parse_params(c.params))
+        rb = DbUpgrade(DbUpgrade.parse_params({**c.params, "mode": mode}))
         result = Engine(RecordStore(tmp / "records.sqlite3"), "bench", confirmer=confirm_all()).run(
             rb
         )
@@ -113,7 +113,7 @@ def runbook_upgrade(template: Path, tmp: Path) -> tuple[float, float, float, flo
         if not result.ok:
             raise SystemExit(f"runbook failed: {result.error}")
         evidence = {s.step: s.evidence for s in result.steps}
-        print("steps:", ", ".join(f"{s.step} {s.duration_s:.2f}" for s in result.steps))
+        print(mode, "steps:", ", ".join(f"{s.step} {s.duration_s:.2f}" for s in result.steps))
         rows = int(c.psql("SELECT count(*) FROM writes"))
         if rows != len(writer.ok):
             raise SystemExit(f"lost writes: {len(writer.ok)} acknowledged, {rows} in 18")
@@ -127,12 +127,8 @@ def runbook_upgrade(template: Path, tmp: Path) -> tuple[float, float, float, flo
         c.remove()
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--rows", type=int, default=1_000_000)
-    args = parser.parse_args()
-    if (why := pc.can_run()) is not None:
-        raise SystemExit(why)
+def make_template(rows: int) -> Path:
+    """The sample cluster plus ``rows`` rows of filler, stopped."""
     t0 = time.perf_counter()
     template = pc.make_template()
     pc.pg_ctl(
@@ -160,30 +156,52 @@ def main() -> None:
             "-d",
             "postgres",
         ],
-        input=FILLER.format(rows=args.rows),
+        input=FILLER.format(rows=rows),
     )
     pc.pg_ctl(pc.PG15, template, "stop", "-m", "fast", "-w")
     size = sum(f.stat().st_size for f in template.rglob("*") if f.is_file())
     print(
-        f"template: {size / 1e6:.0f} MB data directory, {args.rows} filler rows "
+        f"template: {size / 1e6:.0f} MB data directory, {rows} filler rows "
         f"({time.perf_counter() - t0:.1f} s to build)"
     )
-    tmp = pc.postgres_dir("rbpg-bench-")
-    try:
-        bare = bare_upgrade(template)
-        downtime, gap, in_run, total = runbook_upgrade(template, tmp)
-    finally:
-        shutil.rmtree(template.parent, ignore_errors=True)
-        shutil.rmtree(tmp, ignore_errors=True)
-    print(f"bare pg_upgrade --copy:             {bare:7.2f} s")
-    print(f"runbook: pg_upgrade inside the run  {in_run:7.2f} s")
-    print(
-        f"runbook: downtime (record)          {downtime:7.2f} s  "
-        "(writers stopped -> 18 accepts on the service endpoint)"
+    return template
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rows", type=int, nargs="+", default=[300_000, 1_000_000])
+    parser.add_argument(
+        "--modes", nargs="+", default=["copy"], help="runbook modes to measure (copy, link)"
     )
-    print(f"runbook: longest gap a writer saw   {gap:7.2f} s")
-    print(f"runbook: whole run                  {total:7.2f} s  (incl. backup + restore test)")
-    print(f"ratio downtime / bare pg_upgrade:   {downtime / bare:7.2f}")
+    args = parser.parse_args()
+    if (why := pc.can_run()) is not None:
+        raise SystemExit(why)
+    table = []
+    for rows in args.rows:
+        template = make_template(rows)
+        tmp = pc.postgres_dir("rbpg-bench-")
+        try:
+            bare = {m: bare_upgrade(template, m) for m in ("copy", "link")}
+            for mode in args.modes:
+                downtime, gap, in_run, total = runbook_upgrade(template, tmp, mode)
+                table.append((rows, mode, bare, downtime, gap, in_run, total))
+        finally:
+            shutil.rmtree(template.parent, ignore_errors=True)
+            shutil.rmtree(tmp, ignore_errors=True)
+    print()
+    print("downtime: writers stopped -> the new cluster accepts writes (record); gap: the")
+    print("longest time between two acknowledged inserts of the writer; ratios to bare pg_upgrade")
+    print("in the same mode (copy mode against --copy, link mode against --link)")
+    head = f"{'rows':>9} {'mode':>5} {'bare copy':>9} {'bare link':>9} {'pg_upg':>7} "
+    head += f"{'downtime':>8} {'gap':>6} {'ratio':>6} {'gap ratio':>9} {'whole run':>9}"
+    print(head)
+    for rows, mode, bare, downtime, gap, in_run, total in table:
+        ref = bare[mode]
+        print(
+            f"{rows:>9} {mode:>5} {bare['copy']:>8.2f}s {bare['link']:>8.2f}s {in_run:>6.2f}s "
+            f"{downtime:>7.2f}s {gap:>5.2f}s {downtime / ref:>6.2f} {gap / ref:>9.2f} "
+            f"{total:>8.1f}s"
+        )
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ every application session ends and no new one can start, while the runbook can s
 from __future__ import annotations
 
 import logging
+import re
 import shlex
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -18,8 +19,21 @@ from typing import Any
 from runbooks.core.errors import InputError, RollbackError, VerificationError
 from runbooks.core.gateway import reads, writes
 from runbooks.gateways import postgres_facts as facts
-from runbooks.gateways.postgres import Cluster, PostgresGateway, initdb_argv, tail
-from runbooks.gateways.postgres_backup import MANIFEST, BackupManifest, UnverifiedBackupError
+from runbooks.gateways import postgres_open as gate
+from runbooks.gateways import postgres_wal as wal
+from runbooks.gateways.postgres import (
+    Cluster,
+    PostgresGateway,
+    conninfo_dbname,
+    initdb_argv,
+    tail,
+)
+from runbooks.gateways.postgres_backup import (
+    MANIFEST,
+    BackupManifest,
+    UnverifiedBackupError,
+    require_verified,
+)
 from runbooks.gateways.postgres_shell import CommandError
 
 log = logging.getLogger(__name__)
@@ -27,6 +41,7 @@ log = logging.getLogger(__name__)
 PG_UPGRADE_OLD_PORT = 50432  # pg_upgrade's private servers: sockets in the work dir, no TCP
 PG_UPGRADE_NEW_PORT = 50433
 SCRATCH_PREFIX = "runbook-check."  # pg_upgrade --check's throwaway directory (mktemp -d -t)
+UPGRADE_MODES = ("copy", "clone", "link", "swap")  # pg_upgrade --<mode>
 
 
 @dataclass(frozen=True)
@@ -80,7 +95,7 @@ class UpgradeGateway(PostgresGateway):
         for db in self.databases(cluster):
             file, rc_file = f"{directory}/{dump_file(db)}", f"{directory}/.rc"
             dump = [cluster.bin("pg_dump"), "-h", cluster.socket_dir, "-p", str(cluster.port)]
-            dump += ["-Fc", "-f", file, "-d", db]
+            dump += ["-Fc", "-f", file, "-d", conninfo_dbname(db)]
             script = facts.fingerprint_script(dump, rc_file)
             out = self.shell.run([*cluster.psql(db), "-f", "-"], input=script, timeout=3600)
             rc = (self.read_text(rc_file) or "").strip()
@@ -161,7 +176,7 @@ class UpgradeGateway(PostgresGateway):
             db = db_of_dump(name)
             restore = [scratch.bin("pg_restore"), "--exit-on-error", "-h", scratch.socket_dir]
             restore += ["-p", str(scratch.port)]
-            restore += ["-d", db] if db in present else ["-C", "-d", "postgres"]
+            restore += ["-d", conninfo_dbname(db)] if db in present else ["-C", "-d", "postgres"]
             self.shell.run([*restore, f"{directory}/{name}"], timeout=3600)
 
     def _version_num(self, cluster: Cluster) -> int:
@@ -171,37 +186,81 @@ class UpgradeGateway(PostgresGateway):
     def version_num(self, cluster: Cluster) -> int:
         return self._version_num(cluster)
 
-    @writes
-    def close_service(
-        self, cluster: Cluster, private: Cluster, log_file: str, *, backup_dir: str, run_id: str
-    ) -> dict[str, Any]:
-        """Stop writers: restart the cluster on its private socket only. Proves the backup
-        first and returns the proof."""
-        proof = self.require_verified_backup(backup_dir, cluster, run_id)
-        self.stop(cluster)
-        self.start(private, log_file, private=True)
-        if self.accepts_connections(cluster):
-            raise VerificationError(f"{cluster.endpoint} still accepts connections")
-        return proof
+    @reads
+    def prove_backup(self, directory: str, run_id: str, system_identifier: str) -> dict[str, Any]:
+        """The guard of ``require_verified_backup`` for a cluster known by its identifier
+        (after pg_upgrade --link the old data directory's pg_control is renamed)."""
+        manifest = self.read_manifest(directory)
+        files_now = self.file_hashes(directory)
+        require_verified(
+            manifest, run_id=run_id, system_identifier=system_identifier, files_now=files_now
+        )
+        assert manifest is not None  # require_verified refuses None
+        return {"backup": directory, "verified_at": manifest.verified_at,
+                "files_unchanged": len(files_now)}  # fmt: skip
 
     @writes
-    def open_service(
+    def stop_writers(self, cluster: Cluster, *, backup_dir: str, run_id: str) -> dict[str, Any]:
+        """Stop writers: stop the cluster (every session ends, the endpoint closes). A
+        checkpoint taken first, while applications still write, leaves the shutdown
+        checkpoint little to write. Proves the backup first; returns the proof and the
+        moment the writers stopped."""
+        proof = self.require_verified_backup(backup_dir, cluster, run_id)
+        self.shell.run([*cluster.psql(), "-c", "CHECKPOINT"], timeout=3600)
+        stopped_at = now_iso()
+        self.stop(cluster)
+        if self.accepts_connections(cluster):
+            raise VerificationError(f"{cluster.endpoint} still accepts connections")
+        return {"writers_stopped_at": stopped_at, **proof}
+
+    @writes
+    def open_with_snapshots(
         self,
         new: Cluster,
         log_file: str,
         *,
-        old: Cluster,
+        role: str,
+        databases: list[str],
+        out_dir: str,
         backup_dir: str,
         run_id: str,
-    ) -> dict[str, Any]:
-        """Restart the new cluster with its own configuration: the service endpoint is its.
-        Proves the backup first and returns the proof."""
-        proof = self.require_verified_backup(backup_dir, old, run_id)
-        self.stop(new)
-        self.start(new, log_file)
+        system_identifier: str,
+    ) -> tuple[facts.Fingerprints, str]:
+        """Start the new cluster on its service endpoint behind the gate
+        (``postgres_open``), take one snapshot per database, open the service, and read
+        every table in those snapshots. Returns the fingerprints at the opening and its
+        time. Proves the backup (of the old cluster, ``system_identifier``) first."""
+        self.prove_backup(backup_dir, run_id, system_identifier)
+        self.shell.run(["rm", "-rf", out_dir])
+        self.make_dir(out_dir)
+        self.write_text(f"{out_dir}/snapshot.sql", gate.snapshot_script())
+        argv = gate.gated_open_argv(
+            new.data_dir, new.bin_dir, log_file, out_dir, role, new.socket_dir, new.port,
+            [conninfo_dbname(db) for db in databases],
+        )  # fmt: skip
+        proc = self.shell.run(argv, check=False, timeout=7200)
+        opened = proc.stdout.strip().splitlines()[:1]
+        if proc.returncode != 0 or not opened:
+            raise VerificationError(
+                f"opening {new.endpoint} failed (exit {proc.returncode}): {tail(proc.stderr)}"
+            )
         if not self.accepts_connections(new):
             raise VerificationError(f"{new.endpoint} does not accept connections")
-        return proof
+        found: facts.Fingerprints = {}
+        for i, db in enumerate(databases, start=1):
+            text = self.read_text(f"{out_dir}/fp.{i}.out") or ""
+            found[db] = facts.parse_fingerprint_output(text)
+        return found, opened[0]
+
+    @writes
+    def fingerprint_stopped(self, private: Cluster, log_file: str) -> facts.Fingerprints:
+        """Every table of a stopped cluster (the old one, kept by copy mode): started on its
+        private socket where no application reaches it, read, stopped again."""
+        self.start(private, log_file, private=True)
+        try:
+            return self.fingerprints(private)
+        finally:
+            self.stop(private)
 
     @writes
     def bring_back_old(
@@ -211,25 +270,190 @@ class UpgradeGateway(PostgresGateway):
         log_file: str,
         expected: facts.Fingerprints | None,
         from_version: int,
+        private: Cluster | None = None,
     ) -> dict[str, Any]:
-        """Rollback: stop the new cluster wherever it runs, start the old one on its service
-        endpoint, and prove it is the old version with every table as before."""
+        """Rollback: stop the new cluster wherever it runs, prove every table of the old one
+        as before (``expected``, read on its ``private`` socket before any application can
+        write), and start it on its service endpoint as the old version."""
         if new is not None and self.exists(f"{new.data_dir}/PG_VERSION"):
             self.stop(new)
         self.stop(old)
-        self.start(old, log_file)
-        version = facts.major_version(self._version_num(old))
-        if version != from_version:
-            raise RollbackError(f"{old.endpoint} answers as PostgreSQL {version}")
-        evidence: dict[str, Any] = {"version": version, "endpoint": old.endpoint}
-        if expected is not None:
-            problems = facts.compare_fingerprints(expected, self.fingerprints(old))
+        evidence: dict[str, Any] = {"endpoint": old.endpoint}
+        if expected is not None and private is not None:  # read before anyone writes again
+            self.start(private, log_file, private=True)
+            try:
+                problems = facts.compare_fingerprints(expected, self.fingerprints(private))
+            finally:
+                self.stop(private)
             if problems:
                 raise RollbackError(
                     "the old cluster is back but differs: " + "; ".join(problems[:3])
                 )
             evidence["tables_verified"] = sum(len(t) for t in expected.values())
-        return evidence
+        self.start(old, log_file)
+        version = facts.major_version(self._version_num(old))
+        if version != from_version:
+            raise RollbackError(f"{old.endpoint} answers as PostgreSQL {version}")
+        return {"version": version, **evidence}
+
+    # ------------------------------------------------------------------ link/swap: WAL
+    def _start_with(
+        self, cluster: Cluster, log_file: str, settings: dict[str, str], *, private: bool
+    ) -> None:
+        """pg_ctl start with ``settings`` on the command line (never written to a file)."""
+        if private:
+            settings = {
+                "listen_addresses": "",
+                "port": str(cluster.port),
+                "unix_socket_directories": cluster.socket_dir,
+                **settings,
+            }
+        argv = [cluster.bin("pg_ctl"), "start", "-D", cluster.data_dir, "-l", log_file, "-w"]
+        argv += ["-t", "3600", "-o", wal.server_options(settings)]
+        self.shell.run(argv, timeout=3700)
+
+    @writes
+    def start_archiving(self, old: Cluster, wal_dir: str, log_file: str) -> dict[str, Any]:
+        """Restart the old cluster with WAL archiving into ``wal_dir`` (command-line settings:
+        nothing of its configuration changes, and a later start is without them)."""
+        self.make_dir(wal_dir)
+        command = wal.archive_command(wal_dir)
+        self.stop(old)
+        self._start_with(
+            old, log_file, {"archive_mode": "on", "archive_command": command}, private=False
+        )
+        sql = (
+            "SELECT to_json(current_setting('archive_mode') || ' ' "
+            "|| current_setting('archive_command'))"
+        )
+        now = str(self.query_json(old, sql))
+        if now != f"on {command}":
+            raise VerificationError(f"WAL archiving is not on after the restart: {now!r}")
+        return {"archive_mode": "on", "archive_command": command}
+
+    @writes
+    def stop_archiving(self, old: Cluster, log_file: str) -> None:
+        """Undo ``start_archiving``: the old cluster restarted with its own configuration."""
+        if self.is_running(old):
+            self.stop(old)
+        self.start(old, log_file)
+
+    @writes
+    def take_base_backup(self, old: Cluster, directory: str) -> dict[str, Any]:
+        """pg_basebackup (plain, its WAL streamed in) of the running old cluster, checked
+        against its manifest by pg_verifybackup."""
+        self.shell.run(["rm", "-rf", directory])
+        argv = [old.bin("pg_basebackup"), "-h", old.socket_dir, "-p", str(old.port)]
+        argv += ["-D", directory, "-Fp", "-X", "stream", "-c", "fast"]
+        self.shell.run(argv, timeout=7200)
+        check = self.shell.run([old.bin("pg_verifybackup"), directory], timeout=7200)
+        label = self.read_text(f"{directory}/backup_label") or ""
+        return {
+            "base_backup": directory,
+            "start_wal": wal.start_wal_file(label),
+            "bytes": self.dir_bytes(directory),
+            "pg_verifybackup": tail(check.stdout, 1),
+        }
+
+    @writes
+    def save_final_wal(self, old: Cluster, wal_dir: str, base_dir: str) -> dict[str, Any]:
+        """With the old cluster shut down: copy the segments its archiver had not archived
+        (the unfinished last one) into the archive, and prove the archive runs without a gap
+        from the base backup's start to the shutdown checkpoint."""
+        control = self.controldata(old)
+        if control.get("Database cluster state") != "shut down":
+            raise VerificationError(f"{old.data_dir} is not cleanly shut down: {control}")
+        last = control["Latest checkpoint's REDO WAL file"]
+        seg = int(control["Bytes per WAL segment"])
+        listing = self.shell.run(["ls", "-1", f"{old.data_dir}/pg_wal"]).stdout.split()
+        archived = set(self.shell.run(["ls", "-1", wal_dir]).stdout.split())
+        last_no = wal.segment_number(last, seg)
+        missing = [
+            n
+            for n in listing
+            if wal.SEGMENT.match(n) and n not in archived and wal.segment_number(n, seg) <= last_no
+        ]
+        if missing:
+            self.shell.run(["cp", *(f"{old.data_dir}/pg_wal/{n}" for n in missing), wal_dir])
+        first = wal.start_wal_file(self.read_text(f"{base_dir}/backup_label") or "")
+        holes = wal.gaps(sorted(archived | set(missing)), first, last, seg)
+        if holes:
+            raise VerificationError(f"the WAL archive misses {len(holes)} segments: {holes[:3]}")
+        return {
+            "stop_lsn": control["Latest checkpoint location"],
+            "wal_from": first,
+            "wal_to": last,
+            "saved_from_pg_wal": missing,
+        }
+
+    def _recover(
+        self, private: Cluster, base_dir: str, wal_dir: str, log_file: str
+    ) -> facts.Fingerprints:
+        """Copy the base backup into ``private``'s data directory, replay the archived WAL to
+        its end (the stop), read every table; the server is left running privately."""
+        self.shell.run(["rm", "-rf", private.data_dir])
+        self.shell.run(["cp", "-a", base_dir, private.data_dir])
+        self.shell.run(["chmod", "0700", private.data_dir])
+        self.write_text(f"{private.data_dir}/recovery.signal", "")
+        settings = {
+            "restore_command": wal.restore_command(wal_dir),
+            "archive_mode": "off",
+            "hot_standby": "off",  # no connection before recovery has ended
+        }
+        self._start_with(private, log_file, settings, private=True)
+        # pg_ctl -w returns once recovery runs; connections come when it has ended
+        ready = [private.bin("pg_isready"), "-q", "-h", private.socket_dir, "-p", str(private.port)]
+        wait = 'i=0; until "$@"; do i=$((i+1)); [ $i -gt 36000 ] && exit 1; sleep 0.1; done'
+        self.shell.run(["sh", "-c", wait, "sh", *ready], timeout=3700)
+        if self.query_json(private, "SELECT to_json(pg_is_in_recovery())") is not False:
+            raise VerificationError(f"{private.data_dir} is still in recovery")
+        return self.fingerprints(private)
+
+    @writes
+    def rehearse_restore(
+        self, scratch: Cluster, base_dir: str, wal_dir: str, log_file: str
+    ) -> facts.Fingerprints:
+        """The way back, rehearsed in a scratch directory: every table as it was at the stop."""
+        try:
+            return self._recover(scratch, base_dir, wal_dir, log_file)
+        finally:
+            self.stop(scratch)
+            self.shell.run(["rm", "-rf", scratch.data_dir])
+
+    @writes
+    def restore_old_from_base(
+        self,
+        old: Cluster,
+        private: Cluster,
+        *,
+        base_dir: str,
+        wal_dir: str,
+        aside: str,
+        log_file: str,
+        expected: facts.Fingerprints | None,
+        from_version: int,
+    ) -> dict[str, Any]:
+        """Rollback after link or swap: the old data directory (unusable) moved to ``aside``,
+        the base backup restored in its place with the archived WAL replayed to the stop,
+        every table proven against ``expected``, then served again."""
+        self.shell.run(["rm", "-rf", aside])
+        if self.exists(old.data_dir):
+            self.shell.run(["mv", old.data_dir, aside])
+        try:
+            restored = self._recover(private, base_dir, wal_dir, log_file)
+        finally:
+            self.stop(private)
+        evidence: dict[str, Any] = {"restored_from": base_dir, "wal": wal_dir, "aside": aside}
+        if expected is not None:
+            problems = facts.compare_fingerprints(expected, restored)
+            if problems:
+                raise RollbackError("the restored cluster differs: " + "; ".join(problems[:3]))
+            evidence["tables_verified"] = sum(len(t) for t in expected.values())
+        self.start(old, log_file)
+        version = facts.major_version(self._version_num(old))
+        if version != from_version:
+            raise RollbackError(f"{old.endpoint} answers as PostgreSQL {version}")
+        return {"version": version, **evidence}
 
     @reads
     def upgrade_check(
@@ -273,6 +497,13 @@ class UpgradeGateway(PostgresGateway):
             )
         return UpgradeCheck(report, scratch)
 
+    @reads
+    def upgrade_modes(self, bin_dir: str) -> list[str]:
+        """The transfer modes this pg_upgrade offers (``--swap`` came with PostgreSQL 18)."""
+        text = self.shell.run([f"{bin_dir}/pg_upgrade", "--help"]).stdout
+        offered = set(re.findall(r"--(\w+)", text))
+        return [m for m in UPGRADE_MODES if m in offered]
+
     @writes
     def make_bin_shim(self, real_bin: str, shim_dir: str, strip_options: list[str]) -> str:
         """A bin directory of links to ``real_bin`` whose pg_restore strips column options the
@@ -298,10 +529,12 @@ class UpgradeGateway(PostgresGateway):
         run_id: str,
         upgrade_bin: str | None = None,
     ) -> dict[str, Any]:
-        """pg_upgrade in copy or clone mode: the old cluster stays startable as it was.
-        ``upgrade_bin`` replaces the new bin dir for pg_upgrade (a shim, ``make_bin_shim``)."""
-        if mode not in ("copy", "clone"):
-            raise InputError(f"pg_upgrade mode {mode!r}: only copy or clone keep the old cluster")
+        """pg_upgrade: copy or clone keep the old cluster startable as it was; link and swap
+        do not: once the new cluster has started, the old one cannot be (the runbook refuses
+        them until it has a way back without the old cluster). ``upgrade_bin`` replaces the
+        new bin dir for pg_upgrade (a shim, ``make_bin_shim``)."""
+        if mode not in UPGRADE_MODES:
+            raise InputError(f"pg_upgrade mode {mode!r}: one of {', '.join(UPGRADE_MODES)}")
         proof = self.require_verified_backup(backup_dir, old, run_id)
         if self.is_running(old):
             raise VerificationError(f"{old.data_dir} is still running; stop writers first")

@@ -10,25 +10,33 @@ The procedure, in order:
 3. Take a full backup and verify it by restoring it into a scratch instance: every table's
    row count and checksum must equal the source's. **No later step runs without this**: each
    destructive gateway call re-proves the backup (``postgres_backup.require_verified``).
-4. Prepare the new cluster (initdb as the old one) while writers still write; then stop
-   writers: the service endpoint closes (the old cluster restarts on a private socket) and
-   every table's fingerprint is taken on the quiet cluster.
-5. pg_upgrade in copy (or clone) mode: the old cluster stays as it was.
-6. Start 18 privately with the old configuration carried over; post-checks (version, every
-   table's rows and checksum equal to step 4, extensions).
-7. Switch the service over: the endpoint is served by 18 (downtime ends); analyze; check the
-   service and record the downtime.
-8. Witness the run in the server's NetBox journal: an entry with the record's head hash.
+4. Prepare the new cluster while writers still write: initdb as the old one, its pg_hba,
+   pg_ident and settings carried over. Then stop writers: a CHECKPOINT (so the shutdown has
+   little to write), and the old cluster stops. Downtime starts.
+5. pg_upgrade in the chosen mode (copy by default: the old cluster stays as it was).
+6. Open the service on 18 (downtime ends): it starts on its endpoint behind a gate (only the
+   runbook's role, read-only transactions), one snapshot per database is taken, the gate is
+   lifted (``postgres_open``). Post-checks after the downtime: every table read in those
+   snapshots must equal the old cluster at the stop (started on a private socket, read,
+   stopped); version and extensions; analyze; check the service and record the downtime.
+7. Witness the run in the server's NetBox journal: an entry with the record's head hash.
 
-Rollback: any failure after writers stop stops 18, starts the old cluster on its endpoint and
-verifies every table against step 4. Writes made to 18 after the switch are not carried back.
+Inside the downtime there is only the stop, pg_upgrade and the start: measured with
+``bench/db_upgrade.py``.
+
+Rollback: any failure after writers stop stops 18, proves every table of the old cluster
+on its private socket (when they were read), then serves it again. Writes made to 18 after
+the opening are not carried back. link and swap are refused until their way back (a base
+backup plus the WAL archived to the stop) is built.
 """
 
 from __future__ import annotations
 
 import logging
 from datetime import timedelta
-from typing import Any
+from typing import Any, Literal
+
+from pydantic import Field
 
 from runbooks.core.context import RunContext
 from runbooks.core.errors import VerificationError
@@ -44,11 +52,71 @@ from runbooks.library.db_upgrade_parts import (
     embedded_bin_dir,
 )
 
-__all__ = ["DbUpgrade", "DbUpgradeParams", "embedded_bin_dir"]
+__all__ = ["DbUpgrade", "DbUpgradeParams", "UpgradeParams", "embedded_bin_dir"]
 
 log = logging.getLogger(__name__)
 
 TARGET = "{host}"  # the database server
+
+Mode = Literal["copy", "clone", "link", "swap"]
+
+CONSEQUENCES = {
+    "copy": "pg_upgrade --copy: the old cluster stays startable as it was; the downtime grows "
+    "with the data (every file is copied)",
+    "clone": "pg_upgrade --clone: as copy, but needs a reflink file system (XFS, Btrfs)",
+    "link": "pg_upgrade --link: seconds whatever the size, but once the new cluster has "
+    "started the old one is unusable; the way back is then the base backup plus the WAL "
+    "archived until the writers stopped",
+    "swap": "pg_upgrade --swap (18): seconds whatever the size, the old cluster is destroyed; "
+    "the way back is the base backup plus the WAL archived until the writers stopped",
+}
+FIXED_DOWNTIME_S = 3.0  # stop, pg_upgrade's schema transfer, start: measured on the lab
+COPY_BYTES_PER_S = 150e6  # pg_upgrade --copy on the lab machine
+
+
+FAST = ("link", "swap")
+
+
+def fast_mode_blockers(survey: dict[str, Any], data_bytes: int, free: int, need: int) -> list[str]:
+    """What stops link or swap: an archive of the DBA's own (the runbook's archiving would
+    divert it), and room for the base backup and its rehearsal restore."""
+    problems = []
+    settings = survey.get("settings") or {}
+    if settings.get("archive_mode", "off") != "off":
+        problems.append(
+            f"archive_mode is {settings['archive_mode']} already: link/swap archive WAL into "
+            "the run's directory and would divert that archive; use copy"
+        )
+    if free < need + 2 * data_bytes:
+        problems.append(
+            f"link/swap need room for a base backup and its rehearsal restore: "
+            f"{need + 2 * data_bytes} bytes, {free} free"
+        )
+    return problems
+
+
+def mode_consequence(mode: str) -> str:
+    """What choosing ``mode`` means for the downtime and the way back, said in the plan."""
+    return CONSEQUENCES[mode]
+
+
+def expected_downtime_s(data_bytes: int, mode: str) -> float:
+    """Writers stopped until the new cluster serves: fixed costs, plus the copy in copy mode.
+
+    >>> expected_downtime_s(300_000_000, "copy"), expected_downtime_s(300_000_000, "link")
+    (5.0, 3.0)
+    """
+    return FIXED_DOWNTIME_S + (data_bytes / COPY_BYTES_PER_S if mode == "copy" else 0.0)
+
+
+class UpgradeParams(DbUpgradeParams):
+    mode: Mode = Field(  # type: ignore[assignment]
+        default="copy",
+        description="pg_upgrade's transfer mode: copy (old cluster kept; downtime grows with "
+        "the data), clone (reflink file systems only), link or swap (swap needs 18's "
+        "pg_upgrade: downtime of seconds whatever the size; after the new cluster starts "
+        "the way back is the base backup plus the archived WAL)",
+    )
 
 
 class DbUpgrade(DbUpgradeBase):
@@ -58,7 +126,49 @@ class DbUpgrade(DbUpgradeBase):
     title = "Database system upgrade (PostgreSQL major version)"
     instruction = "14 數據庫系統升級 database system upgrade"
     expected_duration = timedelta(minutes=15)
-    Params = DbUpgradeParams
+    Params = UpgradeParams
+
+    @property
+    def fast(self) -> bool:
+        """link or swap: the old cluster is not kept, the way back is base backup + WAL."""
+        return str(self.p.mode) in FAST
+
+    def wal_dir(self, ctx: RunContext) -> str:
+        return f"{self.run_dir(ctx)}/wal"
+
+    def base_dir(self, ctx: RunContext) -> str:
+        return f"{self.run_dir(ctx)}/base"
+
+    def _bring_back_old(self, ctx: RunContext) -> dict[str, Any]:
+        """Stop the new cluster; prove the old one's tables on its private socket (when they
+        were read at the stop or after); serve it again. After link or swap had begun: the
+        base backup restored in its place, the archived WAL replayed to the stop."""
+        state = self.state(ctx)
+        if self.fast and state.get("upgrade_started"):
+            self._stop_new(ctx)
+            opened = state.get("opened")
+            evidence = self.pg(ctx).restore_old_from_base(
+                self.old,
+                self.private(self.old),
+                base_dir=self.base_dir(ctx),
+                wal_dir=self.wal_dir(ctx),
+                aside=f"{self.run_dir(ctx)}/old-data-after-{self.p.mode}",
+                log_file=self.log_file(f"pg{self.p.from_version}"),
+                expected=facts.fingerprints_from_json(opened) if opened else self.before(ctx),
+                from_version=self.p.from_version,
+            )
+            log.info("old cluster restored on %s: %s", self.old.endpoint, evidence)
+            return evidence
+        evidence = self.pg(ctx).bring_back_old(
+            self.old,
+            self.new,
+            self.log_file(f"pg{self.p.from_version}"),
+            self.before(ctx),
+            self.p.from_version,
+            private=self.private(self.old),
+        )
+        log.info("old cluster back on %s: %s", self.old.endpoint, evidence)
+        return evidence
 
     # ------------------------------------------------------------------ 1. survey
     @check("Survey: version, size, disk, extensions, connections, replication", targets=TARGET)
@@ -71,7 +181,7 @@ class DbUpgrade(DbUpgradeBase):
         db_bytes = sum(int(d["bytes"]) for d in survey["databases"])
         free = pg.free_bytes(p.work_dir)
         free_new = pg.free_bytes(p.new_data)
-        need = facts.space_needed(data_bytes, db_bytes, p.mode)
+        need = facts.space_needed(data_bytes, db_bytes, "copy" if p.mode == "copy" else "link")
         evidence = {
             "version": survey["version"],
             "data_directory": survey["data_directory"],
@@ -88,7 +198,8 @@ class DbUpgrade(DbUpgradeBase):
             "new_binaries": f"PostgreSQL {new_bin_version} in {p.new_bin}",
             "free_bytes": min(free, free_new),
             "needed_bytes": need,
-            "expected_downtime_s": round(facts.estimate_downtime_s(data_bytes, p.mode), 1),
+            "expected_downtime_s": round(expected_downtime_s(data_bytes, str(p.mode)), 1),
+            "mode": mode_consequence(str(p.mode)),
         }
         problems = facts.upgrade_blockers(
             survey,
@@ -97,6 +208,14 @@ class DbUpgrade(DbUpgradeBase):
             space=(min(free, free_new), need),
             new_cluster_exists=pg.exists(f"{p.new_data}/PG_VERSION") and p.new_data,
         )
+        if self.fast:
+            problems += fast_mode_blockers(survey, data_bytes, min(free, free_new), need)
+        offered = pg.upgrade_modes(p.new_bin)
+        if p.mode not in offered:
+            problems.append(
+                f"pg_upgrade {new_bin_version} in {p.new_bin} has no --{p.mode} "
+                f"(it offers {', '.join(offered)})"
+            )
         if problems:
             raise VerificationError("; ".join(problems), evidence=evidence)
         return evidence
@@ -123,7 +242,7 @@ class DbUpgrade(DbUpgradeBase):
     @manual("Announce the maintenance and its expected downtime to the users", targets=TARGET)
     def announce(self, ctx: RunContext) -> str:
         data_bytes = self.pg(ctx).dir_bytes(self.p.old_data)
-        downtime = facts.estimate_downtime_s(data_bytes, self.p.mode)
+        downtime = expected_downtime_s(data_bytes, str(self.p.mode))
         return (
             f"Users of {self.p.host} ({self.p.socket_dir} port {self.p.port}) are told: "
             f"PostgreSQL {self.p.from_version} -> {self.p.to_version}; the database is "
@@ -181,6 +300,54 @@ class DbUpgrade(DbUpgradeBase):
     def nothing_to_undo(self, ctx: RunContext, diffs: list[Diff]) -> None:
         log.info("verifying a backup changed nothing on the cluster")
 
+    # ------------------------------------------------------------------ 3b. link/swap only
+    @change("link/swap: archive WAL from now until the stop (old restarts once)", targets=TARGET)
+    def plan_archive_wal(self, ctx: RunContext) -> Diff | None:
+        if not self.fast or (not ctx.planning and self.state(ctx).get("archiving")):
+            return None
+        return Diff.of_fields(
+            f"{self.p.host}:{self.p.old_data}",
+            {"wal_archiving": "as configured (off)"},
+            {"wal_archiving": f"on, into {self.p.work_dir}/<run>/wal until the stop"},
+            "the old cluster restarts once (about a second of interruption, before the "
+            "downtime); the archived WAL is the way back after the new cluster starts",
+        )
+
+    @plan_archive_wal.apply
+    def archive_wal(self, ctx: RunContext, diffs: list[Diff]) -> dict[str, Any]:
+        evidence = self.pg(ctx).start_archiving(
+            self.old, self.wal_dir(ctx), self.log_file(f"pg{self.p.from_version}")
+        )
+        self.save_state(ctx, archiving=True)
+        return evidence
+
+    @plan_archive_wal.undo
+    def stop_archiving(self, ctx: RunContext, diffs: list[Diff]) -> None:
+        if self.state(ctx).get("writers_stopped_at"):
+            return  # the old cluster was brought back (or restored) without archiving
+        self.pg(ctx).stop_archiving(self.old, self.log_file(f"pg{self.p.from_version}"))
+
+    @change("link/swap: base backup (pg_basebackup), checked by pg_verifybackup", targets=TARGET)
+    def plan_base_backup(self, ctx: RunContext) -> Diff | None:
+        if not self.fast or (not ctx.planning and self.state(ctx).get("base_backup")):
+            return None
+        return Diff.of_fields(
+            f"{self.p.host}:base-backup",
+            {"base_backup": None},
+            {"base_backup": f"{self.p.work_dir}/<run>/base (pg_basebackup -Fp -X stream)"},
+            "restored with the archived WAL, it is the way back once the new cluster runs",
+        )
+
+    @plan_base_backup.apply
+    def base_backup(self, ctx: RunContext, diffs: list[Diff]) -> dict[str, Any]:
+        evidence = self.pg(ctx).take_base_backup(self.old, self.base_dir(ctx))
+        self.save_state(ctx, base_backup=evidence)
+        return evidence
+
+    @plan_base_backup.undo
+    def keep_base_backup(self, ctx: RunContext, diffs: list[Diff]) -> None:
+        log.info("the base backup in %s is kept", self.base_dir(ctx))
+
     # ------------------------------------------------------------------ 4. prepare, stop writers
     @change("Prepare the new cluster: initdb with the old checksums and locale", targets=TARGET)
     def plan_prepare_new(self, ctx: RunContext) -> Diff | None:
@@ -207,6 +374,7 @@ class DbUpgrade(DbUpgradeBase):
         survey = pg.survey(self.old)  # the configuration to carry over, read while it serves
         locale = pg.locale(self.old)
         strip = sorted(facts.unknown_column_options(pg.column_options(self.old)))
+        settings = facts.carried_settings(survey["settings"] or {})
         with self.undone_on_failure(lambda: self._discard_new(ctx), "plan_prepare_new"):
             pg.initdb(
                 self.new,
@@ -214,6 +382,7 @@ class DbUpgrade(DbUpgradeBase):
                 superuser=str(survey["bootstrap_superuser"]),
                 locale=locale,
             )
+            self._carry_configuration(ctx, survey, settings)
             shim = None
             if strip:  # pg_upgrade --check does not see these: its schema restore would fail
                 shim = pg.make_bin_shim(self.p.new_bin, f"{self.run_dir(ctx)}/bin", strip)
@@ -222,13 +391,27 @@ class DbUpgrade(DbUpgradeBase):
             "initdb": facts.initdb_checksum_flag(bool(survey["data_checksums"])),
             "locale": locale,
             "column_options_stripped": strip,
+            "carried_settings": settings,
         }
+
+    def _carry_configuration(
+        self, ctx: RunContext, survey: dict[str, Any], settings: dict[str, str]
+    ) -> None:
+        """pg_hba, pg_ident and the configuration-file settings of the old cluster, written
+        into the new one before writers stop (pg_upgrade leaves them alone)."""
+        pg = self.pg(ctx)
+        for key, name in (("hba_file", "pg_hba.conf"), ("ident_file", "pg_ident.conf")):
+            text = pg.read_text(str(survey[key]))
+            if text is not None:
+                pg.write_text(f"{self.p.new_data}/{name}", text)
+        block = facts.config_block(settings, self.p.from_version)
+        pg.write_text(f"{self.p.new_data}/postgresql.conf", block, append=True)
 
     @plan_prepare_new.undo
     def discard_prepared_cluster(self, ctx: RunContext, diffs: list[Diff]) -> None:
         self._discard_new(ctx)
 
-    @change("Stop writers: close the service endpoint (old restarts privately)", targets=TARGET)
+    @change("Stop writers: checkpoint, then stop the old cluster (downtime starts)", targets=TARGET)
     def plan_stop_writers(self, ctx: RunContext) -> Diff | None:
         if not ctx.planning and self.state(ctx).get("writers_stopped_at"):
             return None
@@ -243,30 +426,22 @@ class DbUpgrade(DbUpgradeBase):
     def stop_writers(self, ctx: RunContext, diffs: list[Diff]) -> dict[str, Any]:
         pg = self.pg(ctx)
         with self.undone_on_failure(lambda: self._bring_back_old(ctx), "plan_stop_writers"):
-            proof = pg.close_service(
-                self.old,
-                self.private(self.old),
-                self.log_file(f"pg{self.p.from_version}"),
-                backup_dir=self.backup_dir(ctx),
-                run_id=ctx.run_id,
-            )
-            stopped_at = now_iso()
-            before = pg.fingerprints(self.private(self.old), quiet_jobs=self.p.fingerprint_jobs)
+            proof = pg.stop_writers(self.old, backup_dir=self.backup_dir(ctx), run_id=ctx.run_id)
             self.save_state(
-                ctx, writers_stopped_at=stopped_at, before=facts.fingerprints_to_json(before)
+                ctx,
+                writers_stopped_at=proof["writers_stopped_at"],
+                system_identifier=pg.system_identifier(self.old),
             )
-        return {
-            "writers_stopped_at": stopped_at,
-            "tables": facts.fingerprint_summary(before),
-            **proof,
-        }
+            if self.fast:  # the archive now holds every write up to the stop
+                proof["wal"] = pg.save_final_wal(self.old, self.wal_dir(ctx), self.base_dir(ctx))
+        return proof
 
     @plan_stop_writers.undo
     def bring_back_old_cluster(self, ctx: RunContext, diffs: list[Diff]) -> dict[str, Any]:
         return self._bring_back_old(ctx)
 
     # ------------------------------------------------------------------ 5. pg_upgrade
-    @change("pg_upgrade --copy/--clone to the new version; the old is kept", targets=TARGET)
+    @change("pg_upgrade to the new version, in the chosen mode", targets=TARGET)
     def plan_upgrade(self, ctx: RunContext) -> Diff | None:
         if not ctx.planning and self.state(ctx).get("pg_upgrade_s") is not None:
             return None
@@ -278,7 +453,7 @@ class DbUpgrade(DbUpgradeBase):
             f"{p.host}:cluster",
             {"version": p.from_version, "data_directory": p.old_data, "command": None},
             {"version": p.to_version, "data_directory": p.new_data, "command": command},
-            f"pg_upgrade --{p.mode} (the old cluster stays startable)",
+            mode_consequence(str(p.mode)),
         )
 
     @plan_upgrade.apply
@@ -286,7 +461,6 @@ class DbUpgrade(DbUpgradeBase):
         pg, state = self.pg(ctx), self.state(ctx)
         survey = state["survey"]
         with self.undone_on_failure(lambda: self._discard_new(ctx), "plan_upgrade"):
-            pg.stop(self.private(self.old))
             if pg.exists(f"{self.p.new_data}/pg_upgrade_output.d"):  # an interrupted attempt
                 pg.remove_cluster_dir(self.new, self.p.to_version)
                 pg.initdb(
@@ -295,6 +469,10 @@ class DbUpgrade(DbUpgradeBase):
                     superuser=str(survey["bootstrap_superuser"]),
                     locale=state["locale"],
                 )
+                settings = facts.carried_settings(survey["settings"] or {})
+                self._carry_configuration(ctx, survey, settings)
+            if self.fast:  # from here the old data directory may be changed: restore
+                self.save_state(ctx, upgrade_started=True)
             evidence = pg.pg_upgrade(
                 self.old,
                 self.new,
@@ -312,87 +490,94 @@ class DbUpgrade(DbUpgradeBase):
     def discard_new_cluster(self, ctx: RunContext, diffs: list[Diff]) -> None:
         self._discard_new(ctx)
 
-    # ------------------------------------------------------------------ 6. start and check 18
-    @change("Start the new cluster privately, the old configuration carried over", targets=TARGET)
-    def plan_start_new(self, ctx: RunContext) -> Diff | None:
-        if not ctx.planning and self.pg(ctx).is_running(self.new):
+    # ------------------------------------------------------------------ 6. open, then check
+    @change("Open the service on the new cluster, one snapshot per database first", targets=TARGET)
+    def plan_switch(self, ctx: RunContext) -> Diff | None:
+        if not ctx.planning and self.state(ctx).get("service_open_at"):
             return None
         return Diff.of_fields(
-            f"{self.p.host}:{self.p.new_data}",
-            {"running": False, "configuration": "initdb defaults"},
-            {"running": "privately", "configuration": "settings, pg_hba, pg_ident of the old"},
+            f"{self.p.host}:{self.p.socket_dir}:{self.p.port}",
+            {"served_by": None},
+            {"served_by": f"PostgreSQL {self.p.to_version} ({self.p.new_data})"},
+            "downtime ends; every table is read in the snapshot taken just before, for the "
+            "post-checks",
         )
 
-    @plan_start_new.apply
-    def start_new(self, ctx: RunContext, diffs: list[Diff]) -> dict[str, Any]:
-        pg, survey = self.pg(ctx), self.state(ctx)["survey"]
-        settings = facts.carried_settings(survey["settings"] or {})
-        with self.undone_on_failure(lambda: self._stop_new(ctx), "plan_start_new"):
-            for key, name in (("hba_file", "pg_hba.conf"), ("ident_file", "pg_ident.conf")):
-                text = pg.read_text(str(survey[key]))
-                if text is not None:
-                    pg.write_text(f"{self.p.new_data}/{name}", text)
-            block = facts.config_block(settings, self.p.from_version)
-            pg.write_text(f"{self.p.new_data}/postgresql.conf", block, append=True)
-            pg.start(self.private(self.new), self.log_file(f"pg{self.p.to_version}"), private=True)
-        return {"carried_settings": settings}
+    @plan_switch.apply
+    def switch_service(self, ctx: RunContext, diffs: list[Diff]) -> dict[str, Any]:
+        pg, state = self.pg(ctx), self.state(ctx)
+        survey = state["survey"]
+        with self.undone_on_failure(lambda: self._stop_new(ctx), "plan_switch"):
+            opened, opened_at = pg.open_with_snapshots(
+                self.new,
+                self.log_file(f"pg{self.p.to_version}"),
+                role=str(survey["bootstrap_superuser"]),
+                databases=[str(d["name"]) for d in survey["databases"]],
+                out_dir=f"{self.run_dir(ctx)}/opening",
+                backup_dir=self.backup_dir(ctx),
+                run_id=ctx.run_id,
+                system_identifier=str(state["system_identifier"]),
+            )
+            self.save_state(
+                ctx, service_open_at=opened_at, opened=facts.fingerprints_to_json(opened)
+            )
+        state = self.state(ctx)
+        return {
+            "downtime_s": downtime_s(state),
+            "endpoint": self.new.endpoint,
+            "tables_read_at_opening": facts.fingerprint_summary(opened),
+        }
 
-    @plan_start_new.undo
-    def stop_new_cluster(self, ctx: RunContext, diffs: list[Diff]) -> None:
+    @plan_switch.undo
+    def close_new_service(self, ctx: RunContext, diffs: list[Diff]) -> None:
         self._stop_new(ctx)
 
     @check("Post-checks: version, every table's rows and checksum, extensions", targets=TARGET)
     def post_checks(self, ctx: RunContext) -> dict[str, Any]:
         if ctx.planning:
-            return {"compares": "every table of every database against the quiet old cluster"}
-        pg, new = self.pg(ctx), self.private(self.new)
-        version = facts.major_version(pg.version_num(new))
+            old_side = (
+                "the base backup restored with the WAL archived to the stop (the way back, "
+                "rehearsed)"
+                if self.fast
+                else "the old cluster at the stop"
+            )
+            return {
+                "compares": "every table of every database, new at its opening against "
+                f"{old_side}, read after the downtime"
+            }
+        pg, state = self.pg(ctx), self.state(ctx)
+        version = facts.major_version(pg.version_num(self.new))
         if version != self.p.to_version:
             raise VerificationError(f"the new cluster answers as {version}")
-        expected = self.before(ctx) or {}
-        actual = pg.fingerprints(new, quiet_jobs=self.p.fingerprint_jobs)
-        problems = facts.compare_fingerprints(expected, actual)
-        old_ext = self.state(ctx)["survey"]["extensions"]
-        new_ext = pg.extensions(new, sorted(old_ext))
+        opened = facts.fingerprints_from_json(state["opened"])
+        before = self.before(ctx)
+        if before is None and self.fast:  # the way back, rehearsed: base backup + WAL
+            scratch = Cluster(
+                f"{self.run_dir(ctx)}/rehearsal",
+                self.p.old_bin,
+                self.p.private_port + 1,
+                self.p.work_dir,
+            )
+            before = pg.rehearse_restore(
+                scratch, self.base_dir(ctx), self.wal_dir(ctx), f"{scratch.data_dir}.log"
+            )
+        elif before is None:
+            before = pg.fingerprint_stopped(
+                self.private(self.old), self.log_file(f"pg{self.p.from_version}")
+            )
+        self.save_state(ctx, before=facts.fingerprints_to_json(before))
+        problems = facts.compare_fingerprints(before, opened)
+        old_ext = state["survey"]["extensions"]
+        new_ext = pg.extensions(self.new, sorted(old_ext))
         problems += facts.missing_extensions(old_ext, new_ext)
         if problems:
             raise VerificationError("post-check failed: " + "; ".join(problems[:5]))
         self.after_work("post_checks")
         return {
             "version": version,
-            "tables_equal": facts.fingerprint_summary(expected),
+            "tables_equal": facts.fingerprint_summary(before),
             "extensions": new_ext,
         }
-
-    # ------------------------------------------------------------------ 7. switch over
-    @change("Switch the service over: the endpoint is served by the new cluster", targets=TARGET)
-    def plan_switch(self, ctx: RunContext) -> Diff | None:
-        if not ctx.planning and self.state(ctx).get("service_open_at"):
-            return None
-        return Diff.of_fields(
-            f"{self.p.host}:{self.p.socket_dir}:{self.p.port}",
-            {"served_by": f"PostgreSQL {self.p.from_version} ({self.p.old_data})"},
-            {"served_by": f"PostgreSQL {self.p.to_version} ({self.p.new_data})"},
-            "downtime ends when the new cluster accepts connections here",
-        )
-
-    @plan_switch.apply
-    def switch_service(self, ctx: RunContext, diffs: list[Diff]) -> dict[str, Any]:
-        with self.undone_on_failure(lambda: self._stop_new(ctx), "plan_switch"):
-            proof = self.pg(ctx).open_service(
-                self.new,
-                self.log_file(f"pg{self.p.to_version}"),
-                old=self.old,
-                backup_dir=self.backup_dir(ctx),
-                run_id=ctx.run_id,
-            )
-            self.save_state(ctx, service_open_at=now_iso())
-        state = self.state(ctx)
-        return {"downtime_s": downtime_s(state), "endpoint": self.new.endpoint, **proof}
-
-    @plan_switch.undo
-    def close_new_service(self, ctx: RunContext, diffs: list[Diff]) -> None:
-        self._stop_new(ctx)
 
     @change("Analyze the new cluster (vacuumdb --analyze-only) once it serves", targets=TARGET)
     def plan_analyze(self, ctx: RunContext) -> Diff | None:

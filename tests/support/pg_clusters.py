@@ -177,11 +177,17 @@ class Writer(threading.Thread):
         self.cluster, self.stop = cluster, threading.Event()
         self.ok: list[float] = []
         self.failed: list[float] = []
+        self.acked: list[tuple[int, int]] = []  # (row id, major version that acknowledged it)
 
     def run(self) -> None:
+        insert = (
+            "INSERT INTO writes DEFAULT VALUES "
+            "RETURNING id, current_setting('server_version_num')::int / 10000"
+        )
         while not self.stop.is_set():
             try:
-                self.cluster.psql("INSERT INTO writes DEFAULT VALUES")
+                row_id, version = self.cluster.psql(insert).split("|")
+                self.acked.append((int(row_id), int(version)))
                 self.ok.append(time.monotonic())
             except Exception:
                 self.failed.append(time.monotonic())
