@@ -31,6 +31,14 @@ _RACK_WITNESS = "在 {device} 的 NetBox 日誌中記錄本次運行（見證）
 _SERVER_WITNESS = "在服務器的 NetBox 日誌中記錄本次運行（見證）"
 _DB_SERVER = "NetBox 中的數據庫服務器：其地址、PostgreSQL 端口及版本"
 
+# server (5) and client terminal (1) fault handling share their steps
+_HOST_FAULT = {
+    "host_in_inventory": "主機在 NetBox 的清單中，且有地址",
+    "host_state": "主機證據：可達性、負載、內存、磁盤、服務、日誌錯誤",
+    "diagnosis": "診斷：與正常主機的差異",
+    "plan_remedy": "處理：重啟服務 {service}",
+}
+
 TITLES: dict[str, dict[str, str]] = {
     "db-maintenance": {
         "server_in_netbox": _DB_SERVER,
@@ -137,6 +145,28 @@ TITLES: dict[str, dict[str, str]] = {
         "plan_maintenance": "操作系統軟件包更新及基線配置；按需重啟",
         "post_checks": "維護後檢查：服務正常、端口在監聽",
         "plan_completion": "在服務器的 NetBox 日誌中結束公告",
+    },
+    "fault-database": {
+        "server_answers": "服務器應答：版本、主或備用服務器、數據庫",
+        "connections": "連接：已用連接數與上限，按狀態及數據庫統計",
+        "locks": "鎖：誰在等待誰，等待何物",
+        "long_transactions": "長時間運行的事務（逐一列出）",
+        "replication": "複製：各副本的延遲及各複製槽保留的 WAL",
+        "disk": "磁盤：數據目錄所在文件系統的可用空間",
+        "diagnosis": "診斷：與正常服務器的差異",
+    },
+    "fault-network": {
+        "device_in_netbox": "NetBox 中的設備：平台、地址、線纜、應有的 BGP 會話",
+        "device_state": "設備證據：設備信息、接口及錯誤、BGP、LLDP、路由、日誌",
+        "diagnosis": "診斷：與 NetBox 設計意圖或正常設備的差異",
+        "plan_remedy": "處理：重置與 {neighbor} 的 BGP 會話",
+    },
+    "fault-server": _HOST_FAULT,
+    "fault-terminal": _HOST_FAULT,
+    "software-install": {
+        "hosts_in_inventory": "主機均在 NetBox 的清單中，且有地址",
+        "plan_packages": "從部門軟件倉庫安裝、升級或移除的軟件包",
+        "plan_witness": "在主機的 NetBox 日誌中記錄本次運行（見證）",
     },
     "machine-room-access": {
         "room_and_escort_known": "NetBox 中有該機房及陪同人員",
