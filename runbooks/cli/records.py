@@ -281,10 +281,23 @@ def export(
         Path | None, typer.Option("-o", "--output", help="File; stdout if omitted.")
     ] = None,
     local: LocalOpt = False,
+    language: Annotated[
+        str | None,
+        typer.Option(
+            "--language", help="The sheet's language: zh-Hant, en or both (sheet_language)."
+        ),
+    ] = None,
+    time_zone: Annotated[
+        str | None,
+        typer.Option("--time-zone", help="The sheet's time zone, an IANA name (time_zone)."),
+    ] = None,
 ) -> None:
-    """Export entries (hashes included) so an archived copy can be verified later."""
+    """Export entries (hashes included) so an archived copy can be verified later, or the
+    record sheet of a run."""
     if fmt not in ("jsonl", "md", "html"):
         raise InputError(f"unknown export format {fmt!r} (known: jsonl, md, html)")
+    zone = config.zone(time_zone) if time_zone else config.time_zone()
+    language = config.language(language) if language else config.sheet_language()
     if run_id is None:
         if fmt != "jsonl":
             raise InputError(f"the {fmt} record sheet is of one run: name it")
@@ -296,7 +309,6 @@ def export(
             from runbooks.report import sheet
 
             render = sheet.html if fmt == "html" else sheet.markdown
-            zone, language = config.time_zone(), config.sheet_language()
             text = render(entries, run.head, run.chain_ok, zone, language, **run.server)
             _write(text, output)
             return

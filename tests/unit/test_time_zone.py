@@ -115,6 +115,14 @@ def test_records_export_uses_the_setting(
     assert "本記錄所有時間均為 every time on this sheet is in UTC+08:00 Asia/Hong_Kong" in (
         capsys.readouterr().out
     )
+    # one sheet in another language and zone than the settings'
+    given = ["--language", "zh-Hant", "--time-zone", "Europe/Berlin"]
+    assert main([*base, "records", "export", run_id, "--format", "md", *given]) == 0
+    text = capsys.readouterr().out
+    assert "本記錄所有時間均為 UTC+01:00 Europe/Berlin" in text and "every time" not in text
+    for bad, said in (("--language", "klingon"), ("--time-zone", "Mars/Olympus")):
+        assert main([*base, "records", "export", run_id, "--format", "md", bad, said]) != 0
+        assert said in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("module", [config, sheet, window_module])
