@@ -315,10 +315,12 @@ class DbUpgrade(DbUpgradeBase):
 
     @plan_archive_wal.apply
     def archive_wal(self, ctx: RunContext, diffs: list[Diff]) -> dict[str, Any]:
-        evidence = self.pg(ctx).start_archiving(
-            self.old, self.wal_dir(ctx), self.log_file(f"pg{self.p.from_version}")
-        )
-        self.save_state(ctx, archiving=True)
+        pg, log_file = self.pg(ctx), self.log_file(f"pg{self.p.from_version}")
+        with self.undone_on_failure(
+            lambda: pg.stop_archiving(self.old, log_file), "plan_archive_wal"
+        ):
+            evidence = pg.start_archiving(self.old, self.wal_dir(ctx), log_file)
+            self.save_state(ctx, archiving=True)
         return evidence
 
     @plan_archive_wal.undo
@@ -342,6 +344,7 @@ class DbUpgrade(DbUpgradeBase):
     def base_backup(self, ctx: RunContext, diffs: list[Diff]) -> dict[str, Any]:
         evidence = self.pg(ctx).take_base_backup(self.old, self.base_dir(ctx))
         self.save_state(ctx, base_backup=evidence)
+        self.after_work("plan_base_backup")
         return evidence
 
     @plan_base_backup.undo

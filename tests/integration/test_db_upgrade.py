@@ -94,6 +94,7 @@ def test_plan_changes_nothing_and_shows_the_procedure(
     assert cluster.postmaster_pid() == pid  # never restarted
     assert not (cluster.root / "18").exists()
     assert "scratch cluster in /tmp/runbook-check." in steps["pg_upgrade_check"].evidence["scratch"]
+    assert not steps["plan_archive_wal"].diffs and not steps["plan_base_backup"].diffs  # copy
 
     # a read cannot write, whatever its SQL: the server refuses it in the read-only session
     gw = UpgradeGateway(Mode.PLAN, LocalShell())
@@ -343,3 +344,23 @@ def test_link_mode_rollback_after_the_new_cluster_served_loses_no_committed_writ
     assert len(ids) - len(up_to_stop) - len(after_rollback) in (0, 1)
     assert not (cluster.root / "18").exists()
     assert (cluster.root / "15" / "PG_VERSION").read_text().strip() == "15"
+
+
+def test_a_fast_mode_plan_says_its_way_back_and_a_mode_pg_upgrade_lacks_is_refused(
+    cluster: pc.LocalCluster, tmp_path: Path
+) -> None:
+    engine = Engine(RecordStore(tmp_path / "r.sqlite3"), "olivia")
+    plan = engine.plan(DbUpgrade(DbUpgrade.parse_params({**cluster.params, "mode": "link"})))
+    assert plan.refusal is None, plan.refusal
+    steps = {s.step: s for s in plan.steps}
+    summary = steps["plan_upgrade"].diffs[0].summary
+    assert "--link" in summary and "the way back is then the base backup plus the WAL" in summary
+    assert "restarts once" in steps["plan_archive_wal"].diffs[0].summary
+    assert steps["plan_base_backup"].diffs
+    assert steps["survey_cluster"].evidence["mode"] == summary
+    assert [p.name for p in (cluster.root / "work").iterdir()] == ["start.log"]  # no archive
+
+    lacking = {**cluster.params, "mode": "swap", "new_bin": str(pc.PG15)}  # 15 has no --copy either
+    plan = engine.plan(DbUpgrade(DbUpgrade.parse_params(lacking)))
+    assert plan.refusal is not None
+    assert f"pg_upgrade 15 in {pc.PG15} has no --swap (it offers clone, link)" in (plan.refusal)
