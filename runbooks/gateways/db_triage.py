@@ -1,24 +1,15 @@
 """Database fault handling's reads on top of maintenance's gateway: connections, and the lock
 graph (who waits for whom, on what). Every read is one SELECT in a read-only session
 (``PostgresGateway.query_json``); nothing here writes.
-
-The server is named as NetBox names it: with ``transport=ssh`` a ``host`` that is no address
-is looked up in NetBox (its primary IPv4 address), so a triage names the database server by
-its NetBox name.
 """
 
 from __future__ import annotations
 
-import ipaddress
-from typing import Any, Self
+from typing import Any
 
-from runbooks.core.context import RunContext
-from runbooks.core.errors import InputError, InventoryError
 from runbooks.core.gateway import reads
-from runbooks.gateways.netbox import NetBoxGateway
-from runbooks.gateways.postgres import Cluster, shell_from
+from runbooks.gateways.postgres import Cluster
 from runbooks.gateways.postgres_maintenance import MaintenanceGateway
-from runbooks.gateways.postgres_shell import SshShell
 
 # Everything about connections a triage reads, in one SELECT (client backends only).
 CONNECTIONS_SQL = """
@@ -70,36 +61,9 @@ SELECT json_build_object(
 """
 
 
-def server_address(ctx: RunContext, host: str) -> str:
-    """``host`` itself when it is an address, else the primary IPv4 address NetBox holds for
-    the device of that name."""
-    try:
-        return str(ipaddress.ip_address(host))
-    except ValueError:
-        pass
-    found = ctx.gateway(NetBoxGateway).find("dcim.device", name=host)
-    if not found:
-        raise InventoryError(f"no NetBox device named {host}")
-    address = (found[0].get("primary_ip4") or {}).get("address")
-    if not address:
-        raise InventoryError(f"{host} has no primary IPv4 address in NetBox")
-    return str(address).split("/", maxsplit=1)[0]
-
-
 class TriageGateway(MaintenanceGateway):
     """MaintenanceGateway (survey, replication, long transactions, filesystems) plus the
     triage's connections and locks."""
-
-    @classmethod
-    def open(cls, ctx: RunContext, key: str) -> Self:
-        params = ctx.params
-        if getattr(params, "transport", "local") != "ssh":
-            return cls(ctx.mode, shell_from(params))
-        key_file = getattr(params, "ssh_key", None)
-        if not key_file:
-            raise InputError("transport ssh needs ssh_key")
-        address = server_address(ctx, str(getattr(params, "host", "")))
-        return cls(ctx.mode, SshShell(address, str(key_file), os_user=params.os_user))  # type: ignore[attr-defined]
 
     @reads
     def connections(self, cluster: Cluster) -> dict[str, Any]:

@@ -2,8 +2,12 @@
 differs from a healthy one.
 
 The procedure, in order, on one server (reached as db-maintenance reaches it: on this machine,
-or over SSH with ``transport=ssh``, the server named by its NetBox name or its address; every
-read one SELECT in a read-only session; nothing is changed):
+or over SSH with ``transport=ssh``; every read one SELECT in a read-only session; nothing is
+changed).
+
+The server is named by its NetBox name (``server=db1``: its primary IP, its postgresql
+service's port and version, the hosts' SSH key, as db-maintenance takes them) or by
+``host=`` and the connection parameters.
 
 1. The server answers: version, whether it is a standby, its databases and their sizes. A
    server that does not answer is the first finding, with why.
@@ -24,10 +28,11 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Mapping
 from datetime import timedelta
-from typing import Any
+from typing import Any, ClassVar
 
-from pydantic import Field
+from pydantic import BaseModel, Field
 
 from runbooks.core.context import RunContext
 from runbooks.core.errors import RunbookError
@@ -36,7 +41,12 @@ from runbooks.gateways import postgres_maintenance_facts as mf
 from runbooks.gateways.db_triage import TriageGateway
 from runbooks.gateways.postgres import Cluster
 from runbooks.library.base import LibraryRunbook
-from runbooks.library.db_upgrade_parts import PgServerParams
+from runbooks.library.db_upgrade_parts import (
+    PgServerParams,
+    debian_paths,
+    find_server,
+    server_params,
+)
 from runbooks.library.fault_common import IncidentParams, diagnosis, evidence_of
 
 log = logging.getLogger(__name__)
@@ -46,15 +56,16 @@ NO_REPLICA = "no replica is connected"  # a fact of a standalone server, not a f
 
 
 class FaultDatabaseParams(IncidentParams, PgServerParams):
-    host: str = Field(
-        min_length=1,
-        description="the database server: its NetBox name (with transport=ssh, looked up in "
-        "NetBox for its address) or its address",
+    VERSION_PARAMS: ClassVar[tuple[str, ...]] = ("bin_dir", "data_dir")
+
+    bin_dir: str = Field(
+        default="/usr/lib/postgresql/15/bin",
+        description="the cluster's binaries (with server: Debian's of NetBox's version)",
     )
-    bin_dir: str = "/usr/lib/postgresql/15/bin"
-    data_dir: str = "/var/lib/postgresql/15/main"
-    port: int = 5432  # the cluster's unix socket: port and directory
-    socket_dir: str = "/var/run/postgresql"
+    data_dir: str = Field(
+        default="/var/lib/postgresql/15/main",
+        description="the cluster's data directory (with server: Debian's of NetBox's version)",
+    )
     lock_wait_s: float = Field(
         default=5.0, ge=0, description="a session waiting for a lock longer than this is named"
     )
@@ -70,6 +81,11 @@ class FaultDatabaseParams(IncidentParams, PgServerParams):
     max_connections_percent: float = Field(
         default=90.0, gt=0, le=100, description="connections in use above this share are named"
     )
+
+    @classmethod
+    def version_params(cls, version: int) -> dict[str, Any]:
+        bin_dir, data_dir = debian_paths(version)
+        return {"bin_dir": bin_dir, "data_dir": data_dir}
 
 
 def lock_mode(mode: str) -> str:
@@ -168,6 +184,15 @@ def database_findings(evidence: dict[str, dict[str, Any]], p: FaultDatabaseParam
 
 class FaultDatabase(LibraryRunbook[FaultDatabaseParams]):
     """Triage a PostgreSQL server: connections, locks, transactions, replication, disk."""
+
+    @classmethod
+    def parse_params(cls, raw: Mapping[str, Any]) -> BaseModel:
+        """With ``server``, NetBox (one request) and the settings fill what is not given, as
+        for db-maintenance (`db_upgrade_parts.server_params`)."""
+        given = dict(raw)
+        if given.get("server"):
+            given = server_params(FaultDatabaseParams, given, find_server(str(given["server"])))
+        return super().parse_params(given)
 
     name = "fault-database"
     title = "Database fault handling (PostgreSQL): the server's evidence and a diagnosis"

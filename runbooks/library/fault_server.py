@@ -191,6 +191,15 @@ class FaultServer(LibraryRunbook[FaultHostParams]):
     def restart_service(self, ctx: RunContext, diffs: list[Diff]) -> dict[str, Any]:
         return self.restart(ctx, check_only=False).summary()
 
+    @plan_remedy.verify
+    def service_runs(self, ctx: RunContext, diffs: list[Diff]) -> bool:
+        """The service runs now, as the triage reads it (a restart's plan would restart it
+        again: it never comes out empty)."""
+        extravars = {**self.extravars(), "triage_services": [self.p.service]}
+        result = self.ansible(ctx).check(TRIAGE, limit=[self.p.host], extravars=extravars)
+        services = result.evidence().get(self.p.host, {}).get("services", {})
+        return bool(services.get(self.p.service, {}).get("running"))
+
     @plan_remedy.undo
     def nothing_to_undo(self, ctx: RunContext, diffs: list[Diff]) -> None:
         log.info("a restart has nothing to undo")
