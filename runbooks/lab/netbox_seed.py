@@ -229,6 +229,7 @@ def build_spec(topo: Topology) -> dict[str, Any]:
         "roles": [{"name": r.name, "slug": r.slug, "color": r.color} for r in cat.roles],
         "devices": devices,
         "services": services,
+        "app_services": _app_services(topo),
         "cables": cables,
         "prefixes": prefixes,
         "reserved_ips": reserved,
@@ -244,6 +245,13 @@ def build_spec(topo: Topology) -> dict[str, Any]:
     }
 
 
+def _app_services(topo: Topology) -> list[dict[str, Any]]:
+    """The lab application's services (labapp on its servers: `runbooks.lab.labapp`)."""
+    from runbooks.lab import labapp
+
+    return labapp.services([h.name for h in topo.hosts if h.rack is not None])
+
+
 # -- below: runs inside NetBox's interpreter (Django configured), never imported by runbooks ---
 
 
@@ -251,6 +259,7 @@ def _seed(spec: dict[str, Any]) -> dict[str, dict[str, str]]:  # pragma: no cove
     with _orm("django.db.transaction").atomic():
         site, racks, types, roles, platforms = _seed_catalog(spec)
         _seed_devices(spec, site, racks, types, roles, platforms)
+        _seed_app_services(spec)
         _seed_directory(spec, site)
         return _seed_people(spec)
 
@@ -391,6 +400,20 @@ def _seed_devices(
             dns_name=r["dns_name"],
             description=r["description"],
         ).save()
+
+
+def _seed_app_services(spec: dict[str, Any]) -> None:  # pragma: no cover - NetBox side
+    """Application services (``ipam.service``, no custom fields) on their devices."""
+    dcim, ipam = _orm("dcim.models"), _orm("ipam.models")
+    for svc in spec.get("app_services", []):
+        service = ipam.Service(
+            parent=dcim.Device.objects.get(name=svc["parent"]),
+            name=svc["name"],
+            port_mappings=svc["port_mappings"],
+            description=svc["description"],
+        )
+        service.full_clean()
+        service.save()
 
 
 def _seed_directory(spec: dict[str, Any], site: Any) -> None:  # pragma: no cover
