@@ -116,7 +116,7 @@ def list_incidents(
     shown = [i for i in incidents.all() if all_ or i.status != "closed"]
     zone = config.time_zone()
     if json_out:
-        emit_json([core.record(incidents.reading(i, zone), []) for i in shown])
+        emit_json([core.record(incidents.reading(i, zone), incidents.runs(i)) for i in shown])
         return
     if not shown:
         out.print("no incidents" + ("" if all_ else " open (--all shows closed ones)"))

@@ -134,6 +134,8 @@ def test_plan_and_run_of_a_runbook_naming_the_incident_show_its_clock_and_are_co
         (run_id, "run", "parameter"),
     ]
     assert runs[1]["status"] == "succeeded"
+    assert main([*base, "incident", "list", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)[0]["runs"] == runs
 
 
 def test_a_runbook_naming_an_unknown_incident_is_refused_before_any_work(
