@@ -261,7 +261,7 @@ class VirusCount:
 
     def line(self) -> str:
         head = (
-            f"virus outbreak {self.number} of {self.year} ({self.in_year} recorded in "
+            f"virus outbreak no. {self.number} in {self.year} ({self.in_year} recorded in "
             f"{self.year}; more than {VIRUS_ALLOWED} a year crosses the red line)"
         )
         if self.crossed:
@@ -358,7 +358,7 @@ class Reading:
             return f"{used}, {duration_text(c.left)} left"
         assert self.virus is not None
         v = self.virus
-        return f"outbreak {v.number} of {v.year}" + (", CROSSED" if v.crossed else "")
+        return f"outbreak no. {v.number} in {v.year}" + (", CROSSED" if v.crossed else "")
 
     def line(self, zone: tzinfo) -> str:
         i = self.incident

@@ -86,7 +86,7 @@ def context(
         assert virus is not None
         verdict = words.pair(
             f"{virus['year']} 年第 {virus['number']} 次（超過 {virus['allowed']} 次觸及紅線）",
-            f"outbreak {virus['number']} of {virus['year']} "
+            f"outbreak no. {virus['number']} in {virus['year']} "
             f"(more than {virus['allowed']} a year crosses)",
         )
     signatures = {s["role"]: s for s in record["signatures"]}

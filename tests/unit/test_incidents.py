@@ -182,7 +182,10 @@ def test_virus_outbreaks_count_by_calendar_year_in_the_departments_zone(
         (2027, 1, "ok"),
     ]
     assert [r.crossed for r in readings] == [False, False, False, True, False]
-    assert "WARNING the third this year" in readings[2].line(TAIPEI)
+    assert readings[2].line(TAIPEI) == (
+        "INC-3 (virus, open): virus outbreak no. 3 in 2026 (4 recorded in 2026; more than 3 a "
+        "year crosses the red line): WARNING the third this year, one more crosses the red line"
+    )
     assert "RED LINE CROSSED" in readings[3].line(TAIPEI)
     # in UTC the last one is 2026's fifth
     last = book.reading(book.get(ids[-1]), UTC)
