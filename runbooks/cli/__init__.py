@@ -35,8 +35,8 @@ from runbooks.cli.output import emit_json, err, out
 from runbooks.cli.settings import Settings, default_store
 from runbooks.core import registry
 from runbooks.core.changes import ChangeBook, run_change
-from runbooks.core.errors import ApprovalError, InputError, RunbookError
-from runbooks.core.results import RunResult
+from runbooks.core.errors import ApprovalError, InputError, RollbackError, RunbookError
+from runbooks.core.results import RunResult, RunStatus
 from runbooks.core.runbook import Runbook
 from runbooks.core.window import Window
 
@@ -346,6 +346,8 @@ def _report(ctx: typer.Context, result: RunResult, json_out: bool, ok: bool = Fa
                 f"record in NetBox: {anchored['netbox_entries']} entries, head "
                 f"{anchored['netbox_head'][:16]}… {anchored['netbox_url']}"
             )
+    if result.status is RunStatus.ROLLBACK_FAILED:
+        raise typer.Exit(RollbackError.exit_code)  # something changed could not be undone
     if not (result.ok or ok):
         raise typer.Exit(1)
 

@@ -57,6 +57,7 @@ class LedgerParams(Params):
     version: int = 2
     hostname: str = "leaf9"
     fail_at: str | None = None  # a step name: that step raises
+    fail_undo: str | None = None  # a step name: its undo raises (the rollback fails)
     pause_after: str | None = None  # a step name: pause after its record entry
     pause_in: str | None = None  # "<step>:before" or "<step>:after" (around the write)
     write_in_plan: bool = False  # a check tries to write during the plan
@@ -118,6 +119,8 @@ class LedgerRunbook(Runbook):
 
     @plan_config.undo
     def restore_config(self, ctx: RunContext, diffs: list[Diff]) -> None:
+        if self.p.fail_undo == "plan_config":
+            raise VerificationError("injected failure undoing plan_config")
         before = diffs[0].before
         self.files(ctx).write(self.p.workdir / "config.txt", before or None)
 

@@ -120,6 +120,9 @@ def test_list_show_plan_run_and_records(
     ]
     assert main(failing) == 1
     assert "rolled-back" in capsys.readouterr().out
+    # a run whose rollback fails exits 4, as the README says: a person must look now
+    assert main([*failing, "fail_undo=plan_config"]) == 4
+    assert "rollback-failed" in capsys.readouterr().out
     # the record sheet of the run, in Markdown and HTML
     assert main([*base, "records", "export", result["run_id"], "--format", "md"]) == 0
     sheet = capsys.readouterr().out
