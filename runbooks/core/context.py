@@ -103,10 +103,46 @@ class RunContext:
             raise TypeError(f"factory for {kind.__name__} built a {type(cached).__name__}")
         return cached
 
+    def take_over(self, other: RunContext) -> list[str]:
+        """The gateways ``other`` opened, handed to this context (`Gateway.reopen`); those that
+        cannot be are closed. ``other`` holds none afterwards. The keys taken over, as
+        ``Kind:key``."""
+        taken = []
+        for (kind, key), gw in list(other._gateways.items()):
+            moved: Gateway | None = None
+            try:
+                moved = gw.reopen(self)
+            except Exception:
+                log.exception("handing %s over failed", kind.__name__)
+            if moved is None or (kind, key) in self._gateways or moved.mode is not self.mode:
+                _close(gw)  # not handed over: whichever of the two holds the connection
+                if moved is not None and moved is not gw:
+                    _close(moved)
+                continue
+            self._gateways[(kind, key)] = moved
+            taken.append(f"{kind.__name__}:{key}" if key else kind.__name__)
+        other._gateways.clear()
+        return taken
+
+    def release(self, kind: type[G], key: str = "") -> G | None:
+        """The cached gateway of (kind, key), no longer this context's (the caller closes it),
+        or None when there is none."""
+        cached = self._gateways.get((kind, key))
+        if not isinstance(cached, kind):
+            return None
+        del self._gateways[(kind, key)]
+        return cached
+
     def close(self) -> None:
         for gw in self._gateways.values():
-            try:
-                gw.close()
-            except Exception:
-                log.exception("closing %s failed", type(gw).__name__)
+            _close(gw)
         self._gateways.clear()
+
+
+def _close(gw: Gateway | None) -> None:
+    if gw is None:
+        return
+    try:
+        gw.close()
+    except Exception:
+        log.exception("closing %s failed", type(gw).__name__)

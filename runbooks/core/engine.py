@@ -111,6 +111,8 @@ class Engine:
         self.listener: Listener = listener or _Silent()
         self._held: dict[str, int] = {}
         self._claims: dict[str, Claim] = {}
+        # a begun run's re-plan, its gateways kept open for the run (`replan`, `_steps`)
+        self._replanned: dict[str, RunContext] = {}
 
     def _context(
         self, runbook: Runbook, mode: Mode, run_id: str, done: list[StepResult] | None = None
@@ -203,16 +205,36 @@ class Engine:
         )
 
     def replan(self, runbook: Runbook, run_id: str) -> Plan:
-        """The plan recomputed for a begun run; a plan that fails ends the run refused."""
+        """The plan recomputed for a begun run; a plan that fails ends the run refused.
+
+        Its context stays open: the run granted next takes its gateways over
+        (`RunContext.take_over`, `Gateway.reopen`), so the devices the re-plan logged in to
+        are not logged in to again. A run refused, or not run before this process lets go of
+        it (`holding`), closes them."""
         self._append(run_id, "run.replanning", {})
+        self._let_go(run_id)
+        ctx = self._context(runbook, Mode.PLAN, "plan")
         try:
-            return self.plan(runbook)
+            planned = plan_steps(runbook, ctx, self.listener, self.actor)
         except RunbookError as exc:
+            ctx.close()
             self.refuse(run_id, exc)
             raise
+        except BaseException:
+            ctx.close()
+            raise
+        self._replanned[run_id] = ctx
+        return planned
+
+    def _let_go(self, run_id: str) -> None:
+        """Close the gateways a re-plan of the run kept for it, if any."""
+        kept = self._replanned.pop(run_id, None)
+        if kept is not None:
+            kept.close()
 
     def refuse(self, run_id: str, exc: Exception) -> None:
         """A begun run that will not run (its re-plan drifted, the rules refused it)."""
+        self._let_go(run_id)
         self._append(
             run_id, "run.finished", {"status": str(RunStatus.REFUSED), "error": _describe(exc)}
         )
@@ -336,6 +358,7 @@ class Engine:
             self._held[run_id] -= 1
             if not self._held[run_id]:
                 del self._held[run_id]
+                self._let_go(run_id)
                 self._claims.pop(run_id).release()
 
     def _replay(self, runbook: Runbook, entries: list[Entry]) -> _RunState:
@@ -388,6 +411,11 @@ class Engine:
 
     def _steps(self, runbook: Runbook, run_id: str, state: _RunState) -> RunResult:
         ctx = self._context(runbook, Mode.RUN, run_id, state.results)
+        replanned = self._replanned.pop(run_id, None)
+        if replanned is not None:  # the re-plan's connections go on to the run
+            taken = ctx.take_over(replanned)
+            replanned.close()
+            log.debug("run %s took over the re-plan's gateways: %s", run_id, taken)
         results = state.results  # a batched step adds its batches' results as it goes
         try:
             if state.failed:  # killed during rollback: finish it

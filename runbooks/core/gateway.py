@@ -22,7 +22,7 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 _ACCESS = "_runbooks_access"
-_EXEMPT = frozenset({"open", "close"})
+_EXEMPT = frozenset({"open", "close", "reopen"})
 
 
 class Mode(enum.StrEnum):
@@ -77,6 +77,17 @@ class Gateway:
     def open(cls, ctx: RunContext, key: str) -> Self:
         """Build the gateway for one run (``key`` names e.g. a device); override to connect."""
         return cls(ctx.mode)
+
+    def reopen(self, ctx: RunContext) -> Gateway | None:
+        """This gateway's connection handed to ``ctx`` (another mode, another run id): a
+        gateway for ``ctx`` that takes the connection over (this one then holds nothing), or
+        None: it cannot be handed over (the default), and is closed; ``ctx`` opens its own.
+
+        A run of a change re-plans just before it runs (`Engine.replan`): the re-plan's
+        gateways go on to the run through this, so a device the re-plan logged in to is not
+        logged in to again. The gateway built must behave as one ``ctx`` would open (its mode's
+        guards); one that cannot promise it answers None."""
+        return None
 
     def close(self) -> None:
         """Release connections; called once at the end of the run."""

@@ -382,6 +382,33 @@ class NetworkGateway(Gateway):
         except NotImplementedError as exc:
             raise self._unsupported(name) from exc
 
+    def reopen(self, ctx: RunContext) -> NetworkGateway | None:
+        """The open connection to the device handed to ``ctx`` (a run after its re-plan, or
+        back to a plan's read-only use): a gateway of ``ctx``'s mode and run id on the same
+        driver object, behind the read-only guard when that mode is a plan, its ``logins``
+        none (it opened nothing). None (the caller closes this one; ``ctx`` logs in anew)
+        when there is nothing to hand over: no connection, one no longer alive, or one holding
+        a commit waiting for its confirmation or a second connection (those stay with the
+        run that made them)."""
+        device = self._device
+        if device is None or self._holds_pending or self._side_device is not None:
+            return None
+        try:
+            with _stdout_to_stderr():
+                alive = bool(device.is_alive().get("is_alive"))
+        except Exception:  # a transport that died raises instead of answering
+            alive = False
+        if not alive:
+            return None
+        moved = type(self)(
+            ctx.mode, self.target, self._credentials, ctx.run_id, self.driver_name,
+            self._optional_args,
+        )  # fmt: skip
+        moved._class = self._class
+        moved._device, moved._wire = device, moved._guarded(device)
+        self._device = self._wire = None
+        return moved
+
     def close(self) -> None:
         try:
             self._close_side()

@@ -89,6 +89,12 @@ query FleetState($names: [String!]!) {
   }
 }
 """
+# The survey's state evidence compares only connected cables (`network_survey.judged`): the
+# working sets of those interfaces alone. NetBox resolves each interface's addresses and link
+# peers one by one, so an uncabled interface asked for costs NetBox's CPU and is never read.
+CONNECTED_QUERY = STATE_QUERY.replace(
+    "interfaces {", "interfaces(filters: {cable: {status: {exact: STATUS_CONNECTED}}}) {"
+)
 RENDERS_AT_ONCE = 4  # NetBox's render-config requests in flight (a few workers serve them)
 # What the selection reads of each device (REST ``fields``): enough to log in to it
 DEVICE_FIELDS = "id,name,platform,primary_ip4,oob_ip,config_context"
@@ -235,14 +241,15 @@ class NetworkMaintenance(LibraryRunbook[NetworkMaintenanceParams]):
         return state.devices
 
     def around(self, ctx: RunContext) -> dict[str, DeviceWorkingSet]:
-        """The working sets of the fleet and of every cable peer of it (the BGP sessions
-        NetBox implies need the peers' addresses and AS numbers): two requests at most."""
+        """The working sets of the fleet and of every peer across a connected cable (the BGP
+        sessions NetBox implies need the peers' addresses and AS numbers), their connected
+        interfaces only (`CONNECTED_QUERY`): two requests at most."""
         state = self.state(ctx)
         if not state.around:
             nb = self.netbox(ctx)
-            fleet = working_sets(nb, sorted(self.devices(ctx)), STATE_QUERY)
+            fleet = working_sets(nb, sorted(self.devices(ctx)), CONNECTED_QUERY)
             peers = {link.peer_device for ws in fleet.values() for link in nc.links_of(ws)}
-            more = working_sets(nb, sorted(peers - set(fleet)), STATE_QUERY)
+            more = working_sets(nb, sorted(peers - set(fleet)), CONNECTED_QUERY)
             state.around = {**fleet, **more}
         return state.around
 
@@ -284,13 +291,15 @@ class NetworkMaintenance(LibraryRunbook[NetworkMaintenanceParams]):
         fleet, nb = self.devices(ctx), self.netbox(ctx)
         started = time.monotonic()
         workers = min(self.p.parallel, len(fleet))
-        # NetBox's reads go on while the devices log in: the working sets first (the state
-        # evidence waits for them), then each device's rendering (its compare waits for it)
+        # NetBox's reads go on while the devices log in: the working sets on a thread of their
+        # own (the state evidence, needed last, waits for them), each device's rendering on
+        # the render pool from the start (its compare waits for it)
         with (
-            ThreadPoolExecutor(min(RENDERS_AT_ONCE, len(fleet)), "netbox-read") as reads,
+            ThreadPoolExecutor(1, "netbox-state") as state,
+            ThreadPoolExecutor(min(RENDERS_AT_ONCE, len(fleet)), "netbox-render") as reads,
             ThreadPoolExecutor(workers, "device-survey") as devices,
         ):
-            around = reads.submit(self.around, ctx)
+            around = state.submit(self.around, ctx)
             rendered = {
                 name: reads.submit(nb.render_config, int(device["id"]))
                 for name, device in fleet.items()
@@ -312,11 +321,14 @@ class NetworkMaintenance(LibraryRunbook[NetworkMaintenanceParams]):
         around: ns.WorkingSets,
         rendering: ns.Rendering,
     ) -> dict[str, Any]:
-        """One device on the run's one session to it, read-only (`read_only`), closed when
-        done (nothing later in the run needs the device). Whatever fails is this device's
-        only: recorded, never raised."""
+        """One device on the run's one session to it, read-only (`read_only`). A run closes
+        it when done (nothing later in the run needs the device); a plan keeps it, so the run
+        of a change, which re-plans just before it runs, goes on on it (`Engine.replan`):
+        the run takes the session its re-plan opened, behind the read-only guard again
+        (`NetworkGateway.reopen`), and ``logins`` then counts none. Whatever fails is this
+        device's only: recorded, never raised."""
         try:
-            gw = NetworkGateway.for_device(read_only(ctx), target_of(device))
+            gw = self.session_to(ctx, target_of(device))
         except Exception as exc:  # its credentials, say: this device's failure only
             return {"state": ns.UNREACHABLE, "why": str(exc)}
         try:
@@ -327,10 +339,24 @@ class NetworkMaintenance(LibraryRunbook[NetworkMaintenanceParams]):
             why = f"the survey failed: {type(exc).__name__}: {exc}"
             return {"state": ns.UNREACHABLE, "why": why}
         finally:
-            try:
-                gw.close()
-            except Exception as exc:  # the survey is done: a failed logout loses nothing
-                log.warning("%s: closing the session failed: %s", device.get("name"), exc)
+            if not ctx.planning:
+                try:
+                    gw.close()
+                except Exception as exc:  # the survey is done: a failed logout loses nothing
+                    log.warning("%s: closing the session failed: %s", device.get("name"), exc)
+
+    @staticmethod
+    def session_to(ctx: RunContext, target: DeviceTarget) -> NetworkGateway:
+        """The device's read-only gateway: in a plan, the plan's; in a run, the session its
+        re-plan handed over (`RunContext.take_over`) if any, else a new one."""
+        reading = read_only(ctx)
+        kept = None if ctx.planning else ctx.release(NetworkGateway, target.name)
+        if kept is not None:
+            moved = kept.reopen(reading)
+            if moved is not None:
+                return moved
+            kept.close()
+        return NetworkGateway.for_device(reading, target)
 
     # ---- 3. the summary ------------------------------------------------------------------------
 

@@ -116,6 +116,10 @@ def test_maintenance_names_the_drift_and_the_unreachable_and_keeps_a_history(
         }  # fmt: skip
         assert surveyed["spine1"]["facts"]["hostname"] == "spine1"
         assert surveyed["leaf2"]["lldp"]["mismatches"] == []
+        # NetBox's working sets of the connected cables only (CONNECTED_QUERY): leaf2's two
+        # uplinks and their BGP sessions are there, nothing left not checked
+        assert surveyed["leaf2"]["lldp"]["cables"] >= 2, surveyed["leaf2"]
+        assert surveyed["leaf2"]["bgp"]["expected"] >= 2 and "not_checked" not in surveyed["leaf2"]
         assert "bgp" in surveyed["leaf2"] and "interface_errors" in surveyed["leaf2"]
     assert [r["status"] for r in runs] == ["succeeded", "succeeded"]
     assert "config" not in evidence(planned, "survey_devices")["devices"]["leaf1"]

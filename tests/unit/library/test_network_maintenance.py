@@ -123,7 +123,7 @@ def fleet_in_memory(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     a temporary directory; the pool's peak reset."""
 
     def sets(nb: NetBoxGateway, names: list[str], query: str) -> dict[str, DeviceWorkingSet]:
-        assert query == network_maintenance.STATE_QUERY  # no config contexts: not needed
+        assert query == network_maintenance.CONNECTED_QUERY  # no config contexts: not needed
         return {name: working_set(name) for name in names if name in IDS}
 
     monkeypatch.setattr(network_maintenance, "working_sets", sets)
@@ -477,6 +477,15 @@ def test_the_fleet_query_asks_for_a_list_of_names() -> None:
     state = network_maintenance.STATE_QUERY
     assert "{name: {in_list: $names}}" in state and "link_peers" in state
     assert "config_context" in FLEET_QUERY and "config_context" not in state
+    # the survey's: the connected cables' interfaces only (what its evidence compares)
+    connected = network_maintenance.CONNECTED_QUERY
+    assert (
+        connected.replace(
+            "interfaces(filters: {cable: {status: {exact: STATUS_CONNECTED}}}) {", "interfaces {"
+        )
+        == state
+    )
+    assert connected.count("STATUS_CONNECTED") == 1
 
 
 # ---- the pieces ---------------------------------------------------------------------------------
