@@ -58,9 +58,15 @@ class FaultHostParams(IncidentParams):
     service: str | None = Field(
         default=None, pattern=r"^[A-Za-z0-9@._-]+$", description="the service to restart"
     )
-    min_disk_free_pct: float = Field(default=10, ge=0, le=100, description="per filesystem")
-    min_mem_available_mb: int = Field(default=128, ge=0, description="memory available")
-    max_load_per_cpu: float = Field(default=4.0, gt=0, description="1-minute load per CPU")
+    min_disk_free_pct: float = Field(
+        default=10, ge=0, le=100, description="the free share (%) each filesystem must keep"
+    )
+    min_mem_available_mb: int = Field(
+        default=128, ge=0, description="the memory (MB) that must stay available"
+    )
+    max_load_per_cpu: float = Field(
+        default=4.0, gt=0, description="the highest healthy 1-minute load per CPU"
+    )
 
     @field_validator("services", mode="before")
     @classmethod
