@@ -19,7 +19,7 @@ from runbooks.core.results import RunStatus, Status
 from runbooks.core.store import RecordStore
 from runbooks.gateways.netbox import NetBoxGateway
 from runbooks.gateways.network import Credentials, DeviceTarget, NetworkGateway
-from runbooks.library import fault_common, fault_network
+from runbooks.library import fault_common, fault_database, fault_network, fault_server
 from runbooks.library import network_common as nc
 from runbooks.library.fault_network import FaultNetwork, network_diagnosis, read_device
 from tests.support.fault_recorded import LEAF1, far_end_down, shut, write_mock
@@ -217,7 +217,7 @@ def test_the_remedy_edits_only_the_neighbors_shutdown() -> None:
     assert fault_network.without_shutdown(down, "198.18.1.0") == config
 
 
-@pytest.mark.parametrize("module", [fault_network, fault_common, nc])
+@pytest.mark.parametrize("module", [fault_network, fault_common, fault_server, fault_database, nc])
 def test_doctests(module: Any) -> None:
     import doctest
 
