@@ -56,14 +56,14 @@ class Handler(BaseHTTPRequestHandler):
             code, body = 200, {"app": "labapp", "version": version}
         else:
             code, body = 404, {"error": "not found"}
+        level = logging.ERROR if code >= 500 else logging.INFO
+        log.log(level, "GET %s %d %s", self.path, code, body.get("why", ""))  # before the answer
         raw = (json.dumps(body) + "\n").encode()
         self.send_response(code)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(raw)))
         self.end_headers()
         self.wfile.write(raw)
-        level = logging.ERROR if code >= 500 else logging.INFO
-        log.log(level, "GET %s %d %s", self.path, code, body.get("why", ""))
 
     def log_message(self, format: str, *args: Any) -> None:
         """http.server's own stderr line: not wanted, each request is logged in do_GET."""

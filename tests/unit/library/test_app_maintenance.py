@@ -1,0 +1,221 @@
+"""app-maintenance without a lab: the release's artifact and checksum, the parameters, and runs
+through the engine with NetBox and Ansible in memory (hosts as a table of releases): the plan
+per host, a second plan with nothing to change, a failing release rolled back to the one
+before on every planned host, a host that had none left with none."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from runbooks.config import NetBoxSettings
+from runbooks.core.engine import Engine
+from runbooks.core.errors import InputError
+from runbooks.core.gateway import reads
+from runbooks.core.results import RunStatus, Status
+from runbooks.core.store import RecordStore
+from runbooks.gateways.ansible import AnsibleGateway, AnsibleSettings
+from runbooks.gateways.ansible_events import PlaybookResult, TaskResult
+from runbooks.gateways.netbox import NetBoxGateway
+from runbooks.lab import labapp
+from runbooks.library.app_maintenance import PLAYBOOK, AppMaintenance, artifact_of
+
+GOOD = {"1.0", "1.1"}  # releases that answer 200; any other answers 500
+
+
+class World:
+    """Hosts as releases: host -> (version or None, running)."""
+
+    def __init__(self, **hosts: tuple[str | None, bool]) -> None:
+        self.hosts = dict(hosts)
+        self.calls: list[tuple[str, bool, dict[str, Any]]] = []
+        self.services = [
+            {"id": i, "name": "shop", "parent_object_type": "dcim.device",
+             "parent": {"name": h}, "port_mappings": ["tcp/8080"]}
+            for i, h in enumerate(sorted(hosts), 1)
+        ]  # fmt: skip
+
+    def state(self, host: str) -> dict[str, Any]:
+        version, running = self.hosts[host]
+        code = (200 if version in GOOD else 500) if running else None
+        health = {"code": code, "latency_ms": 2.0, "url": "http://h:8080/health"}
+        return {"version": version, "running": running, "installed": bool(version),
+                "health": health}  # fmt: skip
+
+
+class FakeNetBox(NetBoxGateway):
+    world: World
+
+    @reads
+    def find(self, obj_type: str, **filters: Any) -> list[dict[str, Any]]:
+        assert obj_type == "ipam.service"
+        return [s for s in self.world.services if s["name"] == filters["name"]]
+
+
+class FakeAnsible(AnsibleGateway):
+    """app_deploy.yml as the role behaves: serial, a host failing its health check rolled
+    back to its release before, the roll stopped there."""
+
+    world: World
+
+    @reads
+    def inventory_hosts(self) -> dict[str, dict[str, Any]]:
+        return {h: {"ansible_host": f"192.0.2.{i}"} for i, h in enumerate(self.world.hosts, 1)}
+
+    def _play(
+        self,
+        playbook: str,
+        check: bool,
+        limit: Sequence[str],
+        extravars: Mapping[str, Any] | None,
+        tags: Sequence[str],
+        hosts: Mapping[str, Mapping[str, Any]] | None = None,
+    ) -> PlaybookResult:
+        assert playbook == PLAYBOOK
+        given = dict(extravars or {})
+        self.world.calls.append((playbook, check, given))
+        tasks: list[TaskResult] = []
+        for host in sorted(limit):
+            before = self.world.state(host)
+            tasks.append(TaskResult(host, "State", "p", "ok", evidence={"app_before": before}))
+            if given.get("app_action") == "read":
+                continue
+            restore = given.get("app_restore") or {}
+            target = restore[host] if host in restore else given["app_version"]
+            same = before["version"] == (target or None) and (before["running"] or not target)
+            if not same:
+                tasks.append(TaskResult(host, "Release | current", "p", "changed", True))
+            if check:
+                continue
+            self.world.hosts[host] = (target or None, bool(target))
+            if target and target not in GOOD:  # the rescue: back to the release before
+                self.world.hosts[host] = (before["version"], True)
+                msg = f"shop {target} failed on {host}: rolled back to {before['version']}"
+                tasks.append(TaskResult(host, "Rollback | done", "p", "failed", msg=msg))
+                return PlaybookResult(playbook, check, "failed", 2, tuple(tasks))
+            after = self.world.state(host)  # the play reads every host after, changed or not
+            tasks.append(TaskResult(host, "State", "p", "ok", evidence={"app_after": after}))
+        return PlaybookResult(playbook, check, "successful", 0, tuple(tasks))
+
+
+def engine(tmp_path: Path, world: World) -> Engine:
+    def ansible(ctx: Any, key: str) -> AnsibleGateway:
+        gw = FakeAnsible(ctx.mode, AnsibleSettings(inventory="localhost"))
+        gw.world = world
+        return gw
+
+    def nb(ctx: Any, key: str) -> NetBoxGateway:
+        settings = NetBoxSettings("http://127.0.0.1:9", "nbt_" + secrets.token_hex(8) + ".x")
+        gw = FakeNetBox(settings, ctx.mode, run_id=ctx.run_id)
+        gw.world = world
+        return gw
+
+    return Engine(
+        RecordStore(tmp_path / "r.sqlite3"),
+        "olivia",
+        gateway_factories={AnsibleGateway: ansible, NetBoxGateway: nb},
+    )
+
+
+@pytest.fixture
+def artifacts(tmp_path: Path) -> Path:
+    where = tmp_path / "artifacts"
+    where.mkdir()
+    for version in ("1.0", "1.1", "1.2-bad"):
+        (where / f"shop-{version}.tar.gz").write_bytes(f"release {version}".encode())
+    return where
+
+
+def deploy(artifacts: Path, version: str, **more: Any) -> AppMaintenance:
+    raw = {"app": "shop", "version": version, "artifacts": str(artifacts), **more}
+    return AppMaintenance(AppMaintenance.parse_params(raw))
+
+
+def test_the_plan_says_per_host_from_to_and_a_second_plan_nothing(
+    tmp_path: Path, artifacts: Path
+) -> None:
+    world = World(web1=("1.0", True), web2=(None, False))
+    plan = engine(tmp_path, world).plan(deploy(artifacts, "1.1"))
+    assert plan.refusal is None
+    diffs = {d.target: d for d in next(s for s in plan.steps if s.step == "plan_release").diffs}
+    assert {t: d.summary for t, d in diffs.items()} == {
+        "web1: shop": "shop 1.0 → 1.1",
+        "web2: shop": "shop not installed → 1.1",
+    }
+    assert world.hosts == {"web1": ("1.0", True), "web2": (None, False)}  # the plan: no write
+    assert all(check for _, check, _ in world.calls)
+    result = engine(tmp_path, world).run(deploy(artifacts, "1.1"))
+    assert result.status is RunStatus.SUCCEEDED, result.error
+    assert world.hosts == {"web1": ("1.1", True), "web2": ("1.1", True)}
+    again = engine(tmp_path, world).run(deploy(artifacts, "1.1"))
+    assert {s.step: s.status for s in again.steps}["plan_release"] is Status.NO_CHANGE
+
+
+def test_a_failing_release_is_rolled_back_on_every_planned_host(
+    tmp_path: Path, artifacts: Path
+) -> None:
+    world = World(web1=("1.1", True), web2=(None, False))
+    eng = engine(tmp_path, world)
+    result = eng.run(deploy(artifacts, "1.2-bad"))
+    assert result.status is RunStatus.ROLLED_BACK, result.error
+    assert result.error and "shop 1.2-bad failed on web1: rolled back to 1.1" in result.error
+    assert world.hosts == {"web1": ("1.1", True), "web2": (None, False)}
+    restore = [given["app_restore"] for _, check, given in world.calls if "app_restore" in given]
+    assert restore == [{"web1": "1.1", "web2": ""}]  # web2 had none: it is left with none
+    [undo] = [e for e in eng.store.entries(result.run_id) if e.kind == "undo.finished"]
+    assert undo.payload["evidence"]["releases"]["web1"] == {
+        "version": "1.1",
+        "health": "/health answers 200 in 2.0 ms",
+    }
+
+
+def test_hosts_and_port_come_from_netbox_and_a_stranger_is_one_line(
+    tmp_path: Path, artifacts: Path
+) -> None:
+    world = World(web1=("1.0", True), web2=("1.0", True))
+    plan = engine(tmp_path, world).plan(deploy(artifacts, "1.1", hosts="web2"))
+    placed = next(s for s in plan.steps if s.step == "app_hosts").evidence
+    assert placed["port"] == 8080 and list(placed["hosts"]) == ["web2"]
+    assert world.calls[-1][2]["app_targets"] == "web2"
+    refused = engine(tmp_path, world).plan(deploy(artifacts, "1.1", hosts="db9"))
+    assert refused.refusal and "db9: no 'shop' service there in NetBox" in refused.refusal
+
+
+def test_the_artifact_must_exist_and_match_its_checksum(artifacts: Path) -> None:
+    with pytest.raises(InputError, match=r"shop-9.9.tar.gz is not in .* \(it has shop 1.0, "):
+        artifact_of(artifacts, "shop", "9.9")
+    found = artifact_of(artifacts, "shop", "1.1")
+    assert found["listed_in_sha256sums"] is False and len(found["sha256"]) == 64
+    (artifacts / "SHA256SUMS").write_text(f"{'0' * 64}  shop-1.1.tar.gz\n")
+    with pytest.raises(InputError, match="differs from SHA256SUMS"):
+        artifact_of(artifacts, "shop", "1.1")
+
+
+@pytest.mark.parametrize(
+    ("given", "message"),
+    [
+        ({"version": "1.1; reboot"}, "version: String should match"),
+        ({"app": "Shop Front"}, "app: String should match"),
+        ({"artifacts": " "}, "give artifacts=<the directory of release tarballs>"),
+        ({"health_path": "health"}, "health_path: String should match"),
+    ],
+)
+def test_bad_parameters_are_one_line(given: dict[str, Any], message: str) -> None:
+    with pytest.raises(InputError, match=message):
+        AppMaintenance.parse_params({"app": "shop", "version": "1.1", "artifacts": "/x", **given})
+
+
+def test_the_lab_releases_are_the_same_bytes_everywhere(tmp_path: Path) -> None:
+    assert labapp.ensure(tmp_path / "a") == [
+        *map(labapp.artifact_name, labapp.RELEASES),
+        "SHA256SUMS",
+    ]
+    assert labapp.ensure(tmp_path / "a") == []  # built once
+    labapp.ensure(tmp_path / "b")
+    for name in ["SHA256SUMS", *map(labapp.artifact_name, labapp.RELEASES)]:
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+    assert artifact_of(tmp_path / "a", "labapp", "1.2-bad")["listed_in_sha256sums"]

@@ -1,0 +1,173 @@
+"""fault-application without a lab: labapp's release started here on 127.0.0.1, read by the
+playbooks' host-side state script as Ansible runs it, and the diagnosis of what it read —
+healthy, then answering errors (its state file corrupt), then stopped; each difference from
+a healthy application named per host, and the parameters as one line each."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import socket
+import subprocess
+import sys
+import tarfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from runbooks.core.errors import InputError
+from runbooks.gateways.ansible_settings import PLAYBOOKS
+from runbooks.lab import labapp
+from runbooks.library.fault_application import (
+    FaultApplication,
+    FaultApplicationParams,
+    app_findings,
+    unread,
+)
+
+STATE_SCRIPT = PLAYBOOKS / "roles" / "app_release" / "files" / "app_state.py"
+_spec = importlib.util.spec_from_file_location("app_state", STATE_SCRIPT)
+assert _spec is not None and _spec.loader is not None
+SCRIPT = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(SCRIPT)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Release:
+    """labapp 1.1 unpacked under root/releases/1.1, current linked to it, run on a port."""
+
+    def __init__(self, tmp: Path) -> None:
+        labapp.ensure(tmp / "artifacts")
+        self.root, self.data, self.log = tmp / "opt", tmp / "data", tmp / "log" / "labapp.log"
+        release = self.root / "releases" / "1.1"
+        release.mkdir(parents=True)
+        with tarfile.open(tmp / "artifacts" / labapp.artifact_name("1.1")) as tar:
+            tar.extractall(release, filter="data")
+        (self.root / "current").symlink_to(release)
+        self.data.mkdir()
+        (self.data / "state.json").write_text('{"schema": 1}')
+        self.port = free_port()
+        self.proc = subprocess.Popen(
+            [sys.executable, str(self.root / "current" / "labapp.py"), "--bind", "127.0.0.1",
+             "--port", str(self.port), "--data", str(self.data), "--log", str(self.log)],
+        )  # fmt: skip
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", self.port)) == 0:
+                    return
+            time.sleep(0.05)
+        raise AssertionError("labapp did not start")
+
+    def state(self) -> dict[str, Any]:
+        """What the playbook's state script reads (no init script here: not installed)."""
+        done = subprocess.run(
+            [sys.executable, str(STATE_SCRIPT), "labapp-unit-test", str(self.root), "127.0.0.1",
+             str(self.port), "/health", str(self.log), "3600", "20"],
+            capture_output=True, text=True, timeout=30, check=True,
+        )  # fmt: skip
+        state: dict[str, Any] = json.loads(done.stdout)
+        running = self.proc.poll() is None
+        # no init script nor pid file here: the process's own sockets, by the script's code
+        sockets = SCRIPT.listening()
+        own = SCRIPT.process_sockets(self.proc.pid) if running else set()
+        mine = sorted(a for i, a in sockets.items() if i in own)
+        return {**state, "installed": True, "running": running, "process_listens": mine}
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout=10)
+
+
+@pytest.fixture
+def release(tmp_path: Path) -> Iterator[Release]:
+    started = Release(tmp_path)
+    yield started
+    started.stop()
+
+
+def findings(release: Release, state: dict[str, Any]) -> list[str]:
+    p = FaultApplicationParams(app="labapp")
+    return app_findings("labapp", "web1", "127.0.0.1", release.port, state, p)
+
+
+def test_healthy_then_errors_then_stopped(release: Release) -> None:
+    healthy = release.state()
+    assert healthy["version"] == "1.1" and healthy["releases"] == ["1.1"]
+    assert healthy["health"]["code"] == 200 and healthy["health"]["latency_ms"] > 0
+    assert healthy["listening_on_port"] == [f"127.0.0.1:{release.port}"]
+    assert healthy["process_listens"] == [f"127.0.0.1:{release.port}"]
+    assert findings(release, healthy) == []
+    assert unread("labapp", "web1", healthy) == []
+
+    (release.data / "state.json").write_text("not json")  # the fault: it answers errors
+    broken = release.state()
+    assert broken["health"]["code"] == 500
+    found = findings(release, broken)
+    assert found[0] == "labapp on web1: /health answers 500 (healthy baseline 200)"
+    assert found[1].startswith("labapp on web1: 1 error line(s) in its log, the last: ")
+    assert "ERROR GET /health 500 state.json unreadable" in found[1]
+
+    release.stop()
+    down = release.state()
+    assert down["listening_on_port"] == [] and down["health"]["code"] is None
+    assert findings(release, down)[:3] == [
+        "labapp on web1: its service is not running",
+        f"labapp not listening on 127.0.0.1:{release.port} (web1)",
+        f"labapp on web1: /health does not answer: {down['health']['error']} "
+        "(healthy baseline 200)",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("change", "finding"),
+    [
+        ({"reachable": False, "why": "timed out"}, "web1 cannot be reached: timed out"),
+        ({"installed": False}, "labapp on web1: not installed (no init script; release 1.1)"),
+        ({"health": {"code": 200, "latency_ms": 2500.0}},
+         "labapp on web1: /health took 2500.0 ms (healthy baseline ≤ 1000 ms)"),
+        ({"process_listens": []}, "labapp on web1: 127.0.0.1:8080 is held by another process, "
+         "not the service's"),
+    ],
+)  # fmt: skip
+def test_each_difference_from_a_healthy_application_is_named(
+    change: dict[str, Any], finding: str
+) -> None:
+    healthy = {
+        "reachable": True, "installed": True, "running": True, "version": "1.1",
+        "process_listens": ["127.0.0.1:8080"], "listening_on_port": ["127.0.0.1:8080"],
+        "health": {"code": 200, "latency_ms": 3.0}, "log_errors": [],
+    }  # fmt: skip
+    p = FaultApplicationParams(app="labapp")
+    assert app_findings("labapp", "web1", "127.0.0.1", 8080, {**healthy, **change}, p) == [finding]
+
+
+def test_an_unreadable_log_is_said_not_checked() -> None:
+    state = {"reachable": True, "log": "/var/log/x.log", "log_errors": None}
+    assert unread("labapp", "web1", state) == ["labapp on web1: log /var/log/x.log not readable"]
+
+
+@pytest.mark.parametrize(
+    ("given", "message"),
+    [
+        ({"max_latency_ms": 0}, "max_latency_ms: Input should be greater than 0"),
+        ({"hosts": "web1,"}, None),
+        ({"incident": "x" * 101}, "incident: String should have at most 100 characters"),
+    ],
+)
+def test_parameters(given: dict[str, Any], message: str | None) -> None:
+    if message is None:
+        parsed = FaultApplication.parse_params({"app": "labapp", **given})
+        assert isinstance(parsed, FaultApplicationParams) and parsed.hosts == ["web1"]
+        return
+    with pytest.raises(InputError, match=message):
+        FaultApplication.parse_params({"app": "labapp", **given})
