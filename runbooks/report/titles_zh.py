@@ -30,6 +30,7 @@ _VERIFY_BACKUP = "驗證備份：在臨時實例中恢復並核對數據表"
 _RACK_WITNESS = "在 {device} 的 NetBox 日誌中記錄本次運行（見證）"
 _SERVER_WITNESS = "在服務器的 NetBox 日誌中記錄本次運行（見證）"
 _DB_SERVER = "NetBox 中的數據庫服務器：其地址、PostgreSQL 端口及版本"
+_APP_HOSTS = "應用系統的主機：其 NetBox 服務，且均在清單中"
 
 # server (5) and client terminal (1) fault handling share their steps
 _HOST_FAULT = {
@@ -162,6 +163,16 @@ TITLES: dict[str, dict[str, str]] = {
         "plan_remedy": "處理：重置與 {neighbor} 的 BGP 會話",
     },
     "fault-server": _HOST_FAULT,
+    "app-maintenance": {
+        "app_hosts": _APP_HOSTS,
+        "release_available": "發佈包在製品目錄中，並記錄其校驗和",
+        "plan_release": "逐台主機部署發佈版本，每台均做健康檢查",
+    },
+    "fault-application": {
+        "app_hosts": _APP_HOSTS,
+        "app_state": "各主機證據：服務、監聽端口、健康檢查網址、近期日誌錯誤",
+        "diagnosis": "診斷：與正常應用系統的差異",
+    },
     "fault-terminal": _HOST_FAULT,
     "software-install": {
         "hosts_in_inventory": "主機均在 NetBox 的清單中，且有地址",
