@@ -196,6 +196,13 @@ TITLES: dict[str, dict[str, str]] = {
         "cabling": "佈線：整齊、標籤完整、無鬆脫",
         "cleanliness": "清潔：機房清潔、無堆放雜物",
     },
+    "equipment-acceptance": {
+        "netbox_expects": "NetBox 中 {device} 應有的序號、型號、軟件版本及接口",
+        "device_matches_netbox": "{device} 回報的信息與 NetBox 核對（任何差異即拒收）",
+        "burn_in": "{device} 老化測試：接口正常、錯誤計數不增加、溫度正常",
+        "plan_status": "在 NetBox 中將 {device} 標記為 {target_status}（驗收通過）",
+        "plan_journal_entry": _RACK_WITNESS,
+    },
 }
 
 _BATCH = re.compile(r" — batch (\d+) of (\d+)( \(canary\))?: (.*)$")
