@@ -231,6 +231,11 @@ class UpgradeGateway(PostgresGateway):
         every table in those snapshots. Returns the fingerprints at the opening and its
         time. Proves the backup (of the old cluster, ``system_identifier``) first."""
         self.prove_backup(backup_dir, run_id, system_identifier)
+        self.stop(new)  # an interrupted opening (a resumed run) starts again
+        if self.exists(f"{out_dir}/pg_hba.conf.service"):  # and its gate comes off first
+            for name in ("pg_hba.conf.service", "postgresql.conf"):
+                target = f"{new.data_dir}/{name.removesuffix('.service')}"
+                self.shell.run(["cp", f"{out_dir}/{name}", target])
         self.shell.run(["rm", "-rf", out_dir])
         self.make_dir(out_dir)
         self.write_text(f"{out_dir}/snapshot.sql", gate.snapshot_script())

@@ -10,7 +10,7 @@ import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import pytest
 
@@ -26,7 +26,7 @@ from runbooks.gateways.postgres_shell import CommandError, LocalShell
 from runbooks.gateways.postgres_upgrade import UpgradeGateway
 from runbooks.library.db_upgrade import DbUpgrade
 from tests.support import pg_clusters as pc
-from tests.support.db_upgrade_faults import FaultyDbUpgrade
+from tests.support.db_upgrade_faults import FailAt, FaultyDbUpgrade
 
 pytestmark = [
     pytest.mark.slow,
@@ -197,14 +197,8 @@ def test_parallel_fingerprints_of_a_quiet_cluster_equal_one_snapshot(
     assert gw.fingerprints(old, quiet_jobs=3) == one
 
 
-AFTER_WRITERS_STOP = [
-    "plan_stop_writers",
-    "plan_upgrade",
-    "plan_switch",
-    "post_checks",
-    "plan_analyze",
-    "service_check",
-]
+STEPS = list(get_args(FailAt))  # the steps a failure can be injected after, in order
+AFTER_WRITERS_STOP = STEPS[STEPS.index("plan_stop_writers") :]
 
 
 @pytest.mark.parametrize("step", AFTER_WRITERS_STOP)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import psycopg
 import pytest
@@ -29,7 +29,7 @@ from runbooks.lab import lab as lab_ops
 from runbooks.lab import netbox as lab_netbox
 from runbooks.library.db_upgrade import embedded_bin_dir
 from runbooks.library.db_upgrade_parts import mirror_embedded_binaries
-from tests.support.db_upgrade_faults import FaultyDbUpgrade
+from tests.support.db_upgrade_faults import FailAt, FaultyDbUpgrade
 
 OLD_BIN = "/usr/lib/postgresql/15/bin"
 WORK = "/var/lib/postgresql/upgrade"
@@ -165,11 +165,10 @@ def test_db1_upgrades_to_18_with_data_intact(db1_clean: dict[str, Any], tmp_path
     nb.close()
 
 
-@pytest.mark.parametrize(
-    "step",
-    ["plan_stop_writers", "plan_upgrade", "plan_switch", "post_checks", "plan_analyze",
-     "service_check"],
-)  # fmt: skip
+STEPS = list(get_args(FailAt))  # the steps a failure can be injected after, in order
+
+
+@pytest.mark.parametrize("step", STEPS[STEPS.index("plan_stop_writers") :])
 def test_db1_rolls_back_from_a_failure_at_each_step(
     db1_clean: dict[str, Any], tmp_path: Path, step: str
 ) -> None:
