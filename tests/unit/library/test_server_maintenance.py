@@ -115,15 +115,23 @@ class FakeNetBox(NetBoxGateway):
         return {"id": len(self.world.journal), "comments": comments}
 
 
-def engine(tmp_path: Path, world: World) -> Engine:
+def engine(
+    tmp_path: Path,
+    world: Any,
+    ansible_class: type[FakeAnsible] = FakeAnsible,
+    netbox_class: type[FakeNetBox] = FakeNetBox,
+) -> Engine:
+    """An engine whose gateways are the stand-ins, sharing ``world`` (a `World`, or another
+    test's state with a ``journal`` list)."""
+
     def ansible(ctx: Any, key: str) -> AnsibleGateway:
-        gw = FakeAnsible(ctx.mode, AnsibleSettings(inventory="localhost"))
+        gw = ansible_class(ctx.mode, AnsibleSettings(inventory="localhost"))
         gw.world = world
         return gw
 
     def nb(ctx: Any, key: str) -> NetBoxGateway:
         settings = NetBoxSettings("http://127.0.0.1:9", "nbt_" + secrets.token_hex(8) + ".x")
-        gw = FakeNetBox(settings, ctx.mode, run_id=ctx.run_id)
+        gw = netbox_class(settings, ctx.mode, run_id=ctx.run_id)
         gw.world = world
         return gw
 

@@ -4,7 +4,6 @@ later ones not run), the failure threshold, waiting for a service to settle."""
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,16 +11,14 @@ from typing import Any
 
 import pytest
 
-from runbooks.config import NetBoxSettings
 from runbooks.core.engine import Engine
 from runbooks.core.errors import InputError
-from runbooks.core.gateway import reads, writes
+from runbooks.core.gateway import reads
 from runbooks.core.results import Diff, RunStatus, Status
-from runbooks.core.store import RecordStore
-from runbooks.gateways.ansible import AnsibleGateway, AnsibleSettings
 from runbooks.gateways.ansible_events import PlaybookResult, TaskResult
-from runbooks.gateways.netbox import NetBoxGateway
 from runbooks.library.server_maintenance import PLAYBOOK, ROLLBACK, ServerMaintenance
+from tests.unit.library.test_server_maintenance import FakeAnsible, FakeNetBox
+from tests.unit.library.test_server_maintenance import engine as single_host_engine
 
 SERVERS = ["srv1", "srv2", "srv3", "srv4", "srv5"]
 
@@ -68,8 +65,8 @@ def health(fleet: Fleet, host: str) -> TaskResult:
     return evidence(host, "Health | evidence", {"health": reading})
 
 
-class FleetAnsible(AnsibleGateway):
-    fleet: Fleet
+class FleetAnsible(FakeAnsible):
+    world: Fleet  # type: ignore[assignment]
 
     @reads
     def inventory_hosts(self) -> dict[str, dict[str, Any]]:
@@ -84,7 +81,7 @@ class FleetAnsible(AnsibleGateway):
         tags: Sequence[str],
         hosts: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> PlaybookResult:
-        fleet = self.fleet
+        fleet = self.world
         fleet.calls.append((playbook, check, tuple(tags), tuple(limit)))
         assert (extravars or {})["maintenance_targets"] == ",".join(limit)
         if playbook == ROLLBACK:
@@ -118,47 +115,16 @@ class FleetAnsible(AnsibleGateway):
         return PlaybookResult(playbook, check, "failed" if down else "successful", 0, tasks, recap)
 
 
-class FleetNetBox(NetBoxGateway):
-    fleet: Fleet
-
+class FleetNetBox(FakeNetBox):
     @reads
     def find(self, obj_type: str, **filters: Any) -> list[dict[str, Any]]:
         if obj_type == "dcim.device":
             return [{"name": h, "id": 10 + i} for i, h in enumerate(SERVERS)]
-        wanted = filters["assigned_object_id"]
-        return [{"comments": c} for i, c, _ in self.fleet.journal if i == wanted]
-
-    @writes
-    def journal(
-        self,
-        obj_type: str,
-        obj_id: int,
-        comments: str,
-        kind: str = "info",
-        *,
-        marker: str | None = None,
-    ) -> dict[str, Any]:
-        self.fleet.journal.append((obj_id, comments, kind))
-        return {"id": len(self.fleet.journal), "comments": comments}
+        return super().find(obj_type, **filters)
 
 
 def engine(tmp_path: Path, fleet: Fleet) -> Engine:
-    def ansible(ctx: Any, key: str) -> AnsibleGateway:
-        gw = FleetAnsible(ctx.mode, AnsibleSettings(inventory="localhost"))
-        gw.fleet = fleet
-        return gw
-
-    def nb(ctx: Any, key: str) -> NetBoxGateway:
-        settings = NetBoxSettings("http://127.0.0.1:9", "nbt_" + secrets.token_hex(8) + ".x")
-        gw = FleetNetBox(settings, ctx.mode, run_id=ctx.run_id)
-        gw.fleet = fleet
-        return gw
-
-    return Engine(
-        RecordStore(tmp_path / "r.sqlite3"),
-        "olivia",
-        gateway_factories={AnsibleGateway: ansible, NetBoxGateway: nb},
-    )
+    return single_host_engine(tmp_path, fleet, FleetAnsible, FleetNetBox)
 
 
 def rolling(**params: Any) -> ServerMaintenance:
