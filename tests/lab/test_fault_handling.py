@@ -189,6 +189,9 @@ def test_each_fault_is_named_by_its_triage_and_a_healthy_server_by_none(
         (blocking,) = [f for f in locked["findings"] if " holds ACCESS EXCLUSIVE on " in f]
         assert blocking.startswith(f"pid {holder.info.backend_pid} (runbook, fault-test-holder)")
         assert "on public.orders blocking 1 session(s) for " in blocking
+        holder.close()  # the waiter's thread ends before Ansible forks its processes
+        waiter.join(10)
+        holder = None
 
         shut = run(FaultNetwork, device="leaf1")
         assert (
