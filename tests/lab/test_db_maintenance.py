@@ -11,6 +11,7 @@ and the runbook's work directory go.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Iterator
@@ -19,17 +20,22 @@ from typing import Any
 
 import psycopg
 import pytest
+from cli_support import Machine
 
+from runbooks.config import netbox_settings
 from runbooks.core import policy
 from runbooks.core.changes import ChangeBook, run_change
 from runbooks.core.context import confirm_all
 from runbooks.core.engine import Engine
 from runbooks.core.errors import VerificationError
+from runbooks.core.gateway import Mode
 from runbooks.core.plan import Plan
 from runbooks.core.results import RunResult, RunStatus, Status
 from runbooks.core.store import RecordStore
+from runbooks.gateways.netbox import NetBoxGateway
 from runbooks.lab import hosts
 from runbooks.lab import lab as lab_ops
+from runbooks.lab import netbox as lab_netbox
 from runbooks.library.db_maintenance import DbMaintenance
 from runbooks.report import review
 
@@ -52,6 +58,12 @@ CREATE EXTENSION IF NOT EXISTS amcheck;
 TEARDOWN_SQL = f"DROP TABLE IF EXISTS {TABLE}; DROP EXTENSION IF EXISTS amcheck;"
 
 
+def netbox_settings_or_fail() -> Any:
+    settings = netbox_settings()
+    assert settings is not None, "the lab's NetBox is in the environment"
+    return settings
+
+
 def connect(db: dict[str, Any], **kwargs: Any) -> psycopg.Connection[Any]:
     """A session over TCP on db1's address (inside the lab's namespace)."""
     return psycopg.connect(
@@ -65,7 +77,18 @@ def as_postgres(argv: list[str]) -> None:
 
 
 @pytest.fixture
-def db1_bloated(lab: Any) -> Iterator[dict[str, Any]]:
+def lab_runbooks_env(lab: Any, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """The settings `runbook lab env` prints (the hosts' key, the lab's known_hosts) and the
+    operator's NetBox, in the environment."""
+    url, token = lab_netbox.credentials("operator")
+    env = {**lab_ops.runbooks_env(), "RUNBOOKS_NETBOX_URL": url, "RUNBOOKS_NETBOX_TOKEN": token}
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    return env
+
+
+@pytest.fixture
+def db1_bloated(lab_runbooks_env: dict[str, str]) -> Iterator[dict[str, Any]]:
     """db1 held against resets, with bloat, an invalid index, a NOT VALID constraint and
     amcheck in its sample database; everything removed afterwards."""
     with lab_ops.held(reset_first=False):
@@ -92,20 +115,13 @@ class BackupFailsVerification(DbMaintenance):
 
 
 def runbook(db: dict[str, Any], kind: type[DbMaintenance] = DbMaintenance) -> DbMaintenance:
-    ssh = hosts.host_ssh_params("db1")
-    return kind(
-        kind.parse_params(
-            {
-                "host": ssh["host"],
-                "transport": "ssh",
-                "ssh_key": ssh["key_file"],
-                "bin_dir": db["bin_dir"],
-                "data_dir": db["data_dir"],
-                "work_dir": WORK,
-                "long_transaction_s": 1,
-            }
-        )
-    )
+    """db1 named as NetBox holds it: address, port, version and paths come from there."""
+    rb = kind(kind.parse_params({"server": "db1", "work_dir": WORK, "long_transaction_s": 1}))
+    p = rb.p
+    assert (p.host, p.port, p.bin_dir, p.data_dir) == (
+        db["host"], db["port"], db["bin_dir"], db["data_dir"],
+    )  # fmt: skip
+    return rb
 
 
 def approved_run(store: RecordStore, db: dict[str, Any]) -> tuple[Plan, str, RunResult]:
@@ -147,8 +163,15 @@ def test_db1_checked_backed_up_and_vacuumed_then_nothing_left(
     kinds = [e.kind for e in store.entries(failed.run_id)]
     assert kinds[-1] == "run.finished" and "step.failed" in kinds
 
-    # the plan: what will be done, for review
+    # the plan: what will be done, for review; db1 as NetBox holds it first
     planned = {s.step: s for s in plan.steps}
+    netbox_says = planned["server_in_netbox"].evidence
+    assert netbox_says["netbox"]["primary_ip"] == db1_bloated["host"]
+    assert netbox_says["netbox"]["service"].endswith(f"postgresql tcp/{db1_bloated['port']}")
+    assert netbox_says["postgresql_version"] == db1_bloated["version"]
+    assert netbox_says["overridden"] == {}
+    (witness,) = planned["plan_journal_entry"].diffs
+    assert witness.target == "NetBox journal of db1"
     (vacuum,) = [d for d in planned["plan_vacuum"].diffs if d.target.endswith(":inventory")]
     assert TABLE in vacuum.after["vacuum_analyze"]
     assert "public.orders" in vacuum.after["vacuum_analyze"]
@@ -192,6 +215,58 @@ def test_db1_checked_backed_up_and_vacuumed_then_nothing_left(
     assert report["verdict"].startswith("no bloat change worth noting")
     assert report["tables"][TABLE]["dead"] == [0, 0]
     assert store.verify().ok
+
+    # each successful run is witnessed once in db1's NetBox journal with its record's head;
+    # the rolled-back run is not
+    nb = NetBoxGateway(netbox_settings_or_fail(), Mode.RUN, run_id="test", runbook="test")
+    (device,) = nb.find("dcim.device", name="db1")
+    journal = nb.find(
+        "extras.journalentry", assigned_object_type="dcim.device", assigned_object_id=device["id"]
+    )
+    for run in (result, again, failed):
+        mine = [e for e in journal if f"run `{run.run_id}`" in str(e["comments"])]
+        assert len(mine) == (0 if run is failed else 1), run.run_id
+        for entry in mine:
+            started_entry = next(
+                e
+                for e in store.entries(run.run_id)
+                if e.kind == "step.started" and e.step == "plan_journal_entry"
+            )
+            assert f"`{started_entry.prev_hash}`" in entry["comments"]
+            assert f"{db1_bloated['host']}:inventory: VACUUM (ANALYZE)" in entry["comments"]
+            nb.apply([nb.plan_delete("extras.journalentry", entry["id"])])  # as it was
+    nb.close()
     store.close()
     assert LITERAL.encode() not in (tmp_path / "records.sqlite3").read_bytes()
     logging.getLogger(__name__).warning("first run %.1f s, second %.1f s", first_s, second_s)
+
+
+def test_cli_plans_db1_named_as_netbox_holds_it(
+    lab_runbooks_env: dict[str, str], db1: dict[str, Any], tmp_path: Path
+) -> None:
+    """`runbook plan db-maintenance server=db1` and `runbook plan db-upgrade server=db1`
+    with the settings `runbook lab env` prints and nothing else; a server NetBox does not
+    hold is one line and exit 2."""
+    env = {  # Machine gives the person's NetBox and the lab's known_hosts itself
+        k: v
+        for k, v in lab_runbooks_env.items()
+        if not k.startswith("RUNBOOKS_NETBOX_") and k != "RUNBOOKS_SSH_KNOWN_HOSTS"
+    }
+    machine = Machine(tmp_path / "home", **env)
+    with lab_ops.held(reset_first=False):
+        for name in ("db-maintenance", "db-upgrade"):
+            done = machine("operator", "plan", name, "server=db1", "--json", "--no-save")
+            planned = json.loads(done.stdout)
+            first = planned["steps"][0]
+            assert first["step"] == "server_in_netbox", first
+            assert first["evidence"]["uses"]["host"] == db1["host"]
+            assert first["evidence"]["uses"]["port"] == db1["port"]
+            assert first["evidence"]["postgresql_version"] == db1["version"]
+            assert planned["params"]["host"] == db1["host"], planned["params"]
+            assert planned["params"]["transport"] == "ssh"
+            assert planned["params"]["ssh_key"] is None  # the hosts' key: a setting
+            assert planned["refusal"] is None, planned["refusal"]
+        wrong = machine("operator", "plan", "db-maintenance", "server=db9", ok=False)
+    assert wrong.returncode == 2
+    (line,) = wrong.stderr.strip().splitlines()
+    assert "NetBox has no device or virtual machine named 'db9'" in line
