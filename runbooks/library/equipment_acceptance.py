@@ -187,6 +187,15 @@ def differences(device: str, expected: Mapping[str, Any], reported: Mapping[str,
     return out
 
 
+def refusal(headline: str, lines: Sequence[str]) -> VerificationError:
+    """The error naming each finding on a line of its own.
+
+    >>> str(refusal("leaf3 does not match NetBox", ["serial: …", "model: …"]))
+    'leaf3 does not match NetBox:\\n- serial: …\\n- model: …'
+    """
+    return VerificationError(headline + ":\n" + "\n".join(f"- {line}" for line in lines))
+
+
 def not_compared(expected: Mapping[str, Any], reported: Mapping[str, Any]) -> list[str]:
     """What could not be compared, and why (never a silent pass)."""
     out = []
@@ -382,10 +391,7 @@ class EquipmentAcceptance(JournalWitness, LibraryRunbook[AcceptanceParams]):
         reported, _ = self.read(ctx)
         found = differences(self.p.device, expected, reported)
         if found:
-            raise VerificationError(
-                f"{self.p.device} does not match NetBox, not accepted:\n"
-                + "\n".join(f"- {line}" for line in found)
-            )
+            raise refusal(f"{self.p.device} does not match NetBox, not accepted", found)
         return {"reported": reported, "not_compared": not_compared(expected, reported)}
 
     # ---- 3. burn-in
@@ -410,9 +416,7 @@ class EquipmentAcceptance(JournalWitness, LibraryRunbook[AcceptanceParams]):
         samples = [first, *later]
         findings = burn_in_findings(self.p.device, expected["up"], samples)
         if findings:
-            raise VerificationError(
-                f"{self.p.device} failed its burn-in:\n" + "\n".join(f"- {f}" for f in findings)
-            )
+            raise refusal(f"{self.p.device} failed its burn-in", findings)
         return {
             **plan,
             "samples": len(samples),
