@@ -113,6 +113,7 @@ class Engine:
         self._claims: dict[str, Claim] = {}
         # a begun run's re-plan, its gateways kept open for the run (`replan`, `_steps`)
         self._replanned: dict[str, RunContext] = {}
+        self._keep_for: str | None = None  # the run the plan under way re-plans
 
     def _context(
         self, runbook: Runbook, mode: Mode, run_id: str, done: list[StepResult] | None = None
@@ -139,10 +140,17 @@ class Engine:
     def plan(self, runbook: Runbook) -> Plan:
         """Run every step in dry-run. Gateways refuse writes; nothing is recorded."""
         ctx = self._context(runbook, Mode.PLAN, "plan")
+        keep_for, self._keep_for = self._keep_for, None  # a re-plan's (`replan`)
         try:
-            return plan_steps(runbook, ctx, self.listener, self.actor)
-        finally:
+            planned = plan_steps(runbook, ctx, self.listener, self.actor)
+        except BaseException:
             ctx.close()
+            raise
+        if keep_for is None:
+            ctx.close()
+        else:
+            self._replanned[keep_for] = ctx
+        return planned
 
     # ---------------------------------------------------------------- run
     def run(
@@ -213,18 +221,14 @@ class Engine:
         it (`holding`), closes them."""
         self._append(run_id, "run.replanning", {})
         self._let_go(run_id)
-        ctx = self._context(runbook, Mode.PLAN, "plan")
+        self._keep_for = run_id
         try:
-            planned = plan_steps(runbook, ctx, self.listener, self.actor)
+            return self.plan(runbook)
         except RunbookError as exc:
-            ctx.close()
             self.refuse(run_id, exc)
             raise
-        except BaseException:
-            ctx.close()
-            raise
-        self._replanned[run_id] = ctx
-        return planned
+        finally:
+            self._keep_for = None
 
     def _let_go(self, run_id: str) -> None:
         """Close the gateways a re-plan of the run kept for it, if any."""

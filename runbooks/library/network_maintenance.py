@@ -325,15 +325,15 @@ class NetworkMaintenance(LibraryRunbook[NetworkMaintenanceParams]):
         it when done (nothing later in the run needs the device); a plan keeps it, so the run
         of a change, which re-plans just before it runs, goes on on it (`Engine.replan`):
         the run takes the session its re-plan opened, behind the read-only guard again
-        (`NetworkGateway.reopen`), and ``logins`` then counts none. Whatever fails is this
-        device's only: recorded, never raised."""
+        (`NetworkGateway.reopen`): its ``logins`` then counts none, and ``replan_session``
+        says so. Whatever fails is this device's only: recorded, never raised."""
         try:
-            gw = self.session_to(ctx, target_of(device))
+            gw, reused = self.session_to(ctx, target_of(device))
         except Exception as exc:  # its credentials, say: this device's failure only
             return {"state": ns.UNREACHABLE, "why": str(exc)}
         try:
             surveyed = ns.survey(gw, around, rendering, keep_config=not ctx.planning)
-            return surveyed | {"logins": gw.logins}
+            return surveyed | {"logins": gw.logins} | ({"replan_session": True} if reused else {})
         except Exception as exc:  # a bug in the survey: still this device's only
             log.exception("%s: the survey failed", device.get("name"))
             why = f"the survey failed: {type(exc).__name__}: {exc}"
@@ -346,17 +346,18 @@ class NetworkMaintenance(LibraryRunbook[NetworkMaintenanceParams]):
                     log.warning("%s: closing the session failed: %s", device.get("name"), exc)
 
     @staticmethod
-    def session_to(ctx: RunContext, target: DeviceTarget) -> NetworkGateway:
+    def session_to(ctx: RunContext, target: DeviceTarget) -> tuple[NetworkGateway, bool]:
         """The device's read-only gateway: in a plan, the plan's; in a run, the session its
-        re-plan handed over (`RunContext.take_over`) if any, else a new one."""
+        re-plan handed over (`RunContext.take_over`) if any, else a new one. True: the
+        re-plan's."""
         reading = read_only(ctx)
         kept = None if ctx.planning else ctx.release(NetworkGateway, target.name)
         if kept is not None:
             moved = kept.reopen(reading)
             if moved is not None:
-                return moved
+                return moved, True
             kept.close()
-        return NetworkGateway.for_device(reading, target)
+        return NetworkGateway.for_device(reading, target), False
 
     # ---- 3. the summary ------------------------------------------------------------------------
 

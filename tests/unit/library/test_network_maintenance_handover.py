@@ -64,5 +64,6 @@ def test_a_change_run_surveys_on_its_replans_sessions(
     assert sorted(wires) == sorted((name, ReadOnlyDriver) for name in FLEET for _ in "pr")
     surveyed = evidence(result.steps, "survey_devices")["devices"]
     assert {name: s["logins"] for name, s in surveyed.items()} == dict.fromkeys(FLEET, 0)
+    assert all(s["replan_session"] for s in surveyed.values())
     assert all("config" in s for s in surveyed.values())  # the run's backup, as before
     assert planned.steps[1].evidence["devices"]["leaf1"]["logins"] == 1
