@@ -106,12 +106,13 @@ def mirror_embedded_binaries() -> str:
 FailAt = Literal[
     "plan_backup",
     "plan_verify_backup",
+    "plan_archive_wal",
+    "plan_base_backup",
     "plan_prepare_new",
     "plan_stop_writers",
     "plan_upgrade",
-    "plan_start_new",
-    "post_checks",
     "plan_switch",
+    "post_checks",
     "plan_analyze",
     "service_check",
 ]
