@@ -283,12 +283,13 @@ def network_reported(gw: NetworkGateway) -> dict[str, Any]:
 
 
 def server_reported(evidence: Mapping[str, Any]) -> dict[str, Any]:
-    """What a server reports of itself (``acceptance_facts.yml``'s evidence): the firmware's
-    serial, else (firmware with none) its asset fact's, named."""
+    """What a server reports of itself (``acceptance_facts.yml``'s evidence) with its first
+    sample: the firmware's serial, else (firmware with none) its asset fact's, named."""
     serial, source = str(evidence.get("serial") or "").strip(), "firmware (DMI)"
     if placeholder(serial) and str(evidence.get("asset_serial") or "").strip():
         serial = str(evidence["asset_serial"]).strip()
         source = "asset fact (/etc/ansible/facts.d/asset.fact; the firmware reports none)"
+    samples = list(evidence.get("samples") or [{}])
     return {
         "through": "Ansible facts",
         "serial": serial,
@@ -297,9 +298,9 @@ def server_reported(evidence: Mapping[str, Any]) -> dict[str, Any]:
         "version": str(evidence.get("version") or "").strip(),
         "memory_mb": int(evidence.get("memory_mb") or 0),
         "disks": list(evidence.get("disks") or []),
-        "interfaces": dict(evidence.get("interfaces") or {}),
-        "counters": dict(evidence.get("counters") or {}),
-        "temperatures": dict(evidence.get("temperatures") or {}),
+        "interfaces": dict(samples[0].get("interfaces") or {}),
+        "counters": dict(samples[0].get("counters") or {}),
+        "temperatures": dict(samples[0].get("temperatures") or {}),
     }
 
 
@@ -333,34 +334,33 @@ class EquipmentAcceptance(JournalWitness, LibraryRunbook[AcceptanceParams]):
         ws = self.ws(ctx)
         return ws.platform is not None and ws.platform.slug in SERVER_PLATFORMS
 
-    def server_facts(self, ctx: RunContext) -> dict[str, Any]:
-        result = self.ansible(ctx).check(
-            FACTS_PLAYBOOK,
-            limit=[self.p.device],
-            extravars={"acceptance_targets": self.p.device},
-        )
-        return server_reported(result.evidence().get(self.p.device, {}))
+    def server_facts(self, ctx: RunContext, samples: int = 1) -> dict[str, Any]:
+        """The server's facts and ``samples`` samples, taken on the host in one play."""
+        extravars = {
+            "acceptance_targets": self.p.device,
+            "acceptance_samples": samples,
+            "acceptance_every": self.p.sample_every,
+        }
+        result = self.ansible(ctx).check(FACTS_PLAYBOOK, limit=[self.p.device], extravars=extravars)
+        return dict(result.evidence().get(self.p.device, {}))
 
     def read(
         self, ctx: RunContext, samples: int = 0
     ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         """What the device reports, and ``samples`` burn-in samples after it, one
-        ``sample_every`` apart (one login for a network device, read-only in runs too)."""
-        pause = self.p.sample_every
+        ``sample_every`` apart (a server: one play; a network device: one login, read-only
+        in runs too)."""
         if self.is_server(ctx):
-            reported = self.server_facts(ctx)
-            taken = []
-            for _ in range(samples):
-                time.sleep(pause)
-                taken.append(self.server_facts(ctx))
-            return reported, taken
+            evidence = self.server_facts(ctx, 1 + samples)
+            taken = list(evidence.get("samples") or [])[1:]
+            return server_reported(evidence), taken
         reading = read_only(ctx)
         try:
             gw = NetworkGateway.for_device(reading, nc.device_target(self.ws(ctx)))
             reported = network_reported(gw)
             taken = []
             for _ in range(samples):
-                time.sleep(pause)
+                time.sleep(self.p.sample_every)
                 taken.append(network_sample(gw))
         finally:
             if reading is not ctx:

@@ -112,6 +112,11 @@ def test_a_server_without_a_firmware_serial_is_read_from_its_asset_fact() -> Non
     assert reported["serial_source"].startswith("asset fact")
     assert server_reported({**evidence, "serial": "R1X"})["serial"] == "R1X"  # firmware first
     assert server_reported({"serial": "NA"})["serial"] == "NA"  # and none is none
+    first = {"interfaces": {"eth0": {"is_up": True}}, "counters": {"eth0": {"rx_errors": 0}}}
+    later = {"interfaces": {"eth0": {"is_up": False}}}
+    assert server_reported({**evidence, "samples": [first, later]})["interfaces"] == {
+        "eth0": {"is_up": True}
+    }  # the first sample is what it reports; the others are the burn-in's
 
 
 def test_netbox_expects_its_hardware_interfaces_and_the_cabled_ones_up() -> None:
