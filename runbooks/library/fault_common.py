@@ -14,14 +14,18 @@ of a second approver (``runbook approve <change> --emergency``).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from pydantic import Field
 
 from runbooks.core.context import RunContext
 from runbooks.core.errors import VerificationError
+from runbooks.core.results import StepKind
 from runbooks.core.runbook import Params
+from runbooks.core.steps import ChangeStep, StepFunc, Targets
 
 INCIDENT_HELP = (
     "the incident this triage serves (its id, as the incident record names it); recorded "
@@ -92,3 +96,23 @@ def remedy_params(remedy: str | None, given: Mapping[str, Any], needs: Mapping[s
             raise ValueError(f"remedy={name} needs {param}=<...>")
         if remedy != name and given.get(param):
             raise ValueError(f"{param}={given[param]} is for remedy={name}: name the remedy too")
+
+
+@dataclass(eq=False)
+class RemedyStep(ChangeStep):
+    """A remedy's change step: its title reads ``—`` for a parameter not given (no remedy
+    named: the step plans nothing), not ``None``."""
+
+    def resolve_title(self, runbook: Any) -> str:
+        values = {k: "—" if v is None else v for k, v in runbook.params.model_dump().items()}
+        try:
+            return self.title.format(**values)
+        except (KeyError, IndexError, ValueError):
+            return self.title
+
+
+def remedy(
+    title: str, *, targets: Targets = None, duration: timedelta = timedelta(minutes=2)
+) -> Callable[[StepFunc], RemedyStep]:
+    """``@change`` for a remedy (`RemedyStep`)."""
+    return lambda f: RemedyStep(f, title, StepKind.CHANGE, targets, duration)

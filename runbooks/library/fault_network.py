@@ -40,13 +40,19 @@ from pydantic import Field, field_validator, model_validator
 from runbooks.core.context import RunContext
 from runbooks.core.errors import InputError, UnsupportedError, VerificationError
 from runbooks.core.results import Diff
-from runbooks.core.steps import change, check
+from runbooks.core.steps import check
 from runbooks.gateways.netbox_model import DeviceWorkingSet
 from runbooks.gateways.network import NetworkGateway
 from runbooks.library import network_common as nc
 from runbooks.library import network_survey as ns
 from runbooks.library.base import LibraryRunbook
-from runbooks.library.fault_common import IncidentParams, diagnosis, evidence_of, remedy_params
+from runbooks.library.fault_common import (
+    IncidentParams,
+    diagnosis,
+    evidence_of,
+    remedy,
+    remedy_params,
+)
 from runbooks.library.network_maintenance import STATE_QUERY, read_only, working_sets
 
 log = logging.getLogger(__name__)
@@ -375,7 +381,7 @@ class FaultNetwork(LibraryRunbook[FaultNetworkParams]):
         return diagnosis(findings, not_checked, self.p.incident)
 
     # ---- the remedy (a change: only when named)
-    @change("Remedy: bounce the BGP session to {neighbor}", targets=TARGET)
+    @remedy("Remedy: bounce the BGP session to {neighbor}", targets=TARGET)
     def plan_remedy(self, ctx: RunContext) -> list[Diff]:
         if self.p.remedy is None or self.p.neighbor is None:
             return []

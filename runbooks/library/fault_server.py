@@ -30,10 +30,16 @@ from pydantic import Field, field_validator, model_validator
 from runbooks.core.context import RunContext
 from runbooks.core.errors import ConnectError, InventoryError
 from runbooks.core.results import Diff
-from runbooks.core.steps import change, check
+from runbooks.core.steps import check
 from runbooks.gateways.ansible_events import PlaybookResult
 from runbooks.library.base import LibraryRunbook
-from runbooks.library.fault_common import IncidentParams, diagnosis, evidence_of, remedy_params
+from runbooks.library.fault_common import (
+    IncidentParams,
+    diagnosis,
+    evidence_of,
+    remedy,
+    remedy_params,
+)
 
 log = logging.getLogger(__name__)
 
@@ -187,7 +193,7 @@ class FaultServer(LibraryRunbook[FaultHostParams]):
         play = gateway.check if check_only else gateway.run
         return play(RESTART, limit=[self.p.host], extravars=self.extravars())
 
-    @change("Remedy: restart the service {service}", targets=TARGET)
+    @remedy("Remedy: restart the service {service}", targets=TARGET)
     def plan_remedy(self, ctx: RunContext) -> list[Diff]:
         if self.p.remedy is None:
             return []

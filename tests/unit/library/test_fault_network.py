@@ -167,6 +167,7 @@ def test_a_run_reads_the_device_behind_the_read_only_guard_and_changes_nothing(
     assert not any(s.changed for s in result.steps)
     steps = {s.step: s for s in result.steps}
     assert steps["plan_remedy"].status is Status.NO_CHANGE
+    assert steps["plan_remedy"].title == "Remedy: bounce the BGP session to —"  # not None
     found = steps["diagnosis"].evidence
     assert found["findings"] == [
         "BGP session leaf1↔spine1 (swp1, 198.18.1.0) is Idle/admin-down, NetBox cable expects "

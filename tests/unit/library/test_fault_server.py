@@ -195,6 +195,7 @@ def test_a_triage_run_only_reads_and_names_the_stopped_service(
     assert world.calls == [(TRIAGE, True), (TRIAGE, True)]  # check mode only: no write
     steps = {s.step: s for s in result.steps}
     assert steps["plan_remedy"].status is Status.NO_CHANGE
+    assert steps["plan_remedy"].title == "Remedy: restart the service —"
     assert steps["diagnosis"].evidence["findings"] == [
         "service fault-probe is not running on srv1 (stopped)"
     ]
@@ -218,7 +219,9 @@ def test_the_restart_remedy_is_a_planned_change_then_the_service_runs(tmp_path: 
     raw = {"host": "srv1", "services": "fault-probe", "remedy": "restart-service"}
     runbook = FaultServer(FaultServer.parse_params({**raw, "service": "fault-probe"}))
     plan = engine(store, world).plan(runbook)
-    (diff,) = next(s for s in plan.steps if s.step == "plan_remedy").diffs
+    (planned,) = [s for s in plan.steps if s.step == "plan_remedy"]
+    assert planned.title == "Remedy: restart the service fault-probe"
+    (diff,) = planned.diffs
     assert diff.target == "srv1:Remedy | restart the service (init script)"
     assert (RESTART, False) not in world.calls  # the plan: check mode only
     result = engine(store, world).run(runbook)
