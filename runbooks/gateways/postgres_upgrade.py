@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from runbooks.core.errors import InputError, RollbackError, VerificationError
-from runbooks.core.gateway import reads, writes
+from runbooks.core.gateway import Mode, reads, writes
 from runbooks.gateways import postgres_facts as facts
 from runbooks.gateways import postgres_open as gate
 from runbooks.gateways import postgres_wal as wal
@@ -34,7 +34,7 @@ from runbooks.gateways.postgres_backup import (
     UnverifiedBackupError,
     require_verified,
 )
-from runbooks.gateways.postgres_shell import CommandError
+from runbooks.gateways.postgres_shell import CommandError, Shell
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +71,40 @@ def now_iso() -> str:
 
 class UpgradeGateway(PostgresGateway):
     """PostgresGateway plus the backup, service switch and rollback of an upgrade."""
+
+    def __init__(self, mode: Mode, shell: Shell) -> None:
+        super().__init__(mode, shell)
+        self._hashed: dict[str, tuple[str, str]] = {}  # path -> (inode/size/mtime, sha256)
+
+    @reads
+    def file_hashes(self, directory: str) -> dict[str, str]:
+        """sha256 of every file in ``directory`` except the manifest. A file with the inode,
+        size and modification time (to the nanosecond) it had when this gateway hashed it
+        keeps that hash: the backup's proofs inside the downtime are a ``stat``, not a read
+        of the whole backup, while a file replaced or written since is read again."""
+        script = (
+            'cd "$1" && for f in *; do [ -f "$f" ] && stat -c "%i/%s/%y/%n" -- "$f"; done; true'
+        )
+        out = self.shell.run(["sh", "-c", script, "sh", directory], check=False).stdout
+        stats: dict[str, str] = {}
+        for line in out.splitlines():
+            key, _, name = line.rpartition("/")
+            if name and name != MANIFEST:
+                stats[name] = key
+        stale = [n for n in stats if self._hashed.get(f"{directory}/{n}", ("", ""))[0] != stats[n]]
+        if stale:
+            hashed = self.shell.run(
+                ["sh", "-c", 'cd "$1" && shift && sha256sum -- "$@"', "sh", directory, *stale]
+            ).stdout
+            for line in hashed.splitlines():
+                digest, _, name = line.partition("  ")
+                if name in stats:
+                    self._hashed[f"{directory}/{name}"] = (stats[name], digest)
+        return {
+            n: self._hashed[f"{directory}/{n}"][1]
+            for n in stats
+            if f"{directory}/{n}" in self._hashed
+        }
 
     @writes
     def take_backup(self, cluster: Cluster, directory: str, run_id: str) -> BackupManifest:

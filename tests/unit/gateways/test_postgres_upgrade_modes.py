@@ -133,3 +133,30 @@ def test_pg_restore_gets_the_database_name_only() -> None:
     UpgradeGateway(Mode.RUN, shell2)._restore_into(scratch, "/b", manifest)
     restore = next(a for a in shell2.commands if a[0].endswith("pg_restore"))
     assert conninfo_to_dict(restore[restore.index("-d") + 1]) == {"dbname": name}
+
+
+def test_backup_files_are_hashed_again_only_when_their_stat_changed(tmp_path: Path) -> None:
+    """The proofs inside the downtime stat the backup; a file written since is read again."""
+    (tmp_path / "globals.sql").write_text("roles\n")
+    (tmp_path / "db-61.dump").write_text("dump\n")
+    (tmp_path / "manifest.json").write_text("{}")
+    calls: list[list[str]] = []
+
+    def run(argv: list[str]) -> tuple[int, str]:
+        calls.append(argv)
+        proc = subprocess.run(argv, capture_output=True, text=True, check=False)
+        return proc.returncode, proc.stdout
+
+    gw = UpgradeGateway(Mode.RUN, ScriptedShell(run))
+    first = gw.file_hashes(str(tmp_path))
+    assert sorted(first) == ["db-61.dump", "globals.sql"]  # never the manifest
+    hashed = [a for a in calls if "sha256sum" in a[2]]
+    assert sorted(hashed[0][5:]) == ["db-61.dump", "globals.sql"]
+    calls.clear()
+    assert gw.file_hashes(str(tmp_path)) == first
+    assert not [a for a in calls if "sha256sum" in a[2]]  # a stat, no read
+    (tmp_path / "globals.sql").write_text("roles, and a new one\n")
+    again = gw.file_hashes(str(tmp_path))
+    assert [a[5:] for a in calls if "sha256sum" in a[2]] == [["globals.sql"]]
+    assert again["globals.sql"] != first["globals.sql"]
+    assert again["db-61.dump"] == first["db-61.dump"]
