@@ -23,6 +23,13 @@ from runbooks.core.runbook import Params
 from runbooks.gateways.ansible import AnsibleGateway
 from runbooks.gateways.netbox import NetBoxGateway
 
+SERVICES_QUERY = """
+query AppServices($name: String!) {
+  service_list(filters: {name: {exact: $name}}) {
+    id name port_mappings parent { __typename ... on DeviceType { name } }
+  }
+}
+"""
 NAME = re.compile(r"^[a-z][a-z0-9_-]{0,40}$")
 HEALTHY_CODE = 200
 
@@ -57,9 +64,11 @@ def placement(
     nb: NetBoxGateway, ansible: AnsibleGateway, app: str, only: Sequence[str] = ()
 ) -> dict[str, Any]:
     """The application's hosts (in name order), its port and each host's address: its NetBox
-    services and the Ansible inventory. Every way it cannot be placed is one line."""
-    services = nb.find("ipam.service", name=app)
-    on_devices = [s for s in services if s.get("parent_object_type") == "dcim.device"]
+    services (one GraphQL request) and the Ansible inventory. Every way it cannot be placed
+    is one line."""
+    found = nb.http.graphql(SERVICES_QUERY, {"name": app}, f"the {app!r} services")
+    services = found.get("service_list") or []
+    on_devices = [s for s in services if (s.get("parent") or {}).get("__typename") == "DeviceType"]
     if not on_devices:
         raise InputError(f"NetBox has no application service named {app!r} on any device")
     hosts = {str(s["parent"]["name"]): s for s in on_devices}

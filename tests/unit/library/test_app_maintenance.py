@@ -22,6 +22,7 @@ from runbooks.gateways.ansible import AnsibleGateway, AnsibleSettings
 from runbooks.gateways.ansible_events import PlaybookResult, TaskResult
 from runbooks.gateways.netbox import NetBoxGateway
 from runbooks.lab import labapp
+from runbooks.library.app_common import SERVICES_QUERY
 from runbooks.library.app_maintenance import PLAYBOOK, AppMaintenance, artifact_of
 
 GOOD = {"1.0", "1.1"}  # releases that answer 200; any other answers 500
@@ -34,8 +35,8 @@ class World:
         self.hosts = dict(hosts)
         self.calls: list[tuple[str, bool, dict[str, Any]]] = []
         self.services = [
-            {"id": i, "name": "shop", "parent_object_type": "dcim.device",
-             "parent": {"name": h}, "port_mappings": ["tcp/8080"]}
+            {"id": i, "name": "shop",
+             "parent": {"__typename": "DeviceType", "name": h}, "port_mappings": ["tcp/8080"]}
             for i, h in enumerate(sorted(hosts), 1)
         ]  # fmt: skip
 
@@ -47,13 +48,18 @@ class World:
                 "health": health}  # fmt: skip
 
 
-class FakeNetBox(NetBoxGateway):
-    world: World
+class FakeGraphQL:
+    """NetBox's GraphQL endpoint, for the services query only."""
 
-    @reads
-    def find(self, obj_type: str, **filters: Any) -> list[dict[str, Any]]:
-        assert obj_type == "ipam.service"
-        return [s for s in self.world.services if s["name"] == filters["name"]]
+    def __init__(self, world: World) -> None:
+        self.world = world
+
+    def graphql(self, query: str, variables: Mapping[str, Any], what: str) -> dict[str, Any]:
+        assert query == SERVICES_QUERY
+        return {"service_list": [s for s in self.world.services if s["name"] == variables["name"]]}
+
+    def close(self) -> None:
+        pass
 
 
 class FakeAnsible(AnsibleGateway):
@@ -110,8 +116,8 @@ def engine(tmp_path: Path, world: World) -> Engine:
 
     def nb(ctx: Any, key: str) -> NetBoxGateway:
         settings = NetBoxSettings("http://127.0.0.1:9", "nbt_" + secrets.token_hex(8) + ".x")
-        gw = FakeNetBox(settings, ctx.mode, run_id=ctx.run_id)
-        gw.world = world
+        gw = NetBoxGateway(settings, ctx.mode, run_id=ctx.run_id)
+        gw.http = FakeGraphQL(world)  # type: ignore[assignment]
         return gw
 
     return Engine(
