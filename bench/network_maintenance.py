@@ -50,7 +50,7 @@ from runbooks.gateways.config_text import sanitize
 from runbooks.gateways.network import host_key_args
 from runbooks.lab import lab, netbox, node, topology
 from runbooks.library import network_maintenance
-from runbooks.library.network_maintenance import FLEET_QUERY, NetworkMaintenance
+from runbooks.library.network_maintenance import CONNECTED_QUERY, NetworkMaintenance
 
 FLEET = 20
 SELECTION = {"site": "lab-dc1", "role": "spine,leaf", "status": "active"}
@@ -129,7 +129,8 @@ def via_runbook(workdir: Path, workers: int) -> tuple[float, str]:
 
 def via_nornir(workdir: Path, workers: int, netbox_state: bool = False) -> tuple[float, str]:
     """Nornir's way; with ``netbox_state`` it also reads what the runbook compares BGP and
-    LLDP with (the same GraphQL working sets, before the tasks, as a script would)."""
+    LLDP with (the runbook's GraphQL request of the working sets, `CONNECTED_QUERY`, before
+    the tasks, as a script would)."""
     from nornir import InitNornir
     from nornir_napalm.plugins.tasks import napalm_configure, napalm_get
 
@@ -144,7 +145,8 @@ def via_nornir(workdir: Path, workers: int, netbox_state: bool = False) -> tuple
     listed = session.get(f"{url}/api/dcim/devices/", params=params, headers=headers, timeout=30)
     devices = [d for d in listed.json()["results"] if d.get("primary_ip4")]
     if netbox_state:
-        query = {"query": FLEET_QUERY, "variables": {"names": [d["name"] for d in devices]}}
+        names = [d["name"] for d in devices]
+        query = {"query": CONNECTED_QUERY, "variables": {"names": names}}
         session.post(f"{url}/graphql/", json=query, headers=headers, timeout=60).json()
     options = {**host_key_args(Path(login["known_hosts"])), "key_file": login["key_file"]}
     hosts = {
@@ -231,7 +233,11 @@ def run(rounds: int, workers: int) -> None:
                 for name, way in ways.items():
                     wall, found = way(Path(tmp), workers)
                     walls[name].append(wall)
-                    print(f"round {n} {name:>12}: {wall:6.2f} s  {found}", flush=True)
+                    load = os.getloadavg()[0]  # the machine is shared: say how busy it was
+                    print(
+                        f"round {n} {name:>12}: {wall:6.2f} s  load {load:4.1f}  {found}",
+                        flush=True,
+                    )
         best = {name: min(w) for name, w in walls.items()}
         median = {name: statistics.median(w) for name, w in walls.items()}
         print("best: " + ", ".join(f"{name} {wall:.2f} s" for name, wall in best.items()))
