@@ -1,7 +1,8 @@
-# ruff: noqa: RUF001  (the Chinese text uses its own full-width punctuation)
 """The record sheet's words in the manual's language (Traditional Chinese, in the manual's own
 terms) and in English: its labels, the kinds and statuses of steps and runs, and the language
 setting that says which of them a sheet shows (``zh-Hant``, ``en``, or ``both`` side by side).
+They are `runbooks_rules.words`, which the NetBox plugin's sheet page shows too; here an HTML
+pair is a `markupsafe.Markup` for Jinja.
 
 A word is looked up by its English key; a key with no translation is shown as it is, so a new
 status never breaks a sheet.
@@ -18,93 +19,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from markupsafe import Markup
+from markupsafe import Markup, escape
+from runbooks_rules import words as _words
+from runbooks_rules.words import AUTHORITIES, KINDS, LABELS, LANGUAGES, STATUSES
 
-LANGUAGES = ("both", "zh-Hant", "en")
-
-# sheet labels: key -> (Traditional Chinese, English)
-LABELS: dict[str, tuple[str, str]] = {
-    "sheet": ("相關記錄", "Record sheet"),
-    "instruction": ("作業指引", "Instruction"),
-    "run": ("運行編號", "Run"),
-    "change": ("變更單", "Change"),
-    "no_change_control": ("無變更控制", "run without change control"),
-    "emergency": ("緊急運行（窗口外）", "EMERGENCY RUN outside its window"),
-    "targets": ("對象", "Targets"),
-    "window": ("維護窗口", "Window"),
-    "to": ("至", "to"),
-    "started_ended": ("開始 / 結束", "Started / ended"),
-    "time_zone": ("時區", "Time zone"),
-    "every_time": ("本記錄所有時間均為", "every time on this sheet is in"),
-    "outcome": ("結果", "Outcome"),
-    "batches": ("批次", "Batches"),
-    "parameters": ("參數", "Parameters"),
-    "plan_hash": ("計劃雜湊值", "Plan hash"),
-    "authorities": ("權限", "Authorities"),
-    "authority": ("權限", "authority"),
-    "held_by": ("持有人", "held by"),
-    "steps": ("步驟", "Steps"),
-    "steps_evidence": ("步驟與證據", "Steps and evidence"),
-    "step": ("步驟", "step"),
-    "kind": ("類型", "kind"),
-    "status": ("狀態", "status"),
-    "by": ("執行人", "by"),
-    "started": ("開始", "started"),
-    "ended": ("結束", "ended"),
-    "evidence": ("證據", "Evidence"),
-    "error": ("錯誤", "error"),
-    "change_on": ("變更對象", "change on"),
-    "confirmed_by": ("確認人", "confirmed by"),
-    "declined_by": ("未確認", "not confirmed by"),
-    "at": ("時間", "at"),
-    "undone_at": ("已撤銷於", "undone at"),
-    "integrity": ("完整性", "Integrity"),
-    "entries": ("條記錄", "entries"),
-    "head_hash": ("運行末端雜湊值", "run head hash"),
-    "chain": ("雜湊鏈", "chain"),
-    "verified": ("已驗證", "verified"),
-    "broken": ("已損壞", "BROKEN"),
-    "signatures": ("簽字", "Signatures"),
-    "responsible": ("職位責任人簽字", "Responsible person"),
-    "supervisor": ("上級主管簽字", "Supervisor"),
-    "date": ("日期", "date"),
-    "hand_over": ("移交", "Hand-over"),
-    "received_by": ("使用人簽收", "Received by"),
-    "signature": ("簽字", "signature"),
-}
-
-# step kinds and the statuses of steps and runs
-KINDS: dict[str, str] = {"check": "檢查", "change": "變更", "manual": "人工確認", "wait": "等待"}
-STATUSES: dict[str, str] = {
-    "planned": "已計劃",
-    "ok": "通過",
-    "no-change": "無變更",
-    "changed": "已變更",
-    "failed": "失敗",
-    "skipped": "已跳過",
-    "undone": "已撤銷",
-    "undo-failed": "撤銷失敗",
-    "refused": "已拒絕",
-    "running": "運行中",
-    "succeeded": "成功",
-    "rolled-back": "已回退",
-    "rollback-failed": "回退失敗",
-    "stopped": "中途停止",
-    "interrupted": "已中斷",
-    "abandoned": "已放棄",
-}
-# the manual's four authorities, as `runbooks_rules.policy.AUTHORITY_NAMES` names them
-AUTHORITIES: dict[str, str] = {
-    "經辦 handle": "經辦",
-    "審核 review": "審核",
-    "批准 approve": "批准",
-    "督導 supervise": "督導",
-    "emergency approval": "緊急批准",
-}
+__all__ = ("AUTHORITIES", "KINDS", "LABELS", "LANGUAGES", "STATUSES", "Words")
 
 
 @dataclass(frozen=True)
-class Words:
+class Words(_words.Words):
     """The words of one sheet in ``language`` (one of `LANGUAGES`); for an HTML page
     (``html``) each word of a pair is marked with its ``lang``, escaped.
 
@@ -112,49 +35,8 @@ class Words:
     Markup('<span lang="zh-Hant">結果</span> <span lang="en">&lt;Outcome&gt;</span>')
     """
 
-    language: str = "both"
-    html: bool = False
+    def _escape(self, text: str) -> str:
+        return str(escape(text))
 
-    @property
-    def zh(self) -> bool:
-        """Whether the sheet shows Chinese (its sentences are written once per language)."""
-        return self.language != "en"
-
-    @property
-    def en(self) -> bool:
-        return self.language != "zh-Hant"
-
-    @property
-    def lang(self) -> str:
-        """The page's ``lang`` attribute: the first language it shows."""
-        return "en" if self.language == "en" else "zh-Hant"
-
-    def pair(self, zh: str, en: str) -> str:
-        """``zh`` and ``en`` as this sheet shows them (one, or both side by side)."""
-        if self.language == "en" or not zh:
-            return self._mark("en", en) if self.language != "en" else en
-        if self.language == "zh-Hant" or not en or zh == en:
-            return zh
-        if self.html:
-            return self._mark("zh-Hant", zh) + Markup(" ") + self._mark("en", en)
-        return f"{zh} {en}"
-
-    def _mark(self, lang: str, text: str) -> str:
-        if not self.html:
-            return text
-        return Markup('<span lang="{}">{}</span>').format(lang, text)
-
-    def label(self, key: str) -> str:
-        zh, en = LABELS[key]
-        return self.pair(zh, en)
-
-    def kind(self, kind: str) -> str:
-        return self.pair(KINDS.get(kind, ""), kind)
-
-    def status(self, status: str) -> str:
-        return self.pair(STATUSES.get(status, ""), status)
-
-    def authority(self, name: str) -> str:
-        zh = AUTHORITIES.get(name, "")
-        english = name.removeprefix(f"{zh} ") if zh else name
-        return self.pair(zh, english)
+    def _safe(self, text: str) -> str:
+        return Markup(text)  # noqa: S704 (built by `_mark` from escaped words)

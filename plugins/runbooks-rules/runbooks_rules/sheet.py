@@ -3,17 +3,21 @@ who held each authority, and the manual's two signature blocks (職位責任人�
 A run that handed something over to a person (a step's evidence names its ``recipient``) gets
 their receipt block too. A run of a batched change names its batches kept, failed and not run
 (a run *stopped* part-way: `runbooks_rules.lifecycle`). The CLI and the NetBox plugin render
-the same context."""
+the same context. Its notes say their times in the zone given (UTC unless the caller names
+the department's), the zone named: ``undone at 2026-12-08 07:30:05 (UTC+08:00 Asia/Taipei)``
+(`runbooks_rules.words`)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, tzinfo
 from typing import Any
 
 from runbooks_rules.chain import Entry
 from runbooks_rules.lifecycle import MEANINGS
 from runbooks_rules.policy import AUTHORITY_NAMES
+from runbooks_rules.words import named
 
 # what a run.finished entry's ``batches`` holds, in the words a sheet shows them
 BATCH_OUTCOMES = (("kept", "kept"), ("failed", "failed"), ("not_run", "not run"))
@@ -39,8 +43,9 @@ class Row:
     notes: list[str] = field(default_factory=list)
 
 
-def rows(entries: Iterable[Entry]) -> list[Row]:
-    """One row per step, in order, with what happened to it (undo included)."""
+def rows(entries: Iterable[Entry], zone: tzinfo = UTC) -> list[Row]:
+    """One row per step, in order, with what happened to it (undo included); the times its
+    notes name are in ``zone``, named."""
     table: dict[str, Row] = {}
     for e in entries:
         if not e.step:
@@ -61,12 +66,12 @@ def rows(entries: Iterable[Entry]) -> list[Row]:
             row.status = "failed" if e.kind == "step.failed" else "refused"
             row.error, row.ended = p.get("error", ""), e.ts
         elif e.kind == "manual.answered":
+            at = str(p.get("confirmed_at", "") or e.ts)
             row.notes.append(
-                f"confirmed by {p.get('confirmed_by')} at "
-                f"{str(p.get('confirmed_at', ''))[:19]}: {p.get('note', '')}"
+                f"confirmed by {p.get('confirmed_by')} at {named(at, zone)}: {p.get('note', '')}"
             )
         elif e.kind == "undo.finished":
-            row.notes.append(f"undone at {e.ts[:19]}")
+            row.notes.append(f"undone at {named(e.ts, zone)}")
             row.status = "undone"
         elif e.kind in ("undo.failed", "undo.skipped"):
             row.notes.append(
@@ -114,10 +119,12 @@ def context(
     chain_ok: bool,
     signatures: Mapping[str, Mapping[str, str]] | None = None,
     authorities: Mapping[str, list[str]] | None = None,
+    zone: tzinfo = UTC,
 ) -> dict[str, Any]:
     """Everything a record sheet shows. ``signatures`` (role -> actor, ts, note) and
     ``authorities`` (authority -> people) come from the server where it holds them; a local
-    record's own entries otherwise."""
+    record's own entries otherwise. The rows' notes name their times in ``zone``; the other
+    times are as recorded (ISO), for the renderer to show in its zone."""
     if not entries or entries[0].kind != "run.started":
         raise NotARun("not a run: its record does not start with run.started")
     # a run of a change is granted after its record began: whether it ran as an emergency
@@ -130,7 +137,7 @@ def context(
     finished = [e for e in entries if e.kind == "run.finished"]
     signed = signed_in_record(entries) if signatures is None else signatures
     held = authorities or started.get("authorities") or {"handle": [entries[0].actor]}
-    table = rows(entries)
+    table = rows(entries, zone)
     status = finished[-1].payload.get("status") if finished else "interrupted"
     batches = finished[-1].payload.get("batches") if finished else None
     return {
