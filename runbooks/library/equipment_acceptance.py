@@ -158,9 +158,9 @@ def version_matches(expected: str, reported: str) -> bool:
 def differences(device: str, expected: Mapping[str, Any], reported: Mapping[str, Any]) -> list[str]:
     """Each way the device differs from what NetBox expects, one line each.
 
-    >>> differences("leaf3", {"serial": "SN1", "model": "FRR", "interfaces": ["swp1"]},
+    >>> differences("sw9", {"serial": "SN1", "model": "FRR", "interfaces": ["swp1"]},
     ...             {"serial": "SN2", "model": "", "interfaces": {}})
-    ['serial: NetBox holds SN1, leaf3 reports SN2', 'interface swp1: in NetBox, leaf3 has none']
+    ['serial: NetBox holds SN1, sw9 reports SN2', 'interface swp1: in NetBox, sw9 has none']
     """
     out = []
     want, have = str(expected.get("serial") or ""), str(reported.get("serial") or "")
@@ -190,8 +190,8 @@ def differences(device: str, expected: Mapping[str, Any], reported: Mapping[str,
 def refusal(headline: str, lines: Sequence[str]) -> VerificationError:
     """The error naming each finding on a line of its own.
 
-    >>> str(refusal("leaf3 does not match NetBox", ["serial: …", "model: …"]))
-    'leaf3 does not match NetBox:\\n- serial: …\\n- model: …'
+    >>> str(refusal("sw9 does not match NetBox", ["serial: …", "model: …"]))
+    'sw9 does not match NetBox:\\n- serial: …\\n- model: …'
     """
     return VerificationError(headline + ":\n" + "\n".join(f"- {line}" for line in lines))
 
@@ -214,10 +214,10 @@ def burn_in_findings(device: str, up: list[str], samples: Sequence[Mapping[str, 
     >>> s1 = {"interfaces": {"swp1": {"is_up": True}}, "counters": {"swp1": {"rx_errors": 0}}}
     >>> s2 = {"interfaces": {"swp1": {"is_up": False}}, "counters": {"swp1": {"rx_errors": 4}},
     ...       "temperatures": {"cpu": {"temperature": 91.0, "is_critical": True}}}
-    >>> burn_in_findings("leaf3", ["swp1"], [s1, s2])  # doctest: +NORMALIZE_WHITESPACE
-    ['leaf3 swp1 is down at sample 2 of 2 (NetBox cables it)',
-     'leaf3 swp1 rx_errors grew from 0 to 4 during the burn-in',
-     'leaf3 temperature cpu 91.0 °C is critical']
+    >>> burn_in_findings("sw9", ["swp1"], [s1, s2])  # doctest: +NORMALIZE_WHITESPACE
+    ['sw9 swp1 is down at sample 2 of 2 (NetBox cables it)',
+     'sw9 swp1 rx_errors grew from 0 to 4 during the burn-in',
+     'sw9 temperature cpu 91.0 °C is critical']
     """
     out = []
     for n, sample in enumerate(samples, 1):
