@@ -235,11 +235,14 @@ class UpgradeGateway(PostgresGateway):
 
     @writes
     def stop_writers(self, cluster: Cluster, *, backup_dir: str, run_id: str) -> dict[str, Any]:
-        """Stop writers: stop the cluster (every session ends, the endpoint closes). A
-        checkpoint taken first, while applications still write, leaves the shutdown
-        checkpoint little to write. Proves the backup first; returns the proof and the
+        """Stop writers: stop the cluster (every session ends, the endpoint closes). A sync
+        and a checkpoint first, while applications still write, leave the shutdown and
+        pg_upgrade little to flush. Proves the backup first; returns the proof and the
         moment the writers stopped."""
         proof = self.require_verified_backup(backup_dir, cluster, run_id)
+        # the file system's dirty pages (backup, restore test, initdb) written out now: else
+        # pg_upgrade's fsyncs inside the downtime wait for them
+        self.shell.run(["sync", "-f", cluster.data_dir, backup_dir], timeout=3600)
         self.shell.run([*cluster.psql(), "-c", "CHECKPOINT"], timeout=3600)
         stopped_at = now_iso()
         self.stop(cluster)

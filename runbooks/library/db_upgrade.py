@@ -128,6 +128,22 @@ class DbUpgrade(DbUpgradeBase):
     expected_duration = timedelta(minutes=15)
     Params = UpgradeParams
 
+    def state(self, ctx: RunContext) -> dict[str, Any]:
+        """The run's state file, read from the server once per run and process: every
+        change goes through ``save_state`` (a resumed run is a new process and reads it)."""
+        cache: dict[str, dict[str, Any]] = self.__dict__.setdefault("_state_cache", {})
+        key = self.run_dir(ctx)
+        if key not in cache:
+            cache[key] = super().state(ctx)
+        return dict(cache[key])
+
+    def save_state(self, ctx: RunContext, **values: Any) -> None:
+        super().save_state(ctx, **values)
+        self.__dict__.setdefault("_state_cache", {})[self.run_dir(ctx)] = {
+            **self.state(ctx),
+            **values,
+        }
+
     @property
     def fast(self) -> bool:
         """link or swap: the old cluster is not kept, the way back is base backup + WAL."""
