@@ -102,6 +102,7 @@ def runbooks_env() -> dict[str, str]:
         "RUNBOOKS_DEVICE_KEY_FILE": login["key_file"],
         "RUNBOOKS_ANSIBLE_USER": login["username"],
         "RUNBOOKS_ANSIBLE_PRIVATE_KEY": login["key_file"],
+        "RUNBOOKS_SOFTWARE_SOURCE": software.source_line(),  # the lab's department repository
     }
 
 

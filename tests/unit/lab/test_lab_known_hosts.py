@@ -5,6 +5,7 @@ And the lab's error lives in the lab."""
 from __future__ import annotations
 
 import json
+import shlex
 import stat
 import subprocess
 from pathlib import Path
@@ -13,7 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from runbooks.core import errors
-from runbooks.lab import cli, node
+from runbooks.lab import cli, node, software
 from runbooks.lab.errors import LabError
 
 
@@ -78,6 +79,10 @@ def test_login_params_and_lab_env_point_at_the_labs_known_hosts(lab_dir: Path) -
     # the lab's values of settings production runbooks have no default for (issue 17)
     assert settings["RUNBOOKS_DOMAIN"] == "lab.example"
     assert settings["RUNBOOKS_BASELINE_AGENT_PORT"] == "9100"
+    # software-install's source: the lab's department repository, quoted for the shell
+    assert settings["RUNBOOKS_SOFTWARE_SOURCE"] == software.source_line()
+    quoted = shlex.quote(software.source_line())
+    assert f"export RUNBOOKS_SOFTWARE_SOURCE={quoted}\n" in shell.output
 
 
 def test_the_lab_error_is_the_labs_and_still_one_runbook_error() -> None:
