@@ -5,14 +5,7 @@ They are `runbooks_rules.words`, which the NetBox plugin's sheet page shows too;
 pair is a `markupsafe.Markup` for Jinja.
 
 A word is looked up by its English key; a key with no translation is shown as it is, so a new
-status never breaks a sheet.
-
->>> Words("both").label("outcome"), Words("zh-Hant").label("outcome"), Words("en").label("outcome")
-('結果 Outcome', '結果', 'Outcome')
->>> Words("both").status("rolled-back")
-'已回退 rolled-back'
->>> Words("zh-Hant").status("something-new")
-'something-new'
+status never breaks a sheet (examples there).
 """
 
 from __future__ import annotations

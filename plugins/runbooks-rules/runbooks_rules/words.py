@@ -1,4 +1,4 @@
-# ruff: noqa: RUF001  (the Chinese text uses its own full-width punctuation)
+# ruff: noqa: RUF001, RUF002  (the Chinese text uses its own full-width punctuation)
 """A record sheet's words in the manual's language (Traditional Chinese, in the manual's own
 terms) and in English — its labels, the kinds and statuses of steps and runs, and the language
 setting that says which of them a sheet shows (``zh-Hant``, ``en``, or ``both`` side by side) —
@@ -21,9 +21,12 @@ from __future__ import annotations
 
 import html as _html
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 from typing import Any
+
+from runbooks_rules import titles_zh
 
 LANGUAGES = ("both", "zh-Hant", "en")
 
@@ -189,6 +192,26 @@ class Words:
         zh = AUTHORITIES.get(name, "")
         english = name.removeprefix(f"{zh} ") if zh else name
         return self.pair(zh, english)
+
+
+def row_words(
+    words: Words, runbook: str, params: Mapping[str, Any], row: Mapping[str, Any]
+) -> dict[str, str]:
+    """A sheet row's words: its ``shown`` title (the Chinese one from `titles_zh`, with the
+    run's ``params``, and its English one), ``kind_shown`` and ``status_shown``.
+
+    >>> row = {"step": "power", "title": "Power", "kind": "manual", "status": "ok"}
+    >>> row_words(Words("both"), "machine-room-upkeep", {}, row)["shown"]
+    '電源：UPS 及 PDU 負載 Power'
+    """
+    return {
+        "shown": words.pair(
+            titles_zh.title(runbook, str(row["step"]), params, str(row["title"])),
+            str(row["title"] or row["step"]),
+        ),
+        "kind_shown": words.kind(str(row["kind"])),
+        "status_shown": words.status(str(row["status"])),
+    }
 
 
 def local(ts: str, zone: tzinfo, *, minutes: bool = False) -> str:
