@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup, escape
 from runbooks_rules.review import diff_lines
+from runbooks_rules.words import markdown_cell
+
+__all__ = ("diff_html", "markdown_cell", "render", "value")
 
 
 def value(v: Any) -> str:
@@ -29,21 +31,6 @@ def diff_html(text: str) -> Markup:
         else:
             out += Markup('<span class="{}">{}</span>').format(cls, line)
     return out
-
-
-_MARKDOWN = re.compile(r"([\\`*\[\]|])")
-
-
-def markdown_cell(value: Any) -> str:
-    """``value`` safe in a Markdown table cell: Markdown's marks and HTML escaped, line
-    breaks as ``<br>``.
-
-    >>> markdown_cell("a|b `c` <script>\\n*d*")
-    'a\\\\|b \\\\`c\\\\` &lt;script&gt;<br>\\\\*d\\\\*'
-    """
-    text = str(value).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    text = _MARKDOWN.sub(r"\\\1", text)
-    return "<br>".join(text.splitlines()) if "\n" in text or "\r" in text else text
 
 
 _ENV = Environment(

@@ -14,15 +14,17 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from datetime import UTC, datetime, tzinfo
+from datetime import UTC, tzinfo
 from typing import Any
 
 from runbooks_rules import sheet as _sheet
+from runbooks_rules.words import local as _local
+from runbooks_rules.words import row_words
+from runbooks_rules.words import zone_name as _name
 
 from runbooks.core import secrets
 from runbooks.core.errors import InputError
 from runbooks.core.store import Entry
-from runbooks.report import titles_zh
 from runbooks.report.i18n import Words
 from runbooks.report.render import render
 
@@ -36,7 +38,7 @@ def context(
     zone: tzinfo | None = None,
 ) -> dict[str, Any]:
     try:
-        held = _sheet.context(entries, head, chain_ok, signatures, authorities)
+        held = _sheet.context(entries, head, chain_ok, signatures, authorities, zone=zone or UTC)
     except _sheet.NotARun as exc:
         raise InputError(str(exc)) from None
     return in_zone(with_confirmations(held, entries, zone or UTC), zone or UTC)
@@ -110,65 +112,13 @@ def with_confirmations(held: dict[str, Any], entries: list[Entry], zone: tzinfo)
     return {**held, "rows": rows}
 
 
-def _local(ts: str, zone: tzinfo, *, minutes: bool = False) -> str:
-    """``ts`` (ISO, UTC when it names no offset) in ``zone``, as a sheet shows it; what is not a
-    time stays as is.
-
-    >>> from zoneinfo import ZoneInfo
-    >>> _local("2026-12-07T23:30:05.123+00:00", ZoneInfo("Asia/Taipei"))
-    '2026-12-08 07:30:05'
-    >>> _local("2026-12-07T23:30:05", ZoneInfo("Asia/Taipei"), minutes=True)
-    '2026-12-08 07:30'
-    """
-    try:
-        moment = datetime.fromisoformat(ts)
-    except ValueError:
-        return ts
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(zone).strftime("%Y-%m-%d %H:%M" if minutes else "%Y-%m-%d %H:%M:%S")
-
-
-def _name(zone: tzinfo, ts: str = "") -> str:
-    """The zone as a sheet names it: its offset at ``ts`` (now when none) and its IANA name.
-
-    >>> from zoneinfo import ZoneInfo
-    >>> _name(ZoneInfo("Asia/Taipei")), _name(UTC)
-    ('UTC+08:00 Asia/Taipei', 'UTC')
-    >>> _name(ZoneInfo("Europe/Berlin"), "2026-07-01T12:00:00+00:00")
-    'UTC+02:00 Europe/Berlin'
-    """
-    try:
-        moment = datetime.fromisoformat(ts)
-    except ValueError:
-        moment = datetime.now(UTC)
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    key = str(getattr(zone, "key", None) or zone.tzname(moment) or zone)
-    offset = moment.astimezone(zone).strftime("%z")
-    if key == "UTC" and offset == "+0000":
-        return "UTC"
-    return f"UTC{offset[:3]}:{offset[3:]} {key}"
-
-
 def _words(held: dict[str, Any], language: str, *, html: bool) -> dict[str, Any]:
     """The context with its words in ``language``: ``w`` for labels, each row's ``shown``
     title (Chinese from `titles_zh`, formatted with the run's parameters), kind and status."""
     words = Words(language, html=html)
     runbook = str(held["started"].get("runbook", ""))
     params = held["started"].get("params") or {}
-    rows = [
-        {
-            **r,
-            "shown": words.pair(
-                titles_zh.title(runbook, str(r["step"]), params, str(r["title"])),
-                str(r["title"] or r["step"]),
-            ),
-            "kind_shown": words.kind(str(r["kind"])),
-            "status_shown": words.status(str(r["status"])),
-        }
-        for r in held["rows"]
-    ]
+    rows = [{**r, **row_words(words, runbook, params, r)} for r in held["rows"]]
     authorities = [(words.authority(name), who) for name, who in held["authorities"]]
     return {
         **held,

@@ -176,3 +176,10 @@ def test_every_step_of_the_library_has_its_chinese_title() -> None:
     installed = {ep.name for ep in entry_points(group=registry.GROUP)}
     wanted = {rb: steps for rb, steps in found.items() if rb in installed | set(titles_zh.TITLES)}
     assert titles_zh.missing(wanted) == []
+
+
+def test_a_chinese_title_reads_a_dash_for_a_parameter_not_given() -> None:
+    """A fault-server plan without a remedy: its remedy step's title has no service."""
+    remedy = "處理：重啟服務 "  # noqa: RUF001 (the manual's full-width colon)
+    assert titles_zh.title("fault-server", "plan_remedy", {"service": None}) == remedy + "—"
+    assert titles_zh.title("fault-server", "plan_remedy", {"service": "cron"}) == remedy + "cron"

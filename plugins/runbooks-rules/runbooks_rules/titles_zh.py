@@ -212,13 +212,17 @@ _BATCH = re.compile(r" — batch (\d+) of (\d+)( \(canary\))?: (.*)$")
 def title(runbook: str, step: str, params: Mapping[str, Any], english: str = "") -> str:
     """The Chinese title of ``step`` of ``runbook`` with ``params`` filled in ("" when it has
     none). A batch of a step (``name#2``) is the step's title and the batch its English title
-    names."""
+    names. A parameter not given reads "—", as the English title does.
+
+    >>> title("fault-server", "plan_remedy", {"service": None})
+    '處理：重啟服務 —'
+    """
     name, _, batch = step.partition("#")
     zh = TITLES.get(runbook, {}).get(name, "")
     if not zh:
         return ""
     with contextlib.suppress(KeyError, IndexError, ValueError):  # a parameter not recorded
-        zh = zh.format(**params)
+        zh = zh.format(**{k: "—" if v is None else v for k, v in params.items()})
     found = _BATCH.search(english) if batch else None
     if found:
         n, of, canary, units = found.groups()

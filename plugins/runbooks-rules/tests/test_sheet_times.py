@@ -82,13 +82,3 @@ def test_a_marked_pair_is_html_with_its_words_escaped() -> None:
 def test_the_doctests_of(name: str) -> None:
     module = importlib.import_module(f"runbooks_rules.{name}")
     assert doctest.testmod(module).failed == 0
-
-
-def test_the_titles_are_the_runbook_commands() -> None:
-    """The titles the NetBox plugin shows are those of the `runbook` command's sheets (while
-    runbooks/report/titles_zh.py holds its own table rather than these)."""
-    from runbooks_rules import titles_zh
-
-    from runbooks.report import titles_zh as command
-
-    assert command.TITLES == titles_zh.TITLES
