@@ -16,8 +16,8 @@ runs on its own with plain ``ansible-playbook``):
    the service restarted, then its health URL must answer 200 within ``health_timeout_s``.
    A host that fails is rolled back there and then by the playbook (the link back to its
    release before, restarted, health-checked) and stops the roll. The step's undo then puts
-   every planned host back to its release before (a host that had none: the application
-   removed) and checks each one healthy; the record holds the failure and the rollback.
+   every planned host back to its release before, all at once (a host that had none: the
+   application removed), and checks each one healthy; the record holds the failure and the rollback.
    The post-check: every host at the new release, running, its health URL answering 200.
 """
 
@@ -47,6 +47,7 @@ from runbooks.library.base import LibraryRunbook
 from runbooks.library.fault_common import evidence_of
 
 PLAYBOOK = "app_deploy.yml"
+ALL_AT_ONCE = "100%"  # the play's serial for what does not roll: plans, reads, the undo
 VERSION = r"^[A-Za-z0-9][A-Za-z0-9._+~-]{0,40}$"
 
 
@@ -168,9 +169,8 @@ class AppMaintenance(LibraryRunbook[AppMaintenanceParams]):
 
     def read(self, ctx: RunContext, hosts: list[str]) -> dict[str, dict[str, Any]]:
         """Each host's state now (check mode, the deploy left out)."""
-        result = self.ansible(ctx).check(
-            PLAYBOOK, limit=hosts, extravars=self.play_vars(ctx, app_action="read")
-        )
+        extravars = self.play_vars(ctx, app_action="read", app_serial=ALL_AT_ONCE)
+        result = self.ansible(ctx).check(PLAYBOOK, limit=hosts, extravars=extravars)
         return states(result, "app_before", hosts)
 
     # ------------------------------------------------------------------ 1. where it runs
@@ -192,7 +192,8 @@ class AppMaintenance(LibraryRunbook[AppMaintenanceParams]):
     )
     def plan_release(self, ctx: RunContext) -> list[Diff]:
         hosts = list(evidence_of(ctx, "app_hosts")["hosts"])
-        result = self.ansible(ctx).check(PLAYBOOK, limit=hosts, extravars=self.play_vars(ctx))
+        extravars = self.play_vars(ctx, app_serial=ALL_AT_ONCE)  # check mode: nothing rolls
+        result = self.ansible(ctx).check(PLAYBOOK, limit=hosts, extravars=extravars)
         before = states(result, "app_before", hosts)
         said: dict[str, list[str]] = {}
         for task in result.tasks:
@@ -242,9 +243,8 @@ class AppMaintenance(LibraryRunbook[AppMaintenanceParams]):
     def roll_back_release(self, ctx: RunContext, diffs: list[Diff]) -> dict[str, Any]:
         restore = {_host(d): d.before["version"] or "" for d in diffs}
         gateway = self.ansible(ctx)
-        result = gateway.run_unchecked(
-            PLAYBOOK, limit=list(restore), extravars=self.play_vars(ctx, app_restore=restore)
-        )
+        extravars = self.play_vars(ctx, app_restore=restore, app_serial=ALL_AT_ONCE)
+        result = gateway.run_unchecked(PLAYBOOK, limit=list(restore), extravars=extravars)
         if not result.clean:
             raise RollbackError(
                 f"{self.p.app} back to the releases before: {result.outcome()}; when back, run "

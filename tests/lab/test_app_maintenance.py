@@ -1,20 +1,19 @@
 """Application maintenance and application triage on the lab: labapp, its hosts from NetBox
 (the labapp service on srv1 and srv2), its releases from the lab's artifacts directory.
 
-One lab hold serves every assertion. Through the `runbook` command, as the lab's people:
-olivia plans labapp 1.1 (the check-mode plan: not installed → 1.1 on each host), rachel
-reviews, arthur approves, olivia runs it (each host deployed in turn, health-checked: the
-health URL answers 200 from this machine); a second run changes nothing. Through the engine:
-a triage of the healthy application names nothing; then 1.2-bad, whose /health answers 500:
-srv1 (the first host) is rolled back to 1.1 by the playbook, the roll stops before srv2, the
-step's undo checks both at 1.1 and healthy, and the record holds the failure and the undo,
-its chain intact. Last the faults: srv2's state file corrupted (the application answers
-errors) and srv1's service stopped; the triage names each.
+One lab hold serves every assertion, through the engine and the change book, as the lab's
+people: olivia plans labapp 1.1 (the check-mode plan: not installed → 1.1 on each host),
+rachel reviews, arthur approves (olivia may not, though she holds the authority), olivia runs
+it (each host deployed in turn, health-checked: the health URL answers 200 from this
+machine); a second run changes nothing. A triage of the healthy application names nothing.
+Then 1.2-bad, whose /health answers 500: srv1 (the first host) is rolled back to 1.1 by the
+playbook, the roll stops before srv2, the step's undo checks both at 1.1 and healthy, and the
+record holds the failure and the undo, its chain intact. Last the faults: srv2's state file
+corrupted (the application answers errors) and srv1's service stopped; the triage names each.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 import urllib.error
@@ -25,18 +24,21 @@ from typing import Any
 
 import pytest
 from ansible_support import AnsibleLab, ansible_lab
-from cli_support import Machine
 from lab_fixtures import LabHandle
 
-from runbooks.core.results import RunResult, RunStatus
+from runbooks.core import policy
+from runbooks.core.changes import ChangeBook, run_change
+from runbooks.core.errors import ApprovalError
+from runbooks.core.results import RunResult, RunStatus, Status
 from runbooks.lab import hosts, labapp
-from runbooks.lab import lab as lab_ops
 from runbooks.library.app_maintenance import AppMaintenance
 from runbooks.library.fault_application import FaultApplication
 
 pytestmark = pytest.mark.slow
 
-WINDOW = ("--window-start", "-1m", "--window-end", "+2h")
+OLIVIA = policy.Identity("olivia", frozenset({policy.HANDLE}))
+RACHEL = policy.Identity("rachel", frozenset({policy.REVIEW}))
+ARTHUR = policy.Identity("arthur", frozenset({policy.APPROVE}))
 INCIDENT = "INC-APP-1"
 ADDRESS = {"srv1": "198.18.0.31", "srv2": "198.18.0.32"}
 
@@ -106,44 +108,52 @@ def check_all(
     caplog: pytest.LogCaptureFixture,
     timings: dict[str, float],
 ) -> None:
-    login = {k: v for k, v in lab_ops.runbooks_env().items() if k != "RUNBOOKS_SSH_KNOWN_HOSTS"}
-    olivia = Machine(tmp_path / "desk", **login, RUNBOOKS_APP_ARTIFACTS=str(labapp.artifact_dir()))
-    params = ("app-maintenance", "app=labapp", "version=1.1", "health_timeout_s=5")
+    engine = app_lab.engine
 
-    # the plan: per host, labapp from not installed to 1.1, the playbook's own words beside it
+    def deploy(version: str, timeout_s: int) -> AppMaintenance:
+        raw = {"app": "labapp", "version": version, "health_timeout_s": timeout_s}
+        return AppMaintenance(AppMaintenance.parse_params(raw))
+
+    # olivia's plan: per host, labapp from not installed to 1.1, the playbook's words beside it
     started = time.monotonic()
-    planned = json.loads(olivia("operator", "plan", *params, *WINDOW, "--json").stdout)
+    plan = engine.plan(deploy("1.1", 5))
     timings["plan"] = time.monotonic() - started
-    diffs = {d["target"]: d for d in step(planned, "plan_release")["diffs"]}
+    assert plan.refusal is None, plan.refusal
+    steps = {s.step: s for s in plan.steps}
+    diffs = {d.target: d for d in steps["plan_release"].diffs}
     assert set(diffs) == {"srv1: labapp", "srv2: labapp"}
-    assert diffs["srv1: labapp"]["fields"] == [{"name": "release", "before": None, "after": "1.1"}]
-    assert "Release | current → 1.1" in diffs["srv2: labapp"]["text"]  # the play's words
-    assert step(planned, "app_hosts")["evidence"]["port"] == labapp.PORT  # from NetBox
+    assert [(f.name, f.before, f.after) for f in diffs["srv1: labapp"].fields] == [
+        ("release", None, "1.1")
+    ]
+    assert "Release | current → 1.1" in diffs["srv2: labapp"].text  # the play's words
+    assert steps["app_hosts"].evidence["port"] == labapp.PORT  # from NetBox
     assert release("srv1") == ""  # the plan deployed nothing
 
-    # reviewed and approved by two other people, then run
-    change, digest = planned["change"], planned["hash"]
-    olivia("reviewer", "review", change, "--accept", "--hash", digest)
-    olivia("approver", "approve", change, "--hash", digest)
+    # reviewed by rachel and approved by arthur (olivia may do neither), run by olivia
+    book = ChangeBook(app_lab.store)
+    change = book.create(plan, OLIVIA, None)
+    self_approval = policy.Identity("olivia", frozenset({policy.HANDLE, policy.APPROVE}))
+    with pytest.raises(ApprovalError):  # even holding the authority, not her own change
+        book.sign(change, self_approval, policy.APPROVE, change.plan_hash)
+    change = book.sign(change, RACHEL, policy.REVIEW, change.plan_hash)
+    change = book.sign(change, ARTHUR, policy.APPROVE, change.plan_hash)
     started = time.monotonic()
-    ran = json.loads(olivia("operator", "run", change, "--yes", "--json").stdout)
+    ran = run_change(engine, book, change, OLIVIA, deploy("1.1", 5))
     timings["run"] = time.monotonic() - started
-    assert ran["status"] == "succeeded", ran
+    assert ran.status is RunStatus.SUCCEEDED, ran.error
     assert release("srv1") == release("srv2") == "1.1"
     assert health("srv1") == health("srv2") == 200
-    assert step(ran, "plan_release")["evidence"]["releases"]["srv2"]["before"] is None
+    done = {s.step: s for s in ran.steps}["plan_release"]
+    assert done.evidence["releases"]["srv2"]["before"] is None
 
     # a second run: nothing to change
     started = time.monotonic()
-    again = json.loads(
-        olivia("operator", "run", *params, "--no-change-control", "--yes", "--json").stdout
-    )
+    again = engine.run(deploy("1.1", 5))
     timings["second run"] = time.monotonic() - started
-    assert again["status"] == "succeeded"
-    assert step(again, "plan_release")["status"] == "no-change"
+    assert again.status is RunStatus.SUCCEEDED, again.error
+    assert {s.step: s.status for s in again.steps}["plan_release"] is Status.NO_CHANGE
 
     # the healthy application: the triage names nothing
-    engine = app_lab.engine
 
     def triage() -> dict[str, Any]:
         started = time.monotonic()
@@ -156,9 +166,7 @@ def check_all(
     assert healthy["healthy"] and healthy["findings"] == [], healthy
 
     # 1.2-bad: srv1 fails its health check and is rolled back; srv2 is never touched
-    bad = AppMaintenance(
-        AppMaintenance.parse_params({"app": "labapp", "version": "1.2-bad", "health_timeout_s": 3})
-    )
+    bad = deploy("1.2-bad", 2)
     started = time.monotonic()
     result = engine.run(bad)
     timings["failed deploy"] = time.monotonic() - started
