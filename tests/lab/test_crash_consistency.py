@@ -64,8 +64,11 @@ RACK_IN_INSIDE = [
 ]
 SERVER_INSIDE = [
     "after:plan_announcement:1",  # srv1's announcement written, srv2's not yet
-    "task:plan_maintenance:message of the day",  # the playbook half-way through
-    "after:plan_maintenance:1",
+    # each canary batch is a record step of its own (srv1, then srv2)
+    "task:plan_maintenance#1:message of the day",  # the canary's playbook half-way through
+    "after:plan_maintenance#1:1",
+    "task:plan_maintenance#2:message of the day",  # the second batch's
+    "after:plan_maintenance#2:1",
     "after:plan_completion:1",
 ]
 # the kills before the grant (run.started, the re-plan) are rack-in's: the same engine path
@@ -264,7 +267,7 @@ def test_server_maintenance_killed_at_every_step_ends_as_an_uninterrupted_run(
         [*start, "--no-change-control", "--yes", "--json"],
         [*boundaries(ServerMaintenance)[1:], *SERVER_INSIDE],
         interrupted_is_shown(op),
-        check_at=["task:plan_maintenance:message of the day"],
+        check_at=["task:plan_maintenance#1:message of the day"],
     )
     assert server_world(["srv1", "srv2"]) == baseline["world"]
     assert finished_steps(op.store, run_id) == baseline["steps"]
