@@ -51,6 +51,7 @@ _MOMENT = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d(:\d\d(\.\d+)?)?([+-]\d\d:\d\d|
 def in_zone(held: dict[str, Any], zone: tzinfo) -> dict[str, Any]:
     """The sheet's times (run, steps, window, signatures) in ``zone``, and the zone's name."""
     held = dict(held)
+    held["time_zone"] = _name(zone, held["start_ts"])  # its offset when the run started
     held["start_ts"], held["end_ts"] = _local(held["start_ts"], zone), _local(held["end_ts"], zone)
     held["rows"] = [
         {
@@ -77,7 +78,6 @@ def in_zone(held: dict[str, Any], zone: tzinfo) -> dict[str, Any]:
                 **held[role],
                 "ts": f"{_local(ts, zone, minutes=True)} ({_name(zone, ts)})",
             }
-    held["time_zone"] = _name(zone, held["start_ts"])
     return held
 
 

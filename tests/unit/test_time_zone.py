@@ -148,3 +148,18 @@ def test_the_review_document_and_the_list_show_times_in_the_zone(
     assert shown in page.read_text()
     assert main([*base, "changes"]) == 0
     assert "+08:00" in capsys.readouterr().out
+
+
+def test_the_sheet_names_the_zones_offset_when_the_run_started() -> None:
+    """Europe/Berlin at 00:30 UTC on the night its clocks go forward (01:00 UTC): the run
+    started at 01:30 CET, UTC+01:00, not the summer offset the local time would read as."""
+    held = {
+        "start_ts": "2026-03-29T00:30:00+00:00",
+        "end_ts": "2026-03-29T01:30:00+00:00",
+        "rows": [],
+        "started": {},
+    }
+    shown = sheet.in_zone(held, ZoneInfo("Europe/Berlin"))
+    assert shown["start_ts"] == "2026-03-29 01:30:00"
+    assert shown["end_ts"] == "2026-03-29 03:30:00"
+    assert shown["time_zone"] == "UTC+01:00 Europe/Berlin"
