@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 
-from runbooks.lab import bird, frr, hosts, network, node, software, topology
+from runbooks.lab import bird, frr, hosts, labapp, network, node, software, topology
 from runbooks.lab.errors import LabError
 from runbooks.lab.locks import MachineLock
 from runbooks.lab.paths import state_dir
@@ -103,6 +103,7 @@ def runbooks_env() -> dict[str, str]:
         "RUNBOOKS_ANSIBLE_USER": login["username"],
         "RUNBOOKS_ANSIBLE_PRIVATE_KEY": login["key_file"],
         "RUNBOOKS_SOFTWARE_SOURCE": software.source_line(),  # the lab's department repository
+        "RUNBOOKS_APP_ARTIFACTS": str(labapp.artifact_dir()),  # the lab application's releases
     }
 
 
@@ -187,6 +188,9 @@ def _up(progress: Progress, configs: dict[str, str] | None) -> Timings:
     if topo.software and software.missing(topo.software):
         fetched = software.ensure(topo.software, progress=progress)
         clock.lap("software", f"repository {software.repo_dir()}: {len(fetched)} package(s) added")
+    built = labapp.ensure()  # the lab application's releases (app-maintenance), idempotent
+    if built:
+        clock.lap("labapp", f"releases {labapp.artifact_dir()}: {len(built)} file(s) built")
     if _use_netbox():
         nb = _netbox_module()
         nb.up()

@@ -14,7 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from runbooks.core import errors
-from runbooks.lab import cli, node, software
+from runbooks.lab import cli, labapp, node, software
 from runbooks.lab.errors import LabError
 
 
@@ -81,6 +81,7 @@ def test_login_params_and_lab_env_point_at_the_labs_known_hosts(lab_dir: Path) -
     assert settings["RUNBOOKS_BASELINE_AGENT_PORT"] == "9100"
     # software-install's source: the lab's department repository, quoted for the shell
     assert settings["RUNBOOKS_SOFTWARE_SOURCE"] == software.source_line()
+    assert settings["RUNBOOKS_APP_ARTIFACTS"] == str(labapp.artifact_dir())  # app-maintenance's
     quoted = shlex.quote(software.source_line())
     assert f"export RUNBOOKS_SOFTWARE_SOURCE={quoted}\n" in shell.output
 
