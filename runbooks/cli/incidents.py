@@ -40,7 +40,7 @@ _STYLE = {
 
 def book(ctx: typer.Context) -> Incidents:
     """Where incidents are kept: the local record store (NetBox-backed: not yet)."""
-    return IncidentBook(settings(ctx).store())
+    return IncidentBook(settings(ctx).store(), zone=config.time_zone())
 
 
 def styled(reading: Reading) -> str:

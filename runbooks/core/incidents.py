@@ -438,10 +438,12 @@ class Incidents(Protocol):
 
 @dataclass
 class IncidentBook:
-    """Incidents in the local record store, one hash chain each; ``now`` is the clock."""
+    """Incidents in the local record store, one hash chain each; ``now`` is the clock and
+    ``zone`` the department's time zone (a virus outbreak's year, in the closing verdict)."""
 
     store: RecordStore
     now: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    zone: tzinfo = UTC
 
     def open(
         self,
@@ -592,7 +594,7 @@ class IncidentBook:
             actor=who.username,
         )
         if role == policy.SUPERVISOR:
-            verdict = self.reading(self.get(incident.id), UTC)
+            verdict = self.reading(self.get(incident.id), self.zone)
             self.store.append(
                 incident.id,
                 "incident.closed",

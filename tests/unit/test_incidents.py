@@ -192,6 +192,34 @@ def test_virus_outbreaks_count_by_calendar_year_in_the_departments_zone(
     assert last.virus is not None and (last.virus.year, last.virus.number) == (2026, 5)
 
 
+def test_the_closing_verdict_counts_the_outbreak_in_the_departments_year(
+    store: RecordStore, now: Moment
+) -> None:
+    """Three outbreaks in 2026; a fourth reported 2026-12-31 20:00 UTC is 2027-01-01 04:00 in
+    Hong Kong: its permanent verdict is 2027's first, the red line not crossed (counted in UTC
+    it read 2026's fourth, crossed)."""
+    hong_kong = ZoneInfo("Asia/Hong_Kong")
+    book = IncidentBook(store, now=now, zone=hong_kong)
+    now.at = datetime(2026, 12, 31, 20, 0, tzinfo=UTC)
+    for month in (3, 6, 9):
+        book.open(OLIVIA, "virus", "helpdesk", ["LAN"], datetime(2026, month, 1, tzinfo=UTC))
+    number = book.open(OLIVIA, "virus", "helpdesk", ["LAN"], now.at).id
+    book.recover(book.get(number), OLIVIA, now.at)
+    book.sign(book.get(number), netbox(OLIVIA))
+    book.sign(book.get(number), netbox(SAM))
+    closed = store.entries(number)[-1]
+    assert closed.kind == "incident.closed"
+    assert closed.payload["crossed"] is False
+    assert closed.payload["virus"] == {
+        "year": 2027,
+        "number": 1,
+        "in_year": 1,
+        "allowed": 3,
+        "level": "ok",
+        "crossed": False,
+    }
+
+
 def test_an_earlier_outbreak_recorded_later_takes_its_place_in_the_year(
     book: IncidentBook, now: Moment
 ) -> None:
