@@ -3,7 +3,7 @@ recorded.
 
 The procedure, in order, on one PostgreSQL server (reached as db-upgrade reaches it: on this
 machine, or over SSH with ``transport=ssh``; client programs run on the server, over its unix
-socket). ``server=db1`` names it as NetBox holds it: a device or virtual machine whose primary
+socket). ``server=pg1`` names it as NetBox holds it: a device or virtual machine whose primary
 IP is reached over SSH with the hosts' key, and whose ``postgresql`` service gives the port and
 the version (its ``postgresql_version`` field; the binaries and data directory of that version
 as Debian lays them out); a parameter given as well overrides (`PgServerParams`).

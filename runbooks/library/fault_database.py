@@ -5,7 +5,7 @@ The procedure, in order, on one server (reached as db-maintenance reaches it: on
 or over SSH with ``transport=ssh``; every read one SELECT in a read-only session; nothing is
 changed).
 
-The server is named by its NetBox name (``server=db1``: its primary IP, its postgresql
+The server is named by its NetBox name (``server=pg1``: its primary IP, its postgresql
 service's port and version, the hosts' SSH key, as db-maintenance takes them) or by
 ``host=`` and the connection parameters.
 

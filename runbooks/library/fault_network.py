@@ -113,10 +113,10 @@ def cable_findings(device: str, links: list[nc.Link], state: dict[str, Any]) -> 
     """Each connected cable whose interface is missing, disabled or down, or whose LLDP
     neighbour is not the cable's far end.
 
-    >>> link = nc.Link("swp2", "spine2", "swp2", 6, "connected", "active")
-    >>> cable_findings("leaf2", [link], {"interfaces": {"swp2": {"is_up": False,
+    >>> link = nc.Link("swp2", "core2", "swp2", 6, "connected", "active")
+    >>> cable_findings("edge2", [link], {"interfaces": {"swp2": {"is_up": False,
     ...     "is_enabled": True}}, "lldp": {}})[0]
-    'leaf2 swp2: cable #6 to spine2:swp2 in NetBox, interface is down'
+    'edge2 swp2: cable #6 to core2:swp2 in NetBox, interface is down'
     """
     out = []
     interfaces = _parts(state, "interfaces")
@@ -145,9 +145,9 @@ def bgp_findings(device: str, sessions: list[nc.Session], state: dict[str, Any])
     """Each session NetBox implies that is missing, admin-down, not Established, or to
     another AS.
 
-    >>> s = nc.Session("swp1", "spine1", "swp1", "198.18.1.0", 65001)
-    >>> bgp_findings("leaf1", [s], {"bgp": {"198.18.1.0": {"is_up": False,
-    ...     "is_enabled": False, "remote_as": 65001}}})[0][44:]
+    >>> s = nc.Session("swp1", "core1", "swp1", "192.0.2.0", 65001)
+    >>> bgp_findings("edge1", [s], {"bgp": {"192.0.2.0": {"is_up": False,
+    ...     "is_enabled": False, "remote_as": 65001}}})[0][42:]
     'is Idle/admin-down, NetBox cable expects it Established'
     """
     peers = _parts(state, "bgp")
@@ -171,8 +171,8 @@ def bgp_findings(device: str, sessions: list[nc.Session], state: dict[str, Any])
 def route_findings(state: dict[str, Any], destination: str | None) -> list[str]:
     """No installed route to the reported destination.
 
-    >>> route_findings({"routes": {}}, "198.18.255.2")
-    ['no installed route to 198.18.255.2']
+    >>> route_findings({"routes": {}}, "203.0.113.2")
+    ['no installed route to 203.0.113.2']
     """
     routes = _parts(state, "routes")
     if destination is None or routes is None:

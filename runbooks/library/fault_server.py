@@ -99,14 +99,14 @@ class FaultHostParams(IncidentParams):
 def host_findings(host: str, evidence: dict[str, Any], p: FaultHostParams) -> list[str]:
     """What differs from a healthy host, from the evidence the triage playbook gathered.
 
-    >>> p = FaultHostParams(host="srv1", services=["web"])
+    >>> p = FaultHostParams(host="web1", services=["web"])
     >>> e = {"reachable": True, "load": [0.1], "cpus": 2,
     ...     "mem_available_mb": 900, "disks": [{"mount": "/var", "free_pct": 4.0}],
     ...     "failed_services": ["cron.service"], "journal_errors": [],
     ...     "services": {"web": {"installed": True, "running": False, "state": "stopped"}}}
-    >>> host_findings("srv1", e, p)  # doctest: +NORMALIZE_WHITESPACE
-    ['srv1 /var has 4.0% free (min 10%)', 'service cron.service failed on srv1',
-     'service web is not running on srv1 (stopped)']
+    >>> host_findings("web1", e, p)  # doctest: +NORMALIZE_WHITESPACE
+    ['web1 /var has 4.0% free (min 10%)', 'service cron.service failed on web1',
+     'service web is not running on web1 (stopped)']
     """
     if not evidence.get("reachable"):
         return [f"{host} cannot be reached: {evidence.get('why', 'no answer')}"]

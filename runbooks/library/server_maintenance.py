@@ -166,8 +166,8 @@ def _hosts(runbook: Any) -> list[str]:
 def host_of(diff: Diff) -> str:
     """The server a playbook diff is on (its target is ``<host>:<file or task>``).
 
-    >>> host_of(Diff.of_text("srv1:/etc/motd", "a", "b"))
-    'srv1'
+    >>> host_of(Diff.of_text("web1:/etc/motd", "a", "b"))
+    'web1'
     """
     return diff.target.partition(":")[0]
 

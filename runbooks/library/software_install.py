@@ -160,10 +160,10 @@ def refusal(action: str, specs: list[str], hosts: dict[str, dict[str, Package]])
     """Why the plan cannot go on, in one line, or None.
 
     >>> lt = Package("labtool", None, ("1.1-1", "1.0-1"))
-    >>> refusal("install", ["labtool=0.9"], {"srv1": {"labtool": lt}})
+    >>> refusal("install", ["labtool=0.9"], {"web1": {"labtool": lt}})
     "labtool=0.9: the department's repository has labtool 1.1-1, 1.0-1 only"
-    >>> refusal("upgrade", ["labtool"], {"srv1": {"labtool": lt}})
-    'labtool is not installed on srv1: upgrade it? install it (action=install)'
+    >>> refusal("upgrade", ["labtool"], {"web1": {"labtool": lt}})
+    'labtool is not installed on web1: upgrade it? install it (action=install)'
     """
     unknown = sorted(
         {name_of(s) for s in specs for h in hosts.values() if not h[name_of(s)].available}
