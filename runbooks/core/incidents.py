@@ -131,7 +131,7 @@ class Incident:
 
     @property
     def handlers(self) -> set[str]:
-        """Who handled it (opened or recovered it): they sign as the responsible person."""
+        """Who opened or recovered it (its book adds who acted in its runs and changes)."""
         return {self.opened_by, *([self.recovered_by] if self.recovered_by else [])}
 
     def affected_text(self) -> str:
@@ -547,6 +547,27 @@ class IncidentBook:
             }
         return list(rows.values())
 
+    def handlers(self, incident: Incident) -> set[str]:
+        """Who handled it: whoever opened or recovered it, and whoever acted in a run or change
+        it collects (prepared, reviewed, approved, ran or resumed it, answered its manual
+        steps; not a refused attempt, nor the sign-off of a run's sheet). They sign as the
+        responsible person, never as its supervisor."""
+        names = set(incident.handlers)
+        chains = [row["id"] for row in self.runs(incident)]
+        seen: set[str] = set()
+        while chains:
+            chain = chains.pop()
+            if chain in seen:
+                continue
+            seen.add(chain)
+            for e in self.store.entries(chain):
+                if e.kind.endswith(".refused") or e.kind == "record.signed":
+                    continue
+                names.add(e.actor)
+                if e.kind == "change.ran":  # the change's run, whatever its parameters
+                    chains.append(str(e.payload["run_id"]))
+        return names
+
     def recover(self, incident: Incident, who: Identity, at: datetime, note: str = "") -> Incident:
         _not_closed(incident, "be recovered")
         if incident.recovered_at is not None:
@@ -572,7 +593,7 @@ class IncidentBook:
     def sign(self, incident: Incident, who: Identity, note: str = "") -> str:
         authenticated(who, "signing an incident")
         try:
-            role = _signing_role(incident, who)
+            role = _signing_role(incident, who, self.handlers(incident))
         except ApprovalError as exc:
             self.store.append(
                 incident.id,
@@ -622,16 +643,16 @@ class IncidentBook:
         return self.now().astimezone(UTC).isoformat()
 
 
-def _signing_role(incident: Incident, who: Identity) -> str:
+def _signing_role(incident: Incident, who: Identity, handlers: set[str]) -> str:
     """The manual's two signatures, as a run's record gets them: whoever handled the incident
     signs as the responsible person, then a supervisor who did not handle it."""
     if incident.status == "closed":
         raise ApprovalError(f"{incident.id} is closed: both have signed", actor=who.username)
     signed = [s.authority for s in incident.signatures]
-    if who.username not in incident.handlers and policy.RESPONSIBLE not in signed:
+    if who.username not in handlers and policy.RESPONSIBLE not in signed:
         raise ApprovalError(
             f"the responsible person signs {incident.id} first: one who handled it "
-            f"({', '.join(sorted(incident.handlers))})",
+            f"({', '.join(sorted(handlers))})",
             actor=who.username,
         )
     if incident.recovered_at is None:
@@ -640,7 +661,7 @@ def _signing_role(incident: Incident, who: Identity) -> str:
             "first, then its record is signed",
             actor=who.username,
         )
-    return policy.signoff_role(who, incident.handlers, True, signed)
+    return policy.signoff_role(who, handlers, True, signed)
 
 
 def _incident(entries: list[Entry]) -> Incident:

@@ -281,6 +281,43 @@ def test_a_supervisor_who_handled_the_incident_cannot_be_its_second_signature(
     assert book.get(number).status == "recovered"
 
 
+def test_who_acted_in_its_runs_and_changes_handled_it_and_cannot_be_its_supervisor(
+    book: IncidentBook, store: RecordStore, now: Moment
+) -> None:
+    """Pat ran the remedy run that names the incident, Ray resumed an attached triage run,
+    Vic approved a remedy change (and Quinn ran it): none of them signs as the supervisor;
+    Sam, who only watched, does. A refused attempt is no handling."""
+    number = open_network(book)
+    store.append(
+        "RUN-x",
+        "run.started",
+        {"runbook": "fault-network", "params": {"incident": number}},
+        actor="pat",
+    )
+    store.append("RUN-t", "run.started", {"runbook": "fault-server", "params": {}}, actor="olivia")
+    store.append("RUN-t", "run.resumed", {}, actor="ray")
+    store.append(
+        "CHG-r",
+        "change.planned",
+        {"runbook": "fault-network", "params": {"incident": "1"}},
+        actor="olivia",
+    )
+    store.append("CHG-r", "change.signed", {"authority": "approve"}, actor="vic")
+    store.append("CHG-r", "change.refused", {"action": "approve"}, actor="sam")
+    store.append("CHG-r", "change.ran", {"run_id": "RUN-q"}, actor="quinn")
+    store.append("RUN-q", "run.started", {"runbook": "fault-network", "params": {}}, actor="quinn")
+    book.attach(book.get(number), OLIVIA, "RUN-t")
+    now.at = T0 + timedelta(minutes=30)
+    book.recover(book.get(number), OLIVIA, now.at)
+    assert book.handlers(book.get(number)) == {"olivia", "pat", "ray", "vic", "quinn"}
+    assert book.sign(book.get(number), netbox(OLIVIA)) == policy.RESPONSIBLE
+    for name in ("pat", "ray", "vic", "quinn"):
+        with pytest.raises(ApprovalError, match="already carries the responsible"):
+            book.sign(book.get(number), Identity(name, SAM.authorities, source="netbox"))
+    assert book.get(number).status == "recovered"
+    assert book.sign(book.get(number), netbox(SAM)) == policy.SUPERVISOR
+
+
 def test_runs_naming_the_incident_are_collected_and_others_can_be_attached(
     book: IncidentBook, store: RecordStore
 ) -> None:
