@@ -249,7 +249,10 @@ def export(
         sys.stdout.write(text)
         _show_line(incidents, incident, to_err=True)
         return
-    output.write_text(text, encoding="utf-8")
+    try:
+        output.write_text(text, encoding="utf-8")
+    except OSError as exc:  # a directory that is not there, no permission, a full disk
+        raise InputError(f"cannot write {output}: {exc.strerror or exc}") from exc
     out.print(f"{incident.id} written to {output}")
     _show_line(incidents, incident)
 

@@ -298,6 +298,7 @@ def export(
         raise InputError(f"unknown export format {fmt!r} (known: jsonl, md, html)")
     zone = config.zone(time_zone) if time_zone else config.time_zone()
     language = config.language(language) if language else config.sheet_language()
+    count: int | None = None
     if run_id is None:
         if fmt != "jsonl":
             raise InputError(f"the {fmt} record sheet is of one run: name it")
@@ -305,14 +306,17 @@ def export(
     else:
         run = _run(ctx, run_id, local)
         entries = run.entries
-        if fmt != "jsonl":
-            from runbooks.report import sheet
+    if fmt == "jsonl":
+        text, count = "".join(canonical(e.to_dict()) + "\n" for e in entries), len(entries)
+    else:
+        from runbooks.report import sheet
 
-            render = sheet.html if fmt == "html" else sheet.markdown
-            text = render(entries, run.head, run.chain_ok, zone, language, **run.server)
-            _write(text, output)
-            return
-    _write("".join(canonical(e.to_dict()) + "\n" for e in entries), output, len(entries))
+        render = sheet.html if fmt == "html" else sheet.markdown
+        text = render(entries, run.head, run.chain_ok, zone, language, **run.server)
+    try:
+        _write(text, output, count)
+    except OSError as exc:  # a directory that is not there, no permission, a full disk
+        raise InputError(f"cannot write {output}: {exc.strerror or exc}") from exc
 
 
 def _write(text: str, output: Path | None, entries: int | None = None) -> None:

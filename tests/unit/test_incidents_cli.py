@@ -188,6 +188,20 @@ def test_recover_attach_close_and_export_the_sheet(
     assert "chain intact" in capsys.readouterr().out
 
 
+@pytest.mark.parametrize("command", [["incident", "export", "1"], ["records", "export"]])
+def test_an_export_to_a_place_that_cannot_be_written_is_one_line(
+    base: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str], command: list[str]
+) -> None:
+    assert main([*base, "incident", "open", "--kind", "network", "--reporter", "NOC",
+                 "--affected", "core1"]) == 0  # fmt: skip
+    capsys.readouterr()
+    nowhere = tmp_path / "not-there" / "x.md"
+    assert main([*base, *command, "-o", str(nowhere)]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert lines == [f"runbook: error: cannot write {nowhere}: No such file or directory"]
+    assert not nowhere.parent.exists()
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
