@@ -371,7 +371,7 @@ def _mount_subcommands() -> None:
     from runbooks.cli.records import app as records_app
 
     changes.register(app)
-    incidents.register(app)  # `runbook incident`; plan and run print an incident's clock
+    incidents.register(app)  # `runbook incident`; its clock on what touches a run naming one
     app.add_typer(config_app, name="config", help="The settings: show them, check them.")
     app.add_typer(
         records_app, name="records", help="The required records: list, show, verify, export."

@@ -1,7 +1,7 @@
 """`runbook incident`: a fault reported, its red-line clock, the runs that triaged it, its
 recovery and the two signatures that close it. Every command that touches an incident prints
-its clock line; so do `runbook plan` and `runbook run` of a runbook whose parameters name one
-(``incident=INC-7``)."""
+its clock line; so do `plan`, `run`, `resume`, `review`, `approve` and `records show/export`
+of a run or change whose parameters name one (``incident=INC-7``), on stderr."""
 
 from __future__ import annotations
 
@@ -327,17 +327,24 @@ def _local(ts: str) -> str:
         return ts
 
 
-# --- the clock on `runbook plan` and `runbook run` ------------------------------------------
+# --- the clock on the commands that touch a run or change naming an incident ----------------
 
 
-def clock_for(ctx: typer.Context, params: dict[str, Any]) -> None:
+def clock_for(ctx: typer.Context, params: dict[str, Any], strict: bool = True) -> None:
     """Print the clock of the incident a runbook's parameters name (on stderr: a --json
-    output stays clean); an incident that does not exist is bad input, before any work."""
+    output stays clean). ``strict``: an incident that does not exist is bad input, before any
+    work (`plan`, `run`); otherwise nothing is printed (a record is shown all the same)."""
     named = params.get(PARAM)
     if not named:
         return
     incidents = book(ctx)
-    _show_line(incidents, incidents.get(str(named)), to_err=True)
+    try:
+        incident = incidents.get(str(named))
+    except InputError:
+        if strict:
+            raise
+        return
+    _show_line(incidents, incident, to_err=True)
 
 
 def _params_of(ctx: typer.Context, kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -345,33 +352,74 @@ def _params_of(ctx: typer.Context, kwargs: dict[str, Any]) -> dict[str, Any]:
     given = parse_params(kwargs.get("params"), kwargs.get("params_file"))
     target = str(kwargs.get("target") or "")
     if target.upper().startswith("CHG-"):
-        from runbooks.cli.common import book as change_book
-
-        return {**change_book(ctx).get(target).params, **given}
+        return {**_change_params(ctx, target), **given}
     return given
 
 
-def _with_clock(command: Callable[..., Any]) -> Callable[..., Any]:
+def _change_params(ctx: typer.Context, change_id: str) -> dict[str, Any]:
+    from runbooks.cli.common import book as change_book
+
+    return dict(change_book(ctx).get(change_id).params)
+
+
+def _recorded_params(ctx: typer.Context, record_id: str) -> dict[str, Any]:
+    """The parameters a record names: a run's (its run.started), a change's (its book), an
+    incident's own chain names itself."""
+    if record_id.upper().startswith("CHG-"):
+        return _change_params(ctx, record_id)
+    store = settings(ctx).store()
+    first = store.entries(store.resolve_run(record_id))[0]
+    if first.kind == "incident.opened":
+        return {PARAM: first.run_id}
+    if first.kind == "change.planned":
+        return _change_params(ctx, first.run_id)
+    return dict(first.payload.get("params") or {})
+
+
+def _resume_params(ctx: typer.Context, kwargs: dict[str, Any]) -> dict[str, Any]:
+    return {**_recorded_params(ctx, str(kwargs["run_id"])), **parse_params(kwargs.get("params"))}
+
+
+def _shown_params(ctx: typer.Context, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """`records show/export`: all runs at once (no run named) touch no one incident."""
+    return _recorded_params(ctx, str(kwargs["run_id"])) if kwargs.get("run_id") else {}
+
+
+def _signed_params(ctx: typer.Context, kwargs: dict[str, Any]) -> dict[str, Any]:
+    return _change_params(ctx, str(kwargs["change_id"]))
+
+
+ParamsOf = Callable[[typer.Context, dict[str, Any]], dict[str, Any]]
+
+
+def _with_clock(
+    command: Callable[..., Any], params_of: ParamsOf = _params_of, strict: bool = True
+) -> Callable[..., Any]:
     @functools.wraps(command)
     def wrapped(*args: Any, **kwargs: Any) -> Any:
         ctx = kwargs.get("ctx")  # typer passes its own click's Context
         if ctx is not None:
             try:
-                params = _params_of(ctx, kwargs)
+                params = params_of(ctx, kwargs)
             except RunbookError:  # the command itself says what is wrong with its input
                 params = {}
-            clock_for(ctx, params)
+            clock_for(ctx, params, strict)
         return command(*args, **kwargs)
 
     return wrapped
 
 
-def watch(app_: typer.Typer, names: tuple[str, ...] = ("plan", "run")) -> None:
-    """Have `plan` and `run` print the clock of the incident their parameters name."""
+def watch(
+    app_: typer.Typer,
+    names: tuple[str, ...] = ("plan", "run"),
+    params_of: ParamsOf = _params_of,
+    strict: bool = True,
+) -> None:
+    """Have the named commands print the clock of the incident their parameters name."""
     for info in app_.registered_commands:
         callback = info.callback
         if callback is not None and (info.name or callback.__name__) in names:
-            info.callback = _with_clock(callback)
+            info.callback = _with_clock(callback, params_of, strict)
 
 
 def register(app_: typer.Typer) -> None:
@@ -380,4 +428,9 @@ def register(app_: typer.Typer) -> None:
         name="incident",
         help="Incidents: a reported fault, its red-line clock, recovery and signatures.",
     )
-    watch(app_)
+    from runbooks.cli.records import app as records_app
+
+    watch(app_)  # plan, run: an incident that does not exist is refused before any work
+    watch(app_, ("resume",), _resume_params, strict=False)
+    watch(app_, ("review", "approve"), _signed_params, strict=False)
+    watch(records_app, ("show", "export"), _shown_params, strict=False)

@@ -138,6 +138,40 @@ def test_plan_and_run_of_a_runbook_naming_the_incident_show_its_clock_and_are_co
     assert json.loads(capsys.readouterr().out)[0]["runs"] == runs
 
 
+def test_every_command_touching_a_run_or_change_naming_the_incident_shows_its_clock(
+    base: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """resume, review, approve, records show and export: the clock on stderr (--json output
+    stays clean); a run that names no incident shows none."""
+    assert main([*base, "incident", "open", "--kind", "network", "--reporter", "NOC",
+                 "--affected", "core1", "--reported-at", "-70m"]) == 0  # fmt: skip
+    capsys.readouterr()
+    assert main([*base, "plan", "test-fault", "incident=INC-1", "--json"]) == 0
+    change = json.loads(capsys.readouterr().out)["change"]
+    run = [*base, "run", "test-fault", "incident=1", "--no-change-control", "--yes", "--json"]
+    assert main(run) == 0
+    run_id = json.loads(capsys.readouterr().out)["run_id"]
+    assert main([*base, "run", "test-fault", "--no-change-control", "--yes", "--json"]) == 0
+    other = json.loads(capsys.readouterr().out)["run_id"]
+    clock = "INC-1 (network, budget 2 h, open): 1 h 10 min since"
+    for command in (
+        ["review", change],
+        ["approve", change[:12], "--hash", "0" * 8],  # refused: the clock is shown first
+        ["resume", run_id],  # finished: refused, the clock is shown first
+        ["records", "show", run_id[:-2], "--json"],
+        ["records", "show", change],
+        ["records", "export", run_id, "--format", "md"],
+        ["records", "show", "INC-1"],  # the incident's own chain
+    ):
+        main([*base, *command])
+        assert clock in capsys.readouterr().err, command
+    assert main([*base, "records", "show", run_id, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)[0]["kind"] == "run.started"
+    for command in (["records", "show", other], ["records", "export"]):
+        assert main([*base, *command]) == 0
+        assert "INC-1" not in capsys.readouterr().err, command
+
+
 def test_a_runbook_naming_an_unknown_incident_is_refused_before_any_work(
     base: list[str], store_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
