@@ -9,7 +9,9 @@ runs on its own with plain ``ansible-playbook``):
    NetBox's inventory (netbox.netbox ``nb_inventory``). ``hosts`` picks some of them.
 2. The release: ``<app>-<version>.tar.gz`` in the artifacts directory on this machine (the
    department's build output; hosts need no network: the playbook copies it). Its SHA-256
-   is recorded and checked against ``SHA256SUMS`` there when that file lists it.
+   is recorded and checked against ``SHA256SUMS`` there when that file lists it, and it is
+   in each host's diff: the approval covers these bytes (another tarball is another plan),
+   and the playbook checks the copy on each host against it before unpacking or switching.
 3. Deploy. In a plan this is Ansible's check mode: per host, the release from → to and each
    file the playbook would change. The hosts roll one at a time in name order: the release
    unpacked under ``/opt/<app>/releases/<version>``, the link ``current`` switched to it,
@@ -104,14 +106,19 @@ def artifact_of(directory: Path, app: str, version: str) -> dict[str, Any]:
     return {"path": str(path), "sha256": digest, "listed_in_sha256sums": path.name in listed}
 
 
-def host_diff(app: str, host: str, version: str, state: dict[str, Any], said: str) -> Diff:
+def host_diff(
+    app: str, host: str, version: str, sha256: str, state: dict[str, Any], said: str
+) -> Diff:
     """What the deploy would change on ``host``: the release from → to (``before``: what the
-    undo restores; None: not installed), and the playbook's own words.
+    undo restores; None: not installed), the SHA-256 of the tarball it deploys (the approval
+    binds to it), and the playbook's own words.
 
-    >>> d = host_diff("shop", "web1", "1.2", {"version": "1.1", "running": True}, "")
+    >>> d = host_diff("shop", "web1", "1.2", "ab12", {"version": "1.1", "running": True}, "")
     >>> d.summary, d.before, d.after
-    ('shop 1.1 → 1.2', {'version': '1.1'}, {'version': '1.2'})
-    >>> host_diff("shop", "web2", "1.1", {"version": "1.1", "running": False}, "").summary
+    ('shop 1.1 → 1.2', {'version': '1.1'}, {'version': '1.2', 'sha256': 'ab12'})
+    >>> [f.name for f in d.fields]
+    ['release', 'artifact sha256']
+    >>> host_diff("shop", "web2", "1.1", "ab12", {"version": "1.1", "running": False}, "").summary
     'shop 1.1, not running: restarted'
     """
     before = state.get("version")
@@ -123,10 +130,13 @@ def host_diff(app: str, host: str, version: str, state: dict[str, Any], said: st
         target=f"{host}: {app}",
         kind="fields",
         summary=summary,
-        fields=(FieldChange("release", before, version),),
+        fields=(
+            FieldChange("release", before, version),
+            FieldChange("artifact sha256", None, sha256),
+        ),
         text=said,
         before={"version": before},
-        after={"version": version},
+        after={"version": version, "sha256": sha256},
     )
 
 
@@ -195,13 +205,14 @@ class AppMaintenance(LibraryRunbook[AppMaintenanceParams]):
         extravars = self.play_vars(ctx, app_serial=ALL_AT_ONCE)  # check mode: nothing rolls
         result = self.ansible(ctx).check(PLAYBOOK, limit=hosts, extravars=extravars)
         before = states(result, "app_before", hosts)
+        sha256 = str(evidence_of(ctx, "release_available")["sha256"])
         said: dict[str, list[str]] = {}
         for task in result.tasks:
             if task.changed:
                 lines = [d.text or d.summary for d in task.diffs] or [task.task]
                 said.setdefault(task.host, []).extend(lines)
         return [
-            host_diff(self.p.app, h, self.p.version, before[h], "\n".join(said[h]))
+            host_diff(self.p.app, h, self.p.version, sha256, before[h], "\n".join(said[h]))
             for h in hosts
             if h in said
         ]
@@ -209,7 +220,11 @@ class AppMaintenance(LibraryRunbook[AppMaintenanceParams]):
     @plan_release.apply
     def deploy_release(self, ctx: RunContext, diffs: list[Diff]) -> dict[str, Any]:
         hosts = [_host(d) for d in diffs]
-        result = self.ansible(ctx).run(PLAYBOOK, limit=hosts, extravars=self.play_vars(ctx))
+        approved = {str(d.after["sha256"]) for d in diffs}  # the bytes the approval names
+        if len(approved) != 1:
+            raise VerificationError(f"the plan names {len(approved)} tarballs: {sorted(approved)}")
+        extravars = self.play_vars(ctx, app_sha256=approved.pop())
+        result = self.ansible(ctx).run(PLAYBOOK, limit=hosts, extravars=extravars)
         after = states(result, "app_after", hosts)
         return {
             **result.summary(),

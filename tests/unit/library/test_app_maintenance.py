@@ -5,7 +5,11 @@ before on every planned host, a host that had none left with none."""
 
 from __future__ import annotations
 
+import json
+import os
 import secrets
+import subprocess
+import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -20,6 +24,7 @@ from runbooks.core.results import RunStatus, Status
 from runbooks.core.store import RecordStore
 from runbooks.gateways.ansible import AnsibleGateway, AnsibleSettings
 from runbooks.gateways.ansible_events import PlaybookResult, TaskResult
+from runbooks.gateways.ansible_settings import PLAYBOOKS
 from runbooks.gateways.netbox import NetBoxGateway
 from runbooks.lab import labapp
 from runbooks.library.app_common import SERVICES_QUERY
@@ -225,3 +230,73 @@ def test_the_lab_releases_are_the_same_bytes_everywhere(tmp_path: Path) -> None:
     for name in ["SHA256SUMS", *map(labapp.artifact_name, labapp.RELEASES)]:
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
     assert artifact_of(tmp_path / "a", "labapp", "1.2-bad")["listed_in_sha256sums"]
+
+
+def test_the_approval_binds_the_tarball_and_the_play_is_given_its_digest(
+    tmp_path: Path, artifacts: Path
+) -> None:
+    world = World(web1=("1.0", True))
+    plan = engine(tmp_path, world).plan(deploy(artifacts, "1.1"))
+    [diff] = next(s for s in plan.steps if s.step == "plan_release").diffs
+    digest = artifact_of(artifacts, "shop", "1.1")["sha256"]
+    assert diff.after["sha256"] == digest
+    (artifacts / "shop-1.1.tar.gz").write_bytes(b"a release nobody reviewed")
+    replaced = engine(tmp_path, world).plan(deploy(artifacts, "1.1"))
+    assert replaced.content_hash != plan.content_hash  # the approval does not cover it
+    result = engine(tmp_path, world).run(deploy(artifacts, "1.1"))
+    assert result.status is RunStatus.SUCCEEDED, result.error
+    [deployed] = [given for _, check, given in world.calls if not check]
+    assert deployed["app_sha256"] == artifact_of(artifacts, "shop", "1.1")["sha256"] != digest
+
+
+ARTIFACT_PLAY = """
+- hosts: localhost
+  connection: local
+  gather_facts: false
+  tasks:
+    - ansible.builtin.import_role:
+        name: app_release
+        tasks_from: artifact
+"""
+
+
+def run_artifact_tasks(
+    tmp_path: Path, artifacts: Path, sha256: str
+) -> subprocess.CompletedProcess[str]:
+    """The role's artifact.yml on this machine (connection local, everything under tmp_path)."""
+    play = tmp_path / "artifact.yml"
+    play.write_text(ARTIFACT_PLAY)
+    (tmp_path / "opt" / "releases" / "1.1").mkdir(parents=True, exist_ok=True)
+    given = {"app_name": "shop", "app_root": str(tmp_path / "opt"), "app_target": "1.1",
+             "app_version": "1.1", "app_artifacts": str(artifacts), "app_sha256": sha256,
+             "ansible_python_interpreter": sys.executable}  # fmt: skip
+    env = {**os.environ, "ANSIBLE_ROLES_PATH": str(PLAYBOOKS / "roles"),
+           "ANSIBLE_LOCAL_TEMP": str(tmp_path / "tmp"), "ANSIBLE_NOCOLOR": "1"}  # fmt: skip
+    return subprocess.run(
+        [str(Path(sys.executable).parent / "ansible-playbook"), "-i", "localhost,", str(play),
+         "-e", json.dumps(given)],
+        capture_output=True, text=True, timeout=120, env=env, check=False,
+    )  # fmt: skip
+
+
+def test_the_play_unpacks_only_the_approved_tarball(tmp_path: Path) -> None:
+    artifacts = tmp_path / "artifacts"
+    labapp.ensure(artifacts)
+    (artifacts / "shop-1.1.tar.gz").write_bytes(
+        (artifacts / labapp.artifact_name("1.1")).read_bytes()
+    )
+    approved = artifact_of(artifacts, "shop", "1.1")["sha256"]
+    unpacked = tmp_path / "opt" / "releases" / "1.1" / "release.json"
+    (artifacts / "shop-1.1.tar.gz").write_bytes(
+        (artifacts / labapp.artifact_name("1.0")).read_bytes()
+    )
+    refused = run_artifact_tasks(tmp_path, artifacts, approved)
+    assert refused.returncode != 0, refused.stdout
+    assert "the approved plan " + approved in refused.stdout
+    assert not unpacked.exists()  # nothing unpacked
+    (artifacts / "shop-1.1.tar.gz").write_bytes(
+        (artifacts / labapp.artifact_name("1.1")).read_bytes()
+    )
+    done = run_artifact_tasks(tmp_path, artifacts, approved)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert json.loads(unpacked.read_text())["version"] == "1.1"
