@@ -19,7 +19,9 @@ The procedure, in order:
    lifted (``postgres_open``). Post-checks after the downtime: every table read in those
    snapshots must equal the old cluster at the stop (started on a private socket, read,
    stopped); version and extensions; analyze; check the service and record the downtime.
-7. Witness the run in the server's NetBox journal: an entry with the record's head hash.
+7. With ``server`` (the server from NetBox): its PostgreSQL service's ``postgresql_version``
+   becomes the new version, so the next plan naming the server finds the new cluster.
+8. Witness the run in the server's NetBox journal: an entry with the record's head hash.
 
 Inside the downtime there is only the stop, pg_upgrade and the start: measured with
 ``bench/db_upgrade.py``.
@@ -43,9 +45,12 @@ from runbooks.core.errors import VerificationError
 from runbooks.core.results import Diff
 from runbooks.core.steps import change, check, manual
 from runbooks.gateways import postgres_facts as facts
+from runbooks.gateways.netbox_services import service_host
 from runbooks.gateways.postgres import Cluster
 from runbooks.gateways.postgres_upgrade import now_iso
 from runbooks.library.db_upgrade_parts import (
+    SERVICE,
+    VERSION_FIELD,
     DbUpgradeBase,
     DbUpgradeParams,
     downtime_s,
@@ -637,6 +642,36 @@ class DbUpgrade(DbUpgradeBase):
             "pg_upgrade_s": state.get("pg_upgrade_s"),
             "old_cluster_kept": self.p.old_data,
         }
+
+    # ------------------------------------------------------------------ 7. NetBox's version
+    @change("NetBox: the server's PostgreSQL service says the new version", targets=TARGET)
+    def plan_netbox_version(self, ctx: RunContext) -> list[Diff]:
+        """With ``server``: the service's `VERSION_FIELD` becomes to_version, so that the next
+        plan naming the server finds the new cluster's paths (an ETag-checked write; the undo
+        puts the old value back). A server given by host has no NetBox service to update."""
+        if not self.p.server:
+            return []
+        nb = self.netbox(ctx)
+        found = service_host(nb, self.p.server, SERVICE)
+        if found.custom_fields.get(VERSION_FIELD) == self.p.to_version:
+            return []
+        return [
+            nb.plan_update(
+                "ipam.service",
+                found.service_id,
+                {"custom_fields": {**found.custom_fields, VERSION_FIELD: self.p.to_version}},
+                f"{found.name}'s {SERVICE} service: {VERSION_FIELD} "
+                f"{found.custom_fields.get(VERSION_FIELD)} -> {self.p.to_version}",
+            )
+        ]
+
+    @plan_netbox_version.apply
+    def write_netbox_version(self, ctx: RunContext, diffs: list[Diff]) -> dict[str, Any]:
+        return self.netbox(ctx).apply(diffs).evidence()
+
+    @plan_netbox_version.undo
+    def restore_netbox_version(self, ctx: RunContext, diffs: list[Diff]) -> None:
+        self.netbox(ctx).undo(diffs)
 
     # ------------------------------------------------------------------ 8. witness
     @change("Witness the run in the NetBox journal of the server", targets=TARGET)

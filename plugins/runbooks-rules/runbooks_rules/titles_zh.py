@@ -71,6 +71,7 @@ TITLES: dict[str, dict[str, str]] = {
         "plan_switch": "在新集群上開放服務（先為每個數據庫取一次快照）",
         "plan_analyze": "新集群提供服務後執行分析（vacuumdb --analyze-only）",
         "service_check": "服務以新版本應答；記錄停機時間",
+        "plan_netbox_version": "NetBox：服務器的 PostgreSQL 服務記錄新版本",
         "plan_journal_entry": _SERVER_WITNESS,
     },
     "network-maintenance": {

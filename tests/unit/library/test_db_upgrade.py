@@ -166,3 +166,103 @@ def test_a_fault_is_injected_by_the_tests_subclass_only() -> None:
     faulty.after_work("plan_verify_backup")
     with pytest.raises(VerificationError, match="injected failure at plan_backup"):
         faulty.after_work("plan_backup")
+
+
+def netbox_service(mode: Mode, version: list[int]) -> tuple[NetBoxGateway, Any]:
+    """NetBox with server db1 whose postgresql service (#3) says ``version[0]``; a PATCH of
+    the service changes it, and its change record is what an undo reads."""
+    from tests.unit.library.test_db_maintenance_server import server
+
+    gw, fake = fake_gateway(mode, run_id="run-7")
+    etag = 'W/"2026-12-07T10:00:00+00:00"'
+    records: list[dict[str, Any]] = []
+
+    def service() -> dict[str, Any]:
+        return {
+            "id": 3,
+            "display": "postgresql (TCP/5432)",
+            "name": "postgresql",
+            "custom_fields": {"postgresql_version": version[0], "owner": "dba"},
+            "last_updated": "2026-12-07T10:00:00Z",
+        }
+
+    def graphql(sent: Sent) -> Answer:
+        answer = server(version=version[0], port="tcp/5432")
+        answer["device_list"][0]["services"][1]["custom_fields"]["owner"] = "dba"
+        return Answer(body={"data": answer})
+
+    def patch(sent: Sent) -> Answer:
+        (body,) = sent.body
+        before = service()
+        version[0] = body["custom_fields"]["postgresql_version"]
+        records.insert(0, {
+            "id": 10 + len(records), "request_id": "req-x",
+            "action": {"value": "update", "label": "Updated"},
+            "changed_object_type": "ipam.service", "changed_object_id": 3,
+            "object_repr": "postgresql", "message": body["changelog_message"],
+            "time": "2026-12-07T10:01:00Z", "user_name": "olivia",
+            "prechange_data": {"custom_fields": before["custom_fields"]},
+            "postchange_data": {"custom_fields": service()["custom_fields"]},
+        })  # fmt: skip
+        return Answer(200, [service()])
+
+    fake.on("POST", "/graphql/", graphql)
+    fake.on("GET", "/api/ipam/services/3/", lambda s: Answer(200, service(), {"ETag": etag}))
+    fake.on("GET", "/api/ipam/services/", lambda s: Answer(200, {"results": [service()]}))
+    fake.on("PATCH", "/api/ipam/services/", patch)
+    fake.on("GET", "/api/core/object-changes/", lambda s: Answer(200, {"results": records}))
+    return gw, fake
+
+
+def test_netbox_says_the_new_version_after_the_upgrade_and_the_old_after_its_undo(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With server=db1 the service's postgresql_version becomes 18 (a reviewed, ETag-checked
+    write): a later server=db1 plan finds 18's paths. Undone, it says 15 again."""
+    version = [15]
+    monkeypatch.setenv("RUNBOOKS_NETBOX_URL", "http://netbox.invalid")
+    monkeypatch.setenv("RUNBOOKS_NETBOX_TOKEN", "nbt_unit.token")
+    monkeypatch.setenv("RUNBOOKS_ANSIBLE_PRIVATE_KEY", "/etc/runbooks/hosts_ed25519")
+    monkeypatch.setattr(parts, "NetBoxGateway", lambda s, mode: netbox_service(mode, version)[0])
+    rb = DbUpgrade(DbUpgrade.parse_params({"server": "db1", "new_bin": "/opt/pg18/bin"}))
+    assert rb.p.old_data == "/var/lib/postgresql/15/main"
+    step = next(s for s in DbUpgrade.steps() if s.name == "plan_netbox_version")
+    assert isinstance(step, ChangeStep) and step.undo_func is not None
+    names = [s.name for s in DbUpgrade.steps()]
+    assert names.index("service_check") < names.index("plan_netbox_version")
+    sent: list[Any] = []
+
+    def nb(ctx: RunContext, key: str) -> NetBoxGateway:
+        gw, fake = netbox_service(ctx.mode, version)
+        sent.append(fake)
+        return gw
+
+    plan_ctx = RunContext(Mode.PLAN, "plan", "olivia", rb, gateway_factories={NetBoxGateway: nb})
+    (diff,) = step.plan(rb, plan_ctx)  # the review shows before and after
+    (field,) = diff.fields
+    assert field.name == "custom_fields"
+    assert field.before == {"postgresql_version": 15, "owner": "dba"}
+    assert field.after == {"postgresql_version": 18, "owner": "dba"}
+    assert "postgresql_version 15 -> 18" in diff.summary
+    assert version == [15]  # a plan writes nothing
+    plan_ctx.close()
+
+    ctx = RunContext(Mode.RUN, "run-7", "olivia", rb, confirm_all(), {NetBoxGateway: nb})
+    assert step.apply_func is not None
+    step.apply_func(rb, ctx, [diff])
+    assert version == [18]
+    patch = next(s for f in sent for s in f.sent if s.method == "PATCH")
+    assert patch.headers["If-Match"] == 'W/"2026-12-07T10:00:00+00:00"'  # the plan's ETag
+    assert step.plan(rb, ctx) == []  # done: a resumed run writes nothing again
+    later = DbUpgrade(DbUpgrade.parse_params({"server": "db1", "new_bin": "/opt/pg18/bin"}))
+    assert later.p.old_data == "/var/lib/postgresql/18/main"  # the next plan finds 18
+    step.undo_func(rb, ctx, [diff])
+    assert version == [15]
+    ctx.close()
+
+
+def test_a_server_given_by_host_has_no_netbox_version_to_update() -> None:
+    rb = DbUpgrade(DbUpgrade.parse_params({**SERVER, "new_bin": "/opt/pg18/bin"}))
+    ctx = RunContext(Mode.PLAN, "plan", "olivia", rb)  # NetBox is not asked
+    step = next(s for s in DbUpgrade.steps() if s.name == "plan_netbox_version")
+    assert isinstance(step, ChangeStep) and step.plan(rb, ctx) == []
