@@ -42,6 +42,16 @@ class FaultApplicationParams(AppParams, IncidentParams):
     )
 
 
+def wildcards(port: int) -> tuple[str, ...]:
+    """A listener on every address, as the host's state script names it: IPv4's, and IPv6's
+    (a dual-stack socket bound to ``[::]`` answers on the IPv4 address too).
+
+    >>> wildcards(8080)
+    ('0.0.0.0:8080', ':::8080', '[::]:8080')
+    """
+    return (f"0.0.0.0:{port}", f":::{port}", f"[::]:{port}")
+
+
 def app_findings(
     app: str, host: str, address: str | None, port: int, state: dict[str, Any], p: Any
 ) -> list[str]:
@@ -64,10 +74,13 @@ def app_findings(
     if not state.get("running"):
         out.append(f"{who}: its service is not running")
     where = f"{address}:{port}"
+    answering = (where, *wildcards(port))  # the host's address, or every address
     listeners = list(state.get("listening_on_port") or [])
-    if where not in listeners and f"0.0.0.0:{port}" not in listeners:
+    if not any(w in listeners for w in answering):
         out.append(f"{app} not listening on {where} ({host})")
-    elif state.get("running") and where not in (state.get("process_listens") or []):
+    elif state.get("running") and not any(
+        w in (state.get("process_listens") or []) for w in answering
+    ):
         out.append(f"{who}: {where} is held by another process, not the service's")
     health = state.get("health") or {}
     baseline = f"(healthy baseline {HEALTHY_CODE})"

@@ -151,6 +151,22 @@ def test_each_difference_from_a_healthy_application_is_named(
     assert app_findings("labapp", "web1", "127.0.0.1", 8080, {**healthy, **change}, p) == [finding]
 
 
+@pytest.mark.parametrize("wildcard", ["0.0.0.0:8080", ":::8080", "[::]:8080"])
+def test_a_listener_on_every_address_is_listening(wildcard: str) -> None:
+    """A dual-stack application bound to [::] reads ``:::8080`` in the host's state."""
+    healthy = {
+        "reachable": True, "installed": True, "running": True, "version": "1.1",
+        "process_listens": [wildcard], "listening_on_port": [wildcard],
+        "health": {"code": 200, "latency_ms": 3.0}, "log_errors": [],
+    }  # fmt: skip
+    p = FaultApplicationParams(app="labapp")
+    assert app_findings("labapp", "web1", "127.0.0.1", 8080, healthy, p) == []
+    elsewhere = {**healthy, "listening_on_port": [wildcard.replace("8080", "8081")]}
+    assert app_findings("labapp", "web1", "127.0.0.1", 8080, elsewhere, p) == [
+        "labapp not listening on 127.0.0.1:8080 (web1)"
+    ]
+
+
 def test_an_unreadable_log_is_said_not_checked() -> None:
     state = {"reachable": True, "log": "/var/log/x.log", "log_errors": None}
     assert unread("labapp", "web1", state) == ["labapp on web1: log /var/log/x.log not readable"]
