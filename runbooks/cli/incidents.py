@@ -18,10 +18,13 @@ from rich.table import Table
 from runbooks import config
 from runbooks.cli.common import identity, parse_params, settings
 from runbooks.cli.output import emit_json, err, out
+from runbooks.cli.settings import current_actor
 from runbooks.config import netbox_settings
 from runbooks.core import incidents as core
-from runbooks.core.errors import InputError, RunbookError
+from runbooks.core import policy
+from runbooks.core.errors import ConnectError, InputError, RunbookError
 from runbooks.core.incidents import KINDS, PARAM, Incident, IncidentBook, Incidents, Reading
+from runbooks.core.policy import Identity
 from runbooks.core.window import parse_time
 
 app = typer.Typer(no_args_is_help=True)
@@ -50,6 +53,21 @@ def styled(reading: Reading) -> str:
 
 def _show_line(incidents: Incidents, incident: Incident, to_err: bool = False) -> None:
     (err if to_err else out).print(styled(incidents.reading(incident, config.time_zone())))
+
+
+def handler(ctx: typer.Context) -> Identity:
+    """Who opens or recovers an incident: NetBox's answer; when NetBox is configured but does
+    not answer (the outage may be the incident), the local user's name, recorded as
+    unverified. Signing never falls back (`close` asks NetBox)."""
+    try:
+        return identity(ctx)
+    except ConnectError as exc:
+        who = Identity(current_actor(), frozenset({policy.HANDLE}), source=core.UNVERIFIED)
+        err.print(
+            f"[yellow]{escape(str(exc))}: recorded as {escape(who.username)}, "
+            f"{core.UNVERIFIED.split(':')[0]}[/]"
+        )
+        return who
 
 
 def _when(text: str) -> Any:
@@ -94,7 +112,7 @@ def open_incident(
         raise InputError(f"unknown incident kind {kind!r} (known: {', '.join(KINDS)})")
     things = [part.strip() for item in affected for part in item.split(",") if part.strip()]
     when = _when(reported_at)
-    who = identity(ctx)
+    who = handler(ctx)
     incidents = book(ctx)
     objects = netbox_objects(things)
     incident = incidents.open(who, kind, reporter, things, when, summary, objects)
@@ -198,7 +216,7 @@ def recover(
 ) -> None:
     """The service is back: the recovery time is fixed and the clock stops."""
     incidents = book(ctx)
-    incident = incidents.recover(incidents.get(number), identity(ctx), _when(at), note)
+    incident = incidents.recover(incidents.get(number), handler(ctx), _when(at), note)
     _show_line(incidents, incident)
 
 

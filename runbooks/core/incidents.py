@@ -48,6 +48,7 @@ __all__ = [
     "BUDGETS",
     "KINDS",
     "PARAM",
+    "UNVERIFIED",
     "VIRUS_ALLOWED",
     "WARN_AT",
     "Clock",
@@ -79,6 +80,9 @@ KINDS: dict[str, str] = {
     "virus": "a large virus outbreak on the LAN",
 }
 VIRUS = "virus"
+# who opened or recovered an incident while NetBox did not answer: the local user's name, which
+# no server vouched for (recorded as such; it never signs)
+UNVERIFIED = "unverified: NetBox unreachable"
 VIRUS_ALLOWED = 3  # "more than 3 large virus outbreaks on the LAN in a year" crosses
 WARN_AT = (0.5, 0.9)  # the shares of a budget that warn
 
@@ -478,6 +482,7 @@ class IncidentBook:
             else {name: sorted(objects.get(name, ())) for name in things},
             "reported_at": reported_at.astimezone(UTC).isoformat(),
             "opened_at": now.astimezone(UTC).isoformat(),
+            "identity_source": who.source,
         }
         number = self._last_number() + 1
         while (
@@ -585,12 +590,23 @@ class IncidentBook:
         self.store.append(
             incident.id,
             "incident.recovered",
-            {"recovered_at": at.astimezone(UTC).isoformat(), "note": note, "at": self._stamp()},
+            {
+                "recovered_at": at.astimezone(UTC).isoformat(),
+                "note": note,
+                "identity_source": who.source,
+                "at": self._stamp(),
+            },
             actor=who.username,
         )
         return self.get(incident.id)
 
     def sign(self, incident: Incident, who: Identity, note: str = "") -> str:
+        if who.source == UNVERIFIED:
+            raise ApprovalError(
+                f"signing an incident needs NetBox to say who signs, and it does not answer: "
+                f"{who.username} is unverified",
+                actor=who.username,
+            )
         authenticated(who, "signing an incident")
         try:
             role = _signing_role(incident, who, self.handlers(incident))

@@ -13,7 +13,7 @@ import pytest
 
 from runbooks.core import policy
 from runbooks.core.errors import ApprovalError, InputError
-from runbooks.core.incidents import IncidentBook, incident_id
+from runbooks.core.incidents import UNVERIFIED, IncidentBook, incident_id
 from runbooks.core.policy import Identity
 from runbooks.core.store import RecordStore
 from runbooks.report import incident as sheet
@@ -452,3 +452,18 @@ def test_secrets_in_what_was_reported_are_masked(book: IncidentBook, store: Reco
 def test_sheet_cells_are_escaped() -> None:
     assert sheet.cell("a | b\nc") == "a \\| b<br>c"
     assert sheet.cell(None) == "—"
+
+
+def test_a_name_recorded_while_netbox_did_not_answer_never_signs(
+    book: IncidentBook, store: RecordStore, now: Moment
+) -> None:
+    unverified = Identity("olivia", frozenset({policy.HANDLE}), source=UNVERIFIED)
+    number = book.open(unverified, "network", "NOC", ["core1"], T0).id
+    now.at = T0 + timedelta(minutes=5)
+    book.recover(book.get(number), unverified, now.at)
+    with pytest.raises(ApprovalError, match="olivia is unverified"):
+        book.sign(book.get(number), unverified)
+    assert [(e.kind, e.payload["identity_source"]) for e in store.entries(number)] == [
+        ("incident.opened", "unverified: NetBox unreachable"),
+        ("incident.recovered", "unverified: NetBox unreachable"),
+    ]  # the refusal of a name no server vouched for is not recorded (as a claimed one's)

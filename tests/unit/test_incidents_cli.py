@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 from pathlib import Path
 
 import pytest
@@ -305,3 +306,34 @@ def test_affected_names_are_looked_up_in_netbox_in_one_request(
     assert main([*base, "incident", "show", "2", "--json"]) == 0
     again = json.loads(capsys.readouterr().out)
     assert again["netbox"] is None and again["affected_text"] == "core1"
+
+
+def test_open_and_recover_go_on_when_netbox_does_not_answer_but_close_does_not(
+    base: list[str],
+    store_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """NetBox configured at a closed port of 127.0.0.1: the incident opens and recovers under
+    the local user's name, recorded as unverified; signing it is refused, nothing recorded."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]  # closed once the probe is
+    monkeypatch.setenv("RUNBOOKS_NETBOX_URL", f"http://127.0.0.1:{port}")
+    monkeypatch.setenv("RUNBOOKS_NETBOX_TOKEN", "0123456789abcdef0123456789abcdef01234567")
+    assert main([*base, "incident", "open", "--kind", "backbone", "--reporter", "NOC",
+                 "--affected", "core1", "--reported-at", "-20m"]) == 0  # fmt: skip
+    done = capsys.readouterr()
+    assert "opened INC-1" in done.out
+    assert f"NetBox at http://127.0.0.1:{port} is unreachable" in done.err
+    assert "recorded as olivia, unverified" in done.err
+    assert main([*base, "incident", "recover", "1", "--at", "-1m"]) == 0
+    assert "red line not crossed" in capsys.readouterr().out
+    assert main([*base, "incident", "close", "1"]) != 0
+    assert "unreachable" in capsys.readouterr().err
+    with RecordStore(store_path) as store:
+        entries = store.entries("INC-1")
+    assert [(e.kind, e.actor, e.payload["identity_source"]) for e in entries] == [
+        ("incident.opened", "olivia", "unverified: NetBox unreachable"),
+        ("incident.recovered", "olivia", "unverified: NetBox unreachable"),
+    ]
