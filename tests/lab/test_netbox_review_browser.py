@@ -17,8 +17,6 @@ from typing import Any
 import pytest
 import requests
 from cli_support import Machine, device_env
-from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.remote.webelement import WebElement
@@ -26,14 +24,9 @@ from selenium.webdriver.support import expected_conditions as seen
 from selenium.webdriver.support.ui import WebDriverWait
 
 from runbooks.lab import netbox
+from tests.support.browser import chromium, installed
 
-CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 WAIT_S = 20
-
-pytestmark = pytest.mark.skipif(
-    not (os.path.exists(CHROMIUM) and os.path.exists(CHROMEDRIVER)),
-    reason="needs Debian's chromium and chromium-driver",
-)
 
 
 def plan_rack_in(home: Path) -> dict[str, Any]:
@@ -117,26 +110,6 @@ class Browser:
         return path
 
 
-def chromium(profile: Path) -> WebDriver:
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for arg in (
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        f"--user-data-dir={profile}",
-        "--window-size=1400,1000",
-    ):
-        options.add_argument(arg)
-    # the driver's path given: Selenium Manager is not used (and downloads nothing)
-    return webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
-
-
 @pytest.fixture
 def browser(
     tmp_path: Path, request: pytest.FixtureRequest, capsys: pytest.CaptureFixture[str]
@@ -148,6 +121,7 @@ def browser(
     where = f"screenshots of {request.node.name}: {shots}"
     request.node.user_properties.append(("screenshots", str(shots)))
     request.node.add_report_section("call", "screenshots", str(shots))
+    assert installed(), "scripts/setup installs Debian's chromium and chromium-driver"
     driver = chromium(tmp_path / "chromium-profile")
     try:
         yield Browser(driver, shots)
