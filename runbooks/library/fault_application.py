@@ -9,7 +9,8 @@ also runs on its own with plain ``ansible-playbook``):
 2. Each host's evidence: whether it answers; the release in place; the service (its init
    script) and whether its process runs; the TCP ports that process listens on and every
    listener on the service's port; one GET of the health URL (status code, latency); the
-   ERROR lines of its log in the last ``errors_since_s`` seconds.
+   ERROR lines of its log in the last ``errors_since_s`` seconds (redacted:
+   ``fault_common.redact_line``).
 3. Diagnosis against a healthy application (running, listening on its NetBox port on the
    host's address, the health URL answering 200 within ``max_latency_ms``, no recent error
    line): each difference, per host, in one sentence.
@@ -27,7 +28,7 @@ from runbooks.core.errors import ConnectError
 from runbooks.core.steps import check
 from runbooks.library.app_common import HEALTHY_CODE, AppParams, placement, play_vars
 from runbooks.library.base import LibraryRunbook
-from runbooks.library.fault_common import IncidentParams, diagnosis, evidence_of
+from runbooks.library.fault_common import IncidentParams, diagnosis, evidence_of, redact_lines
 
 TRIAGE = "app_triage.yml"
 KEY = "app_triage"
@@ -100,6 +101,15 @@ def app_findings(
     return out
 
 
+def redacted(state: dict[str, Any]) -> dict[str, Any]:
+    """A host's state with its log lines redacted (`fault_common.redact_line`): what a record
+    may carry."""
+    out = dict(state)
+    if "log_errors" in out:
+        out["log_errors"] = redact_lines(out["log_errors"])
+    return out
+
+
 def unread(app: str, host: str, state: dict[str, Any]) -> list[str]:
     """What could not be checked on a host that answered."""
     if state.get("reachable", True) and state.get("log_errors") is None:
@@ -139,12 +149,12 @@ class FaultApplication(LibraryRunbook[FaultApplicationParams]):
             said = exc.context.get("result")
             evidence = said.evidence() if said is not None else {}
             return {
-                h: dict(evidence[h][KEY]) if KEY in evidence.get(h, {})
+                h: redacted(evidence[h][KEY]) if KEY in evidence.get(h, {})
                 else {"reachable": False, "why": str(exc)}
                 for h in hosts
             }  # fmt: skip
         evidence = result.evidence()
-        return {h: dict(evidence.get(h, {}).get(KEY, {})) for h in hosts}
+        return {h: redacted(evidence.get(h, {}).get(KEY, {})) for h in hosts}
 
     @check("Diagnosis: what differs from a healthy application", targets=_hosts)
     def diagnosis(self, ctx: RunContext) -> dict[str, Any]:

@@ -14,6 +14,7 @@ of a second approver (``runbook approve <change> --emergency``).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
@@ -25,12 +26,56 @@ from runbooks.core.context import RunContext
 from runbooks.core.errors import VerificationError
 from runbooks.core.results import StepKind
 from runbooks.core.runbook import Params
+from runbooks.core.secrets import MASK, mask_text
 from runbooks.core.steps import ChangeStep, StepFunc, Targets
 
 INCIDENT_HELP = (
     "the incident this triage serves (its id, as the incident record names it); recorded "
     "with the run so the incident collects it"
 )
+
+
+LINE_CHARS = 300  # a log line in a record: at most this long
+_REDACTIONS = (
+    # key=value, key: value (password, passwd, pwd, secret, token, api key ...)
+    (re.compile(r"(?i)\b((?:password|passwd|pwd|passphrase|secret|token|api[_-]?key)\w*"
+                r"[\"']?\s*[=:]\s*)(?:\"[^\"]*\"|'[^']*'|\S+)"), r"\1" + MASK),
+    # an Authorization header: everything after it on the line
+    (re.compile(r"(?i)\b(Authorization\s*[=:]\s*).+"), r"\1" + MASK),
+    # sshd's "invalid user X": X is often a password typed at the login prompt
+    (re.compile(r"(?i)\b(invalid user\s+)\S+"), r"\1" + MASK),
+    # a URL's password (scheme://user:password@host)
+    (re.compile(r"(://[^/\s:@]+:)[^/\s@]+@"), r"\1" + MASK + "@"),
+)  # fmt: skip
+
+
+def redact_line(line: str) -> str:
+    """A host's log or journal line as a record may carry it: the project's masking (secrets
+    this process knows, token shapes), then what a log line may hold typed by someone —
+    ``password=…``/``token: …`` values, an ``Authorization`` header, the name after sshd's
+    ``invalid user`` (often a password typed as the login name; a known user's name stays,
+    as does the source address) and a URL's password — and at most ``LINE_CHARS`` characters.
+
+    >>> redact_line("sshd[9]: Failed password for invalid user hunter2! from 192.0.2.7 port 22")
+    'sshd[9]: Failed password for invalid user ******** from 192.0.2.7 port 22'
+    >>> redact_line("sshd[9]: Failed password for alice from 192.0.2.7 port 22 ssh2")
+    'sshd[9]: Failed password for alice from 192.0.2.7 port 22 ssh2'
+    >>> redact_line('app: login password="s3 cr3t" token:abc123 db=postgres://u:pw@db/x')
+    'app: login password=******** token:******** db=postgres://u:********@db/x'
+    >>> redact_line("GET /x Authorization: Basic dXNlcjpwYXNz")
+    'GET /x Authorization: ********'
+    >>> len(redact_line("x" * 1000))
+    300
+    """
+    text = mask_text(str(line))
+    for pattern, replacement in _REDACTIONS:
+        text = pattern.sub(replacement, text)
+    return text if len(text) <= LINE_CHARS else text[: LINE_CHARS - 1] + "…"
+
+
+def redact_lines(lines: Iterable[Any] | None) -> list[str] | None:
+    """`redact_line` on each line; None (not read) stays None."""
+    return None if lines is None else [redact_line(str(line)) for line in lines]
 
 
 class IncidentParams(Params):

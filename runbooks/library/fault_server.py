@@ -8,7 +8,8 @@ which also runs on its own with plain ``ansible-playbook``):
 2. The host's evidence: whether it answers (a host Ansible cannot reach is a finding, with
    why), load and CPUs, memory, every local filesystem's free share, the services systemd
    reports failed, the state of each named service (and of each baseline service installed
-   there), the journal's error lines of the last hour (where systemd keeps one).
+   there), the journal's error lines of the last hour (where systemd keeps one; redacted:
+   ``fault_common.redact_line``).
 3. Diagnosis: unreachable; a filesystem below ``min_disk_free_pct``; memory available below
    ``min_mem_available_mb``; load above ``max_load_per_cpu`` per CPU; each failed service;
    each named service not installed or not running, each baseline service installed and
@@ -37,6 +38,7 @@ from runbooks.library.fault_common import (
     IncidentParams,
     diagnosis,
     evidence_of,
+    redact_lines,
     remedy,
     remedy_params,
 )
@@ -178,7 +180,9 @@ class FaultServer(LibraryRunbook[FaultHostParams]):
             )
         except ConnectError as exc:  # the host's silence is the first finding
             return {"reachable": False, "why": str(exc)}
-        evidence = result.evidence().get(self.p.host, {})
+        evidence = dict(result.evidence().get(self.p.host, {}))
+        if "journal_errors" in evidence:  # typed secrets stay out of the record
+            evidence["journal_errors"] = redact_lines(evidence["journal_errors"])
         return {**evidence, "duration_s": round(result.duration_s, 1)}
 
     @check("Diagnosis: what differs from a healthy host", targets=TARGET)

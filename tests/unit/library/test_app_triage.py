@@ -25,6 +25,7 @@ from runbooks.library.fault_application import (
     FaultApplication,
     FaultApplicationParams,
     app_findings,
+    redacted,
     unread,
 )
 
@@ -165,6 +166,16 @@ def test_a_listener_on_every_address_is_listening(wildcard: str) -> None:
     assert app_findings("labapp", "web1", "127.0.0.1", 8080, elsewhere, p) == [
         "labapp not listening on 127.0.0.1:8080 (web1)"
     ]
+
+
+def test_log_lines_are_redacted_before_the_record() -> None:
+    state = {"log_errors": ["2026-12-07T17:00:00+00:00 ERROR login token=abc123def for bob"],
+             "log": "/var/log/x.log"}  # fmt: skip
+    assert redacted(state) == {
+        "log_errors": ["2026-12-07T17:00:00+00:00 ERROR login token=******** for bob"],
+        "log": "/var/log/x.log",
+    }
+    assert redacted({"log_errors": None}) == {"log_errors": None}  # not read stays not read
 
 
 def test_an_unreadable_log_is_said_not_checked() -> None:

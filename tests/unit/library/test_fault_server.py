@@ -251,3 +251,21 @@ def test_connect_error_is_what_an_unreachable_play_raises() -> None:
     task = TaskResult("srv1", "x", "p", "unreachable", msg="timed out")
     with pytest.raises(ConnectError):
         AnsibleGateway._raise_for(gw, PlaybookResult(TRIAGE, True, "failed", 4, (task,)))
+
+
+def test_journal_lines_reach_the_record_redacted(tmp_path: Path) -> None:
+    """A password typed as a login name (sshd's "invalid user ...") or given as password=...
+    on a journal line is not in the record, nor in the diagnosis' summary."""
+    lines = [
+        "srv1 app[7]: connect failed password=Tr0ub4dor&3 retrying",
+        "srv1 sshd[9]: Failed password for invalid user CorrectHorse9 from 198.18.0.9 port 22",
+    ]
+    store = RecordStore(tmp_path / "records.sqlite3")
+    runbook = FaultServer(FaultServer.parse_params({"host": "srv1"}))
+    result = engine(store, World({**HEALTHY, "journal_errors": lines})).run(runbook)
+    assert result.status is RunStatus.SUCCEEDED, result.error
+    record = json.dumps([e.payload for e in store.entries(result.run_id)])
+    assert "Tr0ub4dor" not in record and "CorrectHorse9" not in record
+    summary = {s.step: s for s in result.steps}["diagnosis"].evidence["summary"]
+    assert summary.endswith("Failed password for invalid user ******** from 198.18.0.9 port 22")
+    store.close()
