@@ -28,17 +28,16 @@ Inside the downtime there is only the stop, pg_upgrade and the start: measured w
 
 Rollback: any failure after writers stop stops 18, proves every table of the old cluster
 on its private socket (when they were read), then serves it again. Writes made to 18 after
-the opening are not carried back. link and swap are refused until their way back (a base
-backup plus the WAL archived to the stop) is built.
+the opening are not carried back. In link and swap mode, once pg_upgrade has begun, the old
+cluster is restored instead: the base backup taken before the stop, with the WAL archived up
+to the stop replayed (no write committed before the stop is lost).
 """
 
 from __future__ import annotations
 
 import logging
 from datetime import timedelta
-from typing import Any, Literal
-
-from pydantic import Field
+from typing import Any
 
 from runbooks.core.context import RunContext
 from runbooks.core.errors import VerificationError
@@ -49,6 +48,7 @@ from runbooks.gateways.netbox_services import service_host
 from runbooks.gateways.postgres import Cluster
 from runbooks.gateways.postgres_upgrade import now_iso
 from runbooks.library.db_upgrade_parts import (
+    FAST,
     SERVICE,
     VERSION_FIELD,
     DbUpgradeBase,
@@ -57,13 +57,11 @@ from runbooks.library.db_upgrade_parts import (
     embedded_bin_dir,
 )
 
-__all__ = ["DbUpgrade", "DbUpgradeParams", "UpgradeParams", "embedded_bin_dir"]
+__all__ = ["DbUpgrade", "DbUpgradeParams", "embedded_bin_dir"]
 
 log = logging.getLogger(__name__)
 
 TARGET = "{host}"  # the database server
-
-Mode = Literal["copy", "clone", "link", "swap"]
 
 CONSEQUENCES = {
     "copy": "pg_upgrade --copy: the old cluster stays startable as it was; the downtime grows "
@@ -77,9 +75,6 @@ CONSEQUENCES = {
 }
 FIXED_DOWNTIME_S = 3.0  # stop, pg_upgrade's schema transfer, start: measured on the lab
 COPY_BYTES_PER_S = 150e6  # pg_upgrade --copy on the lab machine
-
-
-FAST = ("link", "swap")
 
 
 def fast_mode_blockers(survey: dict[str, Any], data_bytes: int, free: int, need: int) -> list[str]:
@@ -114,16 +109,6 @@ def expected_downtime_s(data_bytes: int, mode: str) -> float:
     return FIXED_DOWNTIME_S + (data_bytes / COPY_BYTES_PER_S if mode == "copy" else 0.0)
 
 
-class UpgradeParams(DbUpgradeParams):
-    mode: Mode = Field(  # type: ignore[assignment]
-        default="copy",
-        description="pg_upgrade's transfer mode: copy (old cluster kept; downtime grows with "
-        "the data), clone (reflink file systems only), link or swap (swap needs 18's "
-        "pg_upgrade: downtime of seconds whatever the size; after the new cluster starts "
-        "the way back is the base backup plus the archived WAL)",
-    )
-
-
 class DbUpgrade(DbUpgradeBase):
     """Upgrade a PostgreSQL cluster one major version, with a verified backup and rollback."""
 
@@ -131,7 +116,7 @@ class DbUpgrade(DbUpgradeBase):
     title = "Database system upgrade (PostgreSQL major version)"
     instruction = "14 數據庫系統升級 database system upgrade"
     expected_duration = timedelta(minutes=15)
-    Params = UpgradeParams
+    Params = DbUpgradeParams
 
     def state(self, ctx: RunContext) -> dict[str, Any]:
         """The run's state file, read from the server once per run and process: every
@@ -152,7 +137,7 @@ class DbUpgrade(DbUpgradeBase):
     @property
     def fast(self) -> bool:
         """link or swap: the old cluster is not kept, the way back is base backup + WAL."""
-        return str(self.p.mode) in FAST
+        return self.p.mode in FAST
 
     def wal_dir(self, ctx: RunContext) -> str:
         return f"{self.run_dir(ctx)}/wal"
@@ -180,16 +165,7 @@ class DbUpgrade(DbUpgradeBase):
             )
             log.info("old cluster restored on %s: %s", self.old.endpoint, evidence)
             return evidence
-        evidence = self.pg(ctx).bring_back_old(
-            self.old,
-            self.new,
-            self.log_file(f"pg{self.p.from_version}"),
-            self.before(ctx),
-            self.p.from_version,
-            private=self.private(self.old),
-        )
-        log.info("old cluster back on %s: %s", self.old.endpoint, evidence)
-        return evidence
+        return super()._bring_back_old(ctx)
 
     # ------------------------------------------------------------------ 1. survey
     @check("Survey: version, size, disk, extensions, connections, replication", targets=TARGET)
@@ -219,8 +195,8 @@ class DbUpgrade(DbUpgradeBase):
             "new_binaries": f"PostgreSQL {new_bin_version} in {p.new_bin}",
             "free_bytes": min(free, free_new),
             "needed_bytes": need,
-            "expected_downtime_s": round(expected_downtime_s(data_bytes, str(p.mode)), 1),
-            "mode": mode_consequence(str(p.mode)),
+            "expected_downtime_s": round(expected_downtime_s(data_bytes, p.mode), 1),
+            "mode": mode_consequence(p.mode),
         }
         problems = facts.upgrade_blockers(
             survey,
@@ -263,7 +239,7 @@ class DbUpgrade(DbUpgradeBase):
     @manual("Announce the maintenance and its expected downtime to the users", targets=TARGET)
     def announce(self, ctx: RunContext) -> str:
         data_bytes = self.pg(ctx).dir_bytes(self.p.old_data)
-        downtime = expected_downtime_s(data_bytes, str(self.p.mode))
+        downtime = expected_downtime_s(data_bytes, self.p.mode)
         return (
             f"Users of {self.p.host} ({self.p.socket_dir} port {self.p.port}) are told: "
             f"PostgreSQL {self.p.from_version} -> {self.p.to_version}; the database is "
@@ -477,7 +453,7 @@ class DbUpgrade(DbUpgradeBase):
             f"{p.host}:cluster",
             {"version": p.from_version, "data_directory": p.old_data, "command": None},
             {"version": p.to_version, "data_directory": p.new_data, "command": command},
-            mode_consequence(str(p.mode)),
+            mode_consequence(p.mode),
         )
 
     @plan_upgrade.apply
@@ -640,7 +616,10 @@ class DbUpgrade(DbUpgradeBase):
             "data_directory": survey["data_directory"],
             "downtime_s": downtime_s(state),
             "pg_upgrade_s": state.get("pg_upgrade_s"),
-            "old_cluster_kept": self.p.old_data,
+            "old_cluster_kept": None if self.fast else self.p.old_data,
+            "way_back": f"base backup {self.base_dir(ctx)} + WAL {self.wal_dir(ctx)}"
+            if self.fast
+            else f"the old cluster in {self.p.old_data}",
         }
 
     # ------------------------------------------------------------------ 7. NetBox's version

@@ -101,6 +101,10 @@ def mirror_embedded_binaries() -> str:
     return embedded_bin_dir()
 
 
+# pg_upgrade's transfer modes; link and swap (`FAST`) keep no startable old cluster
+UpgradeMode = Literal["copy", "clone", "link", "swap"]
+FAST = ("link", "swap")
+
 # The steps that call `after_work` once their work is done, before it is verified: where a
 # test (tests/support/db_upgrade_faults.py) injects a failure. No runbook parameter does.
 FailAt = Literal[
@@ -364,7 +368,13 @@ class DbUpgradeParams(PgServerParams):
         description="the port of the clusters' private sockets in work_dir while writers are "
         "stopped (the restore test's scratch instance: private_port + 1)",
     )
-    mode: Literal["copy", "clone"] = "copy"
+    mode: UpgradeMode = Field(
+        default="copy",
+        description="pg_upgrade's transfer mode: copy (old cluster kept; downtime grows with "
+        "the data), clone (reflink file systems only), link or swap (swap needs 18's "
+        "pg_upgrade: downtime of seconds whatever the size; after the new cluster starts "
+        "the way back is the base backup plus the archived WAL)",
+    )
     # sessions per fingerprint pass while writers are stopped (page ranges read at once); on
     # the 2-core lab machine, busy, 2 sessions were slower (1.2 s vs 0.9 s for 1M rows)
     fingerprint_jobs: int = Field(default=1, ge=1, le=16)
@@ -431,12 +441,15 @@ class DbUpgradeBase(PgServerRunbook[DbUpgradeParams]):
             raise
 
     def _bring_back_old(self, ctx: RunContext) -> dict[str, Any]:
+        """Stop the new cluster; prove the old one's tables on its private socket (when they
+        were read at the stop or after); serve it again."""
         evidence = self.pg(ctx).bring_back_old(
             self.old,
             self.new,
             self.log_file(f"pg{self.p.from_version}"),
             self.before(ctx),
             self.p.from_version,
+            private=self.private(self.old),
         )
         log.info("old cluster back on %s: %s", self.old.endpoint, evidence)
         return evidence
@@ -458,10 +471,16 @@ class DbUpgradeBase(PgServerRunbook[DbUpgradeParams]):
         p = self.p
         downtime = None if ctx.planning else downtime_s(self.state(ctx))
         service = f"{p.socket_dir} port {p.port} is served by PostgreSQL {p.to_version}"
+        way_back = (
+            "the way back is the base backup plus the WAL archived until the writers stopped "
+            "(the old cluster is not kept)"
+            if p.mode in FAST
+            else "the old cluster is kept"
+        )
         return [
             f"PostgreSQL {p.from_version} ({p.old_data}) upgraded to {p.to_version} "
             f"({p.new_data}) by pg_upgrade --{p.mode}, after a backup verified by restoring it; "
-            "the old cluster is kept",
+            + way_back,
             service + (f" (downtime {downtime} s)" if downtime is not None else ""),
         ]
 

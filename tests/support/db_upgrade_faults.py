@@ -7,25 +7,11 @@ from __future__ import annotations
 from typing import Literal
 
 from runbooks.core.errors import VerificationError
-from runbooks.library.db_upgrade import DbUpgrade, UpgradeParams
-
-# The steps that call `after_work` once their work is done, before it is verified.
-FailAt = Literal[
-    "plan_backup",
-    "plan_verify_backup",
-    "plan_archive_wal",
-    "plan_base_backup",
-    "plan_prepare_new",
-    "plan_stop_writers",
-    "plan_upgrade",
-    "plan_switch",
-    "post_checks",
-    "plan_analyze",
-    "service_check",
-]
+from runbooks.library.db_upgrade import DbUpgrade
+from runbooks.library.db_upgrade_parts import DbUpgradeParams, FailAt
 
 
-class FaultyParams(UpgradeParams):
+class FaultyParams(DbUpgradeParams):
     transport: Literal["local", "nsenter", "ssh"] = "local"  # type: ignore[assignment]
     nsenter_pid: int | None = None  # the lab host's holder process, with transport=nsenter
     fail_at: FailAt | None = None  # that step fails right after doing its work

@@ -266,3 +266,52 @@ def test_a_server_given_by_host_has_no_netbox_version_to_update() -> None:
     ctx = RunContext(Mode.PLAN, "plan", "olivia", rb)  # NetBox is not asked
     step = next(s for s in DbUpgrade.steps() if s.name == "plan_netbox_version")
     assert isinstance(step, ChangeStep) and step.plan(rb, ctx) == []
+
+
+def test_every_mode_is_a_parameter_of_the_shared_params_and_one_fail_list() -> None:
+    """link and swap are DbUpgradeParams' own modes (no subclass override); the tests inject
+    failures at the steps of the one list db_upgrade_parts keeps."""
+    from tests.support import db_upgrade_faults
+
+    for mode in ("copy", "clone", "link", "swap"):
+        assert parts.DbUpgradeParams(host="pg-main.example.org", mode=mode).mode == mode
+    assert DbUpgrade.Params is parts.DbUpgradeParams
+    assert db_upgrade_faults.FailAt is parts.FailAt
+    with pytest.raises(InputError, match="mode"):
+        DbUpgrade.parse_params({**SERVER, "mode": "move"})
+
+
+def test_copy_mode_rollback_proves_the_old_cluster_on_its_private_socket(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The shared rollback (db-upgrade's copy mode calls it) reads the old cluster on its
+    private socket before serving it, as the fast modes' restore does."""
+    called: list[dict[str, Any]] = []
+
+    def bring_back_old(self: UpgradeGateway, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        called.append({"args": args, **kwargs})
+        return {"served_again": True}
+
+    monkeypatch.setattr(UpgradeGateway, "bring_back_old", bring_back_old)
+    rb = DbUpgrade(DbUpgrade.parse_params({**SERVER, "new_bin": "/opt/pg18/bin"}))
+    ctx = RunContext(
+        Mode.RUN, "run-7", "olivia", rb, confirm_all(),
+        {UpgradeGateway: lambda c, k: UpgradeGateway(c.mode, NoServer())},
+    )  # fmt: skip
+    assert rb._bring_back_old(ctx) == {"served_again": True}
+    assert parts.DbUpgradeBase._bring_back_old(rb, ctx) == {"served_again": True}
+    assert len(called) == 2
+    for call in called:  # the override and the shared one: the same call
+        assert call["private"] == rb.private(rb.old)
+        assert call["private"].port == rb.p.private_port
+    ctx.close()
+
+
+@pytest.mark.parametrize("mode", ["copy", "clone", "link", "swap"])
+def test_the_journal_says_the_way_back_of_the_mode(mode: str) -> None:
+    rb = DbUpgrade(DbUpgrade.parse_params({**SERVER, "mode": mode, "new_bin": "/opt/pg18/bin"}))
+    ctx = RunContext(Mode.PLAN, "plan", "olivia", rb)
+    first, _ = rb.journal_items(ctx, parts.Witnessed("dcim.device", 1, "pg-main"))
+    kept = "the old cluster is kept" in first
+    assert kept == (mode in ("copy", "clone"))
+    assert ("base backup plus the WAL archived" in first) == (mode in ("link", "swap"))
