@@ -66,7 +66,6 @@ TITLES: dict[str, dict[str, str]] = {
         "plan_archive_wal": "link/swap 模式：由現在起至停止寫入期間歸檔 WAL（舊集群重啟一次）",
         "plan_base_backup": "link/swap 模式：基礎備份（pg_basebackup），以 pg_verifybackup 校驗",
         "plan_upgrade": "以所選模式執行 pg_upgrade，升級至新版本",
-        "plan_start_new": "以私有方式啟動新集群，沿用舊配置",
         "post_checks": "升級後檢查：版本、每個數據表的行數與校驗和、擴展",
         "plan_switch": "在新集群上開放服務（先為每個數據庫取一次快照）",
         "plan_analyze": "新集群提供服務後執行分析（vacuumdb --analyze-only）",

@@ -315,3 +315,14 @@ def test_the_journal_says_the_way_back_of_the_mode(mode: str) -> None:
     kept = "the old cluster is kept" in first
     assert kept == (mode in ("copy", "clone"))
     assert ("base backup plus the WAL archived" in first) == (mode in ("link", "swap"))
+
+
+def test_the_chinese_titles_are_those_of_the_steps_no_more() -> None:
+    """Every step of db-upgrade and db-maintenance has its Chinese title, and no title is
+    left of a step that is gone (a removed step's title would go stale unseen)."""
+    from runbooks_rules import titles_zh
+
+    from runbooks.library.db_maintenance import DbMaintenance
+
+    for rb in (DbUpgrade, DbMaintenance):
+        assert sorted(titles_zh.TITLES[rb.name]) == sorted(s.name for s in rb.steps())
