@@ -546,6 +546,23 @@ class NetworkGateway(Gateway):
         return dict(config_text.sanitize_data(answers))
 
     @reads
+    def device_log(self, lines: int) -> list[str]:
+        """The last ``lines`` lines of the device's log buffer, sanitised: the output of the
+        command the device's config context names (``napalm.log_command``: platform data, no
+        command in code), run through `cli` and its read-only guard. `UnsupportedError` where
+        NetBox names none (a platform whose log no command shows) or the driver has no cli."""
+        command = self.target.log_command
+        if not command:
+            raise UnsupportedError(
+                f"{self.target.name}: no napalm.log_command for {self.target.platform}",
+                device=self.target.name,
+                driver=self.driver_name,
+                method="cli",
+            )
+        text = str(self.cli([command]).get(command, ""))
+        return text.splitlines()[-lines:] if lines > 0 else []
+
+    @reads
     def compare(
         self, candidate: str, replace: bool = True, secret_sources: Sequence[str] = ()
     ) -> str:

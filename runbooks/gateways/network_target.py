@@ -6,6 +6,8 @@ NetBox platform slug (``cisco_ios`` → ``ios``), else the slug itself (NAPALM's
 the config context's ``napalm.optional_args`` (no secrets: those come with the credentials).
 A driver that answers a NAPALM getter under another name says so in ``napalm.getters``
 (``{"get_config": "get_bird_running_config"}`` for napalm-bird2): platform data, not code.
+So is ``napalm.log_command``: the read-only command showing the platform's log buffer
+(``show logging`` on IOS), unset where the platform has none a command shows.
 """
 
 from __future__ import annotations
@@ -96,11 +98,35 @@ def napalm_getters(name: str, config_context: Mapping[str, Any] | None) -> dict[
     return getters
 
 
+def napalm_log_command(name: str, config_context: Mapping[str, Any] | None) -> str | None:
+    """The config context's ``napalm.log_command``: the command showing the device's log
+    buffer, or None. Only a text here; the gateway's read-only guard checks the command
+    itself (a ``show`` command) when it runs it.
+
+    >>> napalm_log_command("r1", {"napalm": {"log_command": " show logging "}})
+    'show logging'
+    >>> napalm_log_command("r1", {"napalm": {}}) is None
+    True
+    >>> napalm_log_command("r1", {"napalm": {"log_command": ["show logging"]}})
+    Traceback (most recent call last):
+    runbooks.core.errors.InventoryError: r1: config context napalm.log_command is not a text
+    """
+    found = napalm_options(config_context).get("log_command")
+    if found is None or found == "":
+        return None
+    if not isinstance(found, str) or not found.strip():
+        raise InventoryError(
+            f"{name}: config context napalm.log_command is not a text", device=name
+        )
+    return found.strip()
+
+
 @dataclass(frozen=True)
 class DeviceTarget:
     """How to reach one device: name, address, NetBox platform slug, and from NetBox's config
     context the NAPALM driver (None: from the platform), its ``optional_args`` and its
-    ``getters`` (a NAPALM getter → the driver's method answering it; see `napalm_getters`)."""
+    ``getters`` (a NAPALM getter → the driver's method answering it; see `napalm_getters`)
+    and ``log_command`` (see `napalm_log_command`)."""
 
     name: str
     host: str
@@ -108,6 +134,7 @@ class DeviceTarget:
     driver: str | None = None
     optional_args: Mapping[str, Any] = field(default_factory=dict, hash=False)
     getters: Mapping[str, str] = field(default_factory=dict, hash=False)
+    log_command: str | None = field(default=None, hash=False)
 
     @classmethod
     def from_netbox(
@@ -122,6 +149,9 @@ class DeviceTarget:
         >>> DeviceTarget.from_netbox("border1", "198.18.0.31", "bird2",
         ...     {"napalm": {"getters": {"get_config": "get_bird_running_config"}}}).getters
         {'get_config': 'get_bird_running_config'}
+        >>> DeviceTarget.from_netbox("edge1", "192.0.2.1", "cisco_ios",
+        ...     {"napalm": {"log_command": "show logging"}}).log_command
+        'show logging'
         """
         options = napalm_options(config_context)
         args = options.get("optional_args")
@@ -134,6 +164,7 @@ class DeviceTarget:
             napalm_driver_for(platform, config_context),
             args or {},
             napalm_getters(name, config_context),
+            napalm_log_command(name, config_context),
         )
 
     @property

@@ -158,7 +158,7 @@ def version_matches(expected: str, reported: str) -> bool:
 def differences(device: str, expected: Mapping[str, Any], reported: Mapping[str, Any]) -> list[str]:
     """Each way the device differs from what NetBox expects, one line each.
 
-    >>> differences("sw9", {"serial": "SN1", "model": "FRR", "interfaces": ["swp1"]},
+    >>> differences("sw9", {"serial": "SN1", "model": "Edge-48", "interfaces": ["swp1"]},
     ...             {"serial": "SN2", "model": "", "interfaces": {}})
     ['serial: NetBox holds SN1, sw9 reports SN2', 'interface swp1: in NetBox, sw9 has none']
     """

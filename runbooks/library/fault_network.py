@@ -9,27 +9,34 @@ read-only guard, in runs too, on one login):
    end has an address; the peer's AS from its custom field).
 2. The device as it reports itself, through NAPALM's getters: facts and uptime, interfaces
    (up, enabled), interface error counters, BGP neighbours, LLDP neighbours; the routes to
-   the reported destination (``get_route_to``) when one is given; recent log lines where the
-   platform has a log buffer a ``show`` command reads (`LOG_COMMANDS`). A getter the driver
-   lacks is recorded not checked, a getter that fails is that part's error: both are named in
-   the diagnosis, never a silent pass.
+   the reported destination (``get_route_to``) when one is given; the last lines of its log
+   buffer where NetBox names the platform's read-only command for it (config context
+   ``napalm.log_command``; `NetworkGateway.device_log`). A getter the driver lacks, or a log
+   NetBox names no command for, is recorded not checked, a getter that fails is that part's
+   error: both are named in the diagnosis, never a silent pass.
 3. Diagnosis: each cable NetBox holds whose interface is down, disabled or missing, or whose
    LLDP neighbour is not the cable's far end; each session NetBox implies that is missing,
    admin-down or not Established, or to another AS; interfaces counting errors; no installed
-   route to the destination.
+   route to the reported destination.
 4. Remedy, only when named (a change: reviewed and approved, or run at once under an
    emergency approval): ``remedy=bounce-bgp neighbor=<address>`` takes the session down and up
-   again: a session shut in the configuration (``neighbor X shutdown``) is enabled again (the
-   line removed); any other is shut and re-enabled (two commits; the running configuration
-   is restored as it was). The session must come back Established within
-   ``settle_timeout_s``; undo puts back the configuration the plan read.
+   again through NetBox's renderings, never by editing configuration text here:
+   a. the device gets NetBox's service rendering with that session shut (render context
+      ``runbooks_shut_neighbors``: the template says how its platform shuts a session),
+      with commit-confirm; wait until the session is down; confirm;
+   b. the device gets NetBox's service rendering (which also removes any hand-made drift,
+      such as a session shut by hand), with commit-confirm; wait until the session is
+      Established (within ``settle_timeout_s``); confirm.
+   A template that renders the same with the session shut cannot express it: the plan is
+   refused. A device whose driver has no commit-confirm is named in the plan's warnings and
+   committed without a device-side revert. Undo: NetBox's service rendering.
 """
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 import logging
-import re
 import time
 from dataclasses import asdict
 from datetime import timedelta
@@ -38,13 +45,21 @@ from typing import Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from runbooks.core.context import RunContext
-from runbooks.core.errors import InputError, UnsupportedError, VerificationError
+from runbooks.core.errors import (
+    DriftError,
+    InputError,
+    InventoryError,
+    UnsupportedError,
+    VerificationError,
+)
 from runbooks.core.results import Diff
 from runbooks.core.steps import check
+from runbooks.gateways.config_text import sanitize
 from runbooks.gateways.netbox_model import DeviceWorkingSet
 from runbooks.gateways.network import NetworkGateway
 from runbooks.library import network_common as nc
 from runbooks.library import network_survey as ns
+from runbooks.library import rack_steps as rs
 from runbooks.library.base import LibraryRunbook
 from runbooks.library.fault_common import (
     IncidentParams,
@@ -58,10 +73,10 @@ from runbooks.library.network_maintenance import STATE_QUERY, read_only, working
 log = logging.getLogger(__name__)
 
 TARGET = "{device}"
-# The platforms whose log buffer a read-only command shows (by NAPALM driver name); the last
-# `LOG_LINES` lines are recorded. FRR logs to syslog or a file, not to a buffer vtysh shows.
-LOG_COMMANDS = {"ios": "show logging", "eos": "show logging", "nxos": "show logging last 50"}
-LOG_LINES = 30
+LOG_LINES = 30  # the last lines of the device's log buffer the record keeps
+# The render context asking NetBox's template for the service rendering with these BGP
+# neighbours' sessions administratively shut (a list of addresses; see the templates)
+SHUT_NEIGHBORS = "runbooks_shut_neighbors"
 REMEDIES = {"bounce-bgp": "neighbor"}
 ERROR_COUNTERS = ("rx_errors", "tx_errors")  # findings; discards stay evidence
 
@@ -75,11 +90,22 @@ class FaultNetworkParams(IncidentParams):
     remedy: Literal["bounce-bgp"] | None = Field(
         default=None,
         description="a change after the diagnosis (approved as any change): bounce-bgp takes "
-        "the session to neighbor= down and up (enables it again when it is shut)",
+        "the session to neighbor= down and up through NetBox's renderings (ending with the "
+        "service rendering: a session shut by hand is enabled again)",
     )
     neighbor: str | None = Field(default=None, description="the BGP neighbour's address")
     settle_timeout_s: float = Field(
-        default=60, gt=0, le=900, description="how long a bounced session may take to come back"
+        default=60,
+        gt=0,
+        le=900,
+        description="how long a bounced session may take to go down, and to come back",
+    )
+    confirm_within_s: int = Field(
+        default=300,
+        ge=30,
+        le=3600,
+        description="commit-confirm (where the platform has it): the device reverts each of "
+        "the remedy's commits unless it is confirmed within this time",
     )
 
     @field_validator("destination", "neighbor")
@@ -258,11 +284,7 @@ def read_device(gw: NetworkGateway, destination: str | None) -> dict[str, Any]:
     }
     if destination:
         getters["routes"] = lambda: gw.route_to(destination)
-    command = LOG_COMMANDS.get(gw.driver_name)
-    if command:
-        getters["log"] = lambda: str(gw.cli([command])[command]).splitlines()[-LOG_LINES:]
-    else:
-        not_checked.append(f"log: no log buffer a show command reads on {gw.driver_name}")
+    getters["log"] = lambda: gw.device_log(LOG_LINES)
     for key, getter in getters.items():
         try:
             out[key] = getter()
@@ -277,35 +299,46 @@ def read_device(gw: NetworkGateway, destination: str | None) -> dict[str, Any]:
     return out
 
 
-# ---- the remedy: configuration text of a BGP neighbour's shutdown ----------------------------
+# ---- the remedy: NetBox's renderings, the session's state ----------------------------------
 
 
-def shutdown_re(neighbor: str) -> re.Pattern[str]:
-    return re.compile(rf"^[ \t]*neighbor {re.escape(neighbor)} shutdown[ \t]*$\n?", re.M)
+def steps_diff(shut: str, service: str) -> str:
+    r"""What the remedy's second commit changes: from the rendering with the session shut to
+    the service rendering (both sanitised; diffed here: the device runs the first only
+    once the run's first commit is in).
 
-
-def without_shutdown(config: str, neighbor: str) -> str:
-    """The configuration with the neighbour's ``shutdown`` line removed.
-
-    >>> without_shutdown("router bgp 1\\n neighbor 10.0.0.1 shutdown\\n"
-    ...                  " neighbor 10.0.0.1 remote-as 2\\n", "10.0.0.1")
-    'router bgp 1\\n neighbor 10.0.0.1 remote-as 2\\n'
+    >>> print(steps_diff("a\nb shut\nc\n", "a\nc\n"))
+    --- NetBox's rendering, the session shut (first commit)
+    +++ NetBox's service rendering (second commit)
+    @@ -1,3 +1,2 @@
+     a
+    -b shut
+     c
     """
-    return shutdown_re(neighbor).sub("", config)
+    old, new = shut.strip("\n").splitlines(), service.strip("\n").splitlines()
+    first = "NetBox's rendering, the session shut (first commit)"
+    second = "NetBox's service rendering (second commit)"
+    return "\n".join(difflib.unified_diff(old, new, first, second, lineterm=""))
 
 
-def with_shutdown(config: str, neighbor: str) -> str:
-    """The configuration with ``neighbor X shutdown`` after the neighbour's first line in
-    its ``router bgp`` block (the syntax of FRR, IOS, EOS and NX-OS's classic form).
+def session_up(gw: NetworkGateway, neighbor: str) -> bool:
+    return bool(_bgp(gw.bgp_neighbors()).get(neighbor, {}).get("is_up"))
 
-    >>> with_shutdown("router bgp 1\\n neighbor 10.0.0.1 remote-as 2\\n!\\n", "10.0.0.1")
-    'router bgp 1\\n neighbor 10.0.0.1 remote-as 2\\n neighbor 10.0.0.1 shutdown\\n!\\n'
-    """
-    first = re.search(rf"^([ \t]*)neighbor {re.escape(neighbor)} .*$", config, re.M)
-    if first is None:
-        raise VerificationError(f"the configuration has no neighbor {neighbor}")
-    line = f"\n{first.group(1)}neighbor {neighbor} shutdown"
-    return config[: first.end()] + line + config[first.end() :]
+
+def wait_for_session(gw: NetworkGateway, neighbor: str, up: bool, timeout_s: float) -> float:
+    """Seconds until the session to ``neighbor`` is Established (``up``) or not; after
+    ``timeout_s``, `VerificationError`."""
+    started = time.monotonic()
+    while session_up(gw, neighbor) is not up:
+        waited = time.monotonic() - started
+        if waited >= timeout_s:
+            state = "Established" if up else "down"
+            raise VerificationError(
+                f"{gw.target.name}: the BGP session to {neighbor} is not {state} after "
+                f"{waited:.0f} s"
+            )
+        time.sleep(1)
+    return round(time.monotonic() - started, 1)
 
 
 # ---- the runbook --------------------------------------------------------------------------
@@ -381,53 +414,129 @@ class FaultNetwork(LibraryRunbook[FaultNetworkParams]):
         return diagnosis(findings, not_checked, self.p.incident)
 
     # ---- the remedy (a change: only when named)
+    def rendering(self, ctx: RunContext, shut: list[str]) -> str:
+        """NetBox's service rendering, with the sessions to ``shut`` administratively shut
+        (raw: it may hold secrets; it goes to the device only, never into the record)."""
+        context: dict[str, Any] = {"runbooks_intent": rs.SERVICE}
+        if shut:
+            context[SHUT_NEIGHBORS] = shut
+        return self.netbox(ctx).render_config(self.working_set(ctx).id, context=context)
+
+    @check("Remedy: whether {device} reverts a commit by itself (commit-confirm)", targets=TARGET)
+    def remedy_can_revert(self, ctx: RunContext) -> dict[str, Any]:
+        if self.p.remedy is None:
+            return {"remedy": None}
+        gw = self.gateway(ctx)
+        if gw.commit_confirm_supported():
+            return {"commit_confirm": True}
+        why = rs.RackSteps.no_commit_confirm(gw)
+        warning = f"no commit-confirm on {gw.target.platform} ({self.p.device}): {why}"
+        return {"commit_confirm": False, "warnings": [f"Remedy {self.p.remedy}: {warning}"]}
+
     @remedy("Remedy: bounce the BGP session to {neighbor}", targets=TARGET)
     def plan_remedy(self, ctx: RunContext) -> list[Diff]:
+        """Two commits of NetBox's renderings (see the module's docstring): the device's own
+        diff to the one with the session shut (none when it runs that already), then the
+        diff from that one to the service rendering."""
         if self.p.remedy is None or self.p.neighbor is None:
             return []
-        gw = self.gateway(ctx)
+        neighbor, ws, gw = self.p.neighbor, self.working_set(ctx), self.gateway(ctx)
         peers = _bgp(gw.bgp_neighbors())
-        if self.p.neighbor not in peers:
+        if neighbor not in peers:
             raise InputError(
-                f"{self.p.device} has no BGP neighbor {self.p.neighbor} "
+                f"{self.p.device} has no BGP neighbor {neighbor} "
                 f"(it has {', '.join(sorted(peers)) or 'none'})"
             )
+        raw_shut = self.rendering(ctx, [neighbor])
+        shut, service = sanitize(raw_shut), sanitize(self.rendering(ctx, []))
+        if shut == service:
+            raise InventoryError(
+                f"NetBox's template for {gw.target.platform} renders {self.p.device} the same "
+                f"with {SHUT_NEIGHBORS}={neighbor}: it cannot shut that session (no bounce-bgp "
+                "there)"
+            )
         running = gw.config()
-        if shutdown_re(self.p.neighbor).search(running):
-            candidate = without_shutdown(running, self.p.neighbor)
-            summary = f"enable the BGP session to {self.p.neighbor} again (it is shut)"
-        else:
-            candidate = with_shutdown(running, self.p.neighbor)
-            summary = f"bounce the BGP session to {self.p.neighbor}: shut, then enabled again"
-        device_diff = gw.compare(candidate)
-        return [nc.config_diff(self.p.device, running, candidate, device_diff, summary)]
+        if nc.moves_address(running, service, ws.primary_ip4):
+            raise InventoryError(
+                f"{self.p.device}: NetBox's rendering would move its management address "
+                f"{ws.primary_ip4} in or out of the configuration"
+            )
+        diffs = []
+        delta = gw.compare(raw_shut)
+        if delta.strip():
+            summary = f"bounce BGP to {neighbor}, 1 of 2: NetBox's rendering with it shut"
+            diffs.append(nc.config_diff(self.p.device, running, shut, delta, summary))
+        summary = f"bounce BGP to {neighbor}, 2 of 2: NetBox's service rendering (it comes up)"
+        diffs.append(
+            nc.config_diff(self.p.device, shut, service, steps_diff(shut, service), summary)
+        )
+        return diffs
 
     @plan_remedy.apply
     def bounce_bgp(self, ctx: RunContext, diffs: list[Diff]) -> dict[str, Any]:
-        gw, out = self.gateway(ctx), {}
-        for diff in diffs:
-            before, candidate = str(diff.before), str(diff.after)
-            out["committed"] = gw.commit(candidate)
-            if not shutdown_re(str(self.p.neighbor)).search(before):
-                time.sleep(1)  # the session goes down; then the configuration as it was
-                out["restored"] = gw.commit(before)
+        """Each commit once NetBox still renders what was planned; the session down after the
+        first, Established after the second, each confirmed then. A failure puts the service
+        rendering back at once."""
+        neighbor, gw = str(self.p.neighbor), self.gateway(ctx)
+        *first, last = diffs
+        revert_in = self.p.confirm_within_s if gw.commit_confirm_supported() else None
+        out: dict[str, Any] = {"revert_in_s": revert_in}
+        shut = self.planned_rendering(ctx, [neighbor], str(last.before))
+        service = self.planned_rendering(ctx, [], str(last.after))
+        try:
+            if first:
+                out["shut"] = self.commit(gw, shut, revert_in)
+            out["down_after_s"] = wait_for_session(gw, neighbor, False, self.p.settle_timeout_s)
+            self.confirm(gw, revert_in)
+            out["service"] = self.commit(gw, service, revert_in)
+            out["up_after_s"] = wait_for_session(gw, neighbor, True, self.p.settle_timeout_s)
+            self.confirm(gw, revert_in)
+        except Exception:
+            self.put_service_back(ctx, diffs)
+            raise
         return out
+
+    def planned_rendering(self, ctx: RunContext, shut: list[str], planned: str) -> str:
+        rendered = self.rendering(ctx, shut)
+        if sanitize(rendered) != planned:
+            raise DriftError(
+                f"{self.p.device}: NetBox now renders another configuration than the one "
+                "planned for this remedy; plan again"
+            )
+        return rendered
+
+    @staticmethod
+    def commit(gw: NetworkGateway, candidate: str, revert_in: int | None) -> str:
+        if revert_in is not None and gw.has_own_pending_commit():
+            gw.rollback()  # this run's, interrupted: the commit below replaces it
+        return gw.commit(candidate, revert_in=revert_in)
+
+    @staticmethod
+    def confirm(gw: NetworkGateway, revert_in: int | None) -> None:
+        if revert_in is not None and gw.has_own_pending_commit():
+            gw.confirm()
 
     @plan_remedy.verify
     def session_established(self, ctx: RunContext, diffs: list[Diff]) -> bool:
-        deadline = time.monotonic() + self.p.settle_timeout_s
-        gw = self.gateway(ctx)
-        while True:
-            peer = _bgp(gw.bgp_neighbors()).get(str(self.p.neighbor), {})
-            if peer.get("is_up"):
-                return True
-            if time.monotonic() >= deadline:
-                log.warning("%s: session to %s not back", self.p.device, self.p.neighbor)
-                return False
-            time.sleep(2)
+        """The device runs NetBox's service rendering, nothing pending, the session up."""
+        gw, neighbor = self.gateway(ctx), str(self.p.neighbor)
+        pending = gw.commit_confirm_supported() and gw.has_own_pending_commit()
+        if pending or not rs.runs(gw, str(diffs[-1].after)):
+            return False
+        if not session_up(gw, neighbor):
+            log.warning("%s: session to %s not Established", self.p.device, neighbor)
+            return False
+        return True
 
     @plan_remedy.undo
-    def restore_configuration(self, ctx: RunContext, diffs: list[Diff]) -> None:
-        gw = self.gateway(ctx)
-        for diff in diffs:
-            gw.commit(str(diff.before))
+    def restore_service(self, ctx: RunContext, diffs: list[Diff]) -> None:
+        self.put_service_back(ctx, diffs)
+
+    def put_service_back(self, ctx: RunContext, diffs: list[Diff]) -> None:
+        """NetBox's service rendering (the secrets from NetBox's fresh rendering if the
+        device no longer holds them); a pending commit of the run is cancelled first."""
+
+        def rendered() -> tuple[str, ...]:
+            return (self.rendering(ctx, []),)
+
+        rs.restore_device(self.gateway(ctx), str(diffs[-1].after), rendered)

@@ -1,11 +1,16 @@
 """fault-network without a lab: its diagnosis on recorded evidence (the lab's FRR leaf1, and
-NAPALM's mock driver replaying the EOS fabric's recordings: a non-FRR platform), and a run
-that reads the device only behind the read-only guard."""
+NAPALM's mock driver replaying the EOS fabric's recordings: a non-FRR platform), a run that
+reads the device only behind the read-only guard, the log read by the command NetBox names,
+and the bounce-bgp remedy as two commits of NetBox's renderings (a device and NetBox in
+memory: rack_data's)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import re
 import shutil
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -13,17 +18,31 @@ import pytest
 
 from runbooks.core.context import RunContext
 from runbooks.core.engine import Engine
-from runbooks.core.errors import InputError
-from runbooks.core.gateway import Gateway, Mode
+from runbooks.core.errors import (
+    InputError,
+    InventoryError,
+    ReadOnlyViolation,
+    VerificationError,
+)
+from runbooks.core.gateway import Gateway, Mode, reads, writes
 from runbooks.core.results import RunStatus, Status
 from runbooks.core.store import RecordStore
+from runbooks.gateways.config_text import sanitize
 from runbooks.gateways.netbox import NetBoxGateway
 from runbooks.gateways.network import Credentials, DeviceTarget, NetworkGateway
 from runbooks.library import fault_common, fault_database, fault_network, fault_server
 from runbooks.library import network_common as nc
 from runbooks.library.fault_network import FaultNetwork, network_diagnosis, read_device
 from tests.support.fault_recorded import LEAF1, far_end_down, shut, write_mock
-from tests.unit.library.rack_data import RenderingNetBox, working_set
+from tests.unit.library.rack_data import (
+    NO_COMMIT_CONFIRM,
+    PASSWORD,
+    MemoryDevice,
+    RenderingNetBox,
+    fn,
+    rendering,
+    working_set,
+)
 
 EOS = Path(__file__).parents[1] / "gateways" / "napalm_mock" / "fabric" / "eos" / "leaf1"
 # what NetBox holds of the EOS fabric's leaf1 (rack_data's fabric, EOS interface names)
@@ -43,8 +62,10 @@ EOS_NETBOX = {
 }  # fmt: skip
 
 
-def mock_gateway(path: Path, platform: str = "eos", mode: Mode = Mode.PLAN) -> NetworkGateway:
-    target = DeviceTarget("leaf1", "198.18.0.250", platform)
+def mock_gateway(
+    path: Path, platform: str = "eos", mode: Mode = Mode.PLAN, log_command: str | None = None
+) -> NetworkGateway:
+    target = DeviceTarget("leaf1", "198.18.0.250", platform, log_command=log_command)
     return NetworkGateway(
         mode, target, Credentials("netops"), driver="mock", optional_args={"path": str(path)}
     )
@@ -55,8 +76,9 @@ def test_a_healthy_eos_leaf_replayed_by_the_mock_driver_is_named_healthy() -> No
     assert state["bgp"]["198.18.1.0"]["is_up"] and state["lldp"]["Ethernet1"]
     findings, not_checked = network_diagnosis("leaf1", EOS_NETBOX, state, "198.18.255.2")
     assert findings == []
-    # no recorded counters nor log: said, never a silent pass
-    assert [n.split(":")[0] for n in not_checked] == ["log", "interface_errors"]
+    # no recorded counters, no log command in NetBox: said, never a silent pass
+    assert [n.split(":")[0] for n in not_checked] == ["interface_errors", "log"]
+    assert not_checked[1] == "log: leaf1: no napalm.log_command for eos"
     assert fault_common.diagnosis(findings, not_checked)["healthy"]
 
 
@@ -210,12 +232,206 @@ def test_bad_parameters_are_one_line(params: dict[str, Any], message: str) -> No
         FaultNetwork.parse_params({"device": "leaf1", **params})
 
 
-def test_the_remedy_edits_only_the_neighbors_shutdown() -> None:
-    config = "router bgp 65101\n neighbor 198.18.1.0 remote-as 65001\n neighbor 198.18.1.6 x\n"
-    down = fault_network.with_shutdown(config, "198.18.1.0")
-    assert fault_network.shutdown_re("198.18.1.0").search(down)
-    assert not fault_network.shutdown_re("198.18.1.6").search(down)
-    assert fault_network.without_shutdown(down, "198.18.1.0") == config
+def test_the_log_is_read_by_the_command_netbox_names_behind_the_read_only_guard(
+    tmp_path: Path,
+) -> None:
+    """Config context napalm.log_command: its last lines are evidence (sanitised); a command
+    that is no show command never reaches the device."""
+    recorded = shutil.copytree(EOS, tmp_path / "leaf1")
+    lines = [f"Dec  7 18:0{i}:00 leaf1 Bgp: event {i}" for i in range(40)]
+    lines.append("username netops secret 5 $1$planted$hash")
+    (recorded / "cli.1.show_logging.0").write_text("\n".join(lines) + "\n")
+    state = read_device(mock_gateway(recorded, log_command="show logging"), None)
+    assert len(state["log"]) == fault_network.LOG_LINES
+    assert state["log"][:-1] == lines[-fault_network.LOG_LINES : -1]
+    assert "$1$planted$hash" not in state["log"][-1]
+    assert not [n for n in state.get("not_checked", []) if n.startswith("log")]
+    reloading = mock_gateway(recorded, log_command="reload in 1")
+    with pytest.raises(ReadOnlyViolation, match="only show commands"):
+        reloading.device_log(5)
+    assert read_device(reloading, None)["log"]["error"].endswith("only show commands may run "
+                                                                 "through cli")  # fmt: skip
+
+
+def test_the_log_command_comes_from_the_config_context() -> None:
+    ws = working_set("leaf1")
+    ws = dataclasses.replace(ws, config_context={"napalm": {"log_command": "show logging"}})
+    assert nc.device_target(ws).log_command == "show logging"
+    assert nc.device_target(working_set("leaf1")).log_command is None
+
+
+# ---- the remedy: bounce-bgp through NetBox's renderings, on a device in memory
+
+LEAF1_SPINE1, LEAF1_SPINE2 = "198.18.1.0", "198.18.1.6"
+
+
+class ShuttingNetBox(RenderingNetBox):
+    """rack_data's NetBox, its template taught ``runbooks_shut_neighbors`` (unless
+    ``knows_shut`` is False: a template without the feature); every render context kept."""
+
+    def __init__(self, mode: Mode, knows_shut: bool = True) -> None:
+        super().__init__(mode)
+        self.knows_shut = knows_shut
+        self.contexts: list[dict[str, Any]] = []
+
+    @reads
+    def render_config(self, device_id: int, context: Mapping[str, Any] | None = None) -> str:
+        self.contexts.append(dict(context or {}))
+        text = super().render_config(device_id, context)
+        for address in (context or {}).get("runbooks_shut_neighbors", []):
+            if self.knows_shut:
+                line = f" neighbor {address} password {PASSWORD}\n"
+                text = text.replace(line, f"{line} neighbor {address} shutdown\n")
+        return text
+
+
+class BgpDevice(MemoryDevice):
+    """leaf1 in memory whose sessions follow its running configuration: a neighbour with a
+    ``shutdown`` line is Idle/admin-down, the others Established (unless ``stays_up``: the
+    session never goes down; ``never_up``: it never comes back). Each reading is kept."""
+
+    def __init__(self, mode: Mode, running: str, missing: frozenset[str] = frozenset()) -> None:
+        super().__init__(mode, "leaf1", running, missing)
+        self.stays_up = self.never_up = False
+        self.readings: list[tuple[int, bool]] = []  # (commits so far, the session to spine1 up)
+        self.confirmed: list[int] = []  # commits so far at each confirmation
+
+    @writes
+    def confirm(self) -> None:
+        super().confirm()
+        self.confirmed.append(len(self.commits))
+
+    @reads
+    def bgp_neighbors(self) -> dict[str, Any]:
+        peers = {}
+        for address, asn in re.findall(r"^ neighbor (\S+) remote-as (\d+)$", self.running, re.M):
+            shut = f" neighbor {address} shutdown" in self.running
+            up = self.stays_up or (not shut and not self.never_up)
+            peers[address] = {"is_up": up, "is_enabled": not shut, "remote_as": int(asn)}
+        self.readings.append((len(self.commits), bool(peers.get(LEAF1_SPINE1, {}).get("is_up"))))
+        return {"global": {"peers": peers}}
+
+
+def bounce(**more: Any) -> FaultNetwork:
+    params = {"device": "leaf1", "remedy": "bounce-bgp", "neighbor": LEAF1_SPINE1, **more}
+    return FaultNetwork(FaultNetwork.parse_params(params))
+
+
+def remedy_context(runbook: FaultNetwork, device: BgpDevice, nb: RenderingNetBox) -> RunContext:
+    return RunContext(
+        device.mode,
+        "run-1",
+        "olivia",
+        runbook,
+        gateway_factories={NetBoxGateway: lambda c, k: nb, NetworkGateway: lambda c, k: device},
+        state={},
+    )
+
+
+def hand_shut(config: str, address: str) -> str:
+    """A session shut by hand: the line at the end of the BGP block, where no template puts
+    it (drift from NetBox)."""
+    return config.rstrip("\n") + f"\n neighbor {address} shutdown\n"
+
+
+SERVICE = rendering("leaf1", "service")
+SHUT = SERVICE.replace(
+    f" neighbor {LEAF1_SPINE1} password {PASSWORD}\n",
+    f" neighbor {LEAF1_SPINE1} password {PASSWORD}\n neighbor {LEAF1_SPINE1} shutdown\n",
+)
+
+
+def test_bounce_bgp_plans_two_commits_of_netbox_s_renderings_and_writes_nothing() -> None:
+    rb, nb = bounce(), ShuttingNetBox(Mode.PLAN)
+    device = BgpDevice(Mode.PLAN, hand_shut(SERVICE, LEAF1_SPINE1))
+    diffs = FaultNetwork.plan_remedy.func(rb, remedy_context(rb, device, nb))
+    assert [d.summary for d in diffs] == [
+        f"bounce BGP to {LEAF1_SPINE1}, 1 of 2: NetBox's rendering with it shut",
+        f"bounce BGP to {LEAF1_SPINE1}, 2 of 2: NetBox's service rendering (it comes up)",
+    ]
+    assert diffs[0].before == sanitize(hand_shut(SERVICE, LEAF1_SPINE1))  # what undo knew
+    assert diffs[0].after == diffs[1].before == sanitize(SHUT)
+    assert diffs[1].after == sanitize(SERVICE)
+    assert f"-neighbor {LEAF1_SPINE1} shutdown" in diffs[1].text.replace("- ", "-")
+    assert "shutdown" not in str(diffs[1].after)  # a hand-made shutdown goes too
+    assert not any(PASSWORD in f"{d.text}{d.before}{d.after}" for d in diffs)
+    shut_context = {"runbooks_intent": "service", "runbooks_shut_neighbors": [LEAF1_SPINE1]}
+    assert shut_context in nb.contexts and {"runbooks_intent": "service"} in nb.contexts
+    assert device.commits == []
+
+
+def test_bounce_bgp_shuts_waits_down_confirms_then_serves_waits_up_confirms() -> None:
+    rb, nb = bounce(), ShuttingNetBox(Mode.RUN)
+    device = BgpDevice(Mode.RUN, SERVICE)
+    ctx = remedy_context(rb, device, nb)
+    diffs = FaultNetwork.plan_remedy.func(rb, ctx)
+    done = fn(FaultNetwork.plan_remedy.apply_func)(rb, ctx, diffs)
+    assert [(text, revert) for text, revert, _ in device.commits] == [(SHUT, 300), (SERVICE, 300)]
+    assert device.confirmed == [1, 2] and not device.pending  # each commit confirmed in its turn
+    assert (1, False) in device.readings and device.readings[-1] == (2, True)  # down, then up
+    assert done["revert_in_s"] == 300 and done["down_after_s"] >= 0 and done["up_after_s"] >= 0
+    assert fn(FaultNetwork.plan_remedy.verify_func)(rb, ctx, diffs)
+    device.running = hand_shut(SERVICE, LEAF1_SPINE1)  # drifted since: verify says so
+    assert not fn(FaultNetwork.plan_remedy.verify_func)(rb, ctx, diffs)
+    fn(FaultNetwork.plan_remedy.undo_func)(rb, ctx, diffs)  # undo: the service rendering
+    assert device.running == SERVICE
+
+
+def test_without_commit_confirm_the_plan_warns_and_the_commits_have_no_revert() -> None:
+    rb, nb = bounce(), ShuttingNetBox(Mode.RUN)
+    device = BgpDevice(Mode.RUN, SERVICE, NO_COMMIT_CONFIRM)
+    ctx = remedy_context(rb, device, nb)
+    evidence = FaultNetwork.remedy_can_revert.func(rb, ctx)
+    (warning,) = evidence["warnings"]
+    assert warning.startswith("Remedy bounce-bgp: no commit-confirm on frr (leaf1): driver frr ")
+    diffs = FaultNetwork.plan_remedy.func(rb, ctx)
+    fn(FaultNetwork.plan_remedy.apply_func)(rb, ctx, diffs)
+    assert [revert for _, revert, _ in device.commits] == [None, None]
+    assert device.running == SERVICE
+    plan_nb = ShuttingNetBox(Mode.PLAN)
+    confirming = remedy_context(rb, BgpDevice(Mode.PLAN, SERVICE), plan_nb)
+    assert FaultNetwork.remedy_can_revert.func(rb, confirming) == {"commit_confirm": True}
+    triage = FaultNetwork(FaultNetwork.parse_params({"device": "leaf1"}))
+    assert FaultNetwork.remedy_can_revert.func(triage, ctx) == {"remedy": None}
+
+
+def test_a_template_that_cannot_shut_one_session_refuses_the_plan_in_one_line() -> None:
+    rb, nb = bounce(), ShuttingNetBox(Mode.PLAN, knows_shut=False)
+    device = BgpDevice(Mode.PLAN, SERVICE)
+    with pytest.raises(InventoryError) as refused:
+        FaultNetwork.plan_remedy.func(rb, remedy_context(rb, device, nb))
+    assert str(refused.value) == (
+        "NetBox's template for frr renders leaf1 the same with runbooks_shut_neighbors="
+        f"{LEAF1_SPINE1}: it cannot shut that session (no bounce-bgp there)"
+    )
+    unknown = bounce(neighbor="198.18.9.9")
+    with pytest.raises(InputError, match=r"leaf1 has no BGP neighbor 198.18.9.9 \(it has "):
+        FaultNetwork.plan_remedy.func(unknown, remedy_context(unknown, device, nb))
+
+
+@pytest.mark.parametrize(("stuck", "said"), [("stays_up", "down"), ("never_up", "Established")])
+def test_a_session_that_does_not_go_down_or_come_back_puts_the_service_rendering_back(
+    stuck: str, said: str
+) -> None:
+    rb, nb = bounce(settle_timeout_s=0.5), ShuttingNetBox(Mode.RUN)
+    device = BgpDevice(Mode.RUN, hand_shut(SERVICE, LEAF1_SPINE1))
+    ctx = remedy_context(rb, device, nb)
+    diffs = FaultNetwork.plan_remedy.func(rb, ctx)
+    setattr(device, stuck, True)
+    with pytest.raises(VerificationError, match=f"to {LEAF1_SPINE1} is not {said} after"):
+        fn(FaultNetwork.plan_remedy.apply_func)(rb, ctx, diffs)
+    assert device.running == SERVICE and not device.pending  # NetBox's service rendering
+
+
+def test_netbox_rendering_another_configuration_since_the_plan_is_drift() -> None:
+    rb, nb = bounce(), ShuttingNetBox(Mode.RUN)
+    device = BgpDevice(Mode.RUN, SERVICE)
+    ctx = remedy_context(rb, device, nb)
+    diffs = FaultNetwork.plan_remedy.func(rb, ctx)
+    nb.renders[("leaf1", "service")] = SERVICE + "ip route 0.0.0.0/0 198.18.1.0\n"
+    with pytest.raises(Exception, match="NetBox now renders another configuration"):
+        fn(FaultNetwork.plan_remedy.apply_func)(rb, ctx, diffs)
+    assert device.commits == []  # nothing committed, nothing put back
 
 
 @pytest.mark.parametrize("module", [fault_network, fault_common, fault_server, fault_database, nc])
