@@ -48,7 +48,7 @@ def book(ctx: typer.Context) -> Incidents:
 
 def styled(reading: Reading) -> str:
     zone = config.time_zone()
-    return f"[{_STYLE[reading.level]}]{escape(reading.line(zone))}[/]"
+    return f"[{_STYLE[reading.alarm]}]{escape(reading.line(zone))}[/]"
 
 
 def _show_line(incidents: Incidents, incident: Incident, to_err: bool = False) -> None:
@@ -148,7 +148,7 @@ def list_incidents(
             i.status,
             core.local_time(i.reported_at, zone),
             escape(", ".join(i.affected)),
-            f"[{_STYLE[reading.level]}]{escape(reading.short())}[/]",
+            f"[{_STYLE[reading.alarm]}]{escape(reading.short())}[/]",
         )
     out.print(table)
 

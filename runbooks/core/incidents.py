@@ -259,20 +259,42 @@ class VirusCount:
 
     @property
     def level(self) -> str:
-        if self.crossed:
-            return CROSSED
-        return WARN_90 if self.number == VIRUS_ALLOWED else OK
+        """This outbreak's own verdict: the third warns, the fourth and later cross."""
+        return _count_level(self.number)
+
+    @property
+    def year_level(self) -> str:
+        """Where its year stands with every outbreak recorded so far (an early one of a year
+        that crossed later reads so)."""
+        return _count_level(self.in_year)
+
+    def year_text(self) -> str:
+        """The year's state in a few words.
+
+        >>> VirusCount(2026, 1, 4).year_text()
+        '4 this year: red line crossed'
+        """
+        state = {
+            CROSSED: "red line crossed",
+            WARN_90: "one more crosses the red line",
+            OK: "red line not crossed",
+        }[self.year_level]
+        return f"{self.in_year} this year: {state}"
 
     def line(self) -> str:
-        head = (
-            f"virus outbreak no. {self.number} in {self.year} ({self.in_year} recorded in "
-            f"{self.year}; more than {VIRUS_ALLOWED} a year crosses the red line)"
-        )
-        if self.crossed:
-            return f"{head}: RED LINE CROSSED"
-        if self.level == WARN_90:
-            return f"{head}: WARNING the third this year, one more crosses the red line"
-        return head
+        """This outbreak's place and its year's state.
+
+        >>> VirusCount(2026, 1, 4).line()
+        'virus outbreak no. 1 in 2026; 4 this year: RED LINE CROSSED by no. 4 (more than 3 a year)'
+        """
+        head = f"virus outbreak no. {self.number} in {self.year}; {self.in_year} this year"
+        rule = f"more than {VIRUS_ALLOWED} a year"
+        if self.year_level == CROSSED:
+            by = "this one" if self.number == VIRUS_ALLOWED + 1 else f"no. {VIRUS_ALLOWED + 1}"
+            return f"{head}: RED LINE CROSSED by {by} ({rule})"
+        if self.year_level == WARN_90:
+            return f"{head}: WARNING one more crosses the red line ({rule})"
+        return f"{head} ({rule} crosses the red line)"
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -282,7 +304,15 @@ class VirusCount:
             "allowed": VIRUS_ALLOWED,
             "level": self.level,
             "crossed": self.crossed,
+            "year_level": self.year_level,
+            "year_crossed": self.year_level == CROSSED,
         }
+
+
+def _count_level(count: int) -> str:
+    if count > VIRUS_ALLOWED:
+        return CROSSED
+    return WARN_90 if count == VIRUS_ALLOWED else OK
 
 
 def clock(incident: Incident, now: datetime) -> Clock | None:
@@ -350,6 +380,11 @@ class Reading:
     def level(self) -> str:
         return self.clock.level if self.clock else self.virus.level if self.virus else OK
 
+    @property
+    def alarm(self) -> str:
+        """The level a reader is shown: the clock's, or the outbreak's year's."""
+        return self.virus.year_level if self.virus else self.level
+
     def short(self) -> str:
         """The clock in a few words (a list's column)."""
         if self.clock is not None:
@@ -362,7 +397,7 @@ class Reading:
             return f"{used}, {duration_text(c.left)} left"
         assert self.virus is not None
         v = self.virus
-        return f"outbreak no. {v.number} in {v.year}" + (", CROSSED" if v.crossed else "")
+        return f"outbreak no. {v.number} in {v.year}; {v.year_text()}"
 
     def line(self, zone: tzinfo) -> str:
         i = self.incident

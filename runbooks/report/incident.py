@@ -85,8 +85,9 @@ def context(
     else:
         assert virus is not None
         verdict = words.pair(
-            f"{virus['year']} 年第 {virus['number']} 次（超過 {virus['allowed']} 次觸及紅線）",
-            f"outbreak no. {virus['number']} in {virus['year']} "
+            f"{virus['year']} 年第 {virus['number']} 次，該年已記錄 {virus['in_year']} 次"
+            f"（超過 {virus['allowed']} 次觸及紅線）",
+            f"outbreak no. {virus['number']} in {virus['year']}; {virus['in_year']} this year "
             f"(more than {virus['allowed']} a year crosses)",
         )
     signatures = {s["role"]: s for s in record["signatures"]}

@@ -183,8 +183,8 @@ def test_virus_outbreaks_count_by_calendar_year_in_the_departments_zone(
     ]
     assert [r.crossed for r in readings] == [False, False, False, True, False]
     assert readings[2].line(TAIPEI) == (
-        "INC-3 (virus, open): virus outbreak no. 3 in 2026 (4 recorded in 2026; more than 3 a "
-        "year crosses the red line): WARNING the third this year, one more crosses the red line"
+        "INC-3 (virus, open): virus outbreak no. 3 in 2026; 4 this year: RED LINE CROSSED by "
+        "no. 4 (more than 3 a year)"
     )
     assert "RED LINE CROSSED" in readings[3].line(TAIPEI)
     # in UTC the last one is 2026's fifth
@@ -217,6 +217,8 @@ def test_the_closing_verdict_counts_the_outbreak_in_the_departments_year(
         "allowed": 3,
         "level": "ok",
         "crossed": False,
+        "year_level": "ok",
+        "year_crossed": False,
     }
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from runbooks.cli import main
+from runbooks.cli import main, output
 from runbooks.config import NetBoxSettings
 from runbooks.core import policy
 from runbooks.core.errors import ConnectError
@@ -337,3 +337,46 @@ def test_open_and_recover_go_on_when_netbox_does_not_answer_but_close_does_not(
         ("incident.opened", "olivia", "unverified: NetBox unreachable"),
         ("incident.recovered", "olivia", "unverified: NetBox unreachable"),
     ]
+
+
+def test_every_outbreak_of_a_year_shows_the_years_count_so_far(
+    base: list[str],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The first outbreak of a year reads "ok" alone; once the fourth is recorded, its show,
+    list and sheet say the year crossed the red line (its own verdict stays: not the one)."""
+    monkeypatch.setattr(output.out, "_width", 200)  # the list's rows unwrapped
+    opened = [*base, "incident", "open", "--kind", "virus", "--reporter", "helpdesk",
+              "--affected", "LAN"]  # fmt: skip
+    assert main([*opened, "--reported-at", "2026-03-01 10:00"]) == 0
+    assert main([*base, "incident", "show", "1"]) == 0
+    assert "no. 1 in 2026; 1 this year (more than 3 a year crosses" in capsys.readouterr().out
+    for ago in ("2026-06-01 10:00", "2026-09-01 10:00"):
+        assert main([*opened, "--reported-at", ago]) == 0
+    capsys.readouterr()
+    assert main([*base, "incident", "list"]) == 0
+    listed = capsys.readouterr().out
+    assert listed.count("3 this year: one more crosses the red line") == 3, listed
+    assert main([*opened, "--reported-at", "2026-11-01 10:00"]) == 0
+    capsys.readouterr()
+    assert main([*base, "incident", "show", "1"]) == 0
+    assert (
+        "INC-1 (virus, open): virus outbreak no. 1 in 2026; 4 this year: RED LINE CROSSED by "
+        "no. 4 (more than 3 a year)"
+    ) in capsys.readouterr().out
+    assert main([*base, "incident", "list"]) == 0
+    listed = capsys.readouterr().out
+    assert "outbreak no. 1 in 2026; 4 this year: red line crossed" in listed
+    assert listed.count("4 this year: red line crossed") == 4, listed
+    assert main([*base, "incident", "show", "1", "--json"]) == 0
+    virus = json.loads(capsys.readouterr().out)["virus"]
+    assert (virus["number"], virus["crossed"], virus["in_year"], virus["year_crossed"]) == (
+        1, False, 4, True,
+    )  # fmt: skip
+    sheet = tmp_path / "inc1.md"
+    assert main([*base, "incident", "export", "1", "-o", str(sheet)]) == 0
+    assert "outbreak no. 1 in 2026; 4 this year (more than 3 a year crosses)" in sheet.read_text(
+        encoding="utf-8"
+    )
