@@ -73,8 +73,6 @@ CONSEQUENCES = {
     "swap": "pg_upgrade --swap (18): seconds whatever the size, the old cluster is destroyed; "
     "the way back is the base backup plus the WAL archived until the writers stopped",
 }
-FIXED_DOWNTIME_S = 3.0  # stop, pg_upgrade's schema transfer, start: measured on the lab
-COPY_BYTES_PER_S = 150e6  # pg_upgrade --copy on the lab machine
 
 
 def fast_mode_blockers(survey: dict[str, Any], data_bytes: int, free: int, need: int) -> list[str]:
@@ -98,15 +96,6 @@ def fast_mode_blockers(survey: dict[str, Any], data_bytes: int, free: int, need:
 def mode_consequence(mode: str) -> str:
     """What choosing ``mode`` means for the downtime and the way back, said in the plan."""
     return CONSEQUENCES[mode]
-
-
-def expected_downtime_s(data_bytes: int, mode: str) -> float:
-    """Writers stopped until the new cluster serves: fixed costs, plus the copy in copy mode.
-
-    >>> expected_downtime_s(300_000_000, "copy"), expected_downtime_s(300_000_000, "link")
-    (5.0, 3.0)
-    """
-    return FIXED_DOWNTIME_S + (data_bytes / COPY_BYTES_PER_S if mode == "copy" else 0.0)
 
 
 class DbUpgrade(DbUpgradeBase):
@@ -195,7 +184,7 @@ class DbUpgrade(DbUpgradeBase):
             "new_binaries": f"PostgreSQL {new_bin_version} in {p.new_bin}",
             "free_bytes": min(free, free_new),
             "needed_bytes": need,
-            "expected_downtime_s": round(expected_downtime_s(data_bytes, p.mode), 1),
+            "expected_downtime_s": round(facts.estimate_downtime_s(data_bytes, p.mode), 1),
             "mode": mode_consequence(p.mode),
         }
         problems = facts.upgrade_blockers(
@@ -239,7 +228,7 @@ class DbUpgrade(DbUpgradeBase):
     @manual("Announce the maintenance and its expected downtime to the users", targets=TARGET)
     def announce(self, ctx: RunContext) -> str:
         data_bytes = self.pg(ctx).dir_bytes(self.p.old_data)
-        downtime = expected_downtime_s(data_bytes, self.p.mode)
+        downtime = facts.estimate_downtime_s(data_bytes, self.p.mode)
         return (
             f"Users of {self.p.host} ({self.p.socket_dir} port {self.p.port}) are told: "
             f"PostgreSQL {self.p.from_version} -> {self.p.to_version}; the database is "

@@ -101,6 +101,14 @@ def test_downtime_and_space_grow_with_data_and_clone_needs_no_copy() -> None:
     assert facts.space_needed(10**9, 10**8) > facts.space_needed(10**9, 10**8, "clone")
 
 
+@pytest.mark.parametrize("mode", ["clone", "link", "swap"])
+def test_only_the_copy_grows_the_downtime(mode: str) -> None:
+    """Nothing but copy mode's copy grows with the data while writers are stopped: the
+    tables are read in the opening's snapshots after the downtime, not in two passes in it."""
+    assert facts.estimate_downtime_s(10**12, mode) == facts.FIXED_DOWNTIME_S
+    assert facts.estimate_downtime_s(10**9) == facts.FIXED_DOWNTIME_S + 10**9 / 150e6
+
+
 def test_carried_settings_leave_out_paths() -> None:
     settings = {"port": "5432", "data_directory": "/old", "hba_file": "/old/hba", "x": "it's"}
     carried = facts.carried_settings(settings)

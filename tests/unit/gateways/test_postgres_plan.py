@@ -16,6 +16,7 @@ from runbooks.core.gateway import Gateway, Mode, reads
 from runbooks.core.plan import Plan
 from runbooks.core.results import Status
 from runbooks.core.store import RecordStore
+from runbooks.gateways import postgres_facts as facts
 from runbooks.gateways.netbox import NetBoxGateway
 from runbooks.gateways.postgres import Cluster
 from runbooks.gateways.postgres_shell import LocalShell, NsenterShell, SshShell
@@ -104,6 +105,10 @@ class PretendServer(UpgradeGateway):
         report = f"Clusters are compatible (checksums={checksums})"
         return UpgradeCheck(report, "/tmp/runbook-check.Ab12Cd")
 
+    @reads
+    def upgrade_modes(self, bin_dir: str) -> list[str]:
+        return list(self.facts.get("modes", ["copy", "clone", "link", "swap"]))
+
 
 def netbox_with_db1(mode: Mode) -> NetBoxGateway:
     """A NetBox holding device db1 (id 41) and no journal entry."""
@@ -113,14 +118,15 @@ def netbox_with_db1(mode: Mode) -> NetBoxGateway:
     return gw
 
 
-def plan(tmp_path: Path, **server_facts: Any) -> Plan:
+def plan(tmp_path: Path, mode: str = "copy", **server_facts: Any) -> Plan:
     PretendServer.facts = server_facts
     shell = RecordingShell()
 
     def factory(ctx: RunContext, key: str) -> Gateway:
         return PretendServer(ctx.mode, shell)
 
-    rb = DbUpgrade(DbUpgrade.parse_params({"host": "db1", "new_bin": "/opt/pg18/bin"}))
+    params = {"host": "db1", "new_bin": "/opt/pg18/bin", "mode": mode}
+    rb = DbUpgrade(DbUpgrade.parse_params(params))
     factories: dict[type[Gateway], Any] = {
         UpgradeGateway: factory,
         NetBoxGateway: lambda ctx, key: netbox_with_db1(ctx.mode),
@@ -135,15 +141,19 @@ def test_the_plan_is_the_procedure_with_its_evidence(tmp_path: Path) -> None:
     p = plan(tmp_path)
     assert p.refusal is None
     assert [s.step for s in p.steps] == [
-        "survey_cluster", "pg_upgrade_check", "announce", "plan_backup", "plan_verify_backup",
-        "plan_prepare_new", "plan_stop_writers", "plan_upgrade", "plan_start_new", "post_checks",
-        "plan_switch", "plan_analyze", "service_check", "plan_journal_entry",
+        "server_in_netbox", "survey_cluster", "pg_upgrade_check", "announce", "plan_backup",
+        "plan_verify_backup", "plan_archive_wal", "plan_base_backup", "plan_prepare_new",
+        "plan_stop_writers", "plan_upgrade", "plan_switch", "post_checks", "plan_analyze",
+        "service_check", "plan_netbox_version", "plan_journal_entry",
     ]  # fmt: skip
     steps = {s.step: s for s in p.steps}
     survey = steps["survey_cluster"].evidence
     assert survey["new_cluster_initdb"] == "--no-data-checksums"
     assert survey["column_options_stripped"] == {"pg_attver": 12}
-    assert survey["expected_downtime_s"] > 0
+    # the plan's downtime: the fixed costs and the copy of the 40 MB data directory
+    assert survey["expected_downtime_s"] == round(facts.estimate_downtime_s(40_000_000), 1)
+    assert survey["expected_downtime_s"] > facts.FIXED_DOWNTIME_S
+    assert not steps["plan_archive_wal"].diffs and not steps["plan_netbox_version"].diffs
     assert "checksums=False" in steps["pg_upgrade_check"].evidence["report"]
     scratch = steps["pg_upgrade_check"].evidence["scratch"]
     assert "scratch cluster in /tmp/runbook-check.Ab12Cd, removed" in scratch
@@ -168,6 +178,20 @@ def test_the_plan_is_the_procedure_with_its_evidence(tmp_path: Path) -> None:
     assert p.content_hash == plan(tmp_path).content_hash
 
 
+@pytest.mark.parametrize("mode", ["link", "swap"])
+def test_a_fast_mode_plan_shows_its_consequence_and_a_downtime_that_does_not_grow(
+    tmp_path: Path, mode: str
+) -> None:
+    p = plan(tmp_path, mode)
+    assert p.refusal is None, p.refusal
+    steps = {s.step: s for s in p.steps}
+    survey = steps["survey_cluster"].evidence
+    assert survey["expected_downtime_s"] == facts.FIXED_DOWNTIME_S
+    assert "base backup plus the WAL" in survey["mode"]
+    assert f"about {facts.FIXED_DOWNTIME_S:.0f} s" in steps["announce"].evidence["instruction"]
+    assert len(steps["plan_archive_wal"].diffs) == 1 and len(steps["plan_base_backup"].diffs) == 1
+
+
 @pytest.mark.parametrize(
     ("server_facts", "reason"),
     [
@@ -184,8 +208,10 @@ def test_the_plan_refuses_what_cannot_be_upgraded_safely(
 ) -> None:
     p = plan(tmp_path, **server_facts)
     assert p.refusal is not None and reason in p.refusal
-    assert p.steps[0].status is Status.REFUSED
-    assert all(s.status is Status.SKIPPED for s in p.steps[1:])
+    first, survey, *rest = p.steps  # what NetBox says (nothing, no server named), the survey
+    assert first.step == "server_in_netbox" and first.status is Status.OK
+    assert survey.step == "survey_cluster" and survey.status is Status.REFUSED
+    assert all(s.status is Status.SKIPPED for s in rest)
 
 
 def test_every_write_of_the_gateway_refuses_in_a_plan() -> None:
@@ -195,7 +221,7 @@ def test_every_write_of_the_gateway_refuses_in_a_plan() -> None:
     with pytest.raises(DryRunViolation):
         gw.take_backup(old, "/b", "run")
     with pytest.raises(DryRunViolation):
-        gw.close_service(old, old, "/log", backup_dir="/b", run_id="run")
+        gw.stop_writers(old, backup_dir="/b", run_id="run")
     with pytest.raises(DryRunViolation):
         gw.pg_upgrade(old, old, mode="copy", work_dir="/w", superuser="postgres",
                       backup_dir="/b", run_id="run")  # fmt: skip
