@@ -169,12 +169,15 @@ def show(ctx: typer.Context, number: IncidentArg, json_out: JsonOpt = False) -> 
     out.print(f"  affected: {escape(i.affected_text())}")
     if i.summary:
         out.print(f"  summary: {escape(i.summary)}")
-    out.print(f"  opened by {escape(i.opened_by)} at {core.local_time(i.opened_at, zone)}")
+    out.print(
+        f"  opened by {escape(i.opened_by)}{_vouched(i.opened_source)} at "
+        f"{core.local_time(i.opened_at, zone)}"
+    )
     if i.recovered_at is not None:
         note = f" ({escape(i.recovery_note)})" if i.recovery_note else ""
         out.print(
             f"  recovered at {core.local_time(i.recovered_at, zone)} by "
-            f"{escape(i.recovered_by)}{note}"
+            f"{escape(i.recovered_by)}{_vouched(i.recovered_source)}{note}"
         )
     out.print("  " + styled(incidents.reading(i, zone)))
     for run in incidents.runs(i):
@@ -334,6 +337,11 @@ def _emit(incidents: Incidents, incident: Incident) -> None:
     reading = incidents.reading(incident, config.time_zone())
     data = core.record(reading, incidents.runs(incident))
     emit_json({**data, "line": reading.line(config.time_zone())})
+
+
+def _vouched(source: str) -> str:
+    """A name no server vouched for, said so (NetBox did not answer)."""
+    return f" [yellow]({core.UNVERIFIED})[/]" if source == core.UNVERIFIED else ""
 
 
 def _local(ts: str) -> str:

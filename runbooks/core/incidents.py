@@ -123,6 +123,8 @@ class Incident:
     # what NetBox holds under each affected name ("dcim.device #3"); None: NetBox not asked
     objects: Mapping[str, tuple[str, ...]] | None = None
     signatures: tuple[Signature, ...] = ()
+    opened_source: str = ""  # who vouched for opened_by: netbox, local, or UNVERIFIED
+    recovered_source: str = ""
 
     @property
     def budget(self) -> timedelta | None:
@@ -424,9 +426,11 @@ def record(reading: Reading, runs: list[dict[str, Any]]) -> dict[str, Any]:
         "summary": i.summary,
         "reported_at": i.reported_at.isoformat(),
         "opened_by": i.opened_by,
+        "opened_by_source": i.opened_source or None,
         "opened_at": i.opened_at.isoformat(),
         "recovered_at": _iso(i.recovered_at),
         "recovered_by": i.recovered_by or None,
+        "recovered_by_source": i.recovered_source or None,
         "recovery_note": i.recovery_note,
         "level": reading.level,
         "crossed": reading.crossed,
@@ -737,6 +741,10 @@ def _incident(entries: list[Entry]) -> Incident:
         ),
         recovered_by=recovered[0].actor if recovered else "",
         recovery_note=str(recovered[0].payload.get("note") or "") if recovered else "",
+        opened_source=str(head.get("identity_source") or ""),
+        recovered_source=str(recovered[0].payload.get("identity_source") or "")
+        if recovered
+        else "",
         attached=tuple(str(e.payload["run_id"]) for e in entries if e.kind == "incident.attached"),
         signatures=tuple(
             Signature(str(e.payload["role"]), e.actor, str(e.payload["at"]), "", e.payload["note"])

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta, tzinfo
 from typing import Any
 
 from runbooks.core import secrets
-from runbooks.core.incidents import duration_text, local_time
+from runbooks.core.incidents import UNVERIFIED, duration_text, local_time
 from runbooks.report.i18n import Words
 from runbooks.report.render import markdown_cell, render
 
@@ -93,6 +93,7 @@ def context(
     signatures = {s["role"]: s for s in record["signatures"]}
     recovered = (
         f"{_at(record['recovered_at'], zone)}, {cell(record['recovered_by'])}"
+        + _vouched(record.get("recovered_by_source"))
         + (f" ({cell(record['recovery_note'])})" if record["recovery_note"] else "")
         if record["recovered_at"]
         else "— " + label("not_yet")
@@ -108,7 +109,8 @@ def context(
         "affected": cell(record["affected_text"]),
         "summary": cell(record["summary"]),
         "reported_at": _at(record["reported_at"], zone),
-        "opened": f"{cell(record['opened_by'])}, {_at(record['opened_at'], zone)}",
+        "opened": f"{cell(record['opened_by'])}{_vouched(record.get('opened_by_source'))}, "
+        f"{_at(record['opened_at'], zone)}",
         "recovered": recovered,
         "verdict": cell(verdict),
         "crossed": label("yes") if record["crossed"] else label("no"),
@@ -139,3 +141,8 @@ def markdown(
 ) -> str:
     held = context(record, head, chain_ok, zone, language)
     return render("incident.md.j2", **secrets.mask(held))
+
+
+def _vouched(source: object) -> str:
+    """A name no server vouched for (NetBox did not answer), said so on the sheet."""
+    return f" ({cell(UNVERIFIED)})" if source == UNVERIFIED else ""

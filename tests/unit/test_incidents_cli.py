@@ -337,6 +337,14 @@ def test_open_and_recover_go_on_when_netbox_does_not_answer_but_close_does_not(
         ("incident.opened", "olivia", "unverified: NetBox unreachable"),
         ("incident.recovered", "olivia", "unverified: NetBox unreachable"),
     ]
+    assert main([*base, "incident", "show", "1"]) == 0
+    shown = capsys.readouterr().out
+    assert "opened by olivia (unverified: NetBox unreachable) at" in shown
+    assert "by olivia (unverified: NetBox unreachable)" in shown.split("recovered at")[1]
+    assert main([*base, "incident", "export", "1"]) == 0
+    sheet = capsys.readouterr().out
+    assert "| olivia (unverified: NetBox unreachable), " in sheet
+    assert sheet.count("olivia (unverified: NetBox unreachable)") == 2
 
 
 def test_every_outbreak_of_a_year_shows_the_years_count_so_far(
