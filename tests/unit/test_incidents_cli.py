@@ -388,3 +388,27 @@ def test_every_outbreak_of_a_year_shows_the_years_count_so_far(
     assert "outbreak no. 1 in 2026; 4 this year (more than 3 a year crosses)" in sheet.read_text(
         encoding="utf-8"
     )
+
+
+def test_closing_an_outbreak_counts_its_year_in_the_time_zone_setting(
+    base: list[str],
+    store_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Three outbreaks in 2025; one at 2026-01-01 04:00 in Taipei (2025-12-31 20:00 UTC) is
+    2026's first in the closed record, not 2025's fourth."""
+    opened = [*base, "incident", "open", "--kind", "virus", "--reporter", "helpdesk",
+              "--affected", "LAN", "--reported-at"]  # fmt: skip
+    for at in ("2025-03-01 10:00", "2025-06-01 10:00", "2025-09-01 10:00", "2026-01-01 04:00"):
+        assert main([*opened, at]) == 0
+    assert main([*base, "incident", "recover", "4", "--at", "2026-01-01 05:00"]) == 0
+    acting_as(monkeypatch, Identity("olivia", frozenset({policy.HANDLE}), source="netbox"))
+    assert main([*base, "incident", "close", "4"]) == 0
+    acting_as(monkeypatch, Identity("sam", frozenset({policy.SUPERVISE}), source="netbox"))
+    assert main([*base, "incident", "close", "4"]) == 0
+    with RecordStore(store_path) as store:
+        closed = store.entries("INC-4")[-1]
+    assert closed.kind == "incident.closed"
+    assert (closed.payload["virus"]["year"], closed.payload["virus"]["number"]) == (2026, 1)
+    assert closed.payload["crossed"] is False
