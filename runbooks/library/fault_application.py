@@ -14,21 +14,45 @@ also runs on its own with plain ``ansible-playbook``):
 3. Diagnosis against a healthy application (running, listening on its NetBox port on the
    host's address, the health URL answering 200 within ``max_latency_ms``, no recent error
    line): each difference, per host, in one sentence.
+4. Remedy, only when named (a change: reviewed and approved, or run at once under an
+   emergency approval): ``remedy=restart-service`` restarts the application's service (the
+   NetBox service's name: its init script or systemd unit) on each of its hosts
+   (``playbooks/fault_restart_service.yml``), then each must be running and its health URL
+   answer 200 (within ``health_timeout_s``). A restart has nothing to undo.
 """
 
 from __future__ import annotations
 
+import logging
+import time
 from datetime import timedelta
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field
 
 from runbooks.core.context import RunContext
-from runbooks.core.errors import ConnectError
+from runbooks.core.errors import ConnectError, VerificationError
+from runbooks.core.results import Diff
 from runbooks.core.steps import check
-from runbooks.library.app_common import HEALTHY_CODE, AppParams, placement, play_vars
+from runbooks.library.app_common import (
+    HEALTHY_CODE,
+    AppParams,
+    health_line,
+    healthy,
+    placement,
+    play_vars,
+)
 from runbooks.library.base import LibraryRunbook
-from runbooks.library.fault_common import IncidentParams, diagnosis, evidence_of, redact_lines
+from runbooks.library.fault_common import (
+    IncidentParams,
+    diagnosis,
+    evidence_of,
+    redact_lines,
+    remedy,
+    restart_service,
+)
+
+log = logging.getLogger(__name__)
 
 TRIAGE = "app_triage.yml"
 KEY = "app_triage"
@@ -40,6 +64,14 @@ class FaultApplicationParams(AppParams, IncidentParams):
     )
     errors_since_s: int = Field(
         default=3600, ge=1, le=7 * 86400, description="how far back the log's ERROR lines are read"
+    )
+    remedy: Literal["restart-service"] | None = Field(
+        default=None,
+        description="a change after the diagnosis (approved as any change): restart-service "
+        "restarts the application's service on its hosts, then its health URL must answer 200",
+    )
+    health_timeout_s: int = Field(
+        default=10, ge=1, le=600, description="how long a restarted service may take to answer 200"
     )
 
 
@@ -168,3 +200,43 @@ class FaultApplication(LibraryRunbook[FaultApplicationParams]):
             )
             not_checked += unread(self.p.app, host, state)
         return diagnosis(findings, not_checked, self.p.incident)
+
+    # ---- the remedy (a change: only when named)
+    def hosts_of(self, ctx: RunContext) -> list[str]:
+        return list(evidence_of(ctx, "app_hosts")["hosts"])
+
+    @remedy("Remedy ({remedy}): restart the service {app}", targets=_hosts)
+    def plan_remedy(self, ctx: RunContext) -> list[Diff]:
+        if self.p.remedy is None:
+            return []
+        return restart_service(self.ansible(ctx), self.hosts_of(ctx), self.p.app, True).diffs
+
+    @plan_remedy.apply
+    def restart_app(self, ctx: RunContext, diffs: list[Diff]) -> dict[str, Any]:
+        return restart_service(self.ansible(ctx), self.hosts_of(ctx), self.p.app, False).summary()
+
+    @plan_remedy.verify
+    def app_answers(self, ctx: RunContext, diffs: list[Diff]) -> bool:
+        """Each host running the application, its health URL answering 200, as the triage
+        reads it (read again, once a second, for up to ``health_timeout_s``)."""
+        placed = evidence_of(ctx, "app_hosts")
+        hosts = list(placed["hosts"])
+        extravars = play_vars(placed, self.p.health_path, app_errors_since_s=self.p.errors_since_s)
+        deadline = time.monotonic() + self.p.health_timeout_s
+        while True:
+            evidence = self.ansible(ctx).check(TRIAGE, limit=hosts, extravars=extravars).evidence()
+            states = {h: evidence.get(h, {}).get(KEY, {}) for h in hosts}
+            wrong = [
+                f"{h}: {'running' if s.get('running') else 'not running'}, {health_line(s)}"
+                for h, s in states.items()
+                if not healthy(s)
+            ]
+            if not wrong:
+                return True
+            if time.monotonic() >= deadline:
+                raise VerificationError(f"{self.p.app} restarted but: {'; '.join(wrong)}")
+            time.sleep(1)
+
+    @plan_remedy.undo
+    def nothing_to_undo(self, ctx: RunContext, diffs: list[Diff]) -> None:
+        log.info("a restart has nothing to undo")

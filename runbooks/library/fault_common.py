@@ -15,7 +15,7 @@ of a second approver (``runbook approve <change> --emergency``).
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -28,7 +28,10 @@ from runbooks.core.results import StepKind
 from runbooks.core.runbook import Params
 from runbooks.core.secrets import MASK, mask_text
 from runbooks.core.steps import ChangeStep, StepFunc, Targets
+from runbooks.gateways.ansible import AnsibleGateway
+from runbooks.gateways.ansible_events import PlaybookResult
 
+RESTART = "fault_restart_service.yml"  # the restart-service remedy's playbook
 INCIDENT_HELP = (
     "the incident this triage serves (its id, as the incident record names it); recorded "
     "with the run so the incident collects it"
@@ -161,3 +164,14 @@ def remedy(
 ) -> Callable[[StepFunc], RemedyStep]:
     """``@change`` for a remedy (`RemedyStep`)."""
     return lambda f: RemedyStep(f, title, StepKind.CHANGE, targets, duration)
+
+
+def restart_service(
+    gateway: AnsibleGateway, hosts: Sequence[str], service: str, check_only: bool
+) -> PlaybookResult:
+    """The restart-service remedy: ``service`` restarted on ``hosts``
+    (``playbooks/fault_restart_service.yml``: systemd or its init script; then it must run);
+    in check mode (the plan) what it would restart."""
+    play = gateway.check if check_only else gateway.run
+    extravars = {"triage_targets": ",".join(hosts), "triage_service": service}
+    return play(RESTART, limit=list(hosts), extravars=extravars)

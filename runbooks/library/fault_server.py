@@ -41,12 +41,12 @@ from runbooks.library.fault_common import (
     redact_lines,
     remedy,
     remedy_params,
+    restart_service,
 )
 
 log = logging.getLogger(__name__)
 
 TRIAGE = "fault_triage.yml"
-RESTART = "fault_restart_service.yml"
 TARGET = "{host}"
 REMEDIES = {"restart-service": "service"}
 
@@ -193,9 +193,7 @@ class FaultServer(LibraryRunbook[FaultHostParams]):
 
     # ---- the remedy (a change: only when named)
     def restart(self, ctx: RunContext, check_only: bool) -> PlaybookResult:
-        gateway = self.ansible(ctx)
-        play = gateway.check if check_only else gateway.run
-        return play(RESTART, limit=[self.p.host], extravars=self.extravars())
+        return restart_service(self.ansible(ctx), [self.p.host], str(self.p.service), check_only)
 
     @remedy("Remedy: restart the service {service}", targets=TARGET)
     def plan_remedy(self, ctx: RunContext) -> list[Diff]:

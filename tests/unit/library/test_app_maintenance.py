@@ -7,129 +7,19 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import subprocess
 import sys
-from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from runbooks.config import NetBoxSettings
-from runbooks.core.engine import Engine
 from runbooks.core.errors import InputError
-from runbooks.core.gateway import reads
 from runbooks.core.results import RunStatus, Status
-from runbooks.core.store import RecordStore
-from runbooks.gateways.ansible import AnsibleGateway, AnsibleSettings
-from runbooks.gateways.ansible_events import PlaybookResult, TaskResult
 from runbooks.gateways.ansible_settings import PLAYBOOKS
-from runbooks.gateways.netbox import NetBoxGateway
 from runbooks.lab import labapp
-from runbooks.library.app_common import SERVICES_QUERY
-from runbooks.library.app_maintenance import PLAYBOOK, AppMaintenance, artifact_of
-
-GOOD = {"1.0", "1.1"}  # releases that answer 200; any other answers 500
-
-
-class World:
-    """Hosts as releases: host -> (version or None, running)."""
-
-    def __init__(self, **hosts: tuple[str | None, bool]) -> None:
-        self.hosts = dict(hosts)
-        self.calls: list[tuple[str, bool, dict[str, Any]]] = []
-        self.services = [
-            {"id": i, "name": "shop",
-             "parent": {"__typename": "DeviceType", "name": h}, "port_mappings": ["tcp/8080"]}
-            for i, h in enumerate(sorted(hosts), 1)
-        ]  # fmt: skip
-
-    def state(self, host: str) -> dict[str, Any]:
-        version, running = self.hosts[host]
-        code = (200 if version in GOOD else 500) if running else None
-        health = {"code": code, "latency_ms": 2.0, "url": "http://h:8080/health"}
-        return {"version": version, "running": running, "installed": bool(version),
-                "health": health}  # fmt: skip
-
-
-class FakeGraphQL:
-    """NetBox's GraphQL endpoint, for the services query only."""
-
-    def __init__(self, world: World) -> None:
-        self.world = world
-
-    def graphql(self, query: str, variables: Mapping[str, Any], what: str) -> dict[str, Any]:
-        assert query == SERVICES_QUERY
-        return {"service_list": [s for s in self.world.services if s["name"] == variables["name"]]}
-
-    def close(self) -> None:
-        pass
-
-
-class FakeAnsible(AnsibleGateway):
-    """app_deploy.yml as the role behaves: serial, a host failing its health check rolled
-    back to its release before, the roll stopped there."""
-
-    world: World
-
-    @reads
-    def inventory_hosts(self) -> dict[str, dict[str, Any]]:
-        return {h: {"ansible_host": f"192.0.2.{i}"} for i, h in enumerate(self.world.hosts, 1)}
-
-    def _play(
-        self,
-        playbook: str,
-        check: bool,
-        limit: Sequence[str],
-        extravars: Mapping[str, Any] | None,
-        tags: Sequence[str],
-        hosts: Mapping[str, Mapping[str, Any]] | None = None,
-    ) -> PlaybookResult:
-        assert playbook == PLAYBOOK
-        given = dict(extravars or {})
-        self.world.calls.append((playbook, check, given))
-        tasks: list[TaskResult] = []
-        for host in sorted(limit):
-            before = self.world.state(host)
-            tasks.append(TaskResult(host, "State", "p", "ok", evidence={"app_before": before}))
-            if given.get("app_action") == "read":
-                continue
-            restore = given.get("app_restore") or {}
-            target = restore[host] if host in restore else given["app_version"]
-            same = before["version"] == (target or None) and (before["running"] or not target)
-            if not same:
-                tasks.append(TaskResult(host, "Release | current", "p", "changed", True))
-            if check:
-                continue
-            self.world.hosts[host] = (target or None, bool(target))
-            if target and target not in GOOD:  # the rescue: back to the release before
-                self.world.hosts[host] = (before["version"], True)
-                msg = f"shop {target} failed on {host}: rolled back to {before['version']}"
-                tasks.append(TaskResult(host, "Rollback | done", "p", "failed", msg=msg))
-                return PlaybookResult(playbook, check, "failed", 2, tuple(tasks))
-            after = self.world.state(host)  # the play reads every host after, changed or not
-            tasks.append(TaskResult(host, "State", "p", "ok", evidence={"app_after": after}))
-        return PlaybookResult(playbook, check, "successful", 0, tuple(tasks))
-
-
-def engine(tmp_path: Path, world: World) -> Engine:
-    def ansible(ctx: Any, key: str) -> AnsibleGateway:
-        gw = FakeAnsible(ctx.mode, AnsibleSettings(inventory="localhost"))
-        gw.world = world
-        return gw
-
-    def nb(ctx: Any, key: str) -> NetBoxGateway:
-        settings = NetBoxSettings("http://127.0.0.1:9", "nbt_" + secrets.token_hex(8) + ".x")
-        gw = NetBoxGateway(settings, ctx.mode, run_id=ctx.run_id)
-        gw.http = FakeGraphQL(world)  # type: ignore[assignment]
-        return gw
-
-    return Engine(
-        RecordStore(tmp_path / "r.sqlite3"),
-        "olivia",
-        gateway_factories={AnsibleGateway: ansible, NetBoxGateway: nb},
-    )
+from runbooks.library.app_maintenance import AppMaintenance, artifact_of
+from tests.support.app_world import World, engine
 
 
 @pytest.fixture

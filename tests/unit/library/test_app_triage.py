@@ -19,15 +19,19 @@ from typing import Any
 import pytest
 
 from runbooks.core.errors import InputError
+from runbooks.core.results import RunStatus, Status
 from runbooks.gateways.ansible_settings import PLAYBOOKS
 from runbooks.lab import labapp
 from runbooks.library.fault_application import (
+    TRIAGE,
     FaultApplication,
     FaultApplicationParams,
     app_findings,
     redacted,
     unread,
 )
+from runbooks.library.fault_common import RESTART
+from tests.support.app_world import World, engine
 
 STATE_SCRIPT = PLAYBOOKS / "roles" / "app_release" / "files" / "app_state.py"
 _spec = importlib.util.spec_from_file_location("app_state", STATE_SCRIPT)
@@ -198,3 +202,41 @@ def test_parameters(given: dict[str, Any], message: str | None) -> None:
         return
     with pytest.raises(InputError, match=message):
         FaultApplication.parse_params({"app": "labapp", **given})
+
+
+def test_the_restart_remedy_is_a_planned_change_then_the_health_url_answers(
+    tmp_path: Path,
+) -> None:
+    world = World(web1=("1.1", False), web2=("1.1", True))
+    triage = FaultApplication(FaultApplication.parse_params({"app": "shop", "incident": "INC-4"}))
+    found = engine(tmp_path, world).run(triage)
+    assert found.status is RunStatus.SUCCEEDED, found.error
+    steps = {s.step: s for s in found.steps}
+    assert steps["diagnosis"].evidence["findings"][0] == "shop on web1: its service is not running"
+    assert steps["plan_remedy"].status is Status.NO_CHANGE  # no remedy named: only reads
+    assert {(playbook, check) for playbook, check, _ in world.calls} == {(TRIAGE, True)}
+
+    raw = {"app": "shop", "remedy": "restart-service"}
+    remedy = FaultApplication(FaultApplication.parse_params(raw))
+    plan = engine(tmp_path, world).plan(remedy)
+    (planned,) = [s for s in plan.steps if s.step == "plan_remedy"]
+    assert planned.title == "Remedy (restart-service): restart the service shop"
+    assert [d.target for d in planned.diffs] == [
+        f"{h}:Remedy | restart the service (init script)" for h in ("web1", "web2")
+    ]
+    assert world.hosts["web1"] == ("1.1", False)  # the plan restarted nothing
+    result = engine(tmp_path, world).run(remedy)
+    assert result.status is RunStatus.SUCCEEDED, result.error
+    assert [s.step for s in result.steps if s.changed] == ["plan_remedy"]
+    assert [(p, c) for p, c, _ in world.calls[-2:]] == [(RESTART, False), (TRIAGE, True)]
+    assert world.hosts["web1"] == ("1.1", True)
+
+
+def test_a_restart_that_leaves_the_health_url_failing_is_a_failed_verification(
+    tmp_path: Path,
+) -> None:
+    world = World(web1=("1.2-bad", False))  # starts, but answers 500
+    raw = {"app": "shop", "remedy": "restart-service", "health_timeout_s": 1}
+    result = engine(tmp_path, world).run(FaultApplication(FaultApplication.parse_params(raw)))
+    assert result.status is not RunStatus.SUCCEEDED
+    assert result.error and "shop restarted but: web1: running, /health answers 500" in result.error

@@ -24,8 +24,8 @@ from runbooks.gateways.ansible import AnsibleGateway, AnsibleSettings
 from runbooks.gateways.ansible_events import PlaybookResult, TaskResult
 from runbooks.gateways.ansible_settings import PLAYBOOKS
 from runbooks.library import fault_server
+from runbooks.library.fault_common import RESTART
 from runbooks.library.fault_server import (
-    RESTART,
     TRIAGE,
     FaultHostParams,
     FaultServer,
