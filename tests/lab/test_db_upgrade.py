@@ -24,6 +24,7 @@ from runbooks.core.gateway import Mode
 from runbooks.core.results import RunResult, RunStatus
 from runbooks.core.store import RecordStore
 from runbooks.gateways.netbox import NetBoxGateway
+from runbooks.gateways.netbox_services import service_host
 from runbooks.lab import hosts, node
 from runbooks.lab import lab as lab_ops
 from runbooks.lab import netbox as lab_netbox
@@ -137,8 +138,19 @@ def run(tmp_path: Path, **params: Any) -> RunResult:
 def test_db1_upgrades_to_18_with_data_intact(db1_clean: dict[str, Any], tmp_path: Path) -> None:
     version, *before = app_query(db1_clean)
     assert version == 15
-    result = run(tmp_path, journal=True, netbox_device="db1")
-    assert result.status is RunStatus.SUCCEEDED, result.error
+    settings = netbox_settings()
+    assert settings is not None
+    nb = NetBoxGateway(settings, Mode.RUN, run_id="test", runbook="test")
+    service = nb.get("ipam.service", service_host(nb, "db1", "postgresql").service_id)
+    assert service["custom_fields"]["postgresql_version"] == 15
+    try:  # db1 named as NetBox holds it: its service's version is updated by the run
+        result = run(tmp_path, journal=True, server="db1")
+        assert result.status is RunStatus.SUCCEEDED, result.error
+        now = nb.get("ipam.service", service["id"])
+        assert now["custom_fields"]["postgresql_version"] == 18
+    finally:  # NetBox as it was, as db1_clean puts 15 back on db1
+        nb.apply([nb.plan_update("ipam.service", service["id"], {"custom_fields": {
+            **service["custom_fields"], "postgresql_version": 15}})])  # fmt: skip
     version, *after = app_query(db1_clean)
     assert version == 18
     assert after == before
@@ -146,10 +158,9 @@ def test_db1_upgrades_to_18_with_data_intact(db1_clean: dict[str, Any], tmp_path
     assert evidence["survey_cluster"]["new_cluster_initdb"] == "--no-data-checksums"
     assert evidence["service_check"]["downtime_s"] > 0
 
+    diff = next(s for s in result.steps if s.step == "plan_netbox_version").diffs[0]
+    assert diff.fields[0].before["postgresql_version"] == 15  # shown before and after
     # one entry in db1's NetBox journal witnesses the run: the record's head before it
-    settings = netbox_settings()
-    assert settings is not None
-    nb = NetBoxGateway(settings, Mode.RUN, run_id="test", runbook="test")
     (db1,) = nb.find("dcim.device", name="db1")
     journal = nb.find(
         "extras.journalentry", assigned_object_type="dcim.device", assigned_object_id=db1["id"]
