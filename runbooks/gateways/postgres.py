@@ -24,6 +24,7 @@ from runbooks.core.errors import InputError, VerificationError
 from runbooks.core.gateway import Gateway, Mode, reads, writes
 from runbooks.gateways import postgres_facts as facts
 from runbooks.gateways import postgres_parallel as parallel
+from runbooks.gateways.ansible_settings import AnsibleSettings
 from runbooks.gateways.postgres_backup import MANIFEST, BackupManifest, require_verified
 from runbooks.gateways.postgres_shell import LocalShell, NsenterShell, Shell, SshShell
 
@@ -104,7 +105,8 @@ def conninfo_dbname(db: str) -> str:
 
 
 def shell_from(params: Any) -> Shell:
-    """The shell a runbook's parameters describe: ``transport`` local | nsenter | ssh."""
+    """The shell a runbook's parameters describe: ``transport`` local | nsenter | ssh (as the
+    hosts' remote user of the settings, `AnsibleSettings.remote_user`)."""
     transport = getattr(params, "transport", "local")
     os_user = getattr(params, "os_user", "postgres")
     if transport == "local":
@@ -118,7 +120,10 @@ def shell_from(params: Any) -> Shell:
         host, key = getattr(params, "host", None), getattr(params, "ssh_key", None)
         if not host or not key:
             raise InputError("transport ssh needs host and ssh_key")
-        return SshShell(str(host), str(key), os_user=os_user)
+        # logged in as every runbook logs in to the hosts (Ansible's remote user setting,
+        # RUNBOOKS_ANSIBLE_USER); unset: ssh's own choice, as Ansible's would be
+        user = AnsibleSettings.from_env().remote_user
+        return SshShell(str(host), str(key), user=user, os_user=os_user)
     raise InputError(f"unknown transport {transport!r} (local, nsenter, ssh)")
 
 

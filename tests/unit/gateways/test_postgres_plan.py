@@ -18,7 +18,7 @@ from runbooks.core.results import Status
 from runbooks.core.store import RecordStore
 from runbooks.gateways import postgres_facts as facts
 from runbooks.gateways.netbox import NetBoxGateway
-from runbooks.gateways.postgres import Cluster
+from runbooks.gateways.postgres import Cluster, shell_from
 from runbooks.gateways.postgres_shell import LocalShell, NsenterShell, SshShell
 from runbooks.gateways.postgres_upgrade import UpgradeCheck, UpgradeGateway
 from runbooks.library.db_upgrade import DbUpgrade
@@ -255,3 +255,20 @@ def test_every_failure_knob_names_a_change_or_check_after_the_survey() -> None:
     knobs = list(get_args(FailAt))
     assert set(knobs) <= set(steps)
     assert steps.index("plan_backup") == min(steps.index(k) for k in knobs)
+
+
+def test_ssh_logs_in_as_the_hosts_remote_user(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A server reached over SSH is logged in to as Ansible logs in to the hosts (setting
+    RUNBOOKS_ANSIBLE_USER), not as whoever runs the command; unset, ssh chooses."""
+    params = DbUpgrade.parse_params(
+        {"host": "198.18.0.41", "transport": "ssh", "ssh_key": "/k", "new_bin": "/b"}
+    )
+    monkeypatch.setenv("RUNBOOKS_ANSIBLE_USER", "ops")
+    shell = shell_from(params)
+    assert isinstance(shell, SshShell) and shell.user == "ops"
+    assert "ops@198.18.0.41" in shell._prefix(["true"])
+    shell.close()
+    monkeypatch.delenv("RUNBOOKS_ANSIBLE_USER")
+    shell = shell_from(params)
+    assert isinstance(shell, SshShell) and shell.user is None
+    shell.close()
