@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from runbooks.core import secrets
+from runbooks.core.errors import VerificationError
 from runbooks.core.results import Diff, FieldChange
 
 log = logging.getLogger(__name__)
@@ -135,6 +136,25 @@ class PlaybookResult:
             if task.evidence:
                 out.setdefault(task.host, {}).update(task.evidence)
         return out
+
+    def evidence_under(self, key: str, hosts: Sequence[str], what: str) -> dict[str, Any]:
+        """Each host's evidence under ``key`` (host -> it), or a `VerificationError` naming
+        the hosts the play read no ``what`` on.
+
+        >>> r = PlaybookResult("p.yml", False, "successful", 0,
+        ...     (TaskResult("web1", "State", "p", "ok", evidence={"before": {"v": 1}}),))
+        >>> r.evidence_under("before", ["web1"], "state")
+        {'web1': {'v': 1}}
+        >>> r.evidence_under("before", ["web1", "web2"], "state")
+        Traceback (most recent call last):
+        ...
+        runbooks.core.errors.VerificationError: p.yml: no state read on web2
+        """
+        evidence = self.evidence()
+        missing = [h for h in hosts if key not in evidence.get(h, {})]
+        if missing:
+            raise VerificationError(f"{self.playbook}: no {what} read on {', '.join(missing)}")
+        return {h: evidence[h][key] for h in hosts}
 
     def summary(self) -> dict[str, Any]:
         """For a record's evidence: the recap, each changed or failed task, timings."""

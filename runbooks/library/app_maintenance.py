@@ -146,11 +146,7 @@ def _host(diff: Diff) -> str:
 
 def states(result: PlaybookResult, key: str, hosts: list[str]) -> dict[str, dict[str, Any]]:
     """Each host's state as the play read it (``key``: app_before or app_after)."""
-    evidence = result.evidence()
-    missing = [h for h in hosts if key not in evidence.get(h, {})]
-    if missing:
-        raise VerificationError(f"{PLAYBOOK}: no state read on {', '.join(missing)}")
-    return {h: dict(evidence[h][key]) for h in hosts}
+    return {h: dict(s) for h, s in result.evidence_under(key, hosts, "state").items()}
 
 
 def _hosts(runbook: Any) -> list[str]:

@@ -56,14 +56,15 @@ from pydantic import Field, field_validator
 
 from runbooks.core.batches import batched, parent_of
 from runbooks.core.context import RunContext
-from runbooks.core.errors import GatewayError, InventoryError, RollbackError, VerificationError
+from runbooks.core.errors import GatewayError, RollbackError, VerificationError
 from runbooks.core.results import Diff, Status
 from runbooks.core.runbook import Params
 from runbooks.core.steps import change, check
 from runbooks.gateways.ansible_events import PlaybookResult
 from runbooks.gateways.ansible_settings import software_source
+from runbooks.library import hosts_common
 from runbooks.library.base import LibraryRunbook
-from runbooks.library.witness import JournalWitness, Witnessed, mentions, write_entries
+from runbooks.library.witness import HostJournalWitness, Witnessed, write_entries
 
 log = logging.getLogger(__name__)
 
@@ -222,7 +223,7 @@ class RollState:
     tolerated: dict[str, str] = field(default_factory=dict)
 
 
-class ServerMaintenance(JournalWitness, LibraryRunbook[ServerMaintenanceParams]):
+class ServerMaintenance(HostJournalWitness, LibraryRunbook[ServerMaintenanceParams]):
     """Maintain servers: pre-checks, announcement, updates and baseline, post-checks."""
 
     name = "server-maintenance"
@@ -279,16 +280,7 @@ class ServerMaintenance(JournalWitness, LibraryRunbook[ServerMaintenanceParams])
     # ------------------------------------------------------------------ 1. inventory
     @check("The servers are in NetBox's inventory, with an address", targets=_hosts)
     def servers_in_inventory(self, ctx: RunContext) -> dict[str, Any]:
-        inventory = self.ansible(ctx).inventory_hosts()
-        missing = [h for h in self.p.hosts if h not in inventory]
-        if missing:
-            raise InventoryError(
-                f"not in the NetBox inventory (Linux platform, primary IP): {', '.join(missing)}"
-            )
-        return {
-            h: {"address": inventory[h].get("ansible_host"), "role": inventory[h].get("role")}
-            for h in self.p.hosts
-        }
+        return hosts_common.in_inventory(self.ansible(ctx), self.p.hosts)
 
     # ------------------------------------------------------------------ 2. pre-checks
     @check(
@@ -302,13 +294,7 @@ class ServerMaintenance(JournalWitness, LibraryRunbook[ServerMaintenanceParams])
 
     # ------------------------------------------------------------------ 3. announcement
     def device_ids(self, ctx: RunContext, hosts: list[str] | None = None) -> dict[str, int]:
-        names = self.p.hosts if hosts is None else hosts
-        found = self.netbox(ctx).find("dcim.device", name=names)
-        ids = {str(d["name"]): int(d["id"]) for d in found}
-        missing = [h for h in names if h not in ids]
-        if missing:
-            raise InventoryError(f"no NetBox device named {', '.join(missing)}")
-        return {h: ids[h] for h in names}
+        return hosts_common.device_ids(self.netbox(ctx), self.p.hosts if hosts is None else hosts)
 
     def journal_marker(self, ctx: RunContext, what: str) -> str:
         return f"runbook {self.name} run {ctx.run_id}: {what}"
@@ -476,14 +462,6 @@ class ServerMaintenance(JournalWitness, LibraryRunbook[ServerMaintenanceParams])
         return [
             Witnessed("dcim.device", i, host, finished)
             for host, i in self.device_ids(ctx, hosts).items()
-        ]
-
-    def journal_items(self, ctx: RunContext, target: Witnessed) -> list[str]:
-        """What the run changed on this server (its announcement, its files and packages)."""
-        return [
-            f"{d.target}: {d.summary}"
-            for d in self.journal_changes(ctx)
-            if mentions(d.target, target.name)
         ]
 
     @change("Close the announcement in the servers' NetBox journal", targets=_hosts)

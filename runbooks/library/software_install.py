@@ -29,7 +29,6 @@ from pydantic import Field, field_validator, model_validator
 from runbooks.core.context import RunContext
 from runbooks.core.errors import (
     InputError,
-    InventoryError,
     RejectedError,
     RollbackError,
     VerificationError,
@@ -40,7 +39,8 @@ from runbooks.core.steps import change, check
 from runbooks.gateways.ansible_events import PlaybookResult
 from runbooks.gateways.ansible_settings import software_source
 from runbooks.library.base import LibraryRunbook
-from runbooks.library.witness import JournalWitness, Witnessed, mentions
+from runbooks.library.hosts_common import device_ids, in_inventory
+from runbooks.library.witness import HostJournalWitness, Witnessed
 
 PLAYBOOK = "software_install.yml"
 Action = Literal["install", "upgrade", "remove"]
@@ -246,18 +246,15 @@ def _host(diff: Diff) -> str:
 
 def versions(result: PlaybookResult, key: str, hosts: list[str]) -> dict[str, dict[str, Package]]:
     """Each host's packages as the play read them (``key``: before or after its action)."""
-    evidence = result.evidence()
-    missing = [h for h in hosts if key not in evidence.get(h, {})]
-    if missing:
-        raise VerificationError(f"{PLAYBOOK}: no versions read on {', '.join(missing)}")
-    return {h: parse_versions(list(evidence[h][key])) for h in hosts}
+    read = result.evidence_under(key, hosts, "versions")
+    return {h: parse_versions(list(lines)) for h, lines in read.items()}
 
 
 def _hosts(runbook: Any) -> list[str]:
     return list(runbook.params.hosts)
 
 
-class SoftwareInstall(JournalWitness, LibraryRunbook[SoftwareInstallParams]):
+class SoftwareInstall(HostJournalWitness, LibraryRunbook[SoftwareInstallParams]):
     """Install, upgrade or remove packages on hosts from NetBox, versions before and after."""
 
     name = "software-install"
@@ -306,16 +303,7 @@ class SoftwareInstall(JournalWitness, LibraryRunbook[SoftwareInstallParams]):
     # ------------------------------------------------------------------ 1. inventory
     @check("The hosts are in NetBox's inventory, with an address", targets=_hosts)
     def hosts_in_inventory(self, ctx: RunContext) -> dict[str, Any]:
-        inventory = self.ansible(ctx).inventory_hosts()
-        missing = [h for h in self.p.hosts if h not in inventory]
-        if missing:
-            raise InventoryError(
-                f"not in the NetBox inventory (Linux platform, primary IP): {', '.join(missing)}"
-            )
-        return {
-            h: {"address": inventory[h].get("ansible_host"), "role": inventory[h].get("role")}
-            for h in self.p.hosts
-        }
+        return in_inventory(self.ansible(ctx), self.p.hosts)
 
     # ------------------------------------------------------------------ 2. packages
     @change(
@@ -414,24 +402,10 @@ class SoftwareInstall(JournalWitness, LibraryRunbook[SoftwareInstallParams]):
         }
 
     # ------------------------------------------------------------------ 3. journal
-    def device_ids(self, ctx: RunContext) -> dict[str, int]:
-        found = self.netbox(ctx).find("dcim.device", name=self.p.hosts)
-        ids = {str(d["name"]): int(d["id"]) for d in found}
-        missing = [h for h in self.p.hosts if h not in ids]
-        if missing:
-            raise InventoryError(f"no NetBox device named {', '.join(missing)}")
-        return ids
-
     def witnessed(self, ctx: RunContext) -> list[Witnessed]:
         headline = f"**Software {self.p.action}** ({self.p.reason}): {', '.join(self.p.packages)}"
-        return [Witnessed("dcim.device", i, h, headline) for h, i in self.device_ids(ctx).items()]
-
-    def journal_items(self, ctx: RunContext, target: Witnessed) -> list[str]:
-        return [
-            f"{d.target}: {d.summary}"
-            for d in self.journal_changes(ctx)
-            if mentions(d.target, target.name)
-        ]
+        ids = device_ids(self.netbox(ctx), self.p.hosts)
+        return [Witnessed("dcim.device", i, h, headline) for h, i in ids.items()]
 
     @change("Witness the run in the hosts' NetBox journal", targets=_hosts)
     def plan_witness(self, ctx: RunContext) -> list[Diff]:

@@ -158,3 +158,15 @@ class JournalWitness:
         for d in diffs:
             if d.after.get("object_id") is not None:  # else nothing was written
                 nb.remove_journal(d.after["object_type"], int(d.after["object_id"]), marker(ctx))
+
+
+class HostJournalWitness(JournalWitness):
+    """`JournalWitness` for runbooks working on hosts: each host's entry lists only what the
+    run changed on that host (its announcement, its files and packages)."""
+
+    def journal_items(self, ctx: RunContext, target: Witnessed) -> list[str]:
+        return [
+            f"{d.target}: {d.summary}"
+            for d in self.journal_changes(ctx)
+            if mentions(d.target, target.name)
+        ]

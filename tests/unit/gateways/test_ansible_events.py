@@ -7,8 +7,10 @@ from typing import Any
 import pytest
 
 from runbooks.core import secrets
+from runbooks.core.errors import VerificationError
 from runbooks.gateways.ansible_events import (
     PlaybookResult,
+    TaskResult,
     mask_event,
     recap,
     task_result,
@@ -151,3 +153,18 @@ def test_mask_event_in_place() -> None:
     assert same is event
     text = repr(event)
     assert secret not in text and "whatever" not in text
+
+
+def test_evidence_under_a_key_for_each_host_or_the_hosts_without_it() -> None:
+    tasks = (
+        TaskResult("srv1", "State", "p", "ok", evidence={"before": {"v": "1.0"}}),
+        TaskResult("srv1", "State", "p", "ok", evidence={"after": {"v": "1.1"}}),
+        TaskResult("srv2", "State", "p", "ok", evidence={"before": {"v": None}}),
+    )
+    result = PlaybookResult("app.yml", False, "successful", 0, tasks)
+    assert result.evidence_under("before", ["srv2", "srv1"], "state") == {
+        "srv2": {"v": None},
+        "srv1": {"v": "1.0"},
+    }
+    with pytest.raises(VerificationError, match=r"^app.yml: no state read on srv2, srv3$"):
+        result.evidence_under("after", ["srv1", "srv2", "srv3"], "state")
