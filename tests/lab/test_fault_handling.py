@@ -9,9 +9,11 @@ target's diagnosis names nothing. One lab hold for all of it; every fault undone
 - database: a session on db1 holding ACCESS EXCLUSIVE on a table while another waits; db1
   triaged first while healthy.
 
-Then the remedies, each a change planned, reviewed and approved: leaf1's session bounced (its
-shutdown removed) at once, outside its window, with a second approver's emergency approval,
-and the service on srv1 restarted; each triage then names nothing (a healthy diagnosis).
+Then the remedies, each a change planned, reviewed and approved: leaf1's session bounced at
+once, outside its window, with a second approver's emergency approval (NetBox's rendering
+with the session shut, then its service rendering, which drops the hand-made shutdown: NetBox's
+templates must know ``runbooks_shut_neighbors``, i.e. the lab seeded from this checkout), and
+the service on srv1 restarted; each triage then names nothing (a healthy diagnosis).
 """
 
 from __future__ import annotations
@@ -100,13 +102,14 @@ def shut_session(lab: LabHandle, device: str, peer: str) -> tuple[str, list[str]
 
 def remedied(
     engine: Engine, kind: type[Any], params: dict[str, Any], window: Window | None = None
-) -> Diff:
+) -> tuple[list[Diff], dict[str, Any]]:
     """The remedy planned by olivia, reviewed by rachel, approved by arthur (and, outside its
-    window, given bruno's emergency approval), run by olivia: its one diff."""
+    window, given bruno's emergency approval), run by olivia: its diffs and the evidence of
+    its run."""
     runbook = kind(kind.parse_params({"incident": INCIDENT, **params}))
     plan = engine.plan(runbook)
     assert plan.refusal is None, plan.refusal
-    (diff,) = next(s for s in plan.steps if s.step == "plan_remedy").diffs
+    diffs = list(next(s for s in plan.steps if s.step == "plan_remedy").diffs)
     book = ChangeBook(engine.store)
     change = book.create(plan, OLIVIA, window)
     change = book.sign(change, RACHEL, policy.REVIEW, change.plan_hash)
@@ -116,7 +119,7 @@ def remedied(
     result = run_change(engine, book, change, OLIVIA, runbook)
     assert result.status is RunStatus.SUCCEEDED, result.error
     assert [s.step for s in result.steps if s.changed] == ["plan_remedy"]
-    return diff
+    return diffs, dict(next(s for s in result.steps if s.step == "plan_remedy").evidence)
 
 
 def waiting_for_lock(db: dict[str, Any]) -> tuple[psycopg.Connection[Any], threading.Thread]:
@@ -212,14 +215,23 @@ def test_each_fault_is_named_by_its_triage_and_a_healthy_server_by_none(
         # ---- the remedies: changes, approved; the BGP one run at once as an emergency
         # (its window is tomorrow: outside it, a second approver's emergency approval)
         tomorrow = datetime.now(UTC) + timedelta(days=1)
-        bounced = remedied(
+        bounced, evidence = remedied(
             at.engine, FaultNetwork, {"device": "leaf1", "remedy": "bounce-bgp",
             "neighbor": address}, Window(tomorrow, tomorrow + timedelta(hours=1)),
         )  # fmt: skip
-        assert bounced.summary == f"enable the BGP session to {address} again (it is shut)"
-        assert f"no neighbor {address} shutdown" in bounced.text  # FRR's own diff
+        # the first commit only where the hand-made shutdown differs from NetBox's (FRR's
+        # own diff); the second is always NetBox's service rendering, without the shutdown
+        *_, served = bounced
+        assert served.summary == (
+            f"bounce BGP to {address}, 2 of 2: NetBox's service rendering (it comes up)"
+        )
+        assert f"- neighbor {address} shutdown" in served.text
+        assert f"neighbor {address} shutdown" not in str(served.after)
+        assert evidence["revert_in_s"] == 300  # FRR's driver has commit-confirm
+        assert evidence["down_after_s"] >= 0 and evidence["up_after_s"] >= 0, evidence
+        timings["bounce-bgp session up after"] = evidence["up_after_s"]
         assert run(FaultNetwork, device="leaf1")["findings"] == []  # healthy again
-        restarted = remedied(
+        (restarted,), _ = remedied(
             at.engine, FaultServer, {**server, "remedy": "restart-service", "service": SERVICE}
         )
         assert restarted.target == "srv1:Remedy | restart the service (init script)"
