@@ -18,7 +18,7 @@ from runbooks.library.app_common import SERVICES_QUERY
 from runbooks.library.app_maintenance import PLAYBOOK
 from runbooks.library.fault_application import KEY, TRIAGE
 from runbooks.library.fault_common import RESTART
-from tests.support.fake_ansible import FakeAnsible, factory
+from tests.support.fake_ansible import FakeAnsible, Play, factory
 
 GOOD = {"1.0", "1.1"}  # releases that answer 200; any other answers 500
 
@@ -75,14 +75,8 @@ class AppAnsible(FakeAnsible[World]):
     def _fake_hosts(self) -> dict[str, dict[str, Any]]:
         return {h: {"ansible_host": self.world.address(h)} for h in self.world.hosts}
 
-    def _fake_play(
-        self,
-        playbook: str,
-        check: bool,
-        limit: list[str],
-        given: dict[str, Any],
-        tags: tuple[str, ...],
-    ) -> PlaybookResult:
+    def _fake_play(self, play: Play) -> PlaybookResult:
+        playbook, check, limit, given, _tags = play
         self.world.calls.append((playbook, check, given))
         if playbook == TRIAGE:
             tasks = [TaskResult(h, "Triage", "p", "ok", evidence={KEY: self.world.triage(h)})

@@ -5,11 +5,21 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from runbooks.core.gateway import reads
 from runbooks.gateways.ansible import AnsibleGateway, AnsibleSettings
 from runbooks.gateways.ansible_events import PlaybookResult
+
+
+class Play(NamedTuple):
+    """One playbook run asked of the gateway."""
+
+    playbook: str
+    check: bool
+    limit: list[str]
+    extravars: dict[str, Any]
+    tags: list[str]
 
 
 class FakeAnsible[W](AnsibleGateway):
@@ -21,15 +31,8 @@ class FakeAnsible[W](AnsibleGateway):
         """The NetBox inventory's hosts and their variables."""
         raise NotImplementedError
 
-    def _fake_play(
-        self,
-        playbook: str,
-        check: bool,
-        limit: list[str],
-        extravars: dict[str, Any],
-        tags: tuple[str, ...],
-    ) -> PlaybookResult:
-        """One playbook run (``check``: check mode) on ``limit``."""
+    def _fake_play(self, play: Play) -> PlaybookResult:
+        """One playbook run (``play.check``: check mode) on ``play.limit``."""
         raise NotImplementedError
 
     @reads
@@ -45,7 +48,9 @@ class FakeAnsible[W](AnsibleGateway):
         tags: Sequence[str],
         hosts: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> PlaybookResult:
-        return self._fake_play(playbook, check, list(limit), dict(extravars or {}), tuple(tags))
+        return self._fake_play(
+            Play(playbook, check, list(limit), dict(extravars or {}), list(tags))
+        )
 
 
 def factory[W](

@@ -8,7 +8,6 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +16,6 @@ import yaml
 
 from runbooks.core.engine import Engine
 from runbooks.core.errors import ConnectError, InputError
-from runbooks.core.gateway import reads
 from runbooks.core.results import RunStatus, Status
 from runbooks.core.store import RecordStore
 from runbooks.gateways.ansible import AnsibleGateway, AnsibleSettings
@@ -32,6 +30,8 @@ from runbooks.library.fault_server import (
     FaultTerminal,
     host_findings,
 )
+from tests.support.fake_ansible import FakeAnsible as SharedFakeAnsible
+from tests.support.fake_ansible import Play, factory
 
 # srv1 of the lab as the triage playbook read it (no systemd there), healthy
 HEALTHY: dict[str, Any] = {
@@ -129,24 +129,14 @@ class World:
         self.restarted = False
 
 
-class FakeAnsible(AnsibleGateway):
-    world: World
-
-    @reads
-    def inventory_hosts(self) -> dict[str, dict[str, Any]]:
+class FakeAnsible(SharedFakeAnsible[World]):
+    def _fake_hosts(self) -> dict[str, dict[str, Any]]:
         return {"srv1": {"ansible_host": "198.18.0.31", "role": "server"}}
 
-    def _play(
-        self,
-        playbook: str,
-        check: bool,
-        limit: Sequence[str],
-        extravars: Mapping[str, Any] | None,
-        tags: Sequence[str],
-        hosts: Mapping[str, Mapping[str, Any]] | None = None,
-    ) -> PlaybookResult:
+    def _fake_play(self, play: Play) -> PlaybookResult:
+        playbook, check, _limit, extravars, _tags = play
         self.world.calls.append((playbook, check))
-        vars_ = dict(extravars or {})
+        vars_ = extravars
         assert vars_["triage_targets"] == "srv1"
         if self.world.unreachable:
             task = TaskResult("srv1", "Gathering", "Fault triage", "unreachable", msg="timed out")
@@ -167,12 +157,8 @@ class FakeAnsible(AnsibleGateway):
 
 
 def engine(store: RecordStore, world: World) -> Engine:
-    def factory(ctx: Any, key: str) -> AnsibleGateway:
-        gw = FakeAnsible(ctx.mode, AnsibleSettings())
-        gw.world = world
-        return gw
-
-    return Engine(store, "olivia", gateway_factories={AnsibleGateway: factory})
+    ansible = factory(FakeAnsible, world, AnsibleSettings())
+    return Engine(store, "olivia", gateway_factories={AnsibleGateway: ansible})
 
 
 STOPPED = {

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -16,11 +15,13 @@ from runbooks.core.errors import ConnectError, InputError
 from runbooks.core.gateway import reads, writes
 from runbooks.core.results import Diff, RunStatus, Status
 from runbooks.core.store import RecordStore
-from runbooks.gateways.ansible import AnsibleGateway, AnsibleSettings
+from runbooks.gateways.ansible import AnsibleGateway
 from runbooks.gateways.ansible_events import PlaybookResult, TaskResult
 from runbooks.gateways.ansible_settings import PLAYBOOKS
 from runbooks.gateways.netbox import NetBoxGateway
 from runbooks.library.server_maintenance import ROLLBACK, ServerMaintenance
+from tests.support.fake_ansible import FakeAnsible as SharedFakeAnsible
+from tests.support.fake_ansible import Play, factory
 
 
 class World:
@@ -39,24 +40,16 @@ def task(host: str, name: str, changed: bool = False, **kw: Any) -> TaskResult:
     return TaskResult(host, name, "play", "changed" if changed else "ok", changed, **kw)
 
 
-class FakeAnsible(AnsibleGateway):
-    world: World
+class FakeAnsible(SharedFakeAnsible[Any]):
+    """``world``: a `World`, or another test's state."""
 
-    @reads
-    def inventory_hosts(self) -> dict[str, dict[str, Any]]:
+    def _fake_hosts(self) -> dict[str, dict[str, Any]]:
         return {"srv1": {"ansible_host": "198.18.0.31", "role": "server"}}
 
-    def _play(
-        self,
-        playbook: str,
-        check: bool,
-        limit: Sequence[str],
-        extravars: Mapping[str, Any] | None,
-        tags: Sequence[str],
-        hosts: Mapping[str, Mapping[str, Any]] | None = None,
-    ) -> PlaybookResult:
+    def _fake_play(self, play: Play) -> PlaybookResult:
+        playbook, check, _limit, extravars, tags = play
         self.world.calls.append((playbook, check, tuple(tags)))
-        self.world.extravars.append(dict(extravars or {}))
+        self.world.extravars.append(extravars)
         if playbook == ROLLBACK and self.world.fail_rollback:
             return PlaybookResult(playbook, check, "failed", 4, (), {"srv1": {"unreachable": 1}})
         if playbook == ROLLBACK:
@@ -124,11 +117,6 @@ def engine(
     """An engine whose gateways are the stand-ins, sharing ``world`` (a `World`, or another
     test's state with a ``journal`` list)."""
 
-    def ansible(ctx: Any, key: str) -> AnsibleGateway:
-        gw = ansible_class(ctx.mode, AnsibleSettings(inventory="localhost"))
-        gw.world = world
-        return gw
-
     def nb(ctx: Any, key: str) -> NetBoxGateway:
         settings = NetBoxSettings("http://127.0.0.1:9", "nbt_" + secrets.token_hex(8) + ".x")
         gw = netbox_class(settings, ctx.mode, run_id=ctx.run_id)
@@ -138,7 +126,7 @@ def engine(
     return Engine(
         RecordStore(tmp_path / "r.sqlite3"),
         "olivia",
-        gateway_factories={AnsibleGateway: ansible, NetBoxGateway: nb},
+        gateway_factories={AnsibleGateway: factory(ansible_class, world), NetBoxGateway: nb},
     )
 
 

@@ -4,7 +4,6 @@ later ones not run), the failure threshold, waiting for a service to settle."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ from runbooks.core.gateway import reads
 from runbooks.core.results import Diff, RunStatus, Status
 from runbooks.gateways.ansible_events import PlaybookResult, TaskResult
 from runbooks.library.server_maintenance import PLAYBOOK, ROLLBACK, ServerMaintenance
+from tests.support.fake_ansible import Play
 from tests.unit.library.test_server_maintenance import FakeAnsible, FakeNetBox
 from tests.unit.library.test_server_maintenance import engine as single_host_engine
 
@@ -66,24 +66,16 @@ def health(fleet: Fleet, host: str) -> TaskResult:
 
 
 class FleetAnsible(FakeAnsible):
-    world: Fleet  # type: ignore[assignment]
+    world: Fleet
 
-    @reads
-    def inventory_hosts(self) -> dict[str, dict[str, Any]]:
+    def _fake_hosts(self) -> dict[str, dict[str, Any]]:
         return {h: {"ansible_host": f"10.0.0.{i}", "role": "server"} for i, h in enumerate(SERVERS)}
 
-    def _play(
-        self,
-        playbook: str,
-        check: bool,
-        limit: Sequence[str],
-        extravars: Mapping[str, Any] | None,
-        tags: Sequence[str],
-        hosts: Mapping[str, Mapping[str, Any]] | None = None,
-    ) -> PlaybookResult:
+    def _fake_play(self, play: Play) -> PlaybookResult:
+        playbook, check, limit, extravars, tags = play
         fleet = self.world
         fleet.calls.append((playbook, check, tuple(tags), tuple(limit)))
-        assert (extravars or {})["maintenance_targets"] == ",".join(limit)
+        assert extravars["maintenance_targets"] == ",".join(limit)
         if playbook == ROLLBACK:
             fleet.applied -= set(limit)
             recap = {h: {"ok": 3} for h in limit}

@@ -20,10 +20,12 @@ from runbooks.core.errors import InputError
 from runbooks.core.gateway import reads, writes
 from runbooks.core.results import Diff, RunStatus, Status
 from runbooks.core.store import RecordStore
-from runbooks.gateways.ansible import AnsibleGateway, AnsibleSettings
+from runbooks.gateways.ansible import AnsibleGateway
 from runbooks.gateways.ansible_events import PlaybookResult, TaskResult
 from runbooks.gateways.netbox import NetBoxGateway
 from runbooks.library.software_install import PLAYBOOK, SoftwareInstall
+from tests.support.fake_ansible import FakeAnsible as SharedFakeAnsible
+from tests.support.fake_ansible import Play, factory
 
 SOURCE = "deb [trusted=yes] file:/srv/repo ./"
 REPO = {"labtool": ["1.1-1", "1.0-1"], "tree": ["2.1.0-1"], "libtree0": ["1"]}
@@ -81,24 +83,14 @@ def apt(world: World, host: str, ev: Mapping[str, Any]) -> tuple[dict[str, str |
     return changes, said + f"{len(changes)} changed."
 
 
-class FakeAnsible(AnsibleGateway):
-    world: World
-
-    @reads
-    def inventory_hosts(self) -> dict[str, dict[str, Any]]:
+class FakeAnsible(SharedFakeAnsible[World]):
+    def _fake_hosts(self) -> dict[str, dict[str, Any]]:
         return {h: {"ansible_host": "198.18.0.31", "role": "server"} for h in self.world.hosts}
 
-    def _play(
-        self,
-        playbook: str,
-        check: bool,
-        limit: Sequence[str],
-        extravars: Mapping[str, Any] | None,
-        tags: Sequence[str],
-        hosts: Mapping[str, Mapping[str, Any]] | None = None,
-    ) -> PlaybookResult:
+    def _fake_play(self, play: Play) -> PlaybookResult:
+        playbook, check, limit, extravars, tags = play
         assert playbook == PLAYBOOK
-        ev = dict(extravars or {})
+        ev = extravars
         self.world.plays.append((check, tuple(tags), ev))
         names = [s.split("=")[0] for s in ev["software_packages"]]
         tasks = []
@@ -163,11 +155,6 @@ class FakeNetBox(NetBoxGateway):
 
 
 def engine(tmp_path: Path, world: World) -> Engine:
-    def ansible(ctx: Any, key: str) -> AnsibleGateway:
-        gw = FakeAnsible(ctx.mode, AnsibleSettings(inventory="localhost"))
-        gw.world = world
-        return gw
-
     def nb(ctx: Any, key: str) -> NetBoxGateway:
         settings = NetBoxSettings("http://127.0.0.1:9", "nbt_" + secrets.token_hex(8) + ".x")
         gw = FakeNetBox(settings, ctx.mode, run_id=ctx.run_id)
@@ -177,7 +164,7 @@ def engine(tmp_path: Path, world: World) -> Engine:
     return Engine(
         RecordStore(tmp_path / "r.sqlite3"),
         "olivia",
-        gateway_factories={AnsibleGateway: ansible, NetBoxGateway: nb},
+        gateway_factories={AnsibleGateway: factory(FakeAnsible, world), NetBoxGateway: nb},
     )
 
 
