@@ -1,13 +1,16 @@
 """Benchmark: the db-upgrade runbook's downtime against a bare pg_upgrade on the same data.
 
 For each size (``--rows``: filler rows beside the sample data), copies of one PostgreSQL 15
-cluster:
-- bare: stop, initdb 18, ``pg_upgrade --copy`` and ``pg_upgrade --link``, each timed alone
+cluster, each with the same writer running (`pg_clusters.ConnWriter`: a row every ~20 ms on
+one connection, as an application; when the cluster is down, one connection attempt per
+0.1 s), so both sides pay the same for it:
+- bare: stop, initdb 18, ``pg_upgrade --copy`` and ``pg_upgrade --link``, pg_upgrade timed
   (the floor of each mode);
-- runbook, per ``--modes``: the whole db-upgrade run while a writer inserts a row every
-  ~20 ms. Downtime is from writers stopped to the new cluster accepting writes on the
-  service endpoint (the run's record), and, independently, the longest gap the writer saw.
-Ratios are to the bare pg_upgrade of the same mode, side by side for every size.
+- runbook, per ``--modes``: the whole db-upgrade run. Downtime is from writers stopped to
+  the new cluster accepting writes on the service endpoint (the run's record), and,
+  independently, the longest gap the writer saw.
+Ratios are to the bare pg_upgrade of the same mode, side by side for every size. The load
+average is printed before and after (a shared machine slows everything alike, not equally).
 
     PYTHONPATH=. .venv/bin/python bench/db_upgrade.py [--rows 300000 1000000] [--modes copy link]
 """
@@ -35,7 +38,10 @@ INSERT INTO filler SELECT i, md5(i::text) || repeat('x', 40) FROM generate_serie
 
 def bare_upgrade(template: Path, mode: str) -> float:
     c = pc.copy_template(template)
+    writer = pc.ConnWriter(c)  # the same writer as the runbook's runs have
+    writer.start()
     try:
+        time.sleep(0.5)
         options = facts.unknown_column_options(json.loads(c.psql(facts.COLUMN_OPTIONS_SQL)))
         pc.pg_ctl(pc.PG15, c.root / "15", "stop", "-m", "fast", "-w").check_returncode()
         pc.as_postgres(
@@ -92,6 +98,8 @@ def bare_upgrade(template: Path, mode: str) -> float:
         )
         return time.perf_counter() - start
     finally:
+        writer.stop.set()
+        writer.join()
         c.remove()
 
 
@@ -100,7 +108,7 @@ def runbook_upgrade(template: Path, tmp: Path, mode: str) -> tuple[float, float,
 
     c = pc.copy_template(template)
     try:
-        writer = pc.Writer(c)
+        writer = pc.ConnWriter(c)
         writer.start()
         time.sleep(0.5)
         start = time.perf_counter()
@@ -158,7 +166,7 @@ def make_template(rows: int) -> Path:
             "-d",
             "postgres",
         ],
-        input=FILLER.format(rows=rows),
+        input=FILLER.format(rows=rows) + pc.WRITER_ROLE_SQL,
     )
     pc.pg_ctl(pc.PG15, template, "stop", "-m", "fast", "-w")
     size = sum(f.stat().st_size for f in template.rglob("*") if f.is_file())
@@ -182,6 +190,7 @@ def main() -> None:
     if (why := pc.can_run()) is not None:
         raise SystemExit(why)
     table = []
+    load_before = os.getloadavg()
     for rows in args.rows:
         template = make_template(rows)
         tmp = pc.postgres_dir("rbpg-bench-")
@@ -204,7 +213,13 @@ def main() -> None:
     print("downtime: writers stopped -> the new cluster accepts writes (record); gap: the")
     print("longest time between two acknowledged inserts of the writer; ratios to bare pg_upgrade")
     print("in the same mode (copy mode against --copy, link mode against --link); with")
-    print(f"--repeat {args.repeat}: the fastest of each")
+    print(f"--repeat {args.repeat}: the fastest of each; every run with the same writer")
+    print(
+        f"load average (1/5/15 min) on {os.cpu_count()} cores: before "
+        + "/".join(f"{x:.1f}" for x in load_before)
+        + ", after "
+        + "/".join(f"{x:.1f}" for x in os.getloadavg())
+    )
     head = f"{'rows':>9} {'mode':>5} {'bare copy':>9} {'bare link':>9} {'pg_upg':>7} "
     head += f"{'downtime':>8} {'gap':>6} {'ratio':>6} {'gap ratio':>9} {'whole run':>9}"
     print(head)

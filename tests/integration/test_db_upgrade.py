@@ -358,3 +358,32 @@ def test_a_fast_mode_plan_says_its_way_back_and_a_mode_pg_upgrade_lacks_is_refus
     plan = engine.plan(DbUpgrade(DbUpgrade.parse_params(lacking)))
     assert plan.refusal is not None
     assert f"pg_upgrade 15 in {pc.PG15} has no --swap (it offers clone, link)" in (plan.refusal)
+
+
+def test_the_bench_writer_writes_on_one_connection_and_retries_at_most_ten_a_second(
+    cluster: pc.LocalCluster,
+) -> None:
+    """bench/db_upgrade.py's writer (both sides of its comparison): rows every ~20 ms on one
+    connection while the cluster serves; while it is down, one connection attempt per 0.1 s
+    (psql through runuser, 50 a second, took the CPU the measured pg_upgrade needed)."""
+    cluster.psql(pc.WRITER_ROLE_SQL)
+    writer = pc.ConnWriter(cluster)
+    writer.start()
+    try:
+        time.sleep(1.0)
+        up = len(writer.ok)
+        assert up >= 10 and not writer.failed  # one connection: no failed insert
+        pc.pg_ctl(pc.PG15, cluster.root / "15", "stop", "-m", "fast", "-w").check_returncode()
+        down_at = time.monotonic()
+        time.sleep(2.0)
+        attempts = [t for t in writer.failed if t >= down_at]
+        assert 5 <= len(attempts) <= 22  # ~10 a second, never 50
+        log = str(cluster.root / "work" / "restart.log")
+        pc.pg_ctl(pc.PG15, cluster.root / "15", "start", "-w", "-l", log).check_returncode()
+        time.sleep(1.0)
+    finally:
+        writer.stop.set()
+        writer.join()
+    assert len(writer.ok) > up  # it came back on its own
+    rows = int(cluster.psql("SELECT count(*) FROM writes"))
+    assert rows == len(writer.ok) and {v for _, v in writer.acked} == {15}

@@ -196,3 +196,51 @@ class Writer(threading.Thread):
     def longest_gap(self) -> float:
         times = sorted(self.ok)
         return max((b - a for a, b in itertools.pairwise(times)), default=0.0)
+
+
+# An application's role for `ConnWriter`: ``root`` logs in by peer as the OS user root (the
+# tests and the bench run as root), with no other right than writing ``writes``.
+WRITER_ROLE_SQL = """
+CREATE ROLE root LOGIN;
+GRANT SELECT, INSERT ON writes TO root;
+GRANT USAGE ON SEQUENCE writes_id_seq TO root;
+"""
+
+
+class ConnWriter(Writer):
+    """`Writer` as an application writes: one psycopg connection (role ``root``, by peer on
+    the service socket; `WRITER_ROLE_SQL`), a row every ~20 ms on it; once the connection is
+    lost, one connection attempt per 0.1 s (at most ~10 a second). No process per insert or
+    per retry: on a 2-core machine a writer spawning runuser and psql 50 times a second took
+    the CPU the upgrade it measured needed."""
+
+    retry_s = 0.1
+
+    def run(self) -> None:
+        import psycopg
+
+        insert = (
+            "INSERT INTO writes DEFAULT VALUES "
+            "RETURNING id, current_setting('server_version_num')::int / 10000"
+        )
+        conn: psycopg.Connection[tuple[int, int]] | None = None
+        while not self.stop.is_set():
+            try:
+                if conn is None:
+                    conn = psycopg.connect(
+                        host=str(self.cluster.root / "sock"), port=SERVICE_PORT, user="root",
+                        dbname="postgres", autocommit=True, connect_timeout=2,
+                    )  # fmt: skip
+                row = conn.execute(insert).fetchone()
+                assert row is not None
+                self.acked.append((int(row[0]), int(row[1])))
+                self.ok.append(time.monotonic())
+                time.sleep(0.02)
+            except Exception:
+                self.failed.append(time.monotonic())
+                if conn is not None:
+                    conn.close()
+                    conn = None
+                time.sleep(self.retry_s)
+        if conn is not None:
+            conn.close()
