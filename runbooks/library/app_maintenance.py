@@ -26,7 +26,9 @@ runs on its own with plain ``ansible-playbook``):
 from __future__ import annotations
 
 import hashlib
+import json
 import os
+import shlex
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -47,6 +49,7 @@ from runbooks.library.app_common import (
 )
 from runbooks.library.base import LibraryRunbook
 from runbooks.library.fault_common import evidence_of
+from runbooks.library.hosts_common import run_restore
 
 PLAYBOOK = "app_deploy.yml"
 ALL_AT_ONCE = "100%"  # the play's serial for what does not roll: plans, reads, the undo
@@ -253,15 +256,11 @@ class AppMaintenance(LibraryRunbook[AppMaintenanceParams]):
     @plan_release.undo
     def roll_back_release(self, ctx: RunContext, diffs: list[Diff]) -> dict[str, Any]:
         restore = {_host(d): d.before["version"] or "" for d in diffs}
-        gateway = self.ansible(ctx)
         extravars = self.play_vars(ctx, app_restore=restore, app_serial=ALL_AT_ONCE)
-        result = gateway.run_unchecked(PLAYBOOK, limit=list(restore), extravars=extravars)
-        if not result.clean:
-            raise RollbackError(
-                f"{self.p.app} back to the releases before: {result.outcome()}; when back, run "
-                f"{gateway.settings.project_dir / PLAYBOOK} -l {','.join(restore)} with "
-                f"app_restore={restore}"
-            )
+        result = run_restore(
+            self.ansible(ctx), PLAYBOOK, list(restore), extravars,
+            f"{self.p.app} back to the releases before", f"-e {shlex.quote(json.dumps(extravars))}",
+        )  # fmt: skip
         now = states(result, "app_after", list(restore))
         wrong = [
             f"{h}: {now[h].get('version') or 'not installed'}, was {v or 'not installed'}"

@@ -56,7 +56,7 @@ from pydantic import Field, field_validator
 
 from runbooks.core.batches import batched, parent_of
 from runbooks.core.context import RunContext
-from runbooks.core.errors import GatewayError, RollbackError, VerificationError
+from runbooks.core.errors import GatewayError, VerificationError
 from runbooks.core.results import Diff, Status
 from runbooks.core.runbook import Params
 from runbooks.core.steps import change, check
@@ -422,15 +422,10 @@ class ServerMaintenance(HostJournalWitness, LibraryRunbook[ServerMaintenancePara
     @plan_maintenance.undo
     def restore_baseline(self, ctx: RunContext, diffs: list[Diff]) -> dict[str, Any]:
         hosts = hosts_of(diffs)
-        gateway = self.ansible(ctx)
-        result = gateway.run_unchecked(ROLLBACK, limit=hosts, extravars=self.extravars(ctx, hosts))
-        if not result.clean:
-            where = gateway.settings  # the installed playbooks and inventory, or the configured
-            again = (
-                f"ansible-playbook -i {where.inventory} {where.project_dir / ROLLBACK} "
-                f"-l {','.join(hosts)} -e maintenance_id={ctx.run_id}"
-            )
-            raise RollbackError(f"rollback playbook: {result.outcome()}; when back: {again}")
+        result = hosts_common.run_restore(
+            self.ansible(ctx), ROLLBACK, hosts, self.extravars(ctx, hosts),
+            "rollback playbook", f"-e maintenance_id={ctx.run_id}",
+        )  # fmt: skip
         return {"rollback": result.outcome()}
 
     def roll_state(self, ctx: RunContext) -> RollState:

@@ -19,7 +19,9 @@ also runs on its own with plain ``ansible-playbook``):
 
 from __future__ import annotations
 
+import json
 import re
+import shlex
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Literal
@@ -39,7 +41,7 @@ from runbooks.core.steps import change, check
 from runbooks.gateways.ansible_events import PlaybookResult
 from runbooks.gateways.ansible_settings import software_source
 from runbooks.library.base import LibraryRunbook
-from runbooks.library.hosts_common import device_ids, in_inventory
+from runbooks.library.hosts_common import device_ids, in_inventory, run_restore
 from runbooks.library.witness import HostJournalWitness, Witnessed
 
 PLAYBOOK = "software_install.yml"
@@ -373,17 +375,13 @@ class SoftwareInstall(HostJournalWitness, LibraryRunbook[SoftwareInstallParams])
                 "remove": [n for n, v in diff.before.items() if v is None],
             }
         names = sorted({n for d in diffs for n in d.before})
-        gateway = self.ansible(ctx)
         extravars = self.extravars(
             software_action="restore", software_packages=names, software_restore=restore
         )
-        result = gateway.run_unchecked(PLAYBOOK, limit=list(restore), extravars=extravars)
-        if not result.clean:
-            raise RollbackError(
-                f"restoring the versions before: {result.outcome()}; when back, run "
-                f"{gateway.settings.project_dir / PLAYBOOK} -l "
-                f"{','.join(restore)} -e software_action=restore with these versions: {restore}"
-            )
+        result = run_restore(
+            self.ansible(ctx), PLAYBOOK, list(restore), extravars,
+            "restoring the versions before", f"-e {shlex.quote(json.dumps(extravars))}",
+        )  # fmt: skip
         now = versions(result, "software_after", list(restore))
         wrong = [
             f"{_host(d)} {n} is {now[_host(d)][n].installed}, was {v}"
