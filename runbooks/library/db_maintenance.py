@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta
-from typing import Any, ClassVar
+from typing import Any
 
 from pydantic import Field, field_validator
 
@@ -51,7 +51,7 @@ from runbooks.gateways import postgres_maintenance_facts as mf
 from runbooks.gateways.postgres import Cluster
 from runbooks.gateways.postgres_maintenance import MaintenanceGateway
 from runbooks.library.db_upgrade import DbUpgrade
-from runbooks.library.db_upgrade_parts import PgServerParams, PgServerRunbook, debian_paths
+from runbooks.library.db_upgrade_parts import PgClusterParams, PgServerRunbook
 
 __all__ = ["DbMaintenance", "DbMaintenanceParams"]
 
@@ -60,18 +60,7 @@ log = logging.getLogger(__name__)
 TARGET = "{host}"  # the database server
 
 
-class DbMaintenanceParams(PgServerParams):
-    VERSION_PARAMS: ClassVar[tuple[str, ...]] = ("bin_dir", "data_dir")
-
-    bin_dir: str = Field(
-        default="/usr/lib/postgresql/15/bin",
-        description="the cluster's binaries (with server: Debian's of NetBox's version)",
-    )
-    data_dir: str = Field(
-        default="/var/lib/postgresql/15/main",
-        description="the cluster's data directory, checked against the server's (with "
-        "server: Debian's of NetBox's version)",
-    )
+class DbMaintenanceParams(PgClusterParams):
     work_dir: str = Field(
         default="/var/lib/postgresql/maintenance",
         description="the backups (<work_dir>/<run>/backup, kept) and the restore test's "
@@ -114,11 +103,6 @@ class DbMaintenanceParams(PgServerParams):
     def _comma_list(cls, value: Any) -> Any:
         """``databases=inventory,sales`` on the command line."""
         return mf.split_names(value) if isinstance(value, str) else value
-
-    @classmethod
-    def version_params(cls, version: int) -> dict[str, Any]:
-        bin_dir, data_dir = debian_paths(version)
-        return {"bin_dir": bin_dir, "data_dir": data_dir}
 
     @property
     def old_bin(self) -> str:

@@ -203,6 +203,29 @@ class PgServerParams(Params):
         return out
 
 
+class PgClusterParams(PgServerParams):
+    """A server's one running cluster, for the runbooks that work on it in place
+    (db-maintenance, fault-database): its binaries and data directory, Debian's of NetBox's
+    version with ``server``."""
+
+    VERSION_PARAMS: ClassVar[tuple[str, ...]] = ("bin_dir", "data_dir")
+
+    bin_dir: str = Field(
+        default="/usr/lib/postgresql/15/bin",
+        description="the cluster's binaries (with server: Debian's of NetBox's version)",
+    )
+    data_dir: str = Field(
+        default="/var/lib/postgresql/15/main",
+        description="the cluster's data directory, checked against the server's (with "
+        "server: Debian's of NetBox's version)",
+    )
+
+    @classmethod
+    def version_params(cls, version: int) -> dict[str, Any]:
+        bin_dir, data_dir = debian_paths(version)
+        return {"bin_dir": bin_dir, "data_dir": data_dir}
+
+
 def debian_paths(version: int) -> tuple[str, str]:
     """The binaries and the data directory of a cluster of this major version, as Debian's
     postgresql-common lays them out (the parameters' defaults too).
