@@ -11,27 +11,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.netbox_templates import Cable, Device, Iface, render
+from tests.support.netbox_templates import Device, render
+from tests.unit.lab.test_bird_lab import _border1
 
 pytest.importorskip("netaddr")
 
 
 def router() -> Device:
-    """A router cabled to two spines (both cables connected), its management interface eth0."""
-    spine1, spine2 = Device("spine1", 65001), Device("spine2", 65002)
-    spine1.ifaces = [Iface("swp4", ["198.18.1.12/31"], device=spine1, id=11)]
-    spine2.ifaces = [Iface("swp4", ["198.18.1.14/31"], device=spine2, id=21)]
-    return Device(
-        "border1",
-        65201,
-        [
-            Iface("eth0", ["198.18.0.24/24"], id=1),
-            Iface("lo", ["198.18.255.21/32"], id=2),
-            Iface("swp1", ["198.18.1.13/31"], Cable("connected"), spine1.ifaces, id=3),
-            Iface("swp2", ["198.18.1.15/31"], Cable("connected"), spine2.ifaces, id=4),
-        ],
-        mgmt="eth0",
-    )
+    """border1 cabled to both spines (both cables connected), its management interface eth0."""
+    return _border1()
 
 
 # the line each template shuts a session with, right after the neighbour's own lines
