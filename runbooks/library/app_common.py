@@ -22,6 +22,7 @@ from runbooks.core.errors import InputError, InventoryError
 from runbooks.core.runbook import Params
 from runbooks.gateways.ansible import AnsibleGateway
 from runbooks.gateways.netbox import NetBoxGateway
+from runbooks.library.base import comma_list
 
 SERVICES_QUERY = """
 query AppServices($name: String!) {
@@ -52,12 +53,7 @@ class AppParams(Params):
         description="the path of its health URL on each host (http://<address>:<port><path>)",
     )
 
-    @field_validator("hosts", mode="before")
-    @classmethod
-    def _comma_list(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            return [v.strip() for v in value.split(",") if v.strip()]
-        return value
+    _comma_list = field_validator("hosts", mode="before")(comma_list)
 
 
 def placement(

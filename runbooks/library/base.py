@@ -3,7 +3,7 @@ one NetBox and one Ansible gateway."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from pydantic import BaseModel
 
@@ -13,6 +13,19 @@ from runbooks.gateways.netbox import NetBoxGateway
 
 if TYPE_CHECKING:
     from runbooks.core.context import RunContext
+
+
+def comma_list(value: Any) -> Any:
+    """A list parameter given on the command line as ``hosts=app1,app2``: its items, blanks
+    dropped (a pydantic ``mode="before"`` validator: ``field_validator("hosts",
+    mode="before")(comma_list)``); anything but a string as it is.
+
+    >>> comma_list("srv1, srv2,"), comma_list(["srv1"])
+    (['srv1', 'srv2'], ['srv1'])
+    """
+    if isinstance(value, str):
+        return [v.strip() for v in value.split(",") if v.strip()]
+    return value
 
 
 def netbox(ctx: RunContext) -> NetBoxGateway:

@@ -33,7 +33,7 @@ from runbooks.core.errors import ConnectError, InventoryError
 from runbooks.core.results import Diff
 from runbooks.core.steps import check
 from runbooks.gateways.ansible_events import PlaybookResult
-from runbooks.library.base import LibraryRunbook
+from runbooks.library.base import LibraryRunbook, comma_list
 from runbooks.library.fault_common import (
     IncidentParams,
     diagnosis,
@@ -76,12 +76,7 @@ class FaultHostParams(IncidentParams):
         default=4.0, gt=0, description="the highest healthy 1-minute load per CPU"
     )
 
-    @field_validator("services", mode="before")
-    @classmethod
-    def _comma_list(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            return [v.strip() for v in value.split(",") if v.strip()]
-        return value
+    _comma_list = field_validator("services", mode="before")(comma_list)
 
     @field_validator("services")
     @classmethod

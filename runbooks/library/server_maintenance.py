@@ -63,7 +63,7 @@ from runbooks.core.steps import change, check
 from runbooks.gateways.ansible_events import PlaybookResult
 from runbooks.gateways.ansible_settings import software_source
 from runbooks.library import hosts_common
-from runbooks.library.base import LibraryRunbook
+from runbooks.library.base import LibraryRunbook, comma_list
 from runbooks.library.witness import HostJournalWitness, Witnessed, write_entries
 
 log = logging.getLogger(__name__)
@@ -129,13 +129,9 @@ class ServerMaintenanceParams(Params):
             )
         return value
 
-    @field_validator("hosts", "packages", "services", "ports", mode="before")
-    @classmethod
-    def _comma_list(cls, value: Any) -> Any:
-        """``hosts=app1,app2`` on the command line."""
-        if isinstance(value, str):
-            return [v.strip() for v in value.split(",") if v.strip()]
-        return value
+    _comma_list = field_validator("hosts", "packages", "services", "ports", mode="before")(
+        comma_list
+    )
 
     @field_validator("services")
     @classmethod

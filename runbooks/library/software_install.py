@@ -40,7 +40,7 @@ from runbooks.core.runbook import Params
 from runbooks.core.steps import change, check
 from runbooks.gateways.ansible_events import PlaybookResult
 from runbooks.gateways.ansible_settings import software_source
-from runbooks.library.base import LibraryRunbook
+from runbooks.library.base import LibraryRunbook, comma_list
 from runbooks.library.hosts_common import device_ids, in_inventory, run_restore
 from runbooks.library.witness import HostJournalWitness, Witnessed
 
@@ -65,13 +65,7 @@ class SoftwareInstallParams(Params):
         "software_source, RUNBOOKS_SOFTWARE_SOURCE)",
     )
 
-    @field_validator("hosts", "packages", mode="before")
-    @classmethod
-    def _comma_list(cls, value: Any) -> Any:
-        """``packages=tree,labtool=1.0-1`` on the command line."""
-        if isinstance(value, str):
-            return [v.strip() for v in value.split(",") if v.strip()]
-        return value
+    _comma_list = field_validator("hosts", "packages", mode="before")(comma_list)
 
     @field_validator("packages")
     @classmethod
