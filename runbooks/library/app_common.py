@@ -18,11 +18,12 @@ from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator
 
-from runbooks.core.errors import InputError, InventoryError
+from runbooks.core.errors import InputError
 from runbooks.core.runbook import Params
 from runbooks.gateways.ansible import AnsibleGateway
 from runbooks.gateways.netbox import NetBoxGateway
 from runbooks.library.base import comma_list
+from runbooks.library.hosts_common import in_inventory
 
 SERVICES_QUERY = """
 query AppServices($name: String!) {
@@ -77,19 +78,13 @@ def placement(
     ports = sorted({_tcp_port(app, h, s) for h, s in hosts.items()})
     if len(ports) != 1:
         raise InputError(f"{app!r} listens on different ports across its hosts: {ports}")
-    chosen = sorted(only or hosts)
-    inventory = ansible.inventory_hosts()
-    missing = [h for h in chosen if h not in inventory]
-    if missing:
-        raise InventoryError(
-            f"not in the NetBox inventory (Linux platform, primary IP): {', '.join(missing)}"
-        )
+    inventory = in_inventory(ansible, sorted(only or hosts))
     return {
         "app": app,
         "port": ports[0],
         "hosts": {
-            h: {"address": inventory[h].get("ansible_host"), "service": int(hosts[h]["id"])}
-            for h in chosen
+            h: {"address": found["address"], "service": int(hosts[h]["id"])}
+            for h, found in inventory.items()
         },
     }
 

@@ -84,6 +84,14 @@ def test_hosts_and_port_come_from_netbox_and_a_stranger_is_one_line(
     assert world.calls[-1][2]["app_targets"] == "web2"
     refused = engine(tmp_path, world).plan(deploy(artifacts, "1.1", hosts="db9"))
     assert refused.refusal and "db9: no 'shop' service there in NetBox" in refused.refusal
+    world.services.append(
+        {"id": 9, "name": "shop", "parent": {"__typename": "DeviceType", "name": "web9"},
+         "port_mappings": ["tcp/8080"]}
+    )  # fmt: skip
+    unplaced = engine(tmp_path, world).plan(deploy(artifacts, "1.1", hosts="web9"))
+    assert unplaced.refusal and (
+        "not in the NetBox inventory (Linux platform, primary IP): web9" in unplaced.refusal
+    )
 
 
 def test_the_artifact_must_exist_and_match_its_checksum(artifacts: Path) -> None:
