@@ -467,6 +467,11 @@ class Incidents(Protocol):
         """The runs and changes it collected: attached, or naming it in their parameters."""
         ...
 
+    def handlers(self, incident: Incident) -> set[str]:
+        """Who handled it (opened, recovered, acted in its runs and changes): never its
+        supervisor."""
+        ...
+
     def recover(
         self, incident: Incident, who: Identity, at: datetime, note: str = ""
     ) -> Incident: ...
