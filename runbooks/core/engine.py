@@ -435,7 +435,7 @@ class Engine:
                 try:
                     if state.window is not None and in_flight is None:
                         state.window.check_step(
-                            self.clock(), step.duration, step.resolve_title(runbook)
+                            self.clock(), step.expected(runbook), step.resolve_title(runbook)
                         )
                 except WindowError as exc:
                     return self._stop(ctx, state, results, step, exc, "step.refused")

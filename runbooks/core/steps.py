@@ -41,6 +41,9 @@ if TYPE_CHECKING:
 
 Targets = str | Sequence[str] | Callable[[Any], Sequence[str]] | None
 StepFunc = Callable[..., Any]
+# how long a step is expected to take: fixed, or from the runbook's parameters (a burn-in of
+# ``burn_in`` seconds), so the window check never starts what cannot end inside the window
+Duration = timedelta | Callable[[Any], timedelta]
 
 
 @dataclass(eq=False)
@@ -52,6 +55,7 @@ class Step:
     kind: StepKind
     targets: Targets = None
     duration: timedelta = timedelta(seconds=30)
+    duration_of_params: Callable[[Any], timedelta] | None = field(default=None, kw_only=True)
 
     @property
     def name(self) -> str:
@@ -68,9 +72,15 @@ class Step:
         items = [raw] if isinstance(raw, str) else list(raw)
         return tuple(str(item).format(**params) for item in items)
 
+    def expected(self, runbook: Any) -> timedelta:
+        """How long the step is expected to take with the runbook's parameters."""
+        if self.duration_of_params is None:
+            return self.duration
+        return self.duration_of_params(runbook)
+
     def expected_s(self, runbook: Any, diffs: Sequence[Diff] = ()) -> float:
         """How long the step is expected to take, in seconds, for a plan of these diffs."""
-        return self.duration.total_seconds()
+        return self.expected(runbook).total_seconds()
 
     def resolve_title(self, runbook: Any) -> str:
         try:
@@ -136,10 +146,19 @@ class ChangeStep(Step):
         return [d for d in diffs if not d.empty]
 
 
+def _durations(duration: Duration) -> dict[str, Any]:
+    """A decorator's ``duration``: fixed, or a function of the runbook (its parameters)."""
+    if isinstance(duration, timedelta):
+        return {"duration": duration}
+    return {"duration_of_params": duration}
+
+
 def check(
-    title: str, *, targets: Targets = None, duration: timedelta = timedelta(seconds=30)
+    title: str, *, targets: Targets = None, duration: Duration = timedelta(seconds=30)
 ) -> Callable[[StepFunc], CheckStep]:
-    return lambda f: CheckStep(f, title, StepKind.CHECK, targets, duration)
+    """A check step. ``duration`` may be a function of the runbook, e.g.
+    ``lambda rb: timedelta(seconds=rb.p.burn_in + 60)``."""
+    return lambda f: CheckStep(f, title, StepKind.CHECK, targets, **_durations(duration))
 
 
 def change(

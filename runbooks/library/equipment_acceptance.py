@@ -31,6 +31,7 @@ The procedure, in order, for a delivered network device or server that NetBox al
 from __future__ import annotations
 
 import logging
+import math
 import re
 import time
 from collections.abc import Mapping, Sequence
@@ -399,7 +400,8 @@ class EquipmentAcceptance(JournalWitness, LibraryRunbook[AcceptanceParams]):
     @check(
         "Burn-in of {device}: interfaces up, errors not growing, temperatures",
         targets=TARGET,
-        duration=timedelta(minutes=5),
+        # the burn-in itself, a last sample's interval, and a minute to log in and read
+        duration=lambda rb: timedelta(seconds=rb.p.burn_in + rb.p.sample_every + 60),
     )
     def burn_in(self, ctx: RunContext) -> dict[str, Any]:
         expected = evidence_of(ctx, "netbox_expects")
@@ -410,7 +412,7 @@ class EquipmentAcceptance(JournalWitness, LibraryRunbook[AcceptanceParams]):
         }
         if ctx.planning:
             return {**plan, "note": "the burn-in runs in the run"}
-        count = max(1, round(self.p.burn_in / self.p.sample_every))
+        count = math.ceil(self.p.burn_in / self.p.sample_every)  # burn_in=0: the first only
         started = time.monotonic()
         first, later = self.read(ctx, samples=count)
         samples = [first, *later]

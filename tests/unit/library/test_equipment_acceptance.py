@@ -188,3 +188,41 @@ def test_a_matching_device_plans_its_status_change(tmp_path: Path) -> None:
     (status,) = steps["plan_status"].diffs
     assert status.summary == "leaf3: status planned → active"
     assert status.after == {"status": "active"} or "active" in str(status.after)
+
+
+def test_the_burn_in_step_is_expected_to_last_its_burn_in(tmp_path: Path) -> None:
+    """A 2 h burn-in is planned as 2 h (the window check must not start it 10 min before
+    the window ends), not a fixed 5 min."""
+    params = {"device": "leaf3", "burn_in": "2h", "sample_every": "1m"}
+    runbook = EquipmentAcceptance(EquipmentAcceptance.parse_params(params))
+    plan = engine(tmp_path, "SN-LEAF3", "SN-LEAF3").plan(runbook)
+    steps = {s.step: s for s in plan.steps}
+    assert steps["burn_in"].duration_s == 7200 + 60 + 60
+
+
+@pytest.mark.parametrize(("burn_in", "samples"), [("0", 1), ("5s", 2), ("30s", 4)])
+def test_the_burn_in_takes_one_sample_then_one_per_interval(
+    burn_in: str, samples: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """burn_in=0 is one sample only (as documented); 5 s with 10 s apart is a second sample
+    after 10 s, never none; 30 s is three more."""
+    params = {"device": "leaf3", "burn_in": burn_in, "sample_every": "10s"}
+    runbook = EquipmentAcceptance(EquipmentAcceptance.parse_params(params))
+    asked: list[int] = []
+
+    def read(ctx: Any, samples: int = 0) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        asked.append(samples)
+        sample = {"interfaces": {}, "counters": {}}
+        return dict(sample), [dict(sample) for _ in range(samples)]
+
+    monkeypatch.setattr(runbook, "read", read)
+    monkeypatch.setattr(
+        "runbooks.library.equipment_acceptance.evidence_of", lambda ctx, step: {"up": []}
+    )
+
+    class Running:
+        planning = False
+
+    evidence = EquipmentAcceptance.burn_in.func(runbook, Running())
+    assert evidence["samples"] == samples
+    assert asked == [samples - 1]
