@@ -115,7 +115,10 @@ def test_bad_rules_are_one_line_exit_2_and_change_nothing(
 def test_windows_lists_and_exports_the_coming_windows_and_unschedule_stops_them(
     queue: str, change: str, store_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    rule = "FREQ=DAILY;BYHOUR=2;BYMINUTE=0"
+    # a daily hour 12 h from now in Taipei: never the window open now (at 02:40 Taipei, a
+    # daily 02:00 window of 1 h is open, and its job is queued at once, not scheduled)
+    hour = (datetime.now(ZoneInfo("Asia/Taipei")) + timedelta(hours=12)).hour
+    rule = f"FREQ=DAILY;BYHOUR={hour};BYMINUTE=0"
     assert (
         cli(store_path, "schedule", change, "--queue", queue, "--rule", rule, "--length", "1h") == 0
     )
@@ -133,17 +136,18 @@ def test_windows_lists_and_exports_the_coming_windows_and_unschedule_stops_them(
         assert row["runbook"] == "test-readonly" and row["change"] == change
         assert row["rule"] == rule and row["time_zone"] == "Asia/Taipei"
         start, end = datetime.fromisoformat(row["start"]), datetime.fromisoformat(row["end"])
-        assert row["start"].endswith("T02:00:00+08:00") and end - start == timedelta(hours=1)
+        assert row["start"].endswith(f"T{hour:02d}:00:00+08:00")
+        assert end - start == timedelta(hours=1)
     cal = icalendar.Calendar.from_ical(ics.read_bytes())
     (event,) = cal.walk("VEVENT")
     assert event["UID"] == f"{schedule_id}@runbooks"
-    assert event["RRULE"]["FREQ"] == ["DAILY"] and event["RRULE"]["BYHOUR"] == [2]
+    assert event["RRULE"]["FREQ"] == ["DAILY"] and event["RRULE"]["BYHOUR"] == [hour]
     assert event.DTSTART.tzinfo is not None and str(event.DTSTART.tzinfo) == "Asia/Taipei"
     assert [tz["TZID"] for tz in cal.walk("VTIMEZONE")] == ["Asia/Taipei"]
 
     assert cli(store_path, "windows") == 0
     text = capsys.readouterr().out
-    assert text.count("02:00:00+0800 to") >= 14 and "(Asia/Taipei)" in text
+    assert text.count(f"{hour:02d}:00:00+0800 to") >= 14 and "(Asia/Taipei)" in text
 
     assert cli(store_path, "unschedule", schedule_id[:12], "--reason", "new plan") == 0
     assert "stopped" in capsys.readouterr().out
