@@ -16,12 +16,12 @@ if TYPE_CHECKING:
 
 
 def comma_list(value: Any) -> Any:
-    """A list parameter given on the command line as ``hosts=app1,app2``: its items, blanks
+    """A list parameter given on the command line as ``hosts=web1,web2``: its items, blanks
     dropped (a pydantic ``mode="before"`` validator: ``field_validator("hosts",
     mode="before")(comma_list)``); anything but a string as it is.
 
-    >>> comma_list("srv1, srv2,"), comma_list(["srv1"])
-    (['srv1', 'srv2'], ['srv1'])
+    >>> comma_list("web1, web2,"), comma_list(["web1"])
+    (['web1', 'web2'], ['web1'])
     """
     if isinstance(value, str):
         return [v.strip() for v in value.split(",") if v.strip()]
