@@ -161,6 +161,7 @@ TITLES: dict[str, dict[str, str]] = {
         "device_in_netbox": "NetBox 中的設備：平台、地址、線纜、應有的 BGP 會話",
         "device_state": "設備證據：設備信息、接口及錯誤、BGP、LLDP、路由、日誌",
         "diagnosis": "診斷：與 NetBox 設計意圖或正常設備的差異",
+        "remedy_can_revert": "處理：{device} 能否自行撤回提交（提交確認）",
         "plan_remedy": "處理：重置與 {neighbor} 的 BGP 會話",
     },
     "fault-server": _HOST_FAULT,
@@ -173,6 +174,7 @@ TITLES: dict[str, dict[str, str]] = {
         "app_hosts": _APP_HOSTS,
         "app_state": "各主機證據：服務、監聽端口、健康檢查網址、近期日誌錯誤",
         "diagnosis": "診斷：與正常應用系統的差異",
+        "plan_remedy": "處理（{remedy}）：重啟服務 {app}",
     },
     "fault-terminal": _HOST_FAULT,
     "software-install": {
