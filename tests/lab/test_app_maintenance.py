@@ -14,6 +14,7 @@ corrupted (the application answers errors) and srv1's service stopped; the triag
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 import urllib.error
@@ -122,8 +123,10 @@ def check_all(
     steps = {s.step: s for s in plan.steps}
     diffs = {d.target: d for d in steps["plan_release"].diffs}
     assert set(diffs) == {"srv1: labapp", "srv2: labapp"}
+    approved = hashlib.sha256(labapp.release_bytes("1.1")).hexdigest()  # the tarball itself
     assert [(f.name, f.before, f.after) for f in diffs["srv1: labapp"].fields] == [
-        ("release", None, "1.1")
+        ("release", None, "1.1"),
+        ("artifact sha256", None, approved),
     ]
     assert "Release | current → 1.1" in diffs["srv2: labapp"].text  # the play's words
     assert steps["app_hosts"].evidence["port"] == labapp.PORT  # from NetBox
