@@ -36,6 +36,7 @@ ENDPOINTS: dict[str, str] = {
     "extras.journalentry": "/api/extras/journal-entries/",
     "ipam.ipaddress": "/api/ipam/ip-addresses/",
     "ipam.prefix": "/api/ipam/prefixes/",
+    "ipam.service": "/api/ipam/services/",
     "ipam.vlan": "/api/ipam/vlans/",
     "tenancy.contact": "/api/tenancy/contacts/",
     "tenancy.contactassignment": "/api/tenancy/contact-assignments/",

@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from runbooks.core.errors import InputError
-from runbooks.gateways.netbox_changes import ENDPOINTS
 
 if TYPE_CHECKING:
     from runbooks.gateways.netbox import NetBoxGateway
@@ -33,9 +32,6 @@ query ServiceHost($name: String!) {{
   virtual_machine_list(filters: {{name: {{exact: $name}}}}) {{ {_SERVER} }}
 }}
 """
-# db-upgrade writes the service's version field through the gateway's planned writes, which
-# know an object type by its REST endpoint (to move into netbox_changes.ENDPOINTS itself)
-ENDPOINTS.setdefault("ipam.service", "/api/ipam/services/")
 KINDS = {"device_list": "dcim.device", "virtual_machine_list": "virtualization.virtualmachine"}
 SHOWN = {"dcim.device": "device", "virtualization.virtualmachine": "virtual machine"}
 
