@@ -8,7 +8,13 @@ The procedure, in order, for a delivered network device or server that NetBox al
    has no field for it; a config context sets it for a whole platform, role or delivery at
    once and a device's local context can override it), and its interfaces (compared in
    netutils' canonical form, named as NetBox names them; virtual, LAG and bridge interfaces
-   are the configuration's, not the box's, and are not asked for).
+   are the configuration's, not the box's, and are not asked for). Its hardware, where the
+   config context names it (NetBox has no field either), under ``acceptance``::
+
+       acceptance:
+         memory_gb: 16          # GiB installed (as the delivery note counts DIMMs)
+         disks: {sda: 480, nvme0n1: 960}   # each disk by its kernel name: GB (10^9 bytes)
+
 2. What it reports of itself, read-only: a network device through NAPALM's getters
    (``get_facts``, ``get_interfaces``, ``get_interfaces_counters``, ``get_environment``) on
    one login behind the plan's read-only guard; a server (a host in NetBox's Ansible
@@ -18,7 +24,13 @@ The procedure, in order, for a delivered network device or server that NetBox al
    (``/etc/ansible/facts.d/asset.fact``, ``serial``) and the evidence says so. Every
    difference refuses the acceptance, one line each: a serial that differs or is missing on
    either side, a model that differs (a device that reports none: not checked, named), a
-   version that differs, an interface NetBox holds that the device lacks.
+   version that differs, an interface NetBox holds that the device lacks, memory more than
+   5 % below ``memory_gb`` (``MEMORY_TOLERANCE``: the operating system counts what firmware
+   and the kernel reserve out of the installed RAM), a disk NetBox names that is missing or
+   smaller than its size. What NetBox names none of (no ``software_version``, no
+   ``acceptance`` memory or disks), or the device does not report (a network device's disks;
+   its memory where the NAPALM driver's ``get_environment`` gives no ``available_ram`` in
+   bytes; a disk's size the facts lack) is listed as not compared.
 3. Burn-in, in the run (``burn_in`` long, a sample every ``sample_every``): each interface
    NetBox cables (and holds enabled) is up at every sample; no interface's error counters
    grow between the first sample and the last; no temperature the platform reports is in
@@ -60,6 +72,9 @@ log = logging.getLogger(__name__)
 TARGET = "{device}"
 FACTS_PLAYBOOK = "acceptance_facts.yml"
 VERSION_KEY = "software_version"  # the config context key NetBox's expectation is read from
+HARDWARE_KEY = "acceptance"  # the config context key of its memory_gb and disks (GB each)
+# how far below the installed RAM the operating system may report it (firmware, kernel)
+MEMORY_TOLERANCE = 0.05
 SERVER_PLATFORMS = ("linux",)  # inventory/netbox.yml: query_filters platform
 ACCEPTABLE_FROM = ("planned", "staged", "inventory")
 ERROR_COUNTERS = ("rx_errors", "tx_errors")
@@ -131,11 +146,47 @@ def placeholder(value: Any) -> bool:
     return str(value or "").strip().casefold() in PLACEHOLDERS
 
 
+def size(value: Any, what: str) -> float:
+    """A positive size from the config context, else a one-line error naming where."""
+    if isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
+        return float(value)
+    raise InventoryError(
+        f"config context {HARDWARE_KEY}.{what} is {str(value)[:40]!r}: give a positive number"
+    )
+
+
+def hardware_of(context: Mapping[str, Any]) -> dict[str, Any]:
+    """The memory (MiB) and disks (GB) a config context's ``acceptance`` names.
+
+    >>> hardware_of({"acceptance": {"memory_gb": 16, "disks": {"sda": 480}}})
+    {'memory_mb': 16384, 'disks': {'sda': 480.0}}
+    >>> hardware_of({})
+    {'memory_mb': None, 'disks': {}}
+    """
+    named = context.get(HARDWARE_KEY) or {}
+    if not isinstance(named, Mapping):
+        raise InventoryError(
+            f"config context {HARDWARE_KEY} is {str(named)[:40]!r}: give memory_gb and disks"
+        )
+    memory = named.get("memory_gb")
+    disks = named.get("disks") or {}
+    if not isinstance(disks, Mapping):
+        raise InventoryError(
+            f"config context {HARDWARE_KEY}.disks is {str(disks)[:40]!r}: "
+            "give each disk's name and size in GB, e.g. {sda: 480}"
+        )
+    return {
+        "memory_mb": None if memory is None else round(size(memory, "memory_gb") * 1024),
+        "disks": {str(k): size(v, f"disks.{k}") for k, v in sorted(disks.items())},
+    }
+
+
 def expected_of(ws: DeviceWorkingSet) -> dict[str, Any]:
     """What NetBox expects the delivered device to report."""
     version = ws.config_context.get(VERSION_KEY)
     hardware = [i for i in ws.interfaces if i.type not in NOT_HARDWARE]
     return {
+        **hardware_of(ws.config_context),
         "status": ws.status,
         "serial": ws.serial.strip(),
         "model": ws.device_type.name,
@@ -185,6 +236,42 @@ def differences(device: str, expected: Mapping[str, Any], reported: Mapping[str,
     for name in expected.get("interfaces") or ():
         if canonical_interface_name(name) not in have_ifaces:
             out.append(f"interface {name}: in NetBox, {device} has none")
+    return out + hardware_differences(device, expected, reported)
+
+
+def memory_short(expected_mb: int, reported_mb: int) -> bool:
+    """Whether the reported memory is more than ``MEMORY_TOLERANCE`` below the expected.
+
+    >>> memory_short(16384, 15565), memory_short(16384, 15564)
+    (False, True)
+    """
+    return reported_mb < expected_mb * (1 - MEMORY_TOLERANCE)
+
+
+def hardware_differences(
+    device: str, expected: Mapping[str, Any], reported: Mapping[str, Any]
+) -> list[str]:
+    """Memory short of NetBox's by more than the tolerance; a disk NetBox names that is
+    missing or smaller, one line each (what either side does not name: ``not_compared``)."""
+    out = []
+    want_mb, have_mb = expected.get("memory_mb"), int(reported.get("memory_mb") or 0)
+    if want_mb and have_mb and memory_short(want_mb, have_mb):
+        out.append(
+            f"memory: NetBox's config context expects {want_mb} MiB, {device} reports "
+            f"{have_mb} MiB (more than {MEMORY_TOLERANCE:.0%} less)"
+        )
+    if "disks" in reported:
+        have = reported["disks"]
+        for name, gb in (expected.get("disks") or {}).items():
+            if name not in have:
+                out.append(
+                    f"disk {name}: NetBox's config context expects {gb:g} GB, {device} has none"
+                )
+            elif have[name] is not None and have[name] < gb:
+                out.append(
+                    f"disk {name}: NetBox's config context expects {gb:g} GB, "
+                    f"{device} reports {have[name]:g} GB"
+                )
     return out
 
 
@@ -204,6 +291,20 @@ def not_compared(expected: Mapping[str, Any], reported: Mapping[str, Any]) -> li
         out.append("model: the device reports none")
     if not expected.get("version"):
         out.append(f"software version: NetBox's config context names none ({VERSION_KEY})")
+    if not expected.get("memory_mb"):
+        out.append(f"memory: NetBox's config context names none ({HARDWARE_KEY}.memory_gb)")
+    elif not reported.get("memory_mb"):
+        out.append("memory: the device reports none")
+    disks = expected.get("disks") or {}
+    if not disks:
+        out.append(f"disks: NetBox's config context names none ({HARDWARE_KEY}.disks)")
+    elif "disks" not in reported:
+        out.append(f"disks: {reported.get('through') or 'the device'} reports none")
+    else:
+        have = reported["disks"]
+        out += [
+            f"disk {n}: the device reports no size" for n in disks if n in have and have[n] is None
+        ]
     return out
 
 
@@ -263,11 +364,29 @@ def network_sample(gw: NetworkGateway) -> dict[str, Any]:
     }
     try:
         environment = dict(gw._get("get_environment", "reading the environment"))
-        temperatures = dict(environment.get("temperature") or {})
     except UnsupportedError as exc:
-        temperatures = {}
+        environment = {}
         log.info("%s: no temperatures (%s)", gw.target.name, exc)
-    return {"interfaces": interfaces, "counters": counters, "temperatures": temperatures}
+    return {
+        "interfaces": interfaces,
+        "counters": counters,
+        "temperatures": dict(environment.get("temperature") or {}),
+        "memory_mb": memory_mb(environment.get("memory") or {}),
+    }
+
+
+def memory_mb(memory: Mapping[str, Any]) -> int | None:
+    """NAPALM's ``get_environment`` memory in MiB: ``available_ram`` is the RAM installed, in
+    bytes (FRR, EOS, IOS); a value under 1 MiB is no byte count (Junos's driver gives MB)
+    and is not compared.
+
+    >>> memory_mb({"available_ram": 2 * 2**30}), memory_mb({"available_ram": 2048}), memory_mb({})
+    (2048, None, None)
+    """
+    total = memory.get("available_ram")
+    if not isinstance(total, int | float) or total < 2**20:
+        return None
+    return int(total // 2**20)
 
 
 def network_reported(gw: NetworkGateway) -> dict[str, Any]:
@@ -281,6 +400,21 @@ def network_reported(gw: NetworkGateway) -> dict[str, Any]:
         "version": str(facts.get("os_version") or "").strip(),
         **network_sample(gw),
     }
+
+
+def disks_of(reported: Any) -> dict[str, float | None]:
+    """The server's disks by name with their size in GB (10^9 bytes) where the facts give
+    it in bytes (``{name: bytes}``), ``None`` where they name the disk only (a list).
+
+    >>> disks_of({"sda": 480103981056, "sdb": None}), disks_of(["sda"])
+    ({'sda': 480.1, 'sdb': None}, {'sda': None})
+    """
+    if isinstance(reported, Mapping):
+        return {
+            str(k): round(int(v) / 1e9, 2) if v not in (None, "") else None
+            for k, v in reported.items()
+        }
+    return {str(name): None for name in reported or ()}
 
 
 def server_reported(evidence: Mapping[str, Any]) -> dict[str, Any]:
@@ -298,7 +432,7 @@ def server_reported(evidence: Mapping[str, Any]) -> dict[str, Any]:
         "model": str(evidence.get("model") or "").strip(),
         "version": str(evidence.get("version") or "").strip(),
         "memory_mb": int(evidence.get("memory_mb") or 0),
-        "disks": list(evidence.get("disks") or []),
+        "disks": disks_of(evidence.get("disks")),
         "interfaces": dict(samples[0].get("interfaces") or {}),
         "counters": dict(samples[0].get("counters") or {}),
         "temperatures": dict(samples[0].get("temperatures") or {}),

@@ -16,6 +16,7 @@ from pydantic import ValidationError
 
 from runbooks.core.context import RunContext
 from runbooks.core.engine import Engine
+from runbooks.core.errors import InventoryError
 from runbooks.core.gateway import Gateway, reads
 from runbooks.core.store import RecordStore
 from runbooks.gateways.netbox import NetBoxGateway
@@ -27,6 +28,7 @@ from runbooks.library.equipment_acceptance import (
     burn_in_findings,
     differences,
     expected_of,
+    memory_mb,
     not_compared,
     server_reported,
 )
@@ -66,7 +68,91 @@ def test_no_serial_in_netbox_is_a_difference_and_what_was_not_compared_is_named(
     assert not_compared({**EXPECTED, "version": None}, REPORTED) == [
         "model: the device reports none",
         "software version: NetBox's config context names none (software_version)",
+        "memory: NetBox's config context names none (acceptance.memory_gb)",
+        "disks: NetBox's config context names none (acceptance.disks)",
     ]
+
+
+# ---- memory and disks: NetBox's config context ``acceptance`` against the facts
+
+SERVER_EXPECTED = {**EXPECTED, "memory_mb": 16384, "disks": {"sda": 480.0, "sdb": 960.0}}
+SERVER_REPORTED = {**REPORTED, "through": "Ansible facts", "memory_mb": 15800,
+                   "disks": {"sda": 480.1, "sdb": 960.2, "sr0": None}}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("changed", "lines"),
+    [
+        ({}, []),
+        # 5 % below 16384 MiB is 15564.8: the firmware's and kernel's share, no difference
+        ({"memory_mb": 15565}, []),
+        ({"memory_mb": 15564}, ["memory: NetBox's config context expects 16384 MiB, leaf3 "
+                                "reports 15564 MiB (more than 5% less)"]),
+        ({"memory_mb": 32768}, []),  # more than NetBox's is no refusal
+        ({"disks": {"sda": 480.1}}, ["disk sdb: NetBox's config context expects 960 GB, "
+                                     "leaf3 has none"]),
+        ({"disks": {"sda": 240.06, "sdb": 960.0}},
+         ["disk sda: NetBox's config context expects 480 GB, leaf3 reports 240.06 GB"]),
+        ({"memory_mb": 8192, "disks": {}},
+         ["memory: NetBox's config context expects 16384 MiB, leaf3 reports 8192 MiB "
+          "(more than 5% less)",
+          "disk sda: NetBox's config context expects 480 GB, leaf3 has none",
+          "disk sdb: NetBox's config context expects 960 GB, leaf3 has none"]),
+    ],
+)  # fmt: skip
+def test_memory_short_and_each_disk_missing_or_smaller_is_one_line(
+    changed: dict[str, Any], lines: list[str]
+) -> None:
+    assert differences("leaf3", SERVER_EXPECTED, {**SERVER_REPORTED, **changed}) == lines
+    assert not_compared(SERVER_EXPECTED, {**SERVER_REPORTED, **changed})[1:] == []
+
+
+def test_memory_and_disks_nobody_can_compare_are_named_not_passed() -> None:
+    # NetBox names none: nothing compared, however little the device reports
+    none = {**EXPECTED, "memory_mb": None, "disks": {}}
+    assert differences("srv6", none, {**SERVER_REPORTED, "memory_mb": 1, "disks": {}}) == []
+    assert not_compared(none, SERVER_REPORTED)[1:] == [
+        "memory: NetBox's config context names none (acceptance.memory_gb)",
+        "disks: NetBox's config context names none (acceptance.disks)",
+    ]
+    # a network device: NAPALM reports no disks, and this driver no memory
+    network = {**REPORTED, "through": "NAPALM (frr)", "memory_mb": None}
+    assert differences("leaf3", SERVER_EXPECTED, network) == []
+    assert not_compared(SERVER_EXPECTED, network)[1:] == [
+        "memory: the device reports none",
+        "disks: NAPALM (frr) reports none",
+    ]
+    # facts that name a disk without its size
+    sizeless = {**SERVER_REPORTED, "disks": {"sda": None, "sdb": 960.2}}
+    assert differences("srv6", SERVER_EXPECTED, sizeless) == []
+    assert not_compared(SERVER_EXPECTED, sizeless)[1:] == ["disk sda: the device reports no size"]
+
+
+def test_netbox_names_memory_in_gib_and_disks_in_gb_and_a_bad_value_is_one_line() -> None:
+    context = {"acceptance": {"memory_gb": 16, "disks": {"sdb": 960, "sda": 480}}}
+    ws = dataclasses.replace(working_set("leaf3"), config_context=context)
+    expected = expected_of(ws)
+    assert expected["memory_mb"] == 16384 and expected["disks"] == {"sda": 480, "sdb": 960}
+    for bad, message in [
+        ({"memory_gb": "lots"}, "config context acceptance.memory_gb is 'lots': give a positive"),
+        ({"disks": {"sda": 0}}, "config context acceptance.disks.sda is '0': give a positive"),
+        ({"disks": ["sda"]}, "config context acceptance.disks is \"['sda']\": give each disk"),
+        ("16G", "config context acceptance is '16G': give memory_gb and disks"),
+    ]:
+        broken = dataclasses.replace(ws, config_context={"acceptance": bad})
+        with pytest.raises(InventoryError, match=re.escape(message)):
+            expected_of(broken)
+
+
+def test_what_a_device_reports_of_its_memory_and_disks() -> None:
+    # NAPALM's available_ram is bytes; a driver giving MB (Junos) is not taken for bytes
+    assert memory_mb({"available_ram": 1024000 * 1024, "used_ram": 1}) == 1000
+    assert memory_mb({"available_ram": 2048}) is None and memory_mb({}) is None
+    # Ansible's facts: disks with their size in bytes, or (older facts) by name only
+    evidence = {"memory_mb": "15800", "disks": {"sda": 480103981056, "sr0": 0}}
+    reported = server_reported(evidence)
+    assert reported["memory_mb"] == 15800 and reported["disks"] == {"sda": 480.1, "sr0": 0.0}
+    assert server_reported({"disks": ["sda"]})["disks"] == {"sda": None}
 
 
 def test_interface_names_compare_in_canonical_form() -> None:
@@ -138,7 +224,7 @@ class Leaf3NetBox(RenderingNetBox):
     @reads
     def working_set(self, name: str, *, render: bool = False) -> DeviceWorkingSet:
         ws = working_set(name)
-        context = {"software_version": "FRRouting 8.4"}
+        context = {"software_version": "FRRouting 8.4", "acceptance": {"memory_gb": 8}}
         return dataclasses.replace(ws, serial=self.serial, config_context=context)
 
 
@@ -183,7 +269,11 @@ def test_a_matching_device_plans_its_status_change(tmp_path: Path) -> None:
     steps = {s.step: s for s in plan.steps}
     checked = steps["device_matches_netbox"].evidence
     assert checked["reported"]["serial"] == "SN-LEAF3"
-    assert checked["not_compared"] == ["model: the device reports none"]
+    assert checked["not_compared"] == [
+        "model: the device reports none",
+        "memory: the device reports none",  # the mock driver has no get_environment
+        "disks: NetBox's config context names none (acceptance.disks)",
+    ]
     assert steps["burn_in"].evidence["burn_in_s"] == 30
     (status,) = steps["plan_status"].diffs
     assert status.summary == "leaf3: status planned → active"
