@@ -6,9 +6,12 @@ serial on it is refused ("reports none"); the FRR driver reads its serial from D
 the module's docstring for the driver change that would let the lab give each box one).
 srv6 reports its serial through its asset fact (``/etc/ansible/facts.d/asset.fact``, which
 Ansible's setup module reads): the test writes one, sets srv6 to inventory in NetBox, then
-- NetBox's serial differs → the plan is refused naming both serials, nothing changed;
-- NetBox's serial matches → planned, reviewed, approved, run: a burn-in, status active, a
-  journal entry witnessing the run.
+- NetBox's serial differs and srv6's local config context names twice the memory srv6 has
+  (``acceptance: memory_gb``) → the plan is refused naming both serials and both memories,
+  nothing changed;
+- NetBox's serial matches and its memory is srv6's → planned, reviewed, approved, run: a
+  burn-in, status active, a journal entry witnessing the run; the disks NetBox names none of
+  are listed as not compared.
 """
 
 from __future__ import annotations
@@ -87,6 +90,7 @@ def held(lab: LabHandle) -> Iterator[NetBoxAdmin]:
                     name,
                     serial=was["serial"],
                     status=status["value"] if isinstance(status, dict) else status,
+                    local_context_data=was["local_context_data"],
                 )
 
 
@@ -119,21 +123,37 @@ def test_acceptance_refuses_a_serial_that_differs_and_accepts_one_that_matches(
     # ---- a server: its asset fact's serial against NetBox's
     hosts.run_on_host(SERVER, ["sh", "-c", f"mkdir -p {Path(FACT).parent} && cat > {FACT}"],
                       input=f'{{"serial": "{SERIAL}"}}\n', check=True)  # fmt: skip
-    admin.set(SERVER, serial="LAB-SRV6-9999", status="inventory")
+    # the memory Ansible reports (ansible_memtotal_mb: /proc/meminfo's MemTotal in MiB)
+    meminfo = hosts.run_on_host(SERVER, ["cat", "/proc/meminfo"], check=True).stdout
+    (total_kib,) = [
+        int(line.split()[1]) for line in meminfo.splitlines() if line.startswith("MemTotal:")
+    ]
+    memory_mb = total_kib // 1024
+    admin.set(SERVER, serial="LAB-SRV6-9999", status="inventory",
+              local_context_data={"acceptance": {"memory_gb": memory_mb * 2 / 1024}})  # fmt: skip
     _, refused = plan(device=SERVER, burn_in="0s")
     assert refused.refusal is not None
     headline, *lines = refused.refusal.splitlines()
     assert headline.endswith(f": {SERVER} does not match NetBox, not accepted:"), headline
-    assert lines == [f"- serial: NetBox holds LAB-SRV6-9999, {SERVER} reports {SERIAL}"]
+    assert lines == [
+        f"- serial: NetBox holds LAB-SRV6-9999, {SERVER} reports {SERIAL}",
+        f"- memory: NetBox's config context expects {memory_mb * 2} MiB, {SERVER} reports "
+        f"{memory_mb} MiB (more than 5% less)",
+    ]
     assert refused.changes == 0 and admin.device(SERVER)["status"]["value"] == "inventory"
 
     # ---- it matches: planned, reviewed, approved, run; a burn-in, then active
-    admin.set(SERVER, serial=SERIAL)
+    admin.set(SERVER, serial=SERIAL,
+              local_context_data={"acceptance": {"memory_gb": memory_mb / 1024}})  # fmt: skip
     runbook, planned = plan(device=SERVER, burn_in="4s", sample_every="2s", target_status="active")
     assert planned.refusal is None, planned.refusal
     steps = {s.step: s for s in planned.steps}
     reported = steps["device_matches_netbox"].evidence["reported"]
     assert reported["serial"] == SERIAL and reported["serial_source"].startswith("asset fact")
+    assert reported["memory_mb"] == memory_mb
+    not_compared = steps["device_matches_netbox"].evidence["not_compared"]
+    assert "disks: NetBox's config context names none (acceptance.disks)" in not_compared
+    assert not any(line.startswith("memory") for line in not_compared), not_compared
     (status,) = steps["plan_status"].diffs
     assert status.summary == f"{SERVER}: status inventory → active"
     book = ChangeBook(at.engine.store)
