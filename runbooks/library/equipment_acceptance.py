@@ -377,7 +377,7 @@ def network_sample(gw: NetworkGateway) -> dict[str, Any]:
 
 def memory_mb(memory: Mapping[str, Any]) -> int | None:
     """NAPALM's ``get_environment`` memory in MiB: ``available_ram`` is the RAM installed, in
-    bytes (FRR, EOS, IOS); a value under 1 MiB is no byte count (Junos's driver gives MB)
+    bytes (most drivers); a value under 1 MiB is no byte count (Junos's driver gives MB)
     and is not compared.
 
     >>> memory_mb({"available_ram": 2 * 2**30}), memory_mb({"available_ram": 2048}), memory_mb({})
