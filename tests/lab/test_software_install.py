@@ -83,7 +83,8 @@ def test_plan_approve_run_again_and_a_failed_upgrade_rolled_back(
     caplog.set_level(logging.INFO)
     timings: dict[str, float] = {}
     login = {k: v for k, v in lab_ops.runbooks_env().items() if k != "RUNBOOKS_SSH_KNOWN_HOSTS"}
-    olivia = Machine(tmp_path / "desk", **login, RUNBOOKS_SOFTWARE_SOURCE=software.source_line())
+    assert login["RUNBOOKS_SOFTWARE_SOURCE"] == software.source_line()  # `runbook lab env`'s
+    olivia = Machine(tmp_path / "desk", **login)
     params = ("software-install", f"hosts={HOSTS}", "packages=labtool=1.0-1")
 
     # the plan: per host, labtool from not installed to 1.0-1, apt's own words beside it
