@@ -7,7 +7,7 @@ is kept ($RUNBOOKS_ARTIFACTS, else under the test's tmp_path).
 
 Without chromium the test fails, never skips: scripts/setup installs it (CI runs it first)."""
 
-# ruff: noqa: RUF001
+# ruff: noqa: RUF001  (the Chinese text uses its own full-width punctuation)
 
 from __future__ import annotations
 

@@ -4,7 +4,7 @@ its confirmations and signed; an upkeep round is run and signed, and a reading o
 range fails its item with the finding. Each sheet shows every confirmation's who and when in
 the department's zone, and both signatures."""
 
-# ruff: noqa: RUF001
+# ruff: noqa: RUF001  (the Chinese text uses its own full-width punctuation)
 
 from __future__ import annotations
 
