@@ -109,8 +109,10 @@ def host_ssh(lab: LabHandle) -> Iterator[Connect]:
     yield from _ssh_factory(lambda name: hosts.host_ssh_params(name, lab.topology))
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def db1(lab: LabHandle) -> dict[str, Any]:
+    """db1's connection parameters read for each test: every lab reset starts db1 afresh with
+    a new password, so a session-wide copy fails (psql exit 2) in any test after a reset."""
     return hosts.db_params("db1", lab.topology)
 
 
