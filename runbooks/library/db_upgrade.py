@@ -56,6 +56,7 @@ from runbooks.library.db_upgrade_parts import (
     downtime_s,
     embedded_bin_dir,
 )
+from runbooks.library.witness import journal_step
 
 __all__ = ["DbUpgrade", "DbUpgradeParams", "embedded_bin_dir"]
 
@@ -642,18 +643,6 @@ class DbUpgrade(DbUpgradeBase):
         self.netbox(ctx).undo(diffs)
 
     # ------------------------------------------------------------------ 8. witness
-    @change("Witness the run in the NetBox journal of the server", targets=TARGET)
-    def plan_journal_entry(self, ctx: RunContext) -> list[Diff]:
-        return self.journal_diffs(ctx)
-
-    @plan_journal_entry.apply
-    def write_journal_entry(self, ctx: RunContext, diffs: list[Diff]) -> dict[str, Any]:
-        return self.write_journal(ctx, diffs)
-
-    @plan_journal_entry.verify
-    def journal_entry_written(self, ctx: RunContext, diffs: list[Diff]) -> bool:
-        return self.journal_written(ctx, diffs)
-
-    @plan_journal_entry.undo
-    def remove_journal_entry(self, ctx: RunContext, diffs: list[Diff]) -> None:
-        self.remove_journal(ctx, diffs)  # an undone run is not witnessed as done
+    plan_journal_entry = journal_step(
+        "Witness the run in the NetBox journal of the server", targets=TARGET
+    )

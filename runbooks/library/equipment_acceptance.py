@@ -65,7 +65,7 @@ from runbooks.library import network_survey as ns
 from runbooks.library.base import LibraryRunbook
 from runbooks.library.fault_common import evidence_of
 from runbooks.library.network_maintenance import read_only
-from runbooks.library.witness import JournalWitness, Witnessed
+from runbooks.library.witness import JournalWitness, Witnessed, journal_step
 
 log = logging.getLogger(__name__)
 
@@ -584,18 +584,6 @@ class EquipmentAcceptance(JournalWitness, LibraryRunbook[AcceptanceParams]):
             Witnessed("dcim.device", ws.id, ws.name, "Accepted: matches NetBox, burn-in passed")
         ]
 
-    @change("Witness the run in the NetBox journal of {device}", targets=TARGET)
-    def plan_journal_entry(self, ctx: RunContext) -> list[Diff]:
-        return self.journal_diffs(ctx)
-
-    @plan_journal_entry.apply
-    def write_journal_entry(self, ctx: RunContext, diffs: list[Diff]) -> dict[str, Any]:
-        return self.write_journal(ctx, diffs)
-
-    @plan_journal_entry.verify
-    def journal_entry_written(self, ctx: RunContext, diffs: list[Diff]) -> bool:
-        return self.journal_written(ctx, diffs)
-
-    @plan_journal_entry.undo
-    def remove_journal_entry(self, ctx: RunContext, diffs: list[Diff]) -> None:
-        self.remove_journal(ctx, diffs)
+    plan_journal_entry = journal_step(
+        "Witness the run in the NetBox journal of {device}", targets=TARGET
+    )

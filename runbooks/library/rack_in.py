@@ -42,6 +42,7 @@ from runbooks.core.steps import change, check, manual
 from runbooks.library import network_common as nc
 from runbooks.library import rack_steps as rs
 from runbooks.library.base import LibraryRunbook
+from runbooks.library.witness import journal_step
 
 
 class RackInParams(Params):
@@ -313,18 +314,6 @@ class RackIn(rs.RackSteps, LibraryRunbook[RackInParams]):
     def restore_device_status(self, ctx: RunContext, diffs: list[Diff]) -> None:
         self.netbox(ctx).undo(diffs)
 
-    @change("Witness the run in the NetBox journal of {device}", targets="{device}")
-    def plan_journal_entry(self, ctx: RunContext) -> list[Diff]:
-        return self.journal_diffs(ctx)
-
-    @plan_journal_entry.apply
-    def write_journal_entry(self, ctx: RunContext, diffs: list[Diff]) -> dict[str, Any]:
-        return self.write_journal(ctx, diffs)
-
-    @plan_journal_entry.verify
-    def journal_entry_written(self, ctx: RunContext, diffs: list[Diff]) -> bool:
-        return self.journal_written(ctx, diffs)
-
-    @plan_journal_entry.undo
-    def remove_journal_entry(self, ctx: RunContext, diffs: list[Diff]) -> None:
-        self.remove_journal(ctx, diffs)
+    plan_journal_entry = journal_step(
+        "Witness the run in the NetBox journal of {device}", targets="{device}"
+    )

@@ -3,12 +3,11 @@ targets in NetBox, what the run changed there and the head hash its record had r
 the record store can be checked against an independent witness (``runbook records verify``).
 
 A runbook mixes in `JournalWitness`, names the change steps the entry sums up (``journaled``)
-and the objects it witnesses on (`JournalWitness.witnessed`), and ends with a change step whose
-four parts are the mixin's::
+and the objects it witnesses on (`JournalWitness.witnessed`), and ends with the change step
+`journal_step` makes, whose four parts are the mixin's::
 
-    @change("Witness the run in the NetBox journal of {device}", targets="{device}")
-    def plan_journal_entry(self, ctx): return self.journal_diffs(ctx)
-    # .apply → write_journal, .verify → journal_written, .undo → remove_journal
+    plan_journal_entry = journal_step("Witness the run in the NetBox journal of {device}",
+                                      targets="{device}")
 
 Each entry names its run (`marker`): the gateway finds it before it writes, so a retried or
 resumed run leaves one entry per target, and its undo removes exactly that entry. A run that
@@ -24,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from runbooks.core.errors import InventoryError
 from runbooks.core.results import Diff
+from runbooks.core.steps import ChangeStep, Targets, change
 from runbooks.library.base import netbox
 
 if TYPE_CHECKING:
@@ -170,3 +170,25 @@ class HostJournalWitness(JournalWitness):
             for d in self.journal_changes(ctx)
             if mentions(d.target, target.name)
         ]
+
+
+def journal_step(title: str, *, targets: Targets = None) -> ChangeStep:
+    """The witness step (named ``plan_journal_entry`` in the record): plan, apply, verify and
+    undo are `JournalWitness`'s. Assign it where the step goes in the runbook's order."""
+
+    def plan_journal_entry(self: JournalWitness, ctx: RunContext) -> list[Diff]:
+        return self.journal_diffs(ctx)
+
+    def write_journal_entry(
+        self: JournalWitness, ctx: RunContext, diffs: list[Diff]
+    ) -> dict[str, Any]:
+        return self.write_journal(ctx, diffs)
+
+    def journal_entry_written(self: JournalWitness, ctx: RunContext, diffs: list[Diff]) -> bool:
+        return self.journal_written(ctx, diffs)
+
+    def remove_journal_entry(self: JournalWitness, ctx: RunContext, diffs: list[Diff]) -> None:
+        self.remove_journal(ctx, diffs)  # an undone run is not witnessed as done
+
+    step = change(title, targets=targets)(plan_journal_entry)
+    return step.apply(write_journal_entry).verify(journal_entry_written).undo(remove_journal_entry)

@@ -21,7 +21,7 @@ from runbooks.core.steps import change
 from runbooks.core.store import RecordStore
 from runbooks.gateways.netbox import NetBoxGateway
 from runbooks.library.base import LibraryRunbook
-from runbooks.library.witness import JournalWitness, Witnessed, mentions, witness_text
+from runbooks.library.witness import JournalWitness, Witnessed, journal_step, mentions, witness_text
 from tests.unit.gateways.netbox_fake import TOKEN, URL, Answer, FakeNetBox, Sent
 
 JOURNAL = "/api/extras/journal-entries/"
@@ -111,21 +111,7 @@ class Toy(JournalWitness, LibraryRunbook[ToyParams]):
     def restore_motd(self, ctx: RunContext, diffs: list[Diff]) -> None:
         """Likewise."""
 
-    @change("Witness the run in the servers' NetBox journal")
-    def plan_journal_entry(self, ctx: RunContext) -> list[Diff]:
-        return self.journal_diffs(ctx)
-
-    @plan_journal_entry.apply
-    def write_journal_entry(self, ctx: RunContext, diffs: list[Diff]) -> dict[str, Any]:
-        return self.write_journal(ctx, diffs)
-
-    @plan_journal_entry.verify
-    def journal_entry_written(self, ctx: RunContext, diffs: list[Diff]) -> bool:
-        return self.journal_written(ctx, diffs)
-
-    @plan_journal_entry.undo
-    def remove_journal_entry(self, ctx: RunContext, diffs: list[Diff]) -> None:
-        self.remove_journal(ctx, diffs)
+    plan_journal_entry = journal_step("Witness the run in the servers' NetBox journal")
 
     @change("A later step that may fail")
     def plan_later(self, ctx: RunContext) -> list[Diff]:
