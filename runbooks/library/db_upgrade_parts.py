@@ -216,8 +216,7 @@ class PgClusterParams(PgServerParams):
     )
     data_dir: str = Field(
         default="/var/lib/postgresql/15/main",
-        description="the cluster's data directory, checked against the server's (with "
-        "server: Debian's of NetBox's version)",
+        description="the cluster's data directory (with server: Debian's of NetBox's version)",
     )
 
     @classmethod

@@ -30,7 +30,7 @@ import logging
 import re
 from collections.abc import Mapping
 from datetime import timedelta
-from typing import Any, ClassVar
+from typing import Any
 
 from pydantic import BaseModel, Field
 
@@ -42,8 +42,7 @@ from runbooks.gateways.db_triage import TriageGateway
 from runbooks.gateways.postgres import Cluster
 from runbooks.library.base import LibraryRunbook
 from runbooks.library.db_upgrade_parts import (
-    PgServerParams,
-    debian_paths,
+    PgClusterParams,
     find_server,
     server_params,
 )
@@ -55,17 +54,7 @@ TARGET = "{host}"
 NO_REPLICA = "no replica is connected"  # a fact of a standalone server, not a fault
 
 
-class FaultDatabaseParams(IncidentParams, PgServerParams):
-    VERSION_PARAMS: ClassVar[tuple[str, ...]] = ("bin_dir", "data_dir")
-
-    bin_dir: str = Field(
-        default="/usr/lib/postgresql/15/bin",
-        description="the cluster's binaries (with server: Debian's of NetBox's version)",
-    )
-    data_dir: str = Field(
-        default="/var/lib/postgresql/15/main",
-        description="the cluster's data directory (with server: Debian's of NetBox's version)",
-    )
+class FaultDatabaseParams(IncidentParams, PgClusterParams):
     lock_wait_s: float = Field(
         default=5.0, ge=0, description="a session waiting for a lock longer than this is named"
     )
@@ -81,11 +70,6 @@ class FaultDatabaseParams(IncidentParams, PgServerParams):
     max_connections_percent: float = Field(
         default=90.0, gt=0, le=100, description="connections in use above this share are named"
     )
-
-    @classmethod
-    def version_params(cls, version: int) -> dict[str, Any]:
-        bin_dir, data_dir = debian_paths(version)
-        return {"bin_dir": bin_dir, "data_dir": data_dir}
 
 
 def lock_mode(mode: str) -> str:
