@@ -6,6 +6,11 @@ table's row count and checksum there equals the source's at the moment of the du
 manifest of a backup holds both fingerprints and a sha256 of every file; ``require_verified``
 recomputes the comparison and checks the files have not changed since, and every destructive
 method of the gateway calls it first. A flag in a file is not trusted: the evidence is.
+
+Hashing the files costs time that grows with the backup. The guard at the stop of the writers
+hashes them; pg_upgrade's guard, inside the downtime, hashes again only what changed since by
+its stamp (size, modification and change time, inode: `unchanged_since`), as git trusts its
+index.
 """
 
 from __future__ import annotations
@@ -24,6 +29,43 @@ from runbooks.gateways.postgres_facts import (
 )
 
 MANIFEST = "manifest.json"
+# A file changed this close before its stamp was taken may change again within the same tick
+# of its file system's clock, after the hash, without its stamp changing ("racily clean", in
+# git's words): it is hashed again. One second covers file systems that keep whole seconds.
+RACY_S = 1.0
+
+
+def unchanged_since(stamped: Mapping[str, str] | None, now: Mapping[str, str]) -> bool:
+    """Whether every file of a backup directory has the stamp it had when ``stamped`` was taken
+    (just before the files were hashed and found as verified): same names, and each file's
+    ``"<size> <mtime> <ctime> <inode>"`` equal (the change time moves on any write, and on a
+    modification time set back). ``stamped`` holds the moment it was taken under ``"."``; a
+    file changed less than `RACY_S` before that moment does not count as unchanged.
+
+    >>> then = {".": "100.0", "a": "5 90.0 90.0 7"}
+    >>> unchanged_since(then, {".": "130.0", "a": "5 90.0 90.0 7"})
+    True
+    >>> unchanged_since(then, {".": "130.0", "a": "5 90.0 120.0 7"})  # written since
+    False
+    >>> unchanged_since({".": "100.0", "a": "5 99.5 99.5 7"}, {".": "130.0", "a": "5 99.5 99.5 7"})
+    False
+    """
+    files = {k: v for k, v in (stamped or {}).items() if k != "."}
+    if not files or files != {k: v for k, v in now.items() if k != "."}:
+        return False
+    try:
+        taken = float((stamped or {})["."])
+        return all(float(stamp.split()[2]) < taken - RACY_S for stamp in files.values())
+    except (KeyError, ValueError, IndexError):  # not as `file_stamps` writes it: hash again
+        return False
+    files = {k: v for k, v in stamped.items() if k != "."}
+    if not files or files != {k: v for k, v in now.items() if k != "."}:
+        return False
+    try:
+        taken = float(stamped["."])
+        return all(float(stamp.split()[1]) < taken - RACY_S for stamp in files.values())
+    except (ValueError, IndexError):  # a stamp not as `file_stamps` writes it: hash again
+        return False
 
 
 class UnverifiedBackupError(VerificationError):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import re
 import shlex
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -237,8 +238,10 @@ class UpgradeGateway(PostgresGateway):
     def stop_writers(self, cluster: Cluster, *, backup_dir: str, run_id: str) -> dict[str, Any]:
         """Stop writers: stop the cluster (every session ends, the endpoint closes). A sync
         and a checkpoint first, while applications still write, leave the shutdown and
-        pg_upgrade little to flush. Proves the backup first; returns the proof and the
-        moment the writers stopped."""
+        pg_upgrade little to flush. Proves the backup first; returns the proof, the moment
+        the writers stopped and, under ``backup_stamps``, the backup files' stamps taken just
+        before they were hashed (for pg_upgrade's guard; not a thing for the record)."""
+        stamps = self.file_stamps(backup_dir)
         proof = self.require_verified_backup(backup_dir, cluster, run_id)
         # the file system's dirty pages (backup, restore test, initdb) written out now: else
         # pg_upgrade's fsyncs inside the downtime wait for them
@@ -248,7 +251,7 @@ class UpgradeGateway(PostgresGateway):
         self.stop(cluster)
         if self.accepts_connections(cluster):
             raise VerificationError(f"{cluster.endpoint} still accepts connections")
-        return {"writers_stopped_at": stopped_at, **proof}
+        return {"writers_stopped_at": stopped_at, **proof, "backup_stamps": stamps}
 
     @writes
     def open_with_snapshots(
@@ -570,14 +573,17 @@ class UpgradeGateway(PostgresGateway):
         backup_dir: str,
         run_id: str,
         upgrade_bin: str | None = None,
+        backup_stamps: Mapping[str, str] | None = None,
     ) -> dict[str, Any]:
         """pg_upgrade: copy or clone keep the old cluster startable as it was; link and swap
         do not: once the new cluster has started, the old one cannot be (the runbook refuses
         them until it has a way back without the old cluster). ``upgrade_bin`` replaces the
-        new bin dir for pg_upgrade (a shim, ``make_bin_shim``)."""
+        new bin dir for pg_upgrade (a shim, ``make_bin_shim``). ``backup_stamps`` (from
+        `stop_writers`): the backup files unchanged since the stop are not hashed again
+        inside the downtime."""
         if mode not in UPGRADE_MODES:
             raise InputError(f"pg_upgrade mode {mode!r}: one of {', '.join(UPGRADE_MODES)}")
-        proof = self.require_verified_backup(backup_dir, old, run_id)
+        proof = self.require_verified_backup(backup_dir, old, run_id, stamped=backup_stamps)
         if self.is_running(old):
             raise VerificationError(f"{old.data_dir} is still running; stop writers first")
         jobs = self.shell.run(["nproc"], check=False).stdout.strip() or "1"

@@ -421,6 +421,7 @@ class DbUpgrade(DbUpgradeBase):
                 ctx,
                 writers_stopped_at=proof["writers_stopped_at"],
                 system_identifier=pg.system_identifier(self.old),
+                backup_stamps=proof.pop("backup_stamps"),  # pg_upgrade's guard hashes less
             )
             if self.fast:  # the archive now holds every write up to the stop
                 proof["wal"] = pg.save_final_wal(self.old, self.wal_dir(ctx), self.base_dir(ctx))
@@ -472,6 +473,7 @@ class DbUpgrade(DbUpgradeBase):
                 backup_dir=self.backup_dir(ctx),
                 run_id=ctx.run_id,
                 upgrade_bin=state.get("upgrade_bin"),
+                backup_stamps=state.get("backup_stamps"),
             )
         self.save_state(ctx, pg_upgrade_s=evidence["pg_upgrade_s"])
         return evidence
