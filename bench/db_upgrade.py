@@ -21,8 +21,12 @@ import argparse
 import json
 import os
 import shutil
+import sys
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import checkout  # noqa: F401  (binds the checkout's tests package: bench/checkout.py)
 
 from runbooks.core.context import confirm_all
 from runbooks.core.engine import Engine

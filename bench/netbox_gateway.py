@@ -27,7 +27,8 @@ import pynetbox
 import requests
 from requests.adapters import HTTPAdapter
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import checkout  # noqa: F401  (binds the checkout's tests package: bench/checkout.py)
 
 from runbooks.config import NetBoxSettings
 from runbooks.core.gateway import Mode

@@ -28,7 +28,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import checkout  # noqa: F401  (binds the checkout's tests package: bench/checkout.py)
 
 from runbooks.config import NetBoxSettings
 from runbooks.core.store import RecordStore
