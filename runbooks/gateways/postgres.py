@@ -305,19 +305,32 @@ class PostgresGateway(Gateway):
     ) -> dict[str, Any]:
         """The guard: raise UnverifiedBackupError unless the backup in ``directory`` is a
         verified backup of ``cluster`` taken in this run and unchanged since. Returns the
-        proof for the record. With ``stamped`` (`file_stamps` taken just before an earlier
-        guard hashed the files) the files whose stamps have not changed since are not hashed
-        again: the manifest's hashes stand for them (`unchanged_since`)."""
+        proof for the record. ``stamped``: see `prove_backup`."""
+        return self.prove_backup(
+            directory, run_id, self.system_identifier(cluster), stamped=stamped
+        )
+
+    @reads
+    def prove_backup(
+        self,
+        directory: str,
+        run_id: str,
+        system_identifier: str,
+        *,
+        stamped: Mapping[str, str] | None = None,
+    ) -> dict[str, Any]:
+        """The guard of `require_verified_backup` for a cluster known by its identifier (after
+        pg_upgrade --link the old data directory's pg_control is renamed). With ``stamped``
+        (`file_stamps` taken just before an earlier guard hashed the files) files whose stamps
+        have not changed since are not hashed again: the manifest's hashes stand for them
+        (`unchanged_since`)."""
         manifest = self.read_manifest(directory)
         if manifest is not None and unchanged_since(stamped, self.file_stamps(directory)):
             files_now, checked = dict(manifest.files), "unchanged since hashed (size, times, inode)"
         else:
             files_now, checked = self.file_hashes(directory), "hashed"
         require_verified(
-            manifest,
-            run_id=run_id,
-            system_identifier=self.system_identifier(cluster),
-            files_now=files_now,
+            manifest, run_id=run_id, system_identifier=system_identifier, files_now=files_now
         )
         assert manifest is not None  # require_verified refuses None
         return {

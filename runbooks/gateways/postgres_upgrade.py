@@ -33,7 +33,6 @@ from runbooks.gateways.postgres_backup import (
     MANIFEST,
     BackupManifest,
     UnverifiedBackupError,
-    require_verified,
 )
 from runbooks.gateways.postgres_shell import CommandError, Shell
 
@@ -221,19 +220,6 @@ class UpgradeGateway(PostgresGateway):
     def version_num(self, cluster: Cluster) -> int:
         return self._version_num(cluster)
 
-    @reads
-    def prove_backup(self, directory: str, run_id: str, system_identifier: str) -> dict[str, Any]:
-        """The guard of ``require_verified_backup`` for a cluster known by its identifier
-        (after pg_upgrade --link the old data directory's pg_control is renamed)."""
-        manifest = self.read_manifest(directory)
-        files_now = self.file_hashes(directory)
-        require_verified(
-            manifest, run_id=run_id, system_identifier=system_identifier, files_now=files_now
-        )
-        assert manifest is not None  # require_verified refuses None
-        return {"backup": directory, "verified_at": manifest.verified_at,
-                "files_unchanged": len(files_now)}  # fmt: skip
-
     @writes
     def stop_writers(self, cluster: Cluster, *, backup_dir: str, run_id: str) -> dict[str, Any]:
         """Stop writers: stop the cluster (every session ends, the endpoint closes). A sync
@@ -265,12 +251,14 @@ class UpgradeGateway(PostgresGateway):
         backup_dir: str,
         run_id: str,
         system_identifier: str,
+        backup_stamps: Mapping[str, str] | None = None,
     ) -> tuple[facts.Fingerprints, str]:
         """Start the new cluster on its service endpoint behind the gate
         (``postgres_open``), take one snapshot per database, open the service, and read
         every table in those snapshots. Returns the fingerprints at the opening and its
-        time. Proves the backup (of the old cluster, ``system_identifier``) first."""
-        self.prove_backup(backup_dir, run_id, system_identifier)
+        time. Proves the backup (of the old cluster, ``system_identifier``) first, hashing
+        only what changed since ``backup_stamps`` (`stop_writers`)."""
+        self.prove_backup(backup_dir, run_id, system_identifier, stamped=backup_stamps)
         self.stop(new)  # an interrupted opening (a resumed run) starts again
         if self.exists(f"{out_dir}/pg_hba.conf.service"):  # and its gate comes off first
             for name in ("pg_hba.conf.service", "postgresql.conf"):

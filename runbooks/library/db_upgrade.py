@@ -509,6 +509,7 @@ class DbUpgrade(DbUpgradeBase):
                 backup_dir=self.backup_dir(ctx),
                 run_id=ctx.run_id,
                 system_identifier=str(state["system_identifier"]),
+                backup_stamps=state.get("backup_stamps"),
             )
             self.save_state(
                 ctx, service_open_at=opened_at, opened=facts.fingerprints_to_json(opened)
