@@ -392,9 +392,11 @@ class PostgresGateway(Gateway):
 
     @writes
     def stop(self, cluster: Cluster) -> None:
+        """A fast shutdown, waited for as ``pg_ctl -w`` waits (until postmaster.pid is gone)
+        but looking every 10 ms, not every 100: a stop inside the downtime ends sooner."""
         if self.is_running(cluster):
-            argv = [cluster.bin("pg_ctl"), "stop", "-D", cluster.data_dir, "-m", "fast", "-w"]
-            self.shell.run([*argv, "-t", "120"], timeout=180)
+            argv = ["sh", "-c", _STOP, "sh", cluster.bin("pg_ctl"), cluster.data_dir]
+            self.shell.run(argv, timeout=180)
 
     @writes
     def initdb(
@@ -408,6 +410,18 @@ class PostgresGateway(Gateway):
     def analyze(self, cluster: Cluster) -> None:
         argv = [cluster.bin("vacuumdb"), "--all", "--analyze-only", "-q"]
         self.shell.run([*argv, "-h", cluster.socket_dir, "-p", str(cluster.port)], timeout=3600)
+
+
+# $1 pg_ctl, $2 data directory: stop -m fast, then wait up to 120 s for postmaster.pid to go
+_STOP = r"""
+"$1" stop -D "$2" -m fast -W >/dev/null || exit $?
+t=0
+while [ -e "$2/postmaster.pid" ]; do
+  t=$((t+1))
+  [ "$t" -gt 12000 ] && { echo "the server in $2 did not stop within 120 s" >&2; exit 1; }
+  sleep 0.01
+done
+"""
 
 
 def initdb_argv(

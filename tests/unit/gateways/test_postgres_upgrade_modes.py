@@ -4,8 +4,10 @@ pg_ctl and psql), the WAL archive's arithmetic, database names to pg_restore."""
 
 from __future__ import annotations
 
+import os
 import shlex
 import subprocess
+import time
 from pathlib import Path
 
 from psycopg.conninfo import conninfo_to_dict
@@ -38,11 +40,18 @@ def test_the_modes_a_pg_upgrade_offers() -> None:
         assert gw.upgrade_modes("/bin18") == modes
 
 
-def fake_bin(tmp_path: Path, psql_fails: bool = False) -> Path:
-    """pg_ctl that records the gate files it finds at start and at reload; psql that says it
-    took its snapshot (unless it fails first) and prints one table."""
+def fake_bin(tmp_path: Path, psql_fails: bool = False, ready_after: int = 0) -> Path:
+    """pg_ctl that records the gate files it finds at start and at reload; pg_isready that
+    answers "no response" ``ready_after`` times (-1: always), then "accepting"; psql that
+    says it took its snapshot (unless it fails first) and prints one table."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
+    (bin_dir / "pg_isready").write_text(
+        "#!/bin/sh\n"
+        'n="$(dirname "$0")/isready"; echo x >>"$n"\n'
+        f'[ {ready_after} -ge 0 ] && [ "$(wc -l <"$n")" -gt {ready_after} ] && exit 0\n'
+        "exit 2\n"
+    )
     (bin_dir / "pg_ctl").write_text(
         "#!/bin/sh\n"
         'log="$(dirname "$0")/calls"\n'
@@ -62,7 +71,7 @@ def fake_bin(tmp_path: Path, psql_fails: bool = False) -> Path:
 
 def open_gated(tmp_path: Path, bin_dir: Path) -> subprocess.CompletedProcess[str]:
     data = tmp_path / "data"
-    data.mkdir()
+    data.mkdir(exist_ok=True)
     (data / "pg_hba.conf").write_text("host all app 198.18.0.0/15 scram-sha-256\n")
     (data / "postgresql.conf").write_text("port = 5432\n")
     out = tmp_path / "out"
@@ -92,6 +101,26 @@ def test_the_service_opens_only_after_every_snapshot(tmp_path: Path) -> None:
     assert (tmp_path / "out" / "ready.1").exists() and (tmp_path / "out" / "ready.2").exists()
     assert "public.t" in (tmp_path / "out" / "fp.2.out").read_text()
     assert (tmp_path / "data" / "postgresql.conf").read_text() == "port = 5432\n"
+
+
+def test_the_snapshots_wait_until_the_server_accepts_connections(tmp_path: Path) -> None:
+    """Started without pg_ctl's wait (it looks every 100 ms): the gate asks every 10 ms."""
+    bin_dir = fake_bin(tmp_path, ready_after=3)
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "postmaster.pid").write_text(f"{os.getpid()}\n")  # a live postmaster
+    proc = open_gated(tmp_path, bin_dir)
+    assert proc.returncode == 0, proc.stderr
+    assert (bin_dir / "isready").read_text().count("x") == 4  # three "no response", then ready
+
+
+def test_a_server_that_never_answers_and_is_gone_reopens_the_gate(tmp_path: Path) -> None:
+    bin_dir = fake_bin(tmp_path, ready_after=-1)  # no postmaster.pid: it died starting
+    started = time.monotonic()
+    proc = open_gated(tmp_path, bin_dir)
+    assert proc.returncode == 4
+    assert time.monotonic() - started < 30  # about 100 looks, not the 120 s timeout
+    assert (tmp_path / "data" / "pg_hba.conf").read_text().startswith("host all app")
+    assert not (tmp_path / "out" / "ready.1").exists()  # no snapshot was begun
 
 
 def test_a_snapshot_that_fails_reopens_and_says_so(tmp_path: Path) -> None:
