@@ -58,14 +58,6 @@ def unchanged_since(stamped: Mapping[str, str] | None, now: Mapping[str, str]) -
         return all(float(stamp.split()[2]) < taken - RACY_S for stamp in files.values())
     except (KeyError, ValueError, IndexError):  # not as `file_stamps` writes it: hash again
         return False
-    files = {k: v for k, v in stamped.items() if k != "."}
-    if not files or files != {k: v for k, v in now.items() if k != "."}:
-        return False
-    try:
-        taken = float(stamped["."])
-        return all(float(stamp.split()[1]) < taken - RACY_S for stamp in files.values())
-    except (ValueError, IndexError):  # a stamp not as `file_stamps` writes it: hash again
-        return False
 
 
 class UnverifiedBackupError(VerificationError):

@@ -44,7 +44,8 @@ t=0
 until "$bin/pg_isready" -q -h "$sock" -p "$port"; do
   t=$((t+1))
   pid=$(head -n 1 "$new/postmaster.pid" 2>/dev/null)
-  if [ "$t" -gt 12000 ] || { [ "$t" -gt 100 ] && ! { [ -n "$pid" ] && kill -0 "$pid"; }; }; then
+  alive=0; [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null && alive=1
+  if [ "$t" -gt 12000 ] || { [ "$t" -gt 100 ] && [ "$alive" -eq 0 ]; }; then
     reopen; exit 4
   fi
   sleep 0.01

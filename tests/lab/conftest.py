@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 from lab_fixtures import db1, device_ssh, host_ssh, lab, lab_reset  # noqa: F401
 from netbox_fixtures import netbox_lab, netbox_reset  # noqa: F401
-from rack_support import following, rack_lab  # noqa: F401
+from rack_support import following, rack_lab  # noqa: F401  (rack_lab: a fixture pytest finds by name)
 
 
 @pytest.hookimpl(hookwrapper=True)
