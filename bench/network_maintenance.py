@@ -8,8 +8,9 @@ the lab's range nothing answers: 20 devices, one unreachable. Both sides select 
 NetBox (site, roles spine and leaf, status active).
 
 - runbook: `Engine.run` of network-maintenance in this process (NetBox selection and working
-  sets, then per device on one login: get_config, get_facts, get_bgp_neighbors,
-  get_lldp_neighbors, get_interfaces_counters, NetBox's render-config and the device's compare;
+  sets, NetBox's renderings in a few requests (the netbox-runbooks plugin's render-configs),
+  then per device on one login: get_config, get_facts, get_bgp_neighbors,
+  get_lldp_neighbors, get_interfaces_counters and the device's compare with its rendering;
   the summary; one git commit of the sanitised backups). ``parallel`` devices at a time.
 - nornir: NetBox's device list (REST), then per host with the same worker count: napalm_get
   of the same five getters, render-config (REST), napalm_configure(dry_run=True) with the
@@ -199,7 +200,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=20)
     parser.add_argument(
         "--renders", type=int, default=network_maintenance.RENDERS_AT_ONCE,
-        help="the runbook's render-config requests in flight",
+        help="the runbook's rendering requests in flight",
     )  # fmt: skip
     args = parser.parse_args()
     network_maintenance.RENDERS_AT_ONCE = args.renders

@@ -29,7 +29,8 @@ from typing import TYPE_CHECKING, Any, Self
 import pynetbox
 
 from runbooks.config import NetBoxSettings, netbox_settings
-from runbooks.core.errors import InputError, InventoryError
+from runbooks.core import secrets
+from runbooks.core.errors import GatewayError, InputError, InventoryError, RejectedError
 from runbooks.core.gateway import Gateway, Mode, reads, writes
 from runbooks.core.results import Diff, FieldChange
 from runbooks.gateways.netbox_changes import (
@@ -39,7 +40,7 @@ from runbooks.gateways.netbox_changes import (
     endpoint,
     plain,
 )
-from runbooks.gateways.netbox_http import GuardedSession, NetBoxHTTP
+from runbooks.gateways.netbox_http import RENDER_CONFIGS, GuardedSession, NetBoxHTTP
 from runbooks.gateways.netbox_model import WORKING_SET_QUERY, DeviceWorkingSet, etag_of
 from runbooks.gateways.netbox_writes import Writer
 
@@ -73,6 +74,7 @@ class NetBoxGateway(Gateway):
         self.run_id = run_id
         self.message = f"runbook {runbook or '?'} run {run_id or '?'}"
         self._writer = Writer(self.http, self.message)
+        self._render_configs: bool | None = None  # the plugin's render-configs answers
 
     @classmethod
     def open(cls, ctx: RunContext, key: str) -> Self:
@@ -119,6 +121,41 @@ class NetBoxGateway(Gateway):
             what=f"render-config of device #{device_id}",
         )
         return reply.text
+
+    @reads
+    def render_configs(self, device_ids: Sequence[int]) -> dict[int, str | GatewayError]:
+        """Each device's configuration as `render_config` renders it without ``context``, by
+        id; a device NetBox does not render maps to the error its render-config would raise
+        (400 no template, 404 not found or not allowed: RejectedError; 500 the template's
+        error: GatewayError). One request to the netbox-runbooks plugin's render-configs
+        (NetBox's render-config costs a filterset per device: `netbox_runbooks.renders`);
+        where NetBox has no such endpoint, one render-config per device."""
+        ids = list(dict.fromkeys(int(i) for i in device_ids))
+        if not ids:
+            return {}
+        if self._render_configs is not False:
+            try:
+                reply = self.http.call(
+                    "POST",
+                    RENDER_CONFIGS,
+                    body={"devices": ids},
+                    what=f"render-config of {len(ids)} devices",
+                )
+            except RejectedError as exc:
+                if exc.context.get("status") != 404:
+                    raise
+                self._render_configs = False  # NetBox without the plugin (or an older one)
+            else:
+                self._render_configs = True
+                answers = (reply.data or {}).get("devices") or {}
+                return {i: _rendered(i, answers.get(str(i))) for i in ids}
+        out: dict[int, str | GatewayError] = {}
+        for i in ids:
+            try:
+                out[i] = self.render_config(i)
+            except (RejectedError, GatewayError) as exc:
+                out[i] = exc
+        return out
 
     @reads
     def get(self, obj_type: str, obj_id: int) -> dict[str, Any]:
@@ -475,3 +512,18 @@ class NetBoxGateway(Gateway):
 def _planned(diffs: Sequence[Diff]) -> list[PlannedWrite]:
     writes = [PlannedWrite.from_diff(d) for d in diffs]
     return [w for w in writes if w is not None]
+
+
+def _rendered(device_id: int, answer: Any) -> str | GatewayError:
+    """One device's answer of render-configs as `NetBoxGateway.render_config` would give it:
+    its configuration, or the error its render-config would raise."""
+    what = f"render-config of device #{device_id}"
+    if not isinstance(answer, dict):
+        return GatewayError(f"NetBox answered {what} with nothing")
+    if isinstance(answer.get("config"), str):
+        return str(answer["config"])
+    status = int(answer.get("status") or 500)
+    detail = secrets.mask_text(str(answer.get("detail", "")))
+    if status >= 500:
+        return GatewayError(f"NetBox failed {what} ({status}: {detail})", status=status)
+    return RejectedError(f"NetBox rejected {what} ({status}: {detail})", status=status)

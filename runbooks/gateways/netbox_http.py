@@ -19,6 +19,7 @@ session, its pynetbox API or a raw call that the gateway did not declare as a wr
 
 from __future__ import annotations
 
+import ast
 import json
 import logging
 import time
@@ -47,7 +48,9 @@ log = logging.getLogger(__name__)
 
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 # POSTs that change nothing: GraphQL is read-only; rendering a config template stores nothing.
-READ_ONLY_POSTS = ("/graphql/", "/render-config/")
+# The netbox-runbooks plugin's render-config of many devices (NetBox's rendering, no write)
+RENDER_CONFIGS = "/api/plugins/runbooks/render-configs/"
+READ_ONLY_POSTS = ("/graphql/", "/render-config/", RENDER_CONFIGS)
 
 
 @dataclass
@@ -283,17 +286,49 @@ def _reason(exc: requests.ConnectionError) -> str:
     return "connection failed"
 
 
+def _said_as_text(line: str) -> str | None:
+    """The sentence of an error NetBox answered as text (render-config with ``Accept:
+    text/plain`` answers a refusal as a Python dict's text: ``{'error': '...'}``).
+
+    >>> _said_as_text("{'error': 'No config template found for this device.'}")
+    'No config template found for this device.'
+    >>> _said_as_text("hostname r1") is None
+    True
+    """
+    if not line.startswith("{"):
+        return None
+    try:
+        said = ast.literal_eval(line)
+    except (ValueError, SyntaxError):
+        return None
+    if isinstance(said, dict):
+        for key in ("error", "detail"):
+            if isinstance(said.get(key), str):
+                return str(said[key])
+    return None
+
+
+def _text_detail(response: requests.Response) -> str:
+    """The explanation of an answer that is not JSON: its first line, unless HTML."""
+    first = response.text.strip().splitlines()[:1]
+    said = _said_as_text(first[0]) if first else None
+    if said:
+        return said
+    return first[0][:200] if first and "<" not in first[0] else response.reason or "no detail"
+
+
 def _detail(response: requests.Response) -> str:
     """NetBox's own explanation, on one line: ``detail``, field errors or the first line."""
     try:
         data = response.json()
     except ValueError:
-        first = response.text.strip().splitlines()[:1]
-        return first[0][:200] if first and "<" not in first[0] else response.reason or "no detail"
+        return _text_detail(response)
     if isinstance(data, dict):
         if "detail" in data:
             extra = data.get("errors")
             return str(data["detail"]) + (f" {json.dumps(extra)[:300]}" if extra else "")
+        if isinstance(data.get("error"), str):  # render-config's refusals
+            return str(data["error"])
         return json.dumps(data)[:300]
     if isinstance(data, list):
         return json.dumps([d for d in data if d])[:300]

@@ -18,6 +18,9 @@ and NX-OS copy the candidate to flash) a diff made locally instead:
    NetBox's connected cables, its interface errors. A device that cannot be reached is
    recorded unreachable, with why; a part of its evidence NetBox or the device could not
    give is recorded not checked, or as that part's error: it never stops the others.
+   NetBox renders the fleet's configurations in a few requests while the devices log in
+   (`NetBoxGateway.render_configs`: the netbox-runbooks plugin's render-configs, else
+   render-config per device).
 3. The compliance summary: the devices compliant, drifted (each with its diff), unreachable
    and not renderable (each with why), and those whose evidence is incomplete (what was not
    checked). Unreachable and not renderable devices, and incomplete evidence, are the
@@ -34,10 +37,12 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +50,7 @@ from pydantic import Field, field_validator
 
 from runbooks import config
 from runbooks.core.context import RunContext
-from runbooks.core.errors import InventoryError
+from runbooks.core.errors import GatewayError, InventoryError
 from runbooks.core.gateway import Mode
 from runbooks.core.results import Diff
 from runbooks.core.runbook import Params
@@ -95,7 +100,8 @@ query FleetState($names: [String!]!) {
 CONNECTED_QUERY = STATE_QUERY.replace(
     "interfaces {", "interfaces(filters: {cable: {status: {exact: STATUS_CONNECTED}}}) {"
 )
-RENDERS_AT_ONCE = 4  # NetBox's render-config requests in flight (a few workers serve them)
+RENDERS_AT_ONCE = 4  # NetBox's rendering requests in flight (a few workers serve them)
+RENDERS_PER_REQUEST = 25  # devices in one (`NetBoxGateway.render_configs`)
 # What the selection reads of each device (REST ``fields``): enough to log in to it
 DEVICE_FIELDS = "id,name,platform,primary_ip4,oob_ip,config_context"
 
@@ -163,6 +169,29 @@ def working_sets(
     data = nb.http.graphql(query, {"names": names}, f"working sets of {len(names)} devices")
     found = [DeviceWorkingSet.parse(d) for d in data.get("device_list") or []]
     return {ws.name: ws for ws in found}
+
+
+def render_batches(names: list[str]) -> list[list[str]]:
+    """The devices' renderings asked in `RENDERS_AT_ONCE` requests at a time, in the order
+    the devices are surveyed: the fleet split evenly over the requests in flight (at most
+    `RENDERS_PER_REQUEST` each), so the first devices' renderings come first.
+
+    >>> [len(b) for b in render_batches([str(i) for i in range(20)])]
+    [5, 5, 5, 5]
+    >>> [len(b) for b in render_batches([str(i) for i in range(130)])][:2]
+    [25, 25]
+    """
+    size = max(1, min(RENDERS_PER_REQUEST, math.ceil(len(names) / RENDERS_AT_ONCE)))
+    return [names[i : i + size] for i in range(0, len(names), size)]
+
+
+def rendered(batch: Future[dict[int, str | GatewayError]], device_id: int) -> str:
+    """One device's rendering from its batch's answer (waits for it), or the error NetBox's
+    render-config of it would raise."""
+    answer = batch.result()[device_id]
+    if isinstance(answer, GatewayError):
+        raise answer
+    return answer
 
 
 def target_of(device: dict[str, Any]) -> DeviceTarget:
@@ -294,19 +323,24 @@ class NetworkMaintenance(LibraryRunbook[NetworkMaintenanceParams]):
         # NetBox's reads go on while the devices log in: the working sets on a thread of their
         # own (the state evidence, needed last, waits for them), each device's rendering on
         # the render pool from the start (its compare waits for it)
+        ids = {name: int(device["id"]) for name, device in fleet.items()}
         with (
             ThreadPoolExecutor(1, "netbox-state") as state,
             ThreadPoolExecutor(min(RENDERS_AT_ONCE, len(fleet)), "netbox-render") as reads,
             ThreadPoolExecutor(workers, "device-survey") as devices,
         ):
             around = state.submit(self.around, ctx)
-            rendered = {
-                name: reads.submit(nb.render_config, int(device["id"]))
-                for name, device in fleet.items()
-            }
+            renders: dict[str, Future[dict[int, str | GatewayError]]] = {}
+            for names in render_batches(list(fleet)):
+                batch = reads.submit(nb.render_configs, [ids[name] for name in names])
+                renders |= dict.fromkeys(names, batch)
             jobs = {
                 name: devices.submit(
-                    self.survey_one, ctx, device, around.result, rendered[name].result
+                    self.survey_one,
+                    ctx,
+                    device,
+                    around.result,
+                    partial(rendered, renders[name], ids[name]),
                 )
                 for name, device in fleet.items()
             }

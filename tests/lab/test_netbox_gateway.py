@@ -16,6 +16,7 @@ from runbooks.core.errors import (
     ConnectError,
     DriftError,
     DryRunViolation,
+    RejectedError,
     RunbookError,
 )
 from runbooks.core.gateway import Mode
@@ -317,3 +318,22 @@ def test_ip_release_assign_and_cable_delete_undo_exactly(admin: NetBoxHTTP) -> N
     back = run.working_set("leaf1").interface("swp2")
     assert back.cable is not None and back.cable.status == cable.status
     assert back.peer is not None and (back.peer.device, back.peer.name) == ("spine2", "swp1")
+
+
+def test_render_configs_answers_as_render_config_in_one_request(admin: NetBoxHTTP) -> None:
+    """The plugin's render-configs through the gateway: one request for the routers and a
+    device with no template, each answer what `render_config` gives (or raises) for it."""
+    names = ("spine1", "spine2", "leaf1", "leaf2", "srv1")
+    listed = admin.call("GET", "/api/dcim/devices/", params={"name": list(names)}).data
+    ids = {str(d["name"]): int(d["id"]) for d in listed["results"]}
+    assert set(ids) == set(names)
+    gw = gateway(Mode.PLAN)
+    wire = counted(gw)
+    answers = gw.render_configs(list(ids.values()))
+    assert wire.sent == ["POST /api/plugins/runbooks/render-configs/"]
+    for name in names[:4]:
+        assert answers[ids[name]] == gw.render_config(ids[name]), name
+    assert isinstance(answers[ids["srv1"]], RejectedError)
+    with pytest.raises(RejectedError) as caught:
+        gw.render_config(ids["srv1"])
+    assert str(answers[ids["srv1"]]) == str(caught.value)

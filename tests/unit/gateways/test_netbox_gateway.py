@@ -634,3 +634,71 @@ def test_remove_journal_deletes_the_marked_entry_with_its_etag() -> None:
     assert gw.remove_journal("dcim.device", 5, "run `run-7`") == 40
     (delete,) = [s for s in fake.sent if s.method == "DELETE"]
     assert delete.body[0]["id"] == 40 and delete.headers["If-Match"] == ETAG
+
+
+RENDERS = "/api/plugins/runbooks/render-configs/"
+
+
+def test_render_configs_asks_the_plugin_once_and_maps_each_answer_as_render_config() -> None:
+    """One request for the fleet, in a plan (a read): a device's text, or the error its own
+    render-config would raise (no template 400, gone 404: rejected; template error 500)."""
+    gw, fake = fake_gateway(Mode.PLAN)
+    answers = {
+        "1": {"config": "hostname a\n"},
+        "2": {"status": 400, "detail": "No config template found for this device."},
+        "3": {"status": 404, "detail": "No Device matches the given query."},
+        "4": {"status": 500, "detail": f"UndefinedError: 'x' is undefined {TOKEN}"},
+    }
+    fake.on("POST", RENDERS, Answer(200, {"devices": answers}))
+    got = gw.render_configs([1, 2, 3, 4, 1])
+    assert [s.body for s in fake.sent] == [{"devices": [1, 2, 3, 4]}]
+    assert got[1] == "hostname a\n"
+    assert isinstance(got[2], RejectedError) and "(400: No config template" in str(got[2])
+    assert isinstance(got[3], RejectedError) and "(404: No Device" in str(got[3])
+    assert type(got[4]) is GatewayError and "failed render-config of device #4 (500" in str(got[4])
+    assert TOKEN not in str(got[4])  # a template's error text is masked as every detail is
+    assert gw.render_configs([]) == {} and len(fake.sent) == 1
+
+
+def test_render_configs_without_the_plugin_renders_each_device_and_remembers() -> None:
+    """NetBox without the plugin (404 on the endpoint): render-config per device, with the
+    same answers; the endpoint is not asked again."""
+    gw, fake = fake_gateway(Mode.PLAN)
+    fake.on("POST", RENDERS, Answer(404, {"detail": "Not found."}))
+    fake.on("POST", "/api/dcim/devices/1/render-config/", Answer(text="hostname a\n"))
+    no_template = {"error": "No config template found for this device."}
+    fake.on("POST", "/api/dcim/devices/2/render-config/", Answer(400, no_template))
+    got = gw.render_configs([1, 2])
+    assert got[1] == "hostname a\n" and isinstance(got[2], RejectedError)
+    assert "No config template" in str(got[2])
+    gw.render_configs([1])
+    assert [s.path for s in fake.sent].count(RENDERS) == 1
+
+
+def test_render_configs_raises_what_is_not_a_device_s_answer() -> None:
+    """A refused token or an unreachable NetBox is the request's error, not a device's."""
+    gw, fake = fake_gateway(Mode.PLAN)
+    fake.on("POST", RENDERS, Answer(403, {"detail": "You do not have permission."}))
+    with pytest.raises(AuthenticationError, match="write-enabled token"):
+        gw.render_configs([1])
+
+
+def test_render_config_refused_as_text_says_netbox_s_sentence() -> None:
+    """render-config answers a text request's refusal as a Python dict's text; the error
+    says NetBox's sentence, as render-configs does for the same device."""
+    gw, fake = fake_gateway(Mode.PLAN)
+    said = "{'error': 'No config template found for this device.'}"
+    fake.on(
+        "POST",
+        "/api/dcim/devices/7/render-config/",
+        Answer(400, text=said, content_type="text/plain"),
+    )
+    with pytest.raises(RejectedError) as caught:
+        gw.render_config(7)
+    assert str(caught.value) == (
+        "NetBox rejected render-config of device #7 (400: No config template found for this "
+        "device.)"
+    )
+    fake.on("POST", "/api/dcim/devices/8/render-config/", Answer(400, text="{not python"))
+    with pytest.raises(RejectedError, match=r"\(400: \{not python\)"):
+        gw.render_config(8)

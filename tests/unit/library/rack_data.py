@@ -127,6 +127,9 @@ class RenderingNetBox(NetBoxGateway):
         self.links = links
         self.rendered: list[tuple[str, str]] = []  # (device, intent) of every render request
         self.renders: dict[tuple[str, str], str] = {}  # a rendering to answer instead
+        # a NetBox without the plugin's render-configs: `render_configs` asks `render_config`
+        # per device, as the gateway does there (its own tests: test_netbox_gateway.py)
+        self._render_configs = False
 
     @reads
     def working_set(self, name: str, *, render: bool = False) -> DeviceWorkingSet:

@@ -319,6 +319,29 @@ def test_netbox_is_read_while_the_devices_log_in(
     assert result.status is RunStatus.SUCCEEDED and seen and all(seen)
 
 
+def test_netbox_renders_the_fleet_in_a_few_requests_each_device_keeps_its_answer(
+    store_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The renderings are asked in batches (`render_batches`: `RENDERS_AT_ONCE` requests for
+    this fleet), not one request per device; each device still gets its own answer: leaf2's
+    refusal stays leaf2's (not renderable), the others are compared with their own."""
+    asked: list[list[int]] = []
+    render_configs = NetBoxGateway.render_configs
+
+    def batched(self: NetBoxGateway, ids: list[int]) -> Any:
+        asked.append(list(ids))
+        return render_configs(self, ids)
+
+    monkeypatch.setattr(NetBoxGateway, "render_configs", batched)
+    monkeypatch.setattr(network_maintenance, "RENDERS_AT_ONCE", 2)
+    result = engine(store_path).run(maintenance())
+    summary = evidence(result.steps, "compliance_summary")
+    assert sorted(map(len, asked)) == [2, 2]
+    assert sorted(i for ids in asked for i in ids) == sorted(IDS[name] for name in FLEET)
+    assert summary["compliant"] == ["spine1"] and list(summary["drifted"]) == ["leaf1"]
+    assert list(summary["not_renderable"]) == ["leaf2"]
+
+
 def run_and_history(
     store_path: Path, tmp_path: Path, net: Factories
 ) -> tuple[Any, dict[str, Any], dict[str, bytes]]:

@@ -9,5 +9,6 @@ router.register("runs", views.RunViewSet)
 
 urlpatterns = [
     path("whoami/", views.WhoAmIView.as_view(), name="whoami"),
+    path("render-configs/", views.RenderConfigsView.as_view(), name="render-configs"),
     *router.urls,
 ]

@@ -14,7 +14,7 @@ from typing import Any
 from django.db.models import QuerySet
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404
-from netbox.api.authentication import TokenPermissions
+from netbox.api.authentication import TokenPermissions, TokenWritePermission
 from netbox.api.viewsets import BaseViewSet, NetBoxReadOnlyModelViewSet
 from rest_framework import status
 from rest_framework.decorators import action
@@ -25,7 +25,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 from runbooks_rules.policy import AUTHORITIES
 
-from netbox_runbooks import changes, records, runs
+from netbox_runbooks import changes, records, renders, runs
 from netbox_runbooks import sheet as record_sheet
 from netbox_runbooks.api import serializers as s
 from netbox_runbooks.errors import Invalid, RunbooksError
@@ -34,7 +34,7 @@ from netbox_runbooks.identity import identity_of
 from netbox_runbooks.models import Change, RecordEntry, Run
 from netbox_runbooks.tokens import carries_token
 
-__all__ = ("ChangeViewSet", "RunViewSet", "WhoAmIView")
+__all__ = ("ChangeViewSet", "RenderConfigsView", "RunViewSet", "WhoAmIView")
 
 
 class WriteByRules(BasePermission):
@@ -254,3 +254,29 @@ class WhoAmIView(APIView):
         return Response({"username": who.username, "authorities": authorities, "groups": groups})
 
     permission_classes = (IsAuthenticated,)
+
+
+class RenderConfigsView(APIView):
+    """``POST {"devices": [id, ...]}``: each device's configuration as NetBox's render-config
+    renders it, in one request (`netbox_runbooks.renders`). Allowed as render-config is: a
+    write-enabled token; only devices the user may render and view."""
+
+    permission_classes = (IsAuthenticated, TokenWritePermission)
+
+    def post(self, request: Request) -> Response:
+        ids = request.data.get("devices") if isinstance(request.data, dict) else None
+        if (
+            not isinstance(ids, list)
+            or not ids
+            or not all(isinstance(i, int) and not isinstance(i, bool) for i in ids)
+        ):
+            raise Invalid("devices: a list of device ids (integers) is required")
+        if len(ids) > renders.MAX_DEVICES:
+            raise Invalid(f"devices: at most {renders.MAX_DEVICES} in one request")
+        answers = renders.render_configs(request.user, ids)
+        return Response({"devices": {str(pk): answer for pk, answer in answers.items()}})
+
+    def handle_exception(self, exc: Exception) -> Response:
+        if isinstance(exc, RunbooksError):
+            return Response({"detail": str(exc)}, status=exc.status)
+        return super().handle_exception(exc)
