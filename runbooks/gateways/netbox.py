@@ -40,7 +40,7 @@ from runbooks.gateways.netbox_changes import (
     endpoint,
     plain,
 )
-from runbooks.gateways.netbox_http import RENDER_CONFIGS, GuardedSession, NetBoxHTTP
+from runbooks.gateways.netbox_http import RENDER_CONFIGS, GuardedSession, NetBoxHTTP, first_line
 from runbooks.gateways.netbox_model import WORKING_SET_QUERY, DeviceWorkingSet, etag_of
 from runbooks.gateways.netbox_writes import Writer
 
@@ -145,6 +145,11 @@ class NetBoxGateway(Gateway):
                 if exc.context.get("status") != 404:
                     raise
                 self._render_configs = False  # NetBox without the plugin (or an older one)
+            except GatewayError as exc:
+                if not isinstance(exc.context.get("status"), int):
+                    raise  # unreachable, timed out, the token refused: NetBox's, not a device's
+                # NetBox failed the batch (5xx): each device asked alone, its failure its own
+                log.warning("NetBox's render-configs failed, rendering one by one: %s", exc)
             else:
                 self._render_configs = True
                 answers = (reply.data or {}).get("devices") or {}
@@ -523,7 +528,9 @@ def _rendered(device_id: int, answer: Any) -> str | GatewayError:
     if isinstance(answer.get("config"), str):
         return str(answer["config"])
     status = int(answer.get("status") or 500)
-    detail = secrets.mask_text(str(answer.get("detail", "")))
+    # one line, as render-config's own error text is read (a template's error can be a
+    # traceback with the template's debug on)
+    detail = secrets.mask_text(first_line(str(answer.get("detail", ""))))
     if status >= 500:
         return GatewayError(f"NetBox failed {what} ({status}: {detail})", status=status)
     return RejectedError(f"NetBox rejected {what} ({status}: {detail})", status=status)

@@ -22,6 +22,7 @@ from __future__ import annotations
 import ast
 import json
 import logging
+import re
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -286,21 +287,31 @@ def _reason(exc: requests.ConnectionError) -> str:
     return "connection failed"
 
 
+_ERROR_DETAIL = re.compile(
+    r"ErrorDetail\(string=('(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"), code=[^)]*\)"
+)
+
+
 def _said_as_text(line: str) -> str | None:
     """The sentence of an error NetBox answered as text (render-config with ``Accept:
     text/plain`` answers a refusal as a Python dict's text: ``{'error': '...'}``).
 
     >>> _said_as_text("{'error': 'No config template found for this device.'}")
     'No config template found for this device.'
+    >>> _said_as_text("{'detail': ErrorDetail(string='No Device matches the given query.', "
+    ...               "code='not_found')}")
+    'No Device matches the given query.'
     >>> _said_as_text("hostname r1") is None
     True
     """
-    if not line.startswith("{"):
+    if not line.startswith("{") or len(line) > 2000:
         return None
+    # DRF's errors print as ErrorDetail(string='...', code='...'): the string is the sentence
+    line = _ERROR_DETAIL.sub(r"\1", line)
     try:
         said = ast.literal_eval(line)
-    except (ValueError, SyntaxError):
-        return None
+    except (ValueError, SyntaxError, TypeError, RecursionError, MemoryError):
+        return None  # not a literal: the caller keeps the line as it is
     if isinstance(said, dict):
         for key in ("error", "detail"):
             if isinstance(said.get(key), str):
@@ -308,13 +319,23 @@ def _said_as_text(line: str) -> str | None:
     return None
 
 
+def first_line(text: str, fallback: str = "no detail") -> str:
+    """A text's first line, at most 200 characters (NetBox's explanation, on one line).
+
+    >>> first_line("UndefinedError: 'x' is undefined\\n  Line: 3")
+    "UndefinedError: 'x' is undefined"
+    """
+    first = text.strip().splitlines()[:1]
+    return first[0][:200] if first and first[0].strip() else fallback
+
+
 def _text_detail(response: requests.Response) -> str:
     """The explanation of an answer that is not JSON: its first line, unless HTML."""
-    first = response.text.strip().splitlines()[:1]
-    said = _said_as_text(first[0]) if first else None
+    line = first_line(response.text, "")
+    said = _said_as_text(line) if line else None
     if said:
         return said
-    return first[0][:200] if first and "<" not in first[0] else response.reason or "no detail"
+    return line if line and "<" not in line else response.reason or "no detail"
 
 
 def _detail(response: requests.Response) -> str:

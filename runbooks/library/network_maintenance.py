@@ -101,7 +101,9 @@ CONNECTED_QUERY = STATE_QUERY.replace(
     "interfaces {", "interfaces(filters: {cable: {status: {exact: STATUS_CONNECTED}}}) {"
 )
 RENDERS_AT_ONCE = 4  # NetBox's rendering requests in flight (a few workers serve them)
-RENDERS_PER_REQUEST = 25  # devices in one (`NetBoxGateway.render_configs`)
+# devices in one (`NetBoxGateway.render_configs`): a few seconds of NetBox's time at most, well
+# inside the request's timeout even for slow templates
+RENDERS_PER_REQUEST = 10
 # What the selection reads of each device (REST ``fields``): enough to log in to it
 DEVICE_FIELDS = "id,name,platform,primary_ip4,oob_ip,config_context"
 
@@ -179,7 +181,7 @@ def render_batches(names: list[str]) -> list[list[str]]:
     >>> [len(b) for b in render_batches([str(i) for i in range(20)])]
     [5, 5, 5, 5]
     >>> [len(b) for b in render_batches([str(i) for i in range(130)])][:2]
-    [25, 25]
+    [10, 10]
     """
     size = max(1, min(RENDERS_PER_REQUEST, math.ceil(len(names) / RENDERS_AT_ONCE)))
     return [names[i : i + size] for i in range(0, len(names), size)]
@@ -321,8 +323,8 @@ class NetworkMaintenance(LibraryRunbook[NetworkMaintenanceParams]):
         started = time.monotonic()
         workers = min(self.p.parallel, len(fleet))
         # NetBox's reads go on while the devices log in: the working sets on a thread of their
-        # own (the state evidence, needed last, waits for them), each device's rendering on
-        # the render pool from the start (its compare waits for it)
+        # own (the state evidence, needed last, waits for them), the renderings in batches on
+        # the render pool from the start (a device's compare waits for its batch)
         ids = {name: int(device["id"]) for name, device in fleet.items()}
         with (
             ThreadPoolExecutor(1, "netbox-state") as state,

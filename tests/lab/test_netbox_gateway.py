@@ -16,6 +16,7 @@ from runbooks.core.errors import (
     ConnectError,
     DriftError,
     DryRunViolation,
+    GatewayError,
     RejectedError,
     RunbookError,
 )
@@ -321,19 +322,34 @@ def test_ip_release_assign_and_cable_delete_undo_exactly(admin: NetBoxHTTP) -> N
 
 
 def test_render_configs_answers_as_render_config_in_one_request(admin: NetBoxHTTP) -> None:
-    """The plugin's render-configs through the gateway: one request for the routers and a
-    device with no template, each answer what `render_config` gives (or raises) for it."""
-    names = ("spine1", "spine2", "leaf1", "leaf2", "srv1")
+    """The plugin's render-configs through the gateway: one request for the routers, a
+    device with no template (400), one whose template fails (500) and an id NetBox does not
+    hold (404); each answer what `render_config` gives or raises for it, word for word."""
+    names = ("spine1", "spine2", "leaf1", "leaf2", "srv1", "srv2")
     listed = admin.call("GET", "/api/dcim/devices/", params={"name": list(names)}).data
     ids = {str(d["name"]): int(d["id"]) for d in listed["results"]}
     assert set(ids) == set(names)
+    broken = admin.call(
+        "POST",
+        "/api/extras/config-templates/",
+        body={"name": "broken", "template_code": "{{ device.no_such_field.nested }}"},
+    ).data
+    admin.call("PATCH", f"/api/dcim/devices/{ids['srv2']}/", body={"config_template": broken["id"]})
+    missing = max(ids.values()) + 1000
     gw = gateway(Mode.PLAN)
     wire = counted(gw)
-    answers = gw.render_configs(list(ids.values()))
+    answers = gw.render_configs([*ids.values(), missing])
     assert wire.sent == ["POST /api/plugins/runbooks/render-configs/"]
     for name in names[:4]:
         assert answers[ids[name]] == gw.render_config(ids[name]), name
-    assert isinstance(answers[ids["srv1"]], RejectedError)
-    with pytest.raises(RejectedError) as caught:
-        gw.render_config(ids["srv1"])
-    assert str(answers[ids["srv1"]]) == str(caught.value)
+    for i, error in (
+        (ids["srv1"], RejectedError),
+        (ids["srv2"], GatewayError),
+        (missing, RejectedError),
+    ):
+        assert type(answers[i]) is error, answers[i]
+        with pytest.raises(error) as caught:
+            gw.render_config(i)
+        assert str(answers[i]) == str(caught.value)
+    assert "(400: No config template found for this device.)" in str(answers[ids["srv1"]])
+    assert "(404: No Device matches the given query.)" in str(answers[missing])

@@ -38,24 +38,29 @@ def render_configs(user: Any, ids: Iterable[int]) -> dict[int, dict[str, Any]]:
     out: dict[int, dict[str, Any]] = {}
     for pk in wanted:
         device = devices.get(pk)
-        out[pk] = (
-            {"status": 404, "detail": _("No Device matches the given query.")}
-            if device is None
-            else render_one(device)
-        )
+        out[pk] = render_one(device) if device is not None else not_found()
     return out
 
 
+def not_found() -> dict[str, Any]:
+    """render-config's 404 (Django's get_object_or_404, in the request's language)."""
+    return {"status": 404, "detail": _("No %s matches the given query.") % Device._meta.object_name}
+
+
 def render_one(device: Device) -> dict[str, Any]:
-    """One device's rendering, as render-config gives it for a request with no body."""
-    template = device.get_config_template()
-    if not template:
-        object_type = device._meta.model_name
-        detail = _("No config template found for this {object_type}.").format(
-            object_type=object_type
-        )
-        return {"status": 400, "detail": detail}
-    context = device.get_config_context()
+    """One device's rendering, as render-config gives it for a request with no body. What
+    fails is this device's answer only (render-config would fail this device's request)."""
+    try:
+        template = device.get_config_template()
+        if not template:
+            object_type = device._meta.model_name
+            detail = _("No config template found for this {object_type}.").format(
+                object_type=object_type
+            )
+            return {"status": 400, "detail": detail}
+        context = device.get_config_context()
+    except Exception as exc:  # render-config's request would fail: a 500 for this device
+        return {"status": 500, "detail": f"{type(exc).__name__}: {exc}"}
     context.update({device._meta.model_name: device})
     try:
         return {"config": template.render(context=context)}

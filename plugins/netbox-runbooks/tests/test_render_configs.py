@@ -10,22 +10,20 @@ import secrets
 from typing import TYPE_CHECKING, Any
 
 import pytest
-import requests
+
+from runbooks.lab import netbox
 
 if TYPE_CHECKING:
     from conftest import Lab, Person
 
 pytestmark = pytest.mark.lab
+PASSWORD = secrets.token_hex(16) + "Aa1"  # NetBox's rules: a digit, both cases
 
 
-def render_config(person: Person, device_id: int) -> tuple[int, str]:
-    """NetBox's own answer for one device: its status and text (or error)."""
-    resp = requests.post(
-        f"{person.url}/api/dcim/devices/{device_id}/render-config/",
-        headers={"Authorization": f"Bearer {person.token}", "Accept": "text/plain"},
-        timeout=30,
-    )
-    return resp.status_code, resp.text
+def render_config(person: Person, device_id: int) -> tuple[int, dict[str, Any]]:
+    """NetBox's own answer for one device, as JSON: its status and body."""
+    resp = person.post(f"/api/dcim/devices/{device_id}/render-config/", {})
+    return resp.status_code, dict(resp.json())
 
 
 def render_configs(person: Person, ids: list[int]) -> dict[str, Any]:
@@ -40,10 +38,13 @@ def devices(nb: Lab) -> dict[str, int]:
 
 
 def same_as_render_config(person: Person, device_id: int, answer: dict[str, Any]) -> bool:
-    status, text = render_config(person, device_id)
+    """The same text, or the same status and sentence (render-config's ``error`` or
+    ``detail``), word for word."""
+    status, body = render_config(person, device_id)
     if status == 200:
-        return bool(answer == {"config": text})
-    return answer.get("status") == status and str(answer.get("detail")) in text
+        return bool(answer == {"config": body["content"]})
+    said = body.get("error") or body.get("detail")
+    return answer == {"status": status, "detail": said}
 
 
 def test_each_device_is_rendered_as_render_config_renders_it(nb: Lab) -> None:
@@ -56,13 +57,13 @@ def test_each_device_is_rendered_as_render_config_renders_it(nb: Lab) -> None:
     for name, i in fleet.items():
         assert same_as_render_config(nb["operator"], i, answers[str(i)]), name
     assert answers[str(missing)]["status"] == 404
+    assert same_as_render_config(nb["operator"], missing, answers[str(missing)])
 
 
 def test_only_devices_the_user_may_render_and_view_are_rendered(nb: Lab) -> None:
     """A user whose permission admits spine1 only: leaf1 is 404 for them, as their own
     render-config of it is; a read-only token is refused, as render-config refuses it."""
-    password = secrets.token_hex(16) + "Aa1"  # NetBox's rules: a digit, both cases
-    made = nb["admin"].post("/api/users/users/", {"username": "render-one", "password": password})
+    made = nb["admin"].post("/api/users/users/", {"username": "render-one", "password": PASSWORD})
     assert made.status_code == 201, made.text
     user = int(made.json()["id"])
     perm = {
@@ -85,6 +86,29 @@ def test_only_devices_the_user_may_render_and_view_are_rendered(nb: Lab) -> None
     refused = read_only.post("render-configs/", {"devices": [fleet["spine1"]]})
     assert refused.status_code == 403, refused.text
     assert render_config(read_only, fleet["spine1"])[0] == 403  # NetBox's own says the same
+
+
+def test_view_without_render_config_renders_nothing_and_a_session_is_refused(nb: Lab) -> None:
+    """Viewing devices is not rendering them (404 for each, as render-config says); a web
+    session is not a token: refused, as render-config refuses it."""
+    made = nb["admin"].post("/api/users/users/", {"username": "viewer", "password": PASSWORD})
+    assert made.status_code == 201, made.text
+    user = int(made.json()["id"])
+    perm = {"name": "test: view", "object_types": ["dcim.device"], "actions": ["view"]}
+    assert nb["admin"].post("/api/users/permissions/", {**perm, "users": [user]}).status_code == 201
+    viewer = token_of(nb, user, write_enabled=True)
+    spine1 = devices(nb)["spine1"]
+    assert viewer.get(f"/api/dcim/devices/{spine1}/").status_code == 200  # they see it
+    answers = render_configs(viewer, [spine1])
+    assert answers[str(spine1)]["status"] == 404
+    assert same_as_render_config(viewer, spine1, answers[str(spine1)])
+    browser = netbox.web_session("operator")
+    for path in (
+        "/api/plugins/runbooks/render-configs/",
+        f"/api/dcim/devices/{spine1}/render-config/",
+    ):
+        resp = browser.post(nb["operator"].url + path, json={"devices": [spine1]}, timeout=30)
+        assert resp.status_code == 403, (path, resp.text)
 
 
 def test_a_malformed_request_is_one_sentence(nb: Lab) -> None:

@@ -702,3 +702,42 @@ def test_render_config_refused_as_text_says_netbox_s_sentence() -> None:
     fake.on("POST", "/api/dcim/devices/8/render-config/", Answer(400, text="{not python"))
     with pytest.raises(RejectedError, match=r"\(400: \{not python\)"):
         gw.render_config(8)
+
+
+def test_render_config_404_as_text_and_a_body_that_is_no_literal() -> None:
+    """DRF's 404 as text reads as its sentence; a line that only looks like a literal
+    (``{[1]: 2}`` raises TypeError in literal_eval) is kept as it is, never a crash."""
+    gw, fake = fake_gateway(Mode.PLAN)
+    said = "{'detail': ErrorDetail(string='No Device matches the given query.', code='not_found')}"
+    fake.on("POST", "/api/dcim/devices/9/render-config/", Answer(404, text=said))
+    with pytest.raises(RejectedError, match=r"\(404: No Device matches the given query\.\)$"):
+        gw.render_config(9)
+    fake.on("POST", "/api/dcim/devices/10/render-config/", Answer(400, text="{[1]: 2}"))
+    with pytest.raises(RejectedError, match=r"\(400: \{\[1\]: 2\}\)$"):
+        gw.render_config(10)
+
+
+def test_render_configs_a_failed_batch_asks_each_device_a_missing_answer_is_an_error() -> None:
+    """NetBox failing the whole request (500): each device asked alone, its failure its own;
+    a device the answer leaves out is an error, never a rendering; a template's traceback
+    is one line."""
+    gw, fake = fake_gateway(Mode.PLAN)
+    traceback = {"status": 500, "detail": "Traceback (most recent call last):\n  File x"}
+    fake.on(
+        "POST", RENDERS, Answer(500, {"detail": "boom"}), Answer(200, {"devices": {"1": traceback}})
+    )
+    fake.on("POST", "/api/dcim/devices/1/render-config/", Answer(text="hostname a\n"))
+    fake.on("POST", "/api/dcim/devices/2/render-config/", Answer(500, {"detail": "bad"}))
+    got = gw.render_configs([1, 2])
+    assert got[1] == "hostname a\n" and isinstance(got[2], GatewayError)
+    again = gw.render_configs([1, 3])  # the endpoint is still asked: it answered, then failed
+    assert str(again[1]).endswith("(500: Traceback (most recent call last):)")
+    assert type(again[3]) is GatewayError and "with nothing" in str(again[3])
+
+
+def test_render_configs_netbox_unreachable_is_the_request_s_error() -> None:
+    gw, fake = fake_gateway(Mode.PLAN)
+    fake.on("POST", RENDERS, requests.ConnectionError("refused"))
+    with pytest.raises(ConnectError):
+        gw.render_configs([1, 2])
+    assert [s.path for s in fake.sent] == [RENDERS]  # not ten more tries, one per device

@@ -21,7 +21,7 @@ import pytest
 
 from runbooks.core.context import RunContext
 from runbooks.core.engine import Engine
-from runbooks.core.errors import ConnectError, RejectedError, UnsupportedError
+from runbooks.core.errors import ConnectError, GatewayTimeout, RejectedError, UnsupportedError
 from runbooks.core.gateway import Gateway, Mode, reads
 from runbooks.core.results import RunStatus
 from runbooks.core.store import RecordStore
@@ -340,6 +340,27 @@ def test_netbox_renders_the_fleet_in_a_few_requests_each_device_keeps_its_answer
     assert sorted(i for ids in asked for i in ids) == sorted(IDS[name] for name in FLEET)
     assert summary["compliant"] == ["spine1"] and list(summary["drifted"]) == ["leaf1"]
     assert list(summary["not_renderable"]) == ["leaf2"]
+
+
+def test_a_batch_netbox_does_not_render_is_that_batch_s_devices_only(
+    store_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """NetBox not answering one request of renderings: its devices are not renderable, with
+    why; the other batch's devices are compared as ever (spine2 stays unreachable)."""
+    render_configs = NetBoxGateway.render_configs
+
+    def timing_out(self: NetBoxGateway, ids: list[int]) -> Any:
+        if IDS["leaf1"] in ids:
+            raise GatewayTimeout("NetBox at http://netbox did not answer render-config in 30 s")
+        return render_configs(self, ids)
+
+    monkeypatch.setattr(NetBoxGateway, "render_configs", timing_out)
+    monkeypatch.setattr(network_maintenance, "RENDERS_AT_ONCE", 2)
+    result = engine(store_path).run(maintenance())
+    summary = evidence(result.steps, "compliance_summary")
+    assert sorted(summary["not_renderable"]) == ["leaf1", "leaf2"]
+    assert all("did not answer" in why for why in summary["not_renderable"].values())
+    assert summary["compliant"] == ["spine1"] and list(summary["unreachable"]) == ["spine2"]
 
 
 def run_and_history(

@@ -258,10 +258,11 @@ class WhoAmIView(APIView):
 
 class RenderConfigsView(APIView):
     """``POST {"devices": [id, ...]}``: each device's configuration as NetBox's render-config
-    renders it, in one request (`netbox_runbooks.renders`). Allowed as render-config is: a
-    write-enabled token; only devices the user may render and view."""
+    renders it, in one request (`netbox_runbooks.renders`). Allowed as render-config is: token
+    authentication with a write-enabled token (its permission class); only devices the user
+    may render and view."""
 
-    permission_classes = (IsAuthenticated, TokenWritePermission)
+    permission_classes = (TokenWritePermission,)
 
     def post(self, request: Request) -> Response:
         ids = request.data.get("devices") if isinstance(request.data, dict) else None
