@@ -40,7 +40,13 @@ from runbooks.gateways.netbox_changes import (
     endpoint,
     plain,
 )
-from runbooks.gateways.netbox_http import RENDER_CONFIGS, GuardedSession, NetBoxHTTP, first_line
+from runbooks.gateways.netbox_http import (
+    RENDER_CONFIGS,
+    GuardedSession,
+    NetBoxHTTP,
+    first_line,
+    status_error,
+)
 from runbooks.gateways.netbox_model import WORKING_SET_QUERY, DeviceWorkingSet, etag_of
 from runbooks.gateways.netbox_writes import Writer
 
@@ -531,6 +537,4 @@ def _rendered(device_id: int, answer: Any) -> str | GatewayError:
     # one line, as render-config's own error text is read (a template's error can be a
     # traceback with the template's debug on)
     detail = secrets.mask_text(first_line(str(answer.get("detail", ""))))
-    if status >= 500:
-        return GatewayError(f"NetBox failed {what} ({status}: {detail})", status=status)
-    return RejectedError(f"NetBox rejected {what} ({status}: {detail})", status=status)
+    return status_error(what, status, detail)

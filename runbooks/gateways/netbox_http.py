@@ -242,10 +242,8 @@ class NetBoxHTTP:
                 f"(its ETag is now {response.headers.get('ETag', '?')})",
                 current_etag=response.headers.get("ETag"),
             )
-        if status >= 500:
-            raise GatewayError(f"NetBox failed {what} ({status}: {detail})", status=status)
         if status >= 400:
-            raise RejectedError(f"NetBox rejected {what} ({status}: {detail})", status=status)
+            raise status_error(what, status, detail)
         if accept_text:
             return Reply(status, None, response.headers.get("ETag"), request_id, response.text)
         if "json" not in ctype:
@@ -285,6 +283,14 @@ def _reason(exc: requests.ConnectionError) -> str:
         if known in text:
             return said
     return "connection failed"
+
+
+def status_error(what: str, status: int, detail: str) -> GatewayError:
+    """The error of NetBox's answer ``status`` (400 or more; the 401, 403 and 412 that
+    `NetBoxHTTP._check` names first aside): NetBox failed it (5xx) or rejected it."""
+    if status >= 500:
+        return GatewayError(f"NetBox failed {what} ({status}: {detail})", status=status)
+    return RejectedError(f"NetBox rejected {what} ({status}: {detail})", status=status)
 
 
 _ERROR_DETAIL = re.compile(
